@@ -1,0 +1,3 @@
+//! Everything that talks to BlueZ over D-Bus. Nothing outside this module imports `bluer` or `dbus`.
+
+pub mod adapters;

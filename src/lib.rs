@@ -1,0 +1,20 @@
+//! bluebridge: plays a Wi-Fi multi-room group stream on Bluetooth speakers, in sync.
+//!
+//! Where a sample goes, in order:
+//! - it **enters** in [`source`] (a built-in test signal, a WAV file, or a Snapcast server in [`snapcast`]) and is
+//!   stamped with its source (server) time in the [`timeline::buffer::TimelineBuffer`];
+//! - its **play time** is decided in [`output::player::Player`] (source time + buffer − latency, converted to local
+//!   time by [`timeline::server_clock`]), which hands it to the output at play time − output delay and keeps the
+//!   output locked with [`timeline::drift`];
+//! - it **leaves** through an [`output::Output`] (simulated speaker, WAV file, pipe, and later A2DP and broadcast).
+//!
+//! Pure logic (protocol, clocks, timeline, drift control) never touches sockets or D-Bus, so it tests anywhere.
+
+pub mod bluez;
+pub mod config;
+pub mod engine;
+pub mod output;
+pub mod report;
+pub mod snapcast;
+pub mod source;
+pub mod timeline;
