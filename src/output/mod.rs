@@ -1,1 +1,69 @@
-//! Outputs.
+//! Where audio leaves: the [`Output`] trait, the registry of output kinds, and the per-output [`player::Player`].
+//!
+//! An output is a transport plus a sink: a simulated speaker, a WAV file, a pipe, later an A2DP speaker or an LE
+//! Audio broadcast. The player pulls from the timeline and *pushes* blocks of 48 kHz stereo S16 frames into the
+//! output whenever the output wants more; the output reports how much it holds (its transport delay) so the
+//! player knows when each frame will be heard.
+
+pub mod file;
+pub mod local_clocked;
+pub mod pipe;
+pub mod player;
+pub mod resample;
+pub mod sim;
+
+use crate::timeline::{AudioFormat, LocalTime};
+
+/// The format every output renders: 48 kHz, stereo, interleaved S16.
+pub const OUTPUT_FORMAT: AudioFormat = AudioFormat::STEREO_48K;
+
+/// What an output says about itself at a moment.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct OutputStatus {
+    /// From now until the next frame written would start to be rendered by the sink (frames queued in the
+    /// transport), in ns.
+    pub transport_ns: i64,
+    /// How many frames the output wants written now.
+    pub want_frames: usize,
+    /// The delay the sink reports between rendering and being heard, in ns (None: it reports nothing).
+    pub sink_reported_ns: Option<i64>,
+}
+
+/// Why an output failed.
+#[derive(Debug, thiserror::Error)]
+pub enum OutputError {
+    /// An I/O error on the output's file, pipe or socket.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done, naming the path.
+        what: String,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Anything else, said plainly.
+    #[error("{0}")]
+    Other(String),
+}
+
+/// One output. Object-safe; driven by its player on the real-time path, so no method may block.
+pub trait Output: Send {
+    /// The kind's registry name (`sim`, `file`, `pipe`, …).
+    fn kind(&self) -> &'static str;
+    /// Its state at `now`. Called once per player tick before any write.
+    fn status(&mut self, now: LocalTime) -> OutputStatus;
+    /// Takes `frames` (interleaved stereo S16 at [`OUTPUT_FORMAT`]) at `now`.
+    fn write(&mut self, now: LocalTime, frames: &[i16]) -> Result<(), OutputError>;
+    /// Acoustic times of the marker clicks rendered since the last call (outputs that can know them).
+    fn take_markers(&mut self) -> Vec<LocalTime> {
+        Vec::new()
+    }
+    /// Counters worth showing (underruns, dropped blocks…), as `(name, value)`.
+    fn counters(&self) -> Vec<(&'static str, u64)> {
+        Vec::new()
+    }
+    /// Flushes and closes (end of run).
+    fn close(&mut self) -> Result<(), OutputError> {
+        Ok(())
+    }
+}

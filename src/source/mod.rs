@@ -1,1 +1,29 @@
-//! Sources.
+//! Where audio enters: sources push decoded PCM, stamped with source time, into a timeline buffer.
+//!
+//! A [`Source`] is pumped by the engine with the current local time and appends whatever audio is due. Built-in
+//! sources (test signal, WAV file) run on the local clock, so their server clock is the local one (offset 0).
+//! The Snapcast source is asynchronous and lives in [`crate::snapcast`]; it feeds the same kind of buffer.
+
+pub mod tone;
+pub mod wav;
+
+use crate::timeline::LocalTime;
+
+/// Why a source could not deliver audio.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    /// A file could not be opened or decoded.
+    #[error("cannot read {path}: {reason}")]
+    File {
+        /// The file.
+        path: String,
+        /// What went wrong.
+        reason: String,
+    },
+}
+
+/// A source pumped by the engine. Object-safe.
+pub trait Source: Send {
+    /// Appends to the timeline every frame captured up to `now`. Called every engine tick.
+    fn pump(&mut self, now: LocalTime);
+}

@@ -1,0 +1,91 @@
+//! Bookkeeping for outputs consumed at the local clock's rate (a pipe's reader, a file): where frame `n` is
+//! rendered, how much is queued, and which marker clicks were rendered when.
+
+use super::{OutputStatus, OUTPUT_FORMAT};
+use crate::report::ClickDetector;
+use crate::timeline::LocalTime;
+
+/// A consumer that renders frame `n` at `t0 + n / rate`, `lead_ns` after it was first asked for.
+#[derive(Debug)]
+pub struct LocalClocked {
+    t0: Option<LocalTime>,
+    written_frames: u64,
+    lead_ns: i64,
+    delay_ns: i64,
+    detector: ClickDetector,
+    markers: Vec<LocalTime>,
+    found: Vec<f64>,
+    /// Times the writer fell behind and the consumer had nothing.
+    pub underruns: u64,
+}
+
+impl LocalClocked {
+    /// A consumer that keeps `lead_ns` queued and whose sink adds `delay_ns` after rendering.
+    pub fn new(lead_ns: i64, delay_ns: i64) -> Self {
+        Self { t0: None, written_frames: 0, lead_ns, delay_ns, detector: ClickDetector::new(), markers: vec![], found: vec![], underruns: 0 }
+    }
+
+    /// When frame `n` is rendered (before the sink's delay).
+    pub fn render_time(&self, n: u64) -> Option<LocalTime> {
+        self.t0.map(|t0| t0.add_ns(OUTPUT_FORMAT.frames_to_ns(n as i64)))
+    }
+
+    /// Frames written so far.
+    pub fn written_frames(&self) -> u64 {
+        self.written_frames
+    }
+
+    /// The status at `now`; starts the clock on the first call.
+    pub fn status(&mut self, now: LocalTime) -> OutputStatus {
+        let t0 = *self.t0.get_or_insert(now.add_ns(self.lead_ns));
+        let mut transport_ns = t0.add_ns(OUTPUT_FORMAT.frames_to_ns(self.written_frames as i64)).ns_since(now);
+        if transport_ns < 0 {
+            // The writer fell behind (the process stalled): restart the consumer's clock from now.
+            self.underruns += 1;
+            self.t0 = Some(now.add_ns(self.lead_ns - OUTPUT_FORMAT.frames_to_ns(self.written_frames as i64)));
+            transport_ns = self.lead_ns;
+        }
+        let want_ns = (self.lead_ns - transport_ns).max(0);
+        OutputStatus {
+            transport_ns,
+            want_frames: OUTPUT_FORMAT.ns_to_frames_f64(want_ns).ceil() as usize,
+            sink_reported_ns: Some(self.delay_ns),
+        }
+    }
+
+    /// Accounts for `frames` written; finds marker clicks in them.
+    pub fn wrote(&mut self, frames: &[i16]) {
+        let first = self.written_frames;
+        self.detector.push(first, frames.chunks_exact(2).map(|f| f[0] as f32 / 32768.0), &mut self.found);
+        for pos in self.found.drain(..) {
+            if let Some(t0) = self.t0 {
+                self.markers.push(t0.add_ns((pos * 1e9 / OUTPUT_FORMAT.rate_hz as f64).round() as i64 + self.delay_ns));
+            }
+        }
+        self.written_frames += (frames.len() / 2) as u64;
+    }
+
+    /// Marker acoustic times found since the last call.
+    pub fn take_markers(&mut self) -> Vec<LocalTime> {
+        std::mem::take(&mut self.markers)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_the_lead_and_restarts_after_a_stall() {
+        let mut c = LocalClocked::new(20_000_000, 0);
+        let s = c.status(LocalTime::from_ns(0));
+        assert_eq!(s.transport_ns, 20_000_000);
+        assert_eq!(s.want_frames, 0);
+        let s = c.status(LocalTime::from_ns(10_000_000));
+        assert_eq!(s.want_frames, 480);
+        c.wrote(&[0; 960]);
+        assert_eq!(c.status(LocalTime::from_ns(10_000_000)).transport_ns, 20_000_000);
+        let s = c.status(LocalTime::from_ns(1_000_000_000));
+        assert_eq!((s.transport_ns, c.underruns), (20_000_000, 1));
+    }
+}

@@ -1,0 +1,118 @@
+//! The built-in test signal: a quiet tone with a loud, band-limited click every second as a sync marker.
+//!
+//! The click is a Gaussian pulse (σ = [`CLICK_SIGMA_FRAMES`]) centred exactly on a frame, so its time is known to
+//! the nanosecond and survives resampling with its shape intact; [`crate::report::ClickDetector`] finds its peak
+//! to a fraction of a frame at every output.
+
+use super::Source;
+use crate::timeline::buffer::{Chunk, SharedTimeline};
+use crate::timeline::{AudioFormat, LocalTime, ServerTime};
+
+/// Tone frequency.
+pub const TONE_HZ: f64 = 440.0;
+/// Tone amplitude (−20 dBFS).
+pub const TONE_AMPLITUDE: f64 = 0.1;
+/// Click peak amplitude.
+pub const CLICK_AMPLITUDE: f64 = 0.8;
+/// Width of the click's Gaussian, in frames.
+pub const CLICK_SIGMA_FRAMES: f64 = 1.5;
+/// Frames from the start of each period to the click's centre.
+pub const CLICK_OFFSET_FRAMES: u64 = 4_800;
+/// Chunk length pushed to the timeline, in frames (20 ms at 48 kHz, as Snapcast sends).
+pub const CHUNK_FRAMES: u64 = 960;
+
+/// The test signal, as a pure function of the frame index.
+#[derive(Debug, Clone, Copy)]
+pub struct TestSignal {
+    /// Output format (interleaved; every channel carries the same signal).
+    pub format: AudioFormat,
+    /// Frames between clicks.
+    pub click_period_frames: u64,
+}
+
+impl TestSignal {
+    /// 48 kHz stereo, one click per second.
+    pub fn standard() -> Self {
+        Self { format: AudioFormat::STEREO_48K, click_period_frames: 48_000 }
+    }
+
+    /// The sample value of frame `n` (same on every channel).
+    pub fn sample(&self, n: u64) -> f32 {
+        let rate = self.format.rate_hz as f64;
+        let tone = TONE_AMPLITUDE * (2.0 * std::f64::consts::PI * TONE_HZ * (n as f64 / rate)).sin();
+        let pos = n % self.click_period_frames;
+        let d = pos as f64 - CLICK_OFFSET_FRAMES as f64;
+        let click = if d.abs() < 12.0 { CLICK_AMPLITUDE * (-(d * d) / (2.0 * CLICK_SIGMA_FRAMES * CLICK_SIGMA_FRAMES)).exp() } else { 0.0 };
+        (tone + click) as f32
+    }
+
+    /// Fills `out` (interleaved) with frames starting at `first`.
+    pub fn fill(&self, first: u64, out: &mut [f32]) {
+        let ch = self.format.channels as usize;
+        for (i, frame) in out.chunks_exact_mut(ch).enumerate() {
+            frame.fill(self.sample(first + i as u64));
+        }
+    }
+}
+
+/// The test signal as a live source: frames are "captured" at local time `start + n / rate` and pushed as soon
+/// as they are due, stamped with that time (the built-in sources' server clock is the local clock).
+pub struct ToneSource {
+    signal: TestSignal,
+    timeline: SharedTimeline,
+    start: LocalTime,
+    next_frame: u64,
+}
+
+impl ToneSource {
+    /// A source whose frame 0 is captured at `start`.
+    pub fn new(signal: TestSignal, timeline: SharedTimeline, start: LocalTime) -> Self {
+        Self { signal, timeline, start, next_frame: 0 }
+    }
+}
+
+impl Source for ToneSource {
+    fn pump(&mut self, now: LocalTime) {
+        let f = self.signal.format;
+        let due = f.ns_to_frames_f64(now.ns_since(self.start)).floor();
+        if due < 0.0 {
+            return;
+        }
+        let due = due as u64;
+        while self.next_frame + CHUNK_FRAMES <= due + 1 {
+            let mut samples = vec![0.0f32; CHUNK_FRAMES as usize * f.channels as usize];
+            self.signal.fill(self.next_frame, &mut samples);
+            let start = ServerTime::from_ns(self.start.as_ns() + f.frames_to_ns(self.next_frame as i64));
+            let mut tl = self.timeline.lock().expect("timeline lock");
+            // The chunk length is a whole number of frames, so push cannot fail.
+            let _ = tl.push(Chunk { start, samples });
+            self.next_frame += CHUNK_FRAMES;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::timeline::buffer::TimelineBuffer;
+
+    #[test]
+    fn click_peaks_exactly_on_its_frame() {
+        let s = TestSignal::standard();
+        let c = CLICK_OFFSET_FRAMES + 48_000;
+        assert!(s.sample(c) > s.sample(c - 1) && s.sample(c) > s.sample(c + 1));
+        assert!(s.sample(c) > 0.8);
+        assert!(s.sample(c + 100).abs() <= TONE_AMPLITUDE as f32 + 1e-6);
+    }
+
+    #[test]
+    fn pushes_chunks_as_they_become_due() {
+        let tl = TimelineBuffer::shared(AudioFormat::STEREO_48K);
+        let mut src = ToneSource::new(TestSignal::standard(), tl.clone(), LocalTime::from_ns(1_000_000_000));
+        src.pump(LocalTime::from_ns(1_000_000_000 + 19_000_000));
+        assert_eq!(tl.lock().unwrap().end(), None);
+        src.pump(LocalTime::from_ns(1_000_000_000 + 100_000_000));
+        let end = tl.lock().unwrap().end().unwrap();
+        assert_eq!(end, ServerTime::from_ns(1_100_000_000));
+    }
+}
