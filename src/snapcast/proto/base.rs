@@ -35,8 +35,13 @@ impl Tv {
     /// The pair for `ns` nanoseconds, truncated to the microsecond below (seconds saturate at the `i32` range).
     pub fn from_ns(ns: i64) -> Self {
         let us = ns.div_euclid(1_000);
-        let sec = us.div_euclid(1_000_000).clamp(i32::MIN as i64, i32::MAX as i64);
-        Self { sec: sec as i32, usec: us.rem_euclid(1_000_000) as i32 }
+        let sec = us
+            .div_euclid(1_000_000)
+            .clamp(i32::MIN as i64, i32::MAX as i64);
+        Self {
+            sec: sec as i32,
+            usec: us.rem_euclid(1_000_000) as i32,
+        }
     }
 }
 
@@ -67,7 +72,10 @@ impl BaseHeader {
             .ok_or(ProtoError::ShortHeader { got: bytes.len() })?;
         let h = Self::from_bytes(raw);
         if h.size > MAX_PAYLOAD_SIZE {
-            return Err(ProtoError::MessageTooLarge { message: message_name(h.msg_type), size: h.size });
+            return Err(ProtoError::MessageTooLarge {
+                message: message_name(h.msg_type),
+                size: h.size,
+            });
         }
         Ok(h)
     }
@@ -80,8 +88,14 @@ impl BaseHeader {
             msg_type: u16_at(0),
             id: u16_at(2),
             refers_to: u16_at(4),
-            sent: Tv { sec: i32_at(6), usec: i32_at(10) },
-            received: Tv { sec: i32_at(14), usec: i32_at(18) },
+            sent: Tv {
+                sec: i32_at(6),
+                usec: i32_at(10),
+            },
+            received: Tv {
+                sec: i32_at(14),
+                usec: i32_at(18),
+            },
             size: u32::from_le_bytes([b[22], b[23], b[24], b[25]]),
         }
     }
@@ -107,15 +121,47 @@ mod tests {
 
     #[test]
     fn tv_round_trips_and_normalises_negative_values() {
-        assert_eq!(Tv::from_ns(1_500_000_000), Tv { sec: 1, usec: 500_000 });
-        assert_eq!(Tv::from_ns(-1), Tv { sec: -1, usec: 999_999 });
-        assert_eq!(Tv::from_ns(-1_500_000_000), Tv { sec: -2, usec: 500_000 });
-        assert_eq!(Tv { sec: -2, usec: 500_000 }.to_ns(), -1_500_000_000);
+        assert_eq!(
+            Tv::from_ns(1_500_000_000),
+            Tv {
+                sec: 1,
+                usec: 500_000
+            }
+        );
+        assert_eq!(
+            Tv::from_ns(-1),
+            Tv {
+                sec: -1,
+                usec: 999_999
+            }
+        );
+        assert_eq!(
+            Tv::from_ns(-1_500_000_000),
+            Tv {
+                sec: -2,
+                usec: 500_000
+            }
+        );
+        assert_eq!(
+            Tv {
+                sec: -2,
+                usec: 500_000
+            }
+            .to_ns(),
+            -1_500_000_000
+        );
         for ns in [0i64, 1_000, -1_000, 123_456_789_000, -987_654_321_000] {
             assert_eq!(Tv::from_ns(ns).to_ns(), ns);
         }
         assert_eq!(Tv::from_ns(i64::MAX).sec, i32::MAX);
-        assert_eq!(Tv { sec: i32::MIN, usec: i32::MIN }.to_ns(), i32::MIN as i64 * 1_000_001_000);
+        assert_eq!(
+            Tv {
+                sec: i32::MIN,
+                usec: i32::MIN
+            }
+            .to_ns(),
+            i32::MIN as i64 * 1_000_001_000
+        );
     }
 
     #[test]
@@ -124,12 +170,16 @@ mod tests {
             msg_type: 4,
             id: 0x0102,
             refers_to: 0x0304,
-            sent: Tv { sec: 0x05060708, usec: 0x090a0b0c },
+            sent: Tv {
+                sec: 0x05060708,
+                usec: 0x090a0b0c,
+            },
             received: Tv { sec: -1, usec: 1 },
             size: 8,
         };
         let golden: [u8; 26] = [
-            4, 0, 2, 1, 4, 3, 8, 7, 6, 5, 0x0c, 0x0b, 0x0a, 0x09, 0xff, 0xff, 0xff, 0xff, 1, 0, 0, 0, 8, 0, 0, 0,
+            4, 0, 2, 1, 4, 3, 8, 7, 6, 5, 0x0c, 0x0b, 0x0a, 0x09, 0xff, 0xff, 0xff, 0xff, 1, 0, 0,
+            0, 8, 0, 0, 0,
         ];
         assert_eq!(h.to_bytes(), golden);
         assert_eq!(BaseHeader::parse(&golden), Ok(h));
@@ -137,15 +187,39 @@ mod tests {
 
     #[test]
     fn header_truncation_and_size_limit() {
-        let bytes = BaseHeader { msg_type: 2, size: MAX_PAYLOAD_SIZE, ..Default::default() }.to_bytes();
+        let bytes = BaseHeader {
+            msg_type: 2,
+            size: MAX_PAYLOAD_SIZE,
+            ..Default::default()
+        }
+        .to_bytes();
         assert!(BaseHeader::parse(&bytes).is_ok());
         for n in 0..BASE_HEADER_SIZE {
-            assert_eq!(BaseHeader::parse(&bytes[..n]), Err(ProtoError::ShortHeader { got: n }));
+            assert_eq!(
+                BaseHeader::parse(&bytes[..n]),
+                Err(ProtoError::ShortHeader { got: n })
+            );
         }
-        let big = BaseHeader { msg_type: 2, size: MAX_PAYLOAD_SIZE + 1, ..Default::default() }.to_bytes();
+        let big = BaseHeader {
+            msg_type: 2,
+            size: MAX_PAYLOAD_SIZE + 1,
+            ..Default::default()
+        }
+        .to_bytes();
         let err = BaseHeader::parse(&big).unwrap_err();
-        assert_eq!(err.to_string(), "WireChunk message size 1000001 exceeds the limit of 1000000 bytes");
-        let huge = BaseHeader { msg_type: 77, size: u32::MAX, ..Default::default() }.to_bytes();
-        assert!(matches!(BaseHeader::parse(&huge), Err(ProtoError::MessageTooLarge { size: u32::MAX, .. })));
+        assert_eq!(
+            err.to_string(),
+            "WireChunk message size 1000001 exceeds the limit of 1000000 bytes"
+        );
+        let huge = BaseHeader {
+            msg_type: 77,
+            size: u32::MAX,
+            ..Default::default()
+        }
+        .to_bytes();
+        assert!(matches!(
+            BaseHeader::parse(&huge),
+            Err(ProtoError::MessageTooLarge { size: u32::MAX, .. })
+        ));
     }
 }

@@ -22,8 +22,10 @@ impl ClientInfo {
     /// Parses and validates the payload.
     pub fn decode(payload: &[u8]) -> Result<Self, ProtoError> {
         let json = Reader::new(NAME, payload).sized_bytes("JSON", MAX_JSON_LEN)?;
-        let c: Self = serde_json::from_slice(json)
-            .map_err(|e| ProtoError::BadJson { message: NAME, reason: e.to_string() })?;
+        let c: Self = serde_json::from_slice(json).map_err(|e| ProtoError::BadJson {
+            message: NAME,
+            reason: e.to_string(),
+        })?;
         if c.volume_pct > 100 {
             return Err(ProtoError::OutOfRange {
                 message: NAME,
@@ -47,14 +49,20 @@ mod tests {
 
     #[test]
     fn golden_round_trip_truncation() {
-        let m = ClientInfo { volume_pct: 42, muted: false };
+        let m = ClientInfo {
+            volume_pct: 42,
+            muted: false,
+        };
         let mut out = Vec::new();
         m.encode(&mut out);
         assert_eq!(&out[..4], &[27, 0, 0, 0]);
         assert_eq!(&out[4..], br#"{"volume":42,"muted":false}"#);
         assert_eq!(ClientInfo::decode(&out), Ok(m));
         for n in 0..out.len() {
-            assert!(ClientInfo::decode(&out[..n]).is_err(), "truncated to {n} bytes");
+            assert!(
+                ClientInfo::decode(&out[..n]).is_err(),
+                "truncated to {n} bytes"
+            );
         }
         let mut bad = Vec::new();
         put_sized(&mut bad, br#"{"volume":300,"muted":false}"#);

@@ -40,24 +40,36 @@ mod tests {
 
     #[test]
     fn golden_and_round_trip() {
-        let m = CodecHeader { codec: "pcm".into(), header: vec![0xaa, 0xbb] };
+        let m = CodecHeader {
+            codec: "pcm".into(),
+            header: vec![0xaa, 0xbb],
+        };
         let mut out = Vec::new();
         m.encode(&mut out);
         assert_eq!(out, [3, 0, 0, 0, b'p', b'c', b'm', 2, 0, 0, 0, 0xaa, 0xbb]);
         assert_eq!(CodecHeader::decode(&out), Ok(m));
         for n in 0..out.len() {
-            assert!(CodecHeader::decode(&out[..n]).is_err(), "truncated to {n} bytes");
+            assert!(
+                CodecHeader::decode(&out[..n]).is_err(),
+                "truncated to {n} bytes"
+            );
         }
     }
 
     #[test]
     fn lengths_are_checked() {
         let err = CodecHeader::decode(&[200, 0, 0, 0, b'x']).unwrap_err();
-        assert_eq!(err.to_string(), "CodecHeader codec name length 200 exceeds message size 5");
+        assert_eq!(
+            err.to_string(),
+            "CodecHeader codec name length 200 exceeds message size 5"
+        );
         let mut long = vec![100, 0, 0, 0];
         long.extend([b'a'; 100]);
         let err = CodecHeader::decode(&long).unwrap_err();
-        assert_eq!(err.to_string(), "CodecHeader codec name length 100 exceeds the limit of 64 bytes");
+        assert_eq!(
+            err.to_string(),
+            "CodecHeader codec name length 100 exceeds the limit of 64 bytes"
+        );
         let err = CodecHeader::decode(&[2, 0, 0, 0, 0xff, 0xfe, 0, 0, 0, 0]).unwrap_err();
         assert_eq!(err.to_string(), "CodecHeader codec name is not valid UTF-8");
     }

@@ -26,7 +26,11 @@ impl ErrorMsg {
         let code = r.u32("code")?;
         let error = String::from_utf8_lossy(r.sized_bytes("error", MAX_TEXT_LEN)?).into_owned();
         let message = String::from_utf8_lossy(r.sized_bytes("message", MAX_TEXT_LEN)?).into_owned();
-        Ok(Self { code, error, message })
+        Ok(Self {
+            code,
+            error,
+            message,
+        })
     }
 
     /// Appends the payload.
@@ -43,13 +47,20 @@ mod tests {
 
     #[test]
     fn golden_round_trip_truncation() {
-        let m = ErrorMsg { code: 401, error: "Unauthorized".into(), message: "bad".into() };
+        let m = ErrorMsg {
+            code: 401,
+            error: "Unauthorized".into(),
+            message: "bad".into(),
+        };
         let mut out = Vec::new();
         m.encode(&mut out);
         assert_eq!(&out[..8], &[0x91, 1, 0, 0, 12, 0, 0, 0]);
         assert_eq!(ErrorMsg::decode(&out), Ok(m));
         for n in 0..out.len() {
-            assert!(ErrorMsg::decode(&out[..n]).is_err(), "truncated to {n} bytes");
+            assert!(
+                ErrorMsg::decode(&out[..n]).is_err(),
+                "truncated to {n} bytes"
+            );
         }
     }
 }

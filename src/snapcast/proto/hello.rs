@@ -75,7 +75,11 @@ impl Default for Hello {
 impl Hello {
     /// The id the server files this client under (used by every JSON-RPC call).
     pub fn unique_id(&self) -> String {
-        let id = if self.id.is_empty() { &self.mac } else { &self.id };
+        let id = if self.id.is_empty() {
+            &self.mac
+        } else {
+            &self.id
+        };
         if self.instance == 1 {
             id.clone()
         } else {
@@ -86,7 +90,10 @@ impl Hello {
     /// Parses the payload.
     pub fn decode(payload: &[u8]) -> Result<Self, ProtoError> {
         let json = Reader::new(NAME, payload).sized_bytes("JSON", MAX_JSON_LEN)?;
-        serde_json::from_slice(json).map_err(|e| ProtoError::BadJson { message: NAME, reason: e.to_string() })
+        serde_json::from_slice(json).map_err(|e| ProtoError::BadJson {
+            message: NAME,
+            reason: e.to_string(),
+        })
     }
 
     /// Appends the payload.
@@ -111,7 +118,10 @@ mod tests {
             instance: 1,
             id: "bluebridge-kitchen".into(),
             protocol_version: 2,
-            auth: Some(Auth { scheme: "Basic".into(), param: "dTpw".into() }),
+            auth: Some(Auth {
+                scheme: "Basic".into(),
+                param: "dTpw".into(),
+            }),
         };
         let mut out = Vec::new();
         m.encode(&mut out);
@@ -125,7 +135,11 @@ mod tests {
             assert!(Hello::decode(&out[..n]).is_err(), "truncated to {n} bytes");
         }
         assert_eq!(m.unique_id(), "bluebridge-kitchen");
-        let m2 = Hello { instance: 3, id: String::new(), ..m };
+        let m2 = Hello {
+            instance: 3,
+            id: String::new(),
+            ..m
+        };
         assert_eq!(m2.unique_id(), "00:00:00:00:00:00#3");
     }
 }

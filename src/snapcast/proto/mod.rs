@@ -236,10 +236,17 @@ impl Message {
 pub fn decode(header: &BaseHeader, payload: &[u8]) -> Result<Message, ProtoError> {
     let message = message_name(header.msg_type);
     if header.size > MAX_PAYLOAD_SIZE {
-        return Err(ProtoError::MessageTooLarge { message, size: header.size });
+        return Err(ProtoError::MessageTooLarge {
+            message,
+            size: header.size,
+        });
     }
     if payload.len() != header.size as usize {
-        return Err(ProtoError::PayloadSizeMismatch { message, size: header.size, got: payload.len() });
+        return Err(ProtoError::PayloadSizeMismatch {
+            message,
+            size: header.size,
+            got: payload.len(),
+        });
     }
     Ok(match header.msg_type {
         msg_type::CODEC_HEADER => Message::CodecHeader(CodecHeader::decode(payload)?),
@@ -259,27 +266,48 @@ pub fn encode(msg: &Message, id: u16, refers_to: u16, sent: Tv) -> Result<Vec<u8
     msg.encode_payload(&mut out);
     let size = out.len() - BASE_HEADER_SIZE;
     if size > MAX_PAYLOAD_SIZE as usize {
-        return Err(ProtoError::EncodeTooLarge { message: message_name(msg.msg_type()), size });
+        return Err(ProtoError::EncodeTooLarge {
+            message: message_name(msg.msg_type()),
+            size,
+        });
     }
-    let header =
-        BaseHeader { msg_type: msg.msg_type(), id, refers_to, sent, received: Tv::default(), size: size as u32 };
+    let header = BaseHeader {
+        msg_type: msg.msg_type(),
+        id,
+        refers_to,
+        sent,
+        received: Tv::default(),
+        size: size as u32,
+    };
     out[..BASE_HEADER_SIZE].copy_from_slice(&header.to_bytes());
     Ok(out)
 }
 
-/// Cuts one whole message off the front of `buf`: `Ok(None)` when more bytes are needed, else the header, its
-/// payload and the number of bytes consumed. An over-limit size is an error as soon as the header is in, so a
-/// stream reader never buffers more than `BASE_HEADER_SIZE + MAX_PAYLOAD_SIZE` bytes for one message.
-pub fn split_frame(buf: &[u8]) -> Result<Option<(BaseHeader, &[u8], usize)>, ProtoError> {
+/// One message cut off the front of a buffer by [`split_frame`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Frame<'a> {
+    /// Its header (size already checked against [`MAX_PAYLOAD_SIZE`]).
+    pub header: BaseHeader,
+    /// Its `header.size` payload bytes.
+    pub payload: &'a [u8],
+    /// Bytes it took from the buffer (header + payload).
+    pub len: usize,
+}
+
+/// Cuts one whole message off the front of `buf`: `Ok(None)` when more bytes are needed. An over-limit size is an
+/// error as soon as the header is in, so a stream reader never buffers more than `BASE_HEADER_SIZE +
+/// MAX_PAYLOAD_SIZE` bytes for one message.
+pub fn split_frame(buf: &[u8]) -> Result<Option<Frame<'_>>, ProtoError> {
     if buf.len() < BASE_HEADER_SIZE {
         return Ok(None);
     }
     let header = BaseHeader::parse(buf)?;
-    let end = BASE_HEADER_SIZE + header.size as usize;
-    match buf.get(BASE_HEADER_SIZE..end) {
-        Some(payload) => Ok(Some((header, payload, end))),
-        None => Ok(None),
-    }
+    let len = BASE_HEADER_SIZE + header.size as usize;
+    Ok(buf.get(BASE_HEADER_SIZE..len).map(|payload| Frame {
+        header,
+        payload,
+        len,
+    }))
 }
 
 #[cfg(test)]

@@ -5,13 +5,40 @@ use super::*;
 
 fn samples() -> Vec<Message> {
     vec![
-        Message::CodecHeader(CodecHeader { codec: "flac".into(), header: b"fLaC\0\0\0\x22".to_vec() }),
-        Message::WireChunk(WireChunk { timestamp: Tv { sec: 12, usec: 345_678 }, payload: vec![7; 100] }),
-        Message::ServerSettings(ServerSettings { buffer_ms: 1000, latency_ms: 20, volume_pct: 55, muted: false }),
-        Message::Time(Time { latency: Tv { sec: 0, usec: 150 } }),
-        Message::Hello(Hello { id: "bluebridge-x".into(), host_name: "h".into(), ..Hello::default() }),
-        Message::ClientInfo(ClientInfo { volume_pct: 100, muted: true }),
-        Message::Error(ErrorMsg { code: 403, error: "Forbidden".into(), message: "no streaming".into() }),
+        Message::CodecHeader(CodecHeader {
+            codec: "flac".into(),
+            header: b"fLaC\0\0\0\x22".to_vec(),
+        }),
+        Message::WireChunk(WireChunk {
+            timestamp: Tv {
+                sec: 12,
+                usec: 345_678,
+            },
+            payload: vec![7; 100],
+        }),
+        Message::ServerSettings(ServerSettings {
+            buffer_ms: 1000,
+            latency_ms: 20,
+            volume_pct: 55,
+            muted: false,
+        }),
+        Message::Time(Time {
+            latency: Tv { sec: 0, usec: 150 },
+        }),
+        Message::Hello(Hello {
+            id: "bluebridge-x".into(),
+            host_name: "h".into(),
+            ..Hello::default()
+        }),
+        Message::ClientInfo(ClientInfo {
+            volume_pct: 100,
+            muted: true,
+        }),
+        Message::Error(ErrorMsg {
+            code: 403,
+            error: "Forbidden".into(),
+            message: "no streaming".into(),
+        }),
         Message::Unknown { msg_type: 6 },
         Message::Unknown { msg_type: 999 },
     ]
@@ -19,9 +46,16 @@ fn samples() -> Vec<Message> {
 
 #[test]
 fn golden_time_frame() {
-    let bytes = encode(&Message::Time(Time::default()), 7, 0, Tv { sec: 700, usec: 1 }).unwrap();
+    let bytes = encode(
+        &Message::Time(Time::default()),
+        7,
+        0,
+        Tv { sec: 700, usec: 1 },
+    )
+    .unwrap();
     let golden: [u8; 34] = [
-        4, 0, 7, 0, 0, 0, 0xbc, 2, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        4, 0, 7, 0, 0, 0, 0xbc, 2, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 8, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0,
     ];
     assert_eq!(bytes, golden);
 }
@@ -35,8 +69,15 @@ fn every_message_round_trips_through_split_and_decode() {
     }
     let mut rest = &stream[..];
     for (i, m) in msgs.iter().enumerate() {
-        let (h, payload, used) = split_frame(rest).unwrap().unwrap();
-        assert_eq!((h.id, h.refers_to, h.sent), (i as u16, 3, Tv { sec: 1, usec: 2 }));
+        let Frame {
+            header: h,
+            payload,
+            len: used,
+        } = split_frame(rest).unwrap().unwrap();
+        assert_eq!(
+            (h.id, h.refers_to, h.sent),
+            (i as u16, 3, Tv { sec: 1, usec: 2 })
+        );
         assert_eq!(&decode(&h, payload).unwrap(), m);
         rest = &rest[used..];
     }
@@ -54,7 +95,10 @@ fn every_truncation_of_every_message_is_incomplete_or_an_error() {
         let h = BaseHeader::parse(&bytes).unwrap();
         for size in 0..h.size {
             let short = BaseHeader { size, ..h };
-            let r = decode(&short, &bytes[BASE_HEADER_SIZE..BASE_HEADER_SIZE + size as usize]);
+            let r = decode(
+                &short,
+                &bytes[BASE_HEADER_SIZE..BASE_HEADER_SIZE + size as usize],
+            );
             if !matches!(m, Message::Unknown { .. }) {
                 assert!(r.is_err(), "{m:?} with size {size} decoded as {r:?}");
             }
@@ -64,27 +108,61 @@ fn every_truncation_of_every_message_is_incomplete_or_an_error() {
 
 #[test]
 fn unknown_types_are_skipped_by_size() {
-    let mut stream = BaseHeader { msg_type: 42, size: 5, ..Default::default() }.to_bytes().to_vec();
+    let mut stream = BaseHeader {
+        msg_type: 42,
+        size: 5,
+        ..Default::default()
+    }
+    .to_bytes()
+    .to_vec();
     stream.extend([9; 5]);
     stream.extend(encode(&Message::Time(Time::default()), 1, 0, Tv::default()).unwrap());
-    let (h, p, used) = split_frame(&stream).unwrap().unwrap();
+    let Frame {
+        header: h,
+        payload: p,
+        len: used,
+    } = split_frame(&stream).unwrap().unwrap();
     assert_eq!(decode(&h, p), Ok(Message::Unknown { msg_type: 42 }));
-    let (h, p, _) = split_frame(&stream[used..]).unwrap().unwrap();
+    let Frame {
+        header: h,
+        payload: p,
+        ..
+    } = split_frame(&stream[used..]).unwrap().unwrap();
     assert_eq!(decode(&h, p), Ok(Message::Time(Time::default())));
 }
 
 #[test]
 fn size_mismatch_and_limits() {
-    let h = BaseHeader { msg_type: 4, size: 8, ..Default::default() };
+    let h = BaseHeader {
+        msg_type: 4,
+        size: 8,
+        ..Default::default()
+    };
     assert_eq!(
         decode(&h, &[0; 7]).unwrap_err().to_string(),
         "Time payload is 7 bytes but the header says 8"
     );
-    let h = BaseHeader { msg_type: 2, size: u32::MAX, ..Default::default() };
-    assert!(matches!(decode(&h, &[]), Err(ProtoError::MessageTooLarge { .. })));
-    assert!(matches!(split_frame(&h.to_bytes()), Err(ProtoError::MessageTooLarge { .. })));
-    let big = Message::WireChunk(WireChunk { timestamp: Tv::default(), payload: vec![0; 1_000_000] });
-    assert!(matches!(encode(&big, 0, 0, Tv::default()), Err(ProtoError::EncodeTooLarge { .. })));
+    let h = BaseHeader {
+        msg_type: 2,
+        size: u32::MAX,
+        ..Default::default()
+    };
+    assert!(matches!(
+        decode(&h, &[]),
+        Err(ProtoError::MessageTooLarge { .. })
+    ));
+    assert!(matches!(
+        split_frame(&h.to_bytes()),
+        Err(ProtoError::MessageTooLarge { .. })
+    ));
+    let big = Message::WireChunk(WireChunk {
+        timestamp: Tv::default(),
+        payload: vec![0; 1_000_000],
+    });
+    assert!(matches!(
+        encode(&big, 0, 0, Tv::default()),
+        Err(ProtoError::EncodeTooLarge { .. })
+    ));
 }
 
 /// Decodes a whole byte stream message by message; returns how many messages decoded. Panics only if the decoder
@@ -93,13 +171,22 @@ pub(crate) fn drain_stream(mut buf: &[u8]) -> usize {
     let mut decoded = 0;
     loop {
         match split_frame(buf) {
-            Ok(Some((h, payload, used))) => {
+            Ok(Some(Frame {
+                header: h,
+                payload,
+                len: used,
+            })) => {
                 assert!(used >= BASE_HEADER_SIZE && used <= buf.len());
                 if let Ok(m) = decode(&h, payload) {
                     decoded += 1;
-                    let again = encode(&m, h.id, h.refers_to, h.sent).expect("a decoded message re-encodes");
-                    let (h2, p2, _) = split_frame(&again).unwrap().unwrap();
-                    assert_eq!(decode(&h2, p2).as_ref(), Ok(&m), "round trip of {m:?}");
+                    let again = encode(&m, h.id, h.refers_to, h.sent)
+                        .expect("a decoded message re-encodes");
+                    let f = split_frame(&again).unwrap().unwrap();
+                    assert_eq!(
+                        decode(&f.header, f.payload).as_ref(),
+                        Ok(&m),
+                        "round trip of {m:?}"
+                    );
                 }
                 buf = &buf[used..];
             }
@@ -111,8 +198,10 @@ pub(crate) fn drain_stream(mut buf: &[u8]) -> usize {
 #[test]
 fn property_random_and_mutated_input_never_panics() {
     let mut rng = fastrand::Rng::with_seed(0x5eed_b1b1);
-    let corpus: Vec<Vec<u8>> =
-        samples().iter().map(|m| encode(m, 1, 0, Tv { sec: 5, usec: 6 }).unwrap()).collect();
+    let corpus: Vec<Vec<u8>> = samples()
+        .iter()
+        .map(|m| encode(m, 1, 0, Tv { sec: 5, usec: 6 }).unwrap())
+        .collect();
     let mut decoded_total = 0usize;
     const CASES: usize = 30_000;
     for case in 0..CASES {
@@ -129,7 +218,9 @@ fn property_random_and_mutated_input_never_panics() {
                 b
             }
             // Several valid messages glued together.
-            1 => (0..rng.usize(1..5)).flat_map(|_| corpus[rng.usize(..corpus.len())].clone()).collect(),
+            1 => (0..rng.usize(1..5))
+                .flat_map(|_| corpus[rng.usize(..corpus.len())].clone())
+                .collect(),
             // One valid message with a few random byte edits.
             _ => corpus[rng.usize(..corpus.len())].clone(),
         };
@@ -146,8 +237,15 @@ fn property_random_and_mutated_input_never_panics() {
                     3 => buf.insert(i, rng.u8(..)),
                     _ => {
                         // Overwrite a 32-bit field with an extreme or near-miss length.
-                        let v: u32 = [0, 1, u32::MAX, 0x7fff_ffff, 1_000_000, 1_000_001, rng.u32(0..300)]
-                            [rng.usize(0..7)];
+                        let v: u32 = [
+                            0,
+                            1,
+                            u32::MAX,
+                            0x7fff_ffff,
+                            1_000_000,
+                            1_000_001,
+                            rng.u32(0..300),
+                        ][rng.usize(0..7)];
                         if i + 4 <= buf.len() {
                             buf[i..i + 4].copy_from_slice(&v.to_le_bytes());
                         }
@@ -158,5 +256,8 @@ fn property_random_and_mutated_input_never_panics() {
         decoded_total += drain_stream(&buf);
     }
     // The mutations must leave a good share decodable, or the test would only exercise the header check.
-    assert!(decoded_total > CASES / 4, "only {decoded_total} messages decoded");
+    assert!(
+        decoded_total > CASES / 4,
+        "only {decoded_total} messages decoded"
+    );
 }

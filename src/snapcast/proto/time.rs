@@ -21,7 +21,12 @@ impl Time {
     /// Parses the payload.
     pub fn decode(payload: &[u8]) -> Result<Self, ProtoError> {
         let mut r = Reader::new(NAME, payload);
-        Ok(Self { latency: Tv { sec: r.i32("latency sec")?, usec: r.i32("latency usec")? } })
+        Ok(Self {
+            latency: Tv {
+                sec: r.i32("latency sec")?,
+                usec: r.i32("latency usec")?,
+            },
+        })
     }
 
     /// Appends the payload.
@@ -37,7 +42,12 @@ mod tests {
 
     #[test]
     fn golden_round_trip_truncation() {
-        let m = Time { latency: Tv { sec: -1, usec: 999_000 } };
+        let m = Time {
+            latency: Tv {
+                sec: -1,
+                usec: 999_000,
+            },
+        };
         let mut out = Vec::new();
         m.encode(&mut out);
         assert_eq!(out, [0xff, 0xff, 0xff, 0xff, 0x58, 0x3e, 0x0f, 0]);

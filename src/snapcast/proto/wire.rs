@@ -16,7 +16,11 @@ pub(crate) struct Reader<'a> {
 impl<'a> Reader<'a> {
     /// A reader over `buf`, the payload of a `message` (its name, for errors).
     pub(crate) fn new(message: &'static str, buf: &'a [u8]) -> Self {
-        Self { message, buf, pos: 0 }
+        Self {
+            message,
+            buf,
+            pos: 0,
+        }
     }
 
     fn remaining(&self) -> usize {
@@ -43,10 +47,6 @@ impl<'a> Reader<'a> {
         Ok(out)
     }
 
-    pub(crate) fn u16(&mut self, field: &'static str) -> Result<u16, ProtoError> {
-        Ok(u16::from_le_bytes(self.array(field)?))
-    }
-
     pub(crate) fn u32(&mut self, field: &'static str) -> Result<u32, ProtoError> {
         Ok(u32::from_le_bytes(self.array(field)?))
     }
@@ -56,7 +56,11 @@ impl<'a> Reader<'a> {
     }
 
     /// A `u32` length followed by that many bytes; the length may not exceed `limit` nor the bytes left.
-    pub(crate) fn sized_bytes(&mut self, field: &'static str, limit: usize) -> Result<&'a [u8], ProtoError> {
+    pub(crate) fn sized_bytes(
+        &mut self,
+        field: &'static str,
+        limit: usize,
+    ) -> Result<&'a [u8], ProtoError> {
         let len = self.u32(field)?;
         if len as usize > self.remaining() {
             return Err(ProtoError::LengthExceedsMessage {
@@ -67,15 +71,27 @@ impl<'a> Reader<'a> {
             });
         }
         if len as usize > limit {
-            return Err(ProtoError::LengthOverLimit { message: self.message, field, len, limit });
+            return Err(ProtoError::LengthOverLimit {
+                message: self.message,
+                field,
+                len,
+                limit,
+            });
         }
         self.take(field, len as usize)
     }
 
     /// Like [`Reader::sized_bytes`], and the bytes must be UTF-8.
-    pub(crate) fn sized_str(&mut self, field: &'static str, limit: usize) -> Result<&'a str, ProtoError> {
+    pub(crate) fn sized_str(
+        &mut self,
+        field: &'static str,
+        limit: usize,
+    ) -> Result<&'a str, ProtoError> {
         let bytes = self.sized_bytes(field, limit)?;
-        std::str::from_utf8(bytes).map_err(|_| ProtoError::BadUtf8 { message: self.message, field })
+        std::str::from_utf8(bytes).map_err(|_| ProtoError::BadUtf8 {
+            message: self.message,
+            field,
+        })
     }
 }
 

@@ -21,9 +21,17 @@ impl WireChunk {
     /// Parses the payload.
     pub fn decode(payload: &[u8]) -> Result<Self, ProtoError> {
         let mut r = Reader::new(NAME, payload);
-        let timestamp = Tv { sec: r.i32("timestamp sec")?, usec: r.i32("timestamp usec")? };
-        let data = r.sized_bytes("payload", MAX_PAYLOAD_SIZE as usize)?.to_vec();
-        Ok(Self { timestamp, payload: data })
+        let timestamp = Tv {
+            sec: r.i32("timestamp sec")?,
+            usec: r.i32("timestamp usec")?,
+        };
+        let data = r
+            .sized_bytes("payload", MAX_PAYLOAD_SIZE as usize)?
+            .to_vec();
+        Ok(Self {
+            timestamp,
+            payload: data,
+        })
     }
 
     /// Appends the payload.
@@ -40,13 +48,22 @@ mod tests {
 
     #[test]
     fn golden_and_round_trip() {
-        let m = WireChunk { timestamp: Tv { sec: 700, usec: 250_000 }, payload: vec![1, 2, 3] };
+        let m = WireChunk {
+            timestamp: Tv {
+                sec: 700,
+                usec: 250_000,
+            },
+            payload: vec![1, 2, 3],
+        };
         let mut out = Vec::new();
         m.encode(&mut out);
         assert_eq!(out, [0xbc, 2, 0, 0, 0x90, 0xd0, 3, 0, 3, 0, 0, 0, 1, 2, 3]);
         assert_eq!(WireChunk::decode(&out), Ok(m));
         for n in 0..out.len() {
-            assert!(WireChunk::decode(&out[..n]).is_err(), "truncated to {n} bytes");
+            assert!(
+                WireChunk::decode(&out[..n]).is_err(),
+                "truncated to {n} bytes"
+            );
         }
     }
 
@@ -56,6 +73,9 @@ mod tests {
         bytes.extend(5000u32.to_le_bytes());
         bytes.resize(200, 0);
         let err = WireChunk::decode(&bytes).unwrap_err();
-        assert_eq!(err.to_string(), "WireChunk payload length 5000 exceeds message size 200");
+        assert_eq!(
+            err.to_string(),
+            "WireChunk payload length 5000 exceeds message size 200"
+        );
     }
 }
