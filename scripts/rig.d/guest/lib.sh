@@ -1,0 +1,154 @@
+# Guest-side helpers for rig scenarios (bash). Sourced by runner.sh and by every scenario.
+# Results go to $O (= /share/out, copied to target/rig/SCENARIO/ on the host):
+#   checks.tsv   one line per check:  NAME <TAB> PASS|FAIL <TAB> DETAIL
+#   figures.tsv  one line per figure: KEY <TAB> VALUE
+# The host turns them into report.json. A scenario passes only if it recorded at least one check, every check
+# passed, and it finished within its timeout.
+
+O=/share/out
+IN=/share/in
+BTD=/usr/libexec/bluetooth/bluetoothd
+SID=/opt/bluez-sid/bin
+mkdir -p "$O"
+
+up() { cut -d' ' -f1 /proc/uptime; }
+log() { echo "[$(up)] $*"; }
+# step NAME: a marker in the scenario log and on the VM console
+step() { echo; echo "### $* (t=$(up)s)"; echo "RIG: step $* (t=$(up)s)" > /dev/console 2>/dev/null || true; }
+
+_clean() { printf '%s' "$*" | tr '\t\r\n' '   ' | cut -c1-600; }
+
+# check NAME PASS|FAIL [DETAIL...]   (also accepts 0/1, true/false, yes/no)
+check() {
+  local name=$1 verdict=${2:-FAIL}; shift 2 || shift $#
+  case "$verdict" in PASS|pass|0|true|yes|ok) verdict=PASS;; *) verdict=FAIL;; esac
+  printf '%s\t%s\t%s\n' "$(_clean "$name")" "$verdict" "$(_clean "$*")" >> "$O/checks.tsv"
+  echo "CHECK $name $verdict $*"
+  echo "RIG: check $name $verdict" > /dev/console 2>/dev/null || true
+  [ "$verdict" = PASS ]
+}
+# figure KEY VALUE   (numbers stay numbers in report.json)
+figure() { printf '%s\t%s\n' "$(_clean "$1")" "$(_clean "$2")" >> "$O/figures.tsv"; echo "FIGURE $1 $2"; }
+
+# t SECS CMD...: run CMD with a timeout (SIGTERM, then SIGKILL 3 s later); logs timeouts. Returns CMD's status.
+t() {
+  local secs=$1; shift
+  timeout -k 3 "$secs" "$@"; local rc=$?
+  [ $rc -eq 124 ] || [ $rc -eq 137 ] && log "TIMEOUT after ${secs}s: $*"
+  return $rc
+}
+# check_cmd NAME SECS CMD...: a check that passes when CMD exits 0 within SECS. Output goes to the log.
+check_cmd() {
+  local name=$1 secs=$2; shift 2
+  local out rc
+  out=$(t "$secs" "$@" 2>&1); rc=$?
+  printf '%s\n' "$out"
+  local last; last=$(printf '%s\n' "$out" | grep -v '^\s*$' | tail -1)
+  if [ $rc -eq 0 ]; then check "$name" PASS "$last"; else
+    [ $rc -eq 124 ] && last="timed out after ${secs}s; $last"
+    check "$name" FAIL "rc=$rc: $last"; fi
+}
+# wait_for SECS CMD...: poll CMD (every 0.5 s) until it succeeds or SECS pass. CMD's arguments are expanded
+# once, by the caller: to re-evaluate something each time, pass a function or `sh -c '...'`.
+wait_for() {
+  local secs=$1; shift
+  local end=$(( $(date +%s) + secs ))
+  while ! "$@" >/dev/null 2>&1; do
+    [ "$(date +%s)" -ge "$end" ] && return 1
+    sleep 0.5
+  done
+}
+
+# ---- controllers -------------------------------------------------------------------------------------------
+# addr IDX: controller address of hciIDX
+addr() { t 10 btmgmt --index "$1" info 2>/dev/null | sed -n 's/^[[:space:]]*addr \([0-9A-F:]*\) .*/\1/p' | head -1; }
+# settings IDX supported|current: the settings words of hciIDX
+settings() { t 10 btmgmt --index "$1" info 2>/dev/null | sed -n "s/^[[:space:]]*$2 settings: //p" | head -1; }
+controller_count() { t 10 btmgmt info 2>/dev/null | grep -c '^hci[0-9]*:'; }
+# adapter_count: adapters bluetoothd exports on D-Bus
+adapter_count() {
+  t 10 dbus-send --system --print-reply --dest=org.bluez / org.freedesktop.DBus.ObjectManager.GetManagedObjects \
+    2>/dev/null | grep -c 'string "org.bluez.Adapter1"'
+}
+have_controllers() { [ "$(controller_count)" -ge "$1" ]; }
+have_adapters() { [ "$(adapter_count)" -ge "$1" ]; }
+have_powered() { [ "$(t 10 btmgmt info 2>/dev/null | grep -c 'current settings: powered')" -ge "$1" ]; }
+mgmt() { local i=$1; shift; t 15 btmgmt --index "$i" "$@"; }
+
+# ---- devices over D-Bus ---------------------------------------------------------------------------------------
+dev_path() { echo "/org/bluez/hci$1/dev_$(echo "$2" | tr : _)"; }
+# dev_prop IDX ADDR PROP: prints the value of Device1.PROP (e.g. true/false, a string)
+dev_prop() {
+  t 10 dbus-send --system --print-reply --dest=org.bluez "$(dev_path "$1" "$2")" \
+    org.freedesktop.DBus.Properties.Get string:org.bluez.Device1 string:"$3" 2>/dev/null |
+    sed -n 's/^ *variant *[a-z0-9]* *//p' | tr -d '"' | head -1
+}
+# prop_is IDX ADDR PROP VALUE
+prop_is() { [ "$(dev_prop "$1" "$2" "$3")" = "$4" ]; }
+set_trusted() {
+  t 10 dbus-send --system --print-reply --dest=org.bluez "$(dev_path "$1" "$2")" \
+    org.freedesktop.DBus.Properties.Set string:org.bluez.Device1 string:Trusted variant:boolean:true >/dev/null
+}
+# connect_profile IDX ADDR UUID
+connect_profile() {
+  t 40 dbus-send --system --print-reply --dest=org.bluez "$(dev_path "$1" "$2")" \
+    org.bluez.Device1.ConnectProfile string:"$3"
+}
+A2DP_SINK_UUID=0000110b-0000-1000-8000-00805f9b34fb
+
+# ---- agent: a bluetoothctl fed through a FIFO keeps a NoInputNoOutput agent registered ---------------------------
+agent_start() {
+  [ -p /tmp/btc.in ] && return 0
+  mkfifo /tmp/btc.in
+  bluetoothctl < /tmp/btc.in > "$O/bluetoothctl.log" 2>&1 &
+  BTC_PID=$!
+  exec 7>/tmp/btc.in
+  sleep 1
+  btc "agent NoInputNoOutput"; btc "default-agent"
+}
+# btc CMD: a command to the background bluetoothctl (output in bluetoothctl.log)
+btc() { echo "$*" >&7; sleep "${BTC_SLEEP:-1}"; }
+
+# pair_bredr FROM_IDX TO_IDX: BR/EDR pairing (NoInputNoOutput, just works) FROM -> TO; both sides trusted.
+pair_bredr() {
+  local a b f=$1 to=$2
+  a=$(addr "$f"); b=$(addr "$to")
+  agent_start
+  mgmt "$to" connectable on; mgmt "$to" discov yes; mgmt "$to" bondable on; mgmt "$f" bondable on
+  mgmt "$f" io-cap 3; mgmt "$to" io-cap 3
+  t 40 btmgmt --index "$f" pair -c 3 -t 0 "$b"; local rc=$?
+  wait_for 10 prop_is "$f" "$b" Paired true
+  set_trusted "$f" "$b"; set_trusted "$to" "$a"
+  return $rc
+}
+
+# ---- bluebridge -----------------------------------------------------------------------------------------------
+# bb SECS ARGS...: run the bluebridge binary carried in from the host; stderr appended to bluebridge.log.
+bb() {
+  local secs=$1; shift
+  echo "[$(up)] bluebridge $*" >> "$O/bluebridge.log"
+  t "$secs" bluebridge "$@" 2>> "$O/bluebridge.log"
+}
+
+# ---- audio ----------------------------------------------------------------------------------------------------
+# make_tone FILE FREQ SECS [RATE] [AMPLITUDE 0..1]: stereo S16_LE WAV sine
+make_tone() {
+  python3 - "$@" <<'PY'
+import math, struct, sys, wave
+path, freq, secs = sys.argv[1], float(sys.argv[2]), float(sys.argv[3])
+rate = int(sys.argv[4]) if len(sys.argv) > 4 else 44100
+amp = float(sys.argv[5]) if len(sys.argv) > 5 else 0.5
+n = int(rate * secs)
+w = 2 * math.pi * freq / rate
+frames = bytearray()
+for i in range(n):
+    v = int(round(32767 * amp * math.sin(w * i)))
+    frames += struct.pack('<hh', v, v)
+with wave.open(path, 'wb') as f:
+    f.setnchannels(2); f.setsampwidth(2); f.setframerate(rate); f.writeframes(bytes(frames))
+PY
+}
+# analyze_tone WAV: prints KEY=VALUE lines: rate, total_s, active_s, freq_hz, rms_dbfs, peak_dbfs
+# (active = from the first to the last sample above -40 dBFS on the left channel; frequency from interpolated
+#  rising zero crossings across the active part, so dropped or repeated audio shows as a frequency error).
+analyze_tone() { python3 "$IN/analyze_tone.py" "$@"; }

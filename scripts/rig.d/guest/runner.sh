@@ -1,0 +1,69 @@
+# Guest runner (bash), started by /init from the share: sets up what the scenario header asks for, runs the
+# scenario under its timeout, records the setup checks, collects logs into /share/out.
+. /share/in/lib.sh
+[ -f "$IN/env" ] && . "$IN/env"
+S=$IN/scenario.sh
+hdr() { local v; v=$(sed -n "s/^# rig: $1=//p" "$S" | head -1); echo "${v:-$2}"; }
+CONTROLLERS=$(hdr controllers 2)
+BTD_FLAGS=$(hdr bluetoothd "-E -K")
+BTVIRT_FROM=$(hdr btvirt trixie)
+TMO=${RIG_TIMEOUT:-$(hdr timeout 300)}
+exec > "$O/runner.log" 2>&1
+log "runner: scenario=$RIG_SCENARIO controllers=$CONTROLLERS bluetoothd='$BTD_FLAGS' btvirt=$BTVIRT_FROM timeout=$TMO"
+echo "RIG: setup (t=$(up)s)" > /dev/console
+
+ok=1
+for m in hci_vhci algif_hash algif_skcipher cmac; do modprobe "$m" || { log "modprobe $m failed"; ok=0; }; done
+mkdir -p /run/dbus
+t 20 dbus-daemon --system --fork || ok=0
+btmon -w "$O/hci.btsnoop" > /dev/null 2>&1 &
+BTMON=$!
+sleep 0.3
+if [ "$CONTROLLERS" -gt 0 ]; then
+  BTVIRT=btvirt; [ "$BTVIRT_FROM" = sid ] && BTVIRT=$SID/btvirt
+  "$BTVIRT" -l"$CONTROLLERS" > "$O/btvirt.log" 2>&1 &
+  if [ "$BTD_FLAGS" != none ]; then
+    # shellcheck disable=SC2086
+    $BTD -n -d $BTD_FLAGS > "$O/bluetoothd.log" 2>&1 &
+  fi
+  if ! wait_for 30 have_controllers "$CONTROLLERS"; then
+    check setup FAIL "btvirt: wanted $CONTROLLERS controllers, btmgmt sees $(controller_count) (see btvirt.log, dmesg.log)"
+  elif [ "$BTD_FLAGS" != none ] && ! wait_for 30 have_adapters "$CONTROLLERS"; then
+    check setup FAIL "bluetoothd exports $(adapter_count) of $CONTROLLERS adapters on D-Bus (see bluetoothd.log)"
+  elif [ "$BTD_FLAGS" != none ] && ! wait_for 20 have_powered "$CONTROLLERS"; then
+    check setup FAIL "bluetoothd did not power all $CONTROLLERS controllers (see bluetoothd.log)"
+  elif [ "$ok" != 1 ]; then
+    check setup FAIL "module or dbus-daemon start failed (see runner.log)"
+  else
+    check setup PASS "$CONTROLLERS controllers via $BTVIRT, bluetoothd $BTD_FLAGS (t=$(up)s)"
+  fi
+fi
+if [ -f "$IN/bluebridge" ]; then
+  install -m755 "$IN/bluebridge" /usr/local/bin/bluebridge
+  missing=$(ldd /usr/local/bin/bluebridge 2>&1 | grep 'not found')
+  [ -n "$missing" ] && check bluebridge-libs FAIL "missing shared libraries in the image: $missing"
+fi
+export RUST_LOG=${RUST_LOG:-info,bluebridge=debug} RUST_BACKTRACE=1
+
+log "scenario start"
+echo "RIG: scenario $RIG_SCENARIO start (t=$(up)s, timeout ${TMO}s)" > /dev/console
+SC_START=$(date +%s.%N)
+timeout -k 5 "$TMO" bash -c '. /share/in/lib.sh; [ -f /share/in/env ] && . /share/in/env; . /share/in/scenario.sh' \
+  > "$O/scenario.log" 2>&1
+rc=$?
+SC_END=$(date +%s.%N)
+log "scenario rc=$rc"
+if [ $rc -eq 124 ] || [ $rc -eq 137 ]; then
+  check scenario-finished FAIL "scenario timed out after ${TMO}s (last step: $(grep '^### ' "$O/scenario.log" | tail -1))"
+fi
+figure scenario_s "$(python3 -c "print(round($SC_END-$SC_START,1))")"
+echo "RIG: scenario end rc=$rc (t=$(up)s)" > /dev/console
+
+# teardown: stop clients first, then daemons, so their logs end cleanly
+for p in arecord aplay bluetoothctl bluebridge bluealsa bluetoothd btvirt; do pkill -INT -x "$p" 2>/dev/null; done
+sleep 1
+kill -INT "$BTMON" 2>/dev/null; sleep 0.5
+dmesg > "$O/dmesg.log" 2>&1
+[ -s "$O/hci.btsnoop" ] && t 60 btmon -r "$O/hci.btsnoop" -T > "$O/hci.txt" 2>&1
+echo done > "$O/guest-done"
+sync

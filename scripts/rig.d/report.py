@@ -1,0 +1,64 @@
+#!/usr/bin/env python3
+"""Host side: turn a scenario's checks.tsv / figures.tsv (written in the guest) into report.json.
+Usage: report.py OUTDIR SCENARIO VM_RC VM_SECONDS HOST_TIMEOUT IMAGE_KEY [PRE_CHECK_NAME PRE_CHECK_DETAIL]
+Prints the failed checks (one per line, 'name<TAB>detail') on stdout; exit 0 if the scenario passed."""
+import json
+import os
+import sys
+
+
+def num(v):
+    try:
+        f = float(v)
+        return int(f) if f.is_integer() and '.' not in v else f
+    except ValueError:
+        return v
+
+
+def main():
+    out, scenario, vm_rc, vm_s, host_tmo, image = sys.argv[1:7]
+    pre = sys.argv[7:9]
+    checks, figures = [], {}
+    if pre:  # the host refused to boot (e.g. no bluebridge binary)
+        checks.append({"name": pre[0], "pass": False, "detail": pre[1]})
+    else:
+        done = os.path.exists(os.path.join(out, "guest-done"))
+        vm_rc = int(vm_rc)
+        if vm_rc == 124 or vm_rc == 137:
+            detail = "VM killed by the host timeout after %s s (see console.log)" % host_tmo
+        elif not done:
+            detail = "guest did not finish (qemu rc=%d after %s s; see console.log, runner.log)" % (vm_rc, vm_s)
+        else:
+            detail = "guest finished; VM ran %s s" % vm_s
+        checks.append({"name": "guest-finished", "pass": done and vm_rc not in (124, 137), "detail": detail})
+        path = os.path.join(out, "checks.tsv")
+        if os.path.exists(path):
+            for line in open(path, encoding="utf-8", errors="replace"):
+                parts = line.rstrip("\n").split("\t")
+                if len(parts) < 2 or not parts[0]:
+                    continue
+                checks.append({"name": parts[0], "pass": parts[1] == "PASS",
+                               "detail": parts[2] if len(parts) > 2 else ""})
+        if len(checks) == 1:
+            checks.append({"name": "scenario-checks", "pass": False, "detail": "the scenario recorded no check"})
+        path = os.path.join(out, "figures.tsv")
+        if os.path.exists(path):
+            for line in open(path, encoding="utf-8", errors="replace"):
+                parts = line.rstrip("\n").split("\t", 1)
+                if len(parts) == 2 and parts[0]:
+                    figures[parts[0]] = num(parts[1])
+    figures["vm_s"] = num(vm_s)
+    passed = all(c["pass"] for c in checks)
+    report = {"scenario": scenario, "pass": passed, "checks": checks, "figures": figures,
+              "log_dir": os.path.abspath(out), "image": image}
+    with open(os.path.join(out, "report.json"), "w") as f:
+        json.dump(report, f, indent=2)
+        f.write("\n")
+    for c in checks:
+        if not c["pass"]:
+            print("%s\t%s" % (c["name"], c["detail"]))
+    return 0 if passed else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
