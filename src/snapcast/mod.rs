@@ -4,4 +4,5 @@
 //! - [`decoder`]: codec payloads (pcm, flac, opus, ogg/vorbis, null) to interleaved `f32`.
 //! - [`client`]: one TCP connection per output, time sync into the shared server clock, reconnects.
 
+pub mod decoder;
 pub mod proto;
