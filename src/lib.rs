@@ -12,6 +12,7 @@
 
 pub mod bluez;
 pub mod config;
+pub mod demo;
 pub mod engine;
 pub mod output;
 pub mod report;

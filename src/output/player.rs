@@ -1,1 +1,351 @@
-//! player
+//! The per-output player: decides what plays when, and keeps the output locked to the group's timeline.
+//!
+//! Each tick the player asks its output how much it wants and how much it holds, then produces blocks of
+//! [`BLOCK_FRAMES`]. For each block it computes, with every part of the output delay named:
+//!
+//! ```text
+//! heard   = now + delay.total()                      (the block's first frame, handed over now, is heard then)
+//! wanted  = to_server(heard) − buffer + latency      (the source time whose play time is `heard`)
+//! actual  = source time the resampler takes its next frame from (exact bookkeeping)
+//! error   = actual − wanted                          → drift controller → rate correction or hard resync
+//! ```
+//!
+//! Play time of a source frame at server time T is `T + buffer − latency` (Snapcast semantics), in local time
+//! through the server-clock estimate. The output's manual offset and calibration are parts of the delay, so a
+//! positive offset makes the output play later.
+
+use super::resample::RateConverter;
+use super::{Output, OutputStatus, OUTPUT_FORMAT};
+use crate::timeline::buffer::SharedTimeline;
+use crate::timeline::delay::OutputDelay;
+use crate::timeline::drift::{Correction, DriftController};
+use crate::timeline::server_clock::SharedServerClock;
+use crate::timeline::{AudioFormat, LocalTime, ServerTime};
+use serde::Serialize;
+use std::sync::{Arc, Mutex};
+
+/// Frames per block handed to an output (5 ms at 48 kHz).
+pub const BLOCK_FRAMES: usize = 240;
+
+/// What the group says about playing: buffer, latency, volume. Set by the source (Snapcast ServerSettings) or by
+/// the config for built-in sources.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct PlaySettings {
+    /// The group's buffer: a frame captured at T plays at T + buffer − latency.
+    pub buffer_ns: i64,
+    /// This client's latency (positive plays earlier, to absorb a slow sink).
+    pub latency_ns: i64,
+    /// Volume from the group, percent.
+    pub volume_pct: u8,
+    /// Muted by the group.
+    pub muted: bool,
+}
+
+impl Default for PlaySettings {
+    fn default() -> Self {
+        Self { buffer_ns: 1_000_000_000, latency_ns: 0, volume_pct: 100, muted: false }
+    }
+}
+
+/// Play settings shared between a source and a player.
+pub type SharedPlaySettings = Arc<Mutex<PlaySettings>>;
+
+/// Where a player's audio and time come from.
+#[derive(Clone)]
+pub struct Feed {
+    /// The PCM, stamped with source time.
+    pub timeline: SharedTimeline,
+    /// The estimate of `server − local` for that source.
+    pub server_clock: SharedServerClock,
+    /// Buffer, latency, volume.
+    pub settings: SharedPlaySettings,
+}
+
+/// Which source channels an output plays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChannelMap {
+    /// Left to left, right to right.
+    #[default]
+    Stereo,
+    /// The left channel on both.
+    Left,
+    /// The right channel on both.
+    Right,
+    /// The mix of both on both.
+    Mono,
+}
+
+/// A player's own settings (from the config).
+#[derive(Debug, Clone)]
+pub struct PlayerConfig {
+    /// Output name.
+    pub name: String,
+    /// Manual offset, ns (positive plays later).
+    pub offset_ns: i64,
+    /// Acoustic calibration, ns (positive: the sink is really slower than it reports).
+    pub calibration_ns: i64,
+    /// Delay assumed when the sink reports none, ns.
+    pub default_sink_delay_ns: i64,
+    /// Channel selection.
+    pub channels: ChannelMap,
+    /// Local software volume, percent (multiplied with the group's).
+    pub volume_pct: u8,
+    /// Rate control on (off only for comparisons and tests).
+    pub drift_control: bool,
+}
+
+impl PlayerConfig {
+    /// Defaults for an output called `name`.
+    pub fn named(name: &str) -> Self {
+        Self {
+            name: name.to_string(),
+            offset_ns: 0,
+            calibration_ns: 0,
+            default_sink_delay_ns: 0,
+            channels: ChannelMap::Stereo,
+            volume_pct: 100,
+            drift_control: true,
+        }
+    }
+}
+
+/// A snapshot of a player for status and metrics.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PlayerStatus {
+    /// Output name.
+    pub name: String,
+    /// Output kind.
+    pub kind: String,
+    /// Locked to the timeline (false while waiting for audio or a clock).
+    pub synced: bool,
+    /// Last measured error (actual − wanted source time), µs.
+    pub error_us: f64,
+    /// Current rate correction, ppm.
+    pub correction_ppm: f64,
+    /// Estimated clock error of the output, ppm.
+    pub drift_estimate_ppm: f64,
+    /// Hard resyncs so far.
+    pub resyncs: u64,
+    /// Every part of the output delay at the last block.
+    pub delay: OutputDelay,
+    /// The sink reported no delay and the default was used.
+    pub sink_delay_assumed: bool,
+    /// Write errors from the output.
+    pub write_errors: u64,
+    /// Output counters.
+    pub counters: Vec<(String, u64)>,
+}
+
+struct SyncState {
+    /// Source time of input frame 0 fed to the converter.
+    feed_start: ServerTime,
+    last_update: LocalTime,
+}
+
+/// Plays one output.
+pub struct Player {
+    cfg: PlayerConfig,
+    feed: Feed,
+    output: Box<dyn Output>,
+    format: AudioFormat,
+    generation: u64,
+    conv: RateConverter,
+    controller: DriftController,
+    sync: Option<SyncState>,
+    input: Vec<f32>,
+    block: Vec<f32>,
+    pcm: Vec<i16>,
+    markers: Vec<LocalTime>,
+    status: PlayerStatus,
+    enabled: bool,
+}
+
+fn volume_gain(pct: u8) -> f32 {
+    // Snapcast's default "exp" curve: (10^v − 1) / 9, v in 0..1.
+    let v = pct.min(100) as f32 / 100.0;
+    (10f32.powf(v) - 1.0) / 9.0
+}
+
+impl Player {
+    /// A player for `output`, fed by `feed`.
+    pub fn new(cfg: PlayerConfig, feed: Feed, output: Box<dyn Output>) -> Self {
+        let (format, generation) = {
+            let tl = feed.timeline.lock().expect("timeline lock");
+            (tl.format(), tl.generation())
+        };
+        let controller = if cfg.drift_control { DriftController::new() } else { DriftController::disabled() };
+        let status = PlayerStatus { name: cfg.name.clone(), kind: output.kind().to_string(), ..Default::default() };
+        Self {
+            conv: RateConverter::new(format.rate_hz, OUTPUT_FORMAT.rate_hz, format.channels as usize, BLOCK_FRAMES),
+            cfg,
+            feed,
+            output,
+            format,
+            generation,
+            controller,
+            sync: None,
+            input: vec![],
+            block: vec![],
+            pcm: vec![0; BLOCK_FRAMES * 2],
+            markers: vec![],
+            status,
+            enabled: true,
+        }
+    }
+
+    /// The output's name.
+    pub fn name(&self) -> &str {
+        &self.cfg.name
+    }
+
+    /// Changes the manual offset (takes effect at the next block; large changes resync).
+    pub fn set_offset_ns(&mut self, ns: i64) {
+        self.cfg.offset_ns = ns;
+    }
+
+    /// Changes the local volume.
+    pub fn set_volume_pct(&mut self, pct: u8) {
+        self.cfg.volume_pct = pct.min(100);
+    }
+
+    /// Enables or disables the output (disabled: it is fed silence and stays in sync).
+    pub fn set_enabled(&mut self, on: bool) {
+        self.enabled = on;
+    }
+
+    /// A status snapshot.
+    pub fn status(&self) -> PlayerStatus {
+        let mut s = self.status.clone();
+        s.counters = self.output.counters().into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+        s
+    }
+
+    /// Acoustic times of marker clicks rendered so far (drains).
+    pub fn take_markers(&mut self) -> Vec<LocalTime> {
+        std::mem::take(&mut self.markers)
+    }
+
+    /// The player's manual offset, ns.
+    pub fn offset_ns(&self) -> i64 {
+        self.cfg.offset_ns
+    }
+
+    /// The output's kind.
+    pub fn kind(&self) -> &'static str {
+        self.output.kind()
+    }
+
+    /// Closes the output.
+    pub fn close(&mut self) {
+        if let Err(e) = self.output.close() {
+            tracing::warn!("output {}: {e}", self.cfg.name);
+        }
+    }
+
+    /// Does this tick's work: hands the output every block it wants.
+    pub fn tick(&mut self, now: LocalTime) {
+        let st: OutputStatus = self.output.status(now);
+        let mut written = 0usize;
+        while st.want_frames >= written + BLOCK_FRAMES {
+            let transport_ns = st.transport_ns + OUTPUT_FORMAT.frames_to_ns(written as i64);
+            self.produce_block(now, transport_ns, st.sink_reported_ns);
+            if let Err(e) = self.output.write(now, &self.pcm) {
+                self.status.write_errors += 1;
+                if self.status.write_errors == 1 || self.status.write_errors.is_power_of_two() {
+                    tracing::warn!("output {}: write failed ({e}); {} errors so far", self.cfg.name, self.status.write_errors);
+                }
+                break;
+            }
+            written += BLOCK_FRAMES;
+        }
+        self.markers.extend(self.output.take_markers());
+    }
+
+    fn produce_block(&mut self, now: LocalTime, transport_ns: i64, sink_reported_ns: Option<i64>) {
+        let settings = *self.feed.settings.lock().expect("settings lock");
+        let offset_ns = self.feed.server_clock.lock().expect("clock lock").offset_ns();
+        let tl = self.feed.timeline.lock().expect("timeline lock");
+        if tl.generation() != self.generation || tl.format() != self.format {
+            self.format = tl.format();
+            self.generation = tl.generation();
+            self.conv = RateConverter::new(self.format.rate_hz, OUTPUT_FORMAT.rate_hz, self.format.channels as usize, BLOCK_FRAMES);
+            self.sync = None;
+        }
+        let delay = OutputDelay {
+            encoder_ns: 0,
+            queue_ns: 0,
+            transport_ns,
+            sink_reported_ns: sink_reported_ns.unwrap_or(self.cfg.default_sink_delay_ns),
+            offset_ns: self.cfg.offset_ns,
+            calibration_ns: self.cfg.calibration_ns,
+        };
+        self.status.delay = delay;
+        self.status.sink_delay_assumed = sink_reported_ns.is_none();
+        let Some(offset_ns) = offset_ns else {
+            // No clock yet: silence, and start exactly once it is there.
+            drop(tl);
+            self.sync = None;
+            self.status.synced = false;
+            self.pcm.fill(0);
+            return;
+        };
+        let heard = now.add_ns(delay.total_ns());
+        let wanted = ServerTime::from_ns(heard.as_ns() + offset_ns - settings.buffer_ns + settings.latency_ns);
+        let ns_per_frame = 1e9 / self.format.rate_hz as f64;
+        if let Some(sync) = &mut self.sync {
+            let actual = sync.feed_start.as_ns() as f64 + self.conv.next_position() * ns_per_frame;
+            let error_ns = (actual - wanted.as_ns() as f64).round() as i64;
+            let dt = now.ns_since(sync.last_update);
+            sync.last_update = now;
+            self.status.error_us = error_ns as f64 / 1000.0;
+            match self.controller.update(error_ns, dt) {
+                Correction::Rate { ppm } => self.conv.set_ppm(ppm),
+                Correction::Resync { error_ns } => {
+                    tracing::info!("output {}: off by {:.1} ms, re-synchronising", self.cfg.name, error_ns as f64 / 1e6);
+                    self.status.resyncs += 1;
+                    self.sync = None;
+                }
+            }
+        }
+        if self.sync.is_none() {
+            self.conv.set_ppm(self.controller.drift_estimate_ppm());
+            self.conv.reset();
+            let first = wanted.add_ns(-(self.conv.first_position() * ns_per_frame).round() as i64);
+            let feed_start = tl.align(first);
+            self.sync = Some(SyncState { feed_start, last_update: now });
+            let actual = feed_start.as_ns() as f64 + self.conv.next_position() * ns_per_frame;
+            self.status.error_us = (actual - wanted.as_ns() as f64) / 1000.0;
+        }
+        let sync = self.sync.as_ref().expect("set above");
+        self.status.synced = true;
+        self.status.correction_ppm = self.conv.ppm();
+        self.status.drift_estimate_ppm = self.controller.drift_estimate_ppm();
+        let ch = self.format.channels as usize;
+        let need = self.conv.input_needed();
+        self.input.resize(need * ch, 0.0);
+        let read_from = sync.feed_start.add_ns(self.format.frames_to_ns(self.conv.fed_frames() as i64));
+        tl.read(read_from, &mut self.input);
+        drop(tl);
+        self.block.resize(BLOCK_FRAMES * ch, 0.0);
+        self.conv.process(&self.input, &mut self.block);
+        let gain = if settings.muted || !self.enabled {
+            0.0
+        } else {
+            volume_gain(settings.volume_pct) * volume_gain(self.cfg.volume_pct)
+        };
+        let to_i16 = |v: f32| (v * gain * 32767.0).round().clamp(-32768.0, 32767.0) as i16;
+        for (i, out) in self.pcm.chunks_exact_mut(2).enumerate() {
+            let frame = &self.block[i * ch..(i + 1) * ch];
+            let (l, r) = if ch == 1 { (frame[0], frame[0]) } else { (frame[0], frame[1]) };
+            let (l, r) = match self.cfg.channels {
+                ChannelMap::Stereo => (l, r),
+                ChannelMap::Left => (l, l),
+                ChannelMap::Right => (r, r),
+                ChannelMap::Mono => ((l + r) * 0.5, (l + r) * 0.5),
+            };
+            out[0] = to_i16(l);
+            out[1] = to_i16(r);
+        }
+    }
+}
