@@ -48,7 +48,11 @@ pub enum Due {
 impl TimeSync {
     /// A schedule for a connection made at `now`: the first request is due at once.
     pub fn new(now: LocalTime) -> Self {
-        Self { quick_left: QUICK_SYNCS, in_flight: None, next_at: now }
+        Self {
+            quick_left: QUICK_SYNCS,
+            in_flight: None,
+            next_at: now,
+        }
     }
 
     /// What to do at `now`.
@@ -88,7 +92,10 @@ impl TimeSync {
             INTERVAL_NS
         };
         self.next_at = received.add_ns(gap_ns);
-        Some(Exchange { c2s_ns: latency_ns, s2c_ns: received.as_ns() - server_sent_ns })
+        Some(Exchange {
+            c2s_ns: latency_ns,
+            s2c_ns: received.as_ns() - server_sent_ns,
+        })
     }
 
     /// Requests of the initial burst not yet answered.
@@ -114,8 +121,15 @@ mod tests {
             sent += 1;
             assert!(matches!(s.due(t), Due::WaitUntil(_)));
             t = t.add_ns(MS);
-            // Server 5 s ahead, 1 ms each way.
-            let x = s.on_reply(sent as u16, 6_000 * MS, t.as_ns() + 5_000 * MS - MS, t).unwrap();
+            // Server 5 s ahead, 0.5 ms each way.
+            let x = s
+                .on_reply(
+                    sent as u16,
+                    5_000 * MS + MS / 2,
+                    t.as_ns() + 5_000 * MS - MS / 2,
+                    t,
+                )
+                .unwrap();
             assert_eq!((x.c2s_ns - x.s2c_ns) / 2, 5_000 * MS);
             assert_eq!(s.due(t), Due::WaitUntil(t.add_ns(QUICK_GAP_NS)));
             t = t.add_ns(QUICK_GAP_NS);
@@ -133,7 +147,10 @@ mod tests {
         let mut s = TimeSync::new(t0);
         s.sent(7, t0);
         assert_eq!(s.on_reply(6, 0, 0, t0), None);
-        assert_eq!(s.due(t0.add_ns(REPLY_TIMEOUT_NS)), Due::WaitUntil(t0.add_ns(REPLY_TIMEOUT_NS + 1)));
+        assert_eq!(
+            s.due(t0.add_ns(REPLY_TIMEOUT_NS)),
+            Due::WaitUntil(t0.add_ns(REPLY_TIMEOUT_NS + 1))
+        );
         assert_eq!(s.due(t0.add_ns(REPLY_TIMEOUT_NS + 1)), Due::TimedOut(7));
         assert!(s.on_reply(7, 0, 0, t0.add_ns(MS)).is_some());
         assert_eq!(s.on_reply(7, 0, 0, t0.add_ns(MS)), None);

@@ -1,0 +1,670 @@
+//! The Snapcast client: one TCP connection per output, with time sync, decoding and reconnects.
+//!
+//! [`run`] keeps one connection to the server alive until shutdown. Per connection:
+//! 1. connect, send Hello (identity from [`ClientConfig`], `Auth` from the URL);
+//! 2. the server answers with ServerSettings ([`SnapEvent::Settings`], also pushed unsolicited later), a
+//!    CodecHeader ([`SnapEvent::Format`], again whenever the group's stream changes) and WireChunks, each decoded
+//!    into one [`SnapEvent::Audio`] stamped with the server time of its first frame;
+//! 3. meanwhile Time requests (a burst of 50, then 1/s, see [`super::time_sync`]) feed the shared
+//!    [`ServerClock`](crate::timeline::server_clock::ServerClock).
+//!
+//! Anything wrong — a network error, a Time request unanswered for 2 s, malformed or oversized messages, a chunk
+//! before any CodecHeader, a codec header that lies, a chunk stamped more than [`MAX_CHUNK_SKEW_NS`] from the
+//! server's now — is logged with what was wrong, the connection is dropped and a new one is made after a capped
+//! exponential backoff ([`BACKOFF_MIN_MS`] doubling to [`BACKOFF_MAX_MS`], back to the minimum after a connection
+//! that stayed up [`HEALTHY_AFTER_MS`]). A 401/403 Error message is logged as an error and waits the maximum.
+//!
+//! Memory is bounded: a payload is allocated only after its size passed the 1 MB check, at most
+//! [`INCOMING_QUEUE`] decoded messages wait between the socket reader and the session, and a chunk decodes to at
+//! most [`MAX_CHUNK_MS`](super::decoder::MAX_CHUNK_MS) of audio.
+
+use super::decoder::{new_decoder, Decoder};
+use super::proto::{self, BaseHeader, ClientInfo, Hello, Message, Time, Tv, BASE_HEADER_SIZE};
+use super::time_sync::{Due, TimeSync};
+use super::url::ServerUrl;
+use crate::timeline::server_clock::{ServerClock, SharedServerClock};
+use crate::timeline::{AudioFormat, Clock, LocalTime, ServerTime};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, watch};
+
+/// Giving up on a TCP connect after this long, in milliseconds.
+pub const CONNECT_TIMEOUT_MS: u64 = 5_000;
+/// Giving up on a write after this long, in milliseconds.
+pub const WRITE_TIMEOUT_MS: u64 = 2_000;
+/// The server must answer Hello with ServerSettings within this time, in milliseconds.
+pub const HANDSHAKE_TIMEOUT_MS: u64 = 5_000;
+/// First reconnect delay, in milliseconds.
+pub const BACKOFF_MIN_MS: u64 = 500;
+/// Longest reconnect delay, in milliseconds (also the delay after a 401/403).
+pub const BACKOFF_MAX_MS: u64 = 10_000;
+/// A connection that got ServerSettings and stayed up this long resets the backoff, in milliseconds.
+pub const HEALTHY_AFTER_MS: u64 = 5_000;
+/// A chunk stamped further than this from the server's current time is nonsense, in nanoseconds.
+pub const MAX_CHUNK_SKEW_NS: i64 = 60_000_000_000;
+/// Decoded messages that may wait between the socket reader and the session (each ≤ 1 MB).
+pub const INCOMING_QUEUE: usize = 4;
+/// Exchanges of this connection needed before its own offset estimate is trusted.
+pub const MIN_SESSION_SAMPLES: usize = 10;
+/// If this connection's offset differs from the shared estimate by more than this, the server's clock jumped
+/// (server rebooted, or a different machine answers at that address): the shared estimate is replaced, in ns.
+pub const CLOCK_JUMP_NS: i64 = 50_000_000;
+
+/// Who this client is and where it connects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientConfig {
+    /// `tcp://[user:password@]host[:port]` (see [`super::url`]).
+    pub url: String,
+    /// The output's name (for logs).
+    pub name: String,
+    /// Hello `ID`: the server files this client (its group, volume, latency) under it. Must be stable and unique per
+    /// output; [`client_id_for`] derives one from the output name. Empty means derive.
+    pub client_id: String,
+    /// Hello `HostName`, shown in the Snapcast apps.
+    pub host_name: String,
+}
+
+impl ClientConfig {
+    /// A config for output `name` with the derived id and this machine's host name.
+    pub fn new(url: impl Into<String>, name: impl Into<String>) -> Self {
+        let name = name.into();
+        Self {
+            url: url.into(),
+            client_id: client_id_for(&name),
+            host_name: local_host_name(),
+            name,
+        }
+    }
+}
+
+/// The stable client id of an output: `bluebridge-<name>`, lower-cased, with anything but `a-z 0-9 - _ .` turned
+/// into `-` (runs collapsed).
+pub fn client_id_for(output_name: &str) -> String {
+    let mut id = String::from("bluebridge-");
+    let mut last_dash = true;
+    for c in output_name.chars().flat_map(char::to_lowercase) {
+        if c.is_ascii_alphanumeric() || c == '_' || c == '.' {
+            id.push(c);
+            last_dash = false;
+        } else if !last_dash {
+            id.push('-');
+            last_dash = true;
+        }
+    }
+    while id.ends_with('-') && id.len() > "bluebridge-".len() {
+        id.pop();
+    }
+    if id.len() == "bluebridge-".len() {
+        id.push_str("output");
+    }
+    id
+}
+
+/// This machine's host name (`gethostname`), or "bluebridge".
+pub fn local_host_name() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is valid for `len` bytes; gethostname NUL-terminates unless truncated, handled below.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    let len = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    match std::str::from_utf8(&buf[..len]) {
+        Ok(s) if rc == 0 && !s.is_empty() => s.to_string(),
+        _ => "bluebridge".to_string(),
+    }
+}
+
+/// What the client tells its owner.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SnapEvent {
+    /// A TCP connection is up and Hello was sent.
+    Connected {
+        /// `host:port`.
+        server: String,
+    },
+    /// The connection was lost or dropped; a reconnect follows.
+    Disconnected {
+        /// What went wrong.
+        reason: String,
+    },
+    /// A new CodecHeader was decoded; the audio that follows is in this format (also after a stream switch: the
+    /// audio before and after do not join up).
+    Format(AudioFormat),
+    /// Decoded audio of one chunk.
+    Audio {
+        /// Server time of the first frame.
+        start: ServerTime,
+        /// Interleaved samples in `[-1, 1)`, in the last announced format.
+        samples: Vec<f32>,
+    },
+    /// Settings for this client (on connect, and whenever a controller changes them).
+    Settings {
+        /// Server buffer: audio captured at `T` plays at `T + buffer_ms − latency_ms`.
+        buffer_ms: i32,
+        /// This client's latency, set by the user; positive plays earlier.
+        latency_ms: i32,
+        /// Volume, percent.
+        volume_pct: u8,
+        /// Muted (the server then sends no audio).
+        muted: bool,
+    },
+}
+
+/// What the owner can ask of the client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientCommand {
+    /// Tell the server that the volume or mute changed locally (ClientInfo). Sent at once if connected, else on
+    /// the next connect (only the latest report is kept).
+    ReportVolume {
+        /// Volume, percent (values over 100 are sent as 100).
+        volume_pct: u8,
+        /// Muted.
+        muted: bool,
+    },
+}
+
+/// Runs the client until `shutdown` turns true (or its sender is dropped), or until nobody listens to `events`.
+/// Network and protocol errors never end it: it reconnects. A URL that does not parse is logged once and the
+/// client then idles until shutdown (validate URLs with [`ServerUrl::parse`] when loading the config).
+pub async fn run(
+    cfg: ClientConfig,
+    clock: Arc<dyn Clock>,
+    server_clock: SharedServerClock,
+    events: mpsc::Sender<SnapEvent>,
+    mut commands: mpsc::Receiver<ClientCommand>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let name = cfg.name.as_str();
+    let url = match ServerUrl::parse(&cfg.url) {
+        Ok(u) => u,
+        Err(e) => {
+            tracing::error!(output = name, "{e}; this output will not connect");
+            let _ = events
+                .send(SnapEvent::Disconnected {
+                    reason: e.to_string(),
+                })
+                .await;
+            while !shutdown_requested(&mut shutdown).await {}
+            return;
+        }
+    };
+    let mut hello = Hello {
+        mac: "00:00:00:00:00:00".into(),
+        host_name: cfg.host_name.clone(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        client_name: "bluebridge".into(),
+        os: std::env::consts::OS.into(),
+        arch: std::env::consts::ARCH.into(),
+        instance: 1,
+        id: cfg.client_id.clone(),
+        protocol_version: 2,
+        auth: url.auth(),
+    };
+    if hello.id.is_empty() {
+        hello.id = client_id_for(name);
+    }
+    let mut backoff = Backoff::default();
+    let mut link = Link {
+        commands_open: true,
+        pending_report: None,
+    };
+    loop {
+        if *shutdown.borrow() {
+            return;
+        }
+        let started = Instant::now();
+        let mut session = Session {
+            name,
+            clock: clock.clone(),
+            server_clock: server_clock.clone(),
+            own_clock: ServerClock::new(),
+            events: &events,
+            writer: None,
+            next_id: 1,
+            decoder: None,
+            settings_seen: false,
+            auth_refused: false,
+        };
+        let result = session
+            .serve(&url, &hello, &mut link, &mut commands, &mut shutdown)
+            .await;
+        let reason = match result {
+            Ok(End::Shutdown) | Ok(End::EventsClosed) => return,
+            Err(reason) => reason,
+        };
+        let healthy =
+            session.settings_seen && started.elapsed() >= Duration::from_millis(HEALTHY_AFTER_MS);
+        let delay_ms = backoff.next_delay_ms(healthy, session.auth_refused);
+        if session.auth_refused {
+            tracing::error!(output = name, server = %url.address(), "{reason}; retrying in {delay_ms} ms");
+        } else {
+            tracing::warn!(output = name, server = %url.address(), "{reason}; reconnecting in {delay_ms} ms");
+        }
+        if session.writer.is_some()
+            && events
+                .send(SnapEvent::Disconnected { reason })
+                .await
+                .is_err()
+        {
+            return;
+        }
+        drop(session);
+        // Wait out the backoff, keeping the latest volume report for the next connection.
+        let sleep = tokio::time::sleep(Duration::from_millis(delay_ms));
+        tokio::pin!(sleep);
+        loop {
+            tokio::select! {
+                _ = &mut sleep => break,
+                stop = shutdown_requested(&mut shutdown) => if stop { return },
+                cmd = commands.recv(), if link.commands_open => link.command(cmd),
+            }
+        }
+    }
+}
+
+/// Waits for a change of the shutdown flag; true if the client should stop.
+async fn shutdown_requested(shutdown: &mut watch::Receiver<bool>) -> bool {
+    match shutdown.changed().await {
+        Ok(()) => *shutdown.borrow(),
+        Err(_) => true,
+    }
+}
+
+/// Reconnect delays: doubling from [`BACKOFF_MIN_MS`] to [`BACKOFF_MAX_MS`].
+#[derive(Debug)]
+struct Backoff {
+    next_ms: u64,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Self {
+            next_ms: BACKOFF_MIN_MS,
+        }
+    }
+}
+
+impl Backoff {
+    /// The delay after a failed connection (`healthy`: it had been up long enough to reset the backoff).
+    fn next_delay_ms(&mut self, healthy: bool, auth_refused: bool) -> u64 {
+        if healthy {
+            self.next_ms = BACKOFF_MIN_MS;
+        }
+        let delay = if auth_refused {
+            BACKOFF_MAX_MS
+        } else {
+            self.next_ms
+        };
+        self.next_ms = (self.next_ms * 2).min(BACKOFF_MAX_MS);
+        delay
+    }
+}
+
+/// State that outlives one connection.
+struct Link {
+    commands_open: bool,
+    pending_report: Option<ClientInfo>,
+}
+
+impl Link {
+    fn command(&mut self, cmd: Option<ClientCommand>) {
+        match cmd {
+            None => self.commands_open = false,
+            Some(ClientCommand::ReportVolume { volume_pct, muted }) => {
+                self.pending_report = Some(ClientInfo {
+                    volume_pct: volume_pct.min(100).into(),
+                    muted,
+                });
+            }
+        }
+    }
+}
+
+/// Why a connection ended without an error.
+enum End {
+    Shutdown,
+    EventsClosed,
+}
+
+/// One message from the socket reader.
+struct Incoming {
+    header: BaseHeader,
+    msg: Message,
+    /// Local time at which its header had been read.
+    received: LocalTime,
+}
+
+/// Reads, size-checks and decodes messages until the first error, which it reports and then stops.
+async fn read_messages(
+    mut rd: OwnedReadHalf,
+    clock: Arc<dyn Clock>,
+    tx: mpsc::Sender<Result<Incoming, String>>,
+) {
+    loop {
+        let mut raw = [0u8; BASE_HEADER_SIZE];
+        if let Err(e) = rd.read_exact(&mut raw).await {
+            let reason = if e.kind() == std::io::ErrorKind::UnexpectedEof {
+                "server closed the connection".to_string()
+            } else {
+                format!("read error: {e}")
+            };
+            let _ = tx.send(Err(reason)).await;
+            return;
+        }
+        let received = clock.now();
+        let header = match BaseHeader::parse(&raw) {
+            Ok(h) => h,
+            Err(e) => {
+                let _ = tx.send(Err(e.to_string())).await;
+                return;
+            }
+        };
+        // `parse` checked size ≤ MAX_PAYLOAD_SIZE (1 MB), so this allocation is bounded.
+        let mut payload = vec![0u8; header.size as usize];
+        if let Err(e) = rd.read_exact(&mut payload).await {
+            let what = proto::message_name(header.msg_type);
+            let reason = format!(
+                "connection lost inside a {what} message of {} bytes: {e}",
+                header.size
+            );
+            let _ = tx.send(Err(reason)).await;
+            return;
+        }
+        let item = proto::decode(&header, &payload).map(|msg| Incoming {
+            header,
+            msg,
+            received,
+        });
+        let failed = item.is_err();
+        if tx.send(item.map_err(|e| e.to_string())).await.is_err() || failed {
+            return;
+        }
+    }
+}
+
+/// Aborts the reader task when the connection ends.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// One connection.
+struct Session<'a> {
+    name: &'a str,
+    clock: Arc<dyn Clock>,
+    server_clock: SharedServerClock,
+    /// This connection's own offset estimate: checks chunk timestamps and detects server clock jumps.
+    own_clock: ServerClock,
+    events: &'a mpsc::Sender<SnapEvent>,
+    /// Set once connected.
+    writer: Option<OwnedWriteHalf>,
+    next_id: u16,
+    decoder: Option<Box<dyn Decoder>>,
+    settings_seen: bool,
+    auth_refused: bool,
+}
+
+impl Session<'_> {
+    async fn serve(
+        &mut self,
+        url: &ServerUrl,
+        hello: &Hello,
+        link: &mut Link,
+        commands: &mut mpsc::Receiver<ClientCommand>,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Result<End, String> {
+        let addr = url.address();
+        let stream = match tokio::time::timeout(
+            Duration::from_millis(CONNECT_TIMEOUT_MS),
+            TcpStream::connect((url.host.as_str(), url.port)),
+        )
+        .await
+        {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => return Err(format!("cannot connect to {addr}: {e}")),
+            Err(_) => {
+                return Err(format!(
+                    "cannot connect to {addr}: no answer in {CONNECT_TIMEOUT_MS} ms"
+                ))
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let (rd, wr) = stream.into_split();
+        self.writer = Some(wr);
+        tracing::info!(output = self.name, server = %addr, id = %hello.id, "connected");
+        if self
+            .events
+            .send(SnapEvent::Connected { server: addr })
+            .await
+            .is_err()
+        {
+            return Ok(End::EventsClosed);
+        }
+        let (tx, mut rx) = mpsc::channel(INCOMING_QUEUE);
+        let _reader = AbortOnDrop(tokio::spawn(read_messages(rd, self.clock.clone(), tx)));
+
+        self.send(&Message::Hello(hello.clone())).await?;
+        if let Some(report) = link.pending_report.take() {
+            self.send(&Message::ClientInfo(report)).await?;
+        }
+        let handshake_deadline = self
+            .clock
+            .now()
+            .add_ns(HANDSHAKE_TIMEOUT_MS as i64 * 1_000_000);
+        let mut sync = TimeSync::new(self.clock.now());
+        loop {
+            let now = self.clock.now();
+            let mut wake = match sync.due(now) {
+                Due::Send => {
+                    let id = self.send(&Message::Time(Time::default())).await?;
+                    sync.sent(id, self.clock.now());
+                    continue;
+                }
+                Due::TimedOut(id) => {
+                    return Err(format!(
+                        "Time request {id} unanswered for {} ms",
+                        super::time_sync::REPLY_TIMEOUT_NS / 1_000_000
+                    ))
+                }
+                Due::WaitUntil(t) => t,
+            };
+            if !self.settings_seen {
+                if now >= handshake_deadline {
+                    return Err(format!(
+                        "no ServerSettings within {HANDSHAKE_TIMEOUT_MS} ms of Hello"
+                    ));
+                }
+                wake = wake.min(handshake_deadline);
+            }
+            let sleep = tokio::time::sleep(Duration::from_nanos(wake.ns_since(now).max(0) as u64));
+            tokio::select! {
+                biased;
+                stop = shutdown_requested(shutdown) => if stop { return Ok(End::Shutdown) },
+                item = rx.recv() => {
+                    let inc = item.unwrap_or_else(|| Err("socket reader stopped".to_string()))?;
+                    if let Some(end) = self.handle(inc, &mut sync).await? {
+                        return Ok(end);
+                    }
+                }
+                cmd = commands.recv(), if link.commands_open => {
+                    link.command(cmd);
+                    if let Some(report) = link.pending_report.take() {
+                        self.send(&Message::ClientInfo(report)).await?;
+                    }
+                }
+                _ = sleep => {}
+            }
+        }
+    }
+
+    /// Sends a message as a request with a fresh id; returns the id.
+    async fn send(&mut self, msg: &Message) -> Result<u16, String> {
+        let id = self.next_id;
+        self.next_id = self.next_id.checked_add(1).unwrap_or(1);
+        let what = proto::message_name(msg.msg_type());
+        let bytes = proto::encode(msg, id, 0, Tv::from_ns(self.clock.now().as_ns()))
+            .map_err(|e| e.to_string())?;
+        let wr = self
+            .writer
+            .as_mut()
+            .ok_or_else(|| "not connected".to_string())?;
+        match tokio::time::timeout(
+            Duration::from_millis(WRITE_TIMEOUT_MS),
+            wr.write_all(&bytes),
+        )
+        .await
+        {
+            Ok(Ok(())) => Ok(id),
+            Ok(Err(e)) => Err(format!("cannot send {what}: {e}")),
+            Err(_) => Err(format!(
+                "cannot send {what}: socket blocked for {WRITE_TIMEOUT_MS} ms"
+            )),
+        }
+    }
+
+    async fn emit(&self, event: SnapEvent) -> Option<End> {
+        self.events
+            .send(event)
+            .await
+            .err()
+            .map(|_| End::EventsClosed)
+    }
+
+    /// Handles one message; `Err` ends the connection with that reason.
+    async fn handle(&mut self, inc: Incoming, sync: &mut TimeSync) -> Result<Option<End>, String> {
+        let h = inc.header;
+        match inc.msg {
+            Message::Time(t) => {
+                if let Some(x) =
+                    sync.on_reply(h.refers_to, t.latency.to_ns(), h.sent.to_ns(), inc.received)
+                {
+                    self.own_clock
+                        .add_exchange(x.c2s_ns, x.s2c_ns, inc.received);
+                    let mut shared = self.server_clock.lock().unwrap_or_else(|e| e.into_inner());
+                    shared.add_exchange(x.c2s_ns, x.s2c_ns, inc.received);
+                    if let (Some(own), Some(all)) = (self.own_clock.offset_ns(), shared.offset_ns())
+                    {
+                        if self.own_clock.sample_count() >= MIN_SESSION_SAMPLES
+                            && (own - all).abs() > CLOCK_JUMP_NS
+                        {
+                            tracing::warn!(
+                                output = self.name,
+                                "server clock jumped by {:.3} s (server restarted?); restarting the estimate",
+                                (own - all) as f64 / 1e9
+                            );
+                            *shared = self.own_clock.clone();
+                        }
+                    }
+                }
+                Ok(None)
+            }
+            Message::ServerSettings(s) => {
+                self.settings_seen = true;
+                tracing::debug!(output = self.name, ?s, "server settings");
+                Ok(self
+                    .emit(SnapEvent::Settings {
+                        buffer_ms: s.buffer_ms,
+                        latency_ms: s.latency_ms,
+                        volume_pct: s.volume_pct.min(100) as u8,
+                        muted: s.muted,
+                    })
+                    .await)
+            }
+            Message::CodecHeader(ch) => {
+                let decoder =
+                    new_decoder(&ch.codec, &ch.header).map_err(|e| format!("CodecHeader: {e}"))?;
+                let format = decoder.format();
+                tracing::info!(output = self.name, codec = %ch.codec, %format, "stream format");
+                self.decoder = Some(decoder);
+                Ok(self.emit(SnapEvent::Format(format)).await)
+            }
+            Message::WireChunk(chunk) => {
+                let decoder = self
+                    .decoder
+                    .as_mut()
+                    .ok_or("WireChunk before any CodecHeader")?;
+                let start = ServerTime::from_ns(chunk.timestamp.to_ns());
+                if self.own_clock.sample_count() > 0 {
+                    if let Some(server_now) = self.own_clock.to_server(self.clock.now()) {
+                        let skew_ns = start.ns_since(server_now);
+                        if skew_ns.abs() > MAX_CHUNK_SKEW_NS {
+                            return Err(format!(
+                                "WireChunk timestamp {:.3} s is {:.1} s away from the server's now {:.3} s (limit {} s)",
+                                start.as_secs_f64(),
+                                skew_ns as f64 / 1e9,
+                                server_now.as_secs_f64(),
+                                MAX_CHUNK_SKEW_NS / 1_000_000_000
+                            ));
+                        }
+                    }
+                }
+                let mut samples = Vec::new();
+                let frames = decoder
+                    .decode(&chunk.payload, &mut samples)
+                    .map_err(|e| format!("WireChunk: {e}"))?;
+                if frames == 0 {
+                    return Ok(None);
+                }
+                Ok(self.emit(SnapEvent::Audio { start, samples }).await)
+            }
+            Message::Error(e) => {
+                self.auth_refused = matches!(e.code, 401 | 403);
+                Err(format!(
+                    "server refused this client: {} {}: {}",
+                    e.code, e.error, e.message
+                ))
+            }
+            Message::Hello(_) | Message::ClientInfo(_) => {
+                tracing::debug!(
+                    output = self.name,
+                    "ignoring a client-to-server message sent by the server"
+                );
+                Ok(None)
+            }
+            Message::Unknown { msg_type } => {
+                tracing::debug!(
+                    output = self.name,
+                    msg_type,
+                    size = h.size,
+                    "skipping unknown message type"
+                );
+                Ok(None)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_ids_are_stable_and_sanitized() {
+        assert_eq!(client_id_for("Kitchen"), "bluebridge-kitchen");
+        assert_eq!(
+            client_id_for("Living Room / JBL  Flip 5!"),
+            "bluebridge-living-room-jbl-flip-5"
+        );
+        assert_eq!(client_id_for("bath_1.left"), "bluebridge-bath_1.left");
+        assert_eq!(client_id_for("  "), "bluebridge-output");
+        assert_eq!(client_id_for("Ä"), "bluebridge-output");
+        assert_eq!(
+            ClientConfig::new("tcp://h", "Desk").client_id,
+            "bluebridge-desk"
+        );
+        assert!(!local_host_name().is_empty());
+    }
+
+    #[test]
+    fn backoff_doubles_caps_and_resets() {
+        let mut b = Backoff::default();
+        let delays: Vec<u64> = (0..7).map(|_| b.next_delay_ms(false, false)).collect();
+        assert_eq!(delays, [500, 1000, 2000, 4000, 8000, 10_000, 10_000]);
+        assert_eq!(b.next_delay_ms(true, false), 500);
+        assert_eq!(b.next_delay_ms(false, true), BACKOFF_MAX_MS);
+    }
+}
