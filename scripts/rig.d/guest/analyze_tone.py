@@ -3,20 +3,38 @@
 Usage: analyze_tone.py FILE.wav   -> KEY=VALUE lines on stdout. Exit 2 if the file cannot be read."""
 import math
 import sys
-import wave
 from array import array
+
+
+def read_wav(path):
+    """(rate, channels, sample width, PCM bytes) of a PCM WAV. Sizes in the header are not trusted: arecord
+    stopped by a signal leaves placeholder sizes, so the data chunk is whatever follows its header."""
+    with open(path, 'rb') as f:
+        d = f.read()
+    if d[:4] != b'RIFF' or d[8:12] != b'WAVE':
+        raise ValueError('not a RIFF/WAVE file')
+    pos, fmt = 12, None
+    while pos + 8 <= len(d):
+        cid, size = d[pos:pos + 4], int.from_bytes(d[pos + 4:pos + 8], 'little')
+        body = pos + 8
+        if cid == b'fmt ':
+            fmt = d[body:body + 16]
+        elif cid == b'data':
+            if fmt is None:
+                raise ValueError('data before fmt chunk')
+            ch = int.from_bytes(fmt[2:4], 'little')
+            rate = int.from_bytes(fmt[4:8], 'little')
+            width = int.from_bytes(fmt[14:16], 'little') // 8
+            return rate, ch, width, d[body:body + min(size, len(d) - body)]
+        pos = body + size + (size & 1)
+    raise ValueError('no data chunk')
 
 
 def main(path):
     try:
-        with wave.open(path, 'rb') as f:
-            rate, ch, width, n = f.getframerate(), f.getnchannels(), f.getsampwidth(), f.getnframes()
-            raw = f.readframes(n)
-    except Exception as e:  # truncated header from an interrupted arecord, missing file, ...
-        print('error=%s' % str(e).replace(' ', '_'))
-        return 2
-    if width != 2:
-        print('error=unsupported_sample_width_%d' % width)
+        rate, ch, width, raw = read_wav(path)
+    except Exception as e:  # missing file, no fmt/data chunk, ...
+        print('error=%s' % (repr(e).replace(' ', '_') or 'unreadable'))
         return 2
     s = array('h')
     s.frombytes(raw[: len(raw) - len(raw) % (2 * ch)])

@@ -59,6 +59,9 @@ wait_for() {
   done
 }
 
+# within VALUE MIN MAX: true if the number VALUE lies in [MIN, MAX] (false for empty / non-numbers)
+within() { awk -v v="$1" -v lo="$2" -v hi="$3" 'BEGIN { exit !(v ~ /^-?[0-9.]+(e-?[0-9]+)?$/ && v + 0 >= lo + 0 && v + 0 <= hi + 0) }'; }
+
 # ---- controllers -------------------------------------------------------------------------------------------
 # addr IDX: controller address of hciIDX
 addr() { t 10 btmgmt --index "$1" info 2>/dev/null | sed -n 's/^[[:space:]]*addr \([0-9A-F:]*\) .*/\1/p' | head -1; }

@@ -56,14 +56,21 @@ log "scenario rc=$rc"
 if [ $rc -eq 124 ] || [ $rc -eq 137 ]; then
   check scenario-finished FAIL "scenario timed out after ${TMO}s (last step: $(grep '^### ' "$O/scenario.log" | tail -1))"
 fi
-figure scenario_s "$(python3 -c "print(round($SC_END-$SC_START,1))")"
+figure scenario_s "$(awk -v a="$SC_START" -v b="$SC_END" 'BEGIN { printf "%.1f", b - a }')"
 echo "RIG: scenario end rc=$rc (t=$(up)s)" > /dev/console
 
 # teardown: stop clients first, then daemons, so their logs end cleanly
-for p in arecord aplay bluetoothctl bluebridge bluealsa bluetoothd btvirt; do pkill -INT -x "$p" 2>/dev/null; done
-sleep 1
-kill -INT "$BTMON" 2>/dev/null; sleep 0.5
+log "teardown"
+for p in arecord aplay bluetoothctl bluebridge bluealsa; do pkill -INT -x "$p" 2>/dev/null; done
+sleep 0.5
+for p in bluetoothd btvirt; do pkill -INT -x "$p" 2>/dev/null; done
+kill -INT "$BTMON" 2>/dev/null
+sleep 0.5
 dmesg > "$O/dmesg.log" 2>&1
-[ -s "$O/hci.btsnoop" ] && t 60 btmon -r "$O/hci.btsnoop" -T > "$O/hci.txt" 2>&1
+# Decoding the trace is slow under TCG: only when a check failed (or RIG_DECODE=always). Else: btmon -r hci.btsnoop
+if [ -s "$O/hci.btsnoop" ] && { [ "${RIG_DECODE:-}" = always ] || grep -q "$(printf '\tFAIL\t')" "$O/checks.tsv" 2>/dev/null; }; then
+  t 90 btmon -T -r "$O/hci.btsnoop" > "$O/hci.txt" 2>&1
+fi
+log "teardown done"
 echo done > "$O/guest-done"
 sync
