@@ -1,1 +1,366 @@
-//! (being written)
+//! The TOML configuration file: types, defaults and validation with errors that name the file, line and key.
+//!
+//! ```toml
+//! [source]
+//! kind = "tone"                  # tone | file | snapcast
+//!
+//! [[output]]
+//! name = "kitchen"               # unique; also the speaker's identity towards the group server
+//! kind = "sim"                   # sim | file | pipe ; every kind works with defaults
+//! offset_ms = 0                  # manual per-output offset, may be negative
+//! ```
+//! Unknown keys, bad values and missing fields are errors; nothing is silently ignored.
+
+use crate::output::player::ChannelMap;
+use crate::output::sim::SimParams;
+use serde::Deserialize;
+use toml::Spanned;
+
+/// A configuration error, already formatted as `FILE:LINE:COL: message`.
+#[derive(Debug, thiserror::Error)]
+#[error("{file}:{line}:{col}: {message}")]
+pub struct ConfigError {
+    /// The file.
+    pub file: String,
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column.
+    pub col: usize,
+    /// What is wrong, naming the key.
+    pub message: String,
+}
+
+/// The whole file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Where the audio comes from.
+    pub source: SourceConfig,
+    /// The outputs, at least one.
+    #[serde(rename = "output", default)]
+    pub outputs: Vec<Spanned<OutputConfig>>,
+}
+
+/// `[source]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceConfig {
+    /// tone | file | snapcast.
+    pub kind: Spanned<String>,
+    /// Snapcast: `tcp://[user:password@]host[:port]`, port 1704 by default.
+    #[serde(default)]
+    pub url: Option<Spanned<String>>,
+    /// File: the WAV file's path.
+    #[serde(default)]
+    pub path: Option<Spanned<String>>,
+    /// File: play it in a loop.
+    #[serde(default, rename = "loop")]
+    pub looped: Option<Spanned<bool>>,
+    /// Tone and file: the group buffer (a frame captured at T plays at T + buffer), ms. Default 500.
+    #[serde(default)]
+    pub buffer_ms: Option<Spanned<i64>>,
+}
+
+/// The source, resolved.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SourceSpec {
+    /// The built-in test signal.
+    Tone {
+        /// Group buffer, ns.
+        buffer_ns: i64,
+    },
+    /// A WAV file.
+    File {
+        /// Path.
+        path: String,
+        /// Loop it.
+        looped: bool,
+        /// Group buffer, ns.
+        buffer_ns: i64,
+    },
+    /// A Snapcast server (buffer and latency come from the server).
+    Snapcast {
+        /// `tcp://…` URL.
+        url: String,
+    },
+}
+
+/// Default group buffer of the built-in sources, ms.
+pub const DEFAULT_LOCAL_BUFFER_MS: i64 = 500;
+
+/// One `[[output]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutputConfig {
+    /// Unique name.
+    pub name: Spanned<String>,
+    /// Kind: sim | file | pipe.
+    pub kind: Spanned<String>,
+    /// Manual offset, ms (positive plays later).
+    #[serde(default)]
+    pub offset_ms: Option<Spanned<f64>>,
+    /// Acoustic calibration, ms (positive: the sink is slower than it reports).
+    #[serde(default)]
+    pub calibration_ms: Option<Spanned<f64>>,
+    /// stereo | left | right | mono.
+    #[serde(default)]
+    pub channel: ChannelMap,
+    /// Software volume, percent.
+    #[serde(default)]
+    pub volume: Option<Spanned<i64>>,
+    /// File or pipe path.
+    #[serde(default)]
+    pub path: Option<Spanned<String>>,
+    /// The declared delay of the pipe's reader, ms.
+    #[serde(default)]
+    pub delay_ms: Option<Spanned<f64>>,
+    /// Simulated speaker parameters.
+    #[serde(default)]
+    pub sim: Option<Spanned<SimParams>>,
+}
+
+/// Output kinds this build knows, with a line each for `--help` and errors.
+pub const OUTPUT_KINDS: &[(&str, &str)] = &[
+    ("sim", "a simulated speaker (parameters in `sim = { … }`)"),
+    ("file", "a WAV file (`path`, default NAME.wav)"),
+    ("pipe", "raw S16LE 48 kHz stereo in real time to a FIFO or `-` for stdout (`path`, `delay_ms`)"),
+];
+
+/// An output with everything resolved to plain values.
+#[derive(Debug, Clone)]
+pub struct OutputSpec {
+    /// Name.
+    pub name: String,
+    /// Kind.
+    pub kind: String,
+    /// Offset, ns.
+    pub offset_ns: i64,
+    /// Calibration, ns.
+    pub calibration_ns: i64,
+    /// Channel map.
+    pub channel: ChannelMap,
+    /// Volume, percent.
+    pub volume_pct: u8,
+    /// Path (file, pipe).
+    pub path: String,
+    /// Declared sink delay, ns.
+    pub delay_ns: i64,
+    /// Sim parameters.
+    pub sim: SimParams,
+}
+
+fn pos(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rfind('\n').map(|i| before.len() - i).unwrap_or(before.len() + 1);
+    (line, col)
+}
+
+impl Config {
+    /// Parses and validates `text`, read from `file`.
+    pub fn parse(file: &str, text: &str) -> Result<(SourceSpec, Vec<OutputSpec>), ConfigError> {
+        let err_at = |span: std::ops::Range<usize>, message: String| {
+            let (line, col) = pos(text, span.start);
+            ConfigError { file: file.to_string(), line, col, message }
+        };
+        let cfg: Config = toml::from_str(text).map_err(|e| {
+            let span = e.span().unwrap_or(0..0);
+            err_at(span, e.message().to_string())
+        })?;
+        let src = &cfg.source;
+        let not_for = |key: &str, span: Option<std::ops::Range<usize>>, kind: &str| -> Result<(), ConfigError> {
+            match span {
+                Some(span) => Err(err_at(span, format!("source.{key} does not apply to kind {kind:?}"))),
+                None => Ok(()),
+            }
+        };
+        let kind = src.kind.get_ref().as_str();
+        let buffer_ns = match &src.buffer_ms {
+            None => DEFAULT_LOCAL_BUFFER_MS * 1_000_000,
+            Some(b) if (20..=10_000).contains(b.get_ref()) => b.get_ref() * 1_000_000,
+            Some(b) => return Err(err_at(b.span(), format!("source.buffer_ms must be between 20 and 10000, not {}", b.get_ref()))),
+        };
+        let source = match kind {
+            "tone" => {
+                not_for("url", src.url.as_ref().map(|v| v.span()), kind)?;
+                not_for("path", src.path.as_ref().map(|v| v.span()), kind)?;
+                not_for("loop", src.looped.as_ref().map(|v| v.span()), kind)?;
+                SourceSpec::Tone { buffer_ns }
+            }
+            "file" => {
+                not_for("url", src.url.as_ref().map(|v| v.span()), kind)?;
+                let path = match &src.path {
+                    Some(p) if !p.get_ref().is_empty() => p.get_ref().clone(),
+                    Some(p) => return Err(err_at(p.span(), "source.path must not be empty".into())),
+                    None => return Err(err_at(src.kind.span(), "source.path is required for kind \"file\"".into())),
+                };
+                SourceSpec::File { path, looped: src.looped.as_ref().is_some_and(|l| *l.get_ref()), buffer_ns }
+            }
+            "snapcast" => {
+                not_for("path", src.path.as_ref().map(|v| v.span()), kind)?;
+                not_for("loop", src.looped.as_ref().map(|v| v.span()), kind)?;
+                not_for("buffer_ms (the server sets the buffer)", src.buffer_ms.as_ref().map(|v| v.span()), kind)?;
+                let url = src.url.as_ref().map(|u| u.get_ref().clone()).unwrap_or_else(|| "tcp://127.0.0.1:1704".into());
+                if !url.starts_with("tcp://") || url.len() <= "tcp://".len() {
+                    let span = src.url.as_ref().map(|u| u.span()).unwrap_or(src.kind.span());
+                    return Err(err_at(span, format!("source.url must look like tcp://host[:port], not {url:?}")));
+                }
+                SourceSpec::Snapcast { url }
+            }
+            other => return Err(err_at(src.kind.span(), format!("source.kind {other:?} is unknown; known kinds: tone, file, snapcast"))),
+        };
+        if cfg.outputs.is_empty() {
+            return Err(err_at(0..0, "no [[output]]: at least one output is needed".into()));
+        }
+        let mut specs = Vec::new();
+        for o in &cfg.outputs {
+            let o = o.get_ref();
+            let name = o.name.get_ref();
+            if name.is_empty() || name.len() > 64 || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+                return Err(err_at(o.name.span(), format!("output.name {name:?} must be 1-64 characters of letters, digits, '-', '_' or '.'")));
+            }
+            if specs.iter().any(|s: &OutputSpec| &s.name == name) {
+                return Err(err_at(o.name.span(), format!("output.name {name:?} is used twice; names must be unique")));
+            }
+            let kind = o.kind.get_ref().as_str();
+            if !OUTPUT_KINDS.iter().any(|(k, _)| *k == kind) {
+                let known: Vec<&str> = OUTPUT_KINDS.iter().map(|(k, _)| *k).collect();
+                let later = if kind == "a2dp" || kind == "broadcast" { " (not in this build yet)" } else { "" };
+                return Err(err_at(o.kind.span(), format!("output.kind {kind:?} is unknown{later}; known kinds: {}", known.join(", "))));
+            }
+            let ms = |v: &Option<Spanned<f64>>, key: &str, lo: f64, hi: f64| -> Result<i64, ConfigError> {
+                match v {
+                    None => Ok(0),
+                    Some(s) if (lo..=hi).contains(s.get_ref()) => Ok((s.get_ref() * 1e6).round() as i64),
+                    Some(s) => Err(err_at(s.span(), format!("output.{key} must be between {lo} and {hi} ms, not {}", s.get_ref()))),
+                }
+            };
+            let offset_ns = ms(&o.offset_ms, "offset_ms", -5_000.0, 5_000.0)?;
+            let calibration_ns = ms(&o.calibration_ms, "calibration_ms", -2_000.0, 2_000.0)?;
+            let delay_ns = ms(&o.delay_ms, "delay_ms", 0.0, 5_000.0)?;
+            let volume_pct = match &o.volume {
+                None => 100,
+                Some(v) if (0..=100).contains(v.get_ref()) => *v.get_ref() as u8,
+                Some(v) => return Err(err_at(v.span(), format!("output.volume must be a percentage 0-100, not {}", v.get_ref()))),
+            };
+            let wrong_key = |present: bool, key: &str, span: std::ops::Range<usize>| {
+                if present {
+                    Err(err_at(span, format!("output.{key} does not apply to kind {kind:?}")))
+                } else {
+                    Ok(())
+                }
+            };
+            if kind != "sim" {
+                if let Some(s) = &o.sim {
+                    wrong_key(true, "sim", s.span())?;
+                }
+            }
+            if kind == "sim" {
+                if let Some(p) = &o.path {
+                    wrong_key(true, "path", p.span())?;
+                }
+            }
+            if kind != "pipe" {
+                if let Some(d) = &o.delay_ms {
+                    wrong_key(true, "delay_ms", d.span())?;
+                }
+            }
+            let sim = o.sim.as_ref().map(|s| s.get_ref().clone()).unwrap_or_default();
+            if let Err(m) = sim.validate() {
+                let span = o.sim.as_ref().map(|s| s.span()).unwrap_or(0..0);
+                return Err(err_at(span, format!("output.sim: {m}")));
+            }
+            let path = match (&o.path, kind) {
+                (Some(p), _) if p.get_ref().is_empty() => return Err(err_at(p.span(), "output.path must not be empty".into())),
+                (Some(p), _) => p.get_ref().clone(),
+                (None, "file") => format!("{name}.wav"),
+                (None, "pipe") => format!("/run/bluebridge/{name}.pcm"),
+                (None, _) => String::new(),
+            };
+            specs.push(OutputSpec {
+                name: name.clone(),
+                kind: kind.to_string(),
+                offset_ns,
+                calibration_ns,
+                channel: o.channel,
+                volume_pct,
+                path,
+                delay_ns,
+                sim,
+            });
+        }
+        Ok((source, specs))
+    }
+
+    /// Reads, parses and validates the file at `path`.
+    pub fn load(path: &str) -> Result<(SourceSpec, Vec<OutputSpec>), ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError { file: path.to_string(), line: 0, col: 0, message: format!("cannot read: {e}") })?;
+        Self::parse(path, &text)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(text: &str) -> String {
+        Config::parse("t.toml", text).unwrap_err().to_string()
+    }
+
+    const GOOD: &str = r#"
+[source]
+kind = "snapcast"
+url = "tcp://127.0.0.1:1704"
+
+[[output]]
+name = "kitchen"
+kind = "sim"
+offset_ms = -3.5
+
+[[output]]
+name = "recorder"
+kind = "pipe"
+path = "/run/bluebridge/recorder.pcm"
+delay_ms = 10
+"#;
+
+    #[test]
+    fn the_documented_example_parses() {
+        let (_, specs) = Config::parse("t.toml", GOOD).unwrap();
+        assert_eq!(specs.len(), 2);
+        assert_eq!(specs[0].offset_ns, -3_500_000);
+        assert_eq!(specs[1].delay_ns, 10_000_000);
+        assert_eq!(specs[1].path, "/run/bluebridge/recorder.pcm");
+    }
+
+    #[test]
+    fn errors_name_file_line_and_key() {
+        let e = err(&GOOD.replace("offset_ms = -3.5", "offsett_ms = 1"));
+        assert!(e.starts_with("t.toml:9:1:") && e.contains("offsett_ms"), "{e}");
+        let e = err(&GOOD.replace("delay_ms = 10", "delay_ms = -10"));
+        assert!(e.starts_with("t.toml:15:") && e.contains("delay_ms"), "{e}");
+        let e = err(&GOOD.replace("kind = \"sim\"", "kind = \"bogus\""));
+        assert!(e.starts_with("t.toml:8:") && e.contains("bogus") && e.contains("sim, file, pipe"), "{e}");
+        let e = err(&GOOD.replace("recorder", "kitchen"));
+        assert!(e.contains("used twice") && e.starts_with("t.toml:12:"), "{e}");
+        let e = err(&GOOD.replace("name = \"kitchen\"\n", ""));
+        assert!(e.contains("missing field `name`"), "{e}");
+        let e = err("[source]\nkind = \"tone\"\n");
+        assert!(e.contains("at least one output"), "{e}");
+        let e = err(&GOOD.replace("offset_ms = -3.5", "sim = { loss = 3.0 }"));
+        assert!(e.contains("loss") && e.starts_with("t.toml:9:"), "{e}");
+        let e = err(&GOOD.replace("offset_ms = -3.5", "volume = 300"));
+        assert!(e.contains("volume"), "{e}");
+        let e = err("[source]\nkind = \"tone\"\nbuffer_ms = \"x\"\n[[output]]\nname=\"a\"\nkind=\"sim\"\n");
+        assert!(e.starts_with("t.toml:3:"), "{e}");
+    }
+
+    #[test]
+    fn every_kind_works_with_defaults() {
+        for (kind, _) in OUTPUT_KINDS {
+            let t = format!("[source]\nkind = \"tone\"\n[[output]]\nname = \"x\"\nkind = \"{kind}\"\n");
+            Config::parse("t.toml", &t).unwrap();
+        }
+    }
+}

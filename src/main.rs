@@ -1,7 +1,19 @@
 //! The `bluebridge` binary: command line, wiring, signals. The only place that knows every module.
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
+use bluebridge::config::{Config, OutputSpec, SourceSpec, OUTPUT_KINDS};
+use bluebridge::demo;
+use bluebridge::engine::Engine;
+use bluebridge::output::player::{Feed, PlaySettings, Player, PlayerConfig, PlayerStatus};
+use bluebridge::report;
+use bluebridge::source::tone::{TestSignal, ToneSource};
+use bluebridge::source::wav::WavSource;
+use bluebridge::timeline::buffer::TimelineBuffer;
+use bluebridge::timeline::server_clock::ServerClock;
+use bluebridge::timeline::{Clock, SystemClock};
 use clap::{Parser, Subcommand};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 #[derive(Parser, Debug)]
 #[command(name = "bluebridge", version, about = "Plays a multi-room group stream on Bluetooth speakers, in sync")]
@@ -12,6 +24,32 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Run what the config file describes until SIGINT/SIGTERM.
+    Run {
+        /// The TOML config file.
+        #[arg(long, short, default_value = "/etc/bluebridge/bluebridge.toml")]
+        config: String,
+    },
+    /// Validate a config file; exit status 1 and a message naming the line and key if it is wrong.
+    CheckConfig {
+        /// The TOML config file.
+        file: String,
+    },
+    /// Play the test signal to simulated speakers with mixed profiles, in real time, and report sync.
+    Demo {
+        /// How long to play, in seconds.
+        #[arg(long, default_value_t = 10.0)]
+        seconds: f64,
+        /// Number of simulated speakers (the first four are the standard profiles).
+        #[arg(long, default_value_t = 4)]
+        outputs: usize,
+        /// Print the report as one JSON object instead of a table (and no live status).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Benchmarks.
+    #[command(subcommand)]
+    Bench(Bench),
     /// List the Bluetooth adapters BlueZ knows (needs bluetoothd on the system bus).
     Adapters {
         /// Print one JSON object instead of a table.
@@ -20,18 +58,194 @@ enum Command {
     },
 }
 
-fn main() -> Result<()> {
+#[derive(Subcommand, Debug)]
+enum Bench {
+    /// The sync benchmark: the demo's scenario in virtual time (deterministic).
+    Sync {
+        /// Seconds of audio.
+        #[arg(long, default_value_t = 600.0)]
+        seconds: f64,
+        /// Number of simulated speakers.
+        #[arg(long, default_value_t = 4)]
+        outputs: usize,
+        /// Turn rate control off (to see what it is for).
+        #[arg(long)]
+        no_drift_control: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn main() {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("BLUEBRIDGE_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+            tracing_subscriber::EnvFilter::try_from_env("BLUEBRIDGE_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    match cli.command {
+    let result = match cli.command {
+        Command::Run { config } => run(&config),
+        Command::CheckConfig { file } => check_config(&file),
+        Command::Demo { seconds, outputs, json } => run_demo(seconds, outputs, json),
+        Command::Bench(Bench::Sync { seconds, outputs, no_drift_control, json }) => bench_sync(seconds, outputs, !no_drift_control, json),
         Command::Adapters { json } => adapters(json),
+    };
+    if let Err(e) = result {
+        eprintln!("bluebridge: {e:#}");
+        std::process::exit(1);
     }
+}
+
+fn check_config(file: &str) -> Result<()> {
+    let (source, outputs) = Config::load(file)?;
+    println!("{file}: ok ({source:?}; {} outputs: {})", outputs.len(), outputs.iter().map(|o| format!("{} ({})", o.name, o.kind)).collect::<Vec<_>>().join(", "));
+    Ok(())
+}
+
+fn stop_flag() -> Result<Arc<AtomicBool>> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [libc::SIGINT, libc::SIGTERM] {
+        // Sets the flag; the engine loop checks it every tick.
+        signal_flag(sig, stop.clone())?;
+    }
+    Ok(stop)
+}
+
+/// Sets `flag` when `sig` arrives (a tokio signal listener on a small runtime thread).
+fn signal_flag(sig: i32, flag: Arc<AtomicBool>) -> Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let mut stream = rt.block_on(async { tokio::signal::unix::signal(tokio::signal::unix::SignalKind::from_raw(sig)) })?;
+    std::thread::Builder::new().name(format!("signal {sig}")).spawn(move || {
+        rt.block_on(async {
+            stream.recv().await;
+        });
+        flag.store(true, Ordering::SeqCst);
+    })?;
+    Ok(())
+}
+
+fn player_config(spec: &OutputSpec) -> PlayerConfig {
+    PlayerConfig {
+        offset_ns: spec.offset_ns,
+        calibration_ns: spec.calibration_ns,
+        channels: spec.channel,
+        volume_pct: spec.volume_pct,
+        ..PlayerConfig::named(&spec.name)
+    }
+}
+
+fn run(config: &str) -> Result<()> {
+    let (source, outputs) = Config::load(config)?;
+    let stop = stop_flag()?;
+    let clock = SystemClock;
+    let start = clock.now();
+    let mut engine = Engine::default();
+    let feed = match &source {
+        SourceSpec::Tone { buffer_ns } => {
+            let signal = TestSignal::standard();
+            let timeline = TimelineBuffer::shared(signal.format);
+            engine.sources.push(Box::new(ToneSource::new(signal, timeline.clone(), start)));
+            local_feed(timeline, *buffer_ns)
+        }
+        SourceSpec::File { path, looped, buffer_ns } => {
+            let (src, timeline) = WavSource::open(path, *looped, start)?;
+            engine.sources.push(Box::new(src));
+            local_feed(timeline, *buffer_ns)
+        }
+        SourceSpec::Snapcast { url } => bail!("source kind \"snapcast\" ({url}) is not wired into `run` in this build yet"),
+    };
+    for spec in &outputs {
+        let out = bluebridge::output::open(spec).with_context(|| format!("output {:?}", spec.name))?;
+        engine.players.push(Player::new(player_config(spec), feed.clone(), out));
+    }
+    tracing::info!("running {} outputs from {config}", engine.players.len());
+    engine.run_realtime(None, &stop, |e, _| {
+        for s in e.status() {
+            tracing::debug!("{}", status_line(&s));
+        }
+    });
+    engine.close();
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn local_feed(timeline: bluebridge::timeline::buffer::SharedTimeline, buffer_ns: i64) -> Feed {
+    Feed {
+        timeline,
+        server_clock: Arc::new(Mutex::new(ServerClock::fixed(0))),
+        settings: Arc::new(Mutex::new(PlaySettings { buffer_ns, ..PlaySettings::default() })),
+    }
+}
+
+fn status_line(s: &PlayerStatus) -> String {
+    format!(
+        "{:<20} {:<5} {:>9.1} µs  {:>+8.1} ppm (drift {:>+7.1})  delay {:>7.2} ms  resyncs {}",
+        s.name,
+        if s.synced { "sync" } else { "wait" },
+        s.error_us,
+        s.correction_ppm,
+        s.drift_estimate_ppm,
+        s.delay.total_ns() as f64 / 1e6,
+        s.resyncs
+    )
+}
+
+fn run_demo(seconds: f64, n: usize, json: bool) -> Result<()> {
+    if n == 0 || n > 64 {
+        bail!("--outputs must be between 1 and 64, not {n}");
+    }
+    if !(seconds > 0.0 && seconds <= 86_400.0) {
+        bail!("--seconds must be between 0 and 86400, not {seconds}");
+    }
+    let stop = stop_flag()?;
+    let clock = SystemClock;
+    let start = clock.now();
+    let mut engine = demo::build(&demo::profiles(n), start, true);
+    let mut obs = demo::observations(&engine);
+    let until = start.add_ns((seconds * 1e9) as i64 + demo::DEMO_BUFFER_NS + 500_000_000);
+    if !json {
+        eprintln!("bluebridge demo: the test signal to {n} simulated speakers for {seconds} s (Ctrl-C stops)");
+    }
+    engine.run_realtime(Some(until), &stop, |e, now| {
+        demo::collect(e, &mut obs);
+        if !json {
+            eprintln!("--- t = {:.0} s", now.ns_since(start) as f64 / 1e9);
+            for s in e.status() {
+                eprintln!("{}", status_line(&s));
+            }
+        }
+    });
+    demo::collect(&mut engine, &mut obs);
+    engine.close();
+    let end = clock.now();
+    let plays = demo::click_play_times(start, end.add_ns(-300_000_000));
+    let r = report::build(&plays, &obs, start, false);
+    if json {
+        println!("{}", serde_json::to_string(&r)?);
+    } else {
+        print!("{}", r.table());
+    }
+    Ok(())
+}
+
+fn bench_sync(seconds: f64, n: usize, drift_control: bool, json: bool) -> Result<()> {
+    if n == 0 || n > 64 {
+        bail!("--outputs must be between 1 and 64, not {n}");
+    }
+    if !(seconds >= 1.0 && seconds <= 86_400.0) {
+        bail!("--seconds must be between 1 and 86400, not {seconds}");
+    }
+    let t = std::time::Instant::now();
+    let r = demo::bench_sync(n, seconds, drift_control);
+    if json {
+        println!("{}", serde_json::to_string(&r)?);
+    } else {
+        print!("{}", r.table());
+        eprintln!("({seconds} s of audio simulated in {:.1} s)", t.elapsed().as_secs_f64());
+    }
+    Ok(())
 }
 
 fn adapters(json: bool) -> Result<()> {
@@ -47,4 +261,9 @@ fn adapters(json: bool) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[allow(dead_code)]
+fn known_kinds() -> String {
+    OUTPUT_KINDS.iter().map(|(k, d)| format!("{k}: {d}")).collect::<Vec<_>>().join("\n")
 }

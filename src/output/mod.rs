@@ -67,3 +67,13 @@ pub trait Output: Send {
         Ok(())
     }
 }
+
+/// Opens an output of the kind named in `spec` (the registry of output kinds; see [`crate::config::OUTPUT_KINDS`]).
+pub fn open(spec: &crate::config::OutputSpec) -> Result<Box<dyn Output>, OutputError> {
+    match spec.kind.as_str() {
+        "sim" => Ok(Box::new(sim::SimOutput::new(spec.sim.clone()))),
+        "file" => Ok(Box::new(file::FileOutput::create(&spec.path)?)),
+        "pipe" => Ok(Box::new(pipe::PipeOutput::open(&spec.path, spec.delay_ns)?)),
+        other => Err(OutputError::Other(format!("output kind {other:?} is not in this build"))),
+    }
+}

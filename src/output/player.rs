@@ -247,7 +247,7 @@ impl Player {
     pub fn tick(&mut self, now: LocalTime) {
         let st: OutputStatus = self.output.status(now);
         let mut written = 0usize;
-        while st.want_frames >= written + BLOCK_FRAMES {
+        while st.want_frames > written {
             let transport_ns = st.transport_ns + OUTPUT_FORMAT.frames_to_ns(written as i64);
             self.produce_block(now, transport_ns, st.sink_reported_ns);
             if let Err(e) = self.output.write(now, &self.pcm) {

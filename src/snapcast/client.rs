@@ -526,12 +526,9 @@ impl Session<'_> {
         }
     }
 
-    async fn emit(&self, event: SnapEvent) -> Option<End> {
-        self.events
-            .send(event)
-            .await
-            .err()
-            .map(|_| End::EventsClosed)
+    /// Sends an event (not a `&self` method: `Session` is not `Sync`, and the future must stay `Send`).
+    async fn emit(events: &mpsc::Sender<SnapEvent>, event: SnapEvent) -> Option<End> {
+        events.send(event).await.err().map(|_| End::EventsClosed)
     }
 
     /// Handles one message; `Err` ends the connection with that reason.
@@ -565,14 +562,16 @@ impl Session<'_> {
             Message::ServerSettings(s) => {
                 self.settings_seen = true;
                 tracing::debug!(output = self.name, ?s, "server settings");
-                Ok(self
-                    .emit(SnapEvent::Settings {
+                Ok(Self::emit(
+                    self.events,
+                    SnapEvent::Settings {
                         buffer_ms: s.buffer_ms,
                         latency_ms: s.latency_ms,
                         volume_pct: s.volume_pct.min(100) as u8,
                         muted: s.muted,
-                    })
-                    .await)
+                    },
+                )
+                .await)
             }
             Message::CodecHeader(ch) => {
                 let decoder =
@@ -580,7 +579,7 @@ impl Session<'_> {
                 let format = decoder.format();
                 tracing::info!(output = self.name, codec = %ch.codec, %format, "stream format");
                 self.decoder = Some(decoder);
-                Ok(self.emit(SnapEvent::Format(format)).await)
+                Ok(Self::emit(self.events, SnapEvent::Format(format)).await)
             }
             Message::WireChunk(chunk) => {
                 let decoder = self
@@ -609,7 +608,7 @@ impl Session<'_> {
                 if frames == 0 {
                     return Ok(None);
                 }
-                Ok(self.emit(SnapEvent::Audio { start, samples }).await)
+                Ok(Self::emit(self.events, SnapEvent::Audio { start, samples }).await)
             }
             Message::Error(e) => {
                 self.auth_refused = matches!(e.code, 401 | 403);
@@ -657,6 +656,24 @@ mod tests {
             "bluebridge-desk"
         );
         assert!(!local_host_name().is_empty());
+    }
+
+    #[test]
+    fn run_is_a_send_future() {
+        fn assert_send<T: Send>(_: &T) {}
+        let (ev_tx, _ev_rx) = mpsc::channel(1);
+        let (_cmd_tx, cmd_rx) = mpsc::channel(1);
+        let (_sd_tx, sd_rx) = watch::channel(false);
+        let clock: Arc<dyn Clock> = Arc::new(crate::timeline::SystemClock);
+        let fut = run(
+            ClientConfig::new("tcp://h", "x"),
+            clock,
+            Default::default(),
+            ev_tx,
+            cmd_rx,
+            sd_rx,
+        );
+        assert_send(&fut);
     }
 
     #[test]
