@@ -63,10 +63,19 @@ wait_for() {
 within() { awk -v v="$1" -v lo="$2" -v hi="$3" 'BEGIN { exit !(v ~ /^-?[0-9.]+(e-?[0-9]+)?$/ && v + 0 >= lo + 0 && v + 0 <= hi + 0) }'; }
 
 # ---- controllers -------------------------------------------------------------------------------------------
-# addr IDX: controller address of hciIDX
-addr() { t 10 btmgmt --index "$1" info 2>/dev/null | sed -n 's/^[[:space:]]*addr \([0-9A-F:]*\) .*/\1/p' | head -1; }
-# settings IDX supported|current: the settings words of hciIDX
-settings() { t 10 btmgmt --index "$1" info 2>/dev/null | sed -n "s/^[[:space:]]*$2 settings: //p" | head -1; }
+# btmgmt info for all controllers at once (one call: each btmgmt start costs ~0.5 s under TCG)
+mgmt_info() { t 10 btmgmt info 2>/dev/null; }
+# info_field IDX FIELD [INFO]: from `btmgmt info` text (default: a fresh one), FIELD of hciIDX:
+#   addr | supported | current
+info_field() {
+  local info=${3:-$(mgmt_info)}
+  awk -v want="hci$1:" -v f="$2" '
+    /^hci[0-9]+:/ { cur = $1; next }
+    cur == want && f == "addr" && $1 == "addr" { print $2; exit }
+    cur == want && f != "addr" && index($0, f " settings: ") { sub(/.*settings: /, ""); print; exit }' <<<"$info"
+}
+addr() { info_field "$1" addr "$(t 10 btmgmt --index "$1" info 2>/dev/null)"; }
+settings() { info_field "$1" "$2"; }
 controller_count() { t 10 btmgmt info 2>/dev/null | grep -c '^hci[0-9]*:'; }
 # adapter_count: adapters bluetoothd exports on D-Bus
 adapter_count() {
@@ -134,7 +143,8 @@ bb() {
 }
 
 # ---- audio ----------------------------------------------------------------------------------------------------
-# make_tone FILE FREQ SECS [RATE] [AMPLITUDE 0..1]: stereo S16_LE WAV sine
+# make_tone FILE FREQ SECS [RATE] [AMPLITUDE 0..1]: stereo S16_LE WAV sine (an integer FREQ repeats exactly
+# every RATE/gcd(RATE, FREQ) samples: computing one block keeps this fast under TCG)
 make_tone() {
   python3 - "$@" <<'PY'
 import math, struct, sys, wave
@@ -142,13 +152,13 @@ path, freq, secs = sys.argv[1], float(sys.argv[2]), float(sys.argv[3])
 rate = int(sys.argv[4]) if len(sys.argv) > 4 else 44100
 amp = float(sys.argv[5]) if len(sys.argv) > 5 else 0.5
 n = int(rate * secs)
+block = rate // math.gcd(rate, int(freq)) if freq == int(freq) else n
+block = min(block, n)
 w = 2 * math.pi * freq / rate
-frames = bytearray()
-for i in range(n):
-    v = int(round(32767 * amp * math.sin(w * i)))
-    frames += struct.pack('<hh', v, v)
+one = b''.join(struct.pack('<hh', v, v) for v in (int(round(32767 * amp * math.sin(w * i))) for i in range(block)))
+frames = (one * (n // block + 1))[: 4 * n]
 with wave.open(path, 'wb') as f:
-    f.setnchannels(2); f.setsampwidth(2); f.setframerate(rate); f.writeframes(bytes(frames))
+    f.setnchannels(2); f.setsampwidth(2); f.setframerate(rate); f.writeframes(frames)
 PY
 }
 # analyze_tone WAV: prints KEY=VALUE lines: rate, total_s, active_s, freq_hz, rms_dbfs, peak_dbfs

@@ -5,11 +5,12 @@
 # rig: bin=required
 
 step "controller settings"
-n=$(controller_count)
+info=$(mgmt_info); echo "$info" > "$O/btmgmt-info.txt"
+n=$(grep -c '^hci[0-9]*:' <<<"$info")
 check controller-count "$([ "$n" -eq 3 ] && echo PASS || echo FAIL)" "btmgmt info lists $n controllers, want 3"
 # Supported settings must include the classic + LE basics; the LE Audio roles show in the current settings.
 for i in 0 1 2; do
-  sup=$(settings $i supported); cur=$(settings $i current)
+  sup=$(info_field $i supported "$info"); cur=$(info_field $i current "$info")
   log "hci$i supported: $sup"; log "hci$i current: $cur"
   miss=""
   for w in br/edr le secure-conn ssp; do
@@ -28,7 +29,7 @@ check sid-emulator $rc "/opt/bluez-sid/bin/btvirt --version: $v (rc=$rc)"
 figure bluez_version "$($BTD --version 2>&1)"
 figure sid_btvirt_version "$v"
 
-A0=$(addr 0); A1=$(addr 1); A2=$(addr 2)
+A0=$(info_field 0 addr "$info"); A1=$(info_field 1 addr "$info"); A2=$(info_field 2 addr "$info")
 log "hci0=$A0 hci1=$A1 hci2=$A2"
 
 step "BR/EDR discovery hci0 -> hci1"
