@@ -1,5 +1,8 @@
 //! Integration tests (one binary).
+mod cli;
 #[path = "snapcast/support.rs"]
 mod snap_support;
 #[path = "snapcast/server.rs"]
 mod snap_server;
+#[path = "snapcast/hostile.rs"]
+mod snap_hostile;
