@@ -123,7 +123,10 @@ pub struct OutputConfig {
 pub const OUTPUT_KINDS: &[(&str, &str)] = &[
     ("sim", "a simulated speaker (parameters in `sim = { … }`)"),
     ("file", "a WAV file (`path`, default NAME.wav)"),
-    ("pipe", "raw S16LE 48 kHz stereo in real time to a FIFO or `-` for stdout (`path`, `delay_ms`)"),
+    (
+        "pipe",
+        "raw S16LE 48 kHz stereo in real time to a FIFO or `-` for stdout (`path`, `delay_ms`)",
+    ),
 ];
 
 /// An output with everything resolved to plain values.
@@ -161,7 +164,12 @@ impl Config {
     pub fn parse(file: &str, text: &str) -> Result<(SourceSpec, Vec<OutputSpec>), ConfigError> {
         let err_at = |span: std::ops::Range<usize>, message: String| {
             let (line, col) = pos(text, span.start);
-            ConfigError { file: file.to_string(), line, col, message }
+            ConfigError {
+                file: file.to_string(),
+                line,
+                col,
+                message,
+            }
         };
         let cfg: Config = toml::from_str(text).map_err(|e| {
             let span = e.span().unwrap_or(0..0);
@@ -178,7 +186,12 @@ impl Config {
         let buffer_ns = match &src.buffer_ms {
             None => DEFAULT_LOCAL_BUFFER_MS * 1_000_000,
             Some(b) if (20..=10_000).contains(b.get_ref()) => b.get_ref() * 1_000_000,
-            Some(b) => return Err(err_at(b.span(), format!("source.buffer_ms must be between 20 and 10000, not {}", b.get_ref()))),
+            Some(b) => {
+                return Err(err_at(
+                    b.span(),
+                    format!("source.buffer_ms must be between 20 and 10000, not {}", b.get_ref()),
+                ))
+            }
         };
         let source = match kind {
             "tone" => {
@@ -192,22 +205,47 @@ impl Config {
                 let path = match &src.path {
                     Some(p) if !p.get_ref().is_empty() => p.get_ref().clone(),
                     Some(p) => return Err(err_at(p.span(), "source.path must not be empty".into())),
-                    None => return Err(err_at(src.kind.span(), "source.path is required for kind \"file\"".into())),
+                    None => {
+                        return Err(err_at(
+                            src.kind.span(),
+                            "source.path is required for kind \"file\"".into(),
+                        ))
+                    }
                 };
-                SourceSpec::File { path, looped: src.looped.as_ref().is_some_and(|l| *l.get_ref()), buffer_ns }
+                SourceSpec::File {
+                    path,
+                    looped: src.looped.as_ref().is_some_and(|l| *l.get_ref()),
+                    buffer_ns,
+                }
             }
             "snapcast" => {
                 not_for("path", src.path.as_ref().map(|v| v.span()), kind)?;
                 not_for("loop", src.looped.as_ref().map(|v| v.span()), kind)?;
-                not_for("buffer_ms (the server sets the buffer)", src.buffer_ms.as_ref().map(|v| v.span()), kind)?;
-                let url = src.url.as_ref().map(|u| u.get_ref().clone()).unwrap_or_else(|| "tcp://127.0.0.1:1704".into());
+                not_for(
+                    "buffer_ms (the server sets the buffer)",
+                    src.buffer_ms.as_ref().map(|v| v.span()),
+                    kind,
+                )?;
+                let url = src
+                    .url
+                    .as_ref()
+                    .map(|u| u.get_ref().clone())
+                    .unwrap_or_else(|| "tcp://127.0.0.1:1704".into());
                 if !url.starts_with("tcp://") || url.len() <= "tcp://".len() {
                     let span = src.url.as_ref().map(|u| u.span()).unwrap_or(src.kind.span());
-                    return Err(err_at(span, format!("source.url must look like tcp://host[:port], not {url:?}")));
+                    return Err(err_at(
+                        span,
+                        format!("source.url must look like tcp://host[:port], not {url:?}"),
+                    ));
                 }
                 SourceSpec::Snapcast { url }
             }
-            other => return Err(err_at(src.kind.span(), format!("source.kind {other:?} is unknown; known kinds: tone, file, snapcast"))),
+            other => {
+                return Err(err_at(
+                    src.kind.span(),
+                    format!("source.kind {other:?} is unknown; known kinds: tone, file, snapcast"),
+                ))
+            }
         };
         if cfg.outputs.is_empty() {
             return Err(err_at(0..0, "no [[output]]: at least one output is needed".into()));
@@ -216,23 +254,45 @@ impl Config {
         for o in &cfg.outputs {
             let o = o.get_ref();
             let name = o.name.get_ref();
-            if name.is_empty() || name.len() > 64 || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
-                return Err(err_at(o.name.span(), format!("output.name {name:?} must be 1-64 characters of letters, digits, '-', '_' or '.'")));
+            if name.is_empty()
+                || name.len() > 64
+                || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+            {
+                return Err(err_at(
+                    o.name.span(),
+                    format!("output.name {name:?} must be 1-64 characters of letters, digits, '-', '_' or '.'"),
+                ));
             }
             if specs.iter().any(|s: &OutputSpec| &s.name == name) {
-                return Err(err_at(o.name.span(), format!("output.name {name:?} is used twice; names must be unique")));
+                return Err(err_at(
+                    o.name.span(),
+                    format!("output.name {name:?} is used twice; names must be unique"),
+                ));
             }
             let kind = o.kind.get_ref().as_str();
             if !OUTPUT_KINDS.iter().any(|(k, _)| *k == kind) {
                 let known: Vec<&str> = OUTPUT_KINDS.iter().map(|(k, _)| *k).collect();
-                let later = if kind == "a2dp" || kind == "broadcast" { " (not in this build yet)" } else { "" };
-                return Err(err_at(o.kind.span(), format!("output.kind {kind:?} is unknown{later}; known kinds: {}", known.join(", "))));
+                let later = if kind == "a2dp" || kind == "broadcast" {
+                    " (not in this build yet)"
+                } else {
+                    ""
+                };
+                return Err(err_at(
+                    o.kind.span(),
+                    format!(
+                        "output.kind {kind:?} is unknown{later}; known kinds: {}",
+                        known.join(", ")
+                    ),
+                ));
             }
             let ms = |v: &Option<Spanned<f64>>, key: &str, lo: f64, hi: f64| -> Result<i64, ConfigError> {
                 match v {
                     None => Ok(0),
                     Some(s) if (lo..=hi).contains(s.get_ref()) => Ok((s.get_ref() * 1e6).round() as i64),
-                    Some(s) => Err(err_at(s.span(), format!("output.{key} must be between {lo} and {hi} ms, not {}", s.get_ref()))),
+                    Some(s) => Err(err_at(
+                        s.span(),
+                        format!("output.{key} must be between {lo} and {hi} ms, not {}", s.get_ref()),
+                    )),
                 }
             };
             let offset_ns = ms(&o.offset_ms, "offset_ms", -5_000.0, 5_000.0)?;
@@ -241,7 +301,12 @@ impl Config {
             let volume_pct = match &o.volume {
                 None => 100,
                 Some(v) if (0..=100).contains(v.get_ref()) => *v.get_ref() as u8,
-                Some(v) => return Err(err_at(v.span(), format!("output.volume must be a percentage 0-100, not {}", v.get_ref()))),
+                Some(v) => {
+                    return Err(err_at(
+                        v.span(),
+                        format!("output.volume must be a percentage 0-100, not {}", v.get_ref()),
+                    ))
+                }
             };
             let wrong_key = |present: bool, key: &str, span: std::ops::Range<usize>| {
                 if present {
@@ -271,7 +336,9 @@ impl Config {
                 return Err(err_at(span, format!("output.sim: {m}")));
             }
             let path = match (&o.path, kind) {
-                (Some(p), _) if p.get_ref().is_empty() => return Err(err_at(p.span(), "output.path must not be empty".into())),
+                (Some(p), _) if p.get_ref().is_empty() => {
+                    return Err(err_at(p.span(), "output.path must not be empty".into()))
+                }
                 (Some(p), _) => p.get_ref().clone(),
                 (None, "file") => format!("{name}.wav"),
                 (None, "pipe") => format!("/run/bluebridge/{name}.pcm"),
@@ -294,8 +361,12 @@ impl Config {
 
     /// Reads, parses and validates the file at `path`.
     pub fn load(path: &str) -> Result<(SourceSpec, Vec<OutputSpec>), ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| ConfigError { file: path.to_string(), line: 0, col: 0, message: format!("cannot read: {e}") })?;
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: path.to_string(),
+            line: 0,
+            col: 0,
+            message: format!("cannot read: {e}"),
+        })?;
         Self::parse(path, &text)
     }
 }
@@ -341,7 +412,10 @@ delay_ms = 10
         let e = err(&GOOD.replace("delay_ms = 10", "delay_ms = -10"));
         assert!(e.starts_with("t.toml:15:") && e.contains("delay_ms"), "{e}");
         let e = err(&GOOD.replace("kind = \"sim\"", "kind = \"bogus\""));
-        assert!(e.starts_with("t.toml:8:") && e.contains("bogus") && e.contains("sim, file, pipe"), "{e}");
+        assert!(
+            e.starts_with("t.toml:8:") && e.contains("bogus") && e.contains("sim, file, pipe"),
+            "{e}"
+        );
         let e = err(&GOOD.replace("recorder", "kitchen"));
         assert!(e.contains("used twice") && e.starts_with("t.toml:12:"), "{e}");
         let e = err(&GOOD.replace("name = \"kitchen\"\n", ""));

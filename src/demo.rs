@@ -30,26 +30,54 @@ pub struct Profile {
 
 /// The four standard profiles, then more with varied clocks up to ±500 ppm.
 pub fn profiles(n: usize) -> Vec<Profile> {
-    let base = vec![
+    let base = [
         Profile {
             name: "a2dp-150ms".into(),
-            sim: SimParams { render_delay_ms: 150.0, ppm: 200.0, jitter_ms: 3.0, buffer_ms: 40.0, seed: 11, ..SimParams::default() },
+            sim: SimParams {
+                render_delay_ms: 150.0,
+                ppm: 200.0,
+                jitter_ms: 3.0,
+                buffer_ms: 40.0,
+                seed: 11,
+                ..SimParams::default()
+            },
             calibration_ms: 0.0,
         },
         Profile {
             // Reports 230 ms but really takes 250 ms; an acoustic calibration of +20 ms corrects it.
             name: "a2dp-250ms-miscal".into(),
-            sim: SimParams { render_delay_ms: 250.0, reported_delay_ms: Some(230.0), ppm: -150.0, jitter_ms: 3.0, buffer_ms: 40.0, seed: 12, ..SimParams::default() },
+            sim: SimParams {
+                render_delay_ms: 250.0,
+                reported_delay_ms: Some(230.0),
+                ppm: -150.0,
+                jitter_ms: 3.0,
+                buffer_ms: 40.0,
+                seed: 12,
+                ..SimParams::default()
+            },
             calibration_ms: 20.0,
         },
         Profile {
             name: "broadcast-40ms".into(),
-            sim: SimParams { render_delay_ms: 40.0, ppm: 35.0, jitter_ms: 0.5, buffer_ms: 20.0, seed: 13, ..SimParams::default() },
+            sim: SimParams {
+                render_delay_ms: 40.0,
+                ppm: 35.0,
+                jitter_ms: 0.5,
+                buffer_ms: 20.0,
+                seed: 13,
+                ..SimParams::default()
+            },
             calibration_ms: 0.0,
         },
         Profile {
             name: "local-10ms".into(),
-            sim: SimParams { render_delay_ms: 10.0, ppm: -20.0, buffer_ms: 10.0, seed: 14, ..SimParams::default() },
+            sim: SimParams {
+                render_delay_ms: 10.0,
+                ppm: -20.0,
+                buffer_ms: 10.0,
+                seed: 14,
+                ..SimParams::default()
+            },
             calibration_ms: 0.0,
         },
     ];
@@ -60,7 +88,15 @@ pub fn profiles(n: usize) -> Vec<Profile> {
             } else {
                 let b = &base[i % base.len()];
                 let ppm = [500.0, -500.0, 300.0, -300.0][i % 4];
-                Profile { name: format!("{}-{}", b.name, i), sim: SimParams { ppm, seed: 100 + i as u64, ..b.sim.clone() }, calibration_ms: b.calibration_ms }
+                Profile {
+                    name: format!("{}-{}", b.name, i),
+                    sim: SimParams {
+                        ppm,
+                        seed: 100 + i as u64,
+                        ..b.sim.clone()
+                    },
+                    calibration_ms: b.calibration_ms,
+                }
             }
         })
         .collect()
@@ -73,7 +109,10 @@ pub fn build(profiles: &[Profile], start: LocalTime, drift_control: bool) -> Eng
     let feed = Feed {
         timeline: timeline.clone(),
         server_clock: Arc::new(Mutex::new(ServerClock::fixed(0))),
-        settings: Arc::new(Mutex::new(PlaySettings { buffer_ns: DEMO_BUFFER_NS, ..PlaySettings::default() })),
+        settings: Arc::new(Mutex::new(PlaySettings {
+            buffer_ns: DEMO_BUFFER_NS,
+            ..PlaySettings::default()
+        })),
     };
     let mut engine = Engine::default();
     engine.sources.push(Box::new(ToneSource::new(signal, timeline, start)));
@@ -81,7 +120,9 @@ pub fn build(profiles: &[Profile], start: LocalTime, drift_control: bool) -> Eng
         let mut cfg = PlayerConfig::named(&p.name);
         cfg.calibration_ns = (p.calibration_ms * 1e6).round() as i64;
         cfg.drift_control = drift_control;
-        engine.players.push(Player::new(cfg, feed.clone(), Box::new(SimOutput::new(p.sim.clone()))));
+        engine
+            .players
+            .push(Player::new(cfg, feed.clone(), Box::new(SimOutput::new(p.sim.clone()))));
     }
     engine
 }
@@ -111,7 +152,12 @@ pub fn observations(engine: &Engine) -> Vec<OutputObservation> {
     engine
         .players
         .iter()
-        .map(|p| OutputObservation { name: p.name().to_string(), kind: p.kind().to_string(), offset_ns: p.offset_ns(), acoustic: vec![] })
+        .map(|p| OutputObservation {
+            name: p.name().to_string(),
+            kind: p.kind().to_string(),
+            offset_ns: p.offset_ns(),
+            acoustic: vec![],
+        })
         .collect()
 }
 
@@ -149,6 +195,10 @@ mod tests {
         let r = bench_sync(4, 40.0, false);
         let worst = r.outputs.iter().map(|o| o.deviation_us.max).fold(0.0, f64::max);
         let conv = r.converged_after_s.unwrap();
-        assert!(conv > 10.0 || worst > 50.0, "drift control off yet in sync:\n{}", r.table());
+        assert!(
+            conv > 10.0 || worst > 50.0,
+            "drift control off yet in sync:\n{}",
+            r.table()
+        );
     }
 }

@@ -39,7 +39,14 @@ impl Engine {
 
     /// Runs in virtual time from the clock's current time for `duration_ns`, with each wake-up late by a random
     /// 0..`wake_jitter_ns` (as a real thread is). Calls `each_tick` after every tick.
-    pub fn run_virtual(&mut self, clock: &ManualClock, duration_ns: i64, wake_jitter_ns: i64, seed: u64, mut each_tick: impl FnMut(&mut Engine, LocalTime)) {
+    pub fn run_virtual(
+        &mut self,
+        clock: &ManualClock,
+        duration_ns: i64,
+        wake_jitter_ns: i64,
+        seed: u64,
+        mut each_tick: impl FnMut(&mut Engine, LocalTime),
+    ) {
         let mut rng = fastrand::Rng::with_seed(seed);
         let start = clock.now();
         let mut k = 0i64;
@@ -48,7 +55,11 @@ impl Engine {
             if nominal.ns_since(start) > duration_ns {
                 break;
             }
-            let jitter = if wake_jitter_ns > 0 { rng.i64(0..wake_jitter_ns) } else { 0 };
+            let jitter = if wake_jitter_ns > 0 {
+                rng.i64(0..wake_jitter_ns)
+            } else {
+                0
+            };
             clock.set(nominal.add_ns(jitter));
             let now = clock.now();
             self.tick(now);
@@ -58,7 +69,12 @@ impl Engine {
     }
 
     /// Runs in real time until `stop` is set or `until` passes. Calls `each_second` about once a second.
-    pub fn run_realtime(&mut self, until: Option<LocalTime>, stop: &AtomicBool, mut each_second: impl FnMut(&mut Engine, LocalTime)) {
+    pub fn run_realtime(
+        &mut self,
+        until: Option<LocalTime>,
+        stop: &AtomicBool,
+        mut each_second: impl FnMut(&mut Engine, LocalTime),
+    ) {
         let clock = SystemClock;
         let mut next = clock.now();
         let mut next_report = next.add_ns(1_000_000_000);

@@ -16,7 +16,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 #[derive(Parser, Debug)]
-#[command(name = "bluebridge", version, about = "Plays a multi-room group stream on Bluetooth speakers, in sync")]
+#[command(
+    name = "bluebridge",
+    version,
+    about = "Plays a multi-room group stream on Bluetooth speakers, in sync"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -80,7 +84,8 @@ enum Bench {
 fn main() {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("BLUEBRIDGE_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+            tracing_subscriber::EnvFilter::try_from_env("BLUEBRIDGE_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -89,7 +94,12 @@ fn main() {
         Command::Run { config } => run(&config),
         Command::CheckConfig { file } => check_config(&file),
         Command::Demo { seconds, outputs, json } => run_demo(seconds, outputs, json),
-        Command::Bench(Bench::Sync { seconds, outputs, no_drift_control, json }) => bench_sync(seconds, outputs, !no_drift_control, json),
+        Command::Bench(Bench::Sync {
+            seconds,
+            outputs,
+            no_drift_control,
+            json,
+        }) => bench_sync(seconds, outputs, !no_drift_control, json),
         Command::Adapters { json } => adapters(json),
     };
     if let Err(e) = result {
@@ -100,7 +110,15 @@ fn main() {
 
 fn check_config(file: &str) -> Result<()> {
     let (source, outputs) = Config::load(file)?;
-    println!("{file}: ok ({source:?}; {} outputs: {})", outputs.len(), outputs.iter().map(|o| format!("{} ({})", o.name, o.kind)).collect::<Vec<_>>().join(", "));
+    println!(
+        "{file}: ok ({source:?}; {} outputs: {})",
+        outputs.len(),
+        outputs
+            .iter()
+            .map(|o| format!("{} ({})", o.name, o.kind))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
     Ok(())
 }
 
@@ -116,13 +134,16 @@ fn stop_flag() -> Result<Arc<AtomicBool>> {
 /// Sets `flag` when `sig` arrives (a tokio signal listener on a small runtime thread).
 fn signal_flag(sig: i32, flag: Arc<AtomicBool>) -> Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let mut stream = rt.block_on(async { tokio::signal::unix::signal(tokio::signal::unix::SignalKind::from_raw(sig)) })?;
-    std::thread::Builder::new().name(format!("signal {sig}")).spawn(move || {
-        rt.block_on(async {
-            stream.recv().await;
-        });
-        flag.store(true, Ordering::SeqCst);
-    })?;
+    let mut stream =
+        rt.block_on(async { tokio::signal::unix::signal(tokio::signal::unix::SignalKind::from_raw(sig)) })?;
+    std::thread::Builder::new()
+        .name(format!("signal {sig}"))
+        .spawn(move || {
+            rt.block_on(async {
+                stream.recv().await;
+            });
+            flag.store(true, Ordering::SeqCst);
+        })?;
     Ok(())
 }
 
@@ -146,15 +167,23 @@ fn run(config: &str) -> Result<()> {
         SourceSpec::Tone { buffer_ns } => {
             let signal = TestSignal::standard();
             let timeline = TimelineBuffer::shared(signal.format);
-            engine.sources.push(Box::new(ToneSource::new(signal, timeline.clone(), start)));
+            engine
+                .sources
+                .push(Box::new(ToneSource::new(signal, timeline.clone(), start)));
             local_feed(timeline, *buffer_ns)
         }
-        SourceSpec::File { path, looped, buffer_ns } => {
+        SourceSpec::File {
+            path,
+            looped,
+            buffer_ns,
+        } => {
             let (src, timeline) = WavSource::open(path, *looped, start)?;
             engine.sources.push(Box::new(src));
             local_feed(timeline, *buffer_ns)
         }
-        SourceSpec::Snapcast { url } => bail!("source kind \"snapcast\" ({url}) is not wired into `run` in this build yet"),
+        SourceSpec::Snapcast { url } => {
+            bail!("source kind \"snapcast\" ({url}) is not wired into `run` in this build yet")
+        }
     };
     for spec in &outputs {
         let out = bluebridge::output::open(spec).with_context(|| format!("output {:?}", spec.name))?;
@@ -175,7 +204,10 @@ fn local_feed(timeline: bluebridge::timeline::buffer::SharedTimeline, buffer_ns:
     Feed {
         timeline,
         server_clock: Arc::new(Mutex::new(ServerClock::fixed(0))),
-        settings: Arc::new(Mutex::new(PlaySettings { buffer_ns, ..PlaySettings::default() })),
+        settings: Arc::new(Mutex::new(PlaySettings {
+            buffer_ns,
+            ..PlaySettings::default()
+        })),
     }
 }
 
@@ -234,7 +266,7 @@ fn bench_sync(seconds: f64, n: usize, drift_control: bool, json: bool) -> Result
     if n == 0 || n > 64 {
         bail!("--outputs must be between 1 and 64, not {n}");
     }
-    if !(seconds >= 1.0 && seconds <= 86_400.0) {
+    if !(1.0..=86_400.0).contains(&seconds) {
         bail!("--seconds must be between 1 and 86400, not {seconds}");
     }
     let t = std::time::Instant::now();
@@ -257,7 +289,13 @@ fn adapters(json: bool) -> Result<()> {
         println!("{}", serde_json::json!({ "adapters": list }));
     } else {
         for a in &list {
-            println!("{}\t{}\t{}\t{}", a.name, a.address, if a.powered { "powered" } else { "off" }, a.alias);
+            println!(
+                "{}\t{}\t{}\t{}",
+                a.name,
+                a.address,
+                if a.powered { "powered" } else { "off" },
+                a.alias
+            );
         }
     }
     Ok(())
@@ -265,5 +303,9 @@ fn adapters(json: bool) -> Result<()> {
 
 #[allow(dead_code)]
 fn known_kinds() -> String {
-    OUTPUT_KINDS.iter().map(|(k, d)| format!("{k}: {d}")).collect::<Vec<_>>().join("\n")
+    OUTPUT_KINDS
+        .iter()
+        .map(|(k, d)| format!("{k}: {d}"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }

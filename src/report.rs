@@ -51,7 +51,11 @@ impl ClickDetector {
                         self.last_click = Some(start + PRE_FRAMES as u64);
                     }
                 }
-            } else if x.abs() > CLICK_THRESHOLD && self.last_click.is_none_or(|l| idx.saturating_sub(l) > REFRACTORY_FRAMES) {
+            } else if x.abs() > CLICK_THRESHOLD
+                && self
+                    .last_click
+                    .is_none_or(|l| idx.saturating_sub(l) > REFRACTORY_FRAMES)
+            {
                 let mut buf: Vec<f32> = self.hist.iter().copied().collect();
                 while buf.len() < PRE_FRAMES {
                     buf.insert(0, 0.0);
@@ -69,19 +73,38 @@ impl ClickDetector {
 
 /// The fractional index of the peak of |buf|, or None if it sits on the edge.
 fn peak_position(buf: &[f32]) -> Option<f64> {
-    let sign = if buf.iter().fold(0.0f32, |m, &v| if v.abs() > m.abs() { v } else { m }) < 0.0 { -1.0 } else { 1.0 };
-    let (m, _) = buf.iter().enumerate().fold((0usize, f32::MIN), |(bi, bv), (i, &v)| if v * sign > bv { (i, v * sign) } else { (bi, bv) });
+    let sign = if buf.iter().fold(0.0f32, |m, &v| if v.abs() > m.abs() { v } else { m }) < 0.0 {
+        -1.0
+    } else {
+        1.0
+    };
+    let (m, _) = buf.iter().enumerate().fold(
+        (0usize, f32::MIN),
+        |(bi, bv), (i, &v)| if v * sign > bv { (i, v * sign) } else { (bi, bv) },
+    );
     if m == 0 || m + 1 >= buf.len() {
         return None;
     }
-    let (a, b, c) = ((buf[m - 1] * sign) as f64, (buf[m] * sign) as f64, (buf[m + 1] * sign) as f64);
+    let (a, b, c) = (
+        (buf[m - 1] * sign) as f64,
+        (buf[m] * sign) as f64,
+        (buf[m + 1] * sign) as f64,
+    );
     let delta = if a > 0.0 && c > 0.0 {
         let (la, lb, lc) = (a.ln(), b.ln(), c.ln());
         let den = la - 2.0 * lb + lc;
-        if den.abs() < 1e-12 { 0.0 } else { 0.5 * (la - lc) / den }
+        if den.abs() < 1e-12 {
+            0.0
+        } else {
+            0.5 * (la - lc) / den
+        }
     } else {
         let den = a - 2.0 * b + c;
-        if den.abs() < 1e-12 { 0.0 } else { 0.5 * (a - c) / den }
+        if den.abs() < 1e-12 {
+            0.0
+        } else {
+            0.5 * (a - c) / den
+        }
     };
     Some(m as f64 + delta.clamp(-0.5, 0.5))
 }
@@ -106,7 +129,11 @@ impl Percentiles {
         let mut v: Vec<f64> = values.iter().map(|x| x.abs()).collect();
         v.sort_by(f64::total_cmp);
         let rank = |p: f64| v[((p * v.len() as f64).ceil() as usize).clamp(1, v.len()) - 1];
-        Self { p50: rank(0.50), p99: rank(0.99), max: *v.last().expect("non-empty") }
+        Self {
+            p50: rank(0.50),
+            p99: rank(0.99),
+            max: *v.last().expect("non-empty"),
+        }
     }
 }
 
@@ -157,7 +184,12 @@ pub const CONVERGED_US: f64 = 50.0;
 /// Builds the report. `play_times` are the intended local play times of the source clicks (without offsets).
 /// Clicks with a play time before `count_from` are left out of the figures; with `find_convergence`, the start of
 /// counting is moved to the first click after which every deviation and skew stays within [`CONVERGED_US`].
-pub fn build(play_times: &[LocalTime], outputs: &[OutputObservation], count_from: LocalTime, find_convergence: bool) -> SyncReport {
+pub fn build(
+    play_times: &[LocalTime],
+    outputs: &[OutputObservation],
+    count_from: LocalTime,
+    find_convergence: bool,
+) -> SyncReport {
     // deviation[o][k]: output o at click k, µs.
     let tol_ns = 200_000_000; // a click further than 200 ms from any play time is not a match
     let dev: Vec<Vec<Option<f64>>> = outputs
@@ -192,7 +224,10 @@ pub fn build(play_times: &[LocalTime], outputs: &[OutputObservation], count_from
         let (lo, hi) = a.iter().fold((f64::MAX, f64::MIN), |(l, h), &v| (l.min(v), h.max(v)));
         Some(hi - lo)
     };
-    let mut first_k = play_times.iter().position(|p| *p >= count_from).unwrap_or(play_times.len());
+    let mut first_k = play_times
+        .iter()
+        .position(|p| *p >= count_from)
+        .unwrap_or(play_times.len());
     let mut converged_after_s = None;
     if find_convergence && !play_times.is_empty() {
         let bad = |k: usize| {
@@ -216,26 +251,46 @@ pub fn build(play_times: &[LocalTime], outputs: &[OutputObservation], count_from
                 name: out.name.clone(),
                 kind: out.kind.clone(),
                 deviation_us: Percentiles::of_abs(&v),
-                mean_deviation_us: if v.is_empty() { 0.0 } else { v.iter().sum::<f64>() / v.len() as f64 },
+                mean_deviation_us: if v.is_empty() {
+                    0.0
+                } else {
+                    v.iter().sum::<f64>() / v.len() as f64
+                },
                 clicks: v.len(),
             }
         })
         .collect();
     let skews: Vec<f64> = (first_k..play_times.len()).filter_map(skew).collect();
-    SyncReport { outputs: out_reports, skew_us: Percentiles::of_abs(&skews), converged_after_s }
+    SyncReport {
+        outputs: out_reports,
+        skew_us: Percentiles::of_abs(&skews),
+        converged_after_s,
+    }
 }
 
 impl SyncReport {
     /// A plain-text table for people.
     pub fn table(&self) -> String {
-        let mut s = format!("{:<16} {:<6} {:>7} {:>10} {:>10} {:>10} {:>10}\n", "output", "kind", "clicks", "mean µs", "p50 µs", "p99 µs", "max µs");
+        let mut s = format!(
+            "{:<16} {:<6} {:>7} {:>10} {:>10} {:>10} {:>10}\n",
+            "output", "kind", "clicks", "mean µs", "p50 µs", "p99 µs", "max µs"
+        );
         for o in &self.outputs {
             s += &format!(
                 "{:<16} {:<6} {:>7} {:>10.1} {:>10.1} {:>10.1} {:>10.1}\n",
-                o.name, o.kind, o.clicks, o.mean_deviation_us, o.deviation_us.p50, o.deviation_us.p99, o.deviation_us.max
+                o.name,
+                o.kind,
+                o.clicks,
+                o.mean_deviation_us,
+                o.deviation_us.p50,
+                o.deviation_us.p99,
+                o.deviation_us.max
             );
         }
-        s += &format!("skew across outputs: p50 {:.1} µs, p99 {:.1} µs, max {:.1} µs\n", self.skew_us.p50, self.skew_us.p99, self.skew_us.max);
+        s += &format!(
+            "skew across outputs: p50 {:.1} µs, p99 {:.1} µs, max {:.1} µs\n",
+            self.skew_us.p50, self.skew_us.p99, self.skew_us.max
+        );
         if let Some(c) = self.converged_after_s {
             s += &format!("converged after {c:.1} s of audio\n");
         }
@@ -269,7 +324,12 @@ mod tests {
     #[test]
     fn sub_frame_shift_is_measured() {
         // A Gaussian pulse centred 0.3 frames after frame 100 is found there.
-        let sig: Vec<f32> = (0..300).map(|i| { let d = i as f64 - 100.3; (0.8 * (-(d * d) / 4.5).exp()) as f32 }).collect();
+        let sig: Vec<f32> = (0..300)
+            .map(|i| {
+                let d = i as f64 - 100.3;
+                (0.8 * (-(d * d) / 4.5).exp()) as f32
+            })
+            .collect();
         let mut found = vec![];
         ClickDetector::new().push(0, sig, &mut found);
         assert!((found[0] - 100.3).abs() < 0.01, "{found:?}");
@@ -279,13 +339,22 @@ mod tests {
     fn report_counts_deviation_skew_and_convergence() {
         let ms = 1_000_000;
         let play: Vec<LocalTime> = (0..10).map(|k| LocalTime::from_ns(k * 1000 * ms)).collect();
-        let a = OutputObservation { name: "a".into(), kind: "sim".into(), offset_ns: 0, acoustic: play.iter().map(|p| p.add_ns(10_000)).collect() };
+        let a = OutputObservation {
+            name: "a".into(),
+            kind: "sim".into(),
+            offset_ns: 0,
+            acoustic: play.iter().map(|p| p.add_ns(10_000)).collect(),
+        };
         // b is 1 ms late for the first 3 clicks, then 20 µs early; it also has a 5 ms offset it is meant to keep.
         let b = OutputObservation {
             name: "b".into(),
             kind: "sim".into(),
             offset_ns: 5 * ms,
-            acoustic: play.iter().enumerate().map(|(k, p)| p.add_ns(5 * ms + if k < 3 { ms } else { -20_000 })).collect(),
+            acoustic: play
+                .iter()
+                .enumerate()
+                .map(|(k, p)| p.add_ns(5 * ms + if k < 3 { ms } else { -20_000 }))
+                .collect(),
         };
         let r = build(&play, &[a, b], LocalTime::from_ns(0), true);
         assert_eq!(r.converged_after_s, Some(3.0));
@@ -298,6 +367,13 @@ mod tests {
     #[test]
     fn percentiles_use_nearest_rank() {
         let v: Vec<f64> = (1..=100).map(|x| -(x as f64)).collect();
-        assert_eq!(Percentiles::of_abs(&v), Percentiles { p50: 50.0, p99: 99.0, max: 100.0 });
+        assert_eq!(
+            Percentiles::of_abs(&v),
+            Percentiles {
+                p50: 50.0,
+                p99: 99.0,
+                max: 100.0
+            }
+        );
     }
 }

@@ -25,7 +25,11 @@ fn check_config_accepts_good_files_and_names_line_and_key_of_bad_ones() {
     );
     let out = bin().args(["check-config", &good]).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let bad = write(dir.path(), "bad.toml", "[source]\nkind = \"tone\"\n\n[[output]]\nname = \"a\"\nkind = \"sim\"\nvolume = 250\n");
+    let bad = write(
+        dir.path(),
+        "bad.toml",
+        "[source]\nkind = \"tone\"\n\n[[output]]\nname = \"a\"\nkind = \"sim\"\nvolume = 250\n",
+    );
     let out = bin().args(["check-config", &bad]).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
@@ -37,7 +41,10 @@ fn check_config_accepts_good_files_and_names_line_and_key_of_bad_ones() {
 
 #[test]
 fn bench_sync_meets_the_sync_targets() {
-    let out = bin().args(["bench", "sync", "--seconds", "60", "--json"]).output().unwrap();
+    let out = bin()
+        .args(["bench", "sync", "--seconds", "60", "--json"])
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let conv = v["converged_after_s"].as_f64().unwrap();
@@ -53,7 +60,10 @@ fn bench_sync_meets_the_sync_targets() {
 
 #[test]
 fn demo_prints_a_json_report_for_every_speaker() {
-    let out = bin().args(["demo", "--seconds", "3", "--outputs", "6", "--json"]).output().unwrap();
+    let out = bin()
+        .args(["demo", "--seconds", "3", "--outputs", "6", "--json"])
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let outs = v["outputs"].as_array().unwrap();
@@ -92,14 +102,22 @@ fn run_writes_the_tone_to_a_wav_file_and_stops_cleanly_on_sigterm() {
         "c.toml",
         &format!("[source]\nkind = \"tone\"\nbuffer_ms = 100\n\n[[output]]\nname = \"rec\"\nkind = \"file\"\npath = \"{}\"\n", wav.display()),
     );
-    let mut child = bin().args(["run", "--config", &cfg]).stderr(Stdio::piped()).spawn().unwrap();
+    let mut child = bin()
+        .args(["run", "--config", &cfg])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     std::thread::sleep(Duration::from_millis(3_500));
     sigterm(&child);
     let status = wait_with_deadline(&mut child, Duration::from_secs(2));
     assert!(status.success(), "{status:?}");
     let mut r = hound::WavReader::open(&wav).unwrap();
     assert_eq!(r.spec().sample_rate, 48_000);
-    let left: Vec<f32> = r.samples::<i16>().step_by(2).map(|s| s.unwrap() as f32 / 32768.0).collect();
+    let left: Vec<f32> = r
+        .samples::<i16>()
+        .step_by(2)
+        .map(|s| s.unwrap() as f32 / 32768.0)
+        .collect();
     assert!(left.len() > 48_000 * 2, "only {} frames", left.len());
     let mut clicks = vec![];
     bluebridge::report::ClickDetector::new().push(0, left, &mut clicks);
@@ -120,9 +138,16 @@ fn pipe_output_streams_in_real_time_to_a_fifo() {
     let cfg = write(
         dir.path(),
         "c.toml",
-        &format!("[source]\nkind = \"tone\"\nbuffer_ms = 100\n\n[[output]]\nname = \"p\"\nkind = \"pipe\"\npath = \"{}\"\n", fifo.display()),
+        &format!(
+            "[source]\nkind = \"tone\"\nbuffer_ms = 100\n\n[[output]]\nname = \"p\"\nkind = \"pipe\"\npath = \"{}\"\n",
+            fifo.display()
+        ),
     );
-    let mut child = bin().args(["run", "--config", &cfg]).stderr(Stdio::piped()).spawn().unwrap();
+    let mut child = bin()
+        .args(["run", "--config", &cfg])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     let mut f = std::fs::File::open(&fifo).unwrap();
     let mut buf = vec![0u8; 4096];
     let mut total = 0usize;

@@ -23,8 +23,13 @@ impl FileOutput {
             bits_per_sample: 16,
             sample_format: hound::SampleFormat::Int,
         };
-        let writer = hound::WavWriter::create(path, spec).map_err(|e| OutputError::Other(format!("cannot create WAV file {path}: {e}")))?;
-        Ok(Self { path: path.to_string(), writer: Some(writer), clock: LocalClocked::new(LEAD_NS, 0) })
+        let writer = hound::WavWriter::create(path, spec)
+            .map_err(|e| OutputError::Other(format!("cannot create WAV file {path}: {e}")))?;
+        Ok(Self {
+            path: path.to_string(),
+            writer: Some(writer),
+            clock: LocalClocked::new(LEAD_NS, 0),
+        })
     }
 }
 
@@ -36,9 +41,13 @@ impl Output for FileOutput {
         self.clock.status(now)
     }
     fn write(&mut self, _now: LocalTime, frames: &[i16]) -> Result<(), OutputError> {
-        let w = self.writer.as_mut().ok_or_else(|| OutputError::Other(format!("{} is closed", self.path)))?;
+        let w = self
+            .writer
+            .as_mut()
+            .ok_or_else(|| OutputError::Other(format!("{} is closed", self.path)))?;
         for s in frames {
-            w.write_sample(*s).map_err(|e| OutputError::Other(format!("cannot write {}: {e}", self.path)))?;
+            w.write_sample(*s)
+                .map_err(|e| OutputError::Other(format!("cannot write {}: {e}", self.path)))?;
         }
         self.clock.wrote(frames);
         Ok(())
@@ -47,11 +56,15 @@ impl Output for FileOutput {
         self.clock.take_markers()
     }
     fn counters(&self) -> Vec<(&'static str, u64)> {
-        vec![("frames", self.clock.written_frames()), ("underruns", self.clock.underruns)]
+        vec![
+            ("frames", self.clock.written_frames()),
+            ("underruns", self.clock.underruns),
+        ]
     }
     fn close(&mut self) -> Result<(), OutputError> {
         if let Some(w) = self.writer.take() {
-            w.finalize().map_err(|e| OutputError::Other(format!("cannot finish {}: {e}", self.path)))?;
+            w.finalize()
+                .map_err(|e| OutputError::Other(format!("cannot finish {}: {e}", self.path)))?;
         }
         Ok(())
     }

@@ -22,7 +22,16 @@ pub struct LocalClocked {
 impl LocalClocked {
     /// A consumer that keeps `lead_ns` queued and whose sink adds `delay_ns` after rendering.
     pub fn new(lead_ns: i64, delay_ns: i64) -> Self {
-        Self { t0: None, written_frames: 0, lead_ns, delay_ns, detector: ClickDetector::new(), markers: vec![], found: vec![], underruns: 0 }
+        Self {
+            t0: None,
+            written_frames: 0,
+            lead_ns,
+            delay_ns,
+            detector: ClickDetector::new(),
+            markers: vec![],
+            found: vec![],
+            underruns: 0,
+        }
     }
 
     /// When frame `n` is rendered (before the sink's delay).
@@ -38,7 +47,9 @@ impl LocalClocked {
     /// The status at `now`; starts the clock on the first call.
     pub fn status(&mut self, now: LocalTime) -> OutputStatus {
         let t0 = *self.t0.get_or_insert(now.add_ns(self.lead_ns));
-        let mut transport_ns = t0.add_ns(OUTPUT_FORMAT.frames_to_ns(self.written_frames as i64)).ns_since(now);
+        let mut transport_ns = t0
+            .add_ns(OUTPUT_FORMAT.frames_to_ns(self.written_frames as i64))
+            .ns_since(now);
         if transport_ns < 0 {
             // The writer fell behind (the process stalled): restart the consumer's clock from now.
             self.underruns += 1;
@@ -56,10 +67,15 @@ impl LocalClocked {
     /// Accounts for `frames` written; finds marker clicks in them.
     pub fn wrote(&mut self, frames: &[i16]) {
         let first = self.written_frames;
-        self.detector.push(first, frames.chunks_exact(2).map(|f| f[0] as f32 / 32768.0), &mut self.found);
+        self.detector.push(
+            first,
+            frames.chunks_exact(2).map(|f| f[0] as f32 / 32768.0),
+            &mut self.found,
+        );
         for pos in self.found.drain(..) {
             if let Some(t0) = self.t0 {
-                self.markers.push(t0.add_ns((pos * 1e9 / OUTPUT_FORMAT.rate_hz as f64).round() as i64 + self.delay_ns));
+                self.markers
+                    .push(t0.add_ns((pos * 1e9 / OUTPUT_FORMAT.rate_hz as f64).round() as i64 + self.delay_ns));
             }
         }
         self.written_frames += (frames.len() / 2) as u64;

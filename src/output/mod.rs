@@ -74,6 +74,8 @@ pub fn open(spec: &crate::config::OutputSpec) -> Result<Box<dyn Output>, OutputE
         "sim" => Ok(Box::new(sim::SimOutput::new(spec.sim.clone()))),
         "file" => Ok(Box::new(file::FileOutput::create(&spec.path)?)),
         "pipe" => Ok(Box::new(pipe::PipeOutput::open(&spec.path, spec.delay_ns)?)),
-        other => Err(OutputError::Other(format!("output kind {other:?} is not in this build"))),
+        other => Err(OutputError::Other(format!(
+            "output kind {other:?} is not in this build"
+        ))),
     }
 }

@@ -38,8 +38,17 @@ impl PipeOutput {
         let thread = std::thread::Builder::new()
             .name(format!("pipe {path}"))
             .spawn(move || writer_thread(&path_owned, rx, &errs))
-            .map_err(|e| OutputError::Io { what: format!("cannot start the writer for {path}"), source: e })?;
-        Ok(Self { tx: Some(tx), thread: Some(thread), clock: LocalClocked::new(LEAD_NS, delay_ns), dropped_blocks: Arc::default(), write_errors })
+            .map_err(|e| OutputError::Io {
+                what: format!("cannot start the writer for {path}"),
+                source: e,
+            })?;
+        Ok(Self {
+            tx: Some(tx),
+            thread: Some(thread),
+            clock: LocalClocked::new(LEAD_NS, delay_ns),
+            dropped_blocks: Arc::default(),
+            write_errors,
+        })
     }
 }
 
@@ -48,7 +57,12 @@ fn open_sink(path: &str) -> std::io::Result<Box<dyn Write>> {
         return Ok(Box::new(std::io::stdout()));
     }
     // O_NONBLOCK so that opening a FIFO with no reader fails (ENXIO) instead of hanging; then back to blocking.
-    let f = std::fs::OpenOptions::new().write(true).create(true).truncate(false).custom_flags(libc::O_NONBLOCK).open(path)?;
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
     use std::os::fd::AsRawFd;
     // SAFETY: fcntl on a file descriptor we own.
     unsafe {

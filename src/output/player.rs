@@ -43,7 +43,12 @@ pub struct PlaySettings {
 
 impl Default for PlaySettings {
     fn default() -> Self {
-        Self { buffer_ns: 1_000_000_000, latency_ns: 0, volume_pct: 100, muted: false }
+        Self {
+            buffer_ns: 1_000_000_000,
+            latency_ns: 0,
+            volume_pct: 100,
+            muted: false,
+        }
     }
 }
 
@@ -174,10 +179,23 @@ impl Player {
             let tl = feed.timeline.lock().expect("timeline lock");
             (tl.format(), tl.generation())
         };
-        let controller = if cfg.drift_control { DriftController::new() } else { DriftController::disabled() };
-        let status = PlayerStatus { name: cfg.name.clone(), kind: output.kind().to_string(), ..Default::default() };
+        let controller = if cfg.drift_control {
+            DriftController::new()
+        } else {
+            DriftController::disabled()
+        };
+        let status = PlayerStatus {
+            name: cfg.name.clone(),
+            kind: output.kind().to_string(),
+            ..Default::default()
+        };
         Self {
-            conv: RateConverter::new(format.rate_hz, OUTPUT_FORMAT.rate_hz, format.channels as usize, BLOCK_FRAMES),
+            conv: RateConverter::new(
+                format.rate_hz,
+                OUTPUT_FORMAT.rate_hz,
+                format.channels as usize,
+                BLOCK_FRAMES,
+            ),
             cfg,
             feed,
             output,
@@ -217,7 +235,12 @@ impl Player {
     /// A status snapshot.
     pub fn status(&self) -> PlayerStatus {
         let mut s = self.status.clone();
-        s.counters = self.output.counters().into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+        s.counters = self
+            .output
+            .counters()
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
         s
     }
 
@@ -253,7 +276,11 @@ impl Player {
             if let Err(e) = self.output.write(now, &self.pcm) {
                 self.status.write_errors += 1;
                 if self.status.write_errors == 1 || self.status.write_errors.is_power_of_two() {
-                    tracing::warn!("output {}: write failed ({e}); {} errors so far", self.cfg.name, self.status.write_errors);
+                    tracing::warn!(
+                        "output {}: write failed ({e}); {} errors so far",
+                        self.cfg.name,
+                        self.status.write_errors
+                    );
                 }
                 break;
             }
@@ -269,7 +296,12 @@ impl Player {
         if tl.generation() != self.generation || tl.format() != self.format {
             self.format = tl.format();
             self.generation = tl.generation();
-            self.conv = RateConverter::new(self.format.rate_hz, OUTPUT_FORMAT.rate_hz, self.format.channels as usize, BLOCK_FRAMES);
+            self.conv = RateConverter::new(
+                self.format.rate_hz,
+                OUTPUT_FORMAT.rate_hz,
+                self.format.channels as usize,
+                BLOCK_FRAMES,
+            );
             self.sync = None;
         }
         let delay = OutputDelay {
@@ -302,7 +334,11 @@ impl Player {
             match self.controller.update(error_ns, dt) {
                 Correction::Rate { ppm } => self.conv.set_ppm(ppm),
                 Correction::Resync { error_ns } => {
-                    tracing::info!("output {}: off by {:.1} ms, re-synchronising", self.cfg.name, error_ns as f64 / 1e6);
+                    tracing::info!(
+                        "output {}: off by {:.1} ms, re-synchronising",
+                        self.cfg.name,
+                        error_ns as f64 / 1e6
+                    );
                     self.status.resyncs += 1;
                     self.sync = None;
                 }
@@ -313,7 +349,10 @@ impl Player {
             self.conv.reset();
             let first = wanted.add_ns(-(self.conv.first_position() * ns_per_frame).round() as i64);
             let feed_start = tl.align(first);
-            self.sync = Some(SyncState { feed_start, last_update: now });
+            self.sync = Some(SyncState {
+                feed_start,
+                last_update: now,
+            });
             let actual = feed_start.as_ns() as f64 + self.conv.next_position() * ns_per_frame;
             self.status.error_us = (actual - wanted.as_ns() as f64) / 1000.0;
         }
@@ -324,7 +363,9 @@ impl Player {
         let ch = self.format.channels as usize;
         let need = self.conv.input_needed();
         self.input.resize(need * ch, 0.0);
-        let read_from = sync.feed_start.add_ns(self.format.frames_to_ns(self.conv.fed_frames() as i64));
+        let read_from = sync
+            .feed_start
+            .add_ns(self.format.frames_to_ns(self.conv.fed_frames() as i64));
         tl.read(read_from, &mut self.input);
         drop(tl);
         self.block.resize(BLOCK_FRAMES * ch, 0.0);
@@ -337,7 +378,11 @@ impl Player {
         let to_i16 = |v: f32| (v * gain * 32767.0).round().clamp(-32768.0, 32767.0) as i16;
         for (i, out) in self.pcm.chunks_exact_mut(2).enumerate() {
             let frame = &self.block[i * ch..(i + 1) * ch];
-            let (l, r) = if ch == 1 { (frame[0], frame[0]) } else { (frame[0], frame[1]) };
+            let (l, r) = if ch == 1 {
+                (frame[0], frame[0])
+            } else {
+                (frame[0], frame[1])
+            };
             let (l, r) = match self.cfg.channels {
                 ChannelMap::Stereo => (l, r),
                 ChannelMap::Left => (l, l),

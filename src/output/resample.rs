@@ -118,7 +118,10 @@ impl RateConverter {
                 *s = input[i * ch + c];
             }
         }
-        match self.resampler.process_into_buffer(&self.in_planar, &mut self.out_planar, None) {
+        match self
+            .resampler
+            .process_into_buffer(&self.in_planar, &mut self.out_planar, None)
+        {
             Ok(_) => {
                 for (c, plane) in self.out_planar.iter().enumerate() {
                     for (i, s) in plane.iter().enumerate().take(self.block_frames) {
@@ -176,7 +179,11 @@ mod tests {
             let ratio = 48_000.0 / in_rate as f64 * (1.0 + ppm * 1e-6);
             let expect_k = (center - first) * ratio;
             assert_eq!(found.len(), 1);
-            assert!((found[0] - expect_k).abs() < 0.05, "rate {in_rate} ppm {ppm}: peak at {} expected {expect_k}", found[0]);
+            assert!(
+                (found[0] - expect_k).abs() < 0.05,
+                "rate {in_rate} ppm {ppm}: peak at {} expected {expect_k}",
+                found[0]
+            );
         }
     }
 
@@ -234,7 +241,10 @@ mod tests {
         assert!(thd <= -80.0, "THD+N {thd:.1} dB");
         // And it measures what it should: dropping one sample every ~3333 (what sample-dropping correction does)
         // is far worse.
-        let dropped: Vec<f32> = (0..x.len() as u64).map(|n| tone(n + n / 3333)).map(|v| (v * 32767.0).round() / 32767.0).collect();
+        let dropped: Vec<f32> = (0..x.len() as u64)
+            .map(|n| tone(n + n / 3333))
+            .map(|v| (v * 32767.0).round() / 32767.0)
+            .collect();
         assert!(thd_n_db(&dropped, 1000.0 / 48_000.0 * (1.0 + 300e-6)) > -70.0);
     }
 }

@@ -35,7 +35,15 @@ pub struct SimParams {
 
 impl Default for SimParams {
     fn default() -> Self {
-        Self { render_delay_ms: 0.0, reported_delay_ms: None, ppm: 0.0, jitter_ms: 0.0, loss: 0.0, buffer_ms: 20.0, seed: 1 }
+        Self {
+            render_delay_ms: 0.0,
+            reported_delay_ms: None,
+            ppm: 0.0,
+            jitter_ms: 0.0,
+            loss: 0.0,
+            buffer_ms: 20.0,
+            seed: 1,
+        }
     }
 }
 
@@ -43,7 +51,10 @@ impl SimParams {
     /// Checks ranges; the message names the bad field.
     pub fn validate(&self) -> Result<(), String> {
         if !(0.0..=5_000.0).contains(&self.render_delay_ms) {
-            return Err(format!("render_delay_ms must be between 0 and 5000, not {}", self.render_delay_ms));
+            return Err(format!(
+                "render_delay_ms must be between 0 and 5000, not {}",
+                self.render_delay_ms
+            ));
         }
         if let Some(r) = self.reported_delay_ms {
             if !(0.0..=5_000.0).contains(&r) {
@@ -145,7 +156,10 @@ impl SimOutput {
             let n = avail.min((due - self.ticked) as usize);
             let start = head.consumed;
             let first_tick = self.ticked;
-            let samples: Vec<f32> = head.frames[start * 2..(start + n) * 2].chunks_exact(2).map(|f| f[0] as f32 / 32768.0).collect();
+            let samples: Vec<f32> = head.frames[start * 2..(start + n) * 2]
+                .chunks_exact(2)
+                .map(|f| f[0] as f32 / 32768.0)
+                .collect();
             head.consumed += n;
             if head.consumed * 2 == head.frames.len() {
                 self.queue.pop_front();
@@ -189,7 +203,11 @@ impl Output for SimOutput {
     }
 
     fn write(&mut self, now: LocalTime, frames: &[i16]) -> Result<(), OutputError> {
-        let jitter_ns = if self.p.jitter_ms > 0.0 { (self.rng.f64() * self.p.jitter_ms * 1e6) as i64 } else { 0 };
+        let jitter_ns = if self.p.jitter_ms > 0.0 {
+            (self.rng.f64() * self.p.jitter_ms * 1e6) as i64
+        } else {
+            0
+        };
         let lost = self.p.loss > 0.0 && self.rng.f64() < self.p.loss;
         let frames = if lost {
             self.lost_packets += 1;
@@ -198,9 +216,18 @@ impl Output for SimOutput {
             frames.to_vec()
         };
         // Packets arrive in order: a packet never overtakes the one before it.
-        let arrival = now.add_ns(jitter_ns).max(self.queue.back().map(|p| p.arrival).unwrap_or(LocalTime::from_ns(i64::MIN)));
+        let arrival = now.add_ns(jitter_ns).max(
+            self.queue
+                .back()
+                .map(|p| p.arrival)
+                .unwrap_or(LocalTime::from_ns(i64::MIN)),
+        );
         self.queued_frames += (frames.len() / 2) as u64;
-        self.queue.push_back(Packet { arrival, frames, consumed: 0 });
+        self.queue.push_back(Packet {
+            arrival,
+            frames,
+            consumed: 0,
+        });
         Ok(())
     }
 
@@ -209,7 +236,11 @@ impl Output for SimOutput {
     }
 
     fn counters(&self) -> Vec<(&'static str, u64)> {
-        vec![("rendered_frames", self.rendered_frames), ("underrun_frames", self.underruns), ("lost_packets", self.lost_packets)]
+        vec![
+            ("rendered_frames", self.rendered_frames),
+            ("underrun_frames", self.underruns),
+            ("lost_packets", self.lost_packets),
+        ]
     }
 }
 
@@ -219,7 +250,11 @@ mod tests {
 
     #[test]
     fn renders_at_its_own_clock_and_reports_its_queue() {
-        let mut s = SimOutput::new(SimParams { ppm: 1000.0, buffer_ms: 10.0, ..SimParams::default() });
+        let mut s = SimOutput::new(SimParams {
+            ppm: 1000.0,
+            buffer_ms: 10.0,
+            ..SimParams::default()
+        });
         let st = s.status(LocalTime::from_ns(0));
         // 10 ms until the DAC starts, counted in the speaker's fast ticks but converted at the nominal rate.
         assert_eq!(st.transport_ns, 10_010_000);
@@ -230,13 +265,22 @@ mod tests {
         assert!((24_024..=24_025).contains(&s.rendered_frames), "{}", s.rendered_frames);
         // 23975 frames remain, reported at the nominal rate.
         let expect = (48_000.0 - 500_000_000.0 * 48.048 / 1e3) / 48_000.0 * 1e9;
-        assert!((st.transport_ns as f64 - expect).abs() < 25_000.0, "{} vs {expect}", st.transport_ns);
+        assert!(
+            (st.transport_ns as f64 - expect).abs() < 25_000.0,
+            "{} vs {expect}",
+            st.transport_ns
+        );
     }
 
     #[test]
     fn marker_times_include_the_true_render_delay_and_late_packets_underrun() {
         let sig = crate::source::tone::TestSignal::standard();
-        let mut s = SimOutput::new(SimParams { render_delay_ms: 100.0, reported_delay_ms: Some(80.0), buffer_ms: 10.0, ..SimParams::default() });
+        let mut s = SimOutput::new(SimParams {
+            render_delay_ms: 100.0,
+            reported_delay_ms: Some(80.0),
+            buffer_ms: 10.0,
+            ..SimParams::default()
+        });
         assert_eq!(s.status(LocalTime::from_ns(0)).sink_reported_ns, Some(80_000_000));
         let mut block = vec![0i16; 9_600 * 2];
         for (i, f) in block.chunks_exact_mut(2).enumerate() {
@@ -250,7 +294,12 @@ mod tests {
         assert_eq!(m.len(), 1);
         assert!((m[0].as_ns() - 210_000_000).abs() < 1_000, "{m:?}");
         // A packet that arrives after its tick causes an underrun.
-        let mut late = SimOutput::new(SimParams { jitter_ms: 50.0, buffer_ms: 5.0, seed: 7, ..SimParams::default() });
+        let mut late = SimOutput::new(SimParams {
+            jitter_ms: 50.0,
+            buffer_ms: 5.0,
+            seed: 7,
+            ..SimParams::default()
+        });
         late.status(LocalTime::from_ns(0));
         late.write(LocalTime::from_ns(0), &[0; 480]).unwrap();
         late.status(LocalTime::from_ns(100_000_000));
@@ -259,7 +308,12 @@ mod tests {
 
     #[test]
     fn validation_names_the_field() {
-        let e = SimParams { loss: 2.0, ..SimParams::default() }.validate().unwrap_err();
+        let e = SimParams {
+            loss: 2.0,
+            ..SimParams::default()
+        }
+        .validate()
+        .unwrap_err();
         assert!(e.contains("loss"), "{e}");
     }
 }

@@ -33,7 +33,10 @@ pub struct TestSignal {
 impl TestSignal {
     /// 48 kHz stereo, one click per second.
     pub fn standard() -> Self {
-        Self { format: AudioFormat::STEREO_48K, click_period_frames: 48_000 }
+        Self {
+            format: AudioFormat::STEREO_48K,
+            click_period_frames: 48_000,
+        }
     }
 
     /// The sample value of frame `n` (same on every channel).
@@ -42,7 +45,11 @@ impl TestSignal {
         let tone = TONE_AMPLITUDE * (2.0 * std::f64::consts::PI * TONE_HZ * (n as f64 / rate)).sin();
         let pos = n % self.click_period_frames;
         let d = pos as f64 - CLICK_OFFSET_FRAMES as f64;
-        let click = if d.abs() < 12.0 { CLICK_AMPLITUDE * (-(d * d) / (2.0 * CLICK_SIGMA_FRAMES * CLICK_SIGMA_FRAMES)).exp() } else { 0.0 };
+        let click = if d.abs() < 12.0 {
+            CLICK_AMPLITUDE * (-(d * d) / (2.0 * CLICK_SIGMA_FRAMES * CLICK_SIGMA_FRAMES)).exp()
+        } else {
+            0.0
+        };
         (tone + click) as f32
     }
 
@@ -67,7 +74,12 @@ pub struct ToneSource {
 impl ToneSource {
     /// A source whose frame 0 is captured at `start`.
     pub fn new(signal: TestSignal, timeline: SharedTimeline, start: LocalTime) -> Self {
-        Self { signal, timeline, start, next_frame: 0 }
+        Self {
+            signal,
+            timeline,
+            start,
+            next_frame: 0,
+        }
     }
 }
 

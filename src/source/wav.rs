@@ -24,19 +24,36 @@ impl WavSource {
     /// Opens and decodes `path` (16/24/32-bit integer or 32-bit float PCM). Files up to a few minutes are held in
     /// memory; that keeps the real-time path free of file I/O.
     pub fn open(path: &str, looped: bool, start: LocalTime) -> Result<(Self, SharedTimeline), SourceError> {
-        let err = |reason: String| SourceError::File { path: path.to_string(), reason };
+        let err = |reason: String| SourceError::File {
+            path: path.to_string(),
+            reason,
+        };
         let reader = hound::WavReader::open(path).map_err(|e| err(e.to_string()))?;
         let spec = reader.spec();
         if spec.channels == 0 || spec.channels > 8 || spec.sample_rate < 8_000 || spec.sample_rate > 192_000 {
-            return Err(err(format!("unsupported format: {} channels at {} Hz", spec.channels, spec.sample_rate)));
+            return Err(err(format!(
+                "unsupported format: {} channels at {} Hz",
+                spec.channels, spec.sample_rate
+            )));
         }
         let samples = read_all(reader, spec).map_err(|e| err(e.to_string()))?;
         if samples.is_empty() {
             return Err(err("the file holds no audio".into()));
         }
-        let format = AudioFormat { rate_hz: spec.sample_rate, channels: spec.channels };
+        let format = AudioFormat {
+            rate_hz: spec.sample_rate,
+            channels: spec.channels,
+        };
         let timeline = TimelineBuffer::shared(format);
-        let me = Self { path: path.to_string(), samples, format, timeline: timeline.clone(), start, next_frame: 0, looped };
+        let me = Self {
+            path: path.to_string(),
+            samples,
+            format,
+            timeline: timeline.clone(),
+            start,
+            next_frame: 0,
+            looped,
+        };
         Ok((me, timeline))
     }
 
@@ -51,7 +68,10 @@ fn read_all(reader: hound::WavReader<BufReader<std::fs::File>>, spec: hound::Wav
         hound::SampleFormat::Float => reader.into_samples::<f32>().collect(),
         hound::SampleFormat::Int => {
             let scale = 1.0 / (1u64 << (spec.bits_per_sample - 1)) as f32;
-            reader.into_samples::<i32>().map(|s| s.map(|v| v as f32 * scale)).collect()
+            reader
+                .into_samples::<i32>()
+                .map(|s| s.map(|v| v as f32 * scale))
+                .collect()
         }
     }
 }
@@ -80,7 +100,11 @@ impl Source for WavSource {
                 }
             }
             let start = ServerTime::from_ns(self.start.as_ns() + f.frames_to_ns(self.next_frame as i64));
-            let _ = self.timeline.lock().expect("timeline lock").push(Chunk { start, samples });
+            let _ = self
+                .timeline
+                .lock()
+                .expect("timeline lock")
+                .push(Chunk { start, samples });
             self.next_frame += CHUNK_FRAMES;
         }
     }
@@ -94,7 +118,12 @@ mod tests {
     fn reads_a_16_bit_file_in_real_time_and_names_bad_files() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("a.wav");
-        let spec = hound::WavSpec { channels: 1, sample_rate: 8000, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
+        let spec = hound::WavSpec {
+            channels: 1,
+            sample_rate: 8000,
+            bits_per_sample: 16,
+            sample_format: hound::SampleFormat::Int,
+        };
         let mut w = hound::WavWriter::create(&p, spec).unwrap();
         for i in 0..8000 {
             w.write_sample((i % 100) as i16 * 100).unwrap();
@@ -109,7 +138,9 @@ mod tests {
         drop(tl);
         let bad = dir.path().join("bad.wav");
         std::fs::write(&bad, b"not a wav").unwrap();
-        let e = WavSource::open(bad.to_str().unwrap(), false, LocalTime::from_ns(0)).err().unwrap();
+        let e = WavSource::open(bad.to_str().unwrap(), false, LocalTime::from_ns(0))
+            .err()
+            .unwrap();
         assert!(e.to_string().contains("bad.wav"), "{e}");
     }
 }

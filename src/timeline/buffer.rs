@@ -55,7 +55,12 @@ pub struct ReadInfo {
 impl TimelineBuffer {
     /// An empty buffer for `format` keeping at most `capacity_ns` of audio.
     pub fn new(format: AudioFormat, capacity_ns: i64) -> Self {
-        Self { format, chunks: VecDeque::new(), capacity_ns, generation: 0 }
+        Self {
+            format,
+            chunks: VecDeque::new(),
+            capacity_ns,
+            generation: 0,
+        }
     }
 
     /// A new shared buffer.
@@ -103,7 +108,10 @@ impl TimelineBuffer {
     pub fn push(&mut self, chunk: Chunk) -> Result<(), TimelineError> {
         let ch = self.format.channels as usize;
         if chunk.samples.len() % ch != 0 {
-            return Err(TimelineError::PartialFrame { samples: chunk.samples.len(), channels: self.format.channels });
+            return Err(TimelineError::PartialFrame {
+                samples: chunk.samples.len(),
+                channels: self.format.channels,
+            });
         }
         if chunk.samples.is_empty() {
             return Ok(());
@@ -206,11 +214,17 @@ impl TimelineBuffer {
 mod tests {
     use super::*;
 
-    const F: AudioFormat = AudioFormat { rate_hz: 1000, channels: 1 };
+    const F: AudioFormat = AudioFormat {
+        rate_hz: 1000,
+        channels: 1,
+    };
     const MS: i64 = 1_000_000;
 
     fn ramp(start_ms: i64, n: usize, base: f32) -> Chunk {
-        Chunk { start: ServerTime::from_ns(start_ms * MS), samples: (0..n).map(|i| base + i as f32).collect() }
+        Chunk {
+            start: ServerTime::from_ns(start_ms * MS),
+            samples: (0..n).map(|i| base + i as f32).collect(),
+        }
     }
 
     #[test]
@@ -222,7 +236,13 @@ mod tests {
         let mut out = vec![-1.0; 32];
         let info = b.read(ServerTime::from_ns(-2 * MS), &mut out);
         let expect: Vec<f32> = (-2..30)
-            .map(|t| if (0..20).contains(&t) || (25..30).contains(&t) { t as f32 } else { 0.0 })
+            .map(|t| {
+                if (0..20).contains(&t) || (25..30).contains(&t) {
+                    t as f32
+                } else {
+                    0.0
+                }
+            })
             .collect();
         assert_eq!(out, expect);
         assert_eq!(info.audio_frames, 25);
@@ -245,9 +265,25 @@ mod tests {
 
     #[test]
     fn refuses_partial_frames_and_aligns_to_real_frames() {
-        let mut b = TimelineBuffer::new(AudioFormat { rate_hz: 1000, channels: 2 }, 1000 * MS);
-        assert!(matches!(b.push(Chunk { start: ServerTime::from_ns(0), samples: vec![0.0; 3] }), Err(TimelineError::PartialFrame { .. })));
-        b.push(Chunk { start: ServerTime::from_ns(300_000), samples: vec![0.0; 20] }).unwrap();
+        let mut b = TimelineBuffer::new(
+            AudioFormat {
+                rate_hz: 1000,
+                channels: 2,
+            },
+            1000 * MS,
+        );
+        assert!(matches!(
+            b.push(Chunk {
+                start: ServerTime::from_ns(0),
+                samples: vec![0.0; 3]
+            }),
+            Err(TimelineError::PartialFrame { .. })
+        ));
+        b.push(Chunk {
+            start: ServerTime::from_ns(300_000),
+            samples: vec![0.0; 20],
+        })
+        .unwrap();
         assert_eq!(b.align(ServerTime::from_ns(2_600_000)), ServerTime::from_ns(2_300_000));
         assert_eq!(b.align(ServerTime::from_ns(50 * MS)), ServerTime::from_ns(50 * MS));
         b.reset(F);

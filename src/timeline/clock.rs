@@ -65,10 +65,14 @@ impl Clock for SystemClock {
 impl SystemClock {
     /// Sleeps until the monotonic clock reads `t` (returns at once if it has passed).
     pub fn sleep_until(t: LocalTime) {
-        let ts = libc::timespec { tv_sec: t.as_ns().div_euclid(1_000_000_000), tv_nsec: t.as_ns().rem_euclid(1_000_000_000) };
+        let ts = libc::timespec {
+            tv_sec: t.as_ns().div_euclid(1_000_000_000),
+            tv_nsec: t.as_ns().rem_euclid(1_000_000_000),
+        };
         loop {
             // SAFETY: `ts` is a valid timespec; a null remainder is allowed with TIMER_ABSTIME.
-            let rc = unsafe { libc::clock_nanosleep(libc::CLOCK_MONOTONIC, libc::TIMER_ABSTIME, &ts, std::ptr::null_mut()) };
+            let rc =
+                unsafe { libc::clock_nanosleep(libc::CLOCK_MONOTONIC, libc::TIMER_ABSTIME, &ts, std::ptr::null_mut()) };
             if rc != libc::EINTR {
                 break;
             }

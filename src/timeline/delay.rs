@@ -26,7 +26,12 @@ pub struct OutputDelay {
 impl OutputDelay {
     /// The whole delay: hand-off to heard.
     pub fn total_ns(&self) -> i64 {
-        self.encoder_ns + self.queue_ns + self.transport_ns + self.sink_reported_ns + self.offset_ns + self.calibration_ns
+        self.encoder_ns
+            + self.queue_ns
+            + self.transport_ns
+            + self.sink_reported_ns
+            + self.offset_ns
+            + self.calibration_ns
     }
 }
 

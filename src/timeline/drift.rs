@@ -56,13 +56,20 @@ impl Default for DriftController {
 impl DriftController {
     /// A controller with no drift estimate yet.
     pub fn new() -> Self {
-        Self { enabled: true, integral_ppm: 0.0, last_ppm: 0.0 }
+        Self {
+            enabled: true,
+            integral_ppm: 0.0,
+            last_ppm: 0.0,
+        }
     }
 
     /// A controller that never corrects the rate (it still re-synchronises past the threshold). For tests and
     /// for comparing against.
     pub fn disabled() -> Self {
-        Self { enabled: false, ..Self::new() }
+        Self {
+            enabled: false,
+            ..Self::new()
+        }
     }
 
     /// The current drift estimate (the integral term), in ppm.
@@ -132,7 +139,11 @@ mod tests {
     fn converges_within_ten_seconds() {
         let trace = simulate(DriftController::new(), 500.0, 20.0);
         let step_s = 0.005;
-        let last_bad = trace.iter().rposition(|e| e.abs() > 50_000.0).map(|i| i as f64 * step_s).unwrap_or(0.0);
+        let last_bad = trace
+            .iter()
+            .rposition(|e| e.abs() > 50_000.0)
+            .map(|i| i as f64 * step_s)
+            .unwrap_or(0.0);
         assert!(last_bad < 10.0, "error above 50 µs until {last_bad} s");
     }
 
@@ -147,7 +158,11 @@ mod tests {
                 ppm = p;
             }
         }
-        assert!((c.drift_estimate_ppm() + 300.0).abs() < 1.0, "{}", c.drift_estimate_ppm());
+        assert!(
+            (c.drift_estimate_ppm() + 300.0).abs() < 1.0,
+            "{}",
+            c.drift_estimate_ppm()
+        );
     }
 
     #[test]
@@ -166,7 +181,10 @@ mod tests {
             c.update(10_000, 5_000_000);
         }
         let before = c.drift_estimate_ppm();
-        assert_eq!(c.update(-30_000_000, 5_000_000), Correction::Resync { error_ns: -30_000_000 });
+        assert_eq!(
+            c.update(-30_000_000, 5_000_000),
+            Correction::Resync { error_ns: -30_000_000 }
+        );
         assert_eq!(c.drift_estimate_ppm(), before);
         match c.update(0, 5_000_000) {
             Correction::Rate { ppm } => assert!(ppm.abs() <= MAX_CORRECTION_PPM),

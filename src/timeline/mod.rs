@@ -21,7 +21,10 @@ pub struct AudioFormat {
 
 impl AudioFormat {
     /// 48 kHz stereo, the format every output renders.
-    pub const STEREO_48K: AudioFormat = AudioFormat { rate_hz: 48_000, channels: 2 };
+    pub const STEREO_48K: AudioFormat = AudioFormat {
+        rate_hz: 48_000,
+        channels: 2,
+    };
 
     /// Duration of `frames` frames, in nanoseconds (exact to the nanosecond).
     pub fn frames_to_ns(&self, frames: i64) -> i64 {

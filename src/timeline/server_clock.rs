@@ -34,7 +34,10 @@ impl ServerClock {
 
     /// An estimator that knows the offset exactly (a built-in source runs on the local clock: offset 0).
     pub fn fixed(offset_ns: i64) -> Self {
-        Self { offset_ns: Some(offset_ns), ..Self::default() }
+        Self {
+            offset_ns: Some(offset_ns),
+            ..Self::default()
+        }
     }
 
     /// Adds one Time exchange measured at local time `now`.
@@ -100,7 +103,10 @@ mod tests {
         let s2c = MS - offset; // client_recv − server_send
         c.add_exchange(c2s, s2c, LocalTime::from_ns(0));
         assert_eq!(c.offset_ns(), Some(offset));
-        assert_eq!(c.to_server(LocalTime::from_ns(10)), Some(ServerTime::from_ns(10 + offset)));
+        assert_eq!(
+            c.to_server(LocalTime::from_ns(10)),
+            Some(ServerTime::from_ns(10 + offset))
+        );
         assert_eq!(c.to_local(ServerTime::from_ns(offset)), Some(LocalTime::from_ns(0)));
     }
 
@@ -132,6 +138,9 @@ mod tests {
         let c = ServerClock::new();
         assert_eq!(c.offset_ns(), None);
         assert_eq!(c.to_local(ServerTime::from_ns(1)), None);
-        assert_eq!(ServerClock::fixed(3).to_local(ServerTime::from_ns(3)), Some(LocalTime::from_ns(0)));
+        assert_eq!(
+            ServerClock::fixed(3).to_local(ServerTime::from_ns(3)),
+            Some(LocalTime::from_ns(0))
+        );
     }
 }
