@@ -6,8 +6,7 @@
 
 use crate::snap_support::Harness;
 use bluebridge::snapcast::proto::{
-    self, BaseHeader, CodecHeader, ErrorMsg, Message, ServerSettings, Time, Tv, WireChunk,
-    BASE_HEADER_SIZE,
+    self, BaseHeader, CodecHeader, ErrorMsg, Message, ServerSettings, Time, Tv, WireChunk, BASE_HEADER_SIZE,
 };
 use bluebridge::snapcast::SnapEvent;
 use bluebridge::timeline::{Clock, SystemClock};
@@ -49,9 +48,7 @@ impl Conn {
 
     /// Waits until the client has closed the connection; false after `timeout`.
     pub async fn client_closed_within(&self, timeout: Duration) -> bool {
-        tokio::time::timeout(timeout, self.closed.notified())
-            .await
-            .is_ok()
+        tokio::time::timeout(timeout, self.closed.notified()).await.is_ok()
     }
 
     pub async fn settings(&self) {
@@ -101,8 +98,18 @@ pub fn riff(rate_hz: u32, bits: u16, channels: u16) -> Vec<u8> {
 
 type Scenario = Arc<dyn Fn(Conn) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
 
-/// A fake snapserver: answers Time requests (like snapserver, with the local clock) unless `answer_time` is false,
-/// and runs `scenario` on every connection once the Hello is in.
+/// How the fake server answers Time requests: not at all, or like snapserver with a clock that runs `offset(index)`
+/// nanoseconds ahead of the local one on connection `index`.
+#[derive(Clone, Copy)]
+pub enum TimeReplies {
+    Silent,
+    Offset(fn(usize) -> i64),
+}
+
+/// Same clock as the client (one host).
+pub const SAME_CLOCK: TimeReplies = TimeReplies::Offset(|_| 0);
+
+/// A fake snapserver: answers Time requests as told and runs `scenario` on every connection once the Hello is in.
 pub struct FakeServer {
     pub url: String,
     pub connections: Arc<AtomicUsize>,
@@ -116,7 +123,7 @@ impl Drop for FakeServer {
 }
 
 impl FakeServer {
-    pub async fn start(answer_time: bool, scenario: Scenario) -> Self {
+    pub async fn start(time: TimeReplies, scenario: Scenario) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("tcp://{}", listener.local_addr().unwrap());
         let connections = Arc::new(AtomicUsize::new(0));
@@ -127,14 +134,10 @@ impl FakeServer {
                     return;
                 };
                 let index = count.fetch_add(1, Ordering::SeqCst) + 1;
-                tokio::spawn(serve(sock, index, answer_time, scenario.clone()));
+                tokio::spawn(serve(sock, index, time, scenario.clone()));
             }
         });
-        Self {
-            url,
-            connections,
-            task,
-        }
+        Self { url, connections, task }
     }
 
     pub fn count(&self) -> usize {
@@ -151,7 +154,7 @@ async fn read_frame(rd: &mut tokio::net::tcp::OwnedReadHalf) -> Option<(BaseHead
     Some((h, proto::decode(&h, &payload).ok()?))
 }
 
-async fn serve(sock: TcpStream, index: usize, answer_time: bool, scenario: Scenario) {
+async fn serve(sock: TcpStream, index: usize, time: TimeReplies, scenario: Scenario) {
     let (mut rd, wr) = sock.into_split();
     let writer = Arc::new(Mutex::new(wr));
     let time_replies = Arc::new(AtomicUsize::new(0));
@@ -171,8 +174,8 @@ async fn serve(sock: TcpStream, index: usize, answer_time: bool, scenario: Scena
     tokio::spawn(scenario(conn));
     // Answer Time requests until the client goes away.
     while let Some((h, msg)) = read_frame(&mut rd).await {
-        if let (Message::Time(_), true) = (msg, answer_time) {
-            let now = SystemClock.now().as_ns();
+        if let (Message::Time(_), TimeReplies::Offset(offset)) = (msg, time) {
+            let now = SystemClock.now().as_ns() + offset(index);
             let reply = Message::Time(Time {
                 latency: Tv::from_ns(now - h.sent.to_ns()),
             });
@@ -227,7 +230,7 @@ const T: Duration = Duration::from_secs(6);
 #[tokio::test]
 async fn hostile_bad_json_settings() {
     let server = FakeServer::start(
-        true,
+        SAME_CLOCK,
         scenario(|c: Conn| async move {
             let mut payload = 16u32.to_le_bytes().to_vec();
             payload.extend(b"{\"bufferMs\": oops");
@@ -250,7 +253,7 @@ async fn hostile_bad_json_settings() {
 #[tokio::test]
 async fn hostile_impossible_inner_size() {
     let server = FakeServer::start(
-        true,
+        SAME_CLOCK,
         scenario(|c: Conn| async move {
             c.settings().await;
             c.pcm_header(48_000, 2).await;
@@ -271,16 +274,13 @@ async fn hostile_impossible_inner_size() {
     )
     .await;
     let reasons = reconnects(&server, 3, T).await;
-    assert_all_contain(
-        &reasons,
-        "WireChunk payload length 5000 exceeds message size 200",
-    );
+    assert_all_contain(&reasons, "WireChunk payload length 5000 exceeds message size 200");
 }
 
 #[tokio::test]
 async fn hostile_truncated_message_then_close() {
     let server = FakeServer::start(
-        true,
+        SAME_CLOCK,
         scenario(|c: Conn| async move {
             c.settings().await;
             let mut bytes = BaseHeader {
@@ -297,10 +297,7 @@ async fn hostile_truncated_message_then_close() {
     )
     .await;
     let reasons = reconnects(&server, 3, T).await;
-    assert_all_contain(
-        &reasons,
-        "connection lost inside a CodecHeader message of 100 bytes",
-    );
+    assert_all_contain(&reasons, "connection lost inside a CodecHeader message of 100 bytes");
 }
 
 #[tokio::test]
@@ -308,7 +305,7 @@ async fn hostile_huge_size_field_is_refused_before_reading_the_payload() {
     let prompt = Arc::new(AtomicUsize::new(0));
     let p = prompt.clone();
     let server = FakeServer::start(
-        true,
+        SAME_CLOCK,
         scenario(move |c: Conn| {
             let p = p.clone();
             async move {
@@ -336,16 +333,13 @@ async fn hostile_huge_size_field_is_refused_before_reading_the_payload() {
         "WireChunk message size 4294967295 exceeds the limit of 1000000 bytes",
     );
     tokio::time::sleep(Duration::from_millis(100)).await;
-    assert!(
-        prompt.load(Ordering::SeqCst) >= 2,
-        "client did not hang up promptly"
-    );
+    assert!(prompt.load(Ordering::SeqCst) >= 2, "client did not hang up promptly");
 }
 
 #[tokio::test]
 async fn hostile_chunk_before_codec_header() {
     let server = FakeServer::start(
-        true,
+        SAME_CLOCK,
         scenario(|c: Conn| async move {
             c.settings().await;
             c.chunk(SystemClock.now().as_ns(), vec![0; 3840]).await;
@@ -359,7 +353,7 @@ async fn hostile_chunk_before_codec_header() {
 #[tokio::test]
 async fn hostile_codec_header_lies() {
     let server = FakeServer::start(
-        true,
+        SAME_CLOCK,
         scenario(|c: Conn| async move {
             c.settings().await;
             match c.index {
@@ -392,7 +386,7 @@ async fn hostile_codec_header_lies() {
 #[tokio::test]
 async fn hostile_timestamp_far_in_the_future() {
     let server = FakeServer::start(
-        true,
+        SAME_CLOCK,
         scenario(|c: Conn| async move {
             c.settings().await;
             c.pcm_header(48_000, 2).await;
@@ -414,7 +408,7 @@ async fn hostile_timestamp_far_in_the_future() {
 #[tokio::test]
 async fn hostile_unknown_message_types_are_skipped_and_audio_flows() {
     let server = FakeServer::start(
-        true,
+        SAME_CLOCK,
         scenario(|c: Conn| async move {
             let mut junk = BaseHeader {
                 msg_type: 6,
@@ -458,7 +452,7 @@ async fn hostile_unknown_message_types_are_skipped_and_audio_flows() {
 #[tokio::test]
 async fn hostile_401_is_logged_and_retried_only_after_the_maximum_backoff() {
     let server = FakeServer::start(
-        true,
+        SAME_CLOCK,
         scenario(|c: Conn| async move {
             let e = ErrorMsg {
                 code: 401,
@@ -484,23 +478,68 @@ async fn hostile_401_is_logged_and_retried_only_after_the_maximum_backoff() {
             |_| {},
         )
         .await;
-    assert_eq!(
-        reason,
-        "server refused this client: 401 Unauthorized: bad password"
-    );
+    assert_eq!(reason, "server refused this client: 401 Unauthorized: bad password");
     tokio::time::sleep(Duration::from_millis(2500)).await;
-    assert_eq!(
-        server.count(),
-        1,
-        "must not hammer a server that refuses us"
-    );
+    assert_eq!(server.count(), 1, "must not hammer a server that refuses us");
     h.stop().await;
 }
 
 #[tokio::test]
 async fn hostile_silent_server_times_out_time_sync_and_reconnects() {
-    let server =
-        FakeServer::start(false, scenario(|c: Conn| async move { c.settings().await })).await;
+    let server = FakeServer::start(
+        TimeReplies::Silent,
+        scenario(|c: Conn| async move { c.settings().await }),
+    )
+    .await;
     let reasons = reconnects(&server, 2, T).await;
     assert_all_contain(&reasons, "unanswered for 2000 ms");
+}
+
+#[tokio::test]
+async fn server_clock_jump_replaces_the_shared_estimate() {
+    const JUMP_NS: i64 = 1_000_000_000_000;
+    let server = FakeServer::start(
+        // The "server" reboots between connections: its clock is 1000 s ahead from the second one on.
+        TimeReplies::Offset(|index| if index == 1 { 0 } else { JUMP_NS }),
+        scenario(|c: Conn| async move {
+            c.settings().await;
+            c.pcm_header(48_000, 2).await;
+            // Connection 1: the whole burst (50 samples at offset 0). Connection 2: 20 samples at the new offset,
+            // so the old samples would still win a shared median.
+            let wanted = if c.index == 1 { 50 } else { 20 };
+            while c.time_replies.load(Ordering::SeqCst) < wanted {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            if c.index == 1 {
+                c.close().await;
+            } else {
+                // Audio stamped with the new clock is accepted.
+                c.chunk(SystemClock.now().as_ns() + JUMP_NS, vec![0x22; 3840]).await;
+            }
+        }),
+    )
+    .await;
+    let mut h = Harness::start(&server.url, "jumpy");
+    let start = h
+        .wait_for(
+            Duration::from_secs(5),
+            |e| {
+                if let SnapEvent::Audio { start, .. } = e {
+                    Some(*start)
+                } else {
+                    None
+                }
+            },
+            |_| {},
+        )
+        .await;
+    assert_eq!(server.count(), 2);
+    let offset_ns = h.server_clock.lock().unwrap().offset_ns().expect("estimate");
+    assert!(
+        (offset_ns - JUMP_NS).abs() < 5_000_000,
+        "shared offset {offset_ns} ns, expected about {JUMP_NS}"
+    );
+    let age_ns = SystemClock.now().as_ns() + JUMP_NS - start.as_ns();
+    assert!((0..1_000_000_000).contains(&age_ns), "chunk age {age_ns} ns");
+    h.stop().await;
 }

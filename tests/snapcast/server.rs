@@ -13,13 +13,7 @@ const SEC: Duration = Duration::from_secs(1);
 
 /// Connects, waits for the Format, writes `signal` into stream `stream`'s FIFO and collects audio until the
 /// signal has had time to pass (its duration + 1.2 s).
-async fn collect(
-    server: &SnapServer,
-    h: &mut Harness,
-    stream: &str,
-    signal: Vec<i16>,
-    rate_hz: u32,
-) -> Received {
+async fn collect(server: &SnapServer, h: &mut Harness, stream: &str, signal: Vec<i16>, rate_hz: u32) -> Received {
     let format = h
         .wait_for(
             5 * SEC,
@@ -49,11 +43,7 @@ async fn collect(
 
 /// Chunk starts must advance by exactly the audio they carry (to the microsecond of the wire stamps).
 fn assert_contiguous(rx: &Received, rate_hz: u32) {
-    assert!(
-        rx.starts_ns.len() > 20,
-        "only {} chunks",
-        rx.starts_ns.len()
-    );
+    assert!(rx.starts_ns.len() > 20, "only {} chunks", rx.starts_ns.len());
     for w in rx.starts_ns.windows(2) {
         let ((t0, n0), (t1, _)) = (w[0], w[1]);
         let expect_ns = n0 as i64 * 1_000_000_000 / rate_hz as i64;
@@ -69,8 +59,7 @@ async fn lossless(codec: &'static str, name: &str) {
     let mut h = Harness::start(&server.url(), name);
     let sent = noise(48_000 * 2, 42);
     let rx = collect(&server, &mut h, "s", sent.clone(), 48_000).await;
-    let (r0, s0) = align_exact(&sent, &rx.samples)
-        .unwrap_or_else(|| panic!("{codec}: signal not found in output"));
+    let (r0, s0) = align_exact(&sent, &rx.samples).unwrap_or_else(|| panic!("{codec}: signal not found in output"));
     let n = (rx.samples.len() / 2 - r0).min(sent.len() / 2 - s0);
     assert!(n >= 48_000, "{codec}: only {n} frames overlap");
     for i in 0..n * 2 {
@@ -104,13 +93,8 @@ async fn lossy(codec: &'static str, name: &str) {
     let n = (left.len() - r0).min(sent.len() / 2 - s0).min(48_000);
     assert!(n >= 24_000, "{codec}: only {n} frames overlap");
     let c = correlation(&sent, s0, &rx.samples, r0, n);
-    eprintln!(
-        "{codec}: correlation {c:.5} over {n} frames (received frame {r0} = sent frame {s0})"
-    );
-    assert!(
-        c > 0.99,
-        "{codec}: correlation {c:.4} over {n} frames (threshold 0.99)"
-    );
+    eprintln!("{codec}: correlation {c:.5} over {n} frames (received frame {r0} = sent frame {s0})");
+    assert!(c > 0.99, "{codec}: correlation {c:.4} over {n} frames (threshold 0.99)");
     h.stop().await;
 }
 
@@ -138,12 +122,8 @@ async fn snapserver_ogg_vorbis_matches_within_codec_tolerance() {
 async fn snapserver_clock_offset_on_one_host_is_near_zero() {
     let server = SnapServer::start(&[StreamSpec::new("s", "pcm", "48000:16:2")]);
     let mut h = Harness::start(&server.url(), "clock");
-    h.wait_for(
-        5 * SEC,
-        |e| matches!(e, SnapEvent::Format(_)).then_some(()),
-        |_| {},
-    )
-    .await;
+    h.wait_for(5 * SEC, |e| matches!(e, SnapEvent::Format(_)).then_some(()), |_| {})
+        .await;
     tokio::time::sleep(Duration::from_millis(1200)).await;
     let (offset_ns, samples) = {
         let c = h.server_clock.lock().unwrap();
@@ -200,9 +180,7 @@ async fn snapserver_json_rpc_changes_arrive_as_settings_and_volume_reports_reach
     assert_eq!(status["client"]["snapclient"]["protocolVersion"], 2);
     assert_eq!(status["client"]["host"]["mac"], "00:00:00:00:00:00");
 
-    server
-        .rpc("Client.SetLatency", json!({"id": id, "latency": 120}))
-        .await;
+    server.rpc("Client.SetLatency", json!({"id": id, "latency": 120})).await;
     assert_eq!(
         next_settings(&mut h).await,
         SnapEvent::Settings {
@@ -230,12 +208,8 @@ async fn snapserver_json_rpc_changes_arrive_as_settings_and_volume_reports_reach
 
     // Muted: the server stops sending audio; the connection stays up (time sync keeps it alive).
     let _writer = FifoWriter::start(&server.fifo("s"), noise(48_000 * 6, 1));
-    h.wait_for(
-        3 * SEC,
-        |e| matches!(e, SnapEvent::Audio { .. }).then_some(()),
-        |_| {},
-    )
-    .await;
+    h.wait_for(3 * SEC, |e| matches!(e, SnapEvent::Audio { .. }).then_some(()), |_| {})
+        .await;
     server
         .rpc(
             "Client.SetVolume",
@@ -263,12 +237,8 @@ async fn snapserver_json_rpc_changes_arrive_as_settings_and_volume_reports_reach
             json!({"id": id, "volume": {"muted": false, "percent": 40}}),
         )
         .await;
-    h.wait_for(
-        3 * SEC,
-        |e| matches!(e, SnapEvent::Audio { .. }).then_some(()),
-        |_| {},
-    )
-    .await;
+    h.wait_for(3 * SEC, |e| matches!(e, SnapEvent::Audio { .. }).then_some(()), |_| {})
+        .await;
 
     // A local change reported with ClientInfo reaches the server.
     h.commands
@@ -321,12 +291,8 @@ async fn snapserver_group_stream_switch_brings_new_format_and_the_other_streams_
     let sent_two = noise(44_100 * 3, 2);
     let _one = FifoWriter::start(&server.fifo("one"), noise(48_000 * 4, 1));
     let _two = FifoWriter::start(&server.fifo("two"), sent_two.clone());
-    h.wait_for(
-        3 * SEC,
-        |e| matches!(e, SnapEvent::Audio { .. }).then_some(()),
-        |_| {},
-    )
-    .await;
+    h.wait_for(3 * SEC, |e| matches!(e, SnapEvent::Audio { .. }).then_some(()), |_| {})
+        .await;
 
     let group = server.group_of(&h.client_id).await;
     server
@@ -361,8 +327,7 @@ async fn snapserver_group_stream_switch_brings_new_format_and_the_other_streams_
         );
         rx.push(&ev, 2);
     }
-    let (r0, s0) =
-        align_exact(&sent_two, &rx.samples).expect("stream two's signal after the switch");
+    let (r0, s0) = align_exact(&sent_two, &rx.samples).expect("stream two's signal after the switch");
     let n = (rx.samples.len() / 2 - r0).min(sent_two.len() / 2 - s0);
     assert!(n > 22_050, "only {n} frames of stream two");
     for i in 0..n * 2 {
@@ -380,12 +345,8 @@ async fn snapserver_killed_and_restarted_client_reconnects_and_audio_flows() {
     let mut server = SnapServer::start(&[StreamSpec::new("s", "pcm", "48000:16:2")]);
     let mut h = Harness::start(&server.url(), "survivor");
     let writer = FifoWriter::start(&server.fifo("s"), noise(48_000 * 3, 3));
-    h.wait_for(
-        5 * SEC,
-        |e| matches!(e, SnapEvent::Audio { .. }).then_some(()),
-        |_| {},
-    )
-    .await;
+    h.wait_for(5 * SEC, |e| matches!(e, SnapEvent::Audio { .. }).then_some(()), |_| {})
+        .await;
     server.kill();
     drop(writer);
     let reason = h

@@ -38,10 +38,7 @@ impl StreamSpec {
 pub fn free_ports() -> (u16, u16) {
     let a = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let b = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    (
-        a.local_addr().unwrap().port(),
-        b.local_addr().unwrap().port(),
-    )
+    (a.local_addr().unwrap().port(), b.local_addr().unwrap().port())
 }
 
 /// A running `snapserver` with pipe streams in a private directory. Killed on drop.
@@ -110,9 +107,7 @@ impl SnapServer {
             .append(true)
             .open(d.join("snapserver.log"))
             .unwrap();
-        cmd.stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .stdin(Stdio::null());
+        cmd.stdout(log.try_clone().unwrap()).stderr(log).stdin(Stdio::null());
         self.child = Some(cmd.spawn().expect("spawn snapserver (run scripts/setup)"));
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
@@ -155,8 +150,7 @@ impl SnapServer {
         let mut s = tokio::net::TcpStream::connect(("127.0.0.1", self.control_port))
             .await
             .expect("control port");
-        let req =
-            serde_json::json!({"id": 1, "jsonrpc": "2.0", "method": method, "params": params});
+        let req = serde_json::json!({"id": 1, "jsonrpc": "2.0", "method": method, "params": params});
         s.write_all(format!("{req}\n").as_bytes()).await.unwrap();
         let mut lines = BufReader::new(s).lines();
         loop {
@@ -177,12 +171,7 @@ impl SnapServer {
     pub async fn group_of(&self, client_id: &str) -> String {
         let status = self.rpc("Server.GetStatus", serde_json::json!({})).await;
         for g in status["server"]["groups"].as_array().expect("groups") {
-            if g["clients"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .any(|c| c["id"] == client_id)
-            {
+            if g["clients"].as_array().unwrap().iter().any(|c| c["id"] == client_id) {
                 return g["id"].as_str().unwrap().to_string();
             }
         }
@@ -253,14 +242,7 @@ impl Harness {
         let (shutdown, sd_rx) = watch::channel(false);
         let server_clock: SharedServerClock = Arc::new(Mutex::new(ServerClock::new()));
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-        let task = tokio::spawn(snapcast::run(
-            cfg,
-            clock,
-            server_clock.clone(),
-            ev_tx,
-            cmd_rx,
-            sd_rx,
-        ));
+        let task = tokio::spawn(snapcast::run(cfg, clock, server_clock.clone(), ev_tx, cmd_rx, sd_rx));
         Self {
             events,
             commands,
@@ -303,10 +285,7 @@ impl Harness {
 
     /// Stops the client and checks that it ends promptly and did not panic.
     pub async fn stop(self) {
-        assert!(
-            !self.task.is_finished(),
-            "client task ended before shutdown (panic?)"
-        );
+        assert!(!self.task.is_finished(), "client task ended before shutdown (panic?)");
         let _ = self.shutdown.send(true);
         tokio::time::timeout(Duration::from_secs(3), self.task)
             .await
@@ -325,8 +304,7 @@ pub struct Received {
 impl Received {
     pub fn push(&mut self, ev: &SnapEvent, channels: usize) -> bool {
         if let SnapEvent::Audio { start, samples } = ev {
-            self.starts_ns
-                .push((start.as_ns(), samples.len() / channels));
+            self.starts_ns.push((start.as_ns(), samples.len() / channels));
             self.samples.extend_from_slice(samples);
             true
         } else {
@@ -390,11 +368,7 @@ pub fn correlation(sent: &[i16], s0: usize, received: &[f32], r0: usize, n: usiz
 pub fn align_by_correlation(sent: &[i16], received: &[f32], r0: usize) -> usize {
     const N: usize = 1024;
     let tpl: Vec<f32> = (0..N).map(|i| received[(r0 + i) * 2]).collect();
-    let left: Vec<f32> = sent
-        .iter()
-        .step_by(2)
-        .map(|&s| s as f32 / 32768.0)
-        .collect();
+    let left: Vec<f32> = sent.iter().step_by(2).map(|&s| s as f32 / 32768.0).collect();
     let mut best = (f32::MIN, 0);
     for k in 0..left.len().saturating_sub(N) {
         let dot: f32 = left[k..k + N].iter().zip(&tpl).map(|(a, b)| a * b).sum();
