@@ -11,24 +11,28 @@ BTD=/usr/libexec/bluetooth/bluetoothd
 SID=/opt/bluez-sid/bin
 mkdir -p "$O"
 
-up() { cut -d' ' -f1 /proc/uptime; }
+# Everything below avoids forking where it can: a process start costs ~0.1 s under TCG.
+up() { local u _; read -r u _ < /proc/uptime; echo "$u"; }
 log() { echo "[$(up)] $*"; }
+console() { echo "RIG: $*" > /dev/console 2>/dev/null || true; }
 # step NAME: a marker in the scenario log and on the VM console
-step() { echo; echo "### $* (t=$(up)s)"; echo "RIG: step $* (t=$(up)s)" > /dev/console 2>/dev/null || true; }
+step() { local u; u=$(up); echo; echo "### $* (t=${u}s)"; console "step $* (t=${u}s)"; }
 
-_clean() { printf '%s' "$*" | tr '\t\r\n' '   ' | cut -c1-600; }
+# _clean TEXT: one line, no tabs, at most 600 characters (sets REPLY)
+_clean() { REPLY=$*; REPLY=${REPLY//$'\t'/ }; REPLY=${REPLY//$'\r'/ }; REPLY=${REPLY//$'\n'/ }; REPLY=${REPLY:0:600}; }
 
-# check NAME PASS|FAIL [DETAIL...]   (also accepts 0/1, true/false, yes/no)
+# check NAME PASS|FAIL [DETAIL...]   (also accepts 0 = PASS, true/yes/ok; anything else is FAIL)
 check() {
-  local name=$1 verdict=${2:-FAIL}; shift 2 || shift $#
+  local name=$1 verdict=${2:-FAIL} detail; shift 2 || shift $#
   case "$verdict" in PASS|pass|0|true|yes|ok) verdict=PASS;; *) verdict=FAIL;; esac
-  printf '%s\t%s\t%s\n' "$(_clean "$name")" "$verdict" "$(_clean "$*")" >> "$O/checks.tsv"
-  echo "CHECK $name $verdict $*"
-  echo "RIG: check $name $verdict" > /dev/console 2>/dev/null || true
+  _clean "$*"; detail=$REPLY; _clean "$name"; name=$REPLY
+  printf '%s\t%s\t%s\n' "$name" "$verdict" "$detail" >> "$O/checks.tsv"
+  echo "CHECK $name $verdict $detail"
+  console "check $name $verdict"
   [ "$verdict" = PASS ]
 }
 # figure KEY VALUE   (numbers stay numbers in report.json)
-figure() { printf '%s\t%s\n' "$(_clean "$1")" "$(_clean "$2")" >> "$O/figures.tsv"; echo "FIGURE $1 $2"; }
+figure() { local k v; _clean "$1"; k=$REPLY; _clean "$2"; v=$REPLY; printf '%s\t%s\n' "$k" "$v" >> "$O/figures.tsv"; echo "FIGURE $k $v"; }
 
 # t SECS CMD...: run CMD with a timeout (SIGTERM, then SIGKILL 3 s later); logs timeouts. Returns CMD's status.
 t() {
@@ -146,7 +150,7 @@ bb() {
 # make_tone FILE FREQ SECS [RATE] [AMPLITUDE 0..1]: stereo S16_LE WAV sine (an integer FREQ repeats exactly
 # every RATE/gcd(RATE, FREQ) samples: computing one block keeps this fast under TCG)
 make_tone() {
-  python3 - "$@" <<'PY'
+  python3 -S - "$@" <<'PY'
 import math, struct, sys, wave
 path, freq, secs = sys.argv[1], float(sys.argv[2]), float(sys.argv[3])
 rate = int(sys.argv[4]) if len(sys.argv) > 4 else 44100
@@ -164,4 +168,4 @@ PY
 # analyze_tone WAV: prints KEY=VALUE lines: rate, total_s, active_s, freq_hz, rms_dbfs, peak_dbfs
 # (active = from the first to the last sample above -40 dBFS on the left channel; frequency from interpolated
 #  rising zero crossings across the active part, so dropped or repeated audio shows as a frequency error).
-analyze_tone() { python3 "$IN/analyze_tone.py" "$@"; }
+analyze_tone() { python3 -S "$IN/analyze_tone.py" "$@"; }

@@ -10,7 +10,7 @@ BTVIRT_FROM=$(hdr btvirt trixie)
 TMO=${RIG_TIMEOUT:-$(hdr timeout 300)}
 exec > "$O/runner.log" 2>&1
 log "runner: scenario=$RIG_SCENARIO controllers=$CONTROLLERS bluetoothd='$BTD_FLAGS' btvirt=$BTVIRT_FROM timeout=$TMO"
-echo "RIG: setup (t=$(up)s)" > /dev/console
+console "setup (t=$(up)s)"
 
 ok=1
 for m in hci_vhci algif_hash algif_skcipher cmac; do modprobe "$m" || { log "modprobe $m failed"; ok=0; }; done
@@ -46,7 +46,7 @@ fi
 export RUST_LOG=${RUST_LOG:-info,bluebridge=debug} RUST_BACKTRACE=1
 
 log "scenario start"
-echo "RIG: scenario $RIG_SCENARIO start (t=$(up)s, timeout ${TMO}s)" > /dev/console
+console "scenario $RIG_SCENARIO start (t=$(up)s, timeout ${TMO}s)"
 SC_START=$(date +%s.%N)
 timeout -k 5 "$TMO" bash -c '. /share/in/lib.sh; [ -f /share/in/env ] && . /share/in/env; . /share/in/scenario.sh' \
   > "$O/scenario.log" 2>&1
@@ -57,13 +57,13 @@ if [ $rc -eq 124 ] || [ $rc -eq 137 ]; then
   check scenario-finished FAIL "scenario timed out after ${TMO}s (last step: $(grep '^### ' "$O/scenario.log" | tail -1))"
 fi
 figure scenario_s "$(awk -v a="$SC_START" -v b="$SC_END" 'BEGIN { printf "%.1f", b - a }')"
-echo "RIG: scenario end rc=$rc (t=$(up)s)" > /dev/console
+console "scenario end rc=$rc (t=$(up)s)"
 
 # teardown: stop clients first, then daemons, so their logs end cleanly
 log "teardown"
-for p in arecord aplay bluetoothctl bluebridge bluealsa; do pkill -INT -x "$p" 2>/dev/null; done
+pkill -INT -x 'arecord|aplay|bluetoothctl|bluebridge|bluealsa|isotest' 2>/dev/null
 sleep 0.5
-for p in bluetoothd btvirt; do pkill -INT -x "$p" 2>/dev/null; done
+pkill -INT -x 'bluetoothd|btvirt' 2>/dev/null
 kill -INT "$BTMON" 2>/dev/null
 sleep 0.5
 dmesg > "$O/dmesg.log" 2>&1
