@@ -6,6 +6,7 @@ use bluebridge::demo;
 use bluebridge::engine::Engine;
 use bluebridge::output::player::{Feed, PlaySettings, Player, PlayerConfig, PlayerStatus};
 use bluebridge::report;
+use bluebridge::source::snapcast::SnapcastIngest;
 use bluebridge::source::tone::{TestSignal, ToneSource};
 use bluebridge::source::wav::WavSource;
 use bluebridge::timeline::buffer::TimelineBuffer;
@@ -163,6 +164,13 @@ fn run(config: &str) -> Result<()> {
     let clock = SystemClock;
     let start = clock.now();
     let mut engine = Engine::default();
+    // Network sources run on tokio beside the real-time loop.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
+    let mut feeds: Vec<Feed> = Vec::new();
+    let mut snapcast: Option<SnapcastIngest> = None;
     let feed = match &source {
         SourceSpec::Tone { buffer_ns } => {
             let signal = TestSignal::standard();
@@ -182,12 +190,17 @@ fn run(config: &str) -> Result<()> {
             local_feed(timeline, *buffer_ns)
         }
         SourceSpec::Snapcast { url } => {
-            bail!("source kind \"snapcast\" ({url}) is not wired into `run` in this build yet")
+            let names: Vec<String> = outputs.iter().map(|o| o.name.clone()).collect();
+            let ingest = SnapcastIngest::start(rt.handle(), url, &names, Arc::new(SystemClock));
+            feeds = ingest.feeds.clone();
+            snapcast = Some(ingest);
+            feeds[0].clone()
         }
     };
-    for spec in &outputs {
+    for (i, spec) in outputs.iter().enumerate() {
         let out = bluebridge::output::open(spec).with_context(|| format!("output {:?}", spec.name))?;
-        engine.players.push(Player::new(player_config(spec), feed.clone(), out));
+        let feed = feeds.get(i).cloned().unwrap_or_else(|| feed.clone());
+        engine.players.push(Player::new(player_config(spec), feed, out));
     }
     tracing::info!("running {} outputs from {config}", engine.players.len());
     engine.run_realtime(None, &stop, |e, _| {
@@ -195,7 +208,11 @@ fn run(config: &str) -> Result<()> {
             tracing::debug!("{}", status_line(&s));
         }
     });
+    if let Some(s) = &snapcast {
+        s.stop();
+    }
     engine.close();
+    rt.shutdown_timeout(std::time::Duration::from_millis(500));
     tracing::info!("stopped");
     Ok(())
 }

@@ -1,5 +1,6 @@
 //! Integration tests (one binary).
 mod cli;
+mod sync_vs_snapclient;
 #[path = "snapcast/support.rs"]
 mod snap_support;
 #[path = "snapcast/server.rs"]

@@ -4,6 +4,7 @@
 //! sources (test signal, WAV file) run on the local clock, so their server clock is the local one (offset 0).
 //! The Snapcast source is asynchronous and lives in [`crate::snapcast`]; it feeds the same kind of buffer.
 
+pub mod snapcast;
 pub mod tone;
 pub mod wav;
 

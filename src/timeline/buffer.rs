@@ -68,6 +68,11 @@ impl TimelineBuffer {
         Arc::new(Mutex::new(Self::new(format, DEFAULT_CAPACITY_NS)))
     }
 
+    /// Keeps at least `capacity_ns` of audio from now on (a source announced a larger buffer).
+    pub fn set_capacity_ns(&mut self, capacity_ns: i64) {
+        self.capacity_ns = capacity_ns;
+    }
+
     /// The format of the audio held.
     pub fn format(&self) -> AudioFormat {
         self.format

@@ -1,0 +1,189 @@
+//! Snapcast as a source: one client connection per output (each output is its own Snapcast client, so users
+//! group, mute and set latency per speaker), one server-clock estimator shared by all of them, and the glue that
+//! turns client events into each output's timeline and play settings.
+
+use crate::output::player::{Feed, PlaySettings};
+use crate::snapcast::{ClientCommand, ClientConfig, SnapEvent};
+use crate::timeline::buffer::{Chunk, TimelineBuffer, DEFAULT_CAPACITY_NS};
+use crate::timeline::server_clock::{ServerClock, SharedServerClock};
+use crate::timeline::{AudioFormat, Clock};
+use std::sync::{Arc, Mutex};
+use tokio::sync::{mpsc, watch};
+
+/// Audio kept beyond the server's buffer, so a frame is still there at its play time.
+const CAPACITY_MARGIN_NS: i64 = 2_000_000_000;
+/// Events queued between a client and its glue task.
+const EVENT_QUEUE: usize = 64;
+
+/// A running Snapcast ingest: the feeds for the players, and handles to stop it.
+pub struct SnapcastIngest {
+    /// One feed per output, in the order the names were given.
+    pub feeds: Vec<Feed>,
+    /// Volume reports towards the server, per output.
+    pub commands: Vec<mpsc::Sender<ClientCommand>>,
+    /// The shared server clock.
+    pub server_clock: SharedServerClock,
+    shutdown: watch::Sender<bool>,
+}
+
+impl SnapcastIngest {
+    /// Starts one client per output name on `rt`.
+    pub fn start(rt: &tokio::runtime::Handle, url: &str, names: &[String], clock: Arc<dyn Clock>) -> Self {
+        let server_clock: SharedServerClock = Arc::new(Mutex::new(ServerClock::new()));
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let mut feeds = Vec::new();
+        let mut commands = Vec::new();
+        for name in names {
+            let feed = Feed {
+                timeline: TimelineBuffer::shared(AudioFormat::STEREO_48K),
+                server_clock: server_clock.clone(),
+                settings: Arc::new(Mutex::new(PlaySettings::default())),
+            };
+            let (ev_tx, ev_rx) = mpsc::channel(EVENT_QUEUE);
+            let (cmd_tx, cmd_rx) = mpsc::channel(4);
+            let cfg = ClientConfig::new(url, name.clone());
+            rt.spawn(crate::snapcast::run(
+                cfg,
+                clock.clone(),
+                server_clock.clone(),
+                ev_tx,
+                cmd_rx,
+                shutdown_rx.clone(),
+            ));
+            rt.spawn(glue(name.clone(), feed.clone(), ev_rx));
+            feeds.push(feed);
+            commands.push(cmd_tx);
+        }
+        Self {
+            feeds,
+            commands,
+            server_clock,
+            shutdown,
+        }
+    }
+
+    /// Asks every client to disconnect.
+    pub fn stop(&self) {
+        let _ = self.shutdown.send(true);
+    }
+}
+
+/// Applies one client's events to its output's feed.
+async fn glue(name: String, feed: Feed, mut events: mpsc::Receiver<SnapEvent>) {
+    while let Some(ev) = events.recv().await {
+        apply(&name, &feed, ev);
+    }
+}
+
+/// Applies one event (pure apart from the locks; unit-tested).
+pub fn apply(name: &str, feed: &Feed, ev: SnapEvent) {
+    match ev {
+        SnapEvent::Connected { server } => tracing::info!(output = name, "connected to {server}"),
+        SnapEvent::Disconnected { reason } => {
+            tracing::warn!(
+                output = name,
+                "disconnected: {reason}; playing silence until it is back"
+            )
+        }
+        SnapEvent::Format(f) => {
+            tracing::info!(output = name, "stream format {f}");
+            feed.timeline.lock().expect("timeline lock").reset(f);
+        }
+        SnapEvent::Audio { start, samples } => {
+            if let Err(e) = feed
+                .timeline
+                .lock()
+                .expect("timeline lock")
+                .push(Chunk { start, samples })
+            {
+                tracing::warn!(output = name, "chunk dropped: {e}");
+            }
+        }
+        SnapEvent::Settings {
+            buffer_ms,
+            latency_ms,
+            volume_pct,
+            muted,
+        } => {
+            let buffer_ns = buffer_ms.max(0) as i64 * 1_000_000;
+            *feed.settings.lock().expect("settings lock") = PlaySettings {
+                buffer_ns,
+                latency_ns: latency_ms as i64 * 1_000_000,
+                volume_pct,
+                muted,
+            };
+            feed.timeline
+                .lock()
+                .expect("timeline lock")
+                .set_capacity_ns((buffer_ns + CAPACITY_MARGIN_NS).max(DEFAULT_CAPACITY_NS));
+            tracing::info!(
+                output = name,
+                buffer_ms,
+                latency_ms,
+                volume_pct,
+                muted,
+                "server settings"
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::timeline::ServerTime;
+
+    #[test]
+    fn events_become_timeline_audio_and_play_settings() {
+        let feed = Feed {
+            timeline: TimelineBuffer::shared(AudioFormat::STEREO_48K),
+            server_clock: Arc::new(Mutex::new(ServerClock::new())),
+            settings: Arc::new(Mutex::new(PlaySettings::default())),
+        };
+        apply(
+            "o",
+            &feed,
+            SnapEvent::Settings {
+                buffer_ms: 800,
+                latency_ms: 30,
+                volume_pct: 40,
+                muted: true,
+            },
+        );
+        let s = *feed.settings.lock().unwrap();
+        assert_eq!(
+            (s.buffer_ns, s.latency_ns, s.volume_pct, s.muted),
+            (800_000_000, 30_000_000, 40, true)
+        );
+        apply(
+            "o",
+            &feed,
+            SnapEvent::Format(AudioFormat {
+                rate_hz: 44_100,
+                channels: 2,
+            }),
+        );
+        apply(
+            "o",
+            &feed,
+            SnapEvent::Audio {
+                start: ServerTime::from_ns(5),
+                samples: vec![0.5; 4],
+            },
+        );
+        let tl = feed.timeline.lock().unwrap();
+        assert_eq!(tl.format().rate_hz, 44_100);
+        assert_eq!(tl.generation(), 1);
+        assert_eq!(tl.start(), Some(ServerTime::from_ns(5)));
+        drop(tl);
+        // A chunk that is not whole frames is refused, not fatal.
+        apply(
+            "o",
+            &feed,
+            SnapEvent::Audio {
+                start: ServerTime::from_ns(100_000),
+                samples: vec![0.5; 3],
+            },
+        );
+    }
+}
