@@ -14,10 +14,14 @@ fn take<'a>(data: &mut &'a [u8]) -> Option<&'a [u8]> {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&which, mut rest)) = data.split_first() else { return };
+    let Some((&which, mut rest)) = data.split_first() else {
+        return;
+    };
     let codec = ["pcm", "flac", "opus", "ogg", "null"][which as usize % 5];
     let Some(header) = take(&mut rest) else { return };
-    let Ok(mut decoder) = new_decoder(codec, header) else { return };
+    let Ok(mut decoder) = new_decoder(codec, header) else {
+        return;
+    };
     let channels = decoder.format().channels as usize;
     let mut out = Vec::new();
     while let Some(chunk) = take(&mut rest) {

@@ -180,11 +180,7 @@ pub async fn run(
         Ok(u) => u,
         Err(e) => {
             tracing::error!(output = name, "{e}; this output will not connect");
-            let _ = events
-                .send(SnapEvent::Disconnected {
-                    reason: e.to_string(),
-                })
-                .await;
+            let _ = events.send(SnapEvent::Disconnected { reason: e.to_string() }).await;
             while !shutdown_requested(&mut shutdown).await {}
             return;
         }
@@ -233,20 +229,14 @@ pub async fn run(
             Ok(End::Shutdown) | Ok(End::EventsClosed) => return,
             Err(reason) => reason,
         };
-        let healthy =
-            session.settings_seen && started.elapsed() >= Duration::from_millis(HEALTHY_AFTER_MS);
+        let healthy = session.settings_seen && started.elapsed() >= Duration::from_millis(HEALTHY_AFTER_MS);
         let delay_ms = backoff.next_delay_ms(healthy, session.auth_refused);
         if session.auth_refused {
             tracing::error!(output = name, server = %url.address(), "{reason}; retrying in {delay_ms} ms");
         } else {
             tracing::warn!(output = name, server = %url.address(), "{reason}; reconnecting in {delay_ms} ms");
         }
-        if session.writer.is_some()
-            && events
-                .send(SnapEvent::Disconnected { reason })
-                .await
-                .is_err()
-        {
+        if session.writer.is_some() && events.send(SnapEvent::Disconnected { reason }).await.is_err() {
             return;
         }
         drop(session);
@@ -291,11 +281,7 @@ impl Backoff {
         if healthy {
             self.next_ms = BACKOFF_MIN_MS;
         }
-        let delay = if auth_refused {
-            BACKOFF_MAX_MS
-        } else {
-            self.next_ms
-        };
+        let delay = if auth_refused { BACKOFF_MAX_MS } else { self.next_ms };
         self.next_ms = (self.next_ms * 2).min(BACKOFF_MAX_MS);
         delay
     }
@@ -336,11 +322,7 @@ struct Incoming {
 }
 
 /// Reads, size-checks and decodes messages until the first error, which it reports and then stops.
-async fn read_messages(
-    mut rd: OwnedReadHalf,
-    clock: Arc<dyn Clock>,
-    tx: mpsc::Sender<Result<Incoming, String>>,
-) {
+async fn read_messages(mut rd: OwnedReadHalf, clock: Arc<dyn Clock>, tx: mpsc::Sender<Result<Incoming, String>>) {
     loop {
         let mut raw = [0u8; BASE_HEADER_SIZE];
         if let Err(e) = rd.read_exact(&mut raw).await {
@@ -364,18 +346,11 @@ async fn read_messages(
         let mut payload = vec![0u8; header.size as usize];
         if let Err(e) = rd.read_exact(&mut payload).await {
             let what = proto::message_name(header.msg_type);
-            let reason = format!(
-                "connection lost inside a {what} message of {} bytes: {e}",
-                header.size
-            );
+            let reason = format!("connection lost inside a {what} message of {} bytes: {e}", header.size);
             let _ = tx.send(Err(reason)).await;
             return;
         }
-        let item = proto::decode(&header, &payload).map(|msg| Incoming {
-            header,
-            msg,
-            received,
-        });
+        let item = proto::decode(&header, &payload).map(|msg| Incoming { header, msg, received });
         let failed = item.is_err();
         if tx.send(item.map_err(|e| e.to_string())).await.is_err() || failed {
             return;
@@ -436,12 +411,7 @@ impl Session<'_> {
         let (rd, wr) = stream.into_split();
         self.writer = Some(wr);
         tracing::info!(output = self.name, server = %addr, id = %hello.id, "connected");
-        if self
-            .events
-            .send(SnapEvent::Connected { server: addr })
-            .await
-            .is_err()
-        {
+        if self.events.send(SnapEvent::Connected { server: addr }).await.is_err() {
             return Ok(End::EventsClosed);
         }
         let (tx, mut rx) = mpsc::channel(INCOMING_QUEUE);
@@ -451,10 +421,7 @@ impl Session<'_> {
         if let Some(report) = link.pending_report.take() {
             self.send(&Message::ClientInfo(report)).await?;
         }
-        let handshake_deadline = self
-            .clock
-            .now()
-            .add_ns(HANDSHAKE_TIMEOUT_MS as i64 * 1_000_000);
+        let handshake_deadline = self.clock.now().add_ns(HANDSHAKE_TIMEOUT_MS as i64 * 1_000_000);
         let mut sync = TimeSync::new(self.clock.now());
         loop {
             let now = self.clock.now();
@@ -474,9 +441,7 @@ impl Session<'_> {
             };
             if !self.settings_seen {
                 if now >= handshake_deadline {
-                    return Err(format!(
-                        "no ServerSettings within {HANDSHAKE_TIMEOUT_MS} ms of Hello"
-                    ));
+                    return Err(format!("no ServerSettings within {HANDSHAKE_TIMEOUT_MS} ms of Hello"));
                 }
                 wake = wake.min(handshake_deadline);
             }
@@ -506,23 +471,12 @@ impl Session<'_> {
         let id = self.next_id;
         self.next_id = self.next_id.checked_add(1).unwrap_or(1);
         let what = proto::message_name(msg.msg_type());
-        let bytes = proto::encode(msg, id, 0, Tv::from_ns(self.clock.now().as_ns()))
-            .map_err(|e| e.to_string())?;
-        let wr = self
-            .writer
-            .as_mut()
-            .ok_or_else(|| "not connected".to_string())?;
-        match tokio::time::timeout(
-            Duration::from_millis(WRITE_TIMEOUT_MS),
-            wr.write_all(&bytes),
-        )
-        .await
-        {
+        let bytes = proto::encode(msg, id, 0, Tv::from_ns(self.clock.now().as_ns())).map_err(|e| e.to_string())?;
+        let wr = self.writer.as_mut().ok_or_else(|| "not connected".to_string())?;
+        match tokio::time::timeout(Duration::from_millis(WRITE_TIMEOUT_MS), wr.write_all(&bytes)).await {
             Ok(Ok(())) => Ok(id),
             Ok(Err(e)) => Err(format!("cannot send {what}: {e}")),
-            Err(_) => Err(format!(
-                "cannot send {what}: socket blocked for {WRITE_TIMEOUT_MS} ms"
-            )),
+            Err(_) => Err(format!("cannot send {what}: socket blocked for {WRITE_TIMEOUT_MS} ms")),
         }
     }
 
@@ -536,18 +490,12 @@ impl Session<'_> {
         let h = inc.header;
         match inc.msg {
             Message::Time(t) => {
-                if let Some(x) =
-                    sync.on_reply(h.refers_to, t.latency.to_ns(), h.sent.to_ns(), inc.received)
-                {
-                    self.own_clock
-                        .add_exchange(x.c2s_ns, x.s2c_ns, inc.received);
+                if let Some(x) = sync.on_reply(h.refers_to, t.latency.to_ns(), h.sent.to_ns(), inc.received) {
+                    self.own_clock.add_exchange(x.c2s_ns, x.s2c_ns, inc.received);
                     let mut shared = self.server_clock.lock().unwrap_or_else(|e| e.into_inner());
                     shared.add_exchange(x.c2s_ns, x.s2c_ns, inc.received);
-                    if let (Some(own), Some(all)) = (self.own_clock.offset_ns(), shared.offset_ns())
-                    {
-                        if self.own_clock.sample_count() >= MIN_SESSION_SAMPLES
-                            && (own - all).abs() > CLOCK_JUMP_NS
-                        {
+                    if let (Some(own), Some(all)) = (self.own_clock.offset_ns(), shared.offset_ns()) {
+                        if self.own_clock.sample_count() >= MIN_SESSION_SAMPLES && (own - all).abs() > CLOCK_JUMP_NS {
                             tracing::warn!(
                                 output = self.name,
                                 "server clock jumped by {:.3} s (server restarted?); restarting the estimate",
@@ -574,18 +522,14 @@ impl Session<'_> {
                 .await)
             }
             Message::CodecHeader(ch) => {
-                let decoder =
-                    new_decoder(&ch.codec, &ch.header).map_err(|e| format!("CodecHeader: {e}"))?;
+                let decoder = new_decoder(&ch.codec, &ch.header).map_err(|e| format!("CodecHeader: {e}"))?;
                 let format = decoder.format();
                 tracing::info!(output = self.name, codec = %ch.codec, %format, "stream format");
                 self.decoder = Some(decoder);
                 Ok(Self::emit(self.events, SnapEvent::Format(format)).await)
             }
             Message::WireChunk(chunk) => {
-                let decoder = self
-                    .decoder
-                    .as_mut()
-                    .ok_or("WireChunk before any CodecHeader")?;
+                let decoder = self.decoder.as_mut().ok_or("WireChunk before any CodecHeader")?;
                 let start = ServerTime::from_ns(chunk.timestamp.to_ns());
                 if self.own_clock.sample_count() > 0 {
                     if let Some(server_now) = self.own_clock.to_server(self.clock.now()) {
@@ -651,10 +595,7 @@ mod tests {
         assert_eq!(client_id_for("bath_1.left"), "bluebridge-bath_1.left");
         assert_eq!(client_id_for("  "), "bluebridge-output");
         assert_eq!(client_id_for("Ä"), "bluebridge-output");
-        assert_eq!(
-            ClientConfig::new("tcp://h", "Desk").client_id,
-            "bluebridge-desk"
-        );
+        assert_eq!(ClientConfig::new("tcp://h", "Desk").client_id, "bluebridge-desk");
         assert!(!local_host_name().is_empty());
     }
 

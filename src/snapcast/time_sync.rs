@@ -123,12 +123,7 @@ mod tests {
             t = t.add_ns(MS);
             // Server 5 s ahead, 0.5 ms each way.
             let x = s
-                .on_reply(
-                    sent as u16,
-                    5_000 * MS + MS / 2,
-                    t.as_ns() + 5_000 * MS - MS / 2,
-                    t,
-                )
+                .on_reply(sent as u16, 5_000 * MS + MS / 2, t.as_ns() + 5_000 * MS - MS / 2, t)
                 .unwrap();
             assert_eq!((x.c2s_ns - x.s2c_ns) / 2, 5_000 * MS);
             assert_eq!(s.due(t), Due::WaitUntil(t.add_ns(QUICK_GAP_NS)));

@@ -116,7 +116,7 @@ impl ServerUrl {
             match hostport.rsplit_once(':') {
                 Some((h, _)) if h.contains(':') => {
                     return Err(err(
-                        "IPv6 addresses must be written in brackets, e.g. tcp://[::1]:1704".into(),
+                        "IPv6 addresses must be written in brackets, e.g. tcp://[::1]:1704".into()
                     ))
                 }
                 Some((h, p)) => (h, Some(p)),
@@ -129,9 +129,7 @@ impl ServerUrl {
         let port = match port {
             None => DEFAULT_PORT,
             Some(p) => match p.parse::<u16>() {
-                Ok(0) | Err(_) => {
-                    return Err(err(format!("port {p:?} is not a number in 1..=65535")))
-                }
+                Ok(0) | Err(_) => return Err(err(format!("port {p:?} is not a number in 1..=65535"))),
                 Ok(n) => n,
             },
         };
@@ -139,10 +137,8 @@ impl ServerUrl {
             None => None,
             Some(u) => {
                 let (user, pw) = u.split_once(':').unwrap_or((u, ""));
-                let user = percent_decode(user)
-                    .ok_or_else(|| err("bad percent-encoding in the user".into()))?;
-                let pw = percent_decode(pw)
-                    .ok_or_else(|| err("bad percent-encoding in the password".into()))?;
+                let user = percent_decode(user).ok_or_else(|| err("bad percent-encoding in the user".into()))?;
+                let pw = percent_decode(pw).ok_or_else(|| err("bad percent-encoding in the password".into()))?;
                 if user.is_empty() {
                     return Err(err("empty user name before '@'".into()));
                 }
@@ -185,28 +181,16 @@ mod tests {
     #[test]
     fn accepted_forms() {
         let u = ok("tcp://192.168.1.5");
-        assert_eq!(
-            (u.host.as_str(), u.port, u.credentials),
-            ("192.168.1.5", 1704, None)
-        );
-        assert_eq!(
-            ok("tcp://music.local:18704/").address(),
-            "music.local:18704"
-        );
+        assert_eq!((u.host.as_str(), u.port, u.credentials), ("192.168.1.5", 1704, None));
+        assert_eq!(ok("tcp://music.local:18704/").address(), "music.local:18704");
         assert_eq!(ok("snapserver").address(), "snapserver:1704");
         assert_eq!(ok("tcp://[::1]:1800").address(), "[::1]:1800");
         assert_eq!(ok("tcp://[fd00::5]").host, "fd00::5");
         let u = ok("tcp://alice:s%40cret:x@host:1");
         assert_eq!(u.credentials, Some(("alice".into(), "s@cret:x".into())));
         let a = u.auth().unwrap();
-        assert_eq!(
-            (a.scheme.as_str(), a.param.as_str()),
-            ("Basic", "YWxpY2U6c0BjcmV0Ong=")
-        );
-        assert_eq!(
-            ok("tcp://bob@h").credentials,
-            Some(("bob".into(), String::new()))
-        );
+        assert_eq!((a.scheme.as_str(), a.param.as_str()), ("Basic", "YWxpY2U6c0BjcmV0Ong="));
+        assert_eq!(ok("tcp://bob@h").credentials, Some(("bob".into(), String::new())));
     }
 
     #[test]
@@ -229,9 +213,7 @@ mod tests {
             let e = ServerUrl::parse(url).unwrap_err().to_string();
             assert!(e.contains(want), "{url}: {e}");
         }
-        let e = ServerUrl::parse("tcp://alice:hunter2@host:0")
-            .unwrap_err()
-            .to_string();
+        let e = ServerUrl::parse("tcp://alice:hunter2@host:0").unwrap_err().to_string();
         assert_eq!(
             e,
             "server URL \"tcp://alice:***@host:0\": port \"0\" is not a number in 1..=65535"

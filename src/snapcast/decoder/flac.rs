@@ -22,16 +22,12 @@ pub(super) struct FlacDecoder {
 
 impl FlacDecoder {
     pub(super) fn new(header: &[u8]) -> Result<Self, DecodeError> {
-        let bad = |reason: String| DecodeError::BadHeader {
-            codec: CODEC,
-            reason,
-        };
+        let bad = |reason: String| DecodeError::BadHeader { codec: CODEC, reason };
         let options = claxon::FlacReaderOptions {
             metadata_only: true,
             read_vorbis_comment: false,
         };
-        let reader = claxon::FlacReader::new_ext(Cursor::new(header), options)
-            .map_err(|e| bad(e.to_string()))?;
+        let reader = claxon::FlacReader::new_ext(Cursor::new(header), options).map_err(|e| bad(e.to_string()))?;
         let info = reader.streaminfo();
         if !(4..=32).contains(&info.bits_per_sample) {
             return Err(bad(format!(
@@ -63,10 +59,7 @@ impl Decoder for FlacDecoder {
     }
 
     fn decode(&mut self, payload: &[u8], out: &mut Vec<f32>) -> Result<usize, DecodeError> {
-        let bad = |reason: String| DecodeError::BadChunk {
-            codec: CODEC,
-            reason,
-        };
+        let bad = |reason: String| DecodeError::BadChunk { codec: CODEC, reason };
         let limit_frames = chunk_limit_frames(self.format);
         let channels = self.format.channels as usize;
         let scale = (2.0f64).powi(1 - self.bits as i32) as f32;
@@ -82,11 +75,7 @@ impl Decoder for FlacDecoder {
             // claxon reports a lone trailing byte as a clean end of stream, so the end is checked above instead.
             let block = match FrameReader::new(&mut cursor).read_next_or_eof(buffer) {
                 Ok(Some(block)) => block,
-                Ok(None) => {
-                    return Err(bad(format!(
-                        "{left} trailing bytes after the last FLAC frame"
-                    )))
-                }
+                Ok(None) => return Err(bad(format!("{left} trailing bytes after the last FLAC frame"))),
                 Err(e) => return Err(bad(format!("FLAC frame {blocks} of the chunk: {e}"))),
             };
             if block.channels() as usize != channels {

@@ -84,19 +84,15 @@ pub fn new_decoder(codec: &str, header: &[u8]) -> Result<Box<dyn Decoder>, Decod
         "null" => "null",
         other => return Err(DecodeError::UnknownCodec(other.chars().take(64).collect())),
     };
-    let built = guarded(
-        codec_name,
-        true,
-        || -> Result<Box<dyn Decoder>, DecodeError> {
-            Ok(match codec_name {
-                "pcm" => Box::new(pcm::PcmDecoder::new(header)?),
-                "flac" => Box::new(flac::FlacDecoder::new(header)?),
-                "opus" => Box::new(opus::OpusDecoder::new(header)?),
-                "ogg" => Box::new(ogg::VorbisDecoder::new(header)?),
-                _ => Box::new(NullDecoder),
-            })
-        },
-    )?;
+    let built = guarded(codec_name, true, || -> Result<Box<dyn Decoder>, DecodeError> {
+        Ok(match codec_name {
+            "pcm" => Box::new(pcm::PcmDecoder::new(header)?),
+            "flac" => Box::new(flac::FlacDecoder::new(header)?),
+            "opus" => Box::new(opus::OpusDecoder::new(header)?),
+            "ogg" => Box::new(ogg::VorbisDecoder::new(header)?),
+            _ => Box::new(NullDecoder),
+        })
+    })?;
     let f = built.format();
     check_format(codec_name, f)?;
     Ok(Box::new(Guarded {
@@ -109,16 +105,10 @@ pub fn new_decoder(codec: &str, header: &[u8]) -> Result<Box<dyn Decoder>, Decod
 fn check_format(codec: &'static str, f: AudioFormat) -> Result<(), DecodeError> {
     let bad = |reason: String| Err(DecodeError::BadHeader { codec, reason });
     if f.rate_hz == 0 || f.rate_hz > MAX_RATE_HZ {
-        return bad(format!(
-            "sample rate {} Hz is outside 1..={MAX_RATE_HZ}",
-            f.rate_hz
-        ));
+        return bad(format!("sample rate {} Hz is outside 1..={MAX_RATE_HZ}", f.rate_hz));
     }
     if f.channels == 0 || f.channels > MAX_CHANNELS {
-        return bad(format!(
-            "{} channels is outside 1..={MAX_CHANNELS}",
-            f.channels
-        ));
+        return bad(format!("{} channels is outside 1..={MAX_CHANNELS}", f.channels));
     }
     Ok(())
 }
@@ -140,11 +130,7 @@ fn clamp_sample(v: f32) -> f32 {
 }
 
 /// Runs third-party decoder code, turning a panic into an error.
-fn guarded<T>(
-    codec: &'static str,
-    header: bool,
-    f: impl FnOnce() -> Result<T, DecodeError>,
-) -> Result<T, DecodeError> {
+fn guarded<T>(codec: &'static str, header: bool, f: impl FnOnce() -> Result<T, DecodeError>) -> Result<T, DecodeError> {
     catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|_| {
         let reason = "the decoder library panicked on this input".to_string();
         Err(if header {

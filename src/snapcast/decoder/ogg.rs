@@ -9,9 +9,7 @@ use super::{chunk_limit_frames, DecodeError, Decoder};
 use crate::snapcast::proto::MAX_PAYLOAD_SIZE;
 use crate::timeline::AudioFormat;
 use lewton::audio::{read_audio_packet_generic, PreviousWindowRight};
-use lewton::header::{
-    read_header_comment, read_header_ident, read_header_setup, IdentHeader, SetupHeader,
-};
+use lewton::header::{read_header_comment, read_header_ident, read_header_setup, IdentHeader, SetupHeader};
 use lewton::samples::InterleavedSamples;
 
 const CODEC: &str = "ogg";
@@ -41,9 +39,8 @@ fn ogg_crc(data: &[u8]) -> u32 {
         }
         t
     };
-    data.iter().fold(0u32, |crc, &b| {
-        (crc << 8) ^ TABLE[((crc >> 24) as u8 ^ b) as usize]
-    })
+    data.iter()
+        .fold(0u32, |crc, &b| (crc << 8) ^ TABLE[((crc >> 24) as u8 ^ b) as usize])
 }
 
 /// Splits whole Ogg pages into packets, carrying an unfinished packet over to the next call.
@@ -60,10 +57,7 @@ impl OggPackets {
         while pos < data.len() {
             let page = &data[pos..];
             if page.len() < PAGE_HEADER_LEN {
-                return Err(format!(
-                    "{} trailing bytes are not a whole Ogg page",
-                    page.len()
-                ));
+                return Err(format!("{} trailing bytes are not a whole Ogg page", page.len()));
             }
             if &page[0..4] != b"OggS" {
                 return Err(format!("no OggS capture pattern at byte {pos}"));
@@ -129,21 +123,14 @@ pub(super) struct VorbisDecoder {
 
 impl VorbisDecoder {
     pub(super) fn new(header: &[u8]) -> Result<Self, DecodeError> {
-        let bad = |reason: String| DecodeError::BadHeader {
-            codec: CODEC,
-            reason,
-        };
+        let bad = |reason: String| DecodeError::BadHeader { codec: CODEC, reason };
         let mut ogg = OggPackets::default();
         let mut packets = Vec::new();
         ogg.push(header, &mut packets).map_err(&bad)?;
         if packets.len() < 3 {
-            return Err(bad(format!(
-                "{} Vorbis header packets, expected 3",
-                packets.len()
-            )));
+            return Err(bad(format!("{} Vorbis header packets, expected 3", packets.len())));
         }
-        let ident = read_header_ident(&packets[0])
-            .map_err(|e| bad(format!("identification header: {e}")))?;
+        let ident = read_header_ident(&packets[0]).map_err(|e| bad(format!("identification header: {e}")))?;
         if ident.audio_channels == 0 || ident.audio_channels as u16 > super::MAX_CHANNELS {
             return Err(bad(format!(
                 "{} channels is outside 1..={}",
@@ -186,10 +173,7 @@ impl Decoder for VorbisDecoder {
     }
 
     fn decode(&mut self, payload: &[u8], out: &mut Vec<f32>) -> Result<usize, DecodeError> {
-        let bad = |reason: String| DecodeError::BadChunk {
-            codec: CODEC,
-            reason,
-        };
+        let bad = |reason: String| DecodeError::BadChunk { codec: CODEC, reason };
         self.ogg.push(payload, &mut self.packets).map_err(bad)?;
         let limit_frames = chunk_limit_frames(self.format());
         let mut frames = 0;
@@ -198,10 +182,7 @@ impl Decoder for VorbisDecoder {
                 read_audio_packet_generic(&self.ident, &self.setup, packet, &mut self.pwr)
                     .map_err(|e| bad(format!("Vorbis packet {i} of the chunk: {e}")))?;
             if decoded.channel_count != self.ident.audio_channels as usize {
-                return Err(bad(format!(
-                    "packet decoded to {} channels",
-                    decoded.channel_count
-                )));
+                return Err(bad(format!("packet decoded to {} channels", decoded.channel_count)));
             }
             let n = decoded.samples.len() / decoded.channel_count;
             if frames + n > limit_frames {
@@ -222,13 +203,7 @@ mod tests {
     use super::*;
 
     /// Builds one Ogg page holding `packets` (each < 255 * 255 bytes), with a correct CRC.
-    pub(crate) fn page(
-        serial: u32,
-        seq: u32,
-        flags: u8,
-        granule: u64,
-        packets: &[&[u8]],
-    ) -> Vec<u8> {
+    pub(crate) fn page(serial: u32, seq: u32, flags: u8, granule: u64, packets: &[&[u8]]) -> Vec<u8> {
         let mut table = Vec::new();
         let mut body = Vec::new();
         for p in packets {
@@ -293,39 +268,26 @@ mod tests {
         let mut ogg = OggPackets::default();
         for n in 1..good.len() {
             assert!(
-                OggPackets::default()
-                    .push(&good[..n], &mut Vec::new())
-                    .is_err(),
+                OggPackets::default().push(&good[..n], &mut Vec::new()).is_err(),
                 "cut at {n}"
             );
         }
         let mut bad_crc = good.clone();
         *bad_crc.last_mut().unwrap() ^= 1;
-        assert!(ogg
-            .push(&bad_crc, &mut Vec::new())
-            .unwrap_err()
-            .contains("CRC"));
+        assert!(ogg.push(&bad_crc, &mut Vec::new()).unwrap_err().contains("CRC"));
         let other_stream = page(2, 0, 0, 0, &[b"x"]);
         ogg.push(&good, &mut Vec::new()).unwrap();
         assert!(ogg
             .push(&other_stream, &mut Vec::new())
             .unwrap_err()
             .contains("logical stream"));
-        assert!(OggPackets::default()
-            .push(b"OggX", &mut Vec::new())
-            .is_err());
+        assert!(OggPackets::default().push(b"OggX", &mut Vec::new()).is_err());
     }
 
     #[test]
     fn header_without_vorbis_packets_is_an_error() {
-        let h = [
-            page(1, 0, 2, 0, &[b"\x01vorbis"]),
-            page(1, 1, 0, 0, &[b"x", b"y"]),
-        ]
-        .concat();
-        let err = crate::snapcast::decoder::new_decoder("ogg", &h)
-            .err()
-            .unwrap();
+        let h = [page(1, 0, 2, 0, &[b"\x01vorbis"]), page(1, 1, 0, 0, &[b"x", b"y"])].concat();
+        let err = crate::snapcast::decoder::new_decoder("ogg", &h).err().unwrap();
         assert!(
             err.to_string()
                 .starts_with("ogg header is invalid: identification header"),

@@ -24,27 +24,17 @@ pub(super) struct OpusDecoder {
 
 impl OpusDecoder {
     pub(super) fn new(header: &[u8]) -> Result<Self, DecodeError> {
-        let bad = |reason: String| DecodeError::BadHeader {
-            codec: CODEC,
-            reason,
-        };
+        let bad = |reason: String| DecodeError::BadHeader { codec: CODEC, reason };
         let h: &[u8; 12] = header
             .get(..12)
             .and_then(|h| h.try_into().ok())
-            .ok_or_else(|| {
-                bad(format!(
-                    "pseudo header is {} bytes, expected 12",
-                    header.len()
-                ))
-            })?;
+            .ok_or_else(|| bad(format!("pseudo header is {} bytes, expected 12", header.len())))?;
         let magic = u32::from_le_bytes([h[0], h[1], h[2], h[3]]);
         let rate_hz = u32::from_le_bytes([h[4], h[5], h[6], h[7]]);
         let bits = u16::from_le_bytes([h[8], h[9]]);
         let channels = u16::from_le_bytes([h[10], h[11]]);
         if magic != MAGIC {
-            return Err(bad(format!(
-                "magic {magic:#010x} is not {MAGIC:#010x} (\"OPUS\")"
-            )));
+            return Err(bad(format!("magic {magic:#010x} is not {MAGIC:#010x} (\"OPUS\")")));
         }
         if ![8_000, 12_000, 16_000, 24_000, 48_000].contains(&rate_hz) {
             return Err(bad(format!(
@@ -87,13 +77,10 @@ impl Decoder for OpusDecoder {
                 reason: format!("libopus: {e}"),
             })?;
         let samples = frames * self.format.channels as usize;
-        let decoded = self
-            .scratch
-            .get(..samples)
-            .ok_or_else(|| DecodeError::BadChunk {
-                codec: CODEC,
-                reason: format!("libopus reported {frames} frames, more than a packet holds"),
-            })?;
+        let decoded = self.scratch.get(..samples).ok_or_else(|| DecodeError::BadChunk {
+            codec: CODEC,
+            reason: format!("libopus reported {frames} frames, more than a packet holds"),
+        })?;
         out.extend_from_slice(decoded);
         Ok(frames)
     }
@@ -114,8 +101,7 @@ pub(super) mod tests {
 
     #[test]
     fn round_trip_through_libopus() {
-        let mut enc =
-            opus::Encoder::new(48_000, opus::Channels::Stereo, opus::Application::Audio).unwrap();
+        let mut enc = opus::Encoder::new(48_000, opus::Channels::Stereo, opus::Application::Audio).unwrap();
         let mut d = new_decoder("opus", &header(48_000, 16, 2)).unwrap();
         assert_eq!(d.format(), AudioFormat::STEREO_48K);
         let mut out = Vec::new();
@@ -123,11 +109,7 @@ pub(super) mod tests {
         for k in 0..50 {
             // 20 ms of a 1 kHz tone at half scale.
             let pcm: Vec<f32> = (0..960 * 2)
-                .map(|i| {
-                    0.5 * (2.0 * std::f32::consts::PI * 1000.0 * ((k * 960 + i / 2) as f32)
-                        / 48_000.0)
-                        .sin()
-                })
+                .map(|i| 0.5 * (2.0 * std::f32::consts::PI * 1000.0 * ((k * 960 + i / 2) as f32) / 48_000.0).sin())
                 .collect();
             let packet = enc.encode_vec_float(&pcm, 4000).unwrap();
             assert_eq!(d.decode(&packet, &mut out).unwrap(), 960);
@@ -152,10 +134,7 @@ pub(super) mod tests {
             (header(48_000, 16, 2)[..11].to_vec(), "11 bytes"),
         ] {
             let err = new_decoder("opus", &h).err().expect(want);
-            assert!(
-                err.to_string().contains(want),
-                "{err} should contain {want}"
-            );
+            assert!(err.to_string().contains(want), "{err} should contain {want}");
         }
         let mut d = new_decoder("opus", &header(48_000, 16, 2)).unwrap();
         assert!(d.decode(&[0xff; 3], &mut Vec::new()).is_err());

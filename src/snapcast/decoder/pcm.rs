@@ -83,28 +83,17 @@ impl PcmDecoder {
                 let mut tag = le16(body, 0);
                 if tag == FORMAT_EXTENSIBLE {
                     if size < 40 || body.len() < 40 {
-                        return Err(bad(
-                            "WAVE_FORMAT_EXTENSIBLE fmt chunk is shorter than 40 bytes",
-                        ));
+                        return Err(bad("WAVE_FORMAT_EXTENSIBLE fmt chunk is shorter than 40 bytes"));
                     }
                     tag = le16(body, 24);
                 }
-                fmt = Some((
-                    tag,
-                    le16(body, 2),
-                    le32(body, 4),
-                    le16(body, 12),
-                    le16(body, 14),
-                ));
+                fmt = Some((tag, le16(body, 2), le32(body, 4), le16(body, 12), le16(body, 14)));
             }
             if id == b"data" {
                 break;
             }
             // Chunks are padded to an even size.
-            pos = pos
-                .saturating_add(8)
-                .saturating_add(size)
-                .saturating_add(size & 1);
+            pos = pos.saturating_add(8).saturating_add(size).saturating_add(size & 1);
         }
         let (tag, channels, rate_hz, block_align, bits) = fmt.ok_or_else(|| bad("no fmt chunk"))?;
         if rate_hz == 0 {
@@ -124,9 +113,7 @@ impl PcmDecoder {
             (FORMAT_PCM, 32) => SampleLayout::I32,
             (FORMAT_FLOAT, 32) => SampleLayout::F32,
             (FORMAT_PCM | FORMAT_FLOAT, _) => {
-                return Err(bad(format!(
-                    "{bits}-bit samples are not supported (16, 24 or 32)"
-                )));
+                return Err(bad(format!("{bits}-bit samples are not supported (16, 24 or 32)")));
             }
             _ => return Err(bad(format!("format tag {tag:#06x} is not PCM or float"))),
         };
@@ -168,24 +155,19 @@ impl Decoder for PcmDecoder {
         out.reserve(payload.len() / sample_bytes);
         let samples = payload.chunks_exact(sample_bytes);
         match self.layout {
-            SampleLayout::I16 => {
-                out.extend(samples.map(|b| i16::from_le_bytes([b[0], b[1]]) as f32 * scale(15)))
-            }
+            SampleLayout::I16 => out.extend(samples.map(|b| i16::from_le_bytes([b[0], b[1]]) as f32 * scale(15))),
             SampleLayout::I24In4 => out.extend(samples.map(|b| {
                 // Sign-extend the low 24 bits (the top byte of the container is ignored).
                 ((i32::from_le_bytes([b[0], b[1], b[2], b[3]]) << 8) >> 8) as f32 * scale(23)
             })),
-            SampleLayout::I24Packed => out.extend(
-                samples
-                    .map(|b| (i32::from_le_bytes([0, b[0], b[1], b[2]]) >> 8) as f32 * scale(23)),
-            ),
-            // Rounds to the nearest f32 (24-bit mantissa); the top value would round to 1.0 and is clamped below.
-            SampleLayout::I32 => out.extend(
-                samples.map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]) as f32 * scale(31)),
-            ),
-            SampleLayout::F32 => {
-                out.extend(samples.map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])))
+            SampleLayout::I24Packed => {
+                out.extend(samples.map(|b| (i32::from_le_bytes([0, b[0], b[1], b[2]]) >> 8) as f32 * scale(23)))
             }
+            // Rounds to the nearest f32 (24-bit mantissa); the top value would round to 1.0 and is clamped below.
+            SampleLayout::I32 => {
+                out.extend(samples.map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]) as f32 * scale(31)))
+            }
+            SampleLayout::F32 => out.extend(samples.map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))),
         }
         Ok(payload.len() / frame_bytes)
     }
@@ -256,10 +238,7 @@ pub(super) mod tests {
         let mut h = riff_header(48_000, 24, 2);
         h[32..34].copy_from_slice(&6u16.to_le_bytes());
         let payload = [0xff, 0xff, 0x7f, 0x00, 0x00, 0x80];
-        assert_eq!(
-            decode_all(&h, &payload).unwrap(),
-            [8_388_607.0 / 8_388_608.0, -1.0]
-        );
+        assert_eq!(decode_all(&h, &payload).unwrap(), [8_388_607.0 / 8_388_608.0, -1.0]);
     }
 
     #[test]
@@ -278,10 +257,7 @@ pub(super) mod tests {
             (riff_header(48_000, 16, 0), "0 channels is outside 1..=8"),
             (riff_header(48_000, 16, 9), "9 channels is outside 1..=8"),
             (riff_header(48_000, 8, 2), "8-bit samples are not supported"),
-            (
-                riff_header(48_000, 12, 2),
-                "12-bit samples are not supported",
-            ),
+            (riff_header(48_000, 12, 2), "12-bit samples are not supported"),
             (b"RIFX".to_vec(), "expected a RIFF/WAVE header"),
             (
                 riff_header(48_000, 16, 2)[..30].to_vec(),
@@ -291,10 +267,7 @@ pub(super) mod tests {
         ];
         for (h, want) in cases {
             let err = new_decoder("pcm", &h).err().expect(want);
-            assert!(
-                err.to_string().contains(want),
-                "{err} should contain {want}"
-            );
+            assert!(err.to_string().contains(want), "{err} should contain {want}");
         }
         let mut lying_align = riff_header(48_000, 16, 2);
         lying_align[32] = 3;

@@ -9,11 +9,7 @@ pub(crate) mod flac_writer {
         data.iter().fold(0u8, |mut crc, &b| {
             crc ^= b;
             for _ in 0..8 {
-                crc = if crc & 0x80 != 0 {
-                    (crc << 1) ^ 0x07
-                } else {
-                    crc << 1
-                };
+                crc = if crc & 0x80 != 0 { (crc << 1) ^ 0x07 } else { crc << 1 };
             }
             crc
         })
@@ -50,13 +46,7 @@ pub(crate) mod flac_writer {
     pub fn frame(frame_number: u8, channels: u8, samples: &[i16], constant: bool) -> Vec<u8> {
         assert!(frame_number < 128);
         let block = samples.len() / channels as usize;
-        let mut f = vec![
-            0xff,
-            0xf8,
-            0x7a,
-            ((channels - 1) << 4) | (0b100 << 1),
-            frame_number,
-        ];
+        let mut f = vec![0xff, 0xf8, 0x7a, ((channels - 1) << 4) | (0b100 << 1), frame_number];
         f.extend(((block - 1) as u16).to_be_bytes());
         f.push(crc8(&f));
         for ch in 0..channels as usize {
@@ -95,12 +85,7 @@ fn flac_is_bit_exact_and_chunks_hold_whole_frames() {
         let mut chunk = Vec::new();
         for k in 0..2 {
             let n = c * 2 + k;
-            chunk.extend(flac_writer::frame(
-                n as u8,
-                2,
-                &samples[n * 384..(n + 1) * 384],
-                false,
-            ));
+            chunk.extend(flac_writer::frame(n as u8, 2, &samples[n * 384..(n + 1) * 384], false));
         }
         got.extend(decode_chunk(d.as_mut(), &chunk).unwrap());
     }
@@ -115,10 +100,7 @@ fn flac_lies_and_cuts_are_errors() {
     let frame = flac_writer::frame(0, 2, &samples, false);
     let mut d = new_decoder("flac", &flac_writer::header(2, 192)).unwrap();
     for n in 1..frame.len() {
-        assert!(
-            d.decode(&frame[..n], &mut Vec::new()).is_err(),
-            "frame cut at {n}"
-        );
+        assert!(d.decode(&frame[..n], &mut Vec::new()).is_err(), "frame cut at {n}");
     }
     let mono = flac_writer::frame(0, 1, &samples[..192], false);
     let err = d.decode(&mono, &mut Vec::new()).unwrap_err();
@@ -151,10 +133,7 @@ fn a_small_chunk_cannot_expand_without_bound() {
 #[test]
 fn null_and_unknown_codecs() {
     let mut d = new_decoder("null", &[]).unwrap();
-    assert_eq!(
-        decode_chunk(d.as_mut(), &[1, 2, 3]).unwrap(),
-        Vec::<f32>::new()
-    );
+    assert_eq!(decode_chunk(d.as_mut(), &[1, 2, 3]).unwrap(), Vec::<f32>::new());
     let err = new_decoder("mp3", &[]).err().unwrap();
     assert_eq!(
         err.to_string(),
@@ -169,25 +148,16 @@ fn seeds() -> Vec<Seed> {
     let mut rng = fastrand::Rng::with_seed(11);
     let pcm16: Vec<u8> = (0..400).map(|_| rng.u8(..)).collect();
     let flac_samples: Vec<i16> = (0..2 * 64).map(|_| rng.i16(..)).collect();
-    let mut enc =
-        ::opus::Encoder::new(48_000, ::opus::Channels::Stereo, ::opus::Application::Audio).unwrap();
-    let tone: Vec<f32> = (0..960 * 2)
-        .map(|i| ((i / 2) as f32 * 0.05).sin() * 0.3)
-        .collect();
-    let opus_packets: Vec<Vec<u8>> = (0..3)
-        .map(|_| enc.encode_vec_float(&tone, 4000).unwrap())
-        .collect();
+    let mut enc = ::opus::Encoder::new(48_000, ::opus::Channels::Stereo, ::opus::Application::Audio).unwrap();
+    let tone: Vec<f32> = (0..960 * 2).map(|i| ((i / 2) as f32 * 0.05).sin() * 0.3).collect();
+    let opus_packets: Vec<Vec<u8>> = (0..3).map(|_| enc.encode_vec_float(&tone, 4000).unwrap()).collect();
     vec![
         (
             "pcm",
             super::pcm::tests::riff_header(48_000, 16, 2),
             vec![pcm16.clone()],
         ),
-        (
-            "pcm",
-            super::pcm::tests::riff_header(44_100, 24, 1),
-            vec![pcm16],
-        ),
+        ("pcm", super::pcm::tests::riff_header(44_100, 24, 1), vec![pcm16]),
         (
             "flac",
             flac_writer::header(2, 64),
@@ -196,11 +166,7 @@ fn seeds() -> Vec<Seed> {
                 flac_writer::frame(1, 2, &flac_samples, true),
             ],
         ),
-        (
-            "opus",
-            super::opus::tests::header(48_000, 16, 2),
-            opus_packets,
-        ),
+        ("opus", super::opus::tests::header(48_000, 16, 2), opus_packets),
         (
             "ogg",
             include_bytes!("testdata/ogg_header.bin").to_vec(),
@@ -246,8 +212,7 @@ fn mutate(rng: &mut fastrand::Rng, buf: &mut Vec<u8>) {
             2 => buf.truncate(i),
             3 => buf.insert(i, rng.u8(..)),
             _ => {
-                let v: [u8; 4] =
-                    [[0; 4], [0xff; 4], [0, 0, 0, 0x80], [1, 0, 0, 0]][rng.usize(0..4)];
+                let v: [u8; 4] = [[0; 4], [0xff; 4], [0, 0, 0, 0x80], [1, 0, 0, 0]][rng.usize(0..4)];
                 let end = (i + 4).min(buf.len());
                 buf[i..end].copy_from_slice(&v[..end - i]);
             }
@@ -272,12 +237,7 @@ fn property_mutated_headers_and_chunks_never_panic() {
         };
         built += 1;
         let f = d.format();
-        assert!(
-            f.rate_hz > 0
-                && f.rate_hz <= MAX_RATE_HZ
-                && f.channels > 0
-                && f.channels <= MAX_CHANNELS
-        );
+        assert!(f.rate_hz > 0 && f.rate_hz <= MAX_RATE_HZ && f.channels > 0 && f.channels <= MAX_CHANNELS);
         for chunk in chunks.iter().take(6) {
             let mut chunk = chunk.clone();
             if rng.bool() {

@@ -35,9 +35,7 @@ impl Tv {
     /// The pair for `ns` nanoseconds, truncated to the microsecond below (seconds saturate at the `i32` range).
     pub fn from_ns(ns: i64) -> Self {
         let us = ns.div_euclid(1_000);
-        let sec = us
-            .div_euclid(1_000_000)
-            .clamp(i32::MIN as i64, i32::MAX as i64);
+        let sec = us.div_euclid(1_000_000).clamp(i32::MIN as i64, i32::MAX as i64);
         Self {
             sec: sec as i32,
             usec: us.rem_euclid(1_000_000) as i32,
@@ -121,35 +119,10 @@ mod tests {
 
     #[test]
     fn tv_round_trips_and_normalises_negative_values() {
-        assert_eq!(
-            Tv::from_ns(1_500_000_000),
-            Tv {
-                sec: 1,
-                usec: 500_000
-            }
-        );
-        assert_eq!(
-            Tv::from_ns(-1),
-            Tv {
-                sec: -1,
-                usec: 999_999
-            }
-        );
-        assert_eq!(
-            Tv::from_ns(-1_500_000_000),
-            Tv {
-                sec: -2,
-                usec: 500_000
-            }
-        );
-        assert_eq!(
-            Tv {
-                sec: -2,
-                usec: 500_000
-            }
-            .to_ns(),
-            -1_500_000_000
-        );
+        assert_eq!(Tv::from_ns(1_500_000_000), Tv { sec: 1, usec: 500_000 });
+        assert_eq!(Tv::from_ns(-1), Tv { sec: -1, usec: 999_999 });
+        assert_eq!(Tv::from_ns(-1_500_000_000), Tv { sec: -2, usec: 500_000 });
+        assert_eq!(Tv { sec: -2, usec: 500_000 }.to_ns(), -1_500_000_000);
         for ns in [0i64, 1_000, -1_000, 123_456_789_000, -987_654_321_000] {
             assert_eq!(Tv::from_ns(ns).to_ns(), ns);
         }
@@ -178,8 +151,7 @@ mod tests {
             size: 8,
         };
         let golden: [u8; 26] = [
-            4, 0, 2, 1, 4, 3, 8, 7, 6, 5, 0x0c, 0x0b, 0x0a, 0x09, 0xff, 0xff, 0xff, 0xff, 1, 0, 0,
-            0, 8, 0, 0, 0,
+            4, 0, 2, 1, 4, 3, 8, 7, 6, 5, 0x0c, 0x0b, 0x0a, 0x09, 0xff, 0xff, 0xff, 0xff, 1, 0, 0, 0, 8, 0, 0, 0,
         ];
         assert_eq!(h.to_bytes(), golden);
         assert_eq!(BaseHeader::parse(&golden), Ok(h));
@@ -195,10 +167,7 @@ mod tests {
         .to_bytes();
         assert!(BaseHeader::parse(&bytes).is_ok());
         for n in 0..BASE_HEADER_SIZE {
-            assert_eq!(
-                BaseHeader::parse(&bytes[..n]),
-                Err(ProtoError::ShortHeader { got: n })
-            );
+            assert_eq!(BaseHeader::parse(&bytes[..n]), Err(ProtoError::ShortHeader { got: n }));
         }
         let big = BaseHeader {
             msg_type: 2,

@@ -59,10 +59,7 @@ mod tests {
         assert_eq!(&out[4..], br#"{"volume":42,"muted":false}"#);
         assert_eq!(ClientInfo::decode(&out), Ok(m));
         for n in 0..out.len() {
-            assert!(
-                ClientInfo::decode(&out[..n]).is_err(),
-                "truncated to {n} bytes"
-            );
+            assert!(ClientInfo::decode(&out[..n]).is_err(), "truncated to {n} bytes");
         }
         let mut bad = Vec::new();
         put_sized(&mut bad, br#"{"volume":300,"muted":false}"#);

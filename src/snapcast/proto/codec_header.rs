@@ -49,10 +49,7 @@ mod tests {
         assert_eq!(out, [3, 0, 0, 0, b'p', b'c', b'm', 2, 0, 0, 0, 0xaa, 0xbb]);
         assert_eq!(CodecHeader::decode(&out), Ok(m));
         for n in 0..out.len() {
-            assert!(
-                CodecHeader::decode(&out[..n]).is_err(),
-                "truncated to {n} bytes"
-            );
+            assert!(CodecHeader::decode(&out[..n]).is_err(), "truncated to {n} bytes");
         }
     }
 

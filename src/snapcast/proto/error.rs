@@ -26,11 +26,7 @@ impl ErrorMsg {
         let code = r.u32("code")?;
         let error = String::from_utf8_lossy(r.sized_bytes("error", MAX_TEXT_LEN)?).into_owned();
         let message = String::from_utf8_lossy(r.sized_bytes("message", MAX_TEXT_LEN)?).into_owned();
-        Ok(Self {
-            code,
-            error,
-            message,
-        })
+        Ok(Self { code, error, message })
     }
 
     /// Appends the payload.
@@ -57,10 +53,7 @@ mod tests {
         assert_eq!(&out[..8], &[0x91, 1, 0, 0, 12, 0, 0, 0]);
         assert_eq!(ErrorMsg::decode(&out), Ok(m));
         for n in 0..out.len() {
-            assert!(
-                ErrorMsg::decode(&out[..n]).is_err(),
-                "truncated to {n} bytes"
-            );
+            assert!(ErrorMsg::decode(&out[..n]).is_err(), "truncated to {n} bytes");
         }
     }
 }

@@ -75,11 +75,7 @@ impl Default for Hello {
 impl Hello {
     /// The id the server files this client under (used by every JSON-RPC call).
     pub fn unique_id(&self) -> String {
-        let id = if self.id.is_empty() {
-            &self.mac
-        } else {
-            &self.id
-        };
+        let id = if self.id.is_empty() { &self.mac } else { &self.id };
         if self.instance == 1 {
             id.clone()
         } else {

@@ -303,11 +303,9 @@ pub fn split_frame(buf: &[u8]) -> Result<Option<Frame<'_>>, ProtoError> {
     }
     let header = BaseHeader::parse(buf)?;
     let len = BASE_HEADER_SIZE + header.size as usize;
-    Ok(buf.get(BASE_HEADER_SIZE..len).map(|payload| Frame {
-        header,
-        payload,
-        len,
-    }))
+    Ok(buf
+        .get(BASE_HEADER_SIZE..len)
+        .map(|payload| Frame { header, payload, len }))
 }
 
 #[cfg(test)]

@@ -47,12 +47,8 @@ impl ServerSettings {
     /// Parses and validates the payload.
     pub fn decode(payload: &[u8]) -> Result<Self, ProtoError> {
         let json = Reader::new(NAME, payload).sized_bytes("JSON", MAX_JSON_LEN)?;
-        let bad = |reason: String| ProtoError::BadJson {
-            message: NAME,
-            reason,
-        };
-        let value: serde_json::Value =
-            serde_json::from_slice(json).map_err(|e| bad(e.to_string()))?;
+        let bad = |reason: String| ProtoError::BadJson { message: NAME, reason };
+        let value: serde_json::Value = serde_json::from_slice(json).map_err(|e| bad(e.to_string()))?;
         if !value.is_object() {
             let kind = match value {
                 serde_json::Value::Array(_) => "an array",
@@ -76,13 +72,7 @@ impl ServerSettings {
                 })
             }
         };
-        range(
-            "bufferMs",
-            s.buffer_ms.into(),
-            0,
-            MAX_BUFFER_MS.into(),
-            "0..=60000",
-        )?;
+        range("bufferMs", s.buffer_ms.into(), 0, MAX_BUFFER_MS.into(), "0..=60000")?;
         range(
             "latency",
             s.latency_ms.into(),
@@ -113,8 +103,7 @@ mod tests {
 
     #[test]
     fn golden_and_round_trip() {
-        let bytes =
-            with_json(r#"{"bufferMs":1000,"latency":-20,"muted":true,"volume":74,"extra":[1]}"#);
+        let bytes = with_json(r#"{"bufferMs":1000,"latency":-20,"muted":true,"volume":74,"extra":[1]}"#);
         let s = ServerSettings::decode(&bytes).unwrap();
         assert_eq!(
             s,
@@ -133,19 +122,13 @@ mod tests {
         );
         assert_eq!(ServerSettings::decode(&out), Ok(s));
         for n in 0..out.len() {
-            assert!(
-                ServerSettings::decode(&out[..n]).is_err(),
-                "truncated to {n} bytes"
-            );
+            assert!(ServerSettings::decode(&out[..n]).is_err(), "truncated to {n} bytes");
         }
     }
 
     #[test]
     fn defaults_for_missing_fields() {
-        assert_eq!(
-            ServerSettings::decode(&with_json("{}")),
-            Ok(ServerSettings::default())
-        );
+        assert_eq!(ServerSettings::decode(&with_json("{}")), Ok(ServerSettings::default()));
     }
 
     #[test]

@@ -10,10 +10,7 @@ fn samples() -> Vec<Message> {
             header: b"fLaC\0\0\0\x22".to_vec(),
         }),
         Message::WireChunk(WireChunk {
-            timestamp: Tv {
-                sec: 12,
-                usec: 345_678,
-            },
+            timestamp: Tv { sec: 12, usec: 345_678 },
             payload: vec![7; 100],
         }),
         Message::ServerSettings(ServerSettings {
@@ -46,16 +43,9 @@ fn samples() -> Vec<Message> {
 
 #[test]
 fn golden_time_frame() {
-    let bytes = encode(
-        &Message::Time(Time::default()),
-        7,
-        0,
-        Tv { sec: 700, usec: 1 },
-    )
-    .unwrap();
+    let bytes = encode(&Message::Time(Time::default()), 7, 0, Tv { sec: 700, usec: 1 }).unwrap();
     let golden: [u8; 34] = [
-        4, 0, 7, 0, 0, 0, 0xbc, 2, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 8, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0,
+        4, 0, 7, 0, 0, 0, 0xbc, 2, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
     ];
     assert_eq!(bytes, golden);
 }
@@ -74,10 +64,7 @@ fn every_message_round_trips_through_split_and_decode() {
             payload,
             len: used,
         } = split_frame(rest).unwrap().unwrap();
-        assert_eq!(
-            (h.id, h.refers_to, h.sent),
-            (i as u16, 3, Tv { sec: 1, usec: 2 })
-        );
+        assert_eq!((h.id, h.refers_to, h.sent), (i as u16, 3, Tv { sec: 1, usec: 2 }));
         assert_eq!(&decode(&h, payload).unwrap(), m);
         rest = &rest[used..];
     }
@@ -95,10 +82,7 @@ fn every_truncation_of_every_message_is_incomplete_or_an_error() {
         let h = BaseHeader::parse(&bytes).unwrap();
         for size in 0..h.size {
             let short = BaseHeader { size, ..h };
-            let r = decode(
-                &short,
-                &bytes[BASE_HEADER_SIZE..BASE_HEADER_SIZE + size as usize],
-            );
+            let r = decode(&short, &bytes[BASE_HEADER_SIZE..BASE_HEADER_SIZE + size as usize]);
             if !matches!(m, Message::Unknown { .. }) {
                 assert!(r.is_err(), "{m:?} with size {size} decoded as {r:?}");
             }
@@ -124,9 +108,7 @@ fn unknown_types_are_skipped_by_size() {
     } = split_frame(&stream).unwrap().unwrap();
     assert_eq!(decode(&h, p), Ok(Message::Unknown { msg_type: 42 }));
     let Frame {
-        header: h,
-        payload: p,
-        ..
+        header: h, payload: p, ..
     } = split_frame(&stream[used..]).unwrap().unwrap();
     assert_eq!(decode(&h, p), Ok(Message::Time(Time::default())));
 }
@@ -147,10 +129,7 @@ fn size_mismatch_and_limits() {
         size: u32::MAX,
         ..Default::default()
     };
-    assert!(matches!(
-        decode(&h, &[]),
-        Err(ProtoError::MessageTooLarge { .. })
-    ));
+    assert!(matches!(decode(&h, &[]), Err(ProtoError::MessageTooLarge { .. })));
     assert!(matches!(
         split_frame(&h.to_bytes()),
         Err(ProtoError::MessageTooLarge { .. })
@@ -179,14 +158,9 @@ pub(crate) fn drain_stream(mut buf: &[u8]) -> usize {
                 assert!(used >= BASE_HEADER_SIZE && used <= buf.len());
                 if let Ok(m) = decode(&h, payload) {
                     decoded += 1;
-                    let again = encode(&m, h.id, h.refers_to, h.sent)
-                        .expect("a decoded message re-encodes");
+                    let again = encode(&m, h.id, h.refers_to, h.sent).expect("a decoded message re-encodes");
                     let f = split_frame(&again).unwrap().unwrap();
-                    assert_eq!(
-                        decode(&f.header, f.payload).as_ref(),
-                        Ok(&m),
-                        "round trip of {m:?}"
-                    );
+                    assert_eq!(decode(&f.header, f.payload).as_ref(), Ok(&m), "round trip of {m:?}");
                 }
                 buf = &buf[used..];
             }
@@ -237,15 +211,8 @@ fn property_random_and_mutated_input_never_panics() {
                     3 => buf.insert(i, rng.u8(..)),
                     _ => {
                         // Overwrite a 32-bit field with an extreme or near-miss length.
-                        let v: u32 = [
-                            0,
-                            1,
-                            u32::MAX,
-                            0x7fff_ffff,
-                            1_000_000,
-                            1_000_001,
-                            rng.u32(0..300),
-                        ][rng.usize(0..7)];
+                        let v: u32 =
+                            [0, 1, u32::MAX, 0x7fff_ffff, 1_000_000, 1_000_001, rng.u32(0..300)][rng.usize(0..7)];
                         if i + 4 <= buf.len() {
                             buf[i..i + 4].copy_from_slice(&v.to_le_bytes());
                         }
@@ -256,8 +223,5 @@ fn property_random_and_mutated_input_never_panics() {
         decoded_total += drain_stream(&buf);
     }
     // The mutations must leave a good share decodable, or the test would only exercise the header check.
-    assert!(
-        decoded_total > CASES / 4,
-        "only {decoded_total} messages decoded"
-    );
+    assert!(decoded_total > CASES / 4, "only {decoded_total} messages decoded");
 }

@@ -43,10 +43,7 @@ mod tests {
     #[test]
     fn golden_round_trip_truncation() {
         let m = Time {
-            latency: Tv {
-                sec: -1,
-                usec: 999_000,
-            },
+            latency: Tv { sec: -1, usec: 999_000 },
         };
         let mut out = Vec::new();
         m.encode(&mut out);

@@ -16,11 +16,7 @@ pub(crate) struct Reader<'a> {
 impl<'a> Reader<'a> {
     /// A reader over `buf`, the payload of a `message` (its name, for errors).
     pub(crate) fn new(message: &'static str, buf: &'a [u8]) -> Self {
-        Self {
-            message,
-            buf,
-            pos: 0,
-        }
+        Self { message, buf, pos: 0 }
     }
 
     fn remaining(&self) -> usize {
@@ -56,11 +52,7 @@ impl<'a> Reader<'a> {
     }
 
     /// A `u32` length followed by that many bytes; the length may not exceed `limit` nor the bytes left.
-    pub(crate) fn sized_bytes(
-        &mut self,
-        field: &'static str,
-        limit: usize,
-    ) -> Result<&'a [u8], ProtoError> {
+    pub(crate) fn sized_bytes(&mut self, field: &'static str, limit: usize) -> Result<&'a [u8], ProtoError> {
         let len = self.u32(field)?;
         if len as usize > self.remaining() {
             return Err(ProtoError::LengthExceedsMessage {
@@ -82,11 +74,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Like [`Reader::sized_bytes`], and the bytes must be UTF-8.
-    pub(crate) fn sized_str(
-        &mut self,
-        field: &'static str,
-        limit: usize,
-    ) -> Result<&'a str, ProtoError> {
+    pub(crate) fn sized_str(&mut self, field: &'static str, limit: usize) -> Result<&'a str, ProtoError> {
         let bytes = self.sized_bytes(field, limit)?;
         std::str::from_utf8(bytes).map_err(|_| ProtoError::BadUtf8 {
             message: self.message,

@@ -25,9 +25,7 @@ impl WireChunk {
             sec: r.i32("timestamp sec")?,
             usec: r.i32("timestamp usec")?,
         };
-        let data = r
-            .sized_bytes("payload", MAX_PAYLOAD_SIZE as usize)?
-            .to_vec();
+        let data = r.sized_bytes("payload", MAX_PAYLOAD_SIZE as usize)?.to_vec();
         Ok(Self {
             timestamp,
             payload: data,
@@ -60,10 +58,7 @@ mod tests {
         assert_eq!(out, [0xbc, 2, 0, 0, 0x90, 0xd0, 3, 0, 3, 0, 0, 0, 1, 2, 3]);
         assert_eq!(WireChunk::decode(&out), Ok(m));
         for n in 0..out.len() {
-            assert!(
-                WireChunk::decode(&out[..n]).is_err(),
-                "truncated to {n} bytes"
-            );
+            assert!(WireChunk::decode(&out[..n]).is_err(), "truncated to {n} bytes");
         }
     }
 
