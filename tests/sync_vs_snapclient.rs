@@ -65,7 +65,12 @@ fn mkfifo(p: &std::path::Path) {
 fn bluebridge_plays_clicks_when_snapclient_does() {
     let server = SnapServer::start(&[StreamSpec::new("default", "pcm", "48000:16:2")]);
     let sig = TestSignal::standard();
-    let total_frames = 48_000 * 600;
+    // BLUEBRIDGE_SYNC_SECS lengthens the run for the benchmark figure (README).
+    let secs: f64 = std::env::var("BLUEBRIDGE_SYNC_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(14.0);
+    let total_frames = 48_000 * (secs as u64 + 20);
     let samples: Vec<i16> = (0..total_frames)
         .flat_map(|n| {
             let v = (sig.sample(n) * 32767.0) as i16;
@@ -88,11 +93,6 @@ fn bluebridge_plays_clicks_when_snapclient_does() {
         ),
     )
     .unwrap();
-    // BLUEBRIDGE_SYNC_SECS lengthens the run for the benchmark figure (README).
-    let secs: f64 = std::env::var("BLUEBRIDGE_SYNC_SECS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(14.0);
     let ours_clicks = timed_clicks(ours.clone(), secs, 0);
     let ref_clicks = timed_clicks(theirs.clone(), secs, 10_000_000);
     let mut bb = Command::new(env!("CARGO_BIN_EXE_bluebridge"))
