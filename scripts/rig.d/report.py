@@ -15,6 +15,17 @@ def num(v):
         return v
 
 
+def guest_panic(console):
+    try:
+        for line in open(console, encoding="utf-8", errors="replace"):
+            for word in ("Kernel panic", "Oops:", "BUG:"):
+                if word in line:
+                    return line[line.index(word):].strip()[:200]
+    except OSError:
+        pass
+    return None
+
+
 def main():
     out, scenario, vm_rc, vm_s, host_tmo, image = sys.argv[1:7]
     pre = sys.argv[7:9]
@@ -28,6 +39,9 @@ def main():
             detail = "VM killed by the host timeout after %s s (see console.log)" % host_tmo
         elif not done:
             detail = "guest did not finish (qemu rc=%d after %s s; see console.log, runner.log)" % (vm_rc, vm_s)
+            panic = guest_panic(os.path.join(out, "console.log"))
+            if panic:
+                detail = "guest kernel died: %s; " % panic + detail
         else:
             detail = "guest finished; VM ran %s s" % vm_s
         checks.append({"name": "guest-finished", "pass": done and vm_rc not in (124, 137), "detail": detail})
@@ -48,6 +62,7 @@ def main():
                 if len(parts) == 2 and parts[0]:
                     figures[parts[0]] = num(parts[1])
     figures["vm_s"] = num(vm_s)
+    figures["boots"] = int(os.environ.get("BOOTS", "1"))
     passed = all(c["pass"] for c in checks)
     report = {"scenario": scenario, "pass": passed, "checks": checks, "figures": figures,
               "log_dir": os.path.abspath(out), "image": image}
