@@ -16,6 +16,7 @@ pub mod demo;
 pub mod engine;
 pub mod output;
 pub mod report;
+pub mod service;
 pub mod snapcast;
 pub mod source;
 pub mod timeline;

@@ -1,20 +1,14 @@
 //! The `bluebridge` binary: command line, wiring, signals. The only place that knows every module.
 
 use anyhow::{bail, Context, Result};
-use bluebridge::config::{Config, OutputSpec, SourceSpec, OUTPUT_KINDS};
+use bluebridge::config::{Config, OUTPUT_KINDS};
 use bluebridge::demo;
-use bluebridge::engine::Engine;
-use bluebridge::output::player::{Feed, PlaySettings, Player, PlayerConfig, PlayerStatus};
+use bluebridge::output::player::PlayerStatus;
 use bluebridge::report;
-use bluebridge::source::snapcast::SnapcastIngest;
-use bluebridge::source::tone::{TestSignal, ToneSource};
-use bluebridge::source::wav::WavSource;
-use bluebridge::timeline::buffer::TimelineBuffer;
-use bluebridge::timeline::server_clock::ServerClock;
 use bluebridge::timeline::{Clock, SystemClock};
 use clap::{Parser, Subcommand};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -92,7 +86,7 @@ fn main() {
         .init();
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Run { config } => run(&config),
+        Command::Run { config } => stop_flag().and_then(|stop| Ok(bluebridge::service::run(&config, stop)?)),
         Command::CheckConfig { file } => check_config(&file),
         Command::Demo { seconds, outputs, json } => run_demo(seconds, outputs, json),
         Command::Bench(Bench::Sync {
@@ -146,86 +140,6 @@ fn signal_flag(sig: i32, flag: Arc<AtomicBool>) -> Result<()> {
             flag.store(true, Ordering::SeqCst);
         })?;
     Ok(())
-}
-
-fn player_config(spec: &OutputSpec) -> PlayerConfig {
-    PlayerConfig {
-        offset_ns: spec.offset_ns,
-        calibration_ns: spec.calibration_ns,
-        channels: spec.channel,
-        volume_pct: spec.volume_pct,
-        ..PlayerConfig::named(&spec.name)
-    }
-}
-
-fn run(config: &str) -> Result<()> {
-    let (source, outputs) = Config::load(config)?;
-    let stop = stop_flag()?;
-    let clock = SystemClock;
-    let start = clock.now();
-    let mut engine = Engine::default();
-    // Network sources run on tokio beside the real-time loop.
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()?;
-    let mut feeds: Vec<Feed> = Vec::new();
-    let mut snapcast: Option<SnapcastIngest> = None;
-    let feed = match &source {
-        SourceSpec::Tone { buffer_ns } => {
-            let signal = TestSignal::standard();
-            let timeline = TimelineBuffer::shared(signal.format);
-            engine
-                .sources
-                .push(Box::new(ToneSource::new(signal, timeline.clone(), start)));
-            local_feed(timeline, *buffer_ns)
-        }
-        SourceSpec::File {
-            path,
-            looped,
-            buffer_ns,
-        } => {
-            let (src, timeline) = WavSource::open(path, *looped, start)?;
-            engine.sources.push(Box::new(src));
-            local_feed(timeline, *buffer_ns)
-        }
-        SourceSpec::Snapcast { url } => {
-            let names: Vec<String> = outputs.iter().map(|o| o.name.clone()).collect();
-            let ingest = SnapcastIngest::start(rt.handle(), url, &names, Arc::new(SystemClock));
-            feeds = ingest.feeds.clone();
-            snapcast = Some(ingest);
-            feeds[0].clone()
-        }
-    };
-    for (i, spec) in outputs.iter().enumerate() {
-        let out = bluebridge::output::open(spec).with_context(|| format!("output {:?}", spec.name))?;
-        let feed = feeds.get(i).cloned().unwrap_or_else(|| feed.clone());
-        engine.players.push(Player::new(player_config(spec), feed, out));
-    }
-    tracing::info!("running {} outputs from {config}", engine.players.len());
-    engine.run_realtime(None, &stop, |e, _| {
-        for s in e.status() {
-            tracing::debug!("{}", status_line(&s));
-        }
-    });
-    if let Some(s) = &snapcast {
-        s.stop();
-    }
-    engine.close();
-    rt.shutdown_timeout(std::time::Duration::from_millis(500));
-    tracing::info!("stopped");
-    Ok(())
-}
-
-fn local_feed(timeline: bluebridge::timeline::buffer::SharedTimeline, buffer_ns: i64) -> Feed {
-    Feed {
-        timeline,
-        server_clock: Arc::new(Mutex::new(ServerClock::fixed(0))),
-        settings: Arc::new(Mutex::new(PlaySettings {
-            buffer_ns,
-            ..PlaySettings::default()
-        })),
-    }
 }
 
 fn status_line(s: &PlayerStatus) -> String {

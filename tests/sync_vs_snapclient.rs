@@ -9,7 +9,6 @@ use bluebridge::source::tone::TestSignal;
 use bluebridge::timeline::{Clock, LocalTime, SystemClock};
 use std::io::Read;
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
 /// Reads a FIFO until `secs` after the first byte, timestamping reads; returns the acoustic time of each click,
 /// taking frame `k` of a read returned at `t` as `t + dac_delay + k / rate`.

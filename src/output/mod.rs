@@ -68,8 +68,16 @@ pub trait Output: Send {
     }
 }
 
+/// What opening an output may need from the service: the async runtime (D-Bus, network) for outputs whose
+/// control side is asynchronous.
+#[derive(Clone)]
+pub struct OutputContext {
+    /// The service's tokio runtime.
+    pub runtime: tokio::runtime::Handle,
+}
+
 /// Opens an output of the kind named in `spec` (the registry of output kinds; see [`crate::config::OUTPUT_KINDS`]).
-pub fn open(spec: &crate::config::OutputSpec) -> Result<Box<dyn Output>, OutputError> {
+pub fn open(spec: &crate::config::OutputSpec, _ctx: &OutputContext) -> Result<Box<dyn Output>, OutputError> {
     match spec.kind.as_str() {
         "sim" => Ok(Box::new(sim::SimOutput::new(spec.sim.clone()))),
         "file" => Ok(Box::new(file::FileOutput::create(&spec.path)?)),
