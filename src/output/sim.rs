@@ -264,7 +264,7 @@ mod tests {
         let st = s.status(LocalTime::from_ns(510_000_000));
         assert!((24_024..=24_025).contains(&s.rendered_frames), "{}", s.rendered_frames);
         // 23975 frames remain, reported at the nominal rate.
-        let expect = (48_000.0 - 500_000_000.0 * 48.048 / 1e3) / 48_000.0 * 1e9;
+        let expect = (48_000.0 - 0.5 * 48_048.0) / 48_000.0 * 1e9;
         assert!(
             (st.transport_ns as f64 - expect).abs() < 25_000.0,
             "{} vs {expect}",
