@@ -44,7 +44,7 @@ AR=$!
 sleep 1
 t $((SECS + 20)) aplay -D "bluealsa:DEV=$SINK,PROFILE=a2dp,SRV=org.bluealsa.src" /tmp/tone.wav > "$O/aplay.log" 2>&1; rc=$?
 check play "$([ $rc -eq 0 ] && echo PASS || echo FAIL)" "aplay rc=$rc $(tail -1 "$O/aplay.log")"
-sleep 2
+sleep 1.5   # what is still in flight
 kill -INT $AR 2>/dev/null; wait $AR
 
 step "analyse the capture"
