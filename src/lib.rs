@@ -11,6 +11,7 @@
 //! Pure logic (protocol, clocks, timeline, drift control) never touches sockets or D-Bus, so it tests anywhere.
 
 pub mod bluez;
+pub mod codec;
 pub mod config;
 pub mod demo;
 pub mod engine;
