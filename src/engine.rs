@@ -3,14 +3,221 @@
 //! The real-time path is one thread that wakes every [`TICK_NS`]; nothing on it blocks on D-Bus or the network
 //! (sources that need the network run on tokio and push into their timeline; slow sinks have writer threads).
 //! The same engine runs in virtual time for the benchmark and the tests, with a [`ManualClock`].
+//!
+//! Control from outside (the service's control socket, config reload) goes through an [`EngineHandle`]: commands
+//! are queued on a channel that the loop drains each tick without blocking ([`Engine::serve`]); replies go back on
+//! one-shot channels (sending never blocks); a [`StatusSnapshot`] is published about once a second with
+//! `try_lock`, so a slow reader can only make the loop skip one publication; and a [`Heartbeat`] (one atomic
+//! store per tick) tells the watchdog that the loop is alive. Players and sources leaving the engine are handed
+//! back to the control side, so closing them (flushing a file, joining a thread) never happens on the loop.
 
 use crate::output::player::{Player, PlayerStatus};
 use crate::source::Source;
 use crate::timeline::{Clock, LocalTime, ManualClock, SystemClock};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::mpsc::{self, TryRecvError};
+use std::sync::{Arc, Mutex};
 
 /// Engine period.
 pub const TICK_NS: i64 = 5_000_000;
+
+/// How often the loop publishes a [`StatusSnapshot`] (and also right after it applied commands).
+pub const STATUS_PERIOD_NS: i64 = 1_000_000_000;
+
+/// Commands applied per tick at most, so a flood of requests cannot stall a tick (the rest wait a tick).
+pub const MAX_COMMANDS_PER_TICK: usize = 64;
+
+/// What the control side can ask of the running engine.
+pub enum EngineCommand {
+    /// Sets an output's manual offset, ns (positive plays later).
+    SetOffset {
+        /// Output name.
+        name: String,
+        /// Offset, ns.
+        ns: i64,
+    },
+    /// Sets an output's local volume, percent.
+    SetVolume {
+        /// Output name.
+        name: String,
+        /// Volume, percent (clamped to 100).
+        pct: u8,
+    },
+    /// Enables (plays) or disables (silence, stays in sync) an output.
+    Enable {
+        /// Output name.
+        name: String,
+        /// On or off.
+        on: bool,
+    },
+    /// Adds a player (opened on the control side). Refused if one with the same name is there.
+    Add(Box<Player>),
+    /// Removes a player; the reply hands it back to be closed off the real-time path.
+    Remove {
+        /// Output name.
+        name: String,
+    },
+    /// Replaces every built-in source; the reply hands the old ones back.
+    SetSources(Vec<Box<dyn Source>>),
+}
+
+impl std::fmt::Debug for EngineCommand {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::SetOffset { name, ns } => write!(f, "SetOffset({name}, {ns} ns)"),
+            Self::SetVolume { name, pct } => write!(f, "SetVolume({name}, {pct} %)"),
+            Self::Enable { name, on } => write!(f, "Enable({name}, {on})"),
+            Self::Add(p) => write!(f, "Add({})", p.name()),
+            Self::Remove { name } => write!(f, "Remove({name})"),
+            Self::SetSources(s) => write!(f, "SetSources({} sources)", s.len()),
+        }
+    }
+}
+
+/// The engine's answer to one command.
+pub enum EngineReply {
+    /// Applied.
+    Done,
+    /// No output has that name; these are the known ones.
+    UnknownOutput {
+        /// The known names, in engine order.
+        known: Vec<String>,
+    },
+    /// `Add` refused: an output with that name is already playing (the player is handed back).
+    AlreadyThere(Box<Player>),
+    /// `Remove`: the player, to be closed by the caller.
+    Removed(Box<Player>),
+    /// `SetSources`: the previous sources, to be dropped by the caller.
+    OldSources(Vec<Box<dyn Source>>),
+}
+
+impl std::fmt::Debug for EngineReply {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Done => write!(f, "Done"),
+            Self::UnknownOutput { known } => write!(f, "UnknownOutput(known: {known:?})"),
+            Self::AlreadyThere(p) => write!(f, "AlreadyThere({})", p.name()),
+            Self::Removed(p) => write!(f, "Removed({})", p.name()),
+            Self::OldSources(s) => write!(f, "OldSources({})", s.len()),
+        }
+    }
+}
+
+struct Envelope {
+    cmd: EngineCommand,
+    reply: Option<tokio::sync::oneshot::Sender<EngineReply>>,
+}
+
+/// What the loop publishes about itself: every player's status and when it was taken.
+#[derive(Debug, Clone, Default)]
+pub struct StatusSnapshot {
+    /// One entry per player, in engine order.
+    pub players: Vec<PlayerStatus>,
+    /// When it was taken (None: not published yet).
+    pub taken_at: Option<LocalTime>,
+    /// Ticks run so far.
+    pub ticks: u64,
+}
+
+/// The loop's pulse: the local time of its last tick, stored once per tick.
+#[derive(Debug, Default)]
+pub struct Heartbeat {
+    last_tick_ns: AtomicI64,
+    ticks: AtomicU64,
+}
+
+impl Heartbeat {
+    /// Records a tick at `now`.
+    pub fn beat(&self, now: LocalTime) {
+        self.last_tick_ns.store(now.as_ns(), Ordering::Relaxed);
+        self.ticks.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Time since the last tick at `now`, ns (None: it never ticked).
+    pub fn age_ns(&self, now: LocalTime) -> Option<i64> {
+        match self.ticks.load(Ordering::Relaxed) {
+            0 => None,
+            _ => Some(now.ns_since(LocalTime::from_ns(self.last_tick_ns.load(Ordering::Relaxed)))),
+        }
+    }
+
+    /// Ticks so far.
+    pub fn ticks(&self) -> u64 {
+        self.ticks.load(Ordering::Relaxed)
+    }
+}
+
+/// The control side of a running engine. Cheap to clone; every method is safe to call from async code (none
+/// blocks on the loop: sends are unbounded, the snapshot lock is only ever `try_lock`ed by the loop).
+#[derive(Clone)]
+pub struct EngineHandle {
+    commands: mpsc::Sender<Envelope>,
+    status: Arc<Mutex<StatusSnapshot>>,
+    heartbeat: Arc<Heartbeat>,
+}
+
+/// Why a command got no reply.
+#[derive(Debug, thiserror::Error)]
+#[error("the engine is not running")]
+pub struct EngineGone;
+
+impl EngineHandle {
+    /// Queues `cmd` and waits for the loop's reply (within a tick or two while it runs).
+    pub async fn call(&self, cmd: EngineCommand) -> Result<EngineReply, EngineGone> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.commands
+            .send(Envelope { cmd, reply: Some(tx) })
+            .map_err(|_| EngineGone)?;
+        rx.await.map_err(|_| EngineGone)
+    }
+
+    /// Queues `cmd` without waiting for a reply.
+    pub fn send(&self, cmd: EngineCommand) -> Result<(), EngineGone> {
+        self.commands
+            .send(Envelope { cmd, reply: None })
+            .map_err(|_| EngineGone)
+    }
+
+    /// The latest published snapshot.
+    pub fn status(&self) -> StatusSnapshot {
+        self.status.lock().expect("status lock").clone()
+    }
+
+    /// The loop's heartbeat.
+    pub fn heartbeat(&self) -> &Arc<Heartbeat> {
+        &self.heartbeat
+    }
+}
+
+/// The loop's side of the control channel; see [`Engine::serve`].
+pub struct EngineControl {
+    commands: mpsc::Receiver<Envelope>,
+    status: Arc<Mutex<StatusSnapshot>>,
+    heartbeat: Arc<Heartbeat>,
+    next_publish: Option<LocalTime>,
+    ticks: u64,
+}
+
+/// A connected pair: the handle for the control side, the receiver for the loop.
+pub fn control_channel() -> (EngineHandle, EngineControl) {
+    let (tx, rx) = mpsc::channel();
+    let status = Arc::new(Mutex::new(StatusSnapshot::default()));
+    let heartbeat = Arc::new(Heartbeat::default());
+    (
+        EngineHandle {
+            commands: tx,
+            status: status.clone(),
+            heartbeat: heartbeat.clone(),
+        },
+        EngineControl {
+            commands: rx,
+            status,
+            heartbeat,
+            next_publish: None,
+            ticks: 0,
+        },
+    )
+}
 
 /// Sources and players, ticked together.
 #[derive(Default)]
@@ -35,6 +242,78 @@ impl Engine {
     /// Status of every player.
     pub fn status(&self) -> Vec<PlayerStatus> {
         self.players.iter().map(|p| p.status()).collect()
+    }
+
+    fn player_mut(&mut self, name: &str) -> Result<&mut Player, EngineReply> {
+        match self.players.iter().position(|p| p.name() == name) {
+            Some(i) => Ok(&mut self.players[i]),
+            None => Err(EngineReply::UnknownOutput {
+                known: self.players.iter().map(|p| p.name().to_string()).collect(),
+            }),
+        }
+    }
+
+    /// Applies one command (never blocks; what leaves the engine is handed back in the reply).
+    pub fn apply(&mut self, cmd: EngineCommand) -> EngineReply {
+        let set = |r: Result<&mut Player, EngineReply>, f: &dyn Fn(&mut Player)| match r {
+            Ok(p) => {
+                f(p);
+                EngineReply::Done
+            }
+            Err(e) => e,
+        };
+        match cmd {
+            EngineCommand::SetOffset { name, ns } => set(self.player_mut(&name), &|p| p.set_offset_ns(ns)),
+            EngineCommand::SetVolume { name, pct } => set(self.player_mut(&name), &|p| p.set_volume_pct(pct)),
+            EngineCommand::Enable { name, on } => set(self.player_mut(&name), &|p| p.set_enabled(on)),
+            EngineCommand::Add(p) => {
+                if self.players.iter().any(|q| q.name() == p.name()) {
+                    EngineReply::AlreadyThere(p)
+                } else {
+                    self.players.push(*p);
+                    EngineReply::Done
+                }
+            }
+            EngineCommand::Remove { name } => match self.players.iter().position(|p| p.name() == name) {
+                Some(i) => EngineReply::Removed(Box::new(self.players.remove(i))),
+                None => EngineReply::UnknownOutput {
+                    known: self.players.iter().map(|p| p.name().to_string()).collect(),
+                },
+            },
+            EngineCommand::SetSources(new) => EngineReply::OldSources(std::mem::replace(&mut self.sources, new)),
+        }
+    }
+
+    /// The control work of one tick at `now`, after [`Engine::tick`]: beats the heartbeat, applies queued
+    /// commands (at most [`MAX_COMMANDS_PER_TICK`]), publishes a snapshot when one is due or commands changed
+    /// something. Never blocks: the channel is drained with `try_recv`, replies are one-shot sends, and the
+    /// snapshot lock is only tried.
+    pub fn serve(&mut self, ctl: &mut EngineControl, now: LocalTime) {
+        ctl.ticks += 1;
+        ctl.heartbeat.beat(now);
+        let mut applied = 0;
+        while applied < MAX_COMMANDS_PER_TICK {
+            match ctl.commands.try_recv() {
+                Ok(env) => {
+                    let reply = self.apply(env.cmd);
+                    if let Some(tx) = env.reply {
+                        // The asker may have gone away; what the reply carries is then dropped here, which is
+                        // the rare case of a player closed on the loop.
+                        let _ = tx.send(reply);
+                    }
+                    applied += 1;
+                }
+                Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
+            }
+        }
+        if applied > 0 || ctl.next_publish.is_none_or(|t| now >= t) {
+            if let Ok(mut st) = ctl.status.try_lock() {
+                st.players = self.status();
+                st.taken_at = Some(now);
+                st.ticks = ctl.ticks;
+                ctl.next_publish = Some(now.add_ns(STATUS_PERIOD_NS));
+            }
+        }
     }
 
     /// Runs in virtual time from the clock's current time for `duration_ns`, with each wake-up late by a random
@@ -73,6 +352,21 @@ impl Engine {
         &mut self,
         until: Option<LocalTime>,
         stop: &AtomicBool,
+        each_second: impl FnMut(&mut Engine, LocalTime),
+    ) {
+        self.run_loop(until, stop, None, each_second)
+    }
+
+    /// Runs in real time until `stop` is set, under control of the [`EngineHandle`] paired with `ctl`.
+    pub fn run_controlled(&mut self, stop: &AtomicBool, ctl: &mut EngineControl) {
+        self.run_loop(None, stop, Some(ctl), |_, _| {})
+    }
+
+    fn run_loop(
+        &mut self,
+        until: Option<LocalTime>,
+        stop: &AtomicBool,
+        mut ctl: Option<&mut EngineControl>,
         mut each_second: impl FnMut(&mut Engine, LocalTime),
     ) {
         let clock = SystemClock;
@@ -84,6 +378,9 @@ impl Engine {
                 break;
             }
             self.tick(now);
+            if let Some(ctl) = ctl.as_deref_mut() {
+                self.serve(ctl, now);
+            }
             if now >= next_report {
                 each_second(self, now);
                 next_report = next_report.add_ns(1_000_000_000);
@@ -102,5 +399,156 @@ impl Engine {
         for p in &mut self.players {
             p.close();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::demo;
+
+    fn engine(n: usize, clock: &ManualClock) -> Engine {
+        demo::build(&demo::profiles(n), clock.now(), true)
+    }
+
+    /// Runs `ms` of virtual time, serving `ctl` every tick.
+    fn run(e: &mut Engine, ctl: &mut EngineControl, clock: &ManualClock, ms: i64) {
+        for _ in 0..ms * 1_000_000 / TICK_NS {
+            clock.advance_ns(TICK_NS);
+            let now = clock.now();
+            e.tick(now);
+            e.serve(ctl, now);
+        }
+    }
+
+    #[test]
+    fn commands_reach_the_named_player_and_unknown_names_list_the_known_ones() {
+        let clock = ManualClock::new(LocalTime::from_ns(1_000_000_000));
+        let mut e = engine(2, &clock);
+        let (handle, mut ctl) = control_channel();
+        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let name = e.players[1].name().to_string();
+        let (a, b) = (handle.clone(), name.clone());
+        let pending = std::thread::spawn(move || {
+            rt.block_on(async {
+                let r1 = a
+                    .call(EngineCommand::SetOffset {
+                        name: b.clone(),
+                        ns: 7_000_000,
+                    })
+                    .await
+                    .unwrap();
+                let r2 = a
+                    .call(EngineCommand::Enable {
+                        name: "nope".into(),
+                        on: false,
+                    })
+                    .await
+                    .unwrap();
+                (r1, r2)
+            })
+        });
+        // The asker blocks until the loop serves it: keep ticking until both replies are in.
+        while !pending.is_finished() {
+            run(&mut e, &mut ctl, &clock, 5);
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        let (r1, r2) = pending.join().unwrap();
+        assert!(matches!(r1, EngineReply::Done), "{r1:?}");
+        assert_eq!(e.players[1].offset_ns(), 7_000_000);
+        assert_eq!(e.players[0].offset_ns(), 0);
+        match r2 {
+            EngineReply::UnknownOutput { known } => assert_eq!(known, vec![e.players[0].name(), name.as_str()]),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn add_refuses_duplicates_and_remove_hands_the_player_back() {
+        let clock = ManualClock::new(LocalTime::from_ns(1_000_000_000));
+        let mut e = engine(2, &clock);
+        let mut other = engine(2, &clock);
+        let dup = other.players.remove(0);
+        let name = dup.name().to_string();
+        assert!(matches!(
+            e.apply(EngineCommand::Add(Box::new(dup))),
+            EngineReply::AlreadyThere(_)
+        ));
+        let back = match e.apply(EngineCommand::Remove { name: name.clone() }) {
+            EngineReply::Removed(p) => p,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(back.name(), name);
+        assert_eq!(e.players.len(), 1);
+        assert!(matches!(e.apply(EngineCommand::Add(back)), EngineReply::Done));
+        assert_eq!(e.players.len(), 2);
+        assert!(matches!(
+            e.apply(EngineCommand::Remove { name: "ghost".into() }),
+            EngineReply::UnknownOutput { .. }
+        ));
+        match e.apply(EngineCommand::SetSources(vec![])) {
+            EngineReply::OldSources(old) => assert_eq!(old.len(), 1),
+            other => panic!("{other:?}"),
+        }
+        assert!(e.sources.is_empty());
+    }
+
+    #[test]
+    fn the_loop_publishes_status_about_once_a_second_and_beats_every_tick() {
+        let clock = ManualClock::new(LocalTime::from_ns(1_000_000_000));
+        let mut e = engine(2, &clock);
+        let (handle, mut ctl) = control_channel();
+        assert!(handle.heartbeat().age_ns(clock.now()).is_none());
+        run(&mut e, &mut ctl, &clock, 5);
+        let first = handle.status();
+        assert_eq!(first.players.len(), 2);
+        let t0 = first.taken_at.unwrap();
+        run(&mut e, &mut ctl, &clock, 500);
+        assert_eq!(
+            handle.status().taken_at,
+            Some(t0),
+            "published again before a second passed"
+        );
+        run(&mut e, &mut ctl, &clock, 600);
+        let later = handle.status();
+        assert!(later.taken_at.unwrap().ns_since(t0) >= STATUS_PERIOD_NS);
+        assert!(later.players.iter().all(|p| p.synced), "{:?}", later.players);
+        assert_eq!(handle.heartbeat().age_ns(clock.now()), Some(0));
+        assert_eq!(handle.heartbeat().ticks(), 221);
+        clock.advance_ns(3_000_000_000);
+        assert_eq!(handle.heartbeat().age_ns(clock.now()), Some(3_000_000_000));
+    }
+
+    #[test]
+    fn a_held_snapshot_lock_never_stalls_the_loop() {
+        let clock = ManualClock::new(LocalTime::from_ns(1_000_000_000));
+        let mut e = engine(1, &clock);
+        let (handle, mut ctl) = control_channel();
+        let guard = handle.status.lock().unwrap();
+        run(&mut e, &mut ctl, &clock, 2_000);
+        assert_eq!(guard.taken_at, None);
+        drop(guard);
+        run(&mut e, &mut ctl, &clock, 5);
+        assert!(handle.status().taken_at.is_some());
+    }
+
+    #[test]
+    fn a_flood_of_commands_is_spread_over_ticks() {
+        let clock = ManualClock::new(LocalTime::from_ns(1_000_000_000));
+        let mut e = engine(1, &clock);
+        let (handle, mut ctl) = control_channel();
+        let name = e.players[0].name().to_string();
+        for i in 0..(MAX_COMMANDS_PER_TICK as i64 + 10) {
+            handle
+                .send(EngineCommand::SetOffset {
+                    name: name.clone(),
+                    ns: i,
+                })
+                .unwrap();
+        }
+        run(&mut e, &mut ctl, &clock, 5);
+        assert_eq!(e.players[0].offset_ns(), MAX_COMMANDS_PER_TICK as i64 - 1);
+        run(&mut e, &mut ctl, &clock, 5);
+        assert_eq!(e.players[0].offset_ns(), MAX_COMMANDS_PER_TICK as i64 + 9);
     }
 }
