@@ -2,3 +2,7 @@
 
 pub mod a2dp;
 pub mod adapters;
+pub mod media;
+pub mod media_endpoint;
+pub mod media_transport;
+pub mod bap;

@@ -15,7 +15,12 @@ pub const MIN_BITPOOL: u8 = 2;
 pub const MAX_BITPOOL: u8 = 250;
 
 const FREQ_48K: u8 = 0x10;
-const CHANNEL_MODES: [(u8, &str); 4] = [(0x01, "joint stereo"), (0x02, "stereo"), (0x04, "dual channel"), (0x08, "mono")];
+const CHANNEL_MODES: [(u8, &str); 4] = [
+    (0x01, "joint stereo"),
+    (0x02, "stereo"),
+    (0x04, "dual channel"),
+    (0x08, "mono"),
+];
 const BLOCKS: [u8; 4] = [0x10, 0x20, 0x40, 0x80];
 const SUBBANDS: [u8; 2] = [0x04, 0x08];
 const ALLOCATIONS: [u8; 2] = [0x01, 0x02];
@@ -59,34 +64,48 @@ pub fn bitpool_for(mode: u8, quality: SbcQuality) -> u8 {
 /// Chooses the best configuration within the speaker's `caps` (SelectConfiguration).
 pub fn select(caps: &[u8], quality: SbcQuality) -> Result<[u8; 4], CapsError> {
     let [c0, c1, min_bp, max_bp] = <[u8; 4]>::try_from(caps).map_err(|_| {
-        err("org.bluez.Error.InvalidArguments", format!("SBC capabilities must be 4 bytes, got {}: {caps:02x?}", caps.len()))
+        err(
+            "org.bluez.Error.InvalidArguments",
+            format!("SBC capabilities must be 4 bytes, got {}: {caps:02x?}", caps.len()),
+        )
     })?;
     if c0 & FREQ_48K == 0 {
         return Err(err(
             "org.bluez.Error.NotSupported",
-            format!("the speaker does not offer 48 kHz (sampling frequencies 0x{:x}); bluebridge renders at 48 kHz", c0 >> 4),
+            format!(
+                "the speaker does not offer 48 kHz (sampling frequencies 0x{:x}); bluebridge renders at 48 kHz",
+                c0 >> 4
+            ),
         ));
     }
     let mode_order: Vec<u8> = match quality {
         SbcQuality::Xq => vec![0x04, 0x01, 0x02, 0x08],
         SbcQuality::High => CHANNEL_MODES.iter().map(|m| m.0).collect(),
     };
-    let mode = *mode_order
-        .iter()
-        .find(|m| c0 & **m != 0)
-        .ok_or_else(|| err("org.bluez.Error.NotSupported", format!("no channel mode offered (0x{:x})", c0 & 0x0f)))?;
-    let blocks = *BLOCKS
-        .iter()
-        .find(|b| c1 & **b != 0)
-        .ok_or_else(|| err("org.bluez.Error.NotSupported", format!("no block length offered (0x{:x})", c1 >> 4)))?;
-    let subbands = *SUBBANDS
-        .iter()
-        .find(|s| c1 & **s != 0)
-        .ok_or_else(|| err("org.bluez.Error.NotSupported", format!("no subband count offered (0x{:x})", (c1 >> 2) & 3)))?;
-    let alloc = *ALLOCATIONS
-        .iter()
-        .find(|a| c1 & **a != 0)
-        .ok_or_else(|| err("org.bluez.Error.NotSupported", format!("no allocation method offered (0x{:x})", c1 & 3)))?;
+    let mode = *mode_order.iter().find(|m| c0 & **m != 0).ok_or_else(|| {
+        err(
+            "org.bluez.Error.NotSupported",
+            format!("no channel mode offered (0x{:x})", c0 & 0x0f),
+        )
+    })?;
+    let blocks = *BLOCKS.iter().find(|b| c1 & **b != 0).ok_or_else(|| {
+        err(
+            "org.bluez.Error.NotSupported",
+            format!("no block length offered (0x{:x})", c1 >> 4),
+        )
+    })?;
+    let subbands = *SUBBANDS.iter().find(|s| c1 & **s != 0).ok_or_else(|| {
+        err(
+            "org.bluez.Error.NotSupported",
+            format!("no subband count offered (0x{:x})", (c1 >> 2) & 3),
+        )
+    })?;
+    let alloc = *ALLOCATIONS.iter().find(|a| c1 & **a != 0).ok_or_else(|| {
+        err(
+            "org.bluez.Error.NotSupported",
+            format!("no allocation method offered (0x{:x})", c1 & 3),
+        )
+    })?;
     if min_bp < MIN_BITPOOL || max_bp > MAX_BITPOOL || min_bp > max_bp {
         return Err(err(
             "org.bluez.Error.InvalidArguments",
@@ -104,32 +123,59 @@ fn one_bit(v: u8) -> bool {
 /// Checks a configuration a speaker (or BlueZ) proposes (SetConfiguration).
 pub fn check(conf: &[u8]) -> Result<(), CapsError> {
     let [c0, c1, min_bp, max_bp] = <[u8; 4]>::try_from(conf).map_err(|_| {
-        err("org.bluez.Error.InvalidArguments", format!("SBC configuration must be 4 bytes, got {}", conf.len()))
+        err(
+            "org.bluez.Error.InvalidArguments",
+            format!("SBC configuration must be 4 bytes, got {}", conf.len()),
+        )
     })?;
     let freq = c0 >> 4;
     if !one_bit(freq) {
-        return Err(err("org.bluez.Error.A2DP.InvalidSamplingFrequency", format!("sampling frequency bits 0x{freq:x}")));
+        return Err(err(
+            "org.bluez.Error.A2DP.InvalidSamplingFrequency",
+            format!("sampling frequency bits 0x{freq:x}"),
+        ));
     }
     if c0 & 0xf0 != FREQ_48K {
-        return Err(err("org.bluez.Error.A2DP.NotSupportedSamplingFrequency", format!("sampling frequency bits 0x{freq:x}: only 48 kHz")));
+        return Err(err(
+            "org.bluez.Error.A2DP.NotSupportedSamplingFrequency",
+            format!("sampling frequency bits 0x{freq:x}: only 48 kHz"),
+        ));
     }
     if !one_bit(c0 & 0x0f) {
-        return Err(err("org.bluez.Error.A2DP.InvalidChannelMode", format!("channel mode bits 0x{:x}", c0 & 0x0f)));
+        return Err(err(
+            "org.bluez.Error.A2DP.InvalidChannelMode",
+            format!("channel mode bits 0x{:x}", c0 & 0x0f),
+        ));
     }
     if !one_bit(c1 >> 4) {
-        return Err(err("org.bluez.Error.A2DP.InvalidBlockLength", format!("block length bits 0x{:x}", c1 >> 4)));
+        return Err(err(
+            "org.bluez.Error.A2DP.InvalidBlockLength",
+            format!("block length bits 0x{:x}", c1 >> 4),
+        ));
     }
     if !one_bit((c1 >> 2) & 3) {
-        return Err(err("org.bluez.Error.A2DP.InvalidSubbands", format!("subband bits 0x{:x}", (c1 >> 2) & 3)));
+        return Err(err(
+            "org.bluez.Error.A2DP.InvalidSubbands",
+            format!("subband bits 0x{:x}", (c1 >> 2) & 3),
+        ));
     }
     if !one_bit(c1 & 3) {
-        return Err(err("org.bluez.Error.A2DP.InvalidAllocationMethod", format!("allocation bits 0x{:x}", c1 & 3)));
+        return Err(err(
+            "org.bluez.Error.A2DP.InvalidAllocationMethod",
+            format!("allocation bits 0x{:x}", c1 & 3),
+        ));
     }
     if min_bp < MIN_BITPOOL {
-        return Err(err("org.bluez.Error.A2DP.InvalidMinimumBitpoolValue", format!("minimum bitpool {min_bp}")));
+        return Err(err(
+            "org.bluez.Error.A2DP.InvalidMinimumBitpoolValue",
+            format!("minimum bitpool {min_bp}"),
+        ));
     }
     if max_bp > MAX_BITPOOL || max_bp < min_bp {
-        return Err(err("org.bluez.Error.A2DP.InvalidMaximumBitpoolValue", format!("maximum bitpool {max_bp} (minimum {min_bp})")));
+        return Err(err(
+            "org.bluez.Error.A2DP.InvalidMaximumBitpoolValue",
+            format!("maximum bitpool {max_bp} (minimum {min_bp})"),
+        ));
     }
     Ok(())
 }
@@ -161,16 +207,40 @@ mod tests {
             // XQ prefers dual channel when offered.
             (&[0xff, 0xff, 2, 250], SbcQuality::Xq, Ok([0x14, 0x15, 2, 39])),
             // No 48 kHz.
-            (&[0x2f, 0xff, 2, 250], SbcQuality::High, Err("org.bluez.Error.NotSupported")),
+            (
+                &[0x2f, 0xff, 2, 250],
+                SbcQuality::High,
+                Err("org.bluez.Error.NotSupported"),
+            ),
             // No channel mode.
-            (&[0x10, 0xff, 2, 250], SbcQuality::High, Err("org.bluez.Error.NotSupported")),
+            (
+                &[0x10, 0xff, 2, 250],
+                SbcQuality::High,
+                Err("org.bluez.Error.NotSupported"),
+            ),
             // No allocation method.
-            (&[0x11, 0xfc, 2, 250], SbcQuality::High, Err("org.bluez.Error.NotSupported")),
+            (
+                &[0x11, 0xfc, 2, 250],
+                SbcQuality::High,
+                Err("org.bluez.Error.NotSupported"),
+            ),
             // Impossible bitpools.
-            (&[0xff, 0xff, 60, 30], SbcQuality::High, Err("org.bluez.Error.InvalidArguments")),
-            (&[0xff, 0xff, 0, 30], SbcQuality::High, Err("org.bluez.Error.InvalidArguments")),
+            (
+                &[0xff, 0xff, 60, 30],
+                SbcQuality::High,
+                Err("org.bluez.Error.InvalidArguments"),
+            ),
+            (
+                &[0xff, 0xff, 0, 30],
+                SbcQuality::High,
+                Err("org.bluez.Error.InvalidArguments"),
+            ),
             // Wrong length.
-            (&[0xff, 0xff, 2], SbcQuality::High, Err("org.bluez.Error.InvalidArguments")),
+            (
+                &[0xff, 0xff, 2],
+                SbcQuality::High,
+                Err("org.bluez.Error.InvalidArguments"),
+            ),
         ];
         for (caps, q, want) in cases {
             let got = select(caps, *q).map_err(|e| e.name);
@@ -185,14 +255,29 @@ mod tests {
     fn check_table() {
         let cases: &[(&[u8], Result<(), &str>)] = &[
             (&[0x11, 0x15, 2, 51], Ok(())),
-            (&[0x31, 0x15, 2, 51], Err("org.bluez.Error.A2DP.InvalidSamplingFrequency")),
-            (&[0x21, 0x15, 2, 51], Err("org.bluez.Error.A2DP.NotSupportedSamplingFrequency")),
+            (
+                &[0x31, 0x15, 2, 51],
+                Err("org.bluez.Error.A2DP.InvalidSamplingFrequency"),
+            ),
+            (
+                &[0x21, 0x15, 2, 51],
+                Err("org.bluez.Error.A2DP.NotSupportedSamplingFrequency"),
+            ),
             (&[0x13, 0x15, 2, 51], Err("org.bluez.Error.A2DP.InvalidChannelMode")),
             (&[0x11, 0x35, 2, 51], Err("org.bluez.Error.A2DP.InvalidBlockLength")),
             (&[0x11, 0x1d, 2, 51], Err("org.bluez.Error.A2DP.InvalidSubbands")),
-            (&[0x11, 0x17, 2, 51], Err("org.bluez.Error.A2DP.InvalidAllocationMethod")),
-            (&[0x11, 0x15, 1, 51], Err("org.bluez.Error.A2DP.InvalidMinimumBitpoolValue")),
-            (&[0x11, 0x15, 60, 51], Err("org.bluez.Error.A2DP.InvalidMaximumBitpoolValue")),
+            (
+                &[0x11, 0x17, 2, 51],
+                Err("org.bluez.Error.A2DP.InvalidAllocationMethod"),
+            ),
+            (
+                &[0x11, 0x15, 1, 51],
+                Err("org.bluez.Error.A2DP.InvalidMinimumBitpoolValue"),
+            ),
+            (
+                &[0x11, 0x15, 60, 51],
+                Err("org.bluez.Error.A2DP.InvalidMaximumBitpoolValue"),
+            ),
             (&[0x11, 0x15], Err("org.bluez.Error.InvalidArguments")),
         ];
         for (conf, want) in cases {

@@ -1,0 +1,103 @@
+//! The D-Bus connection bluebridge serves its media endpoints on, and talks to BlueZ's media objects with.
+//!
+//! bluer has no media API, so this uses the same stack bluer is built on (`dbus`, `dbus-tokio`,
+//! `dbus-crossroads`). One connection per process: BlueZ ties endpoints and acquired transports to the unique
+//! name that registered or acquired them.
+
+use dbus::nonblock::SyncConnection;
+use dbus::strings::BusName;
+use dbus_crossroads::Crossroads;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// BlueZ's well-known bus name.
+pub const BLUEZ: &str = "org.bluez";
+/// Timeout of ordinary calls to BlueZ.
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why talking to BlueZ failed.
+#[derive(Debug, thiserror::Error)]
+pub enum MediaError {
+    /// A D-Bus error (BlueZ's error name and message are in it).
+    #[error("{what}: {source}")]
+    DBus {
+        /// What was being done.
+        what: String,
+        /// The error.
+        source: dbus::Error,
+    },
+    /// Something BlueZ returned or did that makes no sense.
+    #[error("{0}")]
+    Protocol(String),
+}
+
+impl MediaError {
+    /// Wraps a D-Bus error with what was being done.
+    pub fn dbus(what: impl Into<String>) -> impl FnOnce(dbus::Error) -> MediaError {
+        let what = what.into();
+        move |source| MediaError::DBus { what, source }
+    }
+    /// The D-Bus error name, if this is a D-Bus error.
+    pub fn name(&self) -> Option<&str> {
+        match self {
+            MediaError::DBus { source, .. } => source.name(),
+            MediaError::Protocol(_) => None,
+        }
+    }
+}
+
+/// The system-bus connection with the object server on it.
+#[derive(Clone)]
+pub struct MediaBus {
+    /// The connection.
+    pub conn: Arc<SyncConnection>,
+    /// Our served objects.
+    pub cr: Arc<Mutex<Crossroads>>,
+}
+
+impl MediaBus {
+    /// Connects to the system bus (must run inside a tokio runtime) and starts serving method calls.
+    pub fn connect() -> Result<Self, MediaError> {
+        let (resource, conn) = dbus_tokio::connection::new_system_sync().map_err(MediaError::dbus("connecting to the system bus"))?;
+        tokio::spawn(async move {
+            let err = resource.await;
+            tracing::error!("lost the D-Bus connection: {err}");
+        });
+        let cr = Arc::new(Mutex::new(Crossroads::new()));
+        {
+            let conn2 = conn.clone();
+            let mut c = cr.lock().expect("crossroads lock");
+            c.set_async_support(Some((
+                conn2,
+                Box::new(|fut| {
+                    tokio::spawn(fut);
+                }),
+            )));
+        }
+        let cr2 = cr.clone();
+        use dbus::channel::MatchingReceiver;
+        conn.start_receive(
+            dbus::message::MatchRule::new_method_call(),
+            Box::new(move |msg, conn| {
+                let _ = cr2.lock().expect("crossroads lock").handle_message(msg, conn);
+                true
+            }),
+        );
+        Ok(Self { conn, cr })
+    }
+
+    /// BlueZ's current unique name (calls to our endpoints are accepted only from it).
+    pub async fn bluez_owner(&self) -> Result<String, MediaError> {
+        let proxy = dbus::nonblock::Proxy::new("org.freedesktop.DBus", "/org/freedesktop/DBus", CALL_TIMEOUT, self.conn.clone());
+        let (owner,): (String,) = proxy
+            .method_call("org.freedesktop.DBus", "GetNameOwner", (BLUEZ,))
+            .await
+            .map_err(MediaError::dbus("looking up org.bluez on the system bus (is bluetoothd running?)"))?;
+        Ok(owner)
+    }
+
+    /// A proxy to a BlueZ object.
+    pub fn bluez_proxy(&self, path: impl Into<dbus::Path<'static>>) -> dbus::nonblock::Proxy<'static, Arc<SyncConnection>> {
+        dbus::nonblock::Proxy::new(BusName::new(BLUEZ).expect("valid"), path.into(), CALL_TIMEOUT, self.conn.clone())
+    }
+}
