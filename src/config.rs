@@ -8,6 +8,11 @@
 //! name = "kitchen"               # unique; also the speaker's identity towards the group server
 //! kind = "sim"                   # sim | file | pipe ; every kind works with defaults
 //! offset_ms = 0                  # manual per-output offset, may be negative
+//!
+//! [service]                        # optional; these are the defaults
+//! control_socket = "/run/bluebridge/control.sock"
+//! state_dir = "/var/lib/bluebridge"
+//! # metrics = "127.0.0.1:9464"    # Prometheus endpoint; off unless set
 //! ```
 //! Unknown keys, bad values and missing fields are errors; nothing is silently ignored.
 
@@ -39,6 +44,63 @@ pub struct Config {
     /// The outputs, at least one.
     #[serde(rename = "output", default)]
     pub outputs: Vec<Spanned<OutputConfig>>,
+    /// How the service runs (optional).
+    #[serde(default)]
+    pub service: Option<ServiceConfig>,
+}
+
+/// `[service]`: where `bluebridge run` keeps its control socket and state, and its metrics endpoint.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceConfig {
+    /// The control socket's path. Default [`DEFAULT_CONTROL_SOCKET`].
+    #[serde(default)]
+    pub control_socket: Option<Spanned<String>>,
+    /// Where run-time changes are kept (`state.json` inside). Default [`DEFAULT_STATE_DIR`].
+    #[serde(default)]
+    pub state_dir: Option<Spanned<String>>,
+    /// `address:port` of the Prometheus endpoint; none unless set.
+    #[serde(default)]
+    pub metrics: Option<Spanned<String>>,
+}
+
+/// Default control socket.
+pub const DEFAULT_CONTROL_SOCKET: &str = "/run/bluebridge/control.sock";
+/// Default state directory.
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/bluebridge";
+/// Longest path a unix socket address holds (`sun_path` is 108 bytes with its terminating NUL).
+pub const MAX_SOCKET_PATH_BYTES: usize = 107;
+
+/// `[service]`, resolved.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServiceSpec {
+    /// The control socket's path.
+    pub control_socket: String,
+    /// The state directory.
+    pub state_dir: String,
+    /// The metrics endpoint, if any.
+    pub metrics: Option<std::net::SocketAddr>,
+}
+
+impl Default for ServiceSpec {
+    fn default() -> Self {
+        Self {
+            control_socket: DEFAULT_CONTROL_SOCKET.into(),
+            state_dir: DEFAULT_STATE_DIR.into(),
+            metrics: None,
+        }
+    }
+}
+
+/// A whole config file, resolved.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    /// The source.
+    pub source: SourceSpec,
+    /// The outputs, in file order.
+    pub outputs: Vec<OutputSpec>,
+    /// The `[service]` table (defaults if absent).
+    pub service: ServiceSpec,
 }
 
 /// `[source]`.
@@ -130,7 +192,7 @@ pub const OUTPUT_KINDS: &[(&str, &str)] = &[
 ];
 
 /// An output with everything resolved to plain values.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct OutputSpec {
     /// Name.
     pub name: String,
@@ -160,8 +222,24 @@ fn pos(text: &str, offset: usize) -> (usize, usize) {
 }
 
 impl Config {
-    /// Parses and validates `text`, read from `file`.
+    /// Parses and validates `text`, read from `file`: source and outputs.
     pub fn parse(file: &str, text: &str) -> Result<(SourceSpec, Vec<OutputSpec>), ConfigError> {
+        Self::parse_all(file, text).map(|l| (l.source, l.outputs))
+    }
+
+    /// Reads, parses and validates the file at `path`, `[service]` included.
+    pub fn load_all(path: &str) -> Result<Loaded, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: path.to_string(),
+            line: 0,
+            col: 0,
+            message: format!("cannot read: {e}"),
+        })?;
+        Self::parse_all(path, &text)
+    }
+
+    /// Parses and validates `text`, read from `file`, `[service]` included.
+    pub fn parse_all(file: &str, text: &str) -> Result<Loaded, ConfigError> {
         let err_at = |span: std::ops::Range<usize>, message: String| {
             let (line, col) = pos(text, span.start);
             ConfigError {
@@ -175,6 +253,7 @@ impl Config {
             let span = e.span().unwrap_or(0..0);
             err_at(span, e.message().to_string())
         })?;
+        let service = Self::service(&cfg.service, &err_at)?;
         let src = &cfg.source;
         let not_for = |key: &str, span: Option<std::ops::Range<usize>>, kind: &str| -> Result<(), ConfigError> {
             match span {
@@ -356,7 +435,56 @@ impl Config {
                 sim,
             });
         }
-        Ok((source, specs))
+        Ok(Loaded {
+            source,
+            outputs: specs,
+            service,
+        })
+    }
+
+    fn service(
+        cfg: &Option<ServiceConfig>,
+        err_at: &dyn Fn(std::ops::Range<usize>, String) -> ConfigError,
+    ) -> Result<ServiceSpec, ConfigError> {
+        let mut spec = ServiceSpec::default();
+        let Some(cfg) = cfg else { return Ok(spec) };
+        let absolute = |v: &Spanned<String>, key: &str| -> Result<String, ConfigError> {
+            let p = v.get_ref();
+            if !p.starts_with('/') || p.ends_with('/') || p.contains('\0') {
+                return Err(err_at(
+                    v.span(),
+                    format!("service.{key} must be an absolute path (not ending in '/'), not {p:?}"),
+                ));
+            }
+            Ok(p.clone())
+        };
+        if let Some(v) = &cfg.control_socket {
+            spec.control_socket = absolute(v, "control_socket")?;
+            if spec.control_socket.len() > MAX_SOCKET_PATH_BYTES {
+                return Err(err_at(
+                    v.span(),
+                    format!(
+                        "service.control_socket is {} bytes long; a unix socket path holds at most {MAX_SOCKET_PATH_BYTES}",
+                        spec.control_socket.len()
+                    ),
+                ));
+            }
+        }
+        if let Some(v) = &cfg.state_dir {
+            spec.state_dir = absolute(v, "state_dir")?;
+        }
+        if let Some(v) = &cfg.metrics {
+            spec.metrics = Some(v.get_ref().parse().map_err(|_| {
+                err_at(
+                    v.span(),
+                    format!(
+                        "service.metrics must be an address:port such as \"127.0.0.1:9464\" or \"[::1]:9464\", not {:?}",
+                        v.get_ref()
+                    ),
+                )
+            })?);
+        }
+        Ok(spec)
     }
 
     /// Reads, parses and validates the file at `path`.
@@ -428,6 +556,34 @@ delay_ms = 10
         assert!(e.contains("volume"), "{e}");
         let e = err("[source]\nkind = \"tone\"\nbuffer_ms = \"x\"\n[[output]]\nname=\"a\"\nkind=\"sim\"\n");
         assert!(e.starts_with("t.toml:3:"), "{e}");
+    }
+
+    #[test]
+    fn the_service_table_has_defaults_and_line_precise_errors() {
+        let l = Config::parse_all("t.toml", GOOD).unwrap();
+        assert_eq!(l.service, ServiceSpec::default());
+        assert_eq!(l.service.control_socket, "/run/bluebridge/control.sock");
+        assert_eq!(l.service.state_dir, "/var/lib/bluebridge");
+        assert_eq!(l.service.metrics, None);
+        let with = |t: &str| format!("{GOOD}\n[service]\n{t}\n");
+        let l = Config::parse_all(
+            "t.toml",
+            &with("control_socket = \"/tmp/b/c.sock\"\nstate_dir = \"/tmp/b\"\nmetrics = \"127.0.0.1:9464\""),
+        )
+        .unwrap();
+        assert_eq!(l.service.control_socket, "/tmp/b/c.sock");
+        assert_eq!(l.service.state_dir, "/tmp/b");
+        assert_eq!(l.service.metrics, Some("127.0.0.1:9464".parse().unwrap()));
+        assert_eq!(l.outputs.len(), 2);
+        let e = err(&with("metrics = \"localhost\""));
+        assert!(e.starts_with("t.toml:18:11:") && e.contains("service.metrics"), "{e}");
+        let e = err(&with("state_dir = \"relative/dir\""));
+        assert!(e.starts_with("t.toml:18:") && e.contains("service.state_dir"), "{e}");
+        let long = format!("/{}", "x".repeat(120));
+        let e = err(&with(&format!("control_socket = \"{long}\"")));
+        assert!(e.starts_with("t.toml:18:") && e.contains("at most 107"), "{e}");
+        let e = err(&with("stat_dir = \"/x\""));
+        assert!(e.starts_with("t.toml:18:1:") && e.contains("stat_dir"), "{e}");
     }
 
     #[test]
