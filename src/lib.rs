@@ -20,4 +20,5 @@ pub mod report;
 pub mod service;
 pub mod snapcast;
 pub mod source;
+pub mod state;
 pub mod timeline;
