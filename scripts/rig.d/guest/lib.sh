@@ -5,6 +5,7 @@
 # The host turns them into report.json. A scenario passes only if it recorded at least one check, every check
 # passed, and it finished within its timeout.
 
+# shellcheck disable=SC2034  # BTD, SID, A2DP_SINK_UUID, BTC_PID are for scenarios
 O=/share/out
 IN=/share/in
 BTD=/usr/libexec/bluetooth/bluetoothd

@@ -72,5 +72,5 @@ if [ -s "$O/hci.btsnoop" ] && { [ "${RIG_DECODE:-}" = always ] || grep -q "$(pri
   t 90 btmon -T -r "$O/hci.btsnoop" > "$O/hci.txt" 2>&1
 fi
 log "teardown done"
-echo done > "$O/guest-done"
+echo "done" > "$O/guest-done"
 sync
