@@ -212,7 +212,8 @@ mod tests {
     #[test]
     fn every_name_resolves_to_its_row() {
         // (name, rate, duration µs, octets, SDU interval µs, framed, RTN, latency ms) — BAP v1.0.1 Table 6.4.
-        let table: [(&str, u32, u32, u16, u32, bool, u8, u16); 32] = [
+        type Row = (&'static str, u32, u32, u16, u32, bool, u8, u16);
+        let table: [Row; 32] = [
             ("8_1_1", 8_000, 7_500, 26, 7_500, false, 2, 8),
             ("8_2_1", 8_000, 10_000, 30, 10_000, false, 2, 10),
             ("16_1_1", 16_000, 7_500, 30, 7_500, false, 2, 8),
@@ -254,11 +255,19 @@ mod tests {
             assert_eq!(p.frame_duration.us(), dur, "{name}");
             assert_eq!(p.octets_per_frame, octets, "{name}");
             assert_eq!(p.sdu_interval_us, interval, "{name}");
-            assert_eq!(p.framing, if framed { Framing::Framed } else { Framing::Unframed }, "{name}");
+            assert_eq!(
+                p.framing,
+                if framed { Framing::Framed } else { Framing::Unframed },
+                "{name}"
+            );
             assert_eq!(p.retransmissions, rtn, "{name}");
             assert_eq!(p.max_transport_latency_ms, lat, "{name}");
             assert_eq!(p.presentation_delay_us, 40_000, "{name}");
-            let r = if name.ends_with("_1") { Reliability::LowLatency } else { Reliability::HighReliability };
+            let r = if name.ends_with("_1") {
+                Reliability::LowLatency
+            } else {
+                Reliability::HighReliability
+            };
             assert_eq!(p.reliability, r, "{name}");
         }
     }
@@ -272,8 +281,20 @@ mod tests {
         for p1 in PRESETS.iter().filter(|p| p.reliability == Reliability::LowLatency) {
             let p2 = Preset::by_name(&format!("{}2", p1.name.strip_suffix('1').unwrap())).unwrap();
             assert_eq!(
-                (p1.sample_rate_hz, p1.frame_duration, p1.octets_per_frame, p1.sdu_interval_us, p1.framing),
-                (p2.sample_rate_hz, p2.frame_duration, p2.octets_per_frame, p2.sdu_interval_us, p2.framing)
+                (
+                    p1.sample_rate_hz,
+                    p1.frame_duration,
+                    p1.octets_per_frame,
+                    p1.sdu_interval_us,
+                    p1.framing
+                ),
+                (
+                    p2.sample_rate_hz,
+                    p2.frame_duration,
+                    p2.octets_per_frame,
+                    p2.sdu_interval_us,
+                    p2.framing
+                )
             );
             assert!(p2.max_transport_latency_ms > p1.max_transport_latency_ms, "{}", p1.name);
         }
@@ -299,7 +320,7 @@ mod tests {
             ("16_2_1", 160, 32_000),
             ("24_2_2", 240, 48_000),
             ("32_1_1", 240, 64_000),
-            ("441_1_1", 360, 103_466),
+            ("441_1_1", 360, 103_467),
             ("441_2_1", 480, 104_000),
             ("48_1_1", 360, 80_000),
             ("48_2_1", 480, 80_000),
@@ -322,7 +343,10 @@ mod tests {
         let err = Preset::by_name("48_7_1").unwrap_err();
         assert_eq!(err.name, "48_7_1");
         let msg = err.to_string();
-        assert!(msg.starts_with("unknown broadcast preset \"48_7_1\"; valid presets: 8_1_1, 8_2_1, 16_1_1,"), "{msg}");
+        assert!(
+            msg.starts_with("unknown broadcast preset \"48_7_1\"; valid presets: 8_1_1, 8_2_1, 16_1_1,"),
+            "{msg}"
+        );
         assert!(msg.ends_with("48_5_2, 48_6_2"), "{msg}");
         for bad in ["", "48_2", "48-2-1", " 48_2_1", "16_2_1 ", "441_3_1", "44_2"] {
             assert!(Preset::by_name(bad).is_err(), "{bad:?}");
@@ -333,31 +357,36 @@ mod tests {
         );
     }
 
-    /// LC3 round trip (float PCM, a six-tone test signal over the band, one second) at every preset's rate,
-    /// frame duration and frame size. The thresholds sit 1–2 dB below what liblc3 1.0.1 measured here
-    /// (x86_64, listed per row), so a broken binding, a wrong frame size or a misaligned delay fails, while a
-    /// newer liblc3 with slightly different rounding passes. LC3 is perceptual: SNR grows with bitrate and is
-    /// lowest at 8 kHz, where 26–30 byte frames carry ~28 kbit/s.
+    /// LC3 round trip (float PCM, one second of six tones spread over the band, amplitudes falling with
+    /// frequency) at every preset's rate, frame duration and frame size; the output must also line up with the
+    /// input exactly `delay_samples()` later. Thresholds sit 1.5–2 dB below what liblc3 1.0.1 (Debian 12, x86_64)
+    /// measured, given per row, so a broken binding, a wrong frame size or a misaligned delay fails while a liblc3
+    /// with slightly different rounding passes. SNR is a crude measure for a perceptual codec: it rises steadily
+    /// with bitrate, but where the budget is tight (24 kHz up to 64 kbit/s, 32 kHz at 10 ms/64 kbit/s) LC3 drops
+    /// the quietest top tones and noise-fills them, which caps SNR near 15–19 dB (measured at 32/48/64/80/96
+    /// kbit/s, 24 kHz 10 ms: 14.1/15.7/19.3/43.1/49.6 dB); that is by design, not loss.
     #[test]
     fn lc3_round_trip_snr_per_preset() {
-        // (codec configuration, threshold dB; measured dB noted per line)
+        // (codec configuration, minimum dB) — measured: 8_1 20.8, 8_2 21.9, 16_1 16.6, 16_2 22.3, 24_1 15.9,
+        // 24_2 15.7, 32_1 34.6, 32_2 18.3, 441_1 38.6, 441_2 44.6, 48_1 34.3, 48_2 38.6, 48_3 46.5, 48_4 41.1,
+        // 48_5 55.7, 48_6 51.1 dB. The _2 presets share the _1 codec configurations.
         let thresholds = [
-            ("8_1", 0.0),
-            ("8_2", 0.0),
-            ("16_1", 0.0),
-            ("16_2", 0.0),
-            ("24_1", 0.0),
-            ("24_2", 0.0),
-            ("32_1", 0.0),
-            ("32_2", 0.0),
-            ("441_1", 0.0),
-            ("441_2", 0.0),
-            ("48_1", 0.0),
-            ("48_2", 0.0),
-            ("48_3", 0.0),
-            ("48_4", 0.0),
-            ("48_5", 0.0),
-            ("48_6", 0.0),
+            ("8_1", 19.0),
+            ("8_2", 20.0),
+            ("16_1", 15.0),
+            ("16_2", 20.0),
+            ("24_1", 14.0),
+            ("24_2", 14.0),
+            ("32_1", 33.0),
+            ("32_2", 16.5),
+            ("441_1", 37.0),
+            ("441_2", 43.0),
+            ("48_1", 32.5),
+            ("48_2", 37.0),
+            ("48_3", 45.0),
+            ("48_4", 39.5),
+            ("48_5", 54.0),
+            ("48_6", 49.5),
         ];
         let mut report = String::new();
         for p in PRESETS.iter().filter(|p| p.reliability == Reliability::LowLatency) {
@@ -365,8 +394,17 @@ mod tests {
             let min_db = thresholds.iter().find(|(s, _)| *s == set).unwrap().1;
             let r = round_trip(p.frame_duration, p.sample_rate_hz, usize::from(p.octets_per_frame));
             report.push_str(&format!("{set}: {:.1} dB (min {min_db})\n", r.snr_db));
-            assert_eq!(r.best_lag, r.delay_samples, "{}: output not aligned by delay_samples", p.name);
-            assert!(r.snr_db >= min_db, "{}: SNR {:.1} dB < {min_db} dB\n{report}", p.name, r.snr_db);
+            assert_eq!(
+                r.best_lag, r.delay_samples,
+                "{}: output not aligned by delay_samples",
+                p.name
+            );
+            assert!(
+                r.snr_db >= min_db,
+                "{}: SNR {:.1} dB < {min_db} dB\n{report}",
+                p.name,
+                r.snr_db
+            );
         }
         eprintln!("{report}");
     }

@@ -11,7 +11,7 @@ use std::os::raw::{c_int, c_uint, c_void};
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[allow(dead_code)] // S24 variants are declared for completeness of the C enum.
-pub(crate) enum PcmFormat {
+pub enum PcmFormat {
     /// Signed 16 bits in 16-bit words (`int16_t`).
     S16 = 0,
     /// Signed 24 bits in the low three bytes of 32-bit words, sign-extended.
@@ -24,43 +24,38 @@ pub(crate) enum PcmFormat {
 
 /// Opaque `struct lc3_encoder`.
 #[repr(C)]
-pub(crate) struct Lc3EncoderState {
+pub struct Lc3EncoderState {
     _private: [u8; 0],
 }
 
 /// Opaque `struct lc3_decoder`.
 #[repr(C)]
-pub(crate) struct Lc3DecoderState {
+pub struct Lc3DecoderState {
     _private: [u8; 0],
 }
 
 /// `LC3_MIN_FRAME_BYTES` (lc3.h 1.0).
-pub(crate) const LC3_MIN_FRAME_BYTES: usize = 20;
+pub const LC3_MIN_FRAME_BYTES: usize = 20;
 /// `LC3_MAX_FRAME_BYTES` (lc3.h 1.0; 1.1 keeps 400 for non-HR mode).
-pub(crate) const LC3_MAX_FRAME_BYTES: usize = 400;
+pub const LC3_MAX_FRAME_BYTES: usize = 400;
 
 #[link(name = "lc3")]
 extern "C" {
     /// Samples per frame, -1 on bad parameters.
-    pub(crate) fn lc3_frame_samples(dt_us: c_int, sr_hz: c_int) -> c_int;
+    pub fn lc3_frame_samples(dt_us: c_int, sr_hz: c_int) -> c_int;
     /// Floor of the frame size in bytes for a bitrate, -1 on bad parameters.
-    pub(crate) fn lc3_frame_bytes(dt_us: c_int, bitrate: c_int) -> c_int;
+    pub fn lc3_frame_bytes(dt_us: c_int, bitrate: c_int) -> c_int;
     /// Bitrate in bit/s for a frame size, -1 on bad parameters.
-    pub(crate) fn lc3_resolve_bitrate(dt_us: c_int, nbytes: c_int) -> c_int;
+    pub fn lc3_resolve_bitrate(dt_us: c_int, nbytes: c_int) -> c_int;
     /// Algorithmic delay in samples, -1 on bad parameters.
-    pub(crate) fn lc3_delay_samples(dt_us: c_int, sr_hz: c_int) -> c_int;
+    pub fn lc3_delay_samples(dt_us: c_int, sr_hz: c_int) -> c_int;
 
     /// Bytes of (pointer-aligned) memory an encoder needs, 0 on bad parameters.
-    pub(crate) fn lc3_encoder_size(dt_us: c_int, sr_hz: c_int) -> c_uint;
+    pub fn lc3_encoder_size(dt_us: c_int, sr_hz: c_int) -> c_uint;
     /// Sets an encoder up in `mem`; returns the handle (== `mem`) or NULL on bad parameters.
-    pub(crate) fn lc3_setup_encoder(
-        dt_us: c_int,
-        sr_hz: c_int,
-        sr_pcm_hz: c_int,
-        mem: *mut c_void,
-    ) -> *mut Lc3EncoderState;
+    pub fn lc3_setup_encoder(dt_us: c_int, sr_hz: c_int, sr_pcm_hz: c_int, mem: *mut c_void) -> *mut Lc3EncoderState;
     /// Encodes one frame of `nbytes` (20..400) into `out`; 0 on success, -1 on bad parameters.
-    pub(crate) fn lc3_encode(
+    pub fn lc3_encode(
         encoder: *mut Lc3EncoderState,
         fmt: PcmFormat,
         pcm: *const c_void,
@@ -70,16 +65,11 @@ extern "C" {
     ) -> c_int;
 
     /// Bytes of (pointer-aligned) memory a decoder needs, 0 on bad parameters.
-    pub(crate) fn lc3_decoder_size(dt_us: c_int, sr_hz: c_int) -> c_uint;
+    pub fn lc3_decoder_size(dt_us: c_int, sr_hz: c_int) -> c_uint;
     /// Sets a decoder up in `mem`; returns the handle (== `mem`) or NULL on bad parameters.
-    pub(crate) fn lc3_setup_decoder(
-        dt_us: c_int,
-        sr_hz: c_int,
-        sr_pcm_hz: c_int,
-        mem: *mut c_void,
-    ) -> *mut Lc3DecoderState;
+    pub fn lc3_setup_decoder(dt_us: c_int, sr_hz: c_int, sr_pcm_hz: c_int, mem: *mut c_void) -> *mut Lc3DecoderState;
     /// Decodes one frame (`input` NULL = packet loss concealment); 0 decoded, 1 concealed, -1 bad parameters.
-    pub(crate) fn lc3_decode(
+    pub fn lc3_decode(
         decoder: *mut Lc3DecoderState,
         input: *const c_void,
         nbytes: c_int,

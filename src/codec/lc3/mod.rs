@@ -1,0 +1,453 @@
+//! LC3, the LE Audio codec, through the system liblc3 (Debian/Raspberry Pi OS `liblc3-dev` ≥ 1.0).
+//!
+//! One [`Lc3Encoder`] or [`Lc3Decoder`] handles **one channel**: a stereo broadcast uses two encoders, one per BIS
+//! (use the `*_strided` calls to read or write interleaved PCM in place). PCM is S16 (`i16`) or float (`f32`,
+//! -1..1), chosen per call by the slice type. Frames last 7.5 or 10 ms; sample rates are 8, 16, 24, 32 and
+//! 48 kHz, plus 44.1 kHz, which LC3 runs "around" 48 kHz: the same 360/480 samples per frame, so a frame lasts
+//! 8.163 or 10.884 ms (lc3.h, "About 44.1 KHz samplerate"; BAP's 441_* presets use those SDU intervals).
+//!
+//! Timing: a frame of PCM handed to `encode` comes out of `decode` as one frame of PCM too; the output lags
+//! the input by [`Lc3Encoder::delay_samples`] (liblc3's `lc3_delay_samples`: 2.5 ms for 10 ms frames, 4 ms
+//! for 7.5 ms frames). End to end the codec adds that delay plus one frame of buffering.
+//!
+//! Memory: liblc3 never allocates; each coder's state lives in a pointer-aligned `Vec<usize>` sized by
+//! `lc3_encoder_size`/`lc3_decoder_size` and freed with the value. The state is only touched through `&mut self`,
+//! so the types are `Send` (liblc3 keeps no global state).
+
+mod ffi;
+
+use std::fmt;
+use std::os::raw::{c_int, c_void};
+use std::time::Duration;
+
+/// Sample rates (Hz) the wrapper accepts. 44 100 Hz runs the 48 kHz codec (see the module doc).
+pub const SAMPLE_RATES_HZ: [u32; 6] = [8_000, 16_000, 24_000, 32_000, 44_100, 48_000];
+
+/// Smallest LC3 frame, in bytes (lc3.h `LC3_MIN_FRAME_BYTES`).
+pub const MIN_FRAME_BYTES: usize = ffi::LC3_MIN_FRAME_BYTES;
+/// Largest LC3 frame, in bytes (lc3.h `LC3_MAX_FRAME_BYTES`).
+pub const MAX_FRAME_BYTES: usize = ffi::LC3_MAX_FRAME_BYTES;
+
+/// The nominal LC3 frame duration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FrameDuration {
+    /// 7.5 ms (8.163 ms at 44.1 kHz).
+    Ms7_5,
+    /// 10 ms (10.884 ms at 44.1 kHz).
+    Ms10,
+}
+
+impl FrameDuration {
+    /// The nominal duration in µs, as liblc3 and BAP's Frame_Duration name it (7500 or 10000).
+    pub const fn us(self) -> u32 {
+        match self {
+            Self::Ms7_5 => 7_500,
+            Self::Ms10 => 10_000,
+        }
+    }
+
+    /// Parses a duration in µs (7500 or 10000).
+    pub fn from_us(us: u32) -> Result<Self, Lc3Error> {
+        match us {
+            7_500 => Ok(Self::Ms7_5),
+            10_000 => Ok(Self::Ms10),
+            _ => Err(Lc3Error::FrameDuration { us }),
+        }
+    }
+}
+
+impl fmt::Display for FrameDuration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Ms7_5 => "7.5 ms",
+            Self::Ms10 => "10 ms",
+        })
+    }
+}
+
+/// What went wrong, naming the input that was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Lc3Error {
+    /// The sample rate is not one LC3 supports.
+    #[error("LC3 sample rate {hz} Hz not supported (8000, 16000, 24000, 32000, 44100 or 48000)")]
+    SampleRate {
+        /// The rate asked for.
+        hz: u32,
+    },
+    /// The frame duration is not 7.5 or 10 ms.
+    #[error("LC3 frame duration {us} µs not supported (7500 or 10000)")]
+    FrameDuration {
+        /// The duration asked for, in µs.
+        us: u32,
+    },
+    /// The encoded frame size is outside what LC3 allows.
+    #[error("LC3 frame size {bytes} bytes out of range {MIN_FRAME_BYTES}..={MAX_FRAME_BYTES} for {duration}")]
+    FrameBytes {
+        /// The size asked for.
+        bytes: usize,
+        /// The coder's frame duration.
+        duration: FrameDuration,
+    },
+    /// The PCM slice does not hold exactly one frame (or, strided, not enough samples).
+    #[error("LC3 {duration} frame at {rate_hz} Hz needs {need} PCM samples, got {got}")]
+    PcmLength {
+        /// Samples needed.
+        need: usize,
+        /// Samples given.
+        got: usize,
+        /// The coder's frame duration.
+        duration: FrameDuration,
+        /// The coder's PCM sample rate.
+        rate_hz: u32,
+    },
+    /// The stride (distance between two samples of the channel) is zero or too large.
+    #[error("LC3 PCM stride {stride} invalid (must be 1..={})", i16::MAX)]
+    Stride {
+        /// The stride given.
+        stride: usize,
+    },
+    /// liblc3 refused a call whose parameters the wrapper had already checked (a library mismatch).
+    #[error("liblc3 {call} failed for {duration} at {rate_hz} Hz")]
+    Library {
+        /// The C function.
+        call: &'static str,
+        /// The coder's frame duration.
+        duration: FrameDuration,
+        /// The coder's PCM sample rate.
+        rate_hz: u32,
+    },
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for i16 {}
+    impl Sealed for f32 {}
+}
+
+/// A PCM sample type liblc3 reads and writes: `i16` (S16) or `f32` (float, -1..1).
+pub trait Sample: sealed::Sealed + Copy {
+    #[doc(hidden)]
+    const FORMAT: ffi::PcmFormat;
+}
+
+impl Sample for i16 {
+    const FORMAT: ffi::PcmFormat = ffi::PcmFormat::S16;
+}
+
+impl Sample for f32 {
+    const FORMAT: ffi::PcmFormat = ffi::PcmFormat::Float;
+}
+
+/// The parameters both coders share, resolved once through liblc3.
+#[derive(Debug, Clone, Copy)]
+struct Params {
+    duration: FrameDuration,
+    /// The PCM rate the caller uses.
+    rate_hz: u32,
+    /// The rate the codec runs at (48 000 for 44 100).
+    codec_rate_hz: u32,
+    frame_samples: usize,
+    delay_samples: usize,
+}
+
+impl Params {
+    fn new(duration: FrameDuration, rate_hz: u32) -> Result<Self, Lc3Error> {
+        let codec_rate_hz = match rate_hz {
+            8_000 | 16_000 | 24_000 | 32_000 | 48_000 => rate_hz,
+            44_100 => 48_000,
+            _ => return Err(Lc3Error::SampleRate { hz: rate_hz }),
+        };
+        let dt = duration.us() as c_int;
+        let sr = codec_rate_hz as c_int;
+        let lib = |call| Lc3Error::Library {
+            call,
+            duration,
+            rate_hz,
+        };
+        // SAFETY: pure functions of their integer arguments.
+        let frame_samples = unsafe { ffi::lc3_frame_samples(dt, sr) };
+        let delay_samples = unsafe { ffi::lc3_delay_samples(dt, sr) };
+        Ok(Self {
+            duration,
+            rate_hz,
+            codec_rate_hz,
+            frame_samples: usize::try_from(frame_samples).map_err(|_| lib("lc3_frame_samples"))?,
+            delay_samples: usize::try_from(delay_samples).map_err(|_| lib("lc3_delay_samples"))?,
+        })
+    }
+
+    fn samples_to_duration(&self, samples: usize) -> Duration {
+        Duration::from_nanos(samples as u64 * 1_000_000_000 / u64::from(self.rate_hz))
+    }
+
+    fn check_frame_bytes(&self, bytes: usize) -> Result<(), Lc3Error> {
+        if (MIN_FRAME_BYTES..=MAX_FRAME_BYTES).contains(&bytes) {
+            Ok(())
+        } else {
+            Err(Lc3Error::FrameBytes {
+                bytes,
+                duration: self.duration,
+            })
+        }
+    }
+
+    /// Checks that `len` samples at `stride` hold one frame; returns the stride as liblc3 takes it.
+    fn check_pcm(&self, len: usize, stride: usize) -> Result<c_int, Lc3Error> {
+        if stride == 0 || stride > i16::MAX as usize {
+            return Err(Lc3Error::Stride { stride });
+        }
+        let need = (self.frame_samples - 1) * stride + 1;
+        let ok = if stride == 1 { len == need } else { len >= need };
+        if !ok {
+            return Err(Lc3Error::PcmLength {
+                need,
+                got: len,
+                duration: self.duration,
+                rate_hz: self.rate_hz,
+            });
+        }
+        Ok(stride as c_int)
+    }
+
+    fn error(&self, call: &'static str) -> Lc3Error {
+        Lc3Error::Library {
+            call,
+            duration: self.duration,
+            rate_hz: self.rate_hz,
+        }
+    }
+}
+
+/// Pointer-aligned zeroed memory of at least `bytes` bytes (liblc3 requires pointer alignment).
+fn state_memory(bytes: usize) -> Vec<usize> {
+    vec![0usize; bytes.div_ceil(std::mem::size_of::<usize>())]
+}
+
+/// Encodes one channel of PCM into LC3 frames.
+pub struct Lc3Encoder {
+    p: Params,
+    /// The encoder state; liblc3's handle is this memory's address (checked in `new`).
+    mem: Vec<usize>,
+}
+
+impl fmt::Debug for Lc3Encoder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Lc3Encoder")
+            .field("params", &self.p)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Lc3Encoder {
+    /// An encoder for `duration` frames of PCM at `sample_rate_hz` (one of [`SAMPLE_RATES_HZ`]).
+    pub fn new(duration: FrameDuration, sample_rate_hz: u32) -> Result<Self, Lc3Error> {
+        let p = Params::new(duration, sample_rate_hz)?;
+        let (dt, sr) = (duration.us() as c_int, p.codec_rate_hz as c_int);
+        // SAFETY: pure function of its integer arguments.
+        let size = unsafe { ffi::lc3_encoder_size(dt, sr) } as usize;
+        if size == 0 {
+            return Err(p.error("lc3_encoder_size"));
+        }
+        let mut mem = state_memory(size);
+        let base = mem.as_mut_ptr();
+        // SAFETY: `mem` holds at least `size` bytes, pointer-aligned, and lives as long as the encoder.
+        // sr_pcm_hz = 0: the PCM is at the codec rate (44.1 kHz is fed as-is to the 48 kHz codec).
+        let handle = unsafe { ffi::lc3_setup_encoder(dt, sr, 0, base.cast::<c_void>()) };
+        if handle.is_null() || handle.cast::<usize>() != base {
+            return Err(p.error("lc3_setup_encoder"));
+        }
+        Ok(Self { p, mem })
+    }
+
+    /// PCM samples (of this one channel) per frame.
+    pub fn frame_samples(&self) -> usize {
+        self.p.frame_samples
+    }
+
+    /// The codec's algorithmic delay in samples (`lc3_delay_samples`), excluding the one frame of buffering.
+    pub fn delay_samples(&self) -> usize {
+        self.p.delay_samples
+    }
+
+    /// [`Self::delay_samples`] as a time at this encoder's sample rate.
+    pub fn delay(&self) -> Duration {
+        self.p.samples_to_duration(self.p.delay_samples)
+    }
+
+    /// The nominal frame duration.
+    pub fn frame_duration(&self) -> FrameDuration {
+        self.p.duration
+    }
+
+    /// How long one frame of PCM lasts at this sample rate (10.884 ms for 10 ms frames at 44.1 kHz).
+    pub fn frame_time(&self) -> Duration {
+        self.p.samples_to_duration(self.p.frame_samples)
+    }
+
+    /// The PCM sample rate in Hz.
+    pub fn sample_rate_hz(&self) -> u32 {
+        self.p.rate_hz
+    }
+
+    /// Encodes exactly one frame of PCM (`frame_samples()` samples) into `out`, whose length is the frame size
+    /// in bytes (20..=400; constant bitrate, may change per frame). Returns the number of bytes written.
+    pub fn encode<S: Sample>(&mut self, pcm: &[S], out: &mut [u8]) -> Result<usize, Lc3Error> {
+        self.encode_strided(pcm, 1, out)
+    }
+
+    /// Like [`Self::encode`], reading every `stride`-th sample from `pcm` (one channel of interleaved PCM: pass
+    /// `&pcm[channel..]` and the channel count).
+    pub fn encode_strided<S: Sample>(&mut self, pcm: &[S], stride: usize, out: &mut [u8]) -> Result<usize, Lc3Error> {
+        let stride = self.p.check_pcm(pcm.len(), stride)?;
+        self.p.check_frame_bytes(out.len())?;
+        // SAFETY: the handle is our live state; `pcm` holds (frame_samples-1)*stride+1 samples of the format
+        // S::FORMAT names; `out` holds exactly `out.len()` bytes, which liblc3 fills.
+        let rc = unsafe {
+            ffi::lc3_encode(
+                self.mem.as_mut_ptr().cast(),
+                S::FORMAT,
+                pcm.as_ptr().cast(),
+                stride,
+                out.len() as c_int,
+                out.as_mut_ptr().cast(),
+            )
+        };
+        if rc != 0 {
+            return Err(self.p.error("lc3_encode"));
+        }
+        Ok(out.len())
+    }
+}
+
+/// What [`Lc3Decoder::decode`] produced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decoded {
+    /// The frame was decoded.
+    Frame,
+    /// Packet loss concealment filled in: no frame was given, or the frame was corrupt.
+    Concealed,
+}
+
+/// Decodes LC3 frames of one channel into PCM.
+pub struct Lc3Decoder {
+    p: Params,
+    /// The decoder state; liblc3's handle is this memory's address (checked in `new`).
+    mem: Vec<usize>,
+}
+
+impl fmt::Debug for Lc3Decoder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Lc3Decoder")
+            .field("params", &self.p)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Lc3Decoder {
+    /// A decoder for `duration` frames, producing PCM at `sample_rate_hz` (one of [`SAMPLE_RATES_HZ`]).
+    pub fn new(duration: FrameDuration, sample_rate_hz: u32) -> Result<Self, Lc3Error> {
+        let p = Params::new(duration, sample_rate_hz)?;
+        let (dt, sr) = (duration.us() as c_int, p.codec_rate_hz as c_int);
+        // SAFETY: pure function of its integer arguments.
+        let size = unsafe { ffi::lc3_decoder_size(dt, sr) } as usize;
+        if size == 0 {
+            return Err(p.error("lc3_decoder_size"));
+        }
+        let mut mem = state_memory(size);
+        let base = mem.as_mut_ptr();
+        // SAFETY: as in `Lc3Encoder::new`.
+        let handle = unsafe { ffi::lc3_setup_decoder(dt, sr, 0, base.cast::<c_void>()) };
+        if handle.is_null() || handle.cast::<usize>() != base {
+            return Err(p.error("lc3_setup_decoder"));
+        }
+        Ok(Self { p, mem })
+    }
+
+    /// PCM samples (of this one channel) per frame.
+    pub fn frame_samples(&self) -> usize {
+        self.p.frame_samples
+    }
+
+    /// The codec's algorithmic delay in samples (`lc3_delay_samples`).
+    pub fn delay_samples(&self) -> usize {
+        self.p.delay_samples
+    }
+
+    /// The nominal frame duration.
+    pub fn frame_duration(&self) -> FrameDuration {
+        self.p.duration
+    }
+
+    /// The PCM sample rate in Hz.
+    pub fn sample_rate_hz(&self) -> u32 {
+        self.p.rate_hz
+    }
+
+    /// Decodes one frame (20..=400 bytes) into exactly `frame_samples()` samples of `pcm`; `None` runs packet loss
+    /// concealment for a lost frame.
+    pub fn decode<S: Sample>(&mut self, frame: Option<&[u8]>, pcm: &mut [S]) -> Result<Decoded, Lc3Error> {
+        self.decode_strided(frame, pcm, 1)
+    }
+
+    /// Like [`Self::decode`], writing every `stride`-th sample of `pcm` (one channel of interleaved PCM).
+    pub fn decode_strided<S: Sample>(
+        &mut self,
+        frame: Option<&[u8]>,
+        pcm: &mut [S],
+        stride: usize,
+    ) -> Result<Decoded, Lc3Error> {
+        let stride = self.p.check_pcm(pcm.len(), stride)?;
+        let (input, nbytes) = match frame {
+            Some(f) => {
+                self.p.check_frame_bytes(f.len())?;
+                (f.as_ptr().cast::<c_void>(), f.len() as c_int)
+            }
+            None => (std::ptr::null(), 0),
+        };
+        // SAFETY: the handle is our live state; `input` is NULL (PLC) or `nbytes` readable bytes; `pcm` has room
+        // for (frame_samples-1)*stride+1 samples of the format S::FORMAT names.
+        let rc = unsafe {
+            ffi::lc3_decode(
+                self.mem.as_mut_ptr().cast(),
+                input,
+                nbytes,
+                S::FORMAT,
+                pcm.as_mut_ptr().cast(),
+                stride,
+            )
+        };
+        match rc {
+            0 => Ok(Decoded::Frame),
+            1 => Ok(Decoded::Concealed),
+            _ => Err(self.p.error("lc3_decode")),
+        }
+    }
+}
+
+/// The bitrate (bit/s) of `frame_bytes`-byte frames of `duration` (`lc3_resolve_bitrate`; nominal durations, so
+/// 44.1 kHz streams run about 8 % below it).
+pub fn bitrate_bps(duration: FrameDuration, frame_bytes: usize) -> Result<u32, Lc3Error> {
+    if !(MIN_FRAME_BYTES..=MAX_FRAME_BYTES).contains(&frame_bytes) {
+        return Err(Lc3Error::FrameBytes {
+            bytes: frame_bytes,
+            duration,
+        });
+    }
+    // SAFETY: pure function of its integer arguments.
+    let bps = unsafe { ffi::lc3_resolve_bitrate(duration.us() as c_int, frame_bytes as c_int) };
+    u32::try_from(bps).map_err(|_| Lc3Error::FrameBytes {
+        bytes: frame_bytes,
+        duration,
+    })
+}
+
+/// The frame size in bytes for a bitrate (`lc3_frame_bytes`, rounded down, clamped by liblc3 to 20..=400).
+pub fn frame_bytes_for_bitrate(duration: FrameDuration, bitrate_bps: u32) -> usize {
+    let bps = bitrate_bps.min(i32::MAX as u32) as c_int;
+    // SAFETY: pure function of its integer arguments.
+    let n = unsafe { ffi::lc3_frame_bytes(duration.us() as c_int, bps) };
+    usize::try_from(n).unwrap_or(MIN_FRAME_BYTES)
+}
+
+#[cfg(test)]
+pub(crate) mod tests;
