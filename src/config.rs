@@ -179,12 +179,25 @@ pub struct OutputConfig {
     /// Simulated speaker parameters.
     #[serde(default)]
     pub sim: Option<Spanned<SimParams>>,
+    /// A2DP: the speaker's Bluetooth address.
+    #[serde(default)]
+    pub address: Option<Spanned<String>>,
+    /// A2DP: the adapter to use (`hci0`…); default: placed automatically.
+    #[serde(default)]
+    pub adapter: Option<Spanned<String>>,
+    /// A2DP: `high` (default) or `xq`.
+    #[serde(default)]
+    pub sbc_quality: Option<crate::bluez::a2dp::sbc_caps::SbcQuality>,
 }
 
 /// Output kinds this build knows, with a line each for `--help` and errors.
 pub const OUTPUT_KINDS: &[(&str, &str)] = &[
     ("sim", "a simulated speaker (parameters in `sim = { … }`)"),
     ("file", "a WAV file (`path`, default NAME.wav)"),
+    (
+        "a2dp",
+        "a classic Bluetooth speaker (`address`, optional `adapter`, `sbc_quality`, `delay_ms` fallback)",
+    ),
     (
         "pipe",
         "raw S16LE 48 kHz stereo in real time to a FIFO or `-` for stdout (`path`, `delay_ms`)",
@@ -212,7 +225,16 @@ pub struct OutputSpec {
     pub delay_ns: i64,
     /// Sim parameters.
     pub sim: SimParams,
+    /// A2DP speaker address (`XX:XX:XX:XX:XX:XX`), empty for other kinds.
+    pub address: String,
+    /// A2DP adapter, if pinned.
+    pub adapter: Option<String>,
+    /// A2DP SBC quality.
+    pub sbc_quality: crate::bluez::a2dp::sbc_caps::SbcQuality,
 }
+
+/// Delay assumed for an A2DP speaker that reports none (PipeWire assumes 200 ms for SBC; most speakers report).
+pub const A2DP_FALLBACK_DELAY_MS: f64 = 150.0;
 
 fn pos(text: &str, offset: usize) -> (usize, usize) {
     let before = &text[..offset.min(text.len())];
@@ -404,11 +426,55 @@ impl Config {
                     wrong_key(true, "path", p.span())?;
                 }
             }
-            if kind != "pipe" {
+            if kind != "pipe" && kind != "a2dp" {
                 if let Some(d) = &o.delay_ms {
                     wrong_key(true, "delay_ms", d.span())?;
                 }
             }
+            if kind != "a2dp" {
+                for (key, v) in [("address", &o.address), ("adapter", &o.adapter)] {
+                    if let Some(v) = v {
+                        wrong_key(true, key, v.span())?;
+                    }
+                }
+            }
+            let address = match (&o.address, kind) {
+                (Some(a), "a2dp") => {
+                    let ok = a.get_ref().parse::<bluer::Address>().is_ok() && a.get_ref().len() == 17;
+                    if !ok {
+                        return Err(err_at(
+                            a.span(),
+                            format!(
+                                "output.address {:?} is not a Bluetooth address like 00:11:22:33:44:55",
+                                a.get_ref()
+                            ),
+                        ));
+                    }
+                    a.get_ref().to_ascii_uppercase()
+                }
+                (None, "a2dp") => {
+                    return Err(err_at(
+                        o.kind.span(),
+                        "output.address is required for kind \"a2dp\"".into(),
+                    ))
+                }
+                _ => String::new(),
+            };
+            let adapter = match &o.adapter {
+                Some(a) if !a.get_ref().starts_with("hci") || a.get_ref()[3..].parse::<u16>().is_err() => {
+                    return Err(err_at(
+                        a.span(),
+                        format!("output.adapter {:?} must look like hci0", a.get_ref()),
+                    ))
+                }
+                Some(a) => Some(a.get_ref().clone()),
+                None => None,
+            };
+            let delay_ns = if kind == "a2dp" && o.delay_ms.is_none() {
+                (A2DP_FALLBACK_DELAY_MS * 1e6) as i64
+            } else {
+                delay_ns
+            };
             let sim = o.sim.as_ref().map(|s| s.get_ref().clone()).unwrap_or_default();
             if let Err(m) = sim.validate() {
                 let span = o.sim.as_ref().map(|s| s.span()).unwrap_or(0..0);
@@ -433,6 +499,9 @@ impl Config {
                 path,
                 delay_ns,
                 sim,
+                address,
+                adapter,
+                sbc_quality: o.sbc_quality.unwrap_or_default(),
             });
         }
         Ok(Loaded {
@@ -589,7 +658,12 @@ delay_ms = 10
     #[test]
     fn every_kind_works_with_defaults() {
         for (kind, _) in OUTPUT_KINDS {
-            let t = format!("[source]\nkind = \"tone\"\n[[output]]\nname = \"x\"\nkind = \"{kind}\"\n");
+            let extra = if *kind == "a2dp" {
+                "address = \"00:11:22:33:44:55\"\n"
+            } else {
+                ""
+            };
+            let t = format!("[source]\nkind = \"tone\"\n[[output]]\nname = \"x\"\nkind = \"{kind}\"\n{extra}");
             Config::parse("t.toml", &t).unwrap();
         }
     }

@@ -55,6 +55,29 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Look for Bluetooth devices nearby (put the speaker in pairing mode first).
+    Scan {
+        /// Adapter to scan with (default: the first).
+        #[arg(long)]
+        adapter: Option<String>,
+        /// How long to scan.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Pair with a speaker, trust it and connect it (headless: no PIN or confirmation).
+    Pair {
+        /// The speaker's address, e.g. 00:11:22:33:44:55.
+        address: String,
+        /// Adapter to pair from (default: the first); use the adapter the speaker will play on.
+        #[arg(long)]
+        adapter: Option<String>,
+        /// How long to look for it if BlueZ does not know it yet.
+        #[arg(long, default_value_t = 20)]
+        seconds: u64,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -96,6 +119,12 @@ fn main() {
             json,
         }) => bench_sync(seconds, outputs, !no_drift_control, json),
         Command::Adapters { json } => adapters(json),
+        Command::Scan { adapter, seconds, json } => scan(adapter.as_deref(), seconds, json),
+        Command::Pair {
+            address,
+            adapter,
+            seconds,
+        } => pair(&address, adapter.as_deref(), seconds),
     };
     if let Err(e) = result {
         eprintln!("bluebridge: {e:#}");
@@ -239,4 +268,33 @@ fn known_kinds() -> String {
         .map(|(k, d)| format!("{k}: {d}"))
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+fn scan(adapter: Option<&str>, seconds: u64, json: bool) -> Result<()> {
+    let rt = tokio::runtime::Runtime::new()?;
+    let seen = rt
+        .block_on(bluebridge::bluez::pairing::scan(adapter, seconds))
+        .context("cannot scan through BlueZ (is bluetoothd running? is the adapter there?)")?;
+    if json {
+        println!("{}", serde_json::json!({ "devices": seen }));
+    } else {
+        for d in &seen {
+            let kind = if d.a2dp_sink { "A2DP speaker" } else { "" };
+            let paired = if d.paired { "paired" } else { "" };
+            println!("{}\t{}\t{kind}\t{paired}", d.address, d.name);
+        }
+    }
+    Ok(())
+}
+
+fn pair(address: &str, adapter: Option<&str>, seconds: u64) -> Result<()> {
+    let addr: bluer::Address = address
+        .parse()
+        .map_err(|_| anyhow::anyhow!("{address:?} is not a Bluetooth address like 00:11:22:33:44:55"))?;
+    let rt = tokio::runtime::Runtime::new()?;
+    let msg = rt
+        .block_on(bluebridge::bluez::pairing::pair(addr, adapter, seconds))
+        .with_context(|| format!("pairing with {address} failed"))?;
+    println!("{msg}");
+    Ok(())
 }

@@ -58,7 +58,8 @@ pub struct MediaBus {
 impl MediaBus {
     /// Connects to the system bus (must run inside a tokio runtime) and starts serving method calls.
     pub fn connect() -> Result<Self, MediaError> {
-        let (resource, conn) = dbus_tokio::connection::new_system_sync().map_err(MediaError::dbus("connecting to the system bus"))?;
+        let (resource, conn) =
+            dbus_tokio::connection::new_system_sync().map_err(MediaError::dbus("connecting to the system bus"))?;
         tokio::spawn(async move {
             let err = resource.await;
             tracing::error!("lost the D-Bus connection: {err}");
@@ -88,16 +89,31 @@ impl MediaBus {
 
     /// BlueZ's current unique name (calls to our endpoints are accepted only from it).
     pub async fn bluez_owner(&self) -> Result<String, MediaError> {
-        let proxy = dbus::nonblock::Proxy::new("org.freedesktop.DBus", "/org/freedesktop/DBus", CALL_TIMEOUT, self.conn.clone());
+        let proxy = dbus::nonblock::Proxy::new(
+            "org.freedesktop.DBus",
+            "/org/freedesktop/DBus",
+            CALL_TIMEOUT,
+            self.conn.clone(),
+        );
         let (owner,): (String,) = proxy
             .method_call("org.freedesktop.DBus", "GetNameOwner", (BLUEZ,))
             .await
-            .map_err(MediaError::dbus("looking up org.bluez on the system bus (is bluetoothd running?)"))?;
+            .map_err(MediaError::dbus(
+                "looking up org.bluez on the system bus (is bluetoothd running?)",
+            ))?;
         Ok(owner)
     }
 
     /// A proxy to a BlueZ object.
-    pub fn bluez_proxy(&self, path: impl Into<dbus::Path<'static>>) -> dbus::nonblock::Proxy<'static, Arc<SyncConnection>> {
-        dbus::nonblock::Proxy::new(BusName::new(BLUEZ).expect("valid"), path.into(), CALL_TIMEOUT, self.conn.clone())
+    pub fn bluez_proxy(
+        &self,
+        path: impl Into<dbus::Path<'static>>,
+    ) -> dbus::nonblock::Proxy<'static, Arc<SyncConnection>> {
+        dbus::nonblock::Proxy::new(
+            BusName::new(BLUEZ).expect("valid"),
+            path.into(),
+            CALL_TIMEOUT,
+            self.conn.clone(),
+        )
     }
 }

@@ -51,8 +51,14 @@ fn check_sender(ctx: &dbus_crossroads::Context, st: &EndpointState) -> Result<()
     match ctx.message().sender() {
         Some(s) if *s == *st.bluez_owner => Ok(()),
         other => {
-            tracing::warn!("media endpoint: refused a call from {:?} (only BlueZ may call it)", other.map(|s| s.to_string()));
-            Err(MethodErr::from(("org.bluez.Error.NotAuthorized", "only BlueZ may call this endpoint")))
+            tracing::warn!(
+                "media endpoint: refused a call from {:?} (only BlueZ may call it)",
+                other.map(|s| s.to_string())
+            );
+            Err(MethodErr::from((
+                "org.bluez.Error.NotAuthorized",
+                "only BlueZ may call this endpoint",
+            )))
         }
     }
 }
@@ -76,7 +82,11 @@ impl EndpointHandle {
 
 impl Drop for EndpointHandle {
     fn drop(&mut self) {
-        self.bus.cr.lock().expect("crossroads lock").remove::<EndpointState>(&self.path);
+        self.bus
+            .cr
+            .lock()
+            .expect("crossroads lock")
+            .remove::<EndpointState>(&self.path);
         let proxy = self.bus.bluez_proxy(self.adapter_path.clone());
         let path = self.path.clone();
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
@@ -91,7 +101,11 @@ impl Drop for EndpointHandle {
 }
 
 /// Serves an A2DP SBC source endpoint and registers it on `adapter` (e.g. `hci0`).
-pub async fn register_a2dp_source(bus: &MediaBus, adapter: &str, quality: SbcQuality) -> Result<EndpointHandle, MediaError> {
+pub async fn register_a2dp_source(
+    bus: &MediaBus,
+    adapter: &str,
+    quality: SbcQuality,
+) -> Result<EndpointHandle, MediaError> {
     let owner = bus.bluez_owner().await?;
     let adapter_path = format!("/org/bluez/{adapter}");
     let path = dbus::Path::new(format!("/org/bluebridge/{adapter}/a2dp_source_sbc")).map_err(MediaError::Protocol)?;
@@ -99,56 +113,100 @@ pub async fn register_a2dp_source(bus: &MediaBus, adapter: &str, quality: SbcQua
     {
         let mut cr = bus.cr.lock().expect("crossroads lock");
         let iface = cr.register(INTERFACE, |b: &mut dbus_crossroads::IfaceBuilder<EndpointState>| {
-            b.method("SelectConfiguration", ("capabilities",), ("configuration",), |ctx, st, (caps,): (Vec<u8>,)| {
-                check_sender(ctx, st)?;
-                match sbc_caps::select(&caps, st.quality) {
-                    Ok(conf) => {
-                        tracing::info!("SelectConfiguration: speaker offers {caps:02x?}, chose {conf:02x?}");
-                        Ok((conf.to_vec(),))
+            b.method(
+                "SelectConfiguration",
+                ("capabilities",),
+                ("configuration",),
+                |ctx, st, (caps,): (Vec<u8>,)| {
+                    check_sender(ctx, st)?;
+                    match sbc_caps::select(&caps, st.quality) {
+                        Ok(conf) => {
+                            tracing::info!("SelectConfiguration: speaker offers {caps:02x?}, chose {conf:02x?}");
+                            Ok((conf.to_vec(),))
+                        }
+                        Err(e) => {
+                            tracing::warn!("SelectConfiguration: {e}");
+                            Err(MethodErr::from((e.name, e.message)))
+                        }
                     }
-                    Err(e) => {
-                        tracing::warn!("SelectConfiguration: {e}");
-                        Err(MethodErr::from((e.name, e.message)))
+                },
+            );
+            b.method(
+                "SetConfiguration",
+                ("transport", "properties"),
+                (),
+                |ctx, st, (transport, props): (dbus::Path<'static>, PropMap)| {
+                    check_sender(ctx, st)?;
+                    let configuration: Vec<u8> = dbus::arg::prop_cast::<Vec<u8>>(&props, "Configuration")
+                        .cloned()
+                        .unwrap_or_default();
+                    if let Err(e) = sbc_caps::check(&configuration) {
+                        tracing::warn!("SetConfiguration {transport}: {e}");
+                        return Err(MethodErr::from((e.name, e.message)));
                     }
-                }
-            });
-            b.method("SetConfiguration", ("transport", "properties"), (), |ctx, st, (transport, props): (dbus::Path<'static>, PropMap)| {
-                check_sender(ctx, st)?;
-                let configuration: Vec<u8> = dbus::arg::prop_cast::<Vec<u8>>(&props, "Configuration").cloned().unwrap_or_default();
-                if let Err(e) = sbc_caps::check(&configuration) {
-                    tracing::warn!("SetConfiguration {transport}: {e}");
-                    return Err(MethodErr::from((e.name, e.message)));
-                }
-                let device = dbus::arg::prop_cast::<dbus::Path>(&props, "Device").map(|p| p.to_string()).unwrap_or_default();
-                let delay = dbus::arg::prop_cast::<u16>(&props, "Delay").copied();
-                tracing::info!("SetConfiguration: {transport} for {device}, {configuration:02x?}, delay {delay:?}");
-                let _ = st.events.send(EndpointEvent::SetConfiguration { transport: transport.to_string(), device, configuration, delay });
-                Ok(())
-            });
-            b.method("ClearConfiguration", ("transport",), (), |ctx, st, (transport,): (dbus::Path<'static>,)| {
-                check_sender(ctx, st)?;
-                let _ = st.events.send(EndpointEvent::ClearConfiguration { transport: transport.to_string() });
-                Ok(())
-            });
+                    let device = dbus::arg::prop_cast::<dbus::Path>(&props, "Device")
+                        .map(|p| p.to_string())
+                        .unwrap_or_default();
+                    let delay = dbus::arg::prop_cast::<u16>(&props, "Delay").copied();
+                    tracing::info!("SetConfiguration: {transport} for {device}, {configuration:02x?}, delay {delay:?}");
+                    let _ = st.events.send(EndpointEvent::SetConfiguration {
+                        transport: transport.to_string(),
+                        device,
+                        configuration,
+                        delay,
+                    });
+                    Ok(())
+                },
+            );
+            b.method(
+                "ClearConfiguration",
+                ("transport",),
+                (),
+                |ctx, st, (transport,): (dbus::Path<'static>,)| {
+                    check_sender(ctx, st)?;
+                    let _ = st.events.send(EndpointEvent::ClearConfiguration {
+                        transport: transport.to_string(),
+                    });
+                    Ok(())
+                },
+            );
             b.method("Release", (), (), |ctx, st, (): ()| {
                 check_sender(ctx, st)?;
                 let _ = st.events.send(EndpointEvent::Released);
                 Ok(())
             });
         });
-        cr.insert(path.clone(), &[iface], EndpointState { bluez_owner: owner, quality, events: tx });
+        cr.insert(
+            path.clone(),
+            &[iface],
+            EndpointState {
+                bluez_owner: owner,
+                quality,
+                events: tx,
+            },
+        );
     }
     let mut props: HashMap<&str, Variant<Box<dyn RefArg>>> = HashMap::new();
     props.insert("UUID", Variant(Box::new(A2DP_SOURCE_UUID.to_string())));
     props.insert("Codec", Variant(Box::new(CODEC_SBC)));
-    props.insert("Capabilities", Variant(Box::new(sbc_caps::SOURCE_CAPABILITIES.to_vec())));
+    props.insert(
+        "Capabilities",
+        Variant(Box::new(sbc_caps::SOURCE_CAPABILITIES.to_vec())),
+    );
     props.insert("DelayReporting", Variant(Box::new(true)));
-    let handle = EndpointHandle { bus: bus.clone(), adapter_path: adapter_path.clone(), path: path.clone(), events: rx };
+    let handle = EndpointHandle {
+        bus: bus.clone(),
+        adapter_path: adapter_path.clone(),
+        path: path.clone(),
+        events: rx,
+    };
     let proxy = bus.bluez_proxy(adapter_path.clone());
     proxy
         .method_call::<(), _, _, _>(MEDIA_INTERFACE, "RegisterEndpoint", (path.clone(), props))
         .await
-        .map_err(MediaError::dbus(format!("registering the A2DP source endpoint on {adapter}")))?;
+        .map_err(MediaError::dbus(format!(
+            "registering the A2DP source endpoint on {adapter}"
+        )))?;
     tracing::info!("A2DP SBC source endpoint registered on {adapter} at {path}");
     Ok(handle)
 }

@@ -21,27 +21,45 @@ pub struct Acquired {
 /// Acquires `transport`: `TryAcquire` when BlueZ says it is already streaming ("pending"), `Acquire` otherwise.
 pub async fn acquire(bus: &MediaBus, transport: &str) -> Result<Acquired, MediaError> {
     let proxy = bus.bluez_proxy(transport.to_string());
-    let state: String = proxy.get(INTERFACE, "State").await.map_err(MediaError::dbus(format!("reading {transport} State")))?;
+    let state: String = proxy
+        .get(INTERFACE, "State")
+        .await
+        .map_err(MediaError::dbus(format!("reading {transport} State")))?;
     let method = if state == "pending" { "TryAcquire" } else { "Acquire" };
-    let (fd, read_mtu, write_mtu): (dbus::arg::OwnedFd, u16, u16) =
-        proxy.method_call(INTERFACE, method, ()).await.map_err(MediaError::dbus(format!("{method} on {transport}")))?;
+    let (fd, read_mtu, write_mtu): (dbus::arg::OwnedFd, u16, u16) = proxy
+        .method_call(INTERFACE, method, ())
+        .await
+        .map_err(MediaError::dbus(format!("{method} on {transport}")))?;
     // SAFETY: dbus hands us ownership of the descriptor.
     let fd: OwnedFd = unsafe { std::os::fd::FromRawFd::from_raw_fd(fd.into_fd()) };
-    Ok(Acquired { fd, read_mtu, write_mtu })
+    Ok(Acquired {
+        fd,
+        read_mtu,
+        write_mtu,
+    })
 }
 
 /// Releases `transport` (AVDTP SUSPEND for A2DP). Errors are returned for logging; the transport may be gone.
 pub async fn release(bus: &MediaBus, transport: &str) -> Result<(), MediaError> {
     let proxy = bus.bluez_proxy(transport.to_string());
-    proxy.method_call::<(), _, _, _>(INTERFACE, "Release", ()).await.map_err(MediaError::dbus(format!("Release on {transport}")))
+    proxy
+        .method_call::<(), _, _, _>(INTERFACE, "Release", ())
+        .await
+        .map_err(MediaError::dbus(format!("Release on {transport}")))
 }
 
 /// The sink's delay report in 1/10 ms, if it reports one.
 pub async fn delay(bus: &MediaBus, transport: &str) -> Option<u16> {
-    bus.bluez_proxy(transport.to_string()).get::<u16>(INTERFACE, "Delay").await.ok()
+    bus.bluez_proxy(transport.to_string())
+        .get::<u16>(INTERFACE, "Delay")
+        .await
+        .ok()
 }
 
 /// The transport's state (`idle`, `pending`, `active`, `broadcasting`), if it still exists.
 pub async fn state(bus: &MediaBus, transport: &str) -> Option<String> {
-    bus.bluez_proxy(transport.to_string()).get::<String>(INTERFACE, "State").await.ok()
+    bus.bluez_proxy(transport.to_string())
+        .get::<String>(INTERFACE, "State")
+        .await
+        .ok()
 }

@@ -1,8 +1,10 @@
 //! Everything that talks to BlueZ over D-Bus. Nothing outside this module imports `bluer` or `dbus`.
 
 pub mod a2dp;
+pub mod a2dp_speaker;
 pub mod adapters;
+pub mod bap;
 pub mod media;
 pub mod media_endpoint;
 pub mod media_transport;
-pub mod bap;
+pub mod pairing;

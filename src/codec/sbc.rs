@@ -104,16 +104,23 @@ impl Sbc {
         // SAFETY: raw is a valid sbc_t; conf is valid for conf.len() bytes.
         let rc = unsafe { sbc_init_a2dp(&mut *raw, 0, conf.as_ptr().cast(), conf.len()) };
         if rc != 0 {
-            return Err(SbcError::Config { conf: conf.to_vec(), code: rc });
+            return Err(SbcError::Config {
+                conf: conf.to_vec(),
+                code: rc,
+            });
         }
         raw.endian = 0; // SBC_LE: our PCM is little-endian
-        // libsbc leaves the bitpool at its default (32); a source encodes at the configuration's maximum.
+                        // libsbc leaves the bitpool at its default (32); a source encodes at the configuration's maximum.
         if let Some(&max_bitpool) = conf.get(3) {
             raw.bitpool = max_bitpool;
         }
         // SAFETY: initialised above.
         let (frame_length, codesize) = unsafe { (sbc_get_frame_length(&mut *raw), sbc_get_codesize(&mut *raw)) };
-        Ok(Self { raw, frame_length, codesize })
+        Ok(Self {
+            raw,
+            frame_length,
+            codesize,
+        })
     }
 
     /// Bytes of one encoded SBC frame.
@@ -135,7 +142,10 @@ impl Sbc {
     /// appending it to `out`.
     pub fn encode_frame(&mut self, pcm: &[u8], out: &mut Vec<u8>) -> Result<(), SbcError> {
         if pcm.len() != self.codesize {
-            return Err(SbcError::Size { need: self.codesize, got: pcm.len() });
+            return Err(SbcError::Size {
+                need: self.codesize,
+                got: pcm.len(),
+            });
         }
         let start = out.len();
         out.resize(start + self.frame_length, 0);
@@ -153,7 +163,10 @@ impl Sbc {
         };
         if rc < 0 || written <= 0 {
             out.truncate(start);
-            return Err(SbcError::Codec { what: "encode", code: rc.min(written) });
+            return Err(SbcError::Codec {
+                what: "encode",
+                code: rc.min(written),
+            });
         }
         out.truncate(start + written as usize);
         Ok(())
@@ -177,7 +190,10 @@ impl Sbc {
         };
         if rc <= 0 {
             out.truncate(start);
-            return Err(SbcError::Codec { what: "decode", code: rc });
+            return Err(SbcError::Codec {
+                what: "decode",
+                code: rc,
+            });
         }
         out.truncate(start + written);
         Ok(rc as usize)
@@ -229,7 +245,10 @@ mod tests {
         while off < encoded.len() {
             off += dec.decode_frame(&encoded[off..], &mut decoded).unwrap();
         }
-        let out: Vec<i16> = decoded.chunks_exact(2).map(|b| i16::from_le_bytes([b[0], b[1]])).collect();
+        let out: Vec<i16> = decoded
+            .chunks_exact(2)
+            .map(|b| i16::from_le_bytes([b[0], b[1]]))
+            .collect();
         assert_eq!(out.len(), pcm.len());
         // Compare after the codec delay (73 frames), left channel; SNR well above 30 dB for a pure tone.
         let d = SBC_DELAY_FRAMES as usize;
@@ -246,8 +265,14 @@ mod tests {
 
     #[test]
     fn bad_configuration_and_sizes_are_errors() {
-        assert!(matches!(Sbc::new_a2dp(&[0xff, 0xff, 2, 250]), Err(SbcError::Config { .. })));
+        assert!(matches!(
+            Sbc::new_a2dp(&[0xff, 0xff, 2, 250]),
+            Err(SbcError::Config { .. })
+        ));
         let mut s = Sbc::new_a2dp(&CONF_48K_JS).unwrap();
-        assert_eq!(s.encode_frame(&[0; 10], &mut vec![]), Err(SbcError::Size { need: 512, got: 10 }));
+        assert_eq!(
+            s.encode_frame(&[0; 10], &mut vec![]),
+            Err(SbcError::Size { need: 512, got: 10 })
+        );
     }
 }

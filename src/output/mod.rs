@@ -5,6 +5,7 @@
 //! output whenever the output wants more; the output reports how much it holds (its transport delay) so the
 //! player knows when each frame will be heard.
 
+pub mod a2dp;
 pub mod file;
 pub mod local_clocked;
 pub mod pipe;
@@ -13,6 +14,7 @@ pub mod resample;
 pub mod sim;
 
 use crate::timeline::{AudioFormat, LocalTime};
+use std::sync::Arc;
 
 /// The format every output renders: 48 kHz, stereo, interleaved S16.
 pub const OUTPUT_FORMAT: AudioFormat = AudioFormat::STEREO_48K;
@@ -69,19 +71,80 @@ pub trait Output: Send {
 }
 
 /// What opening an output may need from the service: the async runtime (D-Bus, network) for outputs whose
-/// control side is asynchronous.
+/// control side is asynchronous, and the shared A2DP hub (one set of endpoints for all speakers).
 #[derive(Clone)]
 pub struct OutputContext {
     /// The service's tokio runtime.
     pub runtime: tokio::runtime::Handle,
+    /// Created on first use by an `a2dp` output.
+    pub a2dp: Arc<tokio::sync::Mutex<Option<crate::bluez::a2dp_speaker::A2dpHub>>>,
+}
+
+impl OutputContext {
+    /// A context on `runtime`.
+    pub fn new(runtime: tokio::runtime::Handle) -> Self {
+        Self {
+            runtime,
+            a2dp: Arc::default(),
+        }
+    }
+}
+
+/// Starts the control side of an A2DP speaker in the background: it keeps retrying until BlueZ is there, so a
+/// missing bluetoothd or adapter is logged and recovered from, never fatal.
+fn start_a2dp(spec: &crate::config::OutputSpec, ctx: &OutputContext, shared: a2dp::SharedLink) {
+    use crate::bluez::a2dp_speaker::{A2dpHub, SpeakerSpec};
+    let hub = ctx.a2dp.clone();
+    let spec = spec.clone();
+    ctx.runtime.spawn(async move {
+        let mut delay = std::time::Duration::from_secs(1);
+        loop {
+            let r: Result<(), String> = async {
+                let mut guard = hub.lock().await;
+                if guard.is_none() {
+                    *guard = Some(A2dpHub::new(spec.sbc_quality).await.map_err(|e| e.to_string())?);
+                }
+                let h = guard.as_mut().expect("just set");
+                let adapter = match &spec.adapter {
+                    Some(a) => a.clone(),
+                    None => h.place().await.map_err(|e| e.to_string())?,
+                };
+                let address: bluer::Address = spec.address.parse().map_err(|e| format!("{e}"))?;
+                h.add_speaker(
+                    SpeakerSpec {
+                        name: spec.name.clone(),
+                        adapter,
+                        address,
+                    },
+                    shared.clone(),
+                )
+                .await
+                .map_err(|e| e.to_string())
+            }
+            .await;
+            match r {
+                Ok(()) => return,
+                Err(e) => {
+                    tracing::warn!(output = spec.name, "A2DP not ready: {e}; retrying in {delay:?}");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(std::time::Duration::from_secs(30));
+                }
+            }
+        }
+    });
 }
 
 /// Opens an output of the kind named in `spec` (the registry of output kinds; see [`crate::config::OUTPUT_KINDS`]).
-pub fn open(spec: &crate::config::OutputSpec, _ctx: &OutputContext) -> Result<Box<dyn Output>, OutputError> {
+pub fn open(spec: &crate::config::OutputSpec, ctx: &OutputContext) -> Result<Box<dyn Output>, OutputError> {
     match spec.kind.as_str() {
         "sim" => Ok(Box::new(sim::SimOutput::new(spec.sim.clone()))),
         "file" => Ok(Box::new(file::FileOutput::create(&spec.path)?)),
         "pipe" => Ok(Box::new(pipe::PipeOutput::open(&spec.path, spec.delay_ns)?)),
+        "a2dp" => {
+            let shared: a2dp::SharedLink = Arc::default();
+            start_a2dp(spec, ctx, shared.clone());
+            Ok(Box::new(a2dp::A2dpOutput::new(&spec.name, shared, spec.delay_ns)))
+        }
         other => Err(OutputError::Other(format!(
             "output kind {other:?} is not in this build"
         ))),

@@ -1,0 +1,93 @@
+//! Speaker management through bluer: scanning, and headless pairing (a NoInputNoOutput agent: "just works").
+
+use bluer::agent::Agent;
+use bluer::{AdapterEvent, Address};
+use futures::StreamExt;
+use serde::Serialize;
+use std::time::Duration;
+
+/// A device seen while scanning.
+#[derive(Debug, Clone, Serialize)]
+pub struct Seen {
+    /// Its address.
+    pub address: String,
+    /// Its name or alias.
+    pub name: String,
+    /// Whether it offers an A2DP sink.
+    pub a2dp_sink: bool,
+    /// Paired already.
+    pub paired: bool,
+}
+
+async fn adapter_of(session: &bluer::Session, name: Option<&str>) -> bluer::Result<bluer::Adapter> {
+    match name {
+        Some(n) => session.adapter(n),
+        None => session.default_adapter().await,
+    }
+}
+
+/// Scans for `secs` seconds on `adapter` (default: the first) and lists what it saw.
+pub async fn scan(adapter: Option<&str>, secs: u64) -> bluer::Result<Vec<Seen>> {
+    let session = bluer::Session::new().await?;
+    let adapter = adapter_of(&session, adapter).await?;
+    adapter.set_powered(true).await?;
+    let events = adapter.discover_devices().await?;
+    futures::pin_mut!(events);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    let mut seen = std::collections::BTreeSet::new();
+    while let Ok(Some(ev)) = tokio::time::timeout_at(deadline, events.next()).await {
+        if let AdapterEvent::DeviceAdded(addr) = ev {
+            seen.insert(addr);
+        }
+    }
+    let sink: bluer::Uuid = super::a2dp::A2DP_SINK_UUID.parse().expect("valid");
+    let mut out = vec![];
+    for addr in seen {
+        let d = adapter.device(addr)?;
+        let uuids = d.uuids().await?.unwrap_or_default();
+        out.push(Seen {
+            address: addr.to_string(),
+            name: d.alias().await.unwrap_or_default(),
+            a2dp_sink: uuids.contains(&sink),
+            paired: d.is_paired().await.unwrap_or(false),
+        });
+    }
+    Ok(out)
+}
+
+/// Pairs with `address` from `adapter` (default: the first), trusts it and connects it. Headless: a
+/// NoInputNoOutput agent answers BlueZ. Discovers for up to `discover_secs` if BlueZ does not know the device.
+pub async fn pair(address: Address, adapter: Option<&str>, discover_secs: u64) -> bluer::Result<String> {
+    let session = bluer::Session::new().await?;
+    let _agent = session
+        .register_agent(Agent {
+            request_default: true,
+            ..Agent::default()
+        })
+        .await?;
+    let adapter = adapter_of(&session, adapter).await?;
+    adapter.set_powered(true).await?;
+    adapter.set_pairable(true).await?;
+    if !adapter.device_addresses().await?.contains(&address) {
+        let events = adapter.discover_devices().await?;
+        futures::pin_mut!(events);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(discover_secs);
+        loop {
+            match tokio::time::timeout_at(deadline, events.next()).await {
+                Ok(Some(AdapterEvent::DeviceAdded(a))) if a == address => break,
+                Ok(Some(_)) => {}
+                _ => break,
+            }
+        }
+    }
+    let device = adapter.device(address)?;
+    if !device.is_paired().await? {
+        device.pair().await?;
+    }
+    device.set_trusted(true).await?;
+    let sink: bluer::Uuid = super::a2dp::A2DP_SINK_UUID.parse().expect("valid");
+    if let Err(e) = device.connect_profile(&sink).await {
+        tracing::info!("paired; connecting the A2DP profile now failed ({e}); `run` connects it when needed");
+    }
+    Ok(format!("{address} paired and trusted on {}", adapter.name()))
+}
