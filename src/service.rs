@@ -98,9 +98,7 @@ pub fn run(config: &str, stop: Arc<AtomicBool>) -> Result<(), ServiceError> {
             None
         }
     };
-    let ctx = OutputContext {
-        runtime: rt.handle().clone(),
-    };
+    let ctx = OutputContext::new(rt.handle().clone());
     for (i, spec) in outputs.iter().enumerate() {
         let out = crate::output::open(spec, &ctx).map_err(|source| ServiceError::Output {
             name: spec.name.clone(),
