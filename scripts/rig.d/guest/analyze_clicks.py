@@ -1,0 +1,59 @@
+"""Analyses a capture of bluebridge's test signal (440 Hz tone at -20 dBFS + a Gaussian click every second).
+
+Prints KEY=VALUE lines: clicks (count), spacing_err_us_max (|click spacing - 1 s| worst, in µs of the capture's
+sample clock), correlation (normalised correlation with the reference signal, aligned on the first click, over
+the clicks' span), gaps (silent stretches > 10 ms inside the span), span_s.
+"""
+import math, struct, sys, wave
+
+path = sys.argv[1]
+with wave.open(path, 'rb') as f:
+    rate, ch, width = f.getframerate(), f.getnchannels(), f.getsampwidth()
+    raw = f.readframes(f.getnframes())
+n = len(raw) // (ch * width)
+left = [struct.unpack_from('<h', raw, i * ch * width)[0] / 32768.0 for i in range(n)]
+
+# Click peaks: first sample above 0.5, then the maximum within 12 samples, parabolic on the log.
+clicks, i = [], 0
+while i < n:
+    if left[i] > 0.5:
+        m = max(range(i, min(n, i + 12)), key=lambda k: left[k])
+        a, b, c = left[m - 1], left[m], left[m + 1] if m + 1 < n else left[m]
+        d = 0.0
+        if a > 0 and b > 0 and c > 0:
+            la, lb, lc = math.log(a), math.log(b), math.log(c)
+            den = la - 2 * lb + lc
+            d = 0.5 * (la - lc) / den if den else 0.0
+        clicks.append(m + d)
+        i = m + rate // 2
+    else:
+        i += 1
+print(f"rate={rate}")
+print(f"clicks={len(clicks)}")
+if len(clicks) >= 2:
+    errs = [abs((b - a) / rate - 1.0) * 1e6 for a, b in zip(clicks, clicks[1:])]
+    print(f"spacing_err_us_max={max(errs):.1f}")
+    start, end = int(clicks[0]) - 100, int(clicks[-1]) + 100
+    start, end = max(start, 0), min(end, n)
+    # Reference: same formula as bluebridge's TestSignal, click centred on the first detected click.
+    c0 = clicks[0]
+    num = den_a = den_b = 0.0
+    gap_run, gaps = 0, 0
+    for k in range(start, end):
+        t = k - c0  # frames from the first click
+        tone = 0.1 * math.sin(2 * math.pi * 440.0 * ((t + 4800) / rate))
+        dd = ((t + rate / 2) % rate) - rate / 2
+        click = 0.8 * math.exp(-(dd * dd) / (2 * 1.5 * 1.5)) if abs(dd) < 12 else 0.0
+        ref = tone + click
+        x = left[k]
+        num += ref * x; den_a += ref * ref; den_b += x * x
+        if abs(x) < 0.003:
+            gap_run += 1
+        else:
+            if gap_run > rate // 100:
+                gaps += 1
+            gap_run = 0
+    corr = num / math.sqrt(den_a * den_b) if den_a > 0 and den_b > 0 else 0.0
+    print(f"correlation={corr:.4f}")
+    print(f"gaps={gaps}")
+    print(f"span_s={(end - start) / rate:.2f}")
