@@ -69,6 +69,13 @@ pub async fn pair(address: Address, adapter: Option<&str>, discover_secs: u64) -
     adapter.set_powered(true).await?;
     adapter.set_pairable(true).await?;
     if !adapter.device_addresses().await?.contains(&address) {
+        // BR/EDR inquiry only: an LE scan can leave an LE link to the speaker, which breaks A2DP on some stacks.
+        adapter
+            .set_discovery_filter(bluer::DiscoveryFilter {
+                transport: bluer::DiscoveryTransport::BrEdr,
+                ..Default::default()
+            })
+            .await?;
         let events = adapter.discover_devices().await?;
         futures::pin_mut!(events);
         let deadline = tokio::time::Instant::now() + Duration::from_secs(discover_secs);
