@@ -59,6 +59,11 @@ fi
 figure scenario_s "$(awk -v a="$SC_START" -v b="$SC_END" 'BEGIN { printf "%.1f", b - a }')"
 console "scenario end rc=$rc (t=$(up)s)"
 
+# The emulator itself must have survived: a crashed btvirt is an emulator fault, not a bluebridge bug (the host
+# runs such a scenario once more).
+if [ "$CONTROLLERS" -gt 0 ] && ! pgrep -x btvirt > /dev/null; then
+  check emulator FAIL "btvirt is gone: $(dmesg | grep -m1 -E 'btvirt\[[0-9]+\]' || tail -2 "$O/btvirt.log")"
+fi
 # teardown: stop clients first, then daemons, so their logs end cleanly
 log "teardown"
 pkill -INT -x 'arecord|aplay|bluetoothctl|bluebridge|bluealsa|isotest' 2>/dev/null

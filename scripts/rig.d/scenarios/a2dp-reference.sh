@@ -31,14 +31,17 @@ check a2dp-connect "$([ -n "$pcm_src" ] && [ -n "$pcm_snk" ] && echo PASS || ech
   "ConnectProfile rc=$rc; source PCMs: ${pcm_src:-none}; sink PCMs: ${pcm_snk:-none}"
 for p in $pcm_src; do t 10 bluealsa-cli -B src info "$p"; done > "$O/bluealsa-pcm-info.txt" 2>&1
 CODEC=$(sed -n 's/^Selected codec: *//p' "$O/bluealsa-pcm-info.txt" | head -1)
-figure codec "${CODEC:-unknown}"
+# Play and record at the rate the transport was configured with: asking for another one makes BlueALSA
+# reconfigure the stream, which fails now and then under TCG ("Couldn't change BlueALSA PCM configuration").
+RATE=$(sed -n 's/^Sampling: *\([0-9]*\) Hz.*/\1/p' "$O/bluealsa-pcm-info.txt" | head -1); RATE=${RATE:-48000}
+figure codec "${CODEC:-unknown}"; figure sample_rate "$RATE"
 
 SINK=$A1
 [ "${RIG_BREAK:-}" = sink-address ] && SINK=00:AA:01:99:99:99 && log "RIG_BREAK: playing to wrong sink $SINK"
 
 step "play ${FREQ} Hz for ${SECS} s on the source, capture on the sink"
-make_tone /tmp/tone.wav $FREQ $SECS 44100 0.5
-timeout -s INT -k 5 $((SECS + 25)) arecord -D "bluealsa:DEV=$A0,PROFILE=a2dp,SRV=org.bluealsa.snk" -f cd \
+make_tone /tmp/tone.wav $FREQ $SECS "$RATE" 0.5
+timeout -s INT -k 5 $((SECS + 25)) arecord -D "bluealsa:DEV=$A0,PROFILE=a2dp,SRV=org.bluealsa.snk" -f S16_LE -c 2 -r "$RATE" \
   "$O/sink-capture.wav" > "$O/arecord.log" 2>&1 &
 AR=$!
 sleep 1
