@@ -193,9 +193,12 @@ pub fn channels(conf: &[u8; 4]) -> usize {
 mod tests {
     use super::*;
 
+    /// Capabilities, quality, expected configuration or BlueZ error name.
+    type SelectCase<'a> = (&'a [u8], SbcQuality, Result<[u8; 4], &'a str>);
+
     #[test]
     fn select_table() {
-        let cases: &[(&[u8], SbcQuality, Result<[u8; 4], &str>)] = &[
+        let cases: &[SelectCase] = &[
             // Everything offered: 48 kHz joint stereo, 16 blocks, 8 subbands, loudness, HQ bitpool 51.
             (&[0xff, 0xff, 2, 250], SbcQuality::High, Ok([0x11, 0x15, 2, 51])),
             // A speaker capped at bitpool 35.
