@@ -62,7 +62,7 @@ console "scenario end rc=$rc (t=$(up)s)"
 # The emulator itself must have survived: a crashed btvirt is an emulator fault, not a bluebridge bug (the host
 # runs such a scenario once more).
 if [ "$CONTROLLERS" -gt 0 ] && ! pgrep -x btvirt > /dev/null; then
-  check emulator FAIL "btvirt is gone: $(dmesg | grep -m1 -E 'btvirt\[[0-9]+\]' || tail -2 "$O/btvirt.log")"
+  check emulator FAIL "btvirt exited or crashed during the scenario; dmesg: $(dmesg | grep -m1 -E 'btvirt\[[0-9]+\]' || echo nothing); btvirt.log: $(tail -2 "$O/btvirt.log")"
 fi
 # teardown: stop clients first, then daemons, so their logs end cleanly
 log "teardown"
