@@ -29,7 +29,18 @@ pub struct SnapcastIngest {
 impl SnapcastIngest {
     /// Starts one client per output name on `rt`.
     pub fn start(rt: &tokio::runtime::Handle, url: &str, names: &[String], clock: Arc<dyn Clock>) -> Self {
-        let server_clock: SharedServerClock = Arc::new(Mutex::new(ServerClock::new()));
+        Self::start_sharing(rt, url, names, clock, Arc::new(Mutex::new(ServerClock::new())))
+    }
+
+    /// Like [`SnapcastIngest::start`], with an existing server-clock estimate for the same server (so outputs
+    /// added later, each with its own ingest that can be stopped alone, share one estimator).
+    pub fn start_sharing(
+        rt: &tokio::runtime::Handle,
+        url: &str,
+        names: &[String],
+        clock: Arc<dyn Clock>,
+        server_clock: SharedServerClock,
+    ) -> Self {
         let (shutdown, shutdown_rx) = watch::channel(false);
         let mut feeds = Vec::new();
         let mut commands = Vec::new();
