@@ -13,8 +13,10 @@
 pub mod bluez;
 pub mod codec;
 pub mod config;
+pub mod control;
 pub mod demo;
 pub mod engine;
+pub mod metrics;
 pub mod output;
 pub mod report;
 pub mod service;

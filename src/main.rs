@@ -2,6 +2,7 @@
 
 use anyhow::{bail, Context, Result};
 use bluebridge::config::{Config, OUTPUT_KINDS};
+use bluebridge::control::protocol::{ReloadReport, Request, Speaker, SpeakersReport, StatusReport};
 use bluebridge::demo;
 use bluebridge::output::player::PlayerStatus;
 use bluebridge::report;
@@ -78,6 +79,68 @@ enum Command {
         #[arg(long, default_value_t = 20)]
         seconds: u64,
     },
+    /// Show the running service: source, each output's state, delay components, drift, errors, resyncs.
+    Status {
+        #[command(flatten)]
+        socket: SocketArg,
+        /// Print the status as one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the configured speakers with what users set: enabled, volume, offset, calibration.
+    Speakers {
+        #[command(flatten)]
+        socket: SocketArg,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Set an output's manual offset in milliseconds (positive plays later); kept across restarts.
+    SetOffset {
+        /// The output's name.
+        name: String,
+        /// Offset, ms (-5000 to 5000).
+        #[arg(allow_hyphen_values = true)]
+        ms: f64,
+        #[command(flatten)]
+        socket: SocketArg,
+    },
+    /// Set an output's local volume in percent; kept across restarts.
+    SetVolume {
+        /// The output's name.
+        name: String,
+        /// Volume, percent (0 to 100).
+        pct: u8,
+        #[command(flatten)]
+        socket: SocketArg,
+    },
+    /// Play an output again; kept across restarts.
+    Enable {
+        /// The output's name.
+        name: String,
+        #[command(flatten)]
+        socket: SocketArg,
+    },
+    /// Mute an output (it stays in sync, so enabling it is instant); kept across restarts.
+    Disable {
+        /// The output's name.
+        name: String,
+        #[command(flatten)]
+        socket: SocketArg,
+    },
+    /// Make the running service re-read its config (like SIGHUP); prints what changed.
+    Reload {
+        #[command(flatten)]
+        socket: SocketArg,
+    },
+}
+
+/// Where the running service listens.
+#[derive(clap::Args, Debug)]
+struct SocketArg {
+    /// The control socket (the config's [service] control_socket).
+    #[arg(long, value_name = "PATH", default_value = bluebridge::config::DEFAULT_CONTROL_SOCKET)]
+    socket: std::path::PathBuf,
 }
 
 #[derive(Subcommand, Debug)]
@@ -119,6 +182,13 @@ fn main() {
             json,
         }) => bench_sync(seconds, outputs, !no_drift_control, json),
         Command::Adapters { json } => adapters(json),
+        Command::Status { socket, json } => control(&socket, Request::Status, json),
+        Command::Speakers { socket, json } => control(&socket, Request::Speakers, json),
+        Command::SetOffset { name, ms, socket } => control(&socket, Request::SetOffset { name, ms }, false),
+        Command::SetVolume { name, pct, socket } => control(&socket, Request::SetVolume { name, pct }, false),
+        Command::Enable { name, socket } => control(&socket, Request::Enable { name }, false),
+        Command::Disable { name, socket } => control(&socket, Request::Disable { name }, false),
+        Command::Reload { socket } => control(&socket, Request::Reload, false),
         Command::Scan { adapter, seconds, json } => scan(adapter.as_deref(), seconds, json),
         Command::Pair {
             address,
@@ -297,4 +367,35 @@ fn pair(address: &str, adapter: Option<&str>, seconds: u64) -> Result<()> {
         .with_context(|| format!("pairing with {address} failed"))?;
     println!("{msg}");
     Ok(())
+}
+
+/// Writes to stdout; a closed pipe (`bluebridge status | head`) is not an error.
+fn out(text: &str) -> Result<()> {
+    use std::io::Write;
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        r => Ok(r?),
+    }
+}
+
+/// One request to the running service over its control socket, its answer printed.
+fn control(socket: &SocketArg, req: Request, json: bool) -> Result<()> {
+    let (result, warnings) =
+        bluebridge::control::client::call(&socket.socket, &req, bluebridge::control::client::DEFAULT_TIMEOUT)?;
+    for w in &warnings {
+        eprintln!("bluebridge: warning: {w}");
+    }
+    if json {
+        return out(&format!("{}\n", serde_json::to_string_pretty(&result)?));
+    }
+    let text = match req {
+        Request::Status => serde_json::from_value::<StatusReport>(result)?.human(),
+        Request::Speakers => serde_json::from_value::<SpeakersReport>(result)?.human(),
+        Request::Reload => format!(
+            "reloaded: {}\n",
+            serde_json::from_value::<ReloadReport>(result)?.message
+        ),
+        _ => format!("{}\n", serde_json::from_value::<Speaker>(result)?.human()),
+    };
+    out(&text)
 }

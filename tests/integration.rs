@@ -1,5 +1,6 @@
 //! Integration tests (one binary).
 mod cli;
+mod service;
 #[path = "snapcast/hostile.rs"]
 mod snap_hostile;
 #[path = "snapcast/server.rs"]
