@@ -159,6 +159,9 @@ impl A2dpOutput {
             if err.kind() == std::io::ErrorKind::WouldBlock {
                 // The link is congested: drop this packet rather than fall behind.
                 self.dropped += 1;
+                if self.dropped.is_power_of_two() {
+                    tracing::warn!(output = self.name, "link congested: {} packets dropped so far", self.dropped);
+                }
                 continue;
             }
             self.write_errors += 1;
