@@ -19,6 +19,9 @@ use std::sync::{Arc, Mutex};
 
 /// Audio kept queued ahead of sending: one packet (≈ 19 ms at the usual MTU) plus margin.
 const LEAD_NS: i64 = 40_000_000;
+/// A packet sent this late is still played on time: the speaker buffers more than this (its Delay report is
+/// typically 100–250 ms), so a short stall of ours is absorbed there instead of forcing a resync.
+const LATE_TOLERANCE_NS: i64 = 60_000_000;
 
 /// A transport handed over by the control side.
 #[derive(Debug)]
@@ -84,7 +87,7 @@ impl A2dpOutput {
             name: name.to_string(),
             shared,
             fallback_delay_ns,
-            clock: LocalClocked::new(LEAD_NS, fallback_delay_ns),
+            clock: LocalClocked::with_late_tolerance(LEAD_NS, fallback_delay_ns, LATE_TOLERANCE_NS),
             active: None,
             seen_generation: 0,
             packets: 0,

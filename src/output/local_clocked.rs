@@ -11,6 +11,7 @@ pub struct LocalClocked {
     t0: Option<LocalTime>,
     written_frames: u64,
     lead_ns: i64,
+    late_tolerance_ns: i64,
     delay_ns: i64,
     detector: ClickDetector,
     markers: Vec<LocalTime>,
@@ -22,7 +23,15 @@ pub struct LocalClocked {
 impl LocalClocked {
     /// A consumer that keeps `lead_ns` queued and whose sink adds `delay_ns` after rendering.
     pub fn new(lead_ns: i64, delay_ns: i64) -> Self {
+        Self::with_late_tolerance(lead_ns, delay_ns, 0)
+    }
+
+    /// Like [`new`](Self::new), for a consumer with its own buffer (an A2DP speaker): frames handed over up to
+    /// `late_tolerance_ns` after their render time are still rendered on time, so lateness within it does not
+    /// restart the clock.
+    pub fn with_late_tolerance(lead_ns: i64, delay_ns: i64, late_tolerance_ns: i64) -> Self {
         Self {
+            late_tolerance_ns,
             t0: None,
             written_frames: 0,
             lead_ns,
@@ -50,7 +59,7 @@ impl LocalClocked {
         let mut transport_ns = t0
             .add_ns(OUTPUT_FORMAT.frames_to_ns(self.written_frames as i64))
             .ns_since(now);
-        if transport_ns < 0 {
+        if transport_ns < -self.late_tolerance_ns {
             // The writer fell behind (the process stalled): restart the consumer's clock from now.
             self.underruns += 1;
             if self.underruns.is_power_of_two() {
@@ -106,5 +115,17 @@ mod tests {
         assert_eq!(c.status(LocalTime::from_ns(10_000_000)).transport_ns, 20_000_000);
         let s = c.status(LocalTime::from_ns(1_000_000_000));
         assert_eq!((s.transport_ns, c.underruns), (20_000_000, 1));
+    }
+
+    #[test]
+    fn a_buffered_consumer_tolerates_short_lateness() {
+        let mut c = LocalClocked::with_late_tolerance(20_000_000, 0, 50_000_000);
+        c.status(LocalTime::from_ns(0));
+        c.wrote(&[0; 960]); // 10 ms
+        let s = c.status(LocalTime::from_ns(60_000_000)); // 30 ms late
+        assert_eq!((s.transport_ns, c.underruns), (-30_000_000, 0));
+        assert_eq!(s.want_frames, 2_400); // catch up: 50 ms worth
+        c.status(LocalTime::from_ns(200_000_000));
+        assert_eq!(c.underruns, 1);
     }
 }
