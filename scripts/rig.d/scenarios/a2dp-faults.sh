@@ -1,0 +1,64 @@
+# rig: about=A2DP faults: the speaker side drops the link and comes back, a sink controller vanishes and returns; bluebridge recovers by itself
+# rig: controllers=2
+# rig: bluetoothd=-E -K
+# rig: timeout=420
+# rig: bin=required
+
+A0=$(addr 0); A1=$(addr 1)
+log "bluebridge hci0=$A0; sink hci1=$A1"
+
+step "BlueALSA A2DP sink on hci1; pair with bluebridge pair"
+bluealsa -B snk -i hci1 -p a2dp-sink > "$O/bluealsa-snk.log" 2>&1 &
+wait_for 20 sh -c 'bluealsa-cli list-services | grep -q org.bluealsa.snk'
+check bluealsa-up $? "$(t 10 bluealsa-cli list-services | tr '\n' ' ')"
+mgmt 1 le off; mgmt 1 connectable on; mgmt 1 discov yes; mgmt 1 bondable on; mgmt 1 io-cap 3
+agent_start
+bb 60 pair "$A1" --adapter hci0 --seconds 20 >> "$O/bluebridge.log"
+p=$(dev_prop 0 "$A1" Paired); check pair "$([ "$p" = true ] && echo PASS || echo FAIL)" "Paired=$p"
+set_trusted 1 "$A0"
+
+cat > /tmp/bb.toml <<TOML
+[source]
+kind = "tone"
+buffer_ms = 300
+
+[[output]]
+name = "speaker"
+kind = "a2dp"
+address = "$A1"
+TOML
+BLUEBRIDGE_LOG=info bluebridge run --config /tmp/bb.toml 2>> "$O/bluebridge.log" &
+BB=$!
+acquired() { grep -c 'acquired /org/bluez' "$O/bluebridge.log"; }
+wait_for 90 sh -c "[ \$(grep -c 'acquired /org/bluez' $O/bluebridge.log) -ge 1 ]"
+check streaming $? "$(acquired) transport(s) acquired"
+
+capture() { # capture NAME SECS: record from the sink, analyse, check clicks
+  timeout -s INT -k 5 $(($2 + 20)) arecord -D "bluealsa:DEV=$A0,PROFILE=a2dp,SRV=org.bluealsa.snk" \
+    -f S16_LE -c 2 -r 48000 -d "$2" "$O/sink-$1.wav" > "$O/arecord-$1.log" 2>&1
+  python3 -S "$IN/analyze_clicks.py" "$O/sink-$1.wav" > "$O/analysis-$1.txt" 2>&1
+  local c r; c=$(sed -n 's/^clicks=//p' "$O/analysis-$1.txt"); r=$(sed -n 's/^correlation=//p' "$O/analysis-$1.txt")
+  figure "clicks_$1" "${c:-0}"; figure "correlation_$1" "${r:-0}"
+  within "${c:-0}" $(($2 - 2)) $(($2 + 1)) && within "${r:-0}" 0.9 1.0
+  check "audio-$1" $? "${c:-0} clicks in $2 s, correlation ${r:-none}"
+}
+step "audio before any fault"
+capture before 4
+
+step "fault 1: the speaker side drops the link (Device1.Disconnect on the sink's side)"
+n=$(acquired)
+t 20 dbus-send --system --print-reply --dest=org.bluez "$(dev_path 1 "$A0")" org.bluez.Device1.Disconnect > /dev/null
+wait_for 120 sh -c "[ \$(grep -c 'acquired /org/bluez' $O/bluebridge.log) -gt $n ]"
+check reconnect-after-disconnect $? "bluebridge re-acquired by itself ($(acquired) acquisitions); $(grep -E 'stream stopped|connecting to' "$O/bluebridge.log" | tail -2 | sed 's/^.*WARN //;s/^.*INFO //' | tr '\n' ';')"
+capture after-disconnect 4
+
+step "fault 2: the sink controller vanishes (power off) and returns"
+n=$(acquired)
+mgmt 1 power off; sleep 8; mgmt 1 power on; mgmt 1 connectable on
+wait_for 150 sh -c "[ \$(grep -c 'acquired /org/bluez' $O/bluebridge.log) -gt $n ]"
+check reconnect-after-power-cycle $? "bluebridge re-acquired by itself ($(acquired) acquisitions)"
+capture after-power-cycle 4
+
+kill -0 $BB 2>/dev/null; check bluebridge-alive $? "no restart needed"
+kill -TERM $BB; wait $BB; check clean-exit $? "exit status $?"
+grep -E 'stream stopped|cannot connect|retrying' "$O/bluebridge.log" | sed 's/^.*\(WARN\|INFO\) //' | head -20 > "$O/recovery-log.txt"
