@@ -806,10 +806,24 @@ pub fn run(config: &str, stop: Arc<AtomicBool>) -> Result<(), ServiceError> {
     let socket = PathBuf::from(&loaded.service.control_socket);
     let listener = {
         let _guard = rt.enter();
-        server::bind(&socket).map_err(|source| ServiceError::ControlSocket {
-            path: socket.display().to_string(),
-            source,
-        })?
+        match server::bind(&socket) {
+            Ok(l) => Some(l),
+            // The default path needs root (or the unit's RuntimeDirectory): a plain `bluebridge run` by a user,
+            // or a second ad-hoc instance, plays without a control socket rather than not at all.
+            Err(e) if loaded.service.control_socket == crate::config::DEFAULT_CONTROL_SOCKET => {
+                tracing::warn!(
+                    "no control socket: {}: {e}; the CLI cannot reach this instance (set [service] control_socket)",
+                    socket.display()
+                );
+                None
+            }
+            Err(source) => {
+                return Err(ServiceError::ControlSocket {
+                    path: socket.display().to_string(),
+                    source,
+                })
+            }
+        }
     };
     let metrics = match loaded.service.metrics {
         Some(addr) => Some(
@@ -818,32 +832,32 @@ pub fn run(config: &str, stop: Arc<AtomicBool>) -> Result<(), ServiceError> {
         ),
         None => None,
     };
+    let owns_socket = listener.is_some();
     let (shutdown_tx, shutdown) = watch::channel(false);
     let (calls_tx, calls) = mpsc::channel::<Call>(CALL_QUEUE);
     rt.spawn(controller.run(calls, hup, shutdown.clone()));
-    rt.spawn(server::serve(
-        listener,
-        calls_tx.clone(),
-        Limits::default(),
-        shutdown.clone(),
-    ));
+    if let Some(l) = listener {
+        rt.spawn(server::serve(l, calls_tx.clone(), Limits::default(), shutdown.clone()));
+    }
     if let Some(l) = metrics {
         tracing::info!("metrics on http://{}/metrics", loaded.service.metrics.expect("set"));
         rt.spawn(crate::metrics::serve(l, calls_tx.clone(), shutdown.clone()));
     }
     drop(calls_tx);
     rt.spawn(notifier(handle.clone(), shutdown.clone()));
-    tracing::info!(
-        "running {} outputs from {config}; control socket {}",
-        engine.players.len(),
-        socket.display()
-    );
+    let reach = match owns_socket {
+        true => format!("; control socket {}", socket.display()),
+        false => String::new(),
+    };
+    tracing::info!("running {} outputs from {config}{reach}", engine.players.len());
 
     engine.run_controlled(&stop, &mut ctl);
 
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
     let _ = shutdown_tx.send(true);
-    let _ = std::fs::remove_file(&socket);
+    if owns_socket {
+        let _ = std::fs::remove_file(&socket);
+    }
     // Players added or removed by late commands are handled here: drain what is queued, then close everything.
     engine.serve(&mut ctl, SystemClock.now());
     drop(ctl);
