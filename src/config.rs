@@ -610,7 +610,7 @@ delay_ms = 10
         assert!(e.starts_with("t.toml:15:") && e.contains("delay_ms"), "{e}");
         let e = err(&GOOD.replace("kind = \"sim\"", "kind = \"bogus\""));
         assert!(
-            e.starts_with("t.toml:8:") && e.contains("bogus") && e.contains("sim, file, pipe"),
+            e.starts_with("t.toml:8:") && e.contains("bogus") && e.contains("sim, file, a2dp, pipe"),
             "{e}"
         );
         let e = err(&GOOD.replace("recorder", "kitchen"));
