@@ -10,6 +10,7 @@
 //!
 //! Pure logic (protocol, clocks, timeline, drift control) never touches sockets or D-Bus, so it tests anywhere.
 
+pub mod bench;
 pub mod bluez;
 pub mod codec;
 pub mod config;

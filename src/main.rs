@@ -145,6 +145,15 @@ struct SocketArg {
 
 #[derive(Subcommand, Debug)]
 enum Bench {
+    /// CPU of the whole A2DP pipeline vs bare libsbc encoding of the same audio (thread CPU time, same run).
+    A2dp {
+        /// Seconds of audio.
+        #[arg(long, default_value_t = 60.0)]
+        seconds: f64,
+        /// Only one part (for instruction counts under `valgrind --tool=callgrind`): bare | pipeline.
+        #[arg(long)]
+        part: Option<String>,
+    },
     /// The sync benchmark: the demo's scenario in virtual time (deterministic).
     Sync {
         /// Seconds of audio.
@@ -181,6 +190,7 @@ fn main() {
             no_drift_control,
             json,
         }) => bench_sync(seconds, outputs, !no_drift_control, json),
+        Command::Bench(Bench::A2dp { seconds, part }) => bench_a2dp(seconds, part.as_deref()),
         Command::Adapters { json } => adapters(json),
         Command::Status { socket, json } => control(&socket, Request::Status, json),
         Command::Speakers { socket, json } => control(&socket, Request::Speakers, json),
@@ -398,4 +408,19 @@ fn control(socket: &SocketArg, req: Request, json: bool) -> Result<()> {
         _ => format!("{}\n", serde_json::from_value::<Speaker>(result)?.human()),
     };
     out(&text)
+}
+
+fn bench_a2dp(seconds: f64, part: Option<&str>) -> Result<()> {
+    if !(1.0..=3_600.0).contains(&seconds) {
+        bail!("--seconds must be between 1 and 3600, not {seconds}");
+    }
+    let (bare, pipe) = match part {
+        None => (true, true),
+        Some("bare") => (true, false),
+        Some("pipeline") => (false, true),
+        Some(other) => bail!("--part must be bare or pipeline, not {other:?}"),
+    };
+    let r = bluebridge::bench::a2dp(seconds, bare, pipe);
+    println!("{}", serde_json::to_string(&r)?);
+    Ok(())
 }
