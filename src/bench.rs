@@ -72,7 +72,11 @@ pub fn pipeline(seconds: f64) -> (f64, u64) {
     let shared: SharedLink = Arc::default();
     {
         let mut st = shared.lock().expect("lock");
-        st.link = Some(Arc::new(Link { fd: OwnedFd::from(ours), write_mtu: 895, configuration: BENCH_SBC_CONF }));
+        st.link = Some(Arc::new(Link {
+            fd: OwnedFd::from(ours),
+            write_mtu: 895,
+            configuration: BENCH_SBC_CONF,
+        }));
         st.generation = 1;
         st.reported_delay_ns = Some(150_000_000);
     }
@@ -80,7 +84,10 @@ pub fn pipeline(seconds: f64) -> (f64, u64) {
     let clock = ManualClock::new(start);
     let signal = TestSignal::standard();
     // The source's audio is made before timing: the benchmark measures what happens after it enters.
-    let timeline = Arc::new(Mutex::new(TimelineBuffer::new(signal.format, (seconds * 1e9) as i64 + 2_000_000_000)));
+    let timeline = Arc::new(Mutex::new(TimelineBuffer::new(
+        signal.format,
+        (seconds * 1e9) as i64 + 2_000_000_000,
+    )));
     {
         let mut tl = timeline.lock().expect("lock");
         let chunk = 960u64;
@@ -97,7 +104,10 @@ pub fn pipeline(seconds: f64) -> (f64, u64) {
     let feed = Feed {
         timeline: timeline.clone(),
         server_clock: Arc::new(Mutex::new(ServerClock::fixed(0))),
-        settings: Arc::new(Mutex::new(PlaySettings { buffer_ns: 200_000_000, ..PlaySettings::default() })),
+        settings: Arc::new(Mutex::new(PlaySettings {
+            buffer_ns: 200_000_000,
+            ..PlaySettings::default()
+        })),
     };
     let mut engine = Engine::default();
     engine.players.push(Player::new(
@@ -129,7 +139,13 @@ pub fn a2dp(seconds: f64, bare: bool, pipe: bool) -> A2dpBench {
         (Some(b), Some(p)) if b > 0.0 => Some(p / b),
         _ => None,
     };
-    A2dpBench { audio_s: seconds, bare_sbc_cpu_s, pipeline_cpu_s, ratio, packets }
+    A2dpBench {
+        audio_s: seconds,
+        bare_sbc_cpu_s,
+        pipeline_cpu_s,
+        ratio,
+        packets,
+    }
 }
 
 #[cfg(test)]
@@ -141,6 +157,10 @@ mod tests {
         let r = a2dp(3.0, false, true);
         // Silence before the first audio is sent too: 3 s minus the 40 ms lead, in packets of 7 × 128 frames.
         let expect = (3.0 - 0.04) * 48_000.0 / (7.0 * 128.0);
-        assert!((r.packets as f64 - expect).abs() < 2.0, "{} packets, expected about {expect}", r.packets);
+        assert!(
+            (r.packets as f64 - expect).abs() < 2.0,
+            "{} packets, expected about {expect}",
+            r.packets
+        );
     }
 }

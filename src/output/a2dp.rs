@@ -163,7 +163,11 @@ impl A2dpOutput {
                 // The link is congested: drop this packet rather than fall behind.
                 self.dropped += 1;
                 if self.dropped.is_power_of_two() {
-                    tracing::warn!(output = self.name, "link congested: {} packets dropped so far", self.dropped);
+                    tracing::warn!(
+                        output = self.name,
+                        "link congested: {} packets dropped so far",
+                        self.dropped
+                    );
                 }
                 continue;
             }

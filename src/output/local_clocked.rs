@@ -63,7 +63,11 @@ impl LocalClocked {
             // The writer fell behind (the process stalled): restart the consumer's clock from now.
             self.underruns += 1;
             if self.underruns.is_power_of_two() {
-                tracing::warn!("output starved for {:.1} ms (the process stalled); {} times so far", -transport_ns as f64 / 1e6, self.underruns);
+                tracing::warn!(
+                    "output starved for {:.1} ms (the process stalled); {} times so far",
+                    -transport_ns as f64 / 1e6,
+                    self.underruns
+                );
             }
             self.t0 = Some(now.add_ns(self.lead_ns - OUTPUT_FORMAT.frames_to_ns(self.written_frames as i64)));
             transport_ns = self.lead_ns;

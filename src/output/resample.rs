@@ -33,8 +33,14 @@ impl RateConverter {
     /// A converter from `in_rate_hz` to `out_rate_hz` for `channels`, producing `block_frames` per call.
     pub fn new(in_rate_hz: u32, out_rate_hz: u32, channels: usize, block_frames: usize) -> Self {
         let ratio0 = out_rate_hz as f64 / in_rate_hz as f64;
-        let resampler = FastFixedOut::<f32>::new(ratio0, MAX_RELATIVE_RATIO, PolynomialDegree::Septic, block_frames, channels)
-            .expect("valid resampler parameters");
+        let resampler = FastFixedOut::<f32>::new(
+            ratio0,
+            MAX_RELATIVE_RATIO,
+            PolynomialDegree::Septic,
+            block_frames,
+            channels,
+        )
+        .expect("valid resampler parameters");
         let max_in = resampler.input_frames_max();
         Self {
             resampler,
