@@ -19,9 +19,10 @@ use std::sync::{Arc, Mutex};
 
 /// Audio kept queued ahead of sending: one packet (≈ 19 ms at the usual MTU) plus margin.
 const LEAD_NS: i64 = 40_000_000;
-/// A packet sent this late is still played on time: the speaker buffers more than this (its Delay report is
-/// typically 100–250 ms), so a short stall of ours is absorbed there instead of forcing a resync.
-const LATE_TOLERANCE_NS: i64 = 60_000_000;
+/// How late a packet may still be sent rather than skipped. A speaker buffers 100–250 ms (its Delay report), so
+/// a stall of ours up to this much is absorbed there; skipping audio (a resync) would instead cut the music. If the
+/// whole machine stalled, the speaker's side stalled with it and nothing was lost at all.
+const LATE_TOLERANCE_NS: i64 = 250_000_000;
 
 /// A transport handed over by the control side.
 #[derive(Debug)]
