@@ -188,6 +188,21 @@ pub struct OutputConfig {
     /// A2DP: `high` (default) or `xq`.
     #[serde(default)]
     pub sbc_quality: Option<crate::bluez::a2dp::sbc_caps::SbcQuality>,
+    /// Broadcast: the BAP preset name (default 48_2_1).
+    #[serde(default)]
+    pub preset: Option<Spanned<String>>,
+    /// Broadcast: presentation delay, ms (default 40).
+    #[serde(default)]
+    pub presentation_delay_ms: Option<Spanned<f64>>,
+    /// Broadcast: the Broadcast_Code (text of up to 16 bytes or 32 hex digits); encrypts the BIG.
+    #[serde(default)]
+    pub broadcast_code: Option<Spanned<String>>,
+    /// Broadcast: `stereo` (two BISes, default) or `mono` (one BIS).
+    #[serde(default)]
+    pub channels: Option<Spanned<String>>,
+    /// Broadcast: a Broadcast Name — refused: BlueZ 5.82's Media API gives a source no way to set one.
+    #[serde(default)]
+    pub broadcast_name: Option<Spanned<String>>,
 }
 
 /// Output kinds this build knows, with a line each for `--help` and errors.
@@ -201,6 +216,10 @@ pub const OUTPUT_KINDS: &[(&str, &str)] = &[
     (
         "pipe",
         "raw S16LE 48 kHz stereo in real time to a FIFO or `-` for stdout (`path`, `delay_ms`)",
+    ),
+    (
+        "broadcast",
+        "an LE Audio broadcast (`preset`, `presentation_delay_ms`, `broadcast_code`, `channels`, `adapter`)",
     ),
 ];
 
@@ -231,10 +250,71 @@ pub struct OutputSpec {
     pub adapter: Option<String>,
     /// A2DP SBC quality.
     pub sbc_quality: crate::bluez::a2dp::sbc_caps::SbcQuality,
+    /// The broadcast (kind `broadcast` only).
+    pub broadcast: Option<crate::bluez::bap::broadcast::BroadcastConfig>,
 }
 
 /// Delay assumed for an A2DP speaker that reports none (PipeWire assumes 200 ms for SBC; most speakers report).
 pub const A2DP_FALLBACK_DELAY_MS: f64 = 150.0;
+
+/// The broadcast of a `broadcast` output: preset, layout, presentation delay and code, checked as BlueZ would.
+fn broadcast_spec(
+    o: &OutputConfig,
+    err_at: &dyn Fn(std::ops::Range<usize>, String) -> ConfigError,
+) -> Result<crate::bluez::bap::broadcast::BroadcastConfig, ConfigError> {
+    use crate::bluez::bap::broadcast::{BroadcastCode, BroadcastConfig, ChannelLayout};
+    use crate::bluez::bap::presets::Preset;
+    if let Some(n) = &o.broadcast_name {
+        return Err(err_at(
+            n.span(),
+            "output.broadcast_name cannot be honoured: BlueZ 5.82's Media API gives a broadcast source no way to \
+             set a Broadcast Name (receivers list the broadcast by its Broadcast_ID); remove the key"
+                .into(),
+        ));
+    }
+    let preset = match &o.preset {
+        None => Preset::default_preset(),
+        Some(p) => Preset::by_name(p.get_ref()).map_err(|e| err_at(p.span(), format!("output.preset: {e}")))?,
+    };
+    if preset.sample_rate_hz != crate::output::OUTPUT_FORMAT.rate_hz {
+        let span = o.preset.as_ref().map(|p| p.span()).unwrap_or(o.kind.span());
+        return Err(err_at(
+            span,
+            format!(
+                "output.preset {:?} is {} Hz; this build broadcasts the 48 kHz presets only (48_1_1 … 48_6_2)",
+                preset.name, preset.sample_rate_hz
+            ),
+        ));
+    }
+    let layout = match &o.channels {
+        None => ChannelLayout::default(),
+        Some(c) => c
+            .get_ref()
+            .parse::<ChannelLayout>()
+            .map_err(|e| err_at(c.span(), format!("output.channels: {e}")))?,
+    };
+    let mut b = BroadcastConfig::new(preset, layout);
+    if let Some(d) = &o.presentation_delay_ms {
+        if !(0.0..=16_777.0).contains(d.get_ref()) {
+            return Err(err_at(
+                d.span(),
+                format!(
+                    "output.presentation_delay_ms must be between 0 and 16777 ms, not {}",
+                    d.get_ref()
+                ),
+            ));
+        }
+        b.presentation_delay_us = (d.get_ref() * 1_000.0).round() as u32;
+    }
+    if let Some(c) = &o.broadcast_code {
+        b.code = Some(
+            BroadcastCode::parse(c.get_ref()).map_err(|e| err_at(c.span(), format!("output.broadcast_code: {e}")))?,
+        );
+    }
+    b.validate()
+        .map_err(|e| err_at(o.kind.span(), format!("output: {e}")))?;
+    Ok(b)
+}
 
 fn pos(text: &str, offset: usize) -> (usize, usize) {
     let before = &text[..offset.min(text.len())];
@@ -431,8 +511,33 @@ impl Config {
                     wrong_key(true, "delay_ms", d.span())?;
                 }
             }
+            if kind != "broadcast" {
+                for (key, v) in [
+                    ("preset", &o.preset),
+                    ("broadcast_code", &o.broadcast_code),
+                    ("channels", &o.channels),
+                    ("broadcast_name", &o.broadcast_name),
+                ] {
+                    if let Some(v) = v {
+                        wrong_key(true, key, v.span())?;
+                    }
+                }
+                if let Some(v) = &o.presentation_delay_ms {
+                    wrong_key(true, "presentation_delay_ms", v.span())?;
+                }
+            }
+            let broadcast = if kind == "broadcast" {
+                Some(broadcast_spec(o, &err_at)?)
+            } else {
+                None
+            };
+            if kind != "a2dp" && kind != "broadcast" {
+                if let Some(v) = &o.adapter {
+                    wrong_key(true, "adapter", v.span())?;
+                }
+            }
             if kind != "a2dp" {
-                for (key, v) in [("address", &o.address), ("adapter", &o.adapter)] {
+                for (key, v) in [("address", &o.address)] {
                     if let Some(v) = v {
                         wrong_key(true, key, v.span())?;
                     }
@@ -502,6 +607,7 @@ impl Config {
                 address,
                 adapter,
                 sbc_quality: o.sbc_quality.unwrap_or_default(),
+                broadcast,
             });
         }
         Ok(Loaded {
@@ -666,5 +772,45 @@ delay_ms = 10
             let t = format!("[source]\nkind = \"tone\"\n[[output]]\nname = \"x\"\nkind = \"{kind}\"\n{extra}");
             Config::parse("t.toml", &t).unwrap();
         }
+    }
+
+    #[test]
+    fn broadcast_keys_have_defaults_and_line_precise_errors() {
+        let base = "[source]\nkind = \"tone\"\n[[output]]\nname = \"b\"\nkind = \"broadcast\"\n";
+        let (_, specs) = Config::parse("t.toml", base).unwrap();
+        let b = specs[0].broadcast.as_ref().unwrap();
+        assert_eq!(b.preset.name, "48_2_1");
+        assert_eq!(b.presentation_delay_us, 40_000);
+        assert_eq!(b.bis_count(), 2);
+        assert!(b.code.is_none());
+        assert_eq!(specs[0].adapter, None);
+        let t = format!(
+            "{base}preset = \"48_4_2\"\npresentation_delay_ms = 25.5\nchannels = \"mono\"\nadapter = \"hci1\"\n\
+             broadcast_code = \"000102030405060708090a0b0c0d0e0f\"\n"
+        );
+        let (_, specs) = Config::parse("t.toml", &t).unwrap();
+        let b = specs[0].broadcast.as_ref().unwrap();
+        assert_eq!(
+            (b.preset.name, b.presentation_delay_us, b.bis_count()),
+            ("48_4_2", 25_500, 1)
+        );
+        assert_eq!(b.code.unwrap().as_bytes()[15], 0x0f);
+        assert_eq!(specs[0].adapter.as_deref(), Some("hci1"));
+        let e = err(&format!("{base}preset = \"48_9_1\"\n"));
+        assert!(e.starts_with("t.toml:6:") && e.contains("48_2_1"), "{e}");
+        let e = err(&format!("{base}preset = \"16_2_1\"\n"));
+        assert!(e.starts_with("t.toml:6:") && e.contains("48 kHz"), "{e}");
+        let e = err(&format!("{base}channels = \"quad\"\n"));
+        assert!(e.starts_with("t.toml:6:") && e.contains("stereo, mono"), "{e}");
+        let e = err(&format!("{base}presentation_delay_ms = 20000\n"));
+        assert!(e.starts_with("t.toml:6:") && e.contains("presentation_delay_ms"), "{e}");
+        let e = err(&format!("{base}broadcast_code = \"seventeen bytes!!\"\n"));
+        assert!(e.starts_with("t.toml:6:") && e.contains("broadcast_code"), "{e}");
+        let e = err(&format!("{base}broadcast_name = \"Kitchen\"\n"));
+        assert!(e.starts_with("t.toml:6:") && e.contains("Broadcast Name"), "{e}");
+        let e = err(&format!("{base}address = \"00:11:22:33:44:55\"\n"));
+        assert!(e.starts_with("t.toml:6:") && e.contains("address"), "{e}");
+        let e = err("[source]\nkind = \"tone\"\n[[output]]\nname = \"s\"\nkind = \"sim\"\npreset = \"48_2_1\"\n");
+        assert!(e.starts_with("t.toml:6:") && e.contains("preset"), "{e}");
     }
 }

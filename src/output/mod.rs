@@ -6,6 +6,7 @@
 //! player knows when each frame will be heard.
 
 pub mod a2dp;
+pub mod broadcast;
 pub mod file;
 pub mod local_clocked;
 pub mod pipe;
@@ -144,6 +145,21 @@ pub fn open(spec: &crate::config::OutputSpec, ctx: &OutputContext) -> Result<Box
             let shared: a2dp::SharedLink = Arc::default();
             start_a2dp(spec, ctx, shared.clone());
             Ok(Box::new(a2dp::A2dpOutput::new(&spec.name, shared, spec.delay_ns)))
+        }
+        "broadcast" => {
+            let config = spec
+                .broadcast
+                .clone()
+                .ok_or_else(|| OutputError::Other("broadcast output without a broadcast configuration".into()))?;
+            let shared: broadcast::SharedBig = Arc::default();
+            let adapter = spec.adapter.clone().unwrap_or_else(|| "hci0".to_string());
+            ctx.runtime.spawn(crate::bluez::broadcast_source::run(
+                spec.name.clone(),
+                adapter,
+                config.clone(),
+                shared.clone(),
+            ));
+            Ok(Box::new(broadcast::BroadcastOutput::new(&spec.name, config, shared)))
         }
         other => Err(OutputError::Other(format!(
             "output kind {other:?} is not in this build"

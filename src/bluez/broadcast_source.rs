@@ -1,0 +1,482 @@
+//! The LE Audio broadcast source, D-Bus side (notes/bluez.md §B.1): registers a broadcast source endpoint
+//! (`00001852-…`, LC3) on an adapter, finds the `pac_bcast*` endpoint BlueZ creates for it, calls its
+//! `SetConfiguration(our endpoint, props)` once per BIS, collects the BIS transports BlueZ announces by calling
+//! `SetConfiguration(transport, props)` on our endpoint, acquires them all at once (BlueZ creates the BIG only
+//! when every BIS of it is acquired) and hands the sockets to the real-time side through a
+//! [`SharedBig`]. A control task keeps doing that, with backoff, until it succeeds and again after a failure.
+//!
+//! Our served endpoint answers what BlueZ 5.82's `media.c` calls on a local broadcast source endpoint:
+//! `SetConfiguration`, `ClearConfiguration` and `Release` (`SelectProperties`/`SelectConfiguration` belong to
+//! unicast and A2DP and are refused). Calls are accepted only from BlueZ's unique name.
+//!
+//! A Broadcast Name cannot be set: BlueZ 5.82's Media API has no property for it (the kernel advertises the
+//! Broadcast Audio Announcement with a random Broadcast_ID and no name).
+
+use super::bap::broadcast::{BisSetup, BroadcastConfig, PropValue};
+use super::bap::ltv::Lc3Capabilities;
+use super::media::{MediaBus, MediaError};
+use super::media_endpoint::{INTERFACE, MEDIA_INTERFACE};
+use super::media_transport;
+use crate::output::broadcast::{BigLink, SharedBig};
+use dbus::arg::{PropMap, RefArg, Variant};
+use dbus::nonblock::stdintf::org_freedesktop_dbus::{ObjectManager, Properties};
+use dbus::MethodErr;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// Broadcast Audio Announcement service: the UUID of a broadcast source endpoint.
+pub const BCAST_SOURCE_UUID: &str = "00001852-0000-1000-8000-00805f9b34fb";
+/// LC3.
+pub const CODEC_LC3: u8 = 0x06;
+/// The kernel's ISO-socket experimental feature.
+pub const ISO_SOCKET_UUID: &str = "6fbaf188-05e0-496a-9885-d6ddfdb4e03e";
+/// How long BlueZ gets to create `pac_bcast*` after registration, and to announce a BIS transport.
+pub const SETUP_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long acquiring the BIG may take (BlueZ creates the BIG and starts periodic advertising).
+pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(20);
+/// First retry delay after a failed setup.
+pub const RETRY_MIN: Duration = Duration::from_secs(1);
+/// Largest retry delay.
+pub const RETRY_MAX: Duration = Duration::from_secs(30);
+/// How often the transports' health is checked while broadcasting.
+pub const POLL_INTERVAL: Duration = Duration::from_millis(500);
+
+/// What BlueZ told our broadcast endpoint.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BcastEvent {
+    /// A BIS transport was created.
+    SetConfiguration {
+        /// The transport object.
+        transport: String,
+    },
+    /// A transport is gone.
+    ClearConfiguration {
+        /// The transport object.
+        transport: String,
+    },
+    /// BlueZ dropped the endpoint.
+    Released,
+}
+
+struct State {
+    bluez_owner: String,
+    events: mpsc::UnboundedSender<BcastEvent>,
+}
+
+fn check_sender(ctx: &dbus_crossroads::Context, st: &State) -> Result<(), MethodErr> {
+    match ctx.message().sender() {
+        Some(s) if *s == *st.bluez_owner => Ok(()),
+        other => {
+            tracing::warn!(
+                "broadcast endpoint: refused a call from {:?} (only BlueZ may call it)",
+                other.map(|s| s.to_string())
+            );
+            Err(MethodErr::from((
+                "org.bluez.Error.NotAuthorized",
+                "only BlueZ may call this endpoint",
+            )))
+        }
+    }
+}
+
+/// The registered broadcast source endpoint; unregisters itself when dropped.
+#[must_use = "the endpoint is unregistered when the handle is dropped"]
+pub struct SourceEndpoint {
+    bus: MediaBus,
+    adapter_path: String,
+    path: dbus::Path<'static>,
+    /// Events from BlueZ.
+    pub events: mpsc::UnboundedReceiver<BcastEvent>,
+}
+
+impl SourceEndpoint {
+    /// The endpoint's object path.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+}
+
+impl Drop for SourceEndpoint {
+    fn drop(&mut self) {
+        self.bus.cr.lock().expect("crossroads lock").remove::<State>(&self.path);
+        let proxy = self.bus.bluez_proxy(self.adapter_path.clone());
+        let path = self.path.clone();
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                let r: Result<(), _> = proxy.method_call(MEDIA_INTERFACE, "UnregisterEndpoint", (path,)).await;
+                if let Err(e) = r {
+                    tracing::debug!("UnregisterEndpoint: {e}");
+                }
+            });
+        }
+    }
+}
+
+/// A [`PropValue`] as the D-Bus value BlueZ expects.
+pub fn to_refarg(v: &PropValue) -> Box<dyn RefArg> {
+    match v {
+        PropValue::Byte(b) => Box::new(*b),
+        PropValue::U16(x) => Box::new(*x),
+        PropValue::U32(x) => Box::new(*x),
+        PropValue::Bytes(b) => Box::new(b.clone()),
+        PropValue::Dict(d) => Box::new(to_propmap(d)),
+    }
+}
+
+/// A property list as an `a{sv}` dictionary.
+pub fn to_propmap(props: &[(&'static str, PropValue)]) -> PropMap {
+    props
+        .iter()
+        .map(|(k, v)| (k.to_string(), Variant(to_refarg(v))))
+        .collect()
+}
+
+/// Says which broadcast prerequisite is missing on `adapter`, from what BlueZ shows: `Media1.SupportedUUIDs`
+/// (lists 0x1852 only when broadcast sources can be registered), and `Adapter1.ExperimentalFeatures` (an
+/// experimental property: visible only with `-E`, listing the kernel experimental features bluetoothd enabled).
+pub async fn diagnose(bus: &MediaBus, adapter: &str) -> String {
+    let proxy = bus.bluez_proxy(format!("/org/bluez/{adapter}"));
+    let uuids: Option<Vec<String>> = proxy.get(MEDIA_INTERFACE, "SupportedUUIDs").await.ok();
+    let exps: Option<Vec<String>> = proxy.get("org.bluez.Adapter1", "ExperimentalFeatures").await.ok();
+    explain(uuids.as_deref(), exps.as_deref(), adapter)
+}
+
+/// The pure part of [`diagnose`].
+pub fn explain(supported_uuids: Option<&[String]>, exps: Option<&[String]>, adapter: &str) -> String {
+    let iso_on = exps.map(|e| e.iter().any(|u| u.eq_ignore_ascii_case(ISO_SOCKET_UUID)));
+    let bcast = supported_uuids.map(|u| u.iter().any(|u| u.eq_ignore_ascii_case(BCAST_SOURCE_UUID)));
+    match (bcast, exps.is_some(), iso_on) {
+        (Some(true), _, _) => format!("{adapter} supports broadcast sources (BlueZ lists {BCAST_SOURCE_UUID})"),
+        (_, false, _) => format!(
+            "bluetoothd runs without experimental interfaces (-E / [General] Experimental=true), or with them but \
+             without the kernel ISO-socket feature (-K / KernelExperimental={ISO_SOCKET_UUID}): start it with -E -K"
+        ),
+        (_, true, Some(false)) => format!(
+            "the kernel ISO-socket experimental feature is off (bluetoothd lacks -K / KernelExperimental=\
+             {ISO_SOCKET_UUID}, or the kernel has no ISO sockets)"
+        ),
+        _ => format!(
+            "{adapter} is not an ISO broadcaster: bluetoothd has -E and the kernel ISO sockets are on, yet BlueZ \
+             offers no broadcast source on it (the controller lacks the iso-broadcaster setting)"
+        ),
+    }
+}
+
+/// Serves a broadcast source endpoint and registers it on `adapter`.
+pub async fn register(bus: &MediaBus, adapter: &str) -> Result<SourceEndpoint, MediaError> {
+    let owner = bus.bluez_owner().await?;
+    let adapter_path = format!("/org/bluez/{adapter}");
+    let path = dbus::Path::new(format!("/org/bluebridge/{adapter}/bcast_source_lc3")).map_err(MediaError::Protocol)?;
+    let (tx, rx) = mpsc::unbounded_channel();
+    {
+        let mut cr = bus.cr.lock().expect("crossroads lock");
+        let iface = cr.register(INTERFACE, |b: &mut dbus_crossroads::IfaceBuilder<State>| {
+            b.method(
+                "SetConfiguration",
+                ("transport", "properties"),
+                (),
+                |ctx, st, (transport, _props): (dbus::Path<'static>, PropMap)| {
+                    check_sender(ctx, st)?;
+                    tracing::info!("broadcast SetConfiguration: {transport}");
+                    let _ = st.events.send(BcastEvent::SetConfiguration {
+                        transport: transport.to_string(),
+                    });
+                    Ok(())
+                },
+            );
+            b.method(
+                "ClearConfiguration",
+                ("transport",),
+                (),
+                |ctx, st, (transport,): (dbus::Path<'static>,)| {
+                    check_sender(ctx, st)?;
+                    let _ = st.events.send(BcastEvent::ClearConfiguration {
+                        transport: transport.to_string(),
+                    });
+                    Ok(())
+                },
+            );
+            b.method("Release", (), (), |ctx, st, (): ()| {
+                check_sender(ctx, st)?;
+                let _ = st.events.send(BcastEvent::Released);
+                Ok(())
+            });
+            b.method(
+                "SelectProperties",
+                ("capabilities",),
+                ("properties",),
+                |ctx, st, (_caps,): (PropMap,)| -> Result<(PropMap,), MethodErr> {
+                    check_sender(ctx, st)?;
+                    Err(MethodErr::from((
+                        "org.bluez.Error.NotSupported",
+                        "a broadcast source is configured by its owner, not by selection",
+                    )))
+                },
+            );
+        });
+        cr.insert(
+            path.clone(),
+            &[iface],
+            State {
+                bluez_owner: owner,
+                events: tx,
+            },
+        );
+    }
+    let handle = SourceEndpoint {
+        bus: bus.clone(),
+        adapter_path: adapter_path.clone(),
+        path: path.clone(),
+        events: rx,
+    };
+    let mut props: HashMap<&str, Variant<Box<dyn RefArg>>> = HashMap::new();
+    props.insert("UUID", Variant(Box::new(BCAST_SOURCE_UUID.to_string())));
+    props.insert("Codec", Variant(Box::new(CODEC_LC3)));
+    props.insert(
+        "Capabilities",
+        Variant(Box::new(Lc3Capabilities::broadcast_source().to_bytes())),
+    );
+    let r: Result<(), _> = bus
+        .bluez_proxy(adapter_path.clone())
+        .method_call(MEDIA_INTERFACE, "RegisterEndpoint", (path.clone(), props))
+        .await;
+    if let Err(e) = r {
+        let why = diagnose(bus, adapter).await;
+        return Err(MediaError::Protocol(format!(
+            "BlueZ refused the broadcast source endpoint on {adapter} ({}: {}): {why}",
+            e.name().unwrap_or("?"),
+            e.message().unwrap_or("")
+        )));
+    }
+    tracing::info!("broadcast source endpoint registered on {adapter} at {path}");
+    Ok(handle)
+}
+
+/// Finds the `pac_bcast*` endpoint BlueZ created on `adapter` for a local broadcast source (UUID 0x1852),
+/// waiting up to [`SETUP_TIMEOUT`] for it to appear.
+pub async fn find_pac_bcast(bus: &MediaBus, adapter: &str) -> Result<String, MediaError> {
+    let prefix = format!("/org/bluez/{adapter}/pac_bcast");
+    let deadline = tokio::time::Instant::now() + SETUP_TIMEOUT;
+    loop {
+        let objects = bus
+            .bluez_proxy("/")
+            .get_managed_objects()
+            .await
+            .map_err(MediaError::dbus("listing BlueZ objects"))?;
+        let mut found: Vec<String> = objects
+            .iter()
+            .filter(|(p, ifaces)| {
+                p.starts_with(&prefix)
+                    && ifaces.get(INTERFACE).is_some_and(|props| {
+                        dbus::arg::prop_cast::<String>(props, "UUID")
+                            .is_some_and(|u| u.eq_ignore_ascii_case(BCAST_SOURCE_UUID))
+                    })
+            })
+            .map(|(p, _)| p.to_string())
+            .collect();
+        found.sort();
+        if let Some(p) = found.into_iter().next() {
+            return Ok(p);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(MediaError::Protocol(format!(
+                "BlueZ accepted the broadcast endpoint on {adapter} but created no {prefix}* object \
+                 (is this BlueZ older than 5.73?)"
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Waits for the next transport BlueZ announces on `ep`.
+async fn next_transport(ep: &mut SourceEndpoint) -> Result<String, MediaError> {
+    let deadline = tokio::time::Instant::now() + SETUP_TIMEOUT;
+    loop {
+        match tokio::time::timeout_at(deadline, ep.events.recv()).await {
+            Ok(Some(BcastEvent::SetConfiguration { transport })) => return Ok(transport),
+            Ok(Some(BcastEvent::Released)) | Ok(None) => {
+                return Err(MediaError::Protocol("BlueZ released the broadcast endpoint".into()))
+            }
+            Ok(Some(_)) => {}
+            Err(_) => {
+                return Err(MediaError::Protocol(
+                    "BlueZ configured a BIS but never announced its transport".into(),
+                ))
+            }
+        }
+    }
+}
+
+/// One set-up broadcast: the endpoint (kept registered), its transports in BIS order, the BIG's sockets.
+pub struct Broadcast {
+    /// The registered endpoint.
+    pub endpoint: SourceEndpoint,
+    /// Transport object per BIS.
+    pub transports: Vec<String>,
+}
+
+/// Registers, configures every BIS of `config` on `adapter` and acquires them all.
+pub async fn start(
+    bus: &MediaBus,
+    adapter: &str,
+    config: &BroadcastConfig,
+) -> Result<(Broadcast, BigLink), MediaError> {
+    let setups: Vec<BisSetup> = config.bis_setups().map_err(|e| MediaError::Protocol(e.to_string()))?;
+    let mut endpoint = register(bus, adapter).await?;
+    let pac = find_pac_bcast(bus, adapter).await?;
+    tracing::info!("broadcast: configuring {} BIS on {pac}", setups.len());
+    let ep_path = dbus::Path::new(endpoint.path().to_string()).map_err(MediaError::Protocol)?;
+    let mut transports = Vec::new();
+    for s in &setups {
+        let props = to_propmap(&s.properties());
+        let r: Result<(), _> = bus
+            .bluez_proxy(pac.clone())
+            .method_call(INTERFACE, "SetConfiguration", (ep_path.clone(), props))
+            .await;
+        if let Err(e) = r {
+            let why = if e.name() == Some("org.bluez.Error.NotSupported")
+                || e.name() == Some("org.freedesktop.DBus.Error.UnknownMethod")
+            {
+                format!(" — {}", diagnose(bus, adapter).await)
+            } else {
+                String::new()
+            };
+            return Err(MediaError::Protocol(format!(
+                "SetConfiguration on {pac} for BIS {} failed ({}: {}){why}",
+                s.channel + 1,
+                e.name().unwrap_or("?"),
+                e.message().unwrap_or("")
+            )));
+        }
+        transports.push(next_transport(&mut endpoint).await?);
+    }
+    tracing::info!("broadcast: transports {transports:?}; acquiring them all");
+    let acquired = tokio::time::timeout(
+        ACQUIRE_TIMEOUT,
+        futures::future::try_join_all(transports.iter().map(|t| media_transport::acquire(bus, t))),
+    )
+    .await
+    .map_err(|_| {
+        MediaError::Protocol(format!(
+            "acquiring the BIG on {adapter} timed out after {ACQUIRE_TIMEOUT:?} (kernel ISO sockets off?)"
+        ))
+    })?
+    .map_err(|e| {
+        MediaError::Protocol(format!(
+            "acquiring the BIS transports on {adapter}: {e} (kernel ISO sockets need bluetoothd -K; the controller \
+             must be an ISO broadcaster)"
+        ))
+    })?;
+    let link = BigLink {
+        write_mtu: acquired.iter().map(|a| a.write_mtu as usize).collect(),
+        fds: acquired.into_iter().map(|a| a.fd).collect(),
+    };
+    tracing::info!("broadcast: BIG up on {adapter}, write MTUs {:?}", link.write_mtu);
+    Ok((Broadcast { endpoint, transports }, link))
+}
+
+fn publish(shared: &SharedBig, link: Option<BigLink>) {
+    let mut st = shared.lock().expect("big lock");
+    st.link = link.map(Arc::new);
+    st.generation += 1;
+    st.failed = false;
+}
+
+/// The control task of one broadcast output: sets the broadcast up (retrying with backoff), hands the BIG to the
+/// real-time side, and sets it up again when a socket fails, a transport disappears or BlueZ drops the endpoint.
+pub async fn run(name: String, adapter: String, config: BroadcastConfig, shared: SharedBig) {
+    let mut backoff = RETRY_MIN;
+    let mut bus: Option<MediaBus> = None;
+    loop {
+        if bus.is_none() {
+            match MediaBus::connect() {
+                Ok(b) => bus = Some(b),
+                Err(e) => {
+                    tracing::warn!(output = name, "broadcast not ready: {e}; retrying in {backoff:?}");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(RETRY_MAX);
+                    continue;
+                }
+            }
+        }
+        let b = bus.clone().expect("just set");
+        let (mut bc, link) = match start(&b, &adapter, &config).await {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::warn!(output = name, "broadcast not ready: {e}; retrying in {backoff:?}");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(RETRY_MAX);
+                continue;
+            }
+        };
+        backoff = RETRY_MIN;
+        publish(&shared, Some(link));
+        let mut poll = tokio::time::interval(POLL_INTERVAL);
+        let reason = loop {
+            tokio::select! {
+                ev = bc.endpoint.events.recv() => match ev {
+                    Some(BcastEvent::ClearConfiguration { transport }) if bc.transports.contains(&transport) => {
+                        break format!("BlueZ cleared {transport}");
+                    }
+                    Some(BcastEvent::Released) | None => break "BlueZ released the endpoint".to_string(),
+                    Some(_) => {}
+                },
+                _ = poll.tick() => {
+                    if shared.lock().expect("big lock").failed {
+                        break "a BIS socket failed".to_string();
+                    }
+                    if media_transport::state(&b, &bc.transports[0]).await.is_none() {
+                        break "the transport disappeared".to_string();
+                    }
+                }
+            }
+        };
+        tracing::warn!(output = name, "broadcast stopped: {reason}; setting it up again");
+        publish(&shared, None);
+        for t in &bc.transports {
+            let _ = media_transport::release(&b, t).await;
+        }
+        drop(bc);
+        tokio::time::sleep(RETRY_MIN).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bluez::bap::broadcast::{BroadcastCode, ChannelLayout};
+    use crate::bluez::bap::presets::Preset;
+
+    #[test]
+    fn properties_marshal_to_the_types_bluez_parses() {
+        let mut c = BroadcastConfig::new(Preset::by_name("48_2_1").unwrap(), ChannelLayout::Stereo);
+        c.code = Some(BroadcastCode::parse("secret").unwrap());
+        let setups = c.bis_setups().unwrap();
+        let m = to_propmap(&setups[1].properties());
+        assert_eq!(m["Capabilities"].0.signature().to_string(), "ay");
+        let qos = dbus::arg::prop_cast::<PropMap>(&m, "QoS").expect("QoS is a{sv}");
+        assert_eq!(dbus::arg::prop_cast::<u8>(qos, "Encryption"), Some(&1));
+        assert_eq!(dbus::arg::prop_cast::<u16>(qos, "SDU"), Some(&100));
+        assert_eq!(dbus::arg::prop_cast::<u32>(qos, "Interval"), Some(&10_000));
+        assert_eq!(dbus::arg::prop_cast::<u32>(qos, "PresentationDelay"), Some(&40_000));
+        assert_eq!(dbus::arg::prop_cast::<Vec<u8>>(qos, "BCode").map(|b| b.len()), Some(16));
+        // The whole dictionary goes into a D-Bus message as a{sv}.
+        let msg = dbus::Message::new_method_call("org.bluez", "/", INTERFACE, "SetConfiguration")
+            .unwrap()
+            .append2(dbus::Path::new("/x").unwrap(), m);
+        let (_, back): (dbus::Path, PropMap) = msg.read2().expect("reads back as (o, a{sv})");
+        let qos = dbus::arg::prop_cast::<PropMap>(&back, "QoS").expect("QoS survives marshalling");
+        assert_eq!(dbus::arg::prop_cast::<u16>(qos, "Latency"), Some(&20));
+    }
+
+    #[test]
+    fn missing_prerequisites_are_named() {
+        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        assert!(explain(Some(&s(&[BCAST_SOURCE_UUID])), None, "hci0").contains("supports"));
+        assert!(explain(Some(&s(&[])), None, "hci0").contains("-E"));
+        assert!(explain(None, Some(&s(&["15c0a148-c273-11ea-b3de-0242ac130004"])), "hci0").contains("ISO-socket"));
+        assert!(explain(Some(&s(&[])), Some(&s(&[ISO_SOCKET_UUID])), "hci0").contains("not an ISO broadcaster"));
+    }
+}

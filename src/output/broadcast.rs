@@ -1,0 +1,365 @@
+//! The `broadcast` output, real-time side: LC3-encodes each channel of what the player hands over (one encoder
+//! and one BIS per channel; mono = one BIS carrying the mix) and sends one SDU per BIS per SDU interval, each at
+//! the time its first sample is due (paced by the deadline scheduler through [`LocalClocked`], like the `a2dp`
+//! output). The control side (endpoint, `SetConfiguration` per BIS, acquiring every BIS) runs on tokio in
+//! [`crate::bluez::broadcast_source`] and hands the BIS sockets over through a [`SharedBig`].
+//!
+//! Timing: an SDU handed to the controller at `send` is rendered by every receiver at the BIG reference point
+//! after it plus the presentation delay, so the delay reported to the player is presentation delay + the
+//! maximum transport latency + LC3's algorithmic delay. Without a BIG the output still consumes audio at the
+//! local clock (and drops it), so it stays on the timeline and rejoins in sync.
+
+use super::local_clocked::LocalClocked;
+use super::{Output, OutputError, OutputStatus};
+use crate::bluez::bap::broadcast::{BroadcastConfig, ChannelLayout};
+use crate::codec::lc3::Lc3Encoder;
+use crate::timeline::LocalTime;
+use std::collections::VecDeque;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::{Arc, Mutex};
+
+/// Audio kept queued ahead of sending: two SDU intervals plus margin.
+const LEAD_NS: i64 = 30_000_000;
+/// An SDU sent this late is still sent (the controller queues a few); later than this the clock restarts.
+const LATE_TOLERANCE_NS: i64 = 20_000_000;
+
+/// The acquired BIG handed over by the control side: one socket per BIS, in BIS order (left, right).
+#[derive(Debug)]
+pub struct BigLink {
+    /// ISO sockets, one per BIS (one `send` = one SDU).
+    pub fds: Vec<OwnedFd>,
+    /// Write MTU per BIS (the configured SDU size).
+    pub write_mtu: Vec<usize>,
+}
+
+/// What the control side and the real-time side share about one broadcast.
+#[derive(Debug, Default)]
+pub struct BigState {
+    /// The current BIG, if every BIS is acquired.
+    pub link: Option<Arc<BigLink>>,
+    /// Bumped whenever `link` changes.
+    pub generation: u64,
+    /// Set by the real-time side when a socket failed: the control side sets the broadcast up again.
+    pub failed: bool,
+}
+
+/// Shared between a [`BroadcastOutput`] and its control task.
+pub type SharedBig = Arc<Mutex<BigState>>;
+
+struct Active {
+    generation: u64,
+    link: Arc<BigLink>,
+    encoders: Vec<Lc3Encoder>,
+    /// Per-channel PCM not yet encoded (S16, one channel each).
+    pcm: Vec<Vec<i16>>,
+    /// Output frame index of the first sample in `pcm`.
+    next_frame: u64,
+    /// (first frame, one SDU per BIS).
+    queue: VecDeque<(u64, Vec<Vec<u8>>)>,
+}
+
+/// An LE Audio broadcast (one BIG) as an output.
+pub struct BroadcastOutput {
+    name: String,
+    config: BroadcastConfig,
+    shared: SharedBig,
+    clock: LocalClocked,
+    active: Option<Active>,
+    seen_generation: u64,
+    sdus: u64,
+    dropped: u64,
+    write_errors: u64,
+    encode_errors: u64,
+}
+
+impl BroadcastOutput {
+    /// An output named `name` broadcasting `config`, fed BIGs through `shared`.
+    pub fn new(name: &str, config: BroadcastConfig, shared: SharedBig) -> Self {
+        let delay = Self::delay_ns(&config);
+        Self {
+            name: name.to_string(),
+            config,
+            shared,
+            clock: LocalClocked::with_late_tolerance(LEAD_NS, delay, LATE_TOLERANCE_NS),
+            active: None,
+            seen_generation: 0,
+            sdus: 0,
+            dropped: 0,
+            write_errors: 0,
+            encode_errors: 0,
+        }
+    }
+
+    /// From sending an SDU until its first sample is heard: presentation delay + maximum transport latency +
+    /// LC3's algorithmic delay.
+    pub fn delay_ns(config: &BroadcastConfig) -> i64 {
+        let p = config.preset;
+        let lc3 = crate::codec::lc3::Lc3Encoder::new(p.frame_duration, p.sample_rate_hz)
+            .map(|e| e.delay().as_nanos() as i64)
+            .unwrap_or(0);
+        config.presentation_delay_us as i64 * 1_000 + p.max_transport_latency_ms as i64 * 1_000_000 + lc3
+    }
+
+    fn sync_link(&mut self) {
+        let st = self.shared.lock().expect("big lock");
+        if st.generation == self.seen_generation {
+            return;
+        }
+        self.seen_generation = st.generation;
+        self.active = None;
+        let Some(link) = st.link.clone() else { return };
+        let p = self.config.preset;
+        let n = self.config.bis_count();
+        if link.fds.len() != n {
+            tracing::error!(output = self.name, "BIG has {} BISes, want {n}", link.fds.len());
+            return;
+        }
+        let encoders: Result<Vec<_>, _> = (0..n)
+            .map(|_| Lc3Encoder::new(p.frame_duration, p.sample_rate_hz))
+            .collect();
+        match encoders {
+            Ok(encoders) => {
+                tracing::info!(
+                    output = self.name,
+                    "broadcasting: preset {}, {n} BIS, {} bytes per SDU every {} µs",
+                    p.name,
+                    p.octets_per_frame,
+                    p.sdu_interval_us
+                );
+                self.active = Some(Active {
+                    generation: st.generation,
+                    link,
+                    encoders,
+                    pcm: vec![Vec::new(); n],
+                    next_frame: self.clock.written_frames(),
+                    queue: VecDeque::new(),
+                });
+            }
+            Err(e) => tracing::error!(output = self.name, "cannot set up LC3: {e}"),
+        }
+    }
+
+    fn flush_due(&mut self, now: LocalTime) {
+        let Some(a) = &mut self.active else { return };
+        while let Some((first, _)) = a.queue.front() {
+            let due = self.clock.render_time(*first).unwrap_or(now);
+            if due > now {
+                break;
+            }
+            let (_, sdus) = a.queue.pop_front().expect("front exists");
+            for (fd, sdu) in a.link.fds.iter().zip(&sdus) {
+                // SAFETY: send(2) on a socket we hold open; the buffer is valid for its length.
+                let rc = unsafe {
+                    libc::send(
+                        fd.as_raw_fd(),
+                        sdu.as_ptr().cast(),
+                        sdu.len(),
+                        libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+                    )
+                };
+                if rc >= 0 {
+                    self.sdus += 1;
+                    continue;
+                }
+                let err = std::io::Error::last_os_error();
+                if err.kind() == std::io::ErrorKind::WouldBlock {
+                    self.dropped += 1;
+                    if self.dropped.is_power_of_two() {
+                        tracing::warn!(
+                            output = self.name,
+                            "BIS congested: {} SDUs dropped so far",
+                            self.dropped
+                        );
+                    }
+                    continue;
+                }
+                self.write_errors += 1;
+                tracing::warn!(
+                    output = self.name,
+                    "BIS write failed ({err}); setting the broadcast up again"
+                );
+                let generation = a.generation;
+                self.active = None;
+                let mut st = self.shared.lock().expect("big lock");
+                if st.generation == generation {
+                    st.failed = true;
+                }
+                return;
+            }
+        }
+    }
+}
+
+impl Output for BroadcastOutput {
+    fn kind(&self) -> &'static str {
+        "broadcast"
+    }
+
+    fn status(&mut self, now: LocalTime) -> OutputStatus {
+        self.sync_link();
+        self.flush_due(now);
+        self.clock.status(now)
+    }
+
+    fn write(&mut self, now: LocalTime, frames: &[i16]) -> Result<(), OutputError> {
+        if let Some(a) = &mut self.active {
+            let mono = self.config.layout == ChannelLayout::Mono;
+            for f in frames.chunks_exact(2) {
+                if mono {
+                    a.pcm[0].push(((f[0] as i32 + f[1] as i32) / 2) as i16);
+                } else {
+                    a.pcm[0].push(f[0]);
+                    a.pcm[1].push(f[1]);
+                }
+            }
+            let fs = a.encoders[0].frame_samples();
+            let octets = self.config.preset.octets_per_frame as usize;
+            let mut off = 0;
+            while a.pcm[0].len() - off >= fs {
+                let mut sdus = Vec::with_capacity(a.encoders.len());
+                for (enc, pcm) in a.encoders.iter_mut().zip(&a.pcm) {
+                    let mut out = vec![0u8; octets];
+                    if enc.encode(&pcm[off..off + fs], &mut out).is_err() {
+                        self.encode_errors += 1;
+                    }
+                    sdus.push(out);
+                }
+                a.queue.push_back((a.next_frame, sdus));
+                a.next_frame += fs as u64;
+                off += fs;
+            }
+            for pcm in &mut a.pcm {
+                pcm.drain(..off);
+            }
+        }
+        self.clock.wrote(frames);
+        self.flush_due(now);
+        Ok(())
+    }
+
+    fn take_markers(&mut self) -> Vec<LocalTime> {
+        self.clock.take_markers()
+    }
+
+    fn counters(&self) -> Vec<(&'static str, u64)> {
+        vec![
+            ("sdus", self.sdus),
+            ("dropped_sdus", self.dropped),
+            ("write_errors", self.write_errors),
+            ("encode_errors", self.encode_errors),
+            ("streaming", self.active.is_some() as u64),
+        ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bluez::bap::presets::Preset;
+    use crate::codec::lc3::Lc3Decoder;
+    use std::os::unix::net::UnixDatagram;
+
+    fn big(n: usize) -> (SharedBig, Vec<UnixDatagram>) {
+        let shared: SharedBig = Arc::default();
+        let mut fds = Vec::new();
+        let mut peers = Vec::new();
+        for _ in 0..n {
+            let (a, b) = UnixDatagram::pair().unwrap();
+            b.set_nonblocking(true).unwrap();
+            fds.push(OwnedFd::from(a));
+            peers.push(b);
+        }
+        {
+            let mut st = shared.lock().unwrap();
+            st.link = Some(Arc::new(BigLink {
+                fds,
+                write_mtu: vec![100; n],
+            }));
+            st.generation = 1;
+        }
+        (shared, peers)
+    }
+
+    fn drain(s: &UnixDatagram) -> Vec<Vec<u8>> {
+        let mut buf = [0u8; 512];
+        let mut v = Vec::new();
+        while let Ok(n) = s.recv(&mut buf) {
+            v.push(buf[..n].to_vec());
+        }
+        v
+    }
+
+    #[test]
+    fn stereo_sends_one_lc3_frame_per_bis_per_interval_when_due() {
+        let cfg = BroadcastConfig::new(Preset::by_name("48_2_1").unwrap(), ChannelLayout::Stereo);
+        let (shared, peers) = big(2);
+        let mut out = BroadcastOutput::new("b", cfg.clone(), shared.clone());
+        let st = out.status(LocalTime::from_ns(0));
+        // 40 ms presentation delay + 20 ms max transport latency + 2.5 ms LC3 delay.
+        assert_eq!(st.sink_reported_ns, Some(62_500_000));
+        // Left: a 1 kHz tone; right: silence. 100 ms at once.
+        let frames: Vec<i16> = (0..4800)
+            .flat_map(|i| {
+                let l = (8000.0 * (2.0 * std::f64::consts::PI * 1000.0 * i as f64 / 48_000.0).sin()) as i16;
+                [l, 0]
+            })
+            .collect();
+        out.write(LocalTime::from_ns(0), &frames).unwrap();
+        assert!(drain(&peers[0]).is_empty(), "nothing is due before the lead has passed");
+        // Lead 30 ms: by 55 ms the SDUs starting at 0, 10, 20 ms are due.
+        out.status(LocalTime::from_ns(55_000_000));
+        let left = drain(&peers[0]);
+        let right = drain(&peers[1]);
+        assert_eq!((left.len(), right.len()), (3, 3));
+        assert!(left.iter().chain(&right).all(|s| s.len() == 100));
+        // The left BIS decodes to the tone, the right one to (near) silence.
+        out.status(LocalTime::from_ns(200_000_000));
+        let left: Vec<_> = left.into_iter().chain(drain(&peers[0])).collect();
+        let right: Vec<_> = right.into_iter().chain(drain(&peers[1])).collect();
+        assert_eq!(left.len(), 10);
+        let energy = |sdus: &[Vec<u8>]| {
+            let mut d = Lc3Decoder::new(cfg.preset.frame_duration, 48_000).unwrap();
+            let mut pcm = vec![0i16; 480];
+            let mut e = 0f64;
+            for s in &sdus[2..] {
+                d.decode(Some(s), &mut pcm).unwrap();
+                e += pcm.iter().map(|&x| (x as f64).powi(2)).sum::<f64>();
+            }
+            (e / (480.0 * (sdus.len() - 2) as f64)).sqrt()
+        };
+        let (l, r) = (energy(&left), energy(&right));
+        assert!(l > 4000.0 && r < 50.0, "left rms {l}, right rms {r}");
+        assert_eq!(out.counters()[0], ("sdus", 20));
+        drop(peers);
+        out.write(LocalTime::from_ns(200_000_000), &frames).unwrap();
+        out.status(LocalTime::from_ns(400_000_000));
+        assert!(
+            shared.lock().unwrap().failed,
+            "a dead socket is reported to the control side"
+        );
+    }
+
+    #[test]
+    fn mono_mixes_into_one_bis() {
+        let cfg = BroadcastConfig::new(Preset::by_name("48_1_1").unwrap(), ChannelLayout::Mono);
+        let (shared, peers) = big(1);
+        let mut out = BroadcastOutput::new("m", cfg, shared);
+        out.status(LocalTime::from_ns(0));
+        out.write(LocalTime::from_ns(0), &vec![1000i16; 3600 * 2]).unwrap();
+        out.status(LocalTime::from_ns(200_000_000));
+        let sdus = drain(&peers[0]);
+        // 75 ms of 7.5 ms frames of 75 bytes.
+        assert_eq!(sdus.len(), 10);
+        assert!(sdus.iter().all(|s| s.len() == 75));
+    }
+
+    #[test]
+    fn without_a_big_audio_is_consumed_and_dropped() {
+        let cfg = BroadcastConfig::new(Preset::default_preset(), ChannelLayout::Stereo);
+        let mut out = BroadcastOutput::new("x", cfg, Arc::default());
+        let st = out.status(LocalTime::from_ns(0));
+        assert_eq!(st.transport_ns, LEAD_NS);
+        out.write(LocalTime::from_ns(0), &[0; 960]).unwrap();
+        assert_eq!(out.counters()[4], ("streaming", 0));
+    }
+}
