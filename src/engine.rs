@@ -561,7 +561,9 @@ pub const ENGINE_RT_PRIORITY: i32 = 10;
 /// Asks for SCHED_FIFO on the calling thread, so a busy machine delays the 5 ms tick less. Allowed for root, or
 /// under systemd with `LimitRTPRIO=` / `CPUSchedulingPolicy=`; otherwise the loop runs at normal priority.
 fn request_realtime_priority() {
-    let param = libc::sched_param { sched_priority: ENGINE_RT_PRIORITY };
+    let param = libc::sched_param {
+        sched_priority: ENGINE_RT_PRIORITY,
+    };
     // SAFETY: pthread_self() is always valid; param is a valid sched_param.
     let rc = unsafe { libc::pthread_setschedparam(libc::pthread_self(), libc::SCHED_FIFO, &param) };
     if rc == 0 {
