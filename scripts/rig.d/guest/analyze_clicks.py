@@ -55,5 +55,23 @@ if len(clicks) >= 2:
             gap_run = 0
     corr = num / math.sqrt(den_a * den_b) if den_a > 0 and den_b > 0 else 0.0
     print(f"correlation={corr:.4f}")
+    # Per second: each span between two clicks against the reference aligned on its own first click, so one
+    # discontinuity (a resync) spoils one segment, not the whole capture.
+    good, worst = 0, 1.0
+    for a, b in zip(clicks, clicks[1:]):
+        num = da = db = 0.0
+        for k in range(int(a) - 100, min(int(b) - 100, n)):
+            t = k - a
+            tone = 0.1 * math.sin(2 * math.pi * 440.0 * ((t + 4800) / rate))
+            dd = ((t + rate / 2) % rate) - rate / 2
+            ref = tone + (0.8 * math.exp(-(dd * dd) / 4.5) if abs(dd) < 12 else 0.0)
+            x = left[k]
+            num += ref * x; da += ref * ref; db += x * x
+        c = num / math.sqrt(da * db) if da > 0 and db > 0 else 0.0
+        worst = min(worst, c)
+        good += c > 0.9
+    print(f"segments={len(clicks) - 1}")
+    print(f"segments_good={good}")
+    print(f"segment_corr_min={worst:.4f}")
     print(f"gaps={gaps}")
     print(f"span_s={(end - start) / rate:.2f}")

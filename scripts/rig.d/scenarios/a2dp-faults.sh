@@ -37,10 +37,12 @@ capture() { # capture NAME SECS: record from the sink, analyse, check clicks
   timeout -s INT -k 5 $(($2 + 20)) arecord -D "bluealsa:DEV=$A0,PROFILE=a2dp,SRV=org.bluealsa.snk" \
     -f S16_LE -c 2 -r 48000 -d "$2" "$O/sink-$1.wav" > "$O/arecord-$1.log" 2>&1
   python3 -S "$IN/analyze_clicks.py" "$O/sink-$1.wav" > "$O/analysis-$1.txt" 2>&1
-  local c r; c=$(sed -n 's/^clicks=//p' "$O/analysis-$1.txt"); r=$(sed -n 's/^correlation=//p' "$O/analysis-$1.txt")
-  figure "clicks_$1" "${c:-0}"; figure "correlation_$1" "${r:-0}"
-  within "${c:-0}" $(($2 - 2)) $(($2 + 1)) && within "${r:-0}" 0.9 1.0
-  check "audio-$1" $? "${c:-0} clicks in $2 s, correlation ${r:-none}"
+  local c r g n; c=$(sed -n 's/^clicks=//p' "$O/analysis-$1.txt"); r=$(sed -n 's/^correlation=//p' "$O/analysis-$1.txt")
+  g=$(sed -n 's/^segments_good=//p' "$O/analysis-$1.txt"); n=$(sed -n 's/^segments=//p' "$O/analysis-$1.txt")
+  figure "clicks_$1" "${c:-0}"; figure "correlation_$1" "${r:-0}"; figure "segments_good_$1" "${g:-0}/${n:-0}"
+  # One spoiled second tolerated: the emulator can stall the whole VM for a few hundred ms under TCG.
+  within "${c:-0}" $(($2 - 2)) $(($2 + 1)) && within "${g:-0}" "$(( ${n:-1} - 1 ))" 99
+  check "audio-$1" $? "${c:-0} clicks in $2 s, ${g:-0} of ${n:-0} one-second segments match the source (whole capture ${r:-none})"
 }
 step "audio before any fault"
 capture before 4

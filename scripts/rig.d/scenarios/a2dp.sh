@@ -63,6 +63,7 @@ step "stop bluebridge (SIGTERM)"
 kill -TERM $BB; t 10 sh -c "while kill -0 $BB 2>/dev/null; do sleep 0.2; done"; wait $BB; rc=$?
 check clean-exit "$([ $rc -eq 0 ] && echo PASS || echo FAIL)" "exit status $rc"
 
+figure resyncs "$(grep -c 're-synchronising' "$O/bluebridge.log")"
 step "analyse the captures"
 for x in a b; do
   python3 -S "$IN/analyze_clicks.py" "$O/sink-$x.wav" > "$O/analysis-$x.txt" 2>&1
@@ -71,6 +72,10 @@ for x in a b; do
   figure "clicks_$x" "$(v clicks)"; figure "correlation_$x" "$(v correlation)"; figure "gaps_$x" "$(v gaps)"
   figure "spacing_err_us_max_$x" "$(v spacing_err_us_max)"
   within "$(v clicks)" $((SECS - 2)) $((SECS + 1)); check "clicks-$x" $? "$(v clicks) clicks in ${SECS} s"
-  within "$(v correlation)" 0.9 1.0; check "correlation-$x" $? "correlation with the source signal $(v correlation)"
+  figure "segments_good_$x" "$(v segments_good)/$(v segments)"; figure "segment_corr_min_$x" "$(v segment_corr_min)"
+  # Every second of audio (click to click) must match the source; one spoiled second is tolerated because the
+  # emulator under TCG can stall the whole VM for a few hundred ms (see resyncs in bluebridge.log).
+  within "$(v segments_good)" "$(( $(v segments) - 1 ))" 99; check "correlation-$x" $? \
+    "$(v segments_good) of $(v segments) one-second segments correlate > 0.9 with the source (whole capture $(v correlation))"
   within "$(v gaps)" 0 0; check "no-gaps-$x" $? "$(v gaps) silent gaps > 10 ms"
 done
