@@ -403,6 +403,25 @@ impl Engine {
     }
 }
 
+/// Real-time priority asked for by the engine thread (SCHED_FIFO, low: above ordinary work, below the kernel's
+/// own real-time threads and audio servers).
+pub const ENGINE_RT_PRIORITY: i32 = 10;
+
+/// Asks for SCHED_FIFO on the calling thread, so a busy machine delays the 5 ms tick less. Allowed for root, or
+/// under systemd with `LimitRTPRIO=` / `CPUSchedulingPolicy=`; otherwise the loop runs at normal priority.
+fn request_realtime_priority() {
+    let param = libc::sched_param {
+        sched_priority: ENGINE_RT_PRIORITY,
+    };
+    // SAFETY: pthread_self() is always valid; param is a valid sched_param.
+    let rc = unsafe { libc::pthread_setschedparam(libc::pthread_self(), libc::SCHED_FIFO, &param) };
+    if rc == 0 {
+        tracing::debug!("engine thread runs SCHED_FIFO priority {ENGINE_RT_PRIORITY}");
+    } else {
+        tracing::debug!("engine thread stays at normal priority (SCHED_FIFO refused: error {rc})");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -551,24 +570,5 @@ mod tests {
         assert_eq!(e.players[0].offset_ns(), MAX_COMMANDS_PER_TICK as i64 - 1);
         run(&mut e, &mut ctl, &clock, 5);
         assert_eq!(e.players[0].offset_ns(), MAX_COMMANDS_PER_TICK as i64 + 9);
-    }
-}
-
-/// Real-time priority asked for by the engine thread (SCHED_FIFO, low: above ordinary work, below the kernel's
-/// own real-time threads and audio servers).
-pub const ENGINE_RT_PRIORITY: i32 = 10;
-
-/// Asks for SCHED_FIFO on the calling thread, so a busy machine delays the 5 ms tick less. Allowed for root, or
-/// under systemd with `LimitRTPRIO=` / `CPUSchedulingPolicy=`; otherwise the loop runs at normal priority.
-fn request_realtime_priority() {
-    let param = libc::sched_param {
-        sched_priority: ENGINE_RT_PRIORITY,
-    };
-    // SAFETY: pthread_self() is always valid; param is a valid sched_param.
-    let rc = unsafe { libc::pthread_setschedparam(libc::pthread_self(), libc::SCHED_FIFO, &param) };
-    if rc == 0 {
-        tracing::debug!("engine thread runs SCHED_FIFO priority {ENGINE_RT_PRIORITY}");
-    } else {
-        tracing::debug!("engine thread stays at normal priority (SCHED_FIFO refused: error {rc})");
     }
 }
