@@ -265,18 +265,21 @@ pub async fn find_pac_bcast(bus: &MediaBus, adapter: &str) -> Result<String, Med
             .get_managed_objects()
             .await
             .map_err(MediaError::dbus("listing BlueZ objects"))?;
-        let mut found: Vec<String> = objects
+        // Every MediaEndpoint1 under pac_bcast*, ones whose UUID says broadcast source (0x1852) first (BlueZ
+        // 5.82 shows the local PAC's type there, which is not always 0x1852).
+        let mut found: Vec<(bool, String)> = objects
             .iter()
-            .filter(|(p, ifaces)| {
-                p.starts_with(&prefix)
-                    && ifaces.get(INTERFACE).is_some_and(|props| {
-                        dbus::arg::prop_cast::<String>(props, "UUID")
-                            .is_some_and(|u| u.eq_ignore_ascii_case(BCAST_SOURCE_UUID))
-                    })
+            .filter(|(p, ifaces)| p.starts_with(&prefix) && ifaces.contains_key(INTERFACE))
+            .map(|(p, ifaces)| {
+                let uuid = dbus::arg::prop_cast::<String>(&ifaces[INTERFACE], "UUID")
+                    .cloned()
+                    .unwrap_or_default();
+                tracing::debug!("found {p} (UUID {uuid:?})");
+                (!uuid.eq_ignore_ascii_case(BCAST_SOURCE_UUID), p.to_string())
             })
-            .map(|(p, _)| p.to_string())
             .collect();
         found.sort();
+        let found: Vec<String> = found.into_iter().map(|(_, p)| p).collect();
         if let Some(p) = found.into_iter().next() {
             return Ok(p);
         }
@@ -377,6 +380,28 @@ pub async fn start(
     Ok((Broadcast { endpoint, transports }, link))
 }
 
+/// Whether `transport` is gone (BlueZ says the object or property is unknown). A slow or missing reply is not
+/// taken as gone: under load (a receiver scanning on the same bluetoothd) property reads can time out.
+async fn transport_gone(bus: &MediaBus, transport: &str) -> Option<String> {
+    let r: Result<String, dbus::Error> = bus
+        .bluez_proxy(transport.to_string())
+        .get(media_transport::INTERFACE, "State")
+        .await;
+    match r {
+        Ok(_) => None,
+        Err(e) => match e.name() {
+            Some("org.freedesktop.DBus.Error.UnknownObject")
+            | Some("org.freedesktop.DBus.Error.UnknownMethod")
+            | Some("org.freedesktop.DBus.Error.UnknownInterface")
+            | Some("org.freedesktop.DBus.Error.InvalidArgs") => Some(format!("{transport} disappeared ({e})")),
+            _ => {
+                tracing::debug!("reading {transport} State: {e} (not taken as gone)");
+                None
+            }
+        },
+    }
+}
+
 fn publish(shared: &SharedBig, link: Option<BigLink>) {
     let mut st = shared.lock().expect("big lock");
     st.link = link.map(Arc::new);
@@ -427,8 +452,8 @@ pub async fn run(name: String, adapter: String, config: BroadcastConfig, shared:
                     if shared.lock().expect("big lock").failed {
                         break "a BIS socket failed".to_string();
                     }
-                    if media_transport::state(&b, &bc.transports[0]).await.is_none() {
-                        break "the transport disappeared".to_string();
+                    if let Some(gone) = transport_gone(&b, &bc.transports[0]).await {
+                        break gone;
                     }
                 }
             }

@@ -1,4 +1,4 @@
-# rig: about=bluebridge broadcasts the test signal (LE Audio, LC3 48_2_1, stereo = 2 BIS) from hci0; BlueZ's own broadcast sink on hci1 (bluetoothctl) receives BIS 1, liblc3 decodes it, it must correlate with the source
+# rig: about=bluebridge broadcasts the test signal (LE Audio, LC3 48_2_1, mono = 1 BIS by default) from hci0; BlueZ's own broadcast sink on hci1 (bluetoothctl) receives BIS 1, liblc3 decodes it, it must correlate with the source
 # rig: controllers=2
 # rig: bluetoothd=-E -K
 # rig: btvirt=sid
@@ -8,6 +8,9 @@
 
 SECS=${RIG_BCAST_SECS:-15}
 CODE=${RIG_BCAST_CODE:-}
+# mono (one LC3 encoder) by default: under TCG, two 48 kHz LC3 encoders on the engine thread do not keep real time
+# (softfloat), bluebridge then sends ~40 % of the SDUs and the player resyncs. RIG_BCAST_CHANNELS=stereo to try.
+CHANNELS=${RIG_BCAST_CHANNELS:-mono}
 A0=$(addr 0); A1=$(addr 1)
 log "broadcast source hci0=$A0; sink hci1=$A1; code=${CODE:+set}"
 clean() { tr -d '\r' < "$1" | sed 's/\x1b\[[0-9;]*[a-zA-Z]//g; s/\[[^]]*\]> *//g'; }
@@ -23,7 +26,7 @@ name = "auracast"
 kind = "broadcast"
 adapter = "hci0"
 preset = "48_2_1"
-channels = "stereo"
+channels = "$CHANNELS"
 TOML
 [ -n "$CODE" ] && echo "broadcast_code = \"$CODE\"" >> /tmp/bb.toml
 BLUEBRIDGE_LOG=info,bluebridge=debug bluebridge run --config /tmp/bb.toml 2>> "$O/bluebridge.log" &
@@ -79,7 +82,7 @@ figure spacing_err_us_max "$(v spacing_err_us_max)"
 if [ "${EXPECT_NO_AUDIO:-0}" = 1 ]; then
   within "$(v clicks)" 0 0; check no-audio-without-code $? "$RX bytes, $(v clicks) clicks decodable without the code"
 else
-  # Under TCG the emulated BIG carries fewer SDUs than real time (see README): judge the content, not the rate.
+  # Under TCG bluebridge sends fewer SDUs than real time (the LC3 encoder is slow there): judge the content, not the rate.
   within "$(v frames)" 150 $((SECS * 100 * 2)); check received $? "$RX bytes = $(v frames) LC3 frames in ${SECS} s"
   within "$(v bad)" 0 0; check decodes $? "$(v bad) frames liblc3 refused, $(v concealed) concealed"
   python3 -S "$IN/analyze_tone.py" "$O/decoded.wav" > "$O/tone.txt" 2>&1
