@@ -3,6 +3,7 @@
 # rig: bluetoothd=-E -K
 # rig: timeout=420
 # rig: bin=required
+# rig: retry=1
 
 A0=$(addr 0); A1=$(addr 1)
 log "bluebridge hci0=$A0; sink hci1=$A1"
