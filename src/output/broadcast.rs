@@ -375,12 +375,15 @@ mod tests {
     }
 
     /// The broadcast pipeline (de-interleave, two LC3 encoders, SDU queue, pacing, one send per BIS) against
-    /// bare liblc3 encoding of the same 60 s of stereo 48 kHz audio. Run:
-    /// `cargo test --release bench_broadcast_pipeline -- --ignored --nocapture`.
+    /// bare liblc3 encoding of the same stereo 48 kHz audio. As a test (5 s) it checks that every SDU goes out; as
+    /// the benchmark, `BLUEBRIDGE_BENCH_SECS=60 cargo test --release bench_broadcast_pipeline -- --nocapture`
+    /// prints the CPU ratio (measured in the same run; no timing is asserted).
     #[test]
-    #[ignore]
     fn bench_broadcast_pipeline_vs_bare_lc3() {
-        let secs = 60usize;
+        let secs: usize = std::env::var("BLUEBRIDGE_BENCH_SECS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(5);
         let pcm: Vec<i16> = (0..48_000 * secs)
             .flat_map(|i| {
                 let t = i as f64 / 48_000.0;
@@ -421,7 +424,7 @@ mod tests {
         let pipeline = thread_cpu_s() - t0;
         let sent = o.counters()[0].1;
         println!(
-            "60 s stereo 48_2_1: bare liblc3 {:.3} s CPU ({:.2} % of one core), pipeline {:.3} s CPU ({:.2} %), \
+            "{secs} s stereo 48_2_1: bare liblc3 {:.3} s CPU ({:.2} % of one core), pipeline {:.3} s CPU ({:.2} %), \
              ratio {:.2}, {sent} SDUs sent",
             bare,
             bare / secs as f64 * 100.0,
@@ -429,10 +432,7 @@ mod tests {
             pipeline / secs as f64 * 100.0,
             pipeline / bare
         );
-        assert!(sent >= 2 * 5_990, "the pipeline sent {sent} SDUs");
-        assert!(
-            pipeline < bare * 3.0,
-            "the pipeline costs more than three times bare encoding"
-        );
+        // Every 10 ms SDU of both BIS, but the last few still queued behind the lead.
+        assert!(sent as usize >= 2 * (secs * 100 - 10), "the pipeline sent {sent} SDUs");
     }
 }
