@@ -19,7 +19,8 @@ use std::sync::{Arc, Mutex};
 /// 48 kHz joint stereo, 16 blocks, 8 subbands, loudness, bitpool 51 (BlueZ's HQ).
 pub const BENCH_SBC_CONF: [u8; 4] = [0x11, 0x15, 2, 51];
 
-fn thread_cpu_s() -> f64 {
+/// CPU time of the calling thread, in seconds (benchmarks compare two parts measured this way in one run).
+pub fn thread_cpu_s() -> f64 {
     let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
     // SAFETY: valid timespec pointer.
     unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };

@@ -66,19 +66,7 @@ struct State {
 }
 
 fn check_sender(ctx: &dbus_crossroads::Context, st: &State) -> Result<(), MethodErr> {
-    match ctx.message().sender() {
-        Some(s) if *s == *st.bluez_owner => Ok(()),
-        other => {
-            tracing::warn!(
-                "broadcast endpoint: refused a call from {:?} (only BlueZ may call it)",
-                other.map(|s| s.to_string())
-            );
-            Err(MethodErr::from((
-                "org.bluez.Error.NotAuthorized",
-                "only BlueZ may call this endpoint",
-            )))
-        }
-    }
+    super::media::require_bluez(ctx, &st.bluez_owner, "broadcast endpoint")
 }
 
 /// The registered broadcast source endpoint; unregisters itself when dropped.

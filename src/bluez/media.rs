@@ -117,3 +117,21 @@ impl MediaBus {
         )
     }
 }
+
+/// Refuses a method call on one of our served objects unless it comes from BlueZ's unique name `owner`
+/// (`org.bluez.Error.NotAuthorized`, logged with the caller's name). `what` names the object in the log.
+pub fn require_bluez(ctx: &dbus_crossroads::Context, owner: &str, what: &str) -> Result<(), dbus::MethodErr> {
+    match ctx.message().sender() {
+        Some(s) if &*s == owner => Ok(()),
+        other => {
+            tracing::warn!(
+                "{what}: refused a call from {:?} (only BlueZ may call it)",
+                other.map(|s| s.to_string())
+            );
+            Err(dbus::MethodErr::from((
+                "org.bluez.Error.NotAuthorized",
+                "only BlueZ may call this endpoint",
+            )))
+        }
+    }
+}

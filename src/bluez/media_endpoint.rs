@@ -48,19 +48,7 @@ struct EndpointState {
 }
 
 fn check_sender(ctx: &dbus_crossroads::Context, st: &EndpointState) -> Result<(), MethodErr> {
-    match ctx.message().sender() {
-        Some(s) if *s == *st.bluez_owner => Ok(()),
-        other => {
-            tracing::warn!(
-                "media endpoint: refused a call from {:?} (only BlueZ may call it)",
-                other.map(|s| s.to_string())
-            );
-            Err(MethodErr::from((
-                "org.bluez.Error.NotAuthorized",
-                "only BlueZ may call this endpoint",
-            )))
-        }
-    }
+    super::media::require_bluez(ctx, &st.bluez_owner, "media endpoint")
 }
 
 /// A registered endpoint; unregisters itself when dropped.

@@ -367,12 +367,7 @@ mod tests {
         assert_eq!(out.counters()[4], ("streaming", 0));
     }
 
-    fn thread_cpu_s() -> f64 {
-        let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-        // SAFETY: clock_gettime writes into the timespec we own.
-        unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-        ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
-    }
+    use crate::bench::thread_cpu_s;
 
     /// The broadcast pipeline (de-interleave, two LC3 encoders, SDU queue, pacing, one send per BIS) against
     /// bare liblc3 encoding of the same stereo 48 kHz audio. As a test (5 s) it checks that every SDU goes out; as
