@@ -1,23 +1,33 @@
-//! `bluebridge bench a2dp`: CPU of the whole A2DP pipeline (timeline → player with drift control and resampler →
-//! SBC encoder → RTP packets on a socket) against bare libsbc encoding of the same audio, measured in the same
-//! run as thread CPU time, so the figure is a ratio that does not depend on the machine's speed or load. Both parts
-//! get the same audio, made before timing starts. For instruction counts instead of CPU time, run one part at a
-//! time under `valgrind --tool=callgrind` (`--part bare`, `--part pipeline`).
+//! `bluebridge bench a2dp` and `bluebridge bench broadcast`: CPU of a whole output pipeline (timeline → player
+//! with drift control and resampler → encoder → packets on a socket) against the bare codec encoding the same
+//! audio, measured in the same run as thread CPU time, so the figure is a ratio that does not depend on the
+//! machine's speed or load. Both parts get the same audio, made before timing starts. For instruction counts
+//! instead of CPU time, run one part at a time under `valgrind --tool=callgrind` (`--part bare`, `--part
+//! pipeline`).
 
+use crate::bluez::bap::broadcast::{BroadcastConfig, ChannelLayout};
+use crate::bluez::bap::presets::Preset;
+use crate::codec::lc3::Lc3Encoder;
 use crate::codec::sbc::Sbc;
 use crate::engine::Engine;
 use crate::output::a2dp::{A2dpOutput, Link, SharedLink};
+use crate::output::broadcast::{BigLink, BroadcastOutput, SharedBig};
 use crate::output::player::{Feed, PlaySettings, Player, PlayerConfig};
+use crate::output::Output;
 use crate::source::tone::TestSignal;
 use crate::timeline::buffer::TimelineBuffer;
 use crate::timeline::server_clock::ServerClock;
 use crate::timeline::{LocalTime, ManualClock};
 use serde::Serialize;
 use std::os::fd::OwnedFd;
+use std::os::unix::net::UnixDatagram;
 use std::sync::{Arc, Mutex};
 
 /// 48 kHz joint stereo, 16 blocks, 8 subbands, loudness, bitpool 51 (BlueZ's HQ).
 pub const BENCH_SBC_CONF: [u8; 4] = [0x11, 0x15, 2, 51];
+
+/// The broadcast benchmark's preset (the default one).
+pub const BENCH_LC3_PRESET: &str = "48_2_1";
 
 /// CPU time of the calling thread, in seconds (benchmarks compare two parts measured this way in one run).
 pub fn thread_cpu_s() -> f64 {
@@ -27,38 +37,78 @@ pub fn thread_cpu_s() -> f64 {
     ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
 }
 
-/// The result.
+/// The result of one benchmark.
 #[derive(Debug, Clone, Serialize)]
-pub struct A2dpBench {
+pub struct PipelineBench {
+    /// What was measured (`a2dp` or `broadcast`).
+    pub pipeline: &'static str,
+    /// The pipeline resampled (a network source) or copied (a source on the local clock).
+    pub resampling: bool,
     /// Seconds of audio processed by each part.
     pub audio_s: f64,
-    /// CPU seconds of bare SBC encoding (None if not run).
-    pub bare_sbc_cpu_s: Option<f64>,
+    /// CPU seconds of the bare codec encoding the same audio (None if not run).
+    pub bare_codec_cpu_s: Option<f64>,
     /// CPU seconds of the whole pipeline (None if not run).
     pub pipeline_cpu_s: Option<f64>,
     /// pipeline / bare.
     pub ratio: Option<f64>,
-    /// Packets the pipeline sent.
+    /// Share of one core the pipeline needs in real time (pipeline CPU / audio seconds), percent.
+    pub pipeline_core_pct: Option<f64>,
+    /// Packets (A2DP) or SDUs (all BIS) the pipeline sent.
     pub packets: u64,
+}
+
+/// Which parts of a benchmark to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Parts {
+    /// Both, and their ratio (the pipeline resampling, as for a network source).
+    Both,
+    /// Only the bare codec.
+    Bare,
+    /// Only the pipeline, resampling.
+    Pipeline,
+    /// Only the pipeline, fed by a source on the local clock: the player copies instead of resampling.
+    PipelineLocal,
+}
+
+impl Parts {
+    fn bare(self) -> bool {
+        matches!(self, Parts::Both | Parts::Bare)
+    }
+    fn pipeline(self) -> bool {
+        self != Parts::Bare
+    }
+    fn clock(self) -> ServerClock {
+        if self == Parts::PipelineLocal {
+            ServerClock::local()
+        } else {
+            // A measured clock (not the local one), as for a network source: the pipeline resamples.
+            ServerClock::fixed(0)
+        }
+    }
+}
+
+/// `seconds` of the test signal as interleaved stereo S16.
+fn test_pcm(seconds: f64) -> Vec<i16> {
+    let signal = TestSignal::standard();
+    let frames = (seconds * 48_000.0) as u64;
+    (0..frames)
+        .flat_map(|n| {
+            let v = (signal.sample(n) * 32767.0) as i16;
+            [v, v]
+        })
+        .collect()
 }
 
 /// Bare libsbc: encode `seconds` of the test signal frame by frame.
 pub fn bare_sbc(seconds: f64) -> f64 {
-    let signal = TestSignal::standard();
     let mut sbc = Sbc::new_a2dp(&BENCH_SBC_CONF).expect("valid configuration");
-    let frames = (seconds * 48_000.0) as u64;
-    let per = sbc.frames_per_sbc_frame(2) as u64;
+    let per = sbc.frames_per_sbc_frame(2);
     // Prepare the PCM first: only encoding is timed.
-    let pcm: Vec<u8> = (0..frames)
-        .flat_map(|n| {
-            let v = (signal.sample(n) * 32767.0) as i16;
-            let b = v.to_le_bytes();
-            [b[0], b[1], b[0], b[1]]
-        })
-        .collect();
+    let pcm: Vec<u8> = test_pcm(seconds).iter().flat_map(|v| v.to_le_bytes()).collect();
     let mut out = Vec::with_capacity(sbc.frame_length());
     let t = thread_cpu_s();
-    for chunk in pcm.chunks_exact((per * 4) as usize) {
+    for chunk in pcm.chunks_exact(per * 4) {
         out.clear();
         sbc.encode_frame(chunk, &mut out).expect("encodes");
         std::hint::black_box(&out);
@@ -66,23 +116,31 @@ pub fn bare_sbc(seconds: f64) -> f64 {
     thread_cpu_s() - t
 }
 
-/// The whole pipeline in virtual time for `seconds`, packets drained from a socket pair.
-pub fn pipeline(seconds: f64) -> (f64, u64) {
-    let (ours, theirs) = std::os::unix::net::UnixDatagram::pair().expect("socketpair");
-    theirs.set_nonblocking(true).expect("nonblocking");
-    let shared: SharedLink = Arc::default();
-    {
-        let mut st = shared.lock().expect("lock");
-        st.link = Some(Arc::new(Link {
-            fd: OwnedFd::from(ours),
-            write_mtu: 895,
-            configuration: BENCH_SBC_CONF,
-        }));
-        st.generation = 1;
-        st.reported_delay_ns = Some(150_000_000);
+/// Bare liblc3: one encoder per channel of [`BENCH_LC3_PRESET`], strided over the interleaved test signal.
+pub fn bare_lc3(seconds: f64) -> f64 {
+    let preset = Preset::by_name(BENCH_LC3_PRESET).expect("known preset");
+    let pcm = test_pcm(seconds);
+    let mut enc = [
+        Lc3Encoder::new(preset.frame_duration, preset.sample_rate_hz).expect("valid preset"),
+        Lc3Encoder::new(preset.frame_duration, preset.sample_rate_hz).expect("valid preset"),
+    ];
+    let frame = enc[0].frame_samples() * 2;
+    let mut out = vec![0u8; usize::from(preset.octets_per_frame)];
+    let t = thread_cpu_s();
+    for chunk in pcm.chunks_exact(frame) {
+        for (ch, e) in enc.iter_mut().enumerate() {
+            e.encode_strided(&chunk[ch..], 2, &mut out).expect("encodes");
+            std::hint::black_box(&out);
+        }
     }
+    thread_cpu_s() - t
+}
+
+/// Runs `output` behind a player in virtual time for `seconds` of the test signal (made before timing), calling
+/// `drain` after every tick to empty the sockets the output sends on. Returns the pipeline's CPU seconds.
+fn run_pipeline(seconds: f64, clock: ServerClock, output: Box<dyn Output>, mut drain: impl FnMut()) -> f64 {
     let start = LocalTime::from_ns(1_000_000_000_000);
-    let clock = ManualClock::new(start);
+    let manual = ManualClock::new(start);
     let signal = TestSignal::standard();
     // The source's audio is made before timing: the benchmark measures what happens after it enters.
     let timeline = Arc::new(Mutex::new(TimelineBuffer::new(
@@ -104,49 +162,121 @@ pub fn pipeline(seconds: f64) -> (f64, u64) {
     }
     let feed = Feed {
         timeline: timeline.clone(),
-        server_clock: Arc::new(Mutex::new(ServerClock::fixed(0))),
+        server_clock: Arc::new(Mutex::new(clock)),
         settings: Arc::new(Mutex::new(PlaySettings {
             buffer_ns: 200_000_000,
             ..PlaySettings::default()
         })),
     };
     let mut engine = Engine::default();
-    engine.players.push(Player::new(
-        PlayerConfig::named("bench"),
-        feed,
-        Box::new(A2dpOutput::new("bench", shared, 150_000_000)),
-    ));
-    let mut buf = [0u8; 2048];
-    let mut packets = 0u64;
+    engine
+        .players
+        .push(Player::new(PlayerConfig::named("bench"), feed, output));
     let t = thread_cpu_s();
-    engine.run_virtual(&clock, (seconds * 1e9) as i64, 0, 1, |_, _| {
-        while theirs.recv(&mut buf).is_ok() {
-            packets += 1;
-        }
-    });
-    (thread_cpu_s() - t, packets)
+    engine.run_virtual(&manual, (seconds * 1e9) as i64, 0, 1, |_, _| drain());
+    thread_cpu_s() - t
 }
 
-/// Runs the parts asked for.
-pub fn a2dp(seconds: f64, bare: bool, pipe: bool) -> A2dpBench {
-    let bare_sbc_cpu_s = bare.then(|| bare_sbc(seconds));
-    let (pipeline_cpu_s, packets) = if pipe {
-        let (c, p) = pipeline(seconds);
+fn drain_socket(s: &UnixDatagram, buf: &mut [u8]) -> u64 {
+    let mut n = 0;
+    while s.recv(buf).is_ok() {
+        n += 1;
+    }
+    n
+}
+
+/// The whole A2DP pipeline in virtual time for `seconds`, packets drained from a socket pair.
+pub fn a2dp_pipeline(seconds: f64, clock: ServerClock) -> (f64, u64) {
+    let (ours, theirs) = UnixDatagram::pair().expect("socketpair");
+    theirs.set_nonblocking(true).expect("nonblocking");
+    let shared: SharedLink = Arc::default();
+    {
+        let mut st = shared.lock().expect("lock");
+        st.link = Some(Arc::new(Link {
+            fd: OwnedFd::from(ours),
+            write_mtu: 895,
+            configuration: BENCH_SBC_CONF,
+        }));
+        st.generation = 1;
+        st.reported_delay_ns = Some(150_000_000);
+    }
+    let mut buf = [0u8; 2048];
+    let mut packets = 0u64;
+    let output = Box::new(A2dpOutput::new("bench", shared, 150_000_000));
+    let cpu = run_pipeline(seconds, clock, output, || packets += drain_socket(&theirs, &mut buf));
+    (cpu, packets)
+}
+
+/// The whole broadcast pipeline (stereo, two BIS) in virtual time for `seconds`, SDUs drained from socket pairs.
+pub fn broadcast_pipeline(seconds: f64, clock: ServerClock) -> (f64, u64) {
+    let preset = Preset::by_name(BENCH_LC3_PRESET).expect("known preset");
+    let shared: SharedBig = Arc::default();
+    let mut peers = Vec::new();
+    let mut fds = Vec::new();
+    for _ in 0..2 {
+        let (ours, theirs) = UnixDatagram::pair().expect("socketpair");
+        theirs.set_nonblocking(true).expect("nonblocking");
+        fds.push(OwnedFd::from(ours));
+        peers.push(theirs);
+    }
+    {
+        let mut st = shared.lock().expect("lock");
+        st.link = Some(Arc::new(BigLink {
+            fds,
+            write_mtu: vec![usize::from(preset.octets_per_frame); 2],
+        }));
+        st.generation = 1;
+    }
+    let config = BroadcastConfig::new(preset, ChannelLayout::Stereo);
+    let output = Box::new(BroadcastOutput::new("bench", config, shared));
+    let mut buf = [0u8; 1024];
+    let mut sdus = 0u64;
+    let cpu = run_pipeline(seconds, clock, output, || {
+        for p in &peers {
+            sdus += drain_socket(p, &mut buf);
+        }
+    });
+    (cpu, sdus)
+}
+
+fn result(
+    pipeline: &'static str,
+    seconds: f64,
+    parts: Parts,
+    bare: fn(f64) -> f64,
+    pipe: fn(f64, ServerClock) -> (f64, u64),
+) -> PipelineBench {
+    let bare_codec_cpu_s = parts.bare().then(|| bare(seconds));
+    let (pipeline_cpu_s, packets) = if parts.pipeline() {
+        let (c, p) = pipe(seconds, parts.clock());
         (Some(c), p)
     } else {
         (None, 0)
     };
-    let ratio = match (bare_sbc_cpu_s, pipeline_cpu_s) {
+    let ratio = match (bare_codec_cpu_s, pipeline_cpu_s) {
         (Some(b), Some(p)) if b > 0.0 => Some(p / b),
         _ => None,
     };
-    A2dpBench {
+    PipelineBench {
+        pipeline,
+        resampling: parts != Parts::PipelineLocal,
         audio_s: seconds,
-        bare_sbc_cpu_s,
+        bare_codec_cpu_s,
         pipeline_cpu_s,
         ratio,
+        pipeline_core_pct: pipeline_cpu_s.map(|p| p / seconds * 100.0),
         packets,
     }
+}
+
+/// `bench a2dp`: the A2DP pipeline against bare libsbc.
+pub fn a2dp(seconds: f64, parts: Parts) -> PipelineBench {
+    result("a2dp", seconds, parts, bare_sbc, a2dp_pipeline)
+}
+
+/// `bench broadcast`: the broadcast pipeline (stereo [`BENCH_LC3_PRESET`]) against bare liblc3.
+pub fn broadcast(seconds: f64, parts: Parts) -> PipelineBench {
+    result("broadcast", seconds, parts, bare_lc3, broadcast_pipeline)
 }
 
 #[cfg(test)]
@@ -154,8 +284,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_pipeline_sends_every_packet_of_the_audio() {
-        let r = a2dp(3.0, false, true);
+    fn the_a2dp_pipeline_sends_every_packet_of_the_audio() {
+        let r = a2dp(3.0, Parts::Pipeline);
         // Silence before the first audio is sent too: 3 s minus the 40 ms lead, in packets of 7 × 128 frames.
         let expect = (3.0 - 0.04) * 48_000.0 / (7.0 * 128.0);
         assert!(
@@ -163,5 +293,18 @@ mod tests {
             "{} packets, expected about {expect}",
             r.packets
         );
+    }
+
+    #[test]
+    fn the_broadcast_pipeline_sends_every_sdu_of_the_audio() {
+        let r = broadcast(3.0, Parts::Both);
+        // One 10 ms SDU per BIS, two BIS, minus the 40 ms lead still queued at the end.
+        let expect = (3.0 - 0.04) * 100.0 * 2.0;
+        assert!(
+            (r.packets as f64 - expect).abs() <= 4.0,
+            "{} SDUs, expected about {expect}",
+            r.packets
+        );
+        assert!(r.ratio.is_some_and(|x| x > 0.0), "{r:?}");
     }
 }

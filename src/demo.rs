@@ -108,7 +108,7 @@ pub fn build(profiles: &[Profile], start: LocalTime, drift_control: bool) -> Eng
     let timeline = TimelineBuffer::shared(signal.format);
     let feed = Feed {
         timeline: timeline.clone(),
-        server_clock: Arc::new(Mutex::new(ServerClock::fixed(0))),
+        server_clock: Arc::new(Mutex::new(ServerClock::local())),
         settings: Arc::new(Mutex::new(PlaySettings {
             buffer_ns: DEMO_BUFFER_NS,
             ..PlaySettings::default()

@@ -150,7 +150,18 @@ enum Bench {
         /// Seconds of audio.
         #[arg(long, default_value_t = 60.0)]
         seconds: f64,
-        /// Only one part (for instruction counts under `valgrind --tool=callgrind`): bare | pipeline.
+        /// Only one part (for instruction counts under `valgrind --tool=callgrind`): bare | pipeline |
+        /// pipeline-local (a source on the local clock: copied, not resampled).
+        #[arg(long)]
+        part: Option<String>,
+    },
+    /// CPU of the whole broadcast pipeline (stereo 48_2_1) vs bare liblc3 encoding of the same audio.
+    Broadcast {
+        /// Seconds of audio.
+        #[arg(long, default_value_t = 60.0)]
+        seconds: f64,
+        /// Only one part (for instruction counts under `valgrind --tool=callgrind`): bare | pipeline |
+        /// pipeline-local (a source on the local clock: copied, not resampled).
         #[arg(long)]
         part: Option<String>,
     },
@@ -190,7 +201,12 @@ fn main() {
             no_drift_control,
             json,
         }) => bench_sync(seconds, outputs, !no_drift_control, json),
-        Command::Bench(Bench::A2dp { seconds, part }) => bench_a2dp(seconds, part.as_deref()),
+        Command::Bench(Bench::A2dp { seconds, part }) => {
+            bench_pipeline(bluebridge::bench::a2dp, seconds, part.as_deref())
+        }
+        Command::Bench(Bench::Broadcast { seconds, part }) => {
+            bench_pipeline(bluebridge::bench::broadcast, seconds, part.as_deref())
+        }
         Command::Adapters { json } => adapters(json),
         Command::Status { socket, json } => control(&socket, Request::Status, json),
         Command::Speakers { socket, json } => control(&socket, Request::Speakers, json),
@@ -410,17 +426,22 @@ fn control(socket: &SocketArg, req: Request, json: bool) -> Result<()> {
     out(&text)
 }
 
-fn bench_a2dp(seconds: f64, part: Option<&str>) -> Result<()> {
+fn bench_pipeline(
+    bench: fn(f64, bluebridge::bench::Parts) -> bluebridge::bench::PipelineBench,
+    seconds: f64,
+    part: Option<&str>,
+) -> Result<()> {
     if !(1.0..=3_600.0).contains(&seconds) {
         bail!("--seconds must be between 1 and 3600, not {seconds}");
     }
-    let (bare, pipe) = match part {
-        None => (true, true),
-        Some("bare") => (true, false),
-        Some("pipeline") => (false, true),
-        Some(other) => bail!("--part must be bare or pipeline, not {other:?}"),
+    let parts = match part {
+        None => bluebridge::bench::Parts::Both,
+        Some("bare") => bluebridge::bench::Parts::Bare,
+        Some("pipeline") => bluebridge::bench::Parts::Pipeline,
+        Some("pipeline-local") => bluebridge::bench::Parts::PipelineLocal,
+        Some(other) => bail!("--part must be bare, pipeline or pipeline-local, not {other:?}"),
     };
-    let r = bluebridge::bench::a2dp(seconds, bare, pipe);
+    let r = bench(seconds, parts);
     println!("{}", serde_json::to_string(&r)?);
     Ok(())
 }

@@ -328,6 +328,7 @@ mod tests {
                 synced: true,
                 error_us: 1.5,
                 correction_ppm: 199.0,
+                resampling: true,
                 drift_estimate_ppm: 200.0,
                 resyncs: 2,
                 write_errors: 0,

@@ -99,7 +99,7 @@ pub fn player_config(spec: &OutputSpec) -> PlayerConfig {
 fn local_feed(timeline: SharedTimeline, buffer_ns: i64) -> Feed {
     Feed {
         timeline,
-        server_clock: Arc::new(Mutex::new(ServerClock::fixed(0))),
+        server_clock: Arc::new(Mutex::new(ServerClock::local())),
         settings: Arc::new(Mutex::new(PlaySettings {
             buffer_ns,
             ..PlaySettings::default()
@@ -470,6 +470,7 @@ impl Controller {
                     synced: s.synced,
                     error_us: s.error_us,
                     correction_ppm: s.correction_ppm,
+                    resampling: s.resampling,
                     drift_estimate_ppm: s.drift_estimate_ppm,
                     resyncs: s.resyncs,
                     write_errors: s.write_errors,

@@ -377,6 +377,9 @@ pub struct OutputReport {
     pub error_us: f64,
     /// Rate correction now, ppm.
     pub correction_ppm: f64,
+    /// Resampled (false: copied exactly, as a source on the local clock allows; older servers omit it).
+    #[serde(default = "yes")]
+    pub resampling: bool,
     /// Estimated clock error of the output, ppm.
     pub drift_estimate_ppm: f64,
     /// Hard resyncs since the output was opened.
@@ -541,8 +544,18 @@ impl StatusReport {
             );
             let _ = writeln!(
                 s,
-                "  sync error {:+.1} µs, correction {:+.1} ppm, drift {:+.1} ppm, resyncs {}, write errors {}",
-                o.error_us, o.correction_ppm, o.drift_estimate_ppm, o.resyncs, o.write_errors
+                "  sync error {:+.1} µs, {}, resyncs {}, write errors {}",
+                o.error_us,
+                if o.resampling {
+                    format!(
+                        "correction {:+.1} ppm, drift {:+.1} ppm",
+                        o.correction_ppm, o.drift_estimate_ppm
+                    )
+                } else {
+                    "exact copy (source on the local clock: nothing to correct)".to_string()
+                },
+                o.resyncs,
+                o.write_errors
             );
             if !o.counters.is_empty() {
                 let c: Vec<String> = o.counters.iter().map(|(k, v)| format!("{k} {v}")).collect();
@@ -610,6 +623,11 @@ fn duration(s: f64) -> String {
         120..=7199 => format!("{} min", s / 60),
         _ => format!("{} h {} min", s / 3600, s / 60 % 60),
     }
+}
+
+/// Serde default for fields newer servers add (absent from older replies).
+fn yes() -> bool {
+    true
 }
 
 #[cfg(test)]
@@ -774,6 +792,7 @@ mod tests {
                 synced: true,
                 error_us: 1.25,
                 correction_ppm: 199.0,
+                resampling: true,
                 drift_estimate_ppm: 200.0,
                 resyncs: 1,
                 write_errors: 0,

@@ -246,6 +246,10 @@ impl Output for A2dpOutput {
         Ok(())
     }
 
+    fn paced_by_local_clock(&self) -> bool {
+        true
+    }
+
     fn take_markers(&mut self) -> Vec<LocalTime> {
         self.clock.take_markers()
     }

@@ -1,5 +1,6 @@
 //! Bookkeeping for outputs consumed at the local clock's rate (a pipe's reader, a file): where frame `n` is
-//! rendered, how much is queued, and which marker clicks were rendered when.
+//! rendered, how much is queued, and (when asked, see [`LocalClocked::with_markers`]) which marker clicks were
+//! rendered when.
 
 use super::{OutputStatus, OUTPUT_FORMAT};
 use crate::report::ClickDetector;
@@ -13,7 +14,8 @@ pub struct LocalClocked {
     lead_ns: i64,
     late_tolerance_ns: i64,
     delay_ns: i64,
-    detector: ClickDetector,
+    /// Finds marker clicks in what is written; off unless asked for (it costs a filter per sample).
+    detector: Option<ClickDetector>,
     markers: Vec<LocalTime>,
     found: Vec<f64>,
     /// Times the writer fell behind and the consumer had nothing.
@@ -36,11 +38,17 @@ impl LocalClocked {
             written_frames: 0,
             lead_ns,
             delay_ns,
-            detector: ClickDetector::new(),
+            detector: None,
             markers: vec![],
             found: vec![],
             underruns: 0,
         }
+    }
+
+    /// Also finds the marker clicks in what is written (for reports that compare outputs).
+    pub fn with_markers(mut self) -> Self {
+        self.detector = Some(ClickDetector::new());
+        self
     }
 
     /// When frame `n` is rendered (before the sink's delay).
@@ -80,14 +88,16 @@ impl LocalClocked {
         }
     }
 
-    /// Accounts for `frames` written; finds marker clicks in them.
+    /// Accounts for `frames` written; finds marker clicks in them if asked to.
     pub fn wrote(&mut self, frames: &[i16]) {
         let first = self.written_frames;
-        self.detector.push(
-            first,
-            frames.chunks_exact(2).map(|f| f[0] as f32 / 32768.0),
-            &mut self.found,
-        );
+        if let Some(detector) = &mut self.detector {
+            detector.push(
+                first,
+                frames.chunks_exact(2).map(|f| f[0] as f32 / 32768.0),
+                &mut self.found,
+            );
+        }
         for pos in self.found.drain(..) {
             if let Some(t0) = self.t0 {
                 self.markers
@@ -131,5 +141,24 @@ mod tests {
         assert_eq!(s.want_frames, 2_400); // catch up: 50 ms worth
         c.status(LocalTime::from_ns(200_000_000));
         assert_eq!(c.underruns, 1);
+    }
+
+    #[test]
+    fn marker_clicks_are_found_only_when_asked_for() {
+        let signal = crate::source::tone::TestSignal::standard();
+        let pcm: Vec<i16> = (0..48_000u64)
+            .flat_map(|n| {
+                let v = (signal.sample(n) * 32767.0) as i16;
+                [v, v]
+            })
+            .collect();
+        for (mut c, want) in [
+            (LocalClocked::new(0, 0), 0),
+            (LocalClocked::new(0, 0).with_markers(), 1),
+        ] {
+            c.status(LocalTime::from_ns(0));
+            c.wrote(&pcm);
+            assert_eq!(c.take_markers().len(), want);
+        }
     }
 }

@@ -61,6 +61,12 @@ pub trait Output: Send {
     fn take_markers(&mut self) -> Vec<LocalTime> {
         Vec::new()
     }
+    /// True when the output consumes audio at exactly the local clock's rate because our own deadline scheduler
+    /// paces it (a2dp, broadcast, pipe, file); false when it has a clock of its own (a sound card, a simulated
+    /// speaker). A source on the local clock then needs no rate correction for it.
+    fn paced_by_local_clock(&self) -> bool {
+        false
+    }
     /// Counters worth showing (underruns, dropped blocks…), as `(name, value)`.
     fn counters(&self) -> Vec<(&'static str, u64)> {
         Vec::new()

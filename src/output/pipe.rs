@@ -129,6 +129,10 @@ impl Output for PipeOutput {
         self.clock.wrote(frames);
         Ok(())
     }
+    fn paced_by_local_clock(&self) -> bool {
+        true
+    }
+
     fn take_markers(&mut self) -> Vec<LocalTime> {
         self.clock.take_markers()
     }

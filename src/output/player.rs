@@ -27,6 +27,9 @@ use std::sync::{Arc, Mutex};
 /// Frames per block handed to an output (5 ms at 48 kHz).
 pub const BLOCK_FRAMES: usize = 240;
 
+/// Marker times kept for [`Player::take_markers`] (an hour of one click a second) when nobody takes them.
+const MAX_MARKERS: usize = 3_600;
+
 /// What the group says about playing: buffer, latency, volume. Set by the source (Snapcast ServerSettings) or by
 /// the config for built-in sources.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -132,6 +135,8 @@ pub struct PlayerStatus {
     pub drift_estimate_ppm: f64,
     /// Hard resyncs so far.
     pub resyncs: u64,
+    /// Going through the resampler (false: copied exactly, as a source on the local clock allows).
+    pub resampling: bool,
     /// Every part of the output delay at the last block.
     pub delay: OutputDelay,
     /// The sink reported no delay and the default was used.
@@ -287,11 +292,19 @@ impl Player {
             written += BLOCK_FRAMES;
         }
         self.markers.extend(self.output.take_markers());
+        if self.markers.len() > MAX_MARKERS {
+            // Nobody is collecting them (the service never does): keep only the newest.
+            let excess = self.markers.len() - MAX_MARKERS;
+            self.markers.drain(..excess);
+        }
     }
 
     fn produce_block(&mut self, now: LocalTime, transport_ns: i64, sink_reported_ns: Option<i64>) {
         let settings = *self.feed.settings.lock().expect("settings lock");
-        let offset_ns = self.feed.server_clock.lock().expect("clock lock").offset_ns();
+        let (offset_ns, clock_is_local) = {
+            let clock = self.feed.server_clock.lock().expect("clock lock");
+            (clock.offset_ns(), clock.is_local())
+        };
         let tl = self.feed.timeline.lock().expect("timeline lock");
         if tl.generation() != self.generation || tl.format() != self.format {
             self.format = tl.format();
@@ -331,7 +344,18 @@ impl Player {
             let dt = now.ns_since(sync.last_update);
             sync.last_update = now;
             self.status.error_us = error_ns as f64 / 1000.0;
-            match self.controller.update(error_ns, dt) {
+            let correction = if self.conv.is_exact() {
+                // Nothing drifts: the error only moves when a delay changes (a new Delay report, an offset), and
+                // then it jumps. Follow it exactly as soon as it is off by more than a frame.
+                if (error_ns as f64).abs() > ns_per_frame {
+                    Correction::Resync { error_ns }
+                } else {
+                    Correction::Rate { ppm: 0.0 }
+                }
+            } else {
+                self.controller.update(error_ns, dt)
+            };
+            match correction {
                 Correction::Rate { ppm } => self.conv.set_ppm(ppm),
                 Correction::Resync { error_ns } => {
                     tracing::info!(
@@ -345,8 +369,12 @@ impl Player {
             }
         }
         if self.sync.is_none() {
-            self.conv.set_ppm(self.controller.drift_estimate_ppm());
-            self.conv.reset();
+            // Copy exactly when nothing can drift: a source on the local clock, an output paced by it, equal rates.
+            let exact = self.output.paced_by_local_clock() && clock_is_local && self.conv.reset_exact();
+            if !exact {
+                self.conv.set_ppm(self.controller.drift_estimate_ppm());
+                self.conv.reset();
+            }
             let first = wanted.add_ns(-(self.conv.first_position() * ns_per_frame).round() as i64);
             let feed_start = tl.align(first);
             self.sync = Some(SyncState {
@@ -359,6 +387,7 @@ impl Player {
         let sync = self.sync.as_ref().expect("set above");
         self.status.synced = true;
         self.status.correction_ppm = self.conv.ppm();
+        self.status.resampling = !self.conv.is_exact();
         self.status.drift_estimate_ppm = self.controller.drift_estimate_ppm();
         let ch = self.format.channels as usize;
         let need = self.conv.input_needed();
@@ -392,5 +421,107 @@ impl Player {
             out[0] = to_i16(l);
             out[1] = to_i16(r);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::output::local_clocked::LocalClocked;
+    use crate::output::OutputError;
+    use crate::source::tone::TestSignal;
+    use crate::timeline::buffer::{Chunk, TimelineBuffer};
+    use crate::timeline::server_clock::ServerClock;
+    use std::sync::atomic::{AtomicI64, Ordering};
+
+    /// An output consumed at the local clock that records what it is given; its sink delay can be changed.
+    struct Recorder {
+        clock: LocalClocked,
+        frames: Arc<Mutex<Vec<i16>>>,
+        delay_ns: Arc<AtomicI64>,
+    }
+
+    impl Output for Recorder {
+        fn kind(&self) -> &'static str {
+            "recorder"
+        }
+        fn status(&mut self, now: LocalTime) -> OutputStatus {
+            let mut st = self.clock.status(now);
+            st.sink_reported_ns = Some(self.delay_ns.load(Ordering::Relaxed));
+            st
+        }
+        fn write(&mut self, _now: LocalTime, frames: &[i16]) -> Result<(), OutputError> {
+            self.clock.wrote(frames);
+            self.frames.lock().unwrap().extend_from_slice(frames);
+            Ok(())
+        }
+        fn paced_by_local_clock(&self) -> bool {
+            true
+        }
+    }
+
+    /// Plays 4 s of the test signal from a source on `clock` to a [`Recorder`]; the sink's delay grows by 30 ms at
+    /// 2 s. Returns the left channel written and the player's status.
+    fn play(clock: ServerClock) -> (Vec<i16>, PlayerStatus) {
+        let signal = TestSignal::standard();
+        let timeline = Arc::new(Mutex::new(TimelineBuffer::new(signal.format, 10_000_000_000)));
+        for c in 0..(5 * 48_000 / 960) {
+            let mut samples = vec![0.0f32; 960 * 2];
+            signal.fill(c * 960, &mut samples);
+            let start = ServerTime::from_ns(signal.format.frames_to_ns(c as i64 * 960));
+            timeline.lock().unwrap().push(Chunk { start, samples }).unwrap();
+        }
+        let feed = Feed {
+            timeline,
+            server_clock: Arc::new(Mutex::new(clock)),
+            settings: Arc::new(Mutex::new(PlaySettings {
+                buffer_ns: 300_000_000,
+                ..PlaySettings::default()
+            })),
+        };
+        let frames = Arc::new(Mutex::new(Vec::new()));
+        let delay_ns = Arc::new(AtomicI64::new(100_000_000));
+        let out = Recorder {
+            clock: LocalClocked::new(20_000_000, 0),
+            frames: frames.clone(),
+            delay_ns: delay_ns.clone(),
+        };
+        let mut player = Player::new(PlayerConfig::named("r"), feed, Box::new(out));
+        for tick in 0..800 {
+            if tick == 400 {
+                delay_ns.store(130_000_000, Ordering::Relaxed);
+            }
+            player.tick(LocalTime::from_ns(tick * 5_000_000));
+        }
+        let left = frames.lock().unwrap().chunks_exact(2).map(|f| f[0]).collect();
+        (left, player.status())
+    }
+
+    /// The source frame output frame `j` copies in `out[from..to]`, if one shift fits all of them exactly.
+    fn exact_shift(out: &[i16], from: usize, to: usize) -> Option<i64> {
+        let signal = TestSignal::standard();
+        let src = |n: i64| (signal.sample(n as u64) * 32767.0).round() as i16;
+        (-48_000i64..48_000).find(|k| (from..to).all(|j| j as i64 + k >= 0 && out[j] == src(j as i64 + k)))
+    }
+
+    #[test]
+    fn a_source_on_the_local_clock_is_copied_bit_exact_and_follows_a_delay_jump() {
+        let (out, st) = play(ServerClock::local());
+        // Before the jump (t = 0.5–1.9 s) and after it (2.2–3.9 s): exact copies, shifted by the 30 ms (1440 frames).
+        let before = exact_shift(&out, 24_000, 91_000).expect("an exact copy before the delay change");
+        let after = exact_shift(&out, 106_000, 187_000).expect("an exact copy after the delay change");
+        assert_eq!(after - before, 1_440);
+        assert_eq!(st.resyncs, 1, "one resync for the jump: {st:?}");
+        assert_eq!(st.correction_ppm, 0.0);
+        assert!(!st.resampling);
+    }
+
+    #[test]
+    fn a_measured_clock_goes_through_the_resampler() {
+        // The same audio from a clock that is measured (a network source's) is resampled (bit-exact too here, as
+        // the estimate never moves and the polynomial passes through the samples at a ratio of exactly 1).
+        let (out, st) = play(ServerClock::fixed(0));
+        assert!(st.synced && st.resampling, "{st:?}");
+        assert!(exact_shift(&out, 106_000, 107_000).is_some());
     }
 }

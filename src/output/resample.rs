@@ -7,6 +7,11 @@
 //! ratio. It tracks, in fractional input frames since the last reset, which input position the next output frame
 //! is taken from: rubato advances its read index by `1 / ratio` per output frame, so the position is known
 //! exactly, which is what lets the player measure its sync error to a fraction of a frame.
+//!
+//! When there is nothing to convert or correct (equal rates, and a source on the same clock as the output, so no
+//! drift is possible), [`reset_exact`](RateConverter::reset_exact) switches it to copying: output frame k is input
+//! frame k, bit-exact and nearly free (the interpolation is most of a pipeline's CPU, and under the rig's
+//! software-emulated CPU it is what made the A2DP and broadcast outputs fall behind).
 
 use rubato::{FastFixedOut, PolynomialDegree, Resampler};
 
@@ -27,6 +32,8 @@ pub struct RateConverter {
     fed_frames: u64,
     in_planar: Vec<Vec<f32>>,
     out_planar: Vec<Vec<f32>>,
+    /// Copying instead of interpolating (see [`reset_exact`](Self::reset_exact)).
+    exact: bool,
 }
 
 impl RateConverter {
@@ -52,11 +59,27 @@ impl RateConverter {
             fed_frames: 0,
             in_planar: vec![vec![0.0; max_in]; channels],
             out_planar: vec![vec![0.0; block_frames]; channels],
+            exact: false,
         }
+    }
+
+    /// Forgets all history and copies from now on: output frame k is input frame k (position k), no correction.
+    /// Only for equal rates; returns false (and resets for interpolation instead) otherwise.
+    pub fn reset_exact(&mut self) -> bool {
+        self.ppm = 0.0;
+        self.reset();
+        self.exact = self.ratio0 == 1.0;
+        self.exact
+    }
+
+    /// Copying (after [`reset_exact`](Self::reset_exact)) rather than interpolating.
+    pub fn is_exact(&self) -> bool {
+        self.exact
     }
 
     /// Forgets all history: the next output frame is taken from input position `FIRST_POSITION + 1/ratio`.
     pub fn reset(&mut self) {
+        self.exact = false;
         self.resampler.reset();
         self.apply_ratio();
         self.last_position = FIRST_POSITION_FRAMES;
@@ -74,7 +97,7 @@ impl RateConverter {
 
     /// Sets the rate correction for the next block.
     pub fn set_ppm(&mut self, ppm: f64) {
-        if ppm != self.ppm {
+        if ppm != self.ppm && !self.exact {
             self.ppm = ppm;
             self.apply_ratio();
         }
@@ -87,11 +110,17 @@ impl RateConverter {
 
     /// Input position (fractional frames since the last reset) of the next output frame.
     pub fn next_position(&self) -> f64 {
+        if self.exact {
+            return self.fed_frames as f64;
+        }
         self.last_position + 1.0 / self.ratio()
     }
 
     /// Input position the converter takes its first output frame from after a reset, at the current ratio.
     pub fn first_position(&self) -> f64 {
+        if self.exact {
+            return 0.0;
+        }
         FIRST_POSITION_FRAMES + 1.0 / self.ratio()
     }
 
@@ -102,6 +131,9 @@ impl RateConverter {
 
     /// Input frames the next [`process`](Self::process) call takes.
     pub fn input_needed(&self) -> usize {
+        if self.exact {
+            return self.block_frames;
+        }
         self.resampler.input_frames_next()
     }
 
@@ -111,6 +143,11 @@ impl RateConverter {
         let n_in = input.len() / ch;
         debug_assert_eq!(n_in, self.input_needed());
         debug_assert_eq!(out.len(), self.block_frames * ch);
+        if self.exact {
+            out.copy_from_slice(input);
+            self.fed_frames += n_in as u64;
+            return;
+        }
         for (c, plane) in self.in_planar.iter_mut().enumerate() {
             plane.resize(n_in, 0.0);
             for (i, s) in plane.iter_mut().enumerate() {
@@ -184,6 +221,27 @@ mod tests {
                 found[0]
             );
         }
+    }
+
+    #[test]
+    fn exact_mode_copies_and_keeps_the_bookkeeping() {
+        let mut c = RateConverter::new(48_000, 48_000, 2, 240);
+        assert!(c.reset_exact());
+        assert_eq!(
+            (c.first_position(), c.next_position(), c.input_needed()),
+            (0.0, 0.0, 240)
+        );
+        let input: Vec<f32> = (0..480).map(|i| i as f32).collect();
+        let mut out = vec![0.0; 480];
+        c.process(&input, &mut out);
+        assert_eq!(out, input);
+        assert_eq!((c.next_position(), c.fed_frames()), (240.0, 240));
+        c.set_ppm(100.0); // no correction while copying
+        assert_eq!(c.ppm(), 0.0);
+        // A plain reset goes back to interpolating; different rates never copy.
+        c.reset();
+        assert!(!c.is_exact());
+        assert!(!RateConverter::new(44_100, 48_000, 2, 240).reset_exact());
     }
 
     /// THD+N of `x` (a sine of unknown phase near `f` cycles/frame): residual after a least-squares fit of the

@@ -21,6 +21,8 @@ pub struct ServerClock {
     samples_ns: VecDeque<i64>,
     last_sample: Option<LocalTime>,
     offset_ns: Option<i64>,
+    /// This is the local clock itself (a built-in source): never measured, no drift against local outputs.
+    local: bool,
 }
 
 /// An estimator shared by all connections to one server.
@@ -40,6 +42,20 @@ impl ServerClock {
         }
     }
 
+    /// The local clock itself, for built-in sources (offset 0 forever). Outputs paced by the local clock need no
+    /// rate correction against it.
+    pub fn local() -> Self {
+        Self {
+            local: true,
+            ..Self::fixed(0)
+        }
+    }
+
+    /// True for [`local`](Self::local): the source runs on this machine's clock.
+    pub fn is_local(&self) -> bool {
+        self.local
+    }
+
     /// Adds one Time exchange measured at local time `now`.
     pub fn add_exchange(&mut self, c2s_ns: i64, s2c_ns: i64, now: LocalTime) {
         self.add_offset_sample((c2s_ns - s2c_ns) / 2, now);
@@ -47,6 +63,7 @@ impl ServerClock {
 
     /// Adds one raw `server − local` sample measured at `now`.
     pub fn add_offset_sample(&mut self, offset_ns: i64, now: LocalTime) {
+        self.local = false;
         if let Some(last) = self.last_sample {
             if now.ns_since(last) > STALE_AFTER_NS {
                 self.samples_ns.clear();
