@@ -24,7 +24,7 @@ use crate::engine::{control_channel, Engine, EngineCommand, EngineHandle, Engine
 use crate::output::player::{Feed, PlaySettings, Player, PlayerConfig, PlayerStatus};
 use crate::output::{OutputContext, OutputError};
 use crate::source::snapcast::SnapcastIngest;
-use crate::source::tone::{TestSignal, ToneSource};
+use crate::source::tone::{TestSignal, ToneSource, CLICK_OFFSET_FRAMES};
 use crate::source::wav::WavSource;
 use crate::source::{Source, SourceError};
 use crate::state::{State, StateStore};
@@ -128,6 +128,12 @@ impl Wiring {
         Ok(match source {
             SourceSpec::Tone { buffer_ns } => {
                 let signal = TestSignal::standard();
+                // The rig's timing analysis (analyze_timing.py) computes every click's play time from this line.
+                tracing::info!(
+                    "tone source: frame 0 captured at CLOCK_MONOTONIC {} ns; clicks at frame {CLICK_OFFSET_FRAMES} of \
+                     every second",
+                    start.as_ns()
+                );
                 let timeline = TimelineBuffer::shared(signal.format);
                 let src: Box<dyn Source> = Box::new(ToneSource::new(signal, timeline.clone(), start));
                 (Self::Local(local_feed(timeline, *buffer_ns)), vec![src])

@@ -1,4 +1,5 @@
-//! `org.bluez.MediaEndpoint1`, served by bluebridge: the A2DP SBC source endpoint registered on an adapter.
+//! `org.bluez.MediaEndpoint1`, served by bluebridge: the A2DP SBC source endpoint registered on an adapter (and,
+//! for the rig's sink recorder, an A2DP SBC sink endpoint).
 //!
 //! BlueZ calls `SelectConfiguration` with a speaker's capabilities, then `SetConfiguration` with the transport it
 //! created, `ClearConfiguration` when the stream goes, and `Release` when it drops the endpoint. Calls are
@@ -6,7 +7,7 @@
 //! [`EndpointHandle`] that unregisters on drop; its event receiver tells the owner about transports.
 
 use super::a2dp::sbc_caps::{self, SbcQuality};
-use super::a2dp::{A2DP_SOURCE_UUID, CODEC_SBC};
+use super::a2dp::{A2DP_SINK_UUID, A2DP_SOURCE_UUID, CODEC_SBC};
 use super::media::{MediaBus, MediaError};
 use dbus::arg::{PropMap, RefArg, Variant};
 use dbus::MethodErr;
@@ -94,9 +95,35 @@ pub async fn register_a2dp_source(
     adapter: &str,
     quality: SbcQuality,
 ) -> Result<EndpointHandle, MediaError> {
+    register_a2dp(bus, adapter, quality, Role::Source).await
+}
+
+/// Serves an A2DP SBC **sink** endpoint (a speaker's side) and registers it on `adapter`: what the rig's sink
+/// recorder is. It offers [`sbc_caps::SOURCE_CAPABILITIES`] (48 kHz, every mode, block length, subband count,
+/// allocation and bitpool) with `DelayReporting`, and accepts what [`sbc_caps::check`] accepts.
+pub async fn register_a2dp_sink(bus: &MediaBus, adapter: &str) -> Result<EndpointHandle, MediaError> {
+    register_a2dp(bus, adapter, SbcQuality::High, Role::Sink).await
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Source,
+    Sink,
+}
+
+async fn register_a2dp(
+    bus: &MediaBus,
+    adapter: &str,
+    quality: SbcQuality,
+    role: Role,
+) -> Result<EndpointHandle, MediaError> {
+    let (uuid, name) = match role {
+        Role::Source => (A2DP_SOURCE_UUID, "source"),
+        Role::Sink => (A2DP_SINK_UUID, "sink"),
+    };
     let owner = bus.bluez_owner().await?;
     let adapter_path = format!("/org/bluez/{adapter}");
-    let path = dbus::Path::new(format!("/org/bluebridge/{adapter}/a2dp_source_sbc")).map_err(MediaError::Protocol)?;
+    let path = dbus::Path::new(format!("/org/bluebridge/{adapter}/a2dp_{name}_sbc")).map_err(MediaError::Protocol)?;
     let (tx, rx) = mpsc::unbounded_channel();
     {
         let mut cr = bus.cr.lock().expect("crossroads lock");
@@ -175,7 +202,7 @@ pub async fn register_a2dp_source(
         );
     }
     let mut props: HashMap<&str, Variant<Box<dyn RefArg>>> = HashMap::new();
-    props.insert("UUID", Variant(Box::new(A2DP_SOURCE_UUID.to_string())));
+    props.insert("UUID", Variant(Box::new(uuid.to_string())));
     props.insert("Codec", Variant(Box::new(CODEC_SBC)));
     props.insert(
         "Capabilities",
@@ -193,8 +220,8 @@ pub async fn register_a2dp_source(
         .method_call::<(), _, _, _>(MEDIA_INTERFACE, "RegisterEndpoint", (path.clone(), props))
         .await
         .map_err(MediaError::dbus(format!(
-            "registering the A2DP source endpoint on {adapter}"
+            "registering the A2DP {name} endpoint on {adapter}"
         )))?;
-    tracing::info!("A2DP SBC source endpoint registered on {adapter} at {path}");
+    tracing::info!("A2DP SBC {name} endpoint registered on {adapter} at {path}");
     Ok(handle)
 }

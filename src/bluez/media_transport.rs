@@ -63,3 +63,15 @@ pub async fn state(bus: &MediaBus, transport: &str) -> Option<String> {
         .await
         .ok()
 }
+
+/// Sets the transport's `Delay` (1/10 ms): what a local A2DP **sink** reports to the source with AVDTP
+/// DelayReport. BlueZ ≥ 5.79 allows it only on a sink transport the caller has acquired; otherwise the error
+/// carries BlueZ's name (e.g. `org.freedesktop.DBus.Error.PropertyReadOnly` before 5.79, `org.bluez.Error.Failed`).
+pub async fn set_delay(bus: &MediaBus, transport: &str, delay_dms: u16) -> Result<(), MediaError> {
+    bus.bluez_proxy(transport.to_string())
+        .set(INTERFACE, "Delay", delay_dms)
+        .await
+        .map_err(MediaError::dbus(format!(
+            "setting Delay = {delay_dms} (1/10 ms) on {transport}"
+        )))
+}

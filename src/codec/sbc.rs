@@ -1,7 +1,8 @@
-//! SBC encoding through the system libsbc (Debian `libsbc-dev`): a thin FFI and a safe encoder.
+//! SBC through the system libsbc (Debian `libsbc-dev`): a thin FFI and a safe encoder and decoder.
 //!
-//! The encoder is configured straight from an A2DP SBC configuration (the 4 bytes BlueZ hands to
-//! `SetConfiguration`), so what is encoded is always exactly what was negotiated.
+//! The codec is configured straight from an A2DP SBC configuration (the 4 bytes BlueZ hands to
+//! `SetConfiguration`), so what is encoded is always exactly what was negotiated. The decoder serves the rig's
+//! sink recorder ([`crate::bluez::a2dp_sink_recorder`]), which judges what a speaker would hear.
 
 use std::os::raw::{c_int, c_ulong, c_void};
 
@@ -44,8 +45,12 @@ extern "C" {
     fn sbc_finish(sbc: *mut SbcT);
 }
 
-/// Algorithmic delay of the SBC encoder in PCM frames (as bluez-alsa reports it for SBC).
+/// Algorithmic delay of SBC in PCM frames (as bluez-alsa reports it for SBC): an encoder followed by a decoder
+/// (libsbc, 8 subbands) puts input frame `n` at output frame `n + 73` (measured: 73.02, in the tests).
 pub const SBC_DELAY_FRAMES: u32 = 73;
+
+/// First byte of every SBC frame.
+pub const SBC_SYNCWORD: u8 = 0x9c;
 
 /// Why libsbc refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -198,6 +203,27 @@ impl Sbc {
         out.truncate(start + written);
         Ok(rc as usize)
     }
+
+    /// Decodes `count` consecutive SBC frames from the start of `data` (e.g. an A2DP media payload after its
+    /// 1-byte header), appending interleaved S16 samples to `pcm`; returns the bytes consumed. A frame that does
+    /// not start with the SBC syncword, or data that ends before `count` frames, is an error (what was decoded
+    /// before it stays in `pcm`).
+    pub fn decode_frames(&mut self, data: &[u8], count: usize, pcm: &mut Vec<i16>) -> Result<usize, SbcError> {
+        let mut off = 0;
+        let mut bytes = Vec::with_capacity(self.codesize.max(512));
+        for _ in 0..count {
+            if data.get(off) != Some(&SBC_SYNCWORD) {
+                return Err(SbcError::Codec {
+                    what: "decode (no SBC syncword)",
+                    code: off as isize,
+                });
+            }
+            bytes.clear();
+            off += self.decode_frame(&data[off..], &mut bytes)?;
+            pcm.extend(bytes.chunks_exact(2).map(|b| i16::from_le_bytes([b[0], b[1]])));
+        }
+        Ok(off)
+    }
 }
 
 impl Drop for Sbc {
@@ -261,6 +287,59 @@ mod tests {
         }
         let snr = 10.0 * (sig / err).log10();
         assert!(snr > 30.0, "SNR {snr:.1} dB");
+    }
+
+    /// The test signal (440 Hz at −20 dBFS + a Gaussian click every second) survives SBC: after the codec delay
+    /// the decoded left channel matches the input with an SNR above 50 dB (measured 62.9 dB at bitpool 51), and
+    /// every click comes out [`SBC_DELAY_FRAMES`] later to within 0.25 frame (measured 73.02), which is what the
+    /// sink recorder's timing relies on.
+    #[test]
+    fn decoder_round_trip_of_the_test_signal() {
+        use crate::report::ClickDetector;
+        use crate::source::tone::{TestSignal, CLICK_OFFSET_FRAMES};
+        let signal = TestSignal::standard();
+        let n_sbc = 3 * 48_000 / 128; // 3 s
+        let input: Vec<i16> = (0..n_sbc as u64 * 128)
+            .flat_map(|n| {
+                let v = (signal.sample(n) * 32767.0).round() as i16;
+                [v, v]
+            })
+            .collect();
+        let bytes: Vec<u8> = input.iter().flat_map(|s| s.to_le_bytes()).collect();
+        let mut enc = Sbc::new_a2dp(&CONF_48K_JS).unwrap();
+        let mut payload = vec![];
+        for chunk in bytes.chunks_exact(enc.codesize()) {
+            enc.encode_frame(chunk, &mut payload).unwrap();
+        }
+        // Decode as the recorder does: packets of 7 frames.
+        let mut dec = Sbc::new_a2dp(&CONF_48K_JS).unwrap();
+        let mut out = vec![];
+        let mut off = 0;
+        for n in (0..n_sbc).step_by(7).map(|i| (n_sbc - i).min(7)) {
+            off += dec.decode_frames(&payload[off..], n, &mut out).unwrap();
+        }
+        assert_eq!(off, payload.len());
+        assert_eq!(out.len(), input.len());
+        let d = SBC_DELAY_FRAMES as usize;
+        let (mut sig, mut err) = (0.0f64, 0.0f64);
+        for i in 1_000..(out.len() / 2 - d) {
+            let (a, b) = (input[2 * i] as f64, out[2 * (i + d)] as f64);
+            sig += a * a;
+            err += (a - b) * (a - b);
+        }
+        let snr = 10.0 * (sig / err).log10();
+        assert!(snr > 50.0, "SNR {snr:.1} dB");
+        let mut det = ClickDetector::new();
+        let mut found = vec![];
+        det.push(0, out.chunks_exact(2).map(|f| f[0] as f32 / 32768.0), &mut found);
+        assert_eq!(found.len(), 3, "{found:?}");
+        for (k, pos) in found.iter().enumerate() {
+            let want = (k as u64 * 48_000 + CLICK_OFFSET_FRAMES) as f64 + SBC_DELAY_FRAMES as f64;
+            assert!((pos - want).abs() < 0.25, "click {k} at {pos}, want {want}");
+        }
+        // Garbage is refused, not decoded.
+        assert!(dec.decode_frames(&[0u8; 115], 1, &mut out).is_err());
+        assert!(dec.decode_frames(&payload[..100], 1, &mut out).is_err());
     }
 
     #[test]

@@ -1,0 +1,426 @@
+//! The sink recorder's pure parts: parsing what arrives on an A2DP transport (RTP header + the SBC media payload
+//! header), counting sequence gaps, timing decoded positions from packet arrivals, and the Delay schedule. No
+//! sockets and no D-Bus, so all of it is unit-tested here.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+/// Length of the fixed RTP header.
+pub const RTP_FIXED_LEN: usize = 12;
+/// Packets remembered for timing clicks: a click is found a few frames after its peak, so at most the packet
+/// before the current one is needed; 64 is plenty even for one-frame packets.
+const ARRIVALS_KEPT: usize = 64;
+
+/// One A2DP media packet, parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MediaPacket<'a> {
+    /// RTP sequence number.
+    pub seq: u16,
+    /// RTP timestamp (PCM frames at the codec rate).
+    pub timestamp: u32,
+    /// RTP payload type (96 from BlueZ's peers and bluebridge).
+    pub payload_type: u8,
+    /// SBC frames in the payload (the media payload header's low 4 bits).
+    pub frames: u8,
+    /// The SBC frames, after the 1-byte media payload header.
+    pub sbc: &'a [u8],
+}
+
+/// Why a packet could not be parsed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PacketError {
+    /// Shorter than the headers it declares.
+    #[error("packet of {len} bytes is shorter than its headers ({need} bytes)")]
+    Short {
+        /// Bytes received.
+        len: usize,
+        /// Bytes the headers need.
+        need: usize,
+    },
+    /// Not RTP version 2.
+    #[error("RTP version {0}, want 2")]
+    Version(u8),
+    /// The RTP padding count is impossible.
+    #[error("RTP padding of {0} bytes does not fit the packet")]
+    Padding(u8),
+    /// A fragmented SBC frame (only used when one frame exceeds the MTU; bluebridge never sends it).
+    #[error("fragmented SBC payload (media payload header 0x{0:02x}) is not supported")]
+    Fragmented(u8),
+    /// The media payload header counts no frames.
+    #[error("the SBC media payload header counts no frames")]
+    NoFrames,
+}
+
+/// Parses an A2DP SBC media packet: the RTP header (12 bytes, CSRCs, an optional extension, optional padding),
+/// then the 1-byte SBC media payload header (F S L RFA, frame count in the low 4 bits), then SBC frames.
+pub fn parse(pkt: &[u8]) -> Result<MediaPacket<'_>, PacketError> {
+    let short = |need: usize| PacketError::Short { len: pkt.len(), need };
+    if pkt.len() < RTP_FIXED_LEN {
+        return Err(short(RTP_FIXED_LEN));
+    }
+    let version = pkt[0] >> 6;
+    if version != 2 {
+        return Err(PacketError::Version(version));
+    }
+    let padding = pkt[0] & 0x20 != 0;
+    let extension = pkt[0] & 0x10 != 0;
+    let csrc_count = (pkt[0] & 0x0f) as usize;
+    let mut header = RTP_FIXED_LEN + 4 * csrc_count;
+    if extension {
+        if pkt.len() < header + 4 {
+            return Err(short(header + 4));
+        }
+        let words = u16::from_be_bytes([pkt[header + 2], pkt[header + 3]]) as usize;
+        header += 4 + 4 * words;
+    }
+    let mut end = pkt.len();
+    if padding {
+        let pad = pkt[pkt.len() - 1];
+        if pad == 0 || pad as usize > pkt.len().saturating_sub(header) {
+            return Err(PacketError::Padding(pad));
+        }
+        end -= pad as usize;
+    }
+    if end < header + 1 {
+        return Err(short(header + 1));
+    }
+    let media_header = pkt[header];
+    if media_header & 0x80 != 0 {
+        return Err(PacketError::Fragmented(media_header));
+    }
+    let frames = media_header & 0x0f;
+    if frames == 0 {
+        return Err(PacketError::NoFrames);
+    }
+    Ok(MediaPacket {
+        seq: u16::from_be_bytes([pkt[2], pkt[3]]),
+        timestamp: u32::from_be_bytes([pkt[4], pkt[5], pkt[6], pkt[7]]),
+        payload_type: pkt[1] & 0x7f,
+        frames,
+        sbc: &pkt[header + 1..end],
+    })
+}
+
+/// Counts RTP sequence gaps: packets that never arrived (or arrived out of order).
+#[derive(Debug, Default, Clone)]
+pub struct SeqTracker {
+    last: Option<u16>,
+    /// Places where the sequence jumped forward.
+    pub gaps: u64,
+    /// Packets skipped by those jumps.
+    pub lost: u64,
+    /// Packets that came again or too late (sequence went backwards); they are dropped.
+    pub late: u64,
+}
+
+impl SeqTracker {
+    /// Accounts for `seq`; returns how many packets are missing right before it, or None for a duplicate or a
+    /// packet older than the last one (drop it).
+    pub fn push(&mut self, seq: u16) -> Option<u16> {
+        let Some(last) = self.last else {
+            self.last = Some(seq);
+            return Some(0);
+        };
+        let step = seq.wrapping_sub(last);
+        if step == 0 || step >= 0x8000 {
+            self.late += 1;
+            return None;
+        }
+        self.last = Some(seq);
+        if step > 1 {
+            self.gaps += 1;
+            self.lost += (step - 1) as u64;
+        }
+        Some(step - 1)
+    }
+
+    /// Forgets the last sequence number (a new stream starts its own numbering).
+    pub fn restart(&mut self) {
+        self.last = None;
+    }
+}
+
+/// One received packet, placed on the decoded timeline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PacketArrival {
+    /// Packets received before it (all transports of the run).
+    pub index: u64,
+    /// Its RTP sequence number.
+    pub seq: u16,
+    /// Index of its first decoded frame on the recorder's timeline.
+    pub first_frame: u64,
+    /// Decoded frames it carried.
+    pub frames: u32,
+    /// When it arrived, CLOCK_MONOTONIC ns.
+    pub arrival_ns: i64,
+}
+
+/// Recent packets, to time positions found in the decoded stream.
+///
+/// A sink that plays each packet as it arrives renders decoded frame `p` of a packet that arrived at `A` with
+/// first frame `F` at `A + (p − F) / rate`: that is the *arrival time* of position `p`. The recorder reports it
+/// for every click; a real speaker would render it its reported Delay later.
+#[derive(Debug, Clone)]
+pub struct Arrivals {
+    rate_hz: u32,
+    recent: VecDeque<PacketArrival>,
+}
+
+impl Arrivals {
+    /// Nothing received yet, audio at `rate_hz`.
+    pub fn new(rate_hz: u32) -> Self {
+        Self {
+            rate_hz,
+            recent: VecDeque::new(),
+        }
+    }
+
+    /// Remembers a packet (in arrival order).
+    pub fn push(&mut self, p: PacketArrival) {
+        if self.recent.len() == ARRIVALS_KEPT {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(p);
+    }
+
+    /// The packet that carried decoded position `pos` (fractional frames), and the position's arrival time in
+    /// ns. None if that packet is no longer remembered (or never existed: a lost packet's silence).
+    pub fn time_of(&self, pos: f64) -> Option<(PacketArrival, i64)> {
+        let frame = pos.floor();
+        if frame < 0.0 {
+            return None;
+        }
+        let frame = frame as u64;
+        let p = *self
+            .recent
+            .iter()
+            .rev()
+            .find(|p| p.first_frame <= frame && frame < p.first_frame + p.frames as u64)?;
+        Some((p, p.arrival_ns + frames_to_ns(pos - p.first_frame as f64, self.rate_hz)))
+    }
+}
+
+/// `frames` at `rate_hz` in ns, rounded.
+pub fn frames_to_ns(frames: f64, rate_hz: u32) -> i64 {
+    (frames * 1e9 / rate_hz as f64).round() as i64
+}
+
+/// A kernel receive stamp (`SO_TIMESTAMPNS`, CLOCK_REALTIME) moved to CLOCK_MONOTONIC, given both clocks read
+/// together just after the packet was received. No NTP runs in the rig's guest, so their offset is steady.
+pub fn realtime_to_monotonic(stamp_real_ns: i64, real_now_ns: i64, mono_now_ns: i64) -> i64 {
+    stamp_real_ns - (real_now_ns - mono_now_ns)
+}
+
+/// The largest Delay AVDTP can carry: 65535 × 1/10 ms.
+pub const MAX_DELAY_MS: f64 = 6553.5;
+
+/// A Delay in ms as BlueZ's unit, 1/10 ms (rounded); None outside 0..=[`MAX_DELAY_MS`].
+pub fn delay_dms(ms: f64) -> Option<u16> {
+    (0.0..=MAX_DELAY_MS).contains(&ms).then(|| (ms * 10.0).round() as u16)
+}
+
+/// A scheduled change of the reported Delay: `after` the first audio, report `delay_ms`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DelayChange {
+    /// From the first audio packet.
+    pub after: Duration,
+    /// The new Delay, ms.
+    pub delay_ms: f64,
+}
+
+impl std::str::FromStr for DelayChange {
+    type Err = String;
+
+    /// `SECS:MS`, e.g. `12:250` = 12 s after the first audio, report 250 ms.
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (secs, ms) = s
+            .split_once(':')
+            .ok_or_else(|| format!("\"{s}\": want SECONDS:MILLISECONDS, e.g. 12:250"))?;
+        let secs: f64 = secs
+            .trim()
+            .parse()
+            .map_err(|_| format!("\"{s}\": \"{secs}\" is not a number of seconds"))?;
+        let delay_ms: f64 = ms
+            .trim()
+            .parse()
+            .map_err(|_| format!("\"{s}\": \"{ms}\" is not a number of milliseconds"))?;
+        if !(0.0..=86_400.0).contains(&secs) {
+            return Err(format!("\"{s}\": seconds must be 0 to 86400"));
+        }
+        if delay_dms(delay_ms).is_none() {
+            return Err(format!("\"{s}\": the Delay must be 0 to {MAX_DELAY_MS} ms"));
+        }
+        Ok(Self {
+            after: Duration::from_secs_f64(secs),
+            delay_ms,
+        })
+    }
+}
+
+/// The Delay in force over time: each step is (since, ms), in time order.
+#[derive(Debug, Clone, Default)]
+pub struct DelayHistory {
+    steps: Vec<(i64, f64)>,
+}
+
+impl DelayHistory {
+    /// From `since_ns` on, the Delay in force is `ms`.
+    pub fn set(&mut self, since_ns: i64, ms: f64) {
+        self.steps.push((since_ns, ms));
+    }
+
+    /// The Delay in force at `t_ns`, ms (None before the first one).
+    pub fn at(&self, t_ns: i64) -> Option<f64> {
+        self.steps.iter().rev().find(|(since, _)| *since <= t_ns).map(|s| s.1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bluez::a2dp::rtp::RtpPacketizer;
+
+    #[test]
+    fn parses_what_the_packetizer_builds() {
+        let mut p = RtpPacketizer::new(0xfffe, 1000, 1);
+        let mut out = vec![];
+        p.packet(&[0x9c; 230], 2, 128, &mut out);
+        let m = parse(&out).unwrap();
+        assert_eq!((m.seq, m.timestamp, m.payload_type, m.frames), (0xfffe, 1000, 96, 2));
+        assert_eq!(m.sbc.len(), 230);
+        p.packet(&[0x9c; 115], 1, 128, &mut out);
+        let m = parse(&out).unwrap();
+        assert_eq!((m.seq, m.timestamp, m.frames), (0xffff, 1256, 1));
+    }
+
+    #[test]
+    fn skips_csrcs_extension_and_padding() {
+        // V=2 P=1 X=1 CC=2; 2 CSRCs; extension of 1 word; media header 3 frames; 4 payload bytes; 3 pad bytes.
+        let mut pkt = vec![0xb2, 96, 0, 7, 0, 0, 0, 9, 0, 0, 0, 1];
+        pkt.extend_from_slice(&[1, 1, 1, 1, 2, 2, 2, 2]);
+        pkt.extend_from_slice(&[0xbe, 0xde, 0, 1, 5, 5, 5, 5]);
+        pkt.push(3);
+        pkt.extend_from_slice(&[0x9c, 1, 2, 3]);
+        pkt.extend_from_slice(&[0, 0, 3]);
+        let m = parse(&pkt).unwrap();
+        assert_eq!((m.seq, m.timestamp, m.frames), (7, 9, 3));
+        assert_eq!(m.sbc, &[0x9c, 1, 2, 3]);
+    }
+
+    #[test]
+    fn refuses_what_is_not_an_sbc_media_packet() {
+        assert_eq!(parse(&[0x80; 5]), Err(PacketError::Short { len: 5, need: 12 }));
+        assert_eq!(parse(&[0x40; 20]), Err(PacketError::Version(1)));
+        let mut pkt = vec![0x80, 96, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        assert_eq!(parse(&pkt), Err(PacketError::Short { len: 12, need: 13 }));
+        pkt.push(0x00);
+        assert_eq!(parse(&pkt), Err(PacketError::NoFrames));
+        pkt[12] = 0xc1;
+        assert_eq!(parse(&pkt), Err(PacketError::Fragmented(0xc1)));
+        let mut padded = vec![0xa0, 96, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0x9c, 40];
+        assert_eq!(parse(&padded), Err(PacketError::Padding(40)));
+        padded[14] = 0;
+        assert_eq!(parse(&padded), Err(PacketError::Padding(0)));
+        // One CSRC declared but absent.
+        assert_eq!(
+            parse(&[0x81, 96, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]),
+            Err(PacketError::Short { len: 13, need: 17 })
+        );
+    }
+
+    #[test]
+    fn counts_sequence_gaps_across_the_wrap() {
+        let mut t = SeqTracker::default();
+        assert_eq!(t.push(65_534), Some(0));
+        assert_eq!(t.push(65_535), Some(0));
+        assert_eq!(t.push(2), Some(2)); // 0 and 1 missing
+        assert_eq!(t.push(2), None); // duplicate
+        assert_eq!(t.push(1), None); // too late
+        assert_eq!(t.push(3), Some(0));
+        assert_eq!((t.gaps, t.lost, t.late), (1, 2, 2));
+        t.restart();
+        assert_eq!(t.push(100), Some(0));
+        assert_eq!(t.gaps, 1);
+    }
+
+    #[test]
+    fn a_click_is_timed_from_the_packet_that_carried_it() {
+        let mut a = Arrivals::new(48_000);
+        // Packets of 896 frames (7 SBC frames of 128) arriving 18.67 ms apart, the second one 2 ms late.
+        a.push(PacketArrival {
+            index: 0,
+            seq: 10,
+            first_frame: 0,
+            frames: 896,
+            arrival_ns: 1_000_000_000,
+        });
+        a.push(PacketArrival {
+            index: 1,
+            seq: 11,
+            first_frame: 896,
+            frames: 896,
+            arrival_ns: 1_020_666_667,
+        });
+        let (p, t) = a.time_of(100.5).unwrap();
+        assert_eq!(p.seq, 10);
+        assert_eq!(t, 1_000_000_000 + 2_093_750); // 100.5 / 48000 s
+        let (p, t) = a.time_of(896.0 + 48.0).unwrap();
+        assert_eq!(p.seq, 11);
+        assert_eq!(t, 1_020_666_667 + 1_000_000); // 48 frames = 1 ms after that packet arrived
+        assert!(a.time_of(2000.0).is_none(), "not received yet");
+        assert!(a.time_of(-1.0).is_none());
+    }
+
+    #[test]
+    fn arrivals_forget_old_packets() {
+        let mut a = Arrivals::new(48_000);
+        for i in 0..100u64 {
+            a.push(PacketArrival {
+                index: i,
+                seq: i as u16,
+                first_frame: i * 128,
+                frames: 128,
+                arrival_ns: i as i64,
+            });
+        }
+        assert!(a.time_of(10.0).is_none());
+        assert_eq!(a.time_of(99.0 * 128.0).unwrap().0.index, 99);
+    }
+
+    #[test]
+    fn kernel_stamps_move_to_the_monotonic_clock() {
+        // Realtime runs 1000 s ahead of monotonic; the packet was stamped 300 µs before both clocks were read.
+        assert_eq!(
+            realtime_to_monotonic(1_005_000_000_000 - 300_000, 1_005_000_000_000, 5_000_000_000),
+            5_000_000_000 - 300_000
+        );
+    }
+
+    #[test]
+    fn delay_changes_parse_and_units_are_tenths_of_ms() {
+        let c: DelayChange = "12:250".parse().unwrap();
+        assert_eq!(c.after, Duration::from_secs(12));
+        assert_eq!(c.delay_ms, 250.0);
+        let c: DelayChange = "0.5:12.3".parse().unwrap();
+        assert_eq!((c.after, c.delay_ms), (Duration::from_millis(500), 12.3));
+        for bad in ["12", "x:250", "12:y", "-1:250", "12:-5", "12:7000"] {
+            assert!(bad.parse::<DelayChange>().is_err(), "{bad}");
+        }
+        assert_eq!(delay_dms(150.0), Some(1500));
+        assert_eq!(delay_dms(12.34), Some(123));
+        assert_eq!(delay_dms(6553.5), Some(65535));
+        assert_eq!(delay_dms(6553.6), None);
+    }
+
+    #[test]
+    fn the_delay_in_force_follows_its_history() {
+        let mut h = DelayHistory::default();
+        assert_eq!(h.at(0), None);
+        h.set(100, 150.0);
+        h.set(200, 250.0);
+        assert_eq!(h.at(99), None);
+        assert_eq!(h.at(100), Some(150.0));
+        assert_eq!(h.at(199), Some(150.0));
+        assert_eq!(h.at(1_000), Some(250.0));
+    }
+}
