@@ -141,8 +141,7 @@ impl A2dpOutput {
     fn flush_due(&mut self, now: LocalTime) {
         let Some(a) = &mut self.active else { return };
         while let Some((first, _)) = a.queue.front() {
-            let due = self.clock.render_time(*first).unwrap_or(now);
-            if due > now {
+            if !self.clock.is_due(*first, now) {
                 break;
             }
             let (_, pkt) = a.queue.pop_front().expect("front exists");

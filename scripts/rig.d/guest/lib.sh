@@ -7,6 +7,9 @@
 
 # shellcheck disable=SC2034  # BTD, SID, A2DP_SINK_UUID, BTC_PID are for scenarios
 O=/share/out
+# btmon's capture: written to tmpfs while the scenario runs (writing it over 9p under TCG made btmon drop packets:
+# half the ISO packets were missing), copied to $O/hci.btsnoop at teardown. Scenarios may read it as it grows.
+BTSNOOP=/run/hci.btsnoop
 IN=/share/in
 BTD=/usr/libexec/bluetooth/bluetoothd
 SID=/opt/bluez-sid/bin

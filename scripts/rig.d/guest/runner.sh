@@ -16,7 +16,7 @@ ok=1
 for m in hci_vhci algif_hash algif_skcipher cmac; do modprobe "$m" || { log "modprobe $m failed"; ok=0; }; done
 mkdir -p /run/dbus
 t 20 dbus-daemon --system --fork || ok=0
-btmon -w "$O/hci.btsnoop" > /dev/null 2>&1 &
+btmon -w "$BTSNOOP" > /dev/null 2>&1 &
 BTMON=$!
 sleep 0.3
 if [ "$CONTROLLERS" -gt 0 ]; then
@@ -72,6 +72,7 @@ sleep 0.5
 pkill -INT -x 'bluetoothd|btvirt' 2>/dev/null
 kill -INT "$BTMON" 2>/dev/null
 sleep 0.5
+cp "$BTSNOOP" "$O/hci.btsnoop" 2>/dev/null
 dmesg > "$O/dmesg.log" 2>&1
 # Decoding the trace is slow under TCG: only when a check failed (or RIG_DECODE=always). Else: btmon -r hci.btsnoop
 if [ -s "$O/hci.btsnoop" ] && { [ "${RIG_DECODE:-}" = always ] || grep -q "$(printf '\tFAIL\t')" "$O/checks.tsv" 2>/dev/null; }; then

@@ -4,6 +4,7 @@
 # rig: btvirt=sid
 # rig: timeout=300
 # rig: bin=required
+# rig: retry=1
 # rig: default=no
 
 SECS=${RIG_BCAST_SECS:-15}
@@ -22,6 +23,10 @@ cat > /tmp/bb.toml <<TOML
 kind = "tone"
 buffer_ms = 300
 
+[service]
+control_socket = "/tmp/bb.sock"
+state_dir = "/tmp/bb-state"
+
 [[output]]
 name = "auracast"
 kind = "broadcast"
@@ -35,29 +40,58 @@ BB=$!
 wait_for 60 grep -q 'BIG up on hci0' "$O/bluebridge.log"
 check big-up $? "$(grep -E 'broadcast|BIG' "$O/bluebridge.log" | sed 's/^.*INFO //' | tr '\n' ';' | cut -c1-500)"
 
-step "BlueZ broadcast sink on hci1 (bluetoothctl): register 0x1851, scan le, select + acquire + receive BIS 1"
-mkfifo /tmp/snk.in
-bluetoothctl < /tmp/snk.in > "$O/btctl-sink.log" 2>&1 &
-SNK=$!
-exec 6>/tmp/snk.in
+# sink_attempt N: a fresh bluetoothctl broadcast sink on hci1 (log btctl-sink-N.log) that registers 0x1851, scans,
+# selects and acquires BIS 1; 0 when acquired (TR and LOG set, fd 6 open to it), else it is torn down.
+# Why attempts: BlueZ 5.82's sink sometimes fails its own BIG sync (Acquire -> "pa_and_big_sync" -> EIO after its
+# short-lived PA sync ended; the HCI trace shows the PA sync re-established and no BIG Create Sync). That is the
+# receiver's fault, not the broadcast's, so the receiver is started over (bluebridge is left alone).
+sink_attempt() {
+  LOG="$O/btctl-sink-$1.log"
+  rm -f /tmp/snk.in; mkfifo /tmp/snk.in
+  bluetoothctl < /tmp/snk.in > "$LOG" 2>&1 &
+  SNK=$!
+  exec 6>/tmp/snk.in
+  sleep 1
+  # RIG_BCAST_SPOIL_FIRST=1: the first attempt skips the select, to exercise starting the receiver over.
+  [ "${RIG_BCAST_SPOIL_FIRST:-0}" = 1 ] && [ "$1" = 1 ] && { K "select $A1"; K "scan le"; sleep 5; K "scan off"; K "remove $A0"; K quit; exec 6>&-; sleep 2; return 1; }
+  K "select $A1"; K "endpoint.register 00001851-0000-1000-8000-00805f9b34fb 0x06"; K y; K a; K 3; K 4
+  K "scan le"
+  wait_for 40 sh -c "tr -d '\r' < $LOG | grep -q 'Transport /org/bluez/hci1/.*bis1'"
+  TR=$(clean "$LOG" | sed -n 's/.*Transport \(\/org\/bluez\/hci1\/[^ ]*bis1[^ ]*\).*/\1/p' | head -1)
+  if [ -n "$TR" ]; then
+    # Discovery stays on until the BIS is acquired (with it off, BlueZ's re-created PA sync never completed).
+    K "transport.select $TR"
+    [ -n "$SINK_CODE" ] && K "$SINK_CODE"
+    sleep 2
+    # With Auto Accept the select already acquires; an explicit acquire covers the other case.
+    wait_for 20 sh -c "tr -d '\r' < $LOG | grep -q 'Acquire successful'" || { K "transport.acquire $TR"; sleep 3; }
+    wait_for 20 sh -c "tr -d '\r' < $LOG | grep -q 'Acquire successful'" && return 0
+  fi
+  # Forget the source so the next attempt discovers it afresh (short-lived PA sync, BASE, new transports).
+  K "scan off"; K "remove $A0"
+  K quit; exec 6>&-; t 5 sh -c "wait $SNK" 2>/dev/null; kill $SNK 2>/dev/null
+  sleep 2
+  return 1
+}
 K() { echo "$*" >&6; sleep 1; }
-sleep 1
-K "select $A1"; K "endpoint.register 00001851-0000-1000-8000-00805f9b34fb 0x06"; K y; K a; K 3; K 4
-K "scan le"
-wait_for 40 sh -c "tr -d '\r' < $O/btctl-sink.log | grep -q 'Transport /org/bluez/hci1/.*bis1'"
-TR=$(clean "$O/btctl-sink.log" | sed -n 's/.*Transport \(\/org\/bluez\/hci1\/[^ ]*bis1[^ ]*\).*/\1/p' | head -1)
-check sink-found-bis "$([ -n "$TR" ] && echo PASS || echo FAIL)" "sink transport ${TR:-none}"
-K "scan off"; sleep 1
-K "transport.select $TR"
-[ -n "$SINK_CODE" ] && K "$SINK_CODE"
-sleep 2
-# With Auto Accept the select already acquires; an explicit acquire covers the other case.
-wait_for 20 sh -c "tr -d '\r' < $O/btctl-sink.log | grep -q 'Acquire successful'" || { K "transport.acquire $TR"; sleep 3; }
-wait_for 20 sh -c "tr -d '\r' < $O/btctl-sink.log | grep -q 'Acquire successful'"
-check sink-acquired $? "$(clean "$O/btctl-sink.log" | grep -o 'Acquire successful.*\|not acquired' | head -1)"
+
+step "BlueZ broadcast sink on hci1 (bluetoothctl): register 0x1851, scan le, select + acquire + receive BIS 1"
+attempt=1
+until sink_attempt $attempt || [ $attempt -ge 3 ]; do
+  log "sink attempt $attempt did not acquire BIS 1 ($(clean "$LOG" | grep -o 'not acquired\|Failed.*' | head -1)); starting the receiver over"
+  attempt=$((attempt + 1))
+done
+figure sink_attempts "$attempt"
+check sink-found-bis "$([ -n "$TR" ] && echo PASS || echo FAIL)" "sink transport ${TR:-none} (attempt $attempt)"
+check sink-acquired "$(clean "$LOG" | grep -q 'Acquire successful' && echo PASS || echo FAIL)" \
+  "$(clean "$LOG" | grep -o 'Acquire successful.*\|not acquired' | head -1) (attempt $attempt)"
 K "transport.receive $TR /tmp/bis-rx.bin"
+# The output's delay as bluebridge accounts it (presentation delay + transport latency + LC3): an SDU is handed to
+# the controller at its play time minus this.
+bluebridge status --json --socket /tmp/bb.sock > "$O/status.json" 2>> "$O/bluebridge.log"
 sleep "$SECS"
 K "transport.release $TR"; sleep 1
+K "scan off"
 K quit; exec 6>&-; t 5 sh -c "wait $SNK" 2>/dev/null; kill $SNK 2>/dev/null
 # The 5.87 emulator crashes (GPF) when the BIG ends while a receiver is still synced: take the receiver away first.
 mgmt 1 power off > /dev/null; sleep 1
@@ -90,9 +124,29 @@ else
   f=$(sed -n 's/^freq_hz=//p' "$O/tone.txt"); figure freq_hz "$f"
   within "$f" 431 449; check frequency $? "decoded tone $f Hz, want 440 Hz ±2 %"
   # One click a second of what was received (the capture runs a little longer than SECS).
-  secs_rx=$(( $(v frames) / 100 ))
+  secs_rx=$(( ${RX:-0} / 100 / 100 ))  # 100-byte frames, 100 a second
   within "$(v clicks)" $((secs_rx - 1)) $((secs_rx + 1)); check clicks $? "$(v clicks) clicks in ${secs_rx} s received"
-  within "$(v correlation)" 0.99 1.0; check correlation $? "correlation with the source signal $(v correlation)"
+  figure segments_good "$(v segments_good)/$(v segments)"; figure segment_corr_min "$(v segment_corr_min)"
+  # Every second of audio (click to click) must match the source; one spoiled second is tolerated because the
+  # emulator under TCG can stall the whole VM for 100 ms or more when the host is busy (see resyncs).
+  within "$(v segments_good)" "$(( $(v segments) - 1 ))" 99; check correlation $? \
+    "$(v segments_good)/$(v segments) one-second segments correlate >= 0.99 with the source (whole capture $(v correlation))"
   within "$(v gaps)" 0 0; check no-gaps $? "$(v gaps) gaps in the received audio"
+
+  step "timing: when each click reached the sink (btmon's kernel timestamps) against its play time"
+  origin=$(sed 's/\x1b\[[0-9;]*m//g' "$O/bluebridge.log" | sed -n 's/.*frame 0 captured at CLOCK_MONOTONIC \([0-9]*\) ns.*/\1/p' | head -1)
+  rt_mono=$(python3 -S -c 'import time; print(time.time_ns() - time.monotonic_ns())')
+  delay_ms=$(python3 -S -c 'import json,sys; o=json.load(open(sys.argv[1]))["outputs"][0]; print(o["delay"]["sink_reported_ms"])' "$O/status.json" 2>/dev/null)
+  log "origin=$origin realtime-monotonic=$rt_mono delay_ms=$delay_ms"
+  python3 -S "$IN/iso_timing.py" "$BTSNOOP" 1 "${origin:-0}" "$rt_mono" 300 "${delay_ms:-0}" > "$O/timing.txt" 2>&1
+  grep -v '^click=' "$O/timing.txt"
+  tv() { sed -n "s/^$1=//p" "$O/timing.txt" | head -1; }
+  figure delay_ms "$delay_ms"; figure timing_matched "$(tv matched)"; figure arrival_minus_play_ms_p50 "$(tv arrival_minus_play_ms_p50)"
+  figure timing_error_ms_p50 "$(tv error_ms_p50)"; figure timing_error_ms_p95 "$(tv error_ms_p95)"; figure timing_error_ms_max "$(tv error_ms_max)"
+  # Tolerance 10 ms (p95 of |error|): SDUs are handed over when due on the 5 ms engine tick and the emulator adds
+  # its transit (measured here: median +2.4 ms, p95 5.6 ms); a sender that ignored the presentation delay would be
+  # 40 ms off, one that ignored the transport latency 20 ms. The capture spans more than the sink's receive window.
+  within "$(tv matched)" $((secs_rx - 2)) 999; check timing-clicks $? "$(tv matched) clicks timed"
+  within "$(tv error_ms_p95)" 0 10; check timing $? "arrival - (play - ${delay_ms} ms): p50 $(tv error_ms_p50) ms, p95 |$(tv error_ms_p95)| ms, max |$(tv error_ms_max)| ms"
   figure resyncs "$(grep -c 're-synchronising' "$O/bluebridge.log")"
 fi
