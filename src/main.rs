@@ -183,12 +183,16 @@ enum Bench {
 }
 
 fn main() {
+    // Logging never blocks the caller: lines go through a bounded queue to a writer thread (dropped, not waited
+    // for, if the queue is full). A log line from the real-time thread must not wait for a slow journal or disk:
+    // in the rig, writes to a log file on a slow share stalled the engine for 250-400 ms at a time.
+    let (log_writer, log_guard) = tracing_appender::non_blocking(std::io::stderr());
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("BLUEBRIDGE_LOG")
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
-        .with_writer(std::io::stderr)
+        .with_writer(log_writer)
         .init();
     let cli = Cli::parse();
     let result = match cli.command {
@@ -222,6 +226,8 @@ fn main() {
             seconds,
         } => pair(&address, adapter.as_deref(), seconds),
     };
+    // Flush the log queue before exiting.
+    drop(log_guard);
     if let Err(e) = result {
         eprintln!("bluebridge: {e:#}");
         std::process::exit(1);
