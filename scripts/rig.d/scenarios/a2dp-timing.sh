@@ -1,0 +1,139 @@
+# rig: about=A2DP timing at the sink: two recording sinks (hci2 150 ms then 250/100 ms, hci3 80 ms) timestamp each click; arrival = play time - reported Delay; Delay changes followed without restart
+# rig: controllers=4
+# rig: bluetoothd=-E -K
+# rig: timeout=420
+# rig: bin=required
+# rig: retry=1
+# rig: default=no
+
+# bluebridge (hci0, hci1) plays the test signal to two bluebridge-sink-recorder sinks (hci2, hci3): A2DP SBC sink
+# endpoints registered through this same bluetoothd, which report a Delay (MediaTransport1.Delay -> AVDTP
+# DelayReport) and stamp each packet as it arrives. For every click: arrival = play time - Delay, within TOL_MS.
+#
+# Tolerance. bluebridge sends a packet when its first frame is due, at the first 5 ms engine tick after that
+# (0..5 ms late); the packet then goes through the kernel, btvirt (a user-space emulator) and back under TCG,
+# measured at a few ms; a click's own time inside its packet (7 SBC frames = 896 frames = 18.7 ms) is exact, so
+# the packet length adds nothing. TOL_MS bounds the 95th percentile of |error|; the largest error is only
+# reported, because a TCG stall of the whole VM (a few hundred ms, see resyncs/'starved for' in bluebridge.log) is
+# absorbed by the sink's buffer and delays single clicks. A bluebridge that ignored the Delay (150 ms), or ran
+# 50 ms off, fails by far. MEAN_MS bounds the signed mean error (a systematic offset).
+TOL_MS=${RIG_TIMING_TOL_MS:-20}
+MEAN_MS=${RIG_TIMING_MEAN_MS:-12}
+SETTLE_S=${RIG_TIMING_SETTLE_S:-3}      # a Delay change is followed within this (0.5 s poll + 1 click per second)
+SECS=32                                 # recorded per sink, from its first packet
+BUFFER_MS=500                           # > largest Delay (250 ms) + codec + bluebridge's 40 ms queue
+A0=$(addr 0); A1=$(addr 1); A2=$(addr 2); A3=$(addr 3)
+log "bluebridge adapters hci0=$A0 hci1=$A1; recording sinks hci2=$A2 hci3=$A3"
+
+step "recording sinks on hci2 and hci3 (bluebridge-sink-recorder)"
+if ! command -v bluebridge-sink-recorder > /dev/null; then
+  check recorder-binary FAIL "no bluebridge-sink-recorder beside the bluebridge binary (cargo build --release builds it)"
+  exit 0
+fi
+mgmt 2 le off; mgmt 3 le off   # emulator fault: keep LE off on A2DP sink controllers
+rec() { # rec NAME ADAPTER ARGS...: a recorder in the background (pid in REC_NAME)
+  local n=$1 a=$2; shift 2
+  BLUEBRIDGE_LOG=info bluebridge-sink-recorder --adapter "$a" --seconds $SECS --json "$O/recorder-$n.jsonl" \
+    --wav "$O/recorder-$n.wav" "$@" 2> "$O/recorder-$n.log" &
+  eval "REC_$n=\$!"
+}
+# Sink a: 150 ms, 250 ms from 10 s on (bluebridge must skip ahead), 100 ms from 20 s on (it must wait).
+rec a hci2 --delay-ms 150 --delay-change 10:250 --delay-change 20:100
+rec b hci3 --delay-ms 80
+wait_for 20 sh -c "grep -q 'sink endpoint registered on hci2' $O/recorder-a.log && grep -q 'sink endpoint registered on hci3' $O/recorder-b.log"
+check recorders-up $? "$(cat "$O/recorder-a.log" "$O/recorder-b.log" | grep -E 'registered|rror' | sed 's/^.*\(INFO\|ERROR\) //' | tr '\n' ';' | cut -c1-400)"
+
+step "pair: bluebridge pair (headless agent) hci0 -> hci2, hci1 -> hci3"
+for pair in "0 2 $A2" "1 3 $A3"; do
+  set -- $pair
+  mgmt "$2" connectable on; mgmt "$2" discov yes; mgmt "$2" bondable on; mgmt "$2" io-cap 3
+  agent_start
+  bb 60 pair "$3" --adapter "hci$1" --seconds 20 >> "$O/bluebridge.log"; rc=$?
+  p=$(dev_prop "$1" "$3" Paired)
+  check "pair-hci$1" "$([ "$p" = true ] && echo PASS || echo FAIL)" "bluebridge pair rc=$rc; Paired=$p"
+  set_trusted "$2" "$(addr "$1")"
+done
+
+step "run bluebridge: tone source (buffer ${BUFFER_MS} ms), a2dp outputs pinned to hci0 and hci1"
+cat > /tmp/bb.toml <<TOML
+[source]
+kind = "tone"
+buffer_ms = $BUFFER_MS
+
+[[output]]
+name = "sink-a"
+kind = "a2dp"
+address = "$A2"
+adapter = "hci0"
+
+[[output]]
+name = "sink-b"
+kind = "a2dp"
+address = "$A3"
+adapter = "hci1"
+TOML
+BLUEBRIDGE_LOG=info,bluebridge=debug bluebridge run --config /tmp/bb.toml 2>> "$O/bluebridge.log" &
+BB=$!
+acquired() { grep -c 'acquired /org/bluez' "$O/bluebridge.log"; }
+wait_for 90 sh -c "[ \$(grep -c 'acquired /org/bluez' $O/bluebridge.log) -ge 2 ]"
+check both-streaming $? "$(grep -E 'acquired|streaming:' "$O/bluebridge.log" | sed 's/^.*INFO //' | tr '\n' ';' | cut -c1-400)"
+n_acq=$(acquired)
+
+step "record ${SECS} s on each sink (sink a changes its Delay at 10 s and 20 s)"
+(sleep 12; top -b -n 2 -d 4 -w 200 > "$O/top.txt" 2>&1) &   # where the guest's CPU goes, for a failed run
+wait_for $((SECS + 60)) sh -c "! kill -0 $REC_a 2>/dev/null && ! kill -0 $REC_b 2>/dev/null"
+for n in a b; do
+  eval "p=\$REC_$n"
+  kill -INT "$p" 2>/dev/null; wait "$p"; rc=$?
+  check "recorder-$n" "$rc" "exit status $rc: $(tail -1 "$O/recorder-$n.log" | cut -c1-300)"
+done
+kill -0 $BB 2>/dev/null
+check bluebridge-alive $? "bluebridge still running (one process throughout)"
+# Following a Delay change needs no new stream: no acquisition after the first two, and the log says why it moved.
+within "$(acquired)" "$(( n_acq < 2 ? 2 : n_acq ))" "$n_acq"
+check delay-no-restart $? "$(acquired) transport acquisitions (2 before the changes); $(grep -c 're-synchronising' "$O/bluebridge.log") resyncs"
+followed=$(grep '"sink-a"' "$O/bluebridge.log" | grep -c 'speaker reports delay Some(\(2500\|1000\))')
+within "$followed" 2 99
+check delay-logged $? "$(grep 'speaker reports delay' "$O/bluebridge.log" | sed 's/^.*INFO //' | tr '\n' ';' | cut -c1-400)"
+
+step "stop bluebridge (SIGTERM)"
+kill -TERM $BB; t 10 sh -c "while kill -0 $BB 2>/dev/null; do sleep 0.2; done"; wait $BB; rc=$?
+check clean-exit "$([ $rc -eq 0 ] && echo PASS || echo FAIL)" "exit status $rc"
+figure resyncs "$(grep -c 're-synchronising' "$O/bluebridge.log")"
+figure starved "$(grep -c 'starved for' "$O/bluebridge.log")"
+
+step "analyse: arrival vs play time - Delay (tolerance ${TOL_MS} ms on p95)"
+python3 -S "$IN/analyze_timing.py" --log "$O/bluebridge.log" --buffer-ms $BUFFER_MS --tolerance-ms "$TOL_MS" \
+  a="$O/recorder-a.jsonl" b="$O/recorder-b.jsonl" > "$O/timing.txt" 2>&1
+cat "$O/timing.txt"
+v() { sed -n "s/^$1=//p" "$O/timing.txt"; }
+for x in a b; do
+  for k in clicks steady transition err_ms_p50 err_ms_p95 err_ms_max err_ms_mean settle_s_max; do
+    figure "${k}_$x" "$(v "${k}_$x")"
+  done
+  within "$(v "steady_$x")" $((SECS - 6)) $((SECS + 1))
+  check "clicks-$x" $? "$(v "steady_$x") clicks at the new Delay of $(v "clicks_$x") ($(v "transition_$x") in transition)"
+  within "$(v "err_ms_p95_$x")" 0 "$TOL_MS"
+  check "timing-$x" $? "|arrival - (play time - Delay)|: p50 $(v "err_ms_p50_$x") ms, p95 $(v "err_ms_p95_$x") ms (max $(v "err_ms_max_$x")), want p95 <= $TOL_MS ms"
+  within "$(v "err_ms_mean_$x")" "-$MEAN_MS" "$MEAN_MS"
+  check "timing-mean-$x" $? "mean error $(v "err_ms_mean_$x") ms, want within +-$MEAN_MS ms"
+  m=$(sed -n 's/.*"seq_gaps":\([0-9]*\).*/\1/p' "$O/recorder-$x.jsonl" | tail -1)
+  figure "seq_gaps_$x" "${m:-none}"
+done
+for s in 1 2 3; do figure "seg${s}_settle_s_a" "$(v "seg${s}_settle_s_a")"; figure "seg${s}_err_ms_p95_a" "$(v "seg${s}_err_ms_p95_a")"; done
+within "$(v settle_s_max_a)" 0 "$SETTLE_S"
+check delay-followed $? "sink a: arrivals follow 150 -> 250 ms after $(v seg2_settle_s_a) s and 250 -> 100 ms after $(v seg3_settle_s_a) s (want <= $SETTLE_S s); p95 after settling $(v seg2_err_ms_p95_a) / $(v seg3_err_ms_p95_a) ms"
+figure skew_ms_p50 "$(v skew_ms_p50)"; figure skew_ms_p95 "$(v skew_ms_p95)"; figure skew_ms_max "$(v skew_ms_max)"
+
+step "audio at the sinks (decoded by the recorders)"
+for x in a b; do
+  python3 -S "$IN/analyze_clicks.py" "$O/recorder-$x.wav" > "$O/analysis-$x.txt" 2>&1
+  c() { sed -n "s/^$1=//p" "$O/analysis-$x.txt"; }
+  figure "correlation_$x" "$(c correlation)"; figure "segments_good_$x" "$(c segments_good)/$(c segments)"
+  figure "gaps_$x" "$(c gaps)"
+  # A Delay change is one resync (audio skipped or silence inserted), so sink a may spoil one second per change;
+  # one more second is tolerated for a TCG stall.
+  spoil=1; [ $x = a ] && spoil=3
+  within "$(c segments_good)" "$(( $(c segments) - spoil ))" 99
+  check "audio-$x" $? "$(c segments_good) of $(c segments) one-second segments correlate > 0.9 with the source (whole $(c correlation)), $(c gaps) silent gaps"
+done
