@@ -25,8 +25,10 @@ BUFFER_MS=500                           # > largest Delay (250 ms) + codec + blu
 SINKS=${RIG_TIMING_SINKS:-a b}          # "a" alone halves the guest's load (one stream) when the host is busy
 # sink NAME: bluebridge's adapter, the sink's adapter, the recorder's Delay schedule
 # a: 150 ms, 250 ms from 10 s on (bluebridge must skip ahead), 100 ms from 20 s on (it must wait).
+# b also writes what it decodes as a WAV for analyze_clicks.py (content, continuity); a decodes only the frames
+# around clicks, which costs the emulated CPU a fiftieth (its audio has a resync at each Delay change anyway).
 SRC_a=0; SNK_a=2; DELAYS_a="--delay-ms 150 --delay-change 10:250 --delay-change 20:100"
-SRC_b=1; SNK_b=3; DELAYS_b="--delay-ms 80"
+SRC_b=1; SNK_b=3; DELAYS_b="--delay-ms 80 --wav /run/recorder-b.wav"
 A0=$(addr 0); A1=$(addr 1); A2=$(addr 2); A3=$(addr 3)
 log "bluebridge adapters hci0=$A0 hci1=$A1; recording sinks hci2=$A2 hci3=$A3; sinks: $SINKS"
 
@@ -39,8 +41,9 @@ mgmt 2 le off; mgmt 3 le off   # emulator fault: keep LE off on A2DP sink contro
 for x in $SINKS; do
   eval "snk=\$SNK_$x; delays=\$DELAYS_$x"
   # shellcheck disable=SC2086
-  BLUEBRIDGE_LOG=info bluebridge-sink-recorder --adapter "hci$snk" --seconds $SECS --json "$O/recorder-$x.jsonl" \
-    --wav "$O/recorder-$x.wav" $delays 2> "$O/recorder-$x.log" &
+  # Journal and WAV go to tmpfs while recording (writes over 9p are slow under TCG) and are copied to $O after.
+  BLUEBRIDGE_LOG=info bluebridge-sink-recorder --adapter "hci$snk" --seconds $SECS --json "/run/recorder-$x.jsonl" \
+    $delays 2> "$O/recorder-$x.log" &
   eval "REC_$x=\$!"
   wait_for 20 grep -q "sink endpoint registered on hci$snk" "$O/recorder-$x.log"
   check "recorder-up-$x" $? "$(grep -E 'registered|rror' "$O/recorder-$x.log" | sed 's/^.*\(INFO\|ERROR\) //' | tr '\n' ';' | cut -c1-300)"
@@ -81,6 +84,7 @@ for n in $SINKS; do
   eval "p=\$REC_$n"
   kill -INT "$p" 2>/dev/null; wait "$p"; rc=$?
   check "recorder-$n" "$rc" "exit status $rc: $(tail -1 "$O/recorder-$n.log" | cut -c1-300)"
+  cp /run/recorder-"$n".* "$O/"
 done
 kill -0 $BB 2>/dev/null
 check bluebridge-alive $? "bluebridge still running (one process throughout)"
@@ -121,15 +125,14 @@ within "$(v settle_s_max_a)" 0 "$SETTLE_S"
 check delay-followed $? "sink a: arrivals follow 150 -> 250 ms after $(v seg2_settle_s_a) s and 250 -> 100 ms after $(v seg3_settle_s_a) s (want <= $SETTLE_S s); p95 after settling $(v seg2_err_ms_p95_a) / $(v seg3_err_ms_p95_a) ms"
 [ -n "$(v skew_ms_p50)" ] && { figure skew_ms_p50 "$(v skew_ms_p50)"; figure skew_ms_p95 "$(v skew_ms_p95)"; figure skew_ms_max "$(v skew_ms_max)"; }
 
-step "audio at the sinks (decoded by the recorders)"
+step "audio at the sinks (decoded by the recorders that wrote a WAV)"
 for x in $SINKS; do
+  [ -f "$O/recorder-$x.wav" ] || continue
   python3 -S "$IN/analyze_clicks.py" "$O/recorder-$x.wav" > "$O/analysis-$x.txt" 2>&1
   c() { sed -n "s/^$1=//p" "$O/analysis-$x.txt"; }
   figure "correlation_$x" "$(c correlation)"; figure "segments_good_$x" "$(c segments_good)/$(c segments)"
   figure "gaps_$x" "$(c gaps)"
-  # A Delay change is one resync (audio skipped or silence inserted), so sink a may spoil one second per change;
-  # one more second is tolerated for a TCG stall.
-  spoil=1; [ $x = a ] && spoil=3
-  within "$(c segments_good)" "$(( $(c segments) - spoil ))" 99
+  # One spoiled second is tolerated for a TCG stall of the whole VM.
+  within "$(c segments_good)" "$(( $(c segments) - 1 ))" 99
   check "audio-$x" $? "$(c segments_good) of $(c segments) one-second segments correlate > 0.9 with the source (whole $(c correlation)), $(c gaps) silent gaps"
 done

@@ -2,6 +2,7 @@
 //! header), counting sequence gaps, timing decoded positions from packet arrivals, and the Delay schedule. No
 //! sockets and no D-Bus, so all of it is unit-tested here.
 
+use crate::codec::sbc::FrameHeader;
 use std::collections::VecDeque;
 use std::time::Duration;
 
@@ -101,6 +102,19 @@ pub fn parse(pkt: &[u8]) -> Result<MediaPacket<'_>, PacketError> {
     })
 }
 
+/// Splits an SBC media payload into its `count` frames, each with its header; None if the frames do not parse or
+/// the payload ends early.
+pub fn split_frames(sbc: &[u8], count: usize) -> Option<Vec<(FrameHeader, &[u8])>> {
+    let mut off = 0;
+    let mut frames = Vec::with_capacity(count);
+    for _ in 0..count {
+        let h = FrameHeader::parse(sbc.get(off..)?)?;
+        frames.push((h, sbc.get(off..off + h.len)?));
+        off += h.len;
+    }
+    Some(frames)
+}
+
 /// Counts RTP sequence gaps: packets that never arrived (or arrived out of order).
 #[derive(Debug, Default, Clone)]
 pub struct SeqTracker {
@@ -153,6 +167,10 @@ pub struct PacketArrival {
     pub frames: u32,
     /// When it arrived, CLOCK_MONOTONIC ns.
     pub arrival_ns: i64,
+    /// The arrival is the kernel's receive stamp (else the recorder's own, taken after `recvmsg`).
+    pub kernel_stamp: bool,
+    /// From the arrival to the recorder's own stamp, ns (how late the recorder read it).
+    pub wake_ns: i64,
 }
 
 /// Recent packets, to time positions found in the decoded stream.
@@ -329,6 +347,23 @@ mod tests {
     }
 
     #[test]
+    fn splits_a_payload_into_frames() {
+        let mut enc = crate::codec::sbc::Sbc::new_a2dp(&[0x11, 0x15, 2, 51]).unwrap();
+        let mut payload = vec![];
+        for _ in 0..3 {
+            enc.encode_frame(&[0u8; 512], &mut payload).unwrap();
+        }
+        let frames = split_frames(&payload, 3).unwrap();
+        assert_eq!(frames.len(), 3);
+        assert!(frames
+            .iter()
+            .all(|(h, f)| h.len == 115 && f.len() == 115 && f[0] == 0x9c));
+        assert!(split_frames(&payload, 4).is_none(), "one frame more than there is");
+        assert!(split_frames(&payload[..200], 2).is_none(), "cut short");
+        assert!(split_frames(&[0u8; 115], 1).is_none(), "no syncword");
+    }
+
+    #[test]
     fn counts_sequence_gaps_across_the_wrap() {
         let mut t = SeqTracker::default();
         assert_eq!(t.push(65_534), Some(0));
@@ -353,6 +388,8 @@ mod tests {
             first_frame: 0,
             frames: 896,
             arrival_ns: 1_000_000_000,
+            kernel_stamp: true,
+            wake_ns: 0,
         });
         a.push(PacketArrival {
             index: 1,
@@ -360,6 +397,8 @@ mod tests {
             first_frame: 896,
             frames: 896,
             arrival_ns: 1_020_666_667,
+            kernel_stamp: true,
+            wake_ns: 0,
         });
         let (p, t) = a.time_of(100.5).unwrap();
         assert_eq!(p.seq, 10);
@@ -381,6 +420,8 @@ mod tests {
                 first_frame: i * 128,
                 frames: 128,
                 arrival_ns: i as i64,
+                kernel_stamp: false,
+                wake_ns: 0,
             });
         }
         assert!(a.time_of(10.0).is_none());
