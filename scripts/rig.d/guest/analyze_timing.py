@@ -12,20 +12,25 @@ For click k of the test signal (its centre is frame 4800 of second k):
     expected arrival = play time - Delay in force at the sink
 The recorder times a click from the arrival of the packet that carried it plus its position in the decoded
 packet. bluebridge sends SBC's codec delay (73 frames, 1.52 ms) ahead and the decoder adds it back, so it is not
-subtracted here: error = arrival - expected arrival (positive: late).
+subtracted here. Two errors per click (positive: late):
+    error         = arrival - expected arrival            (the packet as it came, queue waits included)
+    stream error  = stream time - expected arrival        (the same without waits in queues on the way: the
+                                                           schedule a speaker playing from its buffer follows)
+    queue         = arrival - stream time
 
-The run is cut into segments at each Delay the recorder reported. In each, the first click within the tolerance
-is where arrivals *follow* that Delay: settle_s = that click's arrival - the time the Delay was reported
-(resolution: one click per second); clicks before it are transition clicks, clicks from it on are steady and make
-the error figures. --assume-delay-ms replaces the Delay in force (to show what a wrong model looks like).
+The run is cut into segments at each Delay the recorder reported. In each, the first click whose stream error is
+within the tolerance is where arrivals *follow* that Delay: settle_s = that click's arrival - the time the Delay
+was reported (resolution: one click per second); clicks before it are transition clicks, clicks from it on are
+steady and make the error figures. --assume-delay-ms replaces the Delay in force (to show a wrong model).
 
 Prints KEY=VALUE lines, per recorder NAME: clicks_NAME, steady_NAME, transition_NAME, unmatched_NAME,
-err_ms_p50_NAME, err_ms_p95_NAME, err_ms_max_NAME (of |error|), err_ms_mean_NAME (signed), segments_NAME,
-seg<i>_delay_ms_NAME, seg<i>_settle_s_NAME (or "never"), seg<i>_err_ms_p95_NAME, settle_s_max_NAME (over the
-Delay changes, i.e. segments after the first; "none" if there were none, "never" if one did not settle),
-all_err_ms_p50/p95_NAME (every matched click, transitions included); with
-two recorders or more also skew_ms_p50/p95/max (spread of play-time errors of the same click across recorders)
-and clicks_common.
+stream_err_ms_{p50,p95,max}_NAME and err_ms_{p50,p95,max}_NAME (of |error|, steady clicks), stream_err_ms_mean_NAME
+and err_ms_mean_NAME (signed), queue_ms_{p50,p95,max}_NAME, within_tol_NAME (share of steady clicks whose error
+is within the tolerance), segments_NAME, seg<i>_delay_ms_NAME, seg<i>_settle_s_NAME (or "never"),
+seg<i>_stream_err_ms_p95_NAME, settle_s_max_NAME (over the Delay changes, i.e. segments after the first; "none"
+if there were none, "never" if one did not settle), all_err_ms_{p50,p95}_NAME (every matched click, transitions
+included); with two recorders or more also skew_ms_{p50,p95,max} (spread of stream errors of the same click
+across recorders) and clicks_common.
 """
 import json, math, re, sys
 
@@ -45,12 +50,16 @@ def fmt(x):
     return 'nan' if x != x else '%.2f' % x
 
 
+def mean(values):
+    return sum(values) / len(values) if values else float('nan')
+
+
 def main(argv):
     opts = {'--log': None, '--buffer-ms': None, '--offset-ms': '0', '--tolerance-ms': '20', '--assume-delay-ms': None}
     files, i = [], 0
     while i < len(argv):
         a = argv[i]
-        if a in opts:
+        if a in opts and i + 1 < len(argv):
             opts[a] = argv[i + 1]
             i += 2
         elif '=' in a and not a.startswith('-'):
@@ -70,7 +79,7 @@ def main(argv):
     assume = None if opts['--assume-delay-ms'] is None else float(opts['--assume-delay-ms'])
     print('origin_ns=%d' % origins[-1])
     print('tolerance_ms=%s' % fmt(tol))
-    played = {}  # name -> {k: error_ms} (steady clicks)
+    played = {}  # name -> {k: stream error ms} (steady clicks)
     for name, path in files:
         delays, clicks = [], []
         for line in open(path, errors='replace'):
@@ -83,51 +92,49 @@ def main(argv):
             elif ev.get('event') == 'click':
                 clicks.append(ev)
         delays.sort()
-        unmatched, rows = 0, []  # rows: (arrival_ns, k, error_ms, segment)
+        unmatched, rows = 0, []  # rows: (arrival_ns, k, error_ms, stream_error_ms, segment)
         for c in clicks:
             a = c['arrival_ns']
+            st = c.get('stream_ns', a)
             d = c.get('delay_ms') if assume is None else assume
             origin = max([o for o in origins if o <= a] or [origins[0]])
             if d is None:
                 unmatched += 1
                 continue
-            k = round((a + d * 1e6 - origin - buffer_ns - offset_ns) / 1e9 - 0.1)
-            play = origin + (k + 0.1) * 1e9 + buffer_ns + offset_ns
-            err = (a - (play - d * 1e6)) / 1e6
+            k = round((st + d * 1e6 - origin - buffer_ns - offset_ns) / 1e9 - 0.1)
+            expected = origin + (k + 0.1) * 1e9 + buffer_ns + offset_ns - d * 1e6
             seg = max([i for i, (t, _) in enumerate(delays) if t <= a] or [0])
-            rows.append((a, k, err, seg))
+            rows.append((a, k, (a - expected) / 1e6, (st - expected) / 1e6, seg))
         steady, transition, settles = [], 0, []
         print('clicks_%s=%d' % (name, len(clicks)))
         print('segments_%s=%d' % (name, len(delays)))
         for s, (t, d) in enumerate(delays):
-            seg = [r for r in rows if r[3] == s]
-            first = next((j for j, r in enumerate(seg) if abs(r[2]) <= tol), None)
+            seg = [r for r in rows if r[4] == s]
+            first = next((j for j, r in enumerate(seg) if abs(r[3]) <= tol), None)
             settle = 'never' if first is None else (seg[first][0] - t) / 1e9
-            if first is None:
-                transition += len(seg)
-                kept = []
-            else:
-                transition += first
-                kept = seg[first:]
+            kept = [] if first is None else seg[first:]
+            transition += len(seg) - len(kept)
             steady += kept
             if s > 0:
                 settles.append(settle)
             print('seg%d_delay_ms_%s=%s' % (s + 1, name, fmt(d if assume is None else assume)))
             print('seg%d_clicks_%s=%d' % (s + 1, name, len(seg)))
             print('seg%d_settle_s_%s=%s' % (s + 1, name, fmt(settle)))
-            print('seg%d_err_ms_p95_%s=%s' % (s + 1, name, fmt(pct([r[2] for r in kept], 0.95))))
-        every = [r[2] for r in rows]
-        print('all_err_ms_p50_%s=%s' % (name, fmt(pct(every, 0.50))))
-        print('all_err_ms_p95_%s=%s' % (name, fmt(pct(every, 0.95))))
-        errs = [r[2] for r in steady]
-        played[name] = {r[1]: r[2] for r in steady}
+            print('seg%d_stream_err_ms_p95_%s=%s' % (s + 1, name, fmt(pct([r[3] for r in kept], 0.95))))
+        print('all_err_ms_p50_%s=%s' % (name, fmt(pct([r[2] for r in rows], 0.50))))
+        print('all_err_ms_p95_%s=%s' % (name, fmt(pct([r[2] for r in rows], 0.95))))
+        errs, serrs = [r[2] for r in steady], [r[3] for r in steady]
+        queue = [r[2] - r[3] for r in steady]
+        played[name] = {r[1]: r[3] for r in steady}
         print('steady_%s=%d' % (name, len(steady)))
         print('transition_%s=%d' % (name, transition))
         print('unmatched_%s=%d' % (name, unmatched))
-        print('err_ms_p50_%s=%s' % (name, fmt(pct(errs, 0.50))))
-        print('err_ms_p95_%s=%s' % (name, fmt(pct(errs, 0.95))))
-        print('err_ms_max_%s=%s' % (name, fmt(pct(errs, 1.0))))
-        print('err_ms_mean_%s=%s' % (name, fmt(sum(errs) / len(errs) if errs else float('nan'))))
+        for key, vals in (('stream_err_ms', serrs), ('err_ms', errs), ('queue_ms', queue)):
+            for p, label in ((0.50, 'p50'), (0.95, 'p95'), (1.0, 'max')):
+                print('%s_%s_%s=%s' % (key, label, name, fmt(pct(vals, p))))
+        print('stream_err_ms_mean_%s=%s' % (name, fmt(mean(serrs))))
+        print('err_ms_mean_%s=%s' % (name, fmt(mean(errs))))
+        print('within_tol_%s=%s' % (name, fmt(sum(abs(e) <= tol for e in errs) / len(errs) if errs else 0.0)))
         if not settles:
             print('settle_s_max_%s=none' % name)
         elif 'never' in settles:
@@ -135,8 +142,9 @@ def main(argv):
         else:
             print('settle_s_max_%s=%s' % (name, fmt(max(settles))))
         # The worst few, to read next to bluebridge.log when a run fails.
-        for a, k, err, s in sorted(steady, key=lambda r: -abs(r[2]))[:3]:
-            print('# worst %s: click %d (segment %d) arrived %+.2f ms from play time - Delay' % (name, k, s + 1, err))
+        for a, k, err, serr, s in sorted(steady, key=lambda r: -abs(r[3]))[:3]:
+            print('# worst %s: click %d (segment %d): stream %+.2f ms, arrival %+.2f ms from play time - Delay'
+                  % (name, k, s + 1, serr, err))
     if len(played) >= 2:
         common = set.intersection(*(set(v) for v in played.values()))
         spread = [max(v[k] for v in played.values()) - min(v[k] for v in played.values()) for k in common]

@@ -18,10 +18,12 @@
 //! - `{"event":"delay","t_ns":…,"delay_ms":150.0,"ok":true}` each time a Delay is reported (`t_ns`: when BlueZ
 //!   accepted it; on refusal `"ok":false` with BlueZ's error name);
 //! - `{"event":"first_audio","t_ns":…}`;
-//! - `{"event":"click","arrival_ns":…,"delay_ms":…,"pos_frames":…,"seq":…,"packet":…,"stamp":"kernel",…}` per
+//! - `{"event":"click","arrival_ns":…,"stream_ns":…,"queue_ms":…,"delay_ms":…,"pos_frames":…,"seq":…,…}` per
 //!   click: its **arrival time** = the arrival of the packet that carried it + (its decoded position − the packet's
-//!   first decoded frame) / 48 kHz, i.e. when a sink playing each packet on arrival would render it, and the Delay
-//!   in force then (a real speaker renders it that much later);
+//!   first decoded frame) / 48 kHz, i.e. when a sink playing each packet on arrival would render it; its **stream
+//!   time**, the same without the waits of packets in queues on the way ([`packets::Arrivals::stream_time_of`]:
+//!   what a speaker playing from a buffer follows; `queue_ms` = arrival − stream time); and the Delay in force
+//!   (a real speaker renders the click that much later). Clicks are written 0.5 s of audio after they are found;
 //! - `{"event":"end",…}` with the counters of [`Summary`] (packets, sequence gaps, lost packets, …);
 //!
 //! and, with `--wav`, the decoded audio (lost packets as silence) for `analyze_clicks.py`.
@@ -435,6 +437,8 @@ struct Recording {
     was_loud: bool,
     /// Decode every frame (a WAV is written); else only the frames around loud ones.
     decode_all: bool,
+    /// Clicks found whose stream time waits for the packets after them: (position, its packet, its arrival).
+    pending_clicks: Vec<(f64, PacketArrival, i64)>,
     /// Sparse decoding: the decoder's state is continuous up to the last frame (it was decoded).
     warm: bool,
     /// Sparse decoding: the last frame was loud, so the next one is decoded too (a click's tail).
@@ -469,6 +473,7 @@ impl Recording {
             stream_channels: 1,
             detector: ClickDetector::new(),
             was_loud: false,
+            pending_clicks: vec![],
             warm: false,
             tail: false,
             kept: Default::default(),
@@ -627,19 +632,33 @@ impl Recording {
         }
         self.decoded_frames += frames as u64;
         for pos in std::mem::take(&mut self.found) {
-            let Some((p, t)) = self.arrivals.time_of(pos) else {
-                tracing::debug!("click at frame {pos:.2} fell in lost audio");
-                continue;
-            };
+            match self.arrivals.time_of(pos) {
+                Some((p, t)) => self.pending_clicks.push((pos, p, t)),
+                None => tracing::debug!("click at frame {pos:.2} fell in lost audio"),
+            }
+        }
+        self.flush_clicks(shared, false);
+    }
+
+    /// Writes the clicks whose stream-time window ([`packets::STREAM_WINDOW_FRAMES`] after them) has arrived, or
+    /// all of them (`all`: the stream ended).
+    fn flush_clicks(&mut self, shared: &Shared, all: bool) {
+        let newest = self.arrivals.newest_frame().unwrap_or(0) as f64;
+        while let Some(&(pos, p, t)) = self.pending_clicks.first() {
+            if !all && newest < pos + packets::STREAM_WINDOW_FRAMES as f64 {
+                break;
+            }
+            self.pending_clicks.remove(0);
             self.clicks += 1;
             let delay = shared.delays.lock().expect("delays lock").at(t);
+            let stream = self.arrivals.stream_time_of(pos).unwrap_or(t);
             shared
                 .journal
                 .event(json!({"event": "click", "k": self.clicks - 1, "arrival_ns": t,
-                "delay_ms": delay, "pos_frames": pos, "seq": p.seq, "packet": p.index,
-                "packet_arrival_ns": p.arrival_ns, "packet_first_frame": p.first_frame,
-                "stamp": if p.kernel_stamp { "kernel" } else { "user" }, "wake_us": p.wake_ns as f64 / 1e3,
-                "codec_delay_frames": SBC_DELAY_FRAMES}));
+                "stream_ns": stream, "queue_ms": (t - stream) as f64 / 1e6, "delay_ms": delay,
+                "pos_frames": pos, "seq": p.seq, "packet": p.index, "packet_arrival_ns": p.arrival_ns,
+                "packet_first_frame": p.first_frame, "stamp": if p.kernel_stamp { "kernel" } else { "user" },
+                "wake_us": p.wake_ns as f64 / 1e3, "codec_delay_frames": SBC_DELAY_FRAMES}));
         }
     }
 
@@ -840,13 +859,13 @@ fn receive(
         );
     }
     let mut buf = vec![0u8; read_mtu.clamp(1024, 65_535)];
-    loop {
+    let why = loop {
         if stop.load(Ordering::SeqCst) {
-            return (rec, "stopped".into());
+            break "stopped".to_string();
         }
         match recv_stamped(&fd, &mut buf) {
             Ok(None) => continue,
-            Ok(Some((0, _))) => return (rec, "the transport socket closed".into()),
+            Ok(Some((0, _))) => break "the transport socket closed".into(),
             Ok(Some((n, stamp))) => {
                 let (mono, real) = (mono_ns(), realtime_ns());
                 let kernel = stamp
@@ -861,9 +880,11 @@ fn receive(
                     shared,
                 );
             }
-            Err(e) => return (rec, format!("receive failed: {e}")),
+            Err(e) => break format!("receive failed: {e}"),
         }
-    }
+    };
+    rec.flush_clicks(shared, true);
+    (rec, why)
 }
 
 #[cfg(test)]
@@ -963,6 +984,7 @@ mod tests {
                     &shared,
                 );
             }
+            rec.flush_clicks(&shared, true);
             let clicks = clicks(&out);
             assert_eq!(clicks.len(), 3, "wav {path:?}");
             for (k, c) in clicks.iter().enumerate() {
@@ -975,6 +997,7 @@ mod tests {
                     (Some(150.0), Some("kernel"))
                 );
                 assert_eq!(c["wake_us"], 50.0);
+                assert!(c["queue_ms"].as_f64().unwrap().abs() < 0.05, "no packet waited: {c}");
             }
             // The lost packet is counted and its audio became silence, so the timeline kept its length.
             assert_eq!(
@@ -1018,6 +1041,7 @@ mod tests {
             for (pkt, _) in &pkts {
                 rec.packet(pkt, 0, 0, true, &mut dec, &shared);
             }
+            rec.flush_clicks(&shared, true);
             positions.push(
                 clicks(&out)
                     .iter()
