@@ -226,6 +226,73 @@ impl Sbc {
     }
 }
 
+/// What an SBC frame's header says: enough to split an A2DP payload into frames and to judge a frame's level
+/// without decoding it (A2DP spec, SBC frame syntax; the same fields libsbc parses).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrameHeader {
+    /// Blocks (4, 8, 12, 16).
+    pub blocks: usize,
+    /// Subbands (4, 8).
+    pub subbands: usize,
+    /// Channels (1 for mono, else 2).
+    pub channels: usize,
+    /// Joint stereo (a join bit per subband precedes the scale factors).
+    pub joint: bool,
+    /// Bitpool.
+    pub bitpool: usize,
+    /// Length of the whole frame in bytes.
+    pub len: usize,
+}
+
+impl FrameHeader {
+    /// Parses the header at the start of `frame`; None if it is not an SBC frame header.
+    pub fn parse(frame: &[u8]) -> Option<Self> {
+        let (&sync, &b1, &bitpool) = (frame.first()?, frame.get(1)?, frame.get(2)?);
+        if sync != SBC_SYNCWORD || frame.len() < 4 {
+            return None;
+        }
+        let blocks = 4 * (((b1 >> 4) & 3) as usize + 1);
+        let mode = (b1 >> 2) & 3; // 0 mono, 1 dual channel, 2 stereo, 3 joint stereo
+        let subbands = if b1 & 1 != 0 { 8 } else { 4 };
+        let channels = if mode == 0 { 1 } else { 2 };
+        let bitpool = bitpool as usize;
+        let audio_bits = match mode {
+            0 | 1 => blocks * channels * bitpool,
+            2 => blocks * bitpool,
+            _ => subbands + blocks * bitpool,
+        };
+        Some(Self {
+            blocks,
+            subbands,
+            channels,
+            joint: mode == 3,
+            bitpool,
+            len: 4 + (4 * subbands * channels) / 8 + audio_bits.div_ceil(8),
+        })
+    }
+
+    /// PCM frames (samples per channel) the frame decodes to.
+    pub fn pcm_frames(&self) -> usize {
+        self.blocks * self.subbands
+    }
+
+    /// An estimate of the frame's peak sample (S16 units) from its scale factors alone: the sum over channels and
+    /// subbands of 2^(scale factor + 1), the bound of each subband's samples. Not a strict bound on the output
+    /// (the synthesis filter can add a little), but a frame whose estimate is a fraction of a level cannot reach
+    /// it. None if `frame` is shorter than its scale factors.
+    pub fn peak_estimate(&self, frame: &[u8]) -> Option<u32> {
+        let first_bit = 32 + if self.joint { self.subbands } else { 0 };
+        let mut sum = 0u32;
+        for i in 0..self.channels * self.subbands {
+            let bit = first_bit + 4 * i;
+            let byte = *frame.get(bit / 8)?;
+            let sf = if bit % 8 == 0 { byte >> 4 } else { byte & 0x0f };
+            sum += 2u32 << sf;
+        }
+        Some(sum)
+    }
+}
+
 impl Drop for Sbc {
     fn drop(&mut self) {
         // SAFETY: initialised in new_a2dp; finish frees libsbc's private state once.
@@ -340,6 +407,63 @@ mod tests {
         // Garbage is refused, not decoded.
         assert!(dec.decode_frames(&[0u8; 115], 1, &mut out).is_err());
         assert!(dec.decode_frames(&payload[..100], 1, &mut out).is_err());
+    }
+
+    /// Frame lengths from the header equal libsbc's for every channel mode, block count and subband count, and
+    /// the scale-factor peak estimate tells the test signal's clicks (estimate ≥ 16384, half full scale) from its
+    /// tone (≈ 4100, 0.1 full scale) without decoding.
+    #[test]
+    fn frame_headers_give_lengths_and_a_level_estimate() {
+        use crate::source::tone::TestSignal;
+        for mode in [0x08, 0x04, 0x02, 0x01] {
+            for blocks in [0x80, 0x40, 0x20, 0x10] {
+                for subbands in [0x08, 0x04] {
+                    let conf = [0x10 | mode, blocks | subbands | 0x01, 2, 35];
+                    let mut enc = Sbc::new_a2dp(&conf).unwrap();
+                    let mut out = vec![];
+                    enc.encode_frame(&vec![0u8; enc.codesize()], &mut out).unwrap();
+                    let h = FrameHeader::parse(&out).unwrap();
+                    assert_eq!(
+                        (h.len, out.len()),
+                        (enc.frame_length(), enc.frame_length()),
+                        "{conf:02x?}"
+                    );
+                    assert_eq!(h.pcm_frames() * h.channels * 2, enc.codesize(), "{conf:02x?}");
+                }
+            }
+        }
+        assert!(FrameHeader::parse(&[0x9d, 0, 0, 0]).is_none());
+        assert!(FrameHeader::parse(&[0x9c, 0]).is_none());
+        let signal = TestSignal::standard();
+        let mut enc = Sbc::new_a2dp(&CONF_48K_JS).unwrap();
+        let (mut loud, mut quiet_max) = (0, 0);
+        for f in 1..800u64 {
+            let pcm: Vec<u8> = (f * 128..f * 128 + 128)
+                .flat_map(|n| {
+                    let v = ((signal.sample(n) * 32767.0).round() as i16).to_le_bytes();
+                    [v, v].concat()
+                })
+                .collect();
+            let mut out = vec![];
+            enc.encode_frame(&pcm, &mut out).unwrap();
+            let h = FrameHeader::parse(&out).unwrap();
+            let estimate = h.peak_estimate(&out).unwrap();
+            let click = (f * 128..f * 128 + 128).any(|n| (n % 48_000).abs_diff(4_800) < 3);
+            if click {
+                assert!(estimate >= 16_384, "frame {f}: {estimate}");
+                loud += 1;
+            } else {
+                quiet_max = quiet_max.max(estimate);
+            }
+        }
+        assert_eq!(loud, 3);
+        assert!(quiet_max < 8_192, "the tone alone: {quiet_max}");
+        assert_eq!(
+            FrameHeader::parse(&[0x9c, 0xbd, 51, 0])
+                .unwrap()
+                .peak_estimate(&[0x9c; 6]),
+            None
+        );
     }
 
     #[test]

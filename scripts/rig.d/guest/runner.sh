@@ -40,6 +40,7 @@ if [ "$CONTROLLERS" -gt 0 ]; then
 fi
 if [ -f "$IN/bluebridge" ]; then
   install -m755 "$IN/bluebridge" /usr/local/bin/bluebridge
+  [ -f "$IN/bluebridge-sink-recorder" ] && install -m755 "$IN/bluebridge-sink-recorder" /usr/local/bin/
   if [ -d "$IN/lib" ] && [ -n "$(ls -A "$IN/lib")" ]; then cp "$IN"/lib/* /usr/local/lib/ && ldconfig; fi
   missing=$(ldd /usr/local/bin/bluebridge 2>&1 | grep 'not found')
   [ -n "$missing" ] && check bluebridge-libs FAIL "missing shared libraries in the image: $missing"

@@ -2,14 +2,17 @@
 //! header), counting sequence gaps, timing decoded positions from packet arrivals, and the Delay schedule. No
 //! sockets and no D-Bus, so all of it is unit-tested here.
 
+use crate::codec::sbc::FrameHeader;
 use std::collections::VecDeque;
 use std::time::Duration;
 
 /// Length of the fixed RTP header.
 pub const RTP_FIXED_LEN: usize = 12;
-/// Packets remembered for timing clicks: a click is found a few frames after its peak, so at most the packet
-/// before the current one is needed; 64 is plenty even for one-frame packets.
-const ARRIVALS_KEPT: usize = 64;
+/// Audio whose packets are remembered, in frames (2 s at 48 kHz): a click is found a few frames after its peak,
+/// and its stream time needs the packets up to [`STREAM_WINDOW_FRAMES`] either side of it.
+const ARRIVALS_KEPT_FRAMES: u64 = 96_000;
+/// Half the window over which a click's stream time is taken (0.5 s at 48 kHz).
+pub const STREAM_WINDOW_FRAMES: u64 = 24_000;
 
 /// One A2DP media packet, parsed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -101,6 +104,19 @@ pub fn parse(pkt: &[u8]) -> Result<MediaPacket<'_>, PacketError> {
     })
 }
 
+/// Splits an SBC media payload into its `count` frames, each with its header; None if the frames do not parse or
+/// the payload ends early.
+pub fn split_frames(sbc: &[u8], count: usize) -> Option<Vec<(FrameHeader, &[u8])>> {
+    let mut off = 0;
+    let mut frames = Vec::with_capacity(count);
+    for _ in 0..count {
+        let h = FrameHeader::parse(sbc.get(off..)?)?;
+        frames.push((h, sbc.get(off..off + h.len)?));
+        off += h.len;
+    }
+    Some(frames)
+}
+
 /// Counts RTP sequence gaps: packets that never arrived (or arrived out of order).
 #[derive(Debug, Default, Clone)]
 pub struct SeqTracker {
@@ -153,6 +169,10 @@ pub struct PacketArrival {
     pub frames: u32,
     /// When it arrived, CLOCK_MONOTONIC ns.
     pub arrival_ns: i64,
+    /// The arrival is the kernel's receive stamp (else the recorder's own, taken after `recvmsg`).
+    pub kernel_stamp: bool,
+    /// From the arrival to the recorder's own stamp, ns (how late the recorder read it).
+    pub wake_ns: i64,
 }
 
 /// Recent packets, to time positions found in the decoded stream.
@@ -175,12 +195,37 @@ impl Arrivals {
         }
     }
 
-    /// Remembers a packet (in arrival order).
+    /// Remembers a packet (in arrival order); forgets those more than 2 s of audio older.
     pub fn push(&mut self, p: PacketArrival) {
-        if self.recent.len() == ARRIVALS_KEPT {
+        while self
+            .recent
+            .front()
+            .is_some_and(|f| p.first_frame.saturating_sub(f.first_frame) > ARRIVALS_KEPT_FRAMES)
+        {
             self.recent.pop_front();
         }
         self.recent.push_back(p);
+    }
+
+    /// The first decoded frame of the newest packet.
+    pub fn newest_frame(&self) -> Option<u64> {
+        self.recent.back().map(|p| p.first_frame)
+    }
+
+    /// The **stream time** of position `pos`: when it would arrive if no packet near it had waited on the way,
+    /// i.e. the lower envelope of `arrival − first_frame / rate` over the packets within
+    /// [`STREAM_WINDOW_FRAMES`] of it, plus `pos / rate`. Waiting in a queue only ever makes a packet later, so
+    /// the earliest packets show the schedule the source sent on; a speaker with a buffer plays on that schedule
+    /// and absorbs the waits. None if no packet of the window is remembered.
+    pub fn stream_time_of(&self, pos: f64) -> Option<i64> {
+        let lo = pos - STREAM_WINDOW_FRAMES as f64;
+        let hi = pos + STREAM_WINDOW_FRAMES as f64;
+        self.recent
+            .iter()
+            .filter(|p| (p.first_frame as f64) >= lo && (p.first_frame as f64) <= hi)
+            .map(|p| p.arrival_ns - frames_to_ns(p.first_frame as f64, self.rate_hz))
+            .min()
+            .map(|offset| offset + frames_to_ns(pos, self.rate_hz))
     }
 
     /// The packet that carried decoded position `pos` (fractional frames), and the position's arrival time in
@@ -329,6 +374,23 @@ mod tests {
     }
 
     #[test]
+    fn splits_a_payload_into_frames() {
+        let mut enc = crate::codec::sbc::Sbc::new_a2dp(&[0x11, 0x15, 2, 51]).unwrap();
+        let mut payload = vec![];
+        for _ in 0..3 {
+            enc.encode_frame(&[0u8; 512], &mut payload).unwrap();
+        }
+        let frames = split_frames(&payload, 3).unwrap();
+        assert_eq!(frames.len(), 3);
+        assert!(frames
+            .iter()
+            .all(|(h, f)| h.len == 115 && f.len() == 115 && f[0] == 0x9c));
+        assert!(split_frames(&payload, 4).is_none(), "one frame more than there is");
+        assert!(split_frames(&payload[..200], 2).is_none(), "cut short");
+        assert!(split_frames(&[0u8; 115], 1).is_none(), "no syncword");
+    }
+
+    #[test]
     fn counts_sequence_gaps_across_the_wrap() {
         let mut t = SeqTracker::default();
         assert_eq!(t.push(65_534), Some(0));
@@ -353,6 +415,8 @@ mod tests {
             first_frame: 0,
             frames: 896,
             arrival_ns: 1_000_000_000,
+            kernel_stamp: true,
+            wake_ns: 0,
         });
         a.push(PacketArrival {
             index: 1,
@@ -360,6 +424,8 @@ mod tests {
             first_frame: 896,
             frames: 896,
             arrival_ns: 1_020_666_667,
+            kernel_stamp: true,
+            wake_ns: 0,
         });
         let (p, t) = a.time_of(100.5).unwrap();
         assert_eq!(p.seq, 10);
@@ -378,13 +444,51 @@ mod tests {
             a.push(PacketArrival {
                 index: i,
                 seq: i as u16,
-                first_frame: i * 128,
-                frames: 128,
+                first_frame: i * 1024,
+                frames: 1024,
                 arrival_ns: i as i64,
+                kernel_stamp: false,
+                wake_ns: 0,
             });
         }
-        assert!(a.time_of(10.0).is_none());
-        assert_eq!(a.time_of(99.0 * 128.0).unwrap().0.index, 99);
+        assert!(a.time_of(10.0).is_none(), "older than 2 s of audio");
+        assert_eq!(a.time_of(99.0 * 1024.0).unwrap().0.index, 99);
+        assert_eq!(a.time_of(6_500.0 + 1024.0 * 6.0).unwrap().0.index, 12, "2 s back: kept");
+        assert_eq!(a.newest_frame(), Some(99 * 1024));
+    }
+
+    #[test]
+    fn stream_time_is_the_lower_envelope_of_nearby_packets() {
+        // 1024-frame packets sent on schedule (frame n at 1 s + n/48000), arriving 2 ms later, except that
+        // packets 10..=14 waited 80 ms more in a queue and packets from 60 on belong to a schedule 100 ms later
+        // (a resync).
+        let packet = |i: u64| {
+            let sched = 1_000_000_000 + frames_to_ns((i * 1024) as f64, 48_000) + 2_000_000;
+            let wait = if (10..=14).contains(&i) { 80_000_000 } else { 0 };
+            let resync = if i >= 60 { 100_000_000 } else { 0 };
+            PacketArrival {
+                index: i,
+                seq: i as u16,
+                first_frame: i * 1024,
+                frames: 1024,
+                arrival_ns: sched + wait + resync,
+                kernel_stamp: true,
+                wake_ns: 0,
+            }
+        };
+        let on_schedule = |pos: f64| 1_000_000_000 + frames_to_ns(pos, 48_000) + 2_000_000;
+        let mut a = Arrivals::new(48_000);
+        (0..40).for_each(|i| a.push(packet(i)));
+        let pos = 12.0 * 1024.0 + 100.0; // in a packet that waited
+        assert_eq!(a.time_of(pos).unwrap().1, on_schedule(pos) + 80_000_000);
+        assert_eq!(a.stream_time_of(pos), Some(on_schedule(pos)));
+        (40..120).for_each(|i| a.push(packet(i)));
+        // Far from the resync, each side has its own schedule; within the window of it the earlier one wins.
+        let late = 100.0 * 1024.0;
+        assert_eq!(a.stream_time_of(late), Some(on_schedule(late) + 100_000_000));
+        let near = 62.0 * 1024.0;
+        assert_eq!(a.stream_time_of(near), Some(on_schedule(near)));
+        assert_eq!(a.stream_time_of(1e9), None);
     }
 
     #[test]
