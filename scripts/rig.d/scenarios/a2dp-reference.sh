@@ -3,6 +3,7 @@
 # rig: bluetoothd=-E -K
 # rig: timeout=240
 # rig: bin=none
+# rig: retry=1
 # Deliberate failure for testing the rig: RIG_BREAK=sink-address plays to a wrong sink address.
 
 FREQ=1000; SECS=5
