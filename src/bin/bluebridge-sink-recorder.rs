@@ -8,6 +8,7 @@ use clap::Parser;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Registers an A2DP SBC sink endpoint through BlueZ on one adapter, reports a Delay (and changes it on a
 /// schedule), and writes a JSON line per click of bluebridge's test signal with its arrival time on
@@ -30,9 +31,12 @@ struct Args {
     /// Where the JSON lines go ("-": stdout).
     #[arg(long, default_value = "-")]
     json: String,
-    /// Write the decoded audio to this WAV file.
+    /// Write the decoded audio to this WAV file (without it only the frames around clicks are decoded).
     #[arg(long)]
     wav: Option<PathBuf>,
+    /// Half the window of a click's stream time (the lower envelope of packet arrivals around it), ms.
+    #[arg(long, default_value_t = 1000)]
+    stream_window_ms: u64,
 }
 
 fn main() {
@@ -52,6 +56,9 @@ fn main() {
 fn main_result(args: Args) -> Result<()> {
     if delay_dms(args.delay_ms).is_none() {
         bail!("--delay-ms must be 0 to {MAX_DELAY_MS}, not {}", args.delay_ms);
+    }
+    if !(1..=10_000).contains(&args.stream_window_ms) {
+        bail!("--stream-window-ms must be 1 to 10000, not {}", args.stream_window_ms);
     }
     if !(args.seconds > 0.0 && args.seconds <= 86_400.0) {
         bail!("--seconds must be between 0 and 86400, not {}", args.seconds);
@@ -85,6 +92,7 @@ fn main_result(args: Args) -> Result<()> {
             changes: args.delay_change,
             seconds: args.seconds,
             wav: args.wav,
+            stream_window: Duration::from_millis(args.stream_window_ms),
         };
         let summary = run(opts, journal, stop).await?;
         eprintln!(

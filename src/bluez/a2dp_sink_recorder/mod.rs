@@ -23,7 +23,7 @@
 //!   first decoded frame) / 48 kHz, i.e. when a sink playing each packet on arrival would render it; its **stream
 //!   time**, the same without the waits of packets in queues on the way ([`packets::Arrivals::stream_time_of`]:
 //!   what a speaker playing from a buffer follows; `queue_ms` = arrival − stream time); and the Delay in force
-//!   (a real speaker renders the click that much later). Clicks are written 0.5 s of audio after they are found;
+//!   (a real speaker renders the click that much later). Clicks are written a window (1 s) after they are found;
 //! - `{"event":"end",…}` with the counters of [`Summary`] (packets, sequence gaps, lost packets, …);
 //!
 //! and, with `--wav`, the decoded audio (lost packets as silence) for `analyze_clicks.py`.
@@ -86,6 +86,9 @@ pub struct RecorderOptions {
     /// [`FrameHeader::peak_estimate`]): the same click positions for a fiftieth of the work, which matters under
     /// the rig's emulated CPU.
     pub wav: Option<PathBuf>,
+    /// Half the window of a click's stream time ([`packets::Arrivals::stream_time_of`]): waits in queues shorter
+    /// than this are told apart from the source's schedule.
+    pub stream_window: Duration,
 }
 
 /// Why the recorder could not run.
@@ -249,7 +252,7 @@ pub async fn run(
     let mut changes = opts.changes.clone();
     changes.sort_by_key(|c| c.after);
     let mut next_change = 0;
-    let mut recording = Some(Recording::new(opts.wav.clone()));
+    let mut recording = Some(Recording::new(opts.wav.clone(), opts.stream_window));
     let mut configured: Option<(String, [u8; 4])> = None;
     let mut receiver: Option<Receiver> = None;
     let mut summary = Summary::default();
@@ -464,7 +467,7 @@ struct Recording {
 }
 
 impl Recording {
-    fn new(wav_path: Option<PathBuf>) -> Self {
+    fn new(wav_path: Option<PathBuf>, stream_window: Duration) -> Self {
         Self {
             decode_all: wav_path.is_some(),
             wav_path,
@@ -479,7 +482,7 @@ impl Recording {
             kept: Default::default(),
             bytes: vec![],
             found: vec![],
-            arrivals: Arrivals::new(RATE_HZ),
+            arrivals: Arrivals::new(RATE_HZ, stream_window),
             seq: SeqTracker::default(),
             next_timestamp: None,
             decoded_frames: 0,
@@ -640,12 +643,12 @@ impl Recording {
         self.flush_clicks(shared, false);
     }
 
-    /// Writes the clicks whose stream-time window ([`packets::STREAM_WINDOW_FRAMES`] after them) has arrived, or
+    /// Writes the clicks whose stream-time window (the packets up to its half width after them) has arrived, or
     /// all of them (`all`: the stream ended).
     fn flush_clicks(&mut self, shared: &Shared, all: bool) {
         let newest = self.arrivals.newest_frame().unwrap_or(0) as f64;
         while let Some(&(pos, p, t)) = self.pending_clicks.first() {
-            if !all && newest < pos + packets::STREAM_WINDOW_FRAMES as f64 {
+            if !all && newest < pos + self.arrivals.window_frames() as f64 {
                 break;
             }
             self.pending_clicks.remove(0);
@@ -967,7 +970,7 @@ mod tests {
         for path in [None, Some(wav.clone())] {
             let out = Buf::default();
             let shared = shared(&out, delay_ms);
-            let mut rec = Recording::new(path.clone());
+            let mut rec = Recording::new(path.clone(), packets::STREAM_WINDOW);
             rec.open(2).unwrap();
             let mut dec = Sbc::new_a2dp(&CONF).unwrap();
             for (i, (pkt, first)) in pkts.iter().enumerate() {
@@ -1035,7 +1038,7 @@ mod tests {
         ] {
             let out = Buf::default();
             let shared = shared(&out, 100.0);
-            let mut rec = Recording::new(path.clone());
+            let mut rec = Recording::new(path.clone(), packets::STREAM_WINDOW);
             rec.open(2).unwrap();
             let mut dec = Sbc::new_a2dp(&CONF).unwrap();
             for (pkt, _) in &pkts {

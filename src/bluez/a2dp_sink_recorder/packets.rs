@@ -8,11 +8,8 @@ use std::time::Duration;
 
 /// Length of the fixed RTP header.
 pub const RTP_FIXED_LEN: usize = 12;
-/// Audio whose packets are remembered, in frames (2 s at 48 kHz): a click is found a few frames after its peak,
-/// and its stream time needs the packets up to [`STREAM_WINDOW_FRAMES`] either side of it.
-const ARRIVALS_KEPT_FRAMES: u64 = 96_000;
-/// Half the window over which a click's stream time is taken (0.5 s at 48 kHz).
-pub const STREAM_WINDOW_FRAMES: u64 = 24_000;
+/// The default half window over which a position's stream time is taken: 1 s.
+pub const STREAM_WINDOW: Duration = Duration::from_secs(1);
 
 /// One A2DP media packet, parsed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -183,24 +180,35 @@ pub struct PacketArrival {
 #[derive(Debug, Clone)]
 pub struct Arrivals {
     rate_hz: u32,
+    /// Half the stream-time window, frames.
+    window_frames: u64,
     recent: VecDeque<PacketArrival>,
 }
 
 impl Arrivals {
-    /// Nothing received yet, audio at `rate_hz`.
-    pub fn new(rate_hz: u32) -> Self {
+    /// Nothing received yet, audio at `rate_hz`; stream times over ± `window` ([`STREAM_WINDOW`] by default).
+    pub fn new(rate_hz: u32, window: Duration) -> Self {
         Self {
             rate_hz,
+            window_frames: (window.as_secs_f64() * rate_hz as f64).round() as u64,
             recent: VecDeque::new(),
         }
     }
 
-    /// Remembers a packet (in arrival order); forgets those more than 2 s of audio older.
+    /// Half the stream-time window, frames: a position's stream time is final once packets this far after it
+    /// have arrived.
+    pub fn window_frames(&self) -> u64 {
+        self.window_frames
+    }
+
+    /// Remembers a packet (in arrival order); forgets those older than two stream windows of audio (a click is
+    /// found a few frames after its peak, and its stream time needs a window either side of it).
     pub fn push(&mut self, p: PacketArrival) {
+        let keep = 2 * self.window_frames + self.rate_hz as u64;
         while self
             .recent
             .front()
-            .is_some_and(|f| p.first_frame.saturating_sub(f.first_frame) > ARRIVALS_KEPT_FRAMES)
+            .is_some_and(|f| p.first_frame.saturating_sub(f.first_frame) > keep)
         {
             self.recent.pop_front();
         }
@@ -213,13 +221,13 @@ impl Arrivals {
     }
 
     /// The **stream time** of position `pos`: when it would arrive if no packet near it had waited on the way,
-    /// i.e. the lower envelope of `arrival − first_frame / rate` over the packets within
-    /// [`STREAM_WINDOW_FRAMES`] of it, plus `pos / rate`. Waiting in a queue only ever makes a packet later, so
+    /// i.e. the lower envelope of `arrival − first_frame / rate` over the packets within the window of it, plus
+    /// `pos / rate`. Waiting in a queue only ever makes a packet later, so
     /// the earliest packets show the schedule the source sent on; a speaker with a buffer plays on that schedule
     /// and absorbs the waits. None if no packet of the window is remembered.
     pub fn stream_time_of(&self, pos: f64) -> Option<i64> {
-        let lo = pos - STREAM_WINDOW_FRAMES as f64;
-        let hi = pos + STREAM_WINDOW_FRAMES as f64;
+        let lo = pos - self.window_frames as f64;
+        let hi = pos + self.window_frames as f64;
         self.recent
             .iter()
             .filter(|p| (p.first_frame as f64) >= lo && (p.first_frame as f64) <= hi)
@@ -407,7 +415,7 @@ mod tests {
 
     #[test]
     fn a_click_is_timed_from_the_packet_that_carried_it() {
-        let mut a = Arrivals::new(48_000);
+        let mut a = Arrivals::new(48_000, STREAM_WINDOW);
         // Packets of 896 frames (7 SBC frames of 128) arriving 18.67 ms apart, the second one 2 ms late.
         a.push(PacketArrival {
             index: 0,
@@ -439,7 +447,9 @@ mod tests {
 
     #[test]
     fn arrivals_forget_old_packets() {
-        let mut a = Arrivals::new(48_000);
+        // Kept: two half-second windows + 1 s = 2 s of audio.
+        let mut a = Arrivals::new(48_000, Duration::from_millis(500));
+        assert_eq!(a.window_frames(), 24_000);
         for i in 0..100u64 {
             a.push(PacketArrival {
                 index: i,
@@ -477,7 +487,7 @@ mod tests {
             }
         };
         let on_schedule = |pos: f64| 1_000_000_000 + frames_to_ns(pos, 48_000) + 2_000_000;
-        let mut a = Arrivals::new(48_000);
+        let mut a = Arrivals::new(48_000, Duration::from_millis(500));
         (0..40).for_each(|i| a.push(packet(i)));
         let pos = 12.0 * 1024.0 + 100.0; // in a packet that waited
         assert_eq!(a.time_of(pos).unwrap().1, on_schedule(pos) + 80_000_000);
