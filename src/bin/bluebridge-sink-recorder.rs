@@ -37,6 +37,9 @@ struct Args {
     /// Half the window of a click's stream time (the lower envelope of packet arrivals around it), ms.
     #[arg(long, default_value_t = 1000)]
     stream_window_ms: u64,
+    /// Also write a JSON line per packet (sequence number, RTP timestamp, position, arrival).
+    #[arg(long)]
+    packet_lines: bool,
 }
 
 fn main() {
@@ -93,6 +96,7 @@ fn main_result(args: Args) -> Result<()> {
             seconds: args.seconds,
             wav: args.wav,
             stream_window: Duration::from_millis(args.stream_window_ms),
+            packet_lines: args.packet_lines,
         };
         let summary = run(opts, journal, stop).await?;
         eprintln!(

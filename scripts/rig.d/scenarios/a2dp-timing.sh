@@ -43,7 +43,7 @@ for x in $SINKS; do
   # shellcheck disable=SC2086
   # Journal and WAV go to tmpfs while recording (writes over 9p are slow under TCG) and are copied to $O after.
   BLUEBRIDGE_LOG=info bluebridge-sink-recorder --adapter "hci$snk" --seconds $SECS --json "/run/recorder-$x.jsonl" \
-    $delays 2> "$O/recorder-$x.log" &
+    --packet-lines $delays 2> "$O/recorder-$x.log" &
   eval "REC_$x=\$!"
   wait_for 20 grep -q "sink endpoint registered on hci$snk" "$O/recorder-$x.log"
   check "recorder-up-$x" $? "$(grep -E 'registered|rror' "$O/recorder-$x.log" | sed 's/^.*\(INFO\|ERROR\) //' | tr '\n' ';' | cut -c1-300)"

@@ -24,6 +24,8 @@
 //!   time**, the same without the waits of packets in queues on the way ([`packets::Arrivals::stream_time_of`]:
 //!   what a speaker playing from a buffer follows; `queue_ms` = arrival − stream time); and the Delay in force
 //!   (a real speaker renders the click that much later). Clicks are written a window (1 s) after they are found;
+//! - with `--packet-lines`, `{"event":"packet","seq":…,"rtp_ts":…,"first_frame":…,"frames":…,"arrival_ns":…}` per
+//!   packet (for a closer look at the arrivals);
 //! - `{"event":"end",…}` with the counters of [`Summary`] (packets, sequence gaps, lost packets, …);
 //!
 //! and, with `--wav`, the decoded audio (lost packets as silence) for `analyze_clicks.py`.
@@ -89,6 +91,8 @@ pub struct RecorderOptions {
     /// Half the window of a click's stream time ([`packets::Arrivals::stream_time_of`]): waits in queues shorter
     /// than this are told apart from the source's schedule.
     pub stream_window: Duration,
+    /// Also write a `packet` line per packet (seq, RTP timestamp, first decoded frame, frames, arrival).
+    pub packet_lines: bool,
 }
 
 /// Why the recorder could not run.
@@ -253,6 +257,9 @@ pub async fn run(
     changes.sort_by_key(|c| c.after);
     let mut next_change = 0;
     let mut recording = Some(Recording::new(opts.wav.clone(), opts.stream_window));
+    if let Some(r) = &mut recording {
+        r.packet_lines = opts.packet_lines;
+    }
     let mut configured: Option<(String, [u8; 4])> = None;
     let mut receiver: Option<Receiver> = None;
     let mut summary = Summary::default();
@@ -451,6 +458,8 @@ struct Recording {
     kept: std::collections::VecDeque<(u64, Vec<u8>)>,
     /// Scratch for decoded bytes.
     bytes: Vec<u8>,
+    /// Write a journal line per packet.
+    packet_lines: bool,
     found: Vec<f64>,
     arrivals: Arrivals,
     seq: SeqTracker,
@@ -481,6 +490,7 @@ impl Recording {
             tail: false,
             kept: Default::default(),
             bytes: vec![],
+            packet_lines: false,
             found: vec![],
             arrivals: Arrivals::new(RATE_HZ, stream_window),
             seq: SeqTracker::default(),
@@ -616,6 +626,12 @@ impl Recording {
             kernel_stamp: kernel,
             wake_ns: user_ns - arrival_ns,
         });
+        if self.packet_lines {
+            shared.journal.event(
+                json!({"event": "packet", "seq": m.seq, "rtp_ts": m.timestamp, "frames": frames,
+                "first_frame": self.decoded_frames, "arrival_ns": arrival_ns, "kernel": kernel}),
+            );
+        }
         self.packets += 1;
         if kernel {
             self.kernel_stamps += 1;
