@@ -878,6 +878,7 @@ fn receive(
         );
     }
     let mut buf = vec![0u8; read_mtu.clamp(1024, 65_535)];
+    let mut clocks = packets::ClockOffset::default();
     let why = loop {
         if stop.load(Ordering::SeqCst) {
             break "stopped".to_string();
@@ -886,9 +887,10 @@ fn receive(
             Ok(None) => continue,
             Ok(Some((0, _))) => break "the transport socket closed".into(),
             Ok(Some((n, stamp))) => {
-                let (mono, real) = (mono_ns(), realtime_ns());
+                let (real_before, mono, real_after) = (realtime_ns(), mono_ns(), realtime_ns());
+                clocks.update(real_before, mono, real_after);
                 let kernel = stamp
-                    .map(|s| packets::realtime_to_monotonic(s, real, mono))
+                    .and_then(|s| clocks.to_monotonic(s))
                     .filter(|k| (0..MAX_STAMP_AGE_NS).contains(&(mono - k)));
                 rec.packet(
                     &buf[..n],

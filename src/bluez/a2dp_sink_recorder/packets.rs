@@ -258,10 +258,33 @@ pub fn frames_to_ns(frames: f64, rate_hz: u32) -> i64 {
     (frames * 1e9 / rate_hz as f64).round() as i64
 }
 
-/// A kernel receive stamp (`SO_TIMESTAMPNS`, CLOCK_REALTIME) moved to CLOCK_MONOTONIC, given both clocks read
-/// together just after the packet was received. No NTP runs in the rig's guest, so their offset is steady.
-pub fn realtime_to_monotonic(stamp_real_ns: i64, real_now_ns: i64, mono_now_ns: i64) -> i64 {
-    stamp_real_ns - (real_now_ns - mono_now_ns)
+/// Two realtime reads around a monotonic one further apart than this: the thread was preempted in between, so the
+/// reading says nothing about the clocks' offset.
+pub const MAX_READ_GAP_NS: i64 = 100_000;
+
+/// CLOCK_REALTIME − CLOCK_MONOTONIC, to move kernel receive stamps (`SO_TIMESTAMPNS`, CLOCK_REALTIME) to
+/// CLOCK_MONOTONIC. It only changes when the wall clock is set (no NTP runs in the rig's guest), so readings
+/// interrupted by preemption (under the rig's emulated CPU a thread can lose tens of ms between two clock reads)
+/// are dropped and the last good offset is kept.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ClockOffset {
+    offset_ns: Option<i64>,
+}
+
+impl ClockOffset {
+    /// Takes a reading: realtime, then monotonic, then realtime again, read back to back. Returns the offset in
+    /// force (None until one good reading).
+    pub fn update(&mut self, real_before_ns: i64, mono_ns: i64, real_after_ns: i64) -> Option<i64> {
+        if (0..=MAX_READ_GAP_NS).contains(&(real_after_ns - real_before_ns)) {
+            self.offset_ns = Some(real_before_ns + (real_after_ns - real_before_ns) / 2 - mono_ns);
+        }
+        self.offset_ns
+    }
+
+    /// A CLOCK_REALTIME stamp on CLOCK_MONOTONIC (None until one good reading).
+    pub fn to_monotonic(&self, stamp_real_ns: i64) -> Option<i64> {
+        self.offset_ns.map(|o| stamp_real_ns - o)
+    }
 }
 
 /// The largest Delay AVDTP can carry: 65535 × 1/10 ms.
@@ -503,10 +526,23 @@ mod tests {
 
     #[test]
     fn kernel_stamps_move_to_the_monotonic_clock() {
-        // Realtime runs 1000 s ahead of monotonic; the packet was stamped 300 µs before both clocks were read.
+        // Realtime runs 1000 s ahead of monotonic; the packet was stamped 300 µs before the clocks were read.
+        let mut c = ClockOffset::default();
+        assert_eq!(c.to_monotonic(1), None);
+        // A reading interrupted for 26 ms between the clock reads is no reading.
+        assert_eq!(c.update(1_005_000_000_000, 5_000_000_000, 1_005_026_000_000), None);
         assert_eq!(
-            realtime_to_monotonic(1_005_000_000_000 - 300_000, 1_005_000_000_000, 5_000_000_000),
-            5_000_000_000 - 300_000
+            c.update(1_005_000_000_000, 5_000_000_010, 1_005_000_000_020),
+            Some(1_000_000_000_000)
+        );
+        assert_eq!(
+            c.to_monotonic(1_005_000_000_000 - 300_000),
+            Some(5_000_000_000 - 300_000)
+        );
+        // The next interrupted reading keeps the good offset.
+        assert_eq!(
+            c.update(1_006_000_000_000, 6_000_000_000, 1_006_030_000_000),
+            Some(1_000_000_000_000)
         );
     }
 
