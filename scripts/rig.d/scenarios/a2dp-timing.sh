@@ -8,18 +8,23 @@
 
 # bluebridge (hci0, hci1) plays the test signal to two bluebridge-sink-recorder sinks (hci2, hci3): A2DP SBC sink
 # endpoints registered through this same bluetoothd, which report a Delay (MediaTransport1.Delay -> AVDTP
-# DelayReport) and stamp each packet as it arrives. For every click: arrival = play time - Delay, within TOL_MS.
+# DelayReport) and stamp each packet with the kernel's receive time. For every click, analyze_timing.py compares
+# its time at the sink with play time - Delay (SBC's codec delay cancels: bluebridge sends it ahead, the decoder
+# adds it back). Two times per click: its packet's arrival, and its stream time (the lower envelope of arrivals
+# within 1 s around it: the schedule bluebridge sent on, which a speaker playing from its buffer follows, without
+# the waits of single packets in queues on the way).
 #
-# Tolerance. bluebridge sends a packet when its first frame is due, at the first 5 ms engine tick after that
-# (0..5 ms late); the packet then goes through the kernel, btvirt (a user-space emulator) and back under TCG,
-# measured at a few ms; a click's own time inside its packet (7 SBC frames = 896 frames = 18.7 ms) is exact, so
-# the packet length adds nothing. TOL_MS bounds the 95th percentile of |error|; the largest error is only
-# reported, because a TCG stall of the whole VM (a few hundred ms, see resyncs/'starved for' in bluebridge.log) is
-# absorbed by the sink's buffer and delays single clicks. A bluebridge that ignored the Delay (150 ms), or ran
-# 50 ms off, fails by far. MEAN_MS bounds the signed mean error (a systematic offset).
+# Tolerance, from measured runs (scripts/rig.d/README.md): on a quiet host the stream time is within 2 ms of play
+# time - Delay (|p95| 1.9-2.1 ms, mean -0.9..-1.8 ms: bluebridge sends within half a 5 ms tick of due), and half the
+# packets arrive within 2-5 ms (the rest wait in the emulated link: btvirt is a user-space process under TCG;
+# p95 7-37 ms, single waits up to 180 ms, up to 650 ms when the host is loaded). TOL_MS = 15 ms bounds |p95| of
+# the stream error and |p50| of the packet arrival: several times what was measured (the 5 ms engine tick, a
+# few ms of transit, TCG), yet a bluebridge that ignores the Delay (80-150 ms off here) or runs 50 ms off fails
+# every click. MEAN_MS bounds a systematic offset of the stream time. A Delay change must be followed within
+# SETTLE_S (measured 0.4-1.2 s: 0.5 s poll, one resync, clicks once per second).
 TOL_MS=${RIG_TIMING_TOL_MS:-15}
-MEAN_MS=${RIG_TIMING_MEAN_MS:-12}
-SETTLE_S=${RIG_TIMING_SETTLE_S:-3}      # a Delay change is followed within this (0.5 s poll + 1 click per second)
+MEAN_MS=${RIG_TIMING_MEAN_MS:-5}
+SETTLE_S=${RIG_TIMING_SETTLE_S:-3}
 SECS=32                                 # recorded per sink, from its first packet
 BUFFER_MS=500                           # > largest Delay (250 ms) + codec + bluebridge's 40 ms queue
 SINKS=${RIG_TIMING_SINKS:-a b}          # "a" alone halves the guest's load (one stream) when the host is busy
@@ -101,7 +106,7 @@ check clean-exit "$([ $rc -eq 0 ] && echo PASS || echo FAIL)" "exit status $rc"
 figure resyncs "$(grep -c 're-synchronising' "$O/bluebridge.log")"
 figure starved "$(grep -c 'starved for' "$O/bluebridge.log")"
 
-step "analyse: arrival vs play time - Delay (tolerance ${TOL_MS} ms on p95)"
+step "analyse: time at the sink vs play time - Delay (tolerance ${TOL_MS} ms)"
 # shellcheck disable=SC2046
 python3 -S "$IN/analyze_timing.py" --log "$O/bluebridge.log" --buffer-ms $BUFFER_MS --tolerance-ms "$TOL_MS" \
   $(for x in $SINKS; do echo "$x=$O/recorder-$x.jsonl"; done) > "$O/timing.txt" 2>&1
