@@ -5,6 +5,7 @@ sample clock), correlation (normalised correlation with the reference signal, al
 the clicks' span), gaps (silent stretches > 10 ms inside the span), span_s.
 """
 import math, struct, sys, wave
+from rigaudio import find_clicks
 
 path = sys.argv[1]
 with wave.open(path, 'rb') as f:
@@ -13,21 +14,7 @@ with wave.open(path, 'rb') as f:
 n = len(raw) // (ch * width)
 left = [struct.unpack_from('<h', raw, i * ch * width)[0] / 32768.0 for i in range(n)]
 
-# Click peaks: first sample above 0.5, then the maximum within 12 samples, parabolic on the log.
-clicks, i = [], 0
-while i < n:
-    if left[i] > 0.5:
-        m = max(range(i, min(n, i + 12)), key=lambda k: left[k])
-        a, b, c = left[m - 1], left[m], left[m + 1] if m + 1 < n else left[m]
-        d = 0.0
-        if a > 0 and b > 0 and c > 0:
-            la, lb, lc = math.log(a), math.log(b), math.log(c)
-            den = la - 2 * lb + lc
-            d = 0.5 * (la - lc) / den if den else 0.0
-        clicks.append(m + d)
-        i = m + rate // 2
-    else:
-        i += 1
+clicks = find_clicks(left, rate)
 print(f"rate={rate}")
 print(f"clicks={len(clicks)}")
 if len(clicks) >= 2:

@@ -13,7 +13,8 @@ usage: iso_timing.py CAPTURE.btsnoop IDX ORIGIN_MONO_NS REALTIME_MINUS_MONO_NS B
 Prints KEY=VALUE lines: sdus, clicks, matched, error_ms_p50/p95/max (arrival - expected), arrival_minus_play_ms_p50,
 lost_sdus, and one `click=` line per click.
 """
-import ctypes, ctypes.util, math, struct, sys
+import struct, sys
+from rigaudio import Lc3Decoder, find_clicks
 
 cap, idx = sys.argv[1], int(sys.argv[2])
 origin_mono_ns, rt_minus_mono_ns = int(sys.argv[3]), int(sys.argv[4])
@@ -52,19 +53,8 @@ handle = min(sdus)
 pkts = sdus[handle]
 
 # ---- decode in sequence order; a lost SDU leaves a concealed frame so positions stay right ----
-lib = ctypes.CDLL(ctypes.util.find_library('lc3') or 'liblc3.so.1')
-lib.lc3_decoder_size.restype = ctypes.c_uint
-lib.lc3_decoder_size.argtypes = [ctypes.c_int, ctypes.c_int]
-lib.lc3_setup_decoder.restype = ctypes.c_void_p
-lib.lc3_setup_decoder.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_void_p]
-lib.lc3_decode.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_void_p, ctypes.c_int]
-lib.lc3_frame_samples.argtypes = [ctypes.c_int, ctypes.c_int]
-lib.lc3_delay_samples.argtypes = [ctypes.c_int, ctypes.c_int]
-mem = (ctypes.c_uint64 * ((lib.lc3_decoder_size(DT_US, RATE) + 7) // 8))()
-dec = lib.lc3_setup_decoder(DT_US, RATE, 0, ctypes.addressof(mem))
-ns = lib.lc3_frame_samples(DT_US, RATE)
-delay = lib.lc3_delay_samples(DT_US, RATE)
-pcm = (ctypes.c_int16 * ns)()
+dec = Lc3Decoder(DT_US, RATE)
+ns, delay = dec.frame_samples, dec.delay_samples
 left, arrival_us, lost = [], [], 0
 prev = None
 for ts, seq, sdu in pkts:
@@ -72,34 +62,18 @@ for ts, seq, sdu in pkts:
         gap = (seq - prev - 1) & 0xffff
         if gap < 100:
             for _ in range(gap):  # lost SDUs: concealment keeps the sample count
-                lib.lc3_decode(dec, None, 0, 0, pcm, 1)
-                left.extend(v / 32768.0 for v in pcm)
+                left.extend(v / 32768.0 for v in dec.decode(None)[1])
                 arrival_us.append(None)
             lost += gap
     prev = seq
-    buf = ctypes.create_string_buffer(bytes(sdu), len(sdu))
-    lib.lc3_decode(dec, buf, len(sdu), 0, pcm, 1)
-    left.extend(v / 32768.0 for v in pcm)
+    left.extend(v / 32768.0 for v in dec.decode(sdu)[1])
     arrival_us.append(ts)
 print('sdus=%d' % len(pkts))
 print('lost_sdus=%d' % lost)
 print('lc3_delay_samples=%d' % delay)
 
-# ---- clicks (same detector as analyze_clicks.py) ----
-n, clicks, i = len(left), [], 0
-while i < n:
-    if left[i] > 0.5:
-        m = max(range(i, min(n, i + 12)), key=lambda k: left[k])
-        a, b, c = left[m - 1], left[m], left[m + 1] if m + 1 < n else left[m]
-        d = 0.0
-        if a > 0 and b > 0 and c > 0:
-            la, lb, lc = math.log(a), math.log(b), math.log(c)
-            den = la - 2 * lb + lc
-            d = 0.5 * (la - lc) / den if den else 0.0
-        clicks.append(m + d)
-        i = m + RATE // 2
-    else:
-        i += 1
+# ---- clicks ----
+clicks = find_clicks(left, RATE)
 print('clicks=%d' % len(clicks))
 
 # ---- arrival of each click against its play time ----

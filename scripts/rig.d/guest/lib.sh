@@ -150,6 +150,22 @@ bb() {
   t "$secs" bluebridge "$@" 2>> "$O/bluebridge.log"
 }
 
+# bb_pair FROM TO ADDR: `bluebridge pair` from hciFROM to the A2DP sink on hciTO (address ADDR): the sink made
+# connectable, discoverable and bondable with NoInputNoOutput, a default agent, check `pair-hciFROM`, then the sink
+# trusts hciFROM so it may reconnect by itself.
+bb_pair() {
+  local rc p
+  mgmt "$2" connectable on; mgmt "$2" discov yes; mgmt "$2" bondable on; mgmt "$2" io-cap 3
+  agent_start
+  bb 60 pair "$3" --adapter "hci$1" --seconds 20 >> "$O/bluebridge.log"; rc=$?
+  p=$(dev_prop "$1" "$3" Paired)
+  check "pair-hci$1" "$([ "$p" = true ] && echo PASS || echo FAIL)" "bluebridge pair rc=$rc; Paired=$p"
+  set_trusted "$2" "$(addr "$1")"
+}
+
+# btctl_clean FILE: a bluetoothctl transcript without carriage returns, colours and prompts.
+btctl_clean() { tr -d '\r' < "$1" | sed 's/\x1b\[[0-9;]*[a-zA-Z]//g; s/\[[^]]*\]> *//g'; }
+
 # ---- audio ----------------------------------------------------------------------------------------------------
 # make_tone FILE FREQ SECS [RATE] [AMPLITUDE 0..1]: stereo S16_LE WAV sine (an integer FREQ repeats exactly
 # every RATE/gcd(RATE, FREQ) samples: computing one block keeps this fast under TCG)

@@ -57,13 +57,7 @@ done
 step "pair: bluebridge pair (headless agent) towards each recording sink"
 for x in $SINKS; do
   eval "src=\$SRC_$x snk=\$SNK_$x"; eval "addr=\$A$snk"
-  set -- "$src" "$snk" "$addr"
-  mgmt "$2" connectable on; mgmt "$2" discov yes; mgmt "$2" bondable on; mgmt "$2" io-cap 3
-  agent_start
-  bb 60 pair "$3" --adapter "hci$1" --seconds 20 >> "$O/bluebridge.log"; rc=$?
-  p=$(dev_prop "$1" "$3" Paired)
-  check "pair-hci$1" "$([ "$p" = true ] && echo PASS || echo FAIL)" "bluebridge pair rc=$rc; Paired=$p"
-  set_trusted "$2" "$(addr "$1")"
+  bb_pair "$src" "$snk" "$addr"
 done
 
 step "run bluebridge: tone source (buffer ${BUFFER_MS} ms), one a2dp output per sink, each on its own adapter"

@@ -17,15 +17,7 @@ check bluealsa-up $? "$(t 10 bluealsa-cli list-services | tr '\n' ' ')"
 mgmt 2 le off; mgmt 3 le off   # emulator fault: keep LE off on A2DP sink controllers
 
 step "pair: bluebridge pair (headless agent) hci0 -> hci2, hci1 -> hci3"
-for pair in "0 2 $A2" "1 3 $A3"; do
-  set -- $pair
-  mgmt "$2" connectable on; mgmt "$2" discov yes; mgmt "$2" bondable on; mgmt "$2" io-cap 3
-  agent_start
-  bb 60 pair "$3" --adapter "hci$1" --seconds 20 >> "$O/bluebridge.log"; rc=$?
-  p=$(dev_prop "$1" "$3" Paired)
-  check "pair-hci$1" "$([ "$p" = true ] && echo PASS || echo FAIL)" "bluebridge pair rc=$rc; Paired=$p"
-  set_trusted "$2" "$(addr "$1")"
-done
+bb_pair 0 2 "$A2"; bb_pair 1 3 "$A3"
 
 step "run bluebridge: tone source, two a2dp outputs pinned to hci0 and hci1"
 cat > /tmp/bb.toml <<TOML

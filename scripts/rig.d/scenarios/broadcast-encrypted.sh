@@ -9,7 +9,6 @@
 SECS=${RIG_BCAST_SECS:-12}
 CODE="bluebridge-test"
 A0=$(addr 0); A1=$(addr 1); A2=$(addr 2)
-clean() { tr -d '\r' < "$1" | sed 's/\x1b\[[0-9;]*[a-zA-Z]//g; s/\[[^]]*\]> *//g'; }
 
 step "run bluebridge: tone source, encrypted broadcast output on hci0"
 cat > /tmp/bb.toml <<TOML
@@ -42,7 +41,7 @@ sink() {
   K "select $a"; K "endpoint.register 00001851-0000-1000-8000-00805f9b34fb 0x06"; K y; K a; K 3; K 4
   K "scan le"
   wait_for 40 sh -c "tr -d '\r' < $log | grep -q 'Transport /org/bluez/hci$idx/.*bis1'"
-  tr=$(clean "$log" | sed -n "s/.*Transport \(\/org\/bluez\/hci$idx\/[^ ]*bis1[^ ]*\).*/\1/p" | head -1)
+  tr=$(btctl_clean "$log" | sed -n "s/.*Transport \(\/org\/bluez\/hci$idx\/[^ ]*bis1[^ ]*\).*/\1/p" | head -1)
   check "$name-found-bis" "$([ -n "$tr" ] && echo PASS || echo FAIL)" "sink transport ${tr:-none}"
   K "scan off"
   K "transport.select $tr"; K "$answer"

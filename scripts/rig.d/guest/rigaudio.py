@@ -1,0 +1,56 @@
+"""Shared by the rig's analysis scripts (python3 -S, stdlib only): the click detector for bluebridge's test signal
+and the system liblc3 decoder through ctypes."""
+import ctypes, ctypes.util, math
+
+
+def find_clicks(x, rate):
+    """Sub-sample positions of the test signal's clicks in `x` (floats in [-1, 1)): first sample above 0.5, the
+    maximum within 12 samples, refined by a parabola on the log; the next search starts half a second later."""
+    n, clicks, i = len(x), [], 0
+    while i < n:
+        if x[i] > 0.5:
+            m = max(range(i, min(n, i + 12)), key=lambda k: x[k])
+            a, b, c = x[m - 1], x[m], x[m + 1] if m + 1 < n else x[m]
+            d = 0.0
+            if a > 0 and b > 0 and c > 0:
+                la, lb, lc = math.log(a), math.log(b), math.log(c)
+                den = la - 2 * lb + lc
+                d = 0.5 * (la - lc) / den if den else 0.0
+            clicks.append(m + d)
+            i = m + rate // 2
+        else:
+            i += 1
+    return clicks
+
+
+class Lc3Decoder:
+    """One liblc3 decoder (S16 out). decode(None) conceals a lost frame."""
+
+    def __init__(self, frame_us, rate):
+        lib = ctypes.CDLL(ctypes.util.find_library('lc3') or 'liblc3.so.1')
+        lib.lc3_decoder_size.restype = ctypes.c_uint
+        lib.lc3_decoder_size.argtypes = [ctypes.c_int, ctypes.c_int]
+        lib.lc3_setup_decoder.restype = ctypes.c_void_p
+        lib.lc3_setup_decoder.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_void_p]
+        lib.lc3_decode.restype = ctypes.c_int
+        lib.lc3_decode.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_void_p,
+                                   ctypes.c_int]
+        lib.lc3_frame_samples.argtypes = [ctypes.c_int, ctypes.c_int]
+        lib.lc3_delay_samples.argtypes = [ctypes.c_int, ctypes.c_int]
+        self._lib = lib
+        self._mem = (ctypes.c_uint64 * ((lib.lc3_decoder_size(frame_us, rate) + 7) // 8))()
+        self._dec = lib.lc3_setup_decoder(frame_us, rate, 0, ctypes.addressof(self._mem))
+        if not self._dec:
+            raise SystemExit('lc3_setup_decoder failed for %d us, %d Hz' % (frame_us, rate))
+        self.frame_samples = lib.lc3_frame_samples(frame_us, rate)
+        self.delay_samples = lib.lc3_delay_samples(frame_us, rate)
+        self._pcm = (ctypes.c_int16 * self.frame_samples)()
+
+    def decode(self, frame):
+        """(liblc3's return code: 0 ok, 1 concealed, <0 error; the samples as ints)."""
+        if frame is None:
+            rc = self._lib.lc3_decode(self._dec, None, 0, 0, self._pcm, 1)
+        else:
+            buf = ctypes.create_string_buffer(bytes(frame), len(frame))
+            rc = self._lib.lc3_decode(self._dec, buf, len(frame), 0, self._pcm, 1)  # 0 = S16
+        return rc, list(self._pcm)
