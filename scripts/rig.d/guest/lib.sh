@@ -11,8 +11,10 @@ O=/share/out
 # half the ISO packets were missing), copied to $O/hci.btsnoop at teardown. Scenarios may read it as it grows.
 BTSNOOP=/run/hci.btsnoop
 IN=/share/in
-BTD=/usr/libexec/bluetooth/bluetoothd
 SID=/opt/bluez-sid/bin
+# `# rig: bluez=sid` (or RIG_BLUEZ=sid from the host): bluetoothd and the BlueZ tools from sid (5.87); the runner
+# puts $SID first in PATH, so bluetoothctl, btmgmt and btmon are sid's too.
+if [ "${RIG_BLUEZ:-trixie}" = sid ]; then BTD=/opt/bluez-sid/libexec/bluetoothd; else BTD=/usr/libexec/bluetooth/bluetoothd; fi
 mkdir -p "$O"
 
 # Everything below avoids forking where it can: a process start costs ~0.1 s under TCG.
@@ -165,6 +167,94 @@ bb_pair() {
 
 # btctl_clean FILE: a bluetoothctl transcript without carriage returns, colours and prompts.
 btctl_clean() { tr -d '\r' < "$1" | sed 's/\x1b\[[0-9;]*[a-zA-Z]//g; s/\[[^]]*\]> *//g'; }
+
+# ---- LE Audio broadcast sink on the kernel's ISO socket ---------------------------------------------------------
+# iso_sink IDX BROADCASTER OUT [BCODE_HEX]: BlueZ's isotest (trixie's bluez-test-tools) as a broadcast sink on
+# hciIDX: binds an ISO socket to the broadcaster's address (SID 0, BIS 1) and listens; the kernel creates the PA
+# sync, reads the BIGInfo and syncs to the BIG (with the 16-byte Broadcast Code in hex, encryption on); every SDU
+# of BIS 1 is appended to OUT as it arrives. No bluetoothd involved on the sink side. Sets ISO_SINK_PID; the log is
+# $O/isotest-hciIDX.log. (BlueZ 5.82's own sink fails its BIG sync in about half the runs; 5.87's needs a kernel
+# newer than 6.12, see scripts/rig.d/README.md.)
+iso_sink() {
+  local args=(-i "hci$1" -V le_public -q "--dump=$3")
+  [ -n "${4:-}" ] && args+=(-e 1 -k "$4")
+  : > "$3"
+  isotest "${args[@]}" "$2" > "$O/isotest-hci$1.log" 2>&1 &
+  ISO_SINK_PID=$!
+}
+# iso_sink_stop PID: stops an iso_sink (isotest forks a child per synced BIS: stop it first).
+iso_sink_stop() {
+  pkill -TERM -P "$1" 2>/dev/null; kill -TERM "$1" 2>/dev/null; wait "$1" 2>/dev/null
+}
+# bcode_hex TEXT: a text Broadcast Code as the 32 hex digits on the air (UTF-8, zero-padded to 16 bytes).
+bcode_hex() { local h; h=$(printf '%s' "$1" | od -An -tx1 | tr -d ' \n'); h=${h}00000000000000000000000000000000; echo "${h:0:32}"; }
+
+# bis_analyse TAG FILE SECS: decodes a BIS capture of bluebridge's test signal (LC3 48_2_1: 100-byte SDUs, 100 a
+# second) with liblc3 and checks it: received (every SDU of the SECS listened, -10 %/+30 %), decodes (0 refused),
+# frequency (440 Hz ±2 %), clicks (one a second received), correlation (every one-second segment >= 0.99 with the
+# source, one spoiled second tolerated), no-gaps. Check names get "-TAG", figures "_TAG" when TAG is set; files are
+# FILE's name with .wav/.decode.txt/.analysis.txt/.tone.txt. Sets BIS_SECS_RX (whole seconds received).
+bis_analyse() {
+  local tag=$1 f=$2 secs=$3 c="" g="" base rx fq
+  [ -n "$tag" ] && { c="-$tag"; g="_$tag"; }
+  base=${f%.bin}
+  python3 -S "$IN/lc3_decode.py" "$f" "$base.wav" 100 48000 10000 > "$base.decode.txt" 2>&1
+  python3 -S "$IN/analyze_clicks.py" "$base.wav" > "$base.analysis.txt" 2>&1
+  cat "$base.decode.txt" "$base.analysis.txt"
+  _bv() { sed -n "s/^$1=//p" "$base.decode.txt" "$base.analysis.txt" | head -1; }
+  rx=$(stat -c%s "$f" 2>/dev/null || echo 0)
+  figure "rx_bytes$g" "$rx"
+  figure "frames$g" "$(_bv frames)"; figure "concealed$g" "$(_bv concealed)"
+  figure "clicks$g" "$(_bv clicks)"; figure "correlation$g" "$(_bv correlation)"; figure "gaps$g" "$(_bv gaps)"
+  figure "spacing_err_us_max$g" "$(_bv spacing_err_us_max)"
+  within "$(_bv frames)" $((secs * 100 * 9 / 10)) $((secs * 100 * 13 / 10))
+  check "received$c" $? "$rx bytes = $(_bv frames) LC3 frames in ${secs} s"
+  within "$(_bv bad)" 0 0; check "decodes$c" $? "$(_bv bad) frames liblc3 refused, $(_bv concealed) concealed"
+  python3 -S "$IN/analyze_tone.py" "$base.wav" > "$base.tone.txt" 2>&1
+  fq=$(sed -n 's/^freq_hz=//p' "$base.tone.txt"); figure "freq_hz$g" "$fq"
+  within "$fq" 431 449; check "frequency$c" $? "decoded tone $fq Hz, want 440 Hz ±2 %"
+  BIS_SECS_RX=$((rx / 100 / 100))
+  within "$(_bv clicks)" $((BIS_SECS_RX - 1)) $((BIS_SECS_RX + 1))
+  check "clicks$c" $? "$(_bv clicks) clicks in ${BIS_SECS_RX} s received"
+  figure "segments_good$g" "$(_bv segments_good)/$(_bv segments)"; figure "segment_corr_min$g" "$(_bv segment_corr_min)"
+  # Every second of audio (click to click) must match the source; one spoiled second is tolerated because the
+  # emulator under TCG can stall the whole VM for 100 ms or more when the host is busy (see resyncs).
+  within "$(_bv segments_good)" "$(( $(_bv segments) - 1 ))" 99
+  check "correlation$c" $? "$(_bv segments_good)/$(_bv segments) one-second segments correlate >= 0.99 with the source (whole capture $(_bv correlation))"
+  within "$(_bv gaps)" 0 0; check "no-gaps$c" $? "$(_bv gaps) gaps in the received audio"
+}
+# bb_origin: CLOCK_MONOTONIC ns of the tone source's frame 0, from bluebridge.log.
+bb_origin() { sed 's/\x1b\[[0-9;]*m//g' "$O/bluebridge.log" | sed -n 's/.*frame 0 captured at CLOCK_MONOTONIC \([0-9]*\) ns.*/\1/p' | head -1; }
+# bb_delay_ms STATUS_JSON NAME: the output's delay as bluebridge accounts it (sink_reported_ms of `status --json`).
+bb_delay_ms() {
+  python3 -S -c 'import json,sys
+for o in json.load(open(sys.argv[1]))["outputs"]:
+    if o["name"] == sys.argv[2]: print(o["delay"]["sink_reported_ms"])' "$1" "$2" 2>/dev/null
+}
+# bis_timing TAG IDX DELAY_MS BUFFER_MS: when each click reached the sink controller hciIDX (btmon's kernel stamps
+# of its ISO packets, iso_timing.py) against its play time minus DELAY_MS; checks timing-clicks (all but 2 of
+# BIS_SECS_RX timed) and timing (p95 of |error| <= RIG_BCAST_TOL_MS, 10 ms). Writes $O/timing[-TAG].txt.
+bis_timing() {
+  local tag=$1 idx=$2 delay=$3 buf=$4 c="" g="" out origin rt
+  [ -n "$tag" ] && { c="-$tag"; g="_$tag"; }
+  out=$O/timing$c.txt
+  origin=$(bb_origin)
+  rt=$(python3 -S -c 'import time; print(time.time_ns() - time.monotonic_ns())')
+  log "origin=$origin realtime-monotonic=$rt delay_ms=$delay"
+  python3 -S "$IN/iso_timing.py" "$BTSNOOP" "$idx" "${origin:-0}" "$rt" "$buf" "${delay:-0}" > "$out" 2>&1
+  grep -v '^click=' "$out"
+  _tv() { sed -n "s/^$1=//p" "$out" | head -1; }
+  figure "delay_ms$g" "$delay"; figure "timing_matched$g" "$(_tv matched)"
+  figure "arrival_minus_play_ms_p50$g" "$(_tv arrival_minus_play_ms_p50)"
+  figure "timing_error_ms_p50$g" "$(_tv error_ms_p50)"; figure "timing_error_ms_p95$g" "$(_tv error_ms_p95)"
+  figure "timing_error_ms_max$g" "$(_tv error_ms_max)"
+  # Tolerance 10 ms (p95 of |error|): SDUs are handed over when due on the 5 ms engine tick and the emulator adds
+  # its transit (median +2.4 ms, p95 5.6 ms measured); a sender that ignored the presentation delay would be 40 ms
+  # off, one that ignored the transport latency 20 ms.
+  within "$(_tv matched)" $((BIS_SECS_RX - 2)) 999; check "timing-clicks$c" $? "$(_tv matched) clicks timed"
+  within "$(_tv error_ms_p95)" 0 "${RIG_BCAST_TOL_MS:-10}"
+  check "timing$c" $? "arrival - (play - ${delay} ms): p50 $(_tv error_ms_p50) ms, p95 |$(_tv error_ms_p95)| ms, max |$(_tv error_ms_max)| ms"
+}
 
 # ---- audio ----------------------------------------------------------------------------------------------------
 # make_tone FILE FREQ SECS [RATE] [AMPLITUDE 0..1]: stereo S16_LE WAV sine (an integer FREQ repeats exactly

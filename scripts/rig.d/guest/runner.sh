@@ -7,9 +7,16 @@ hdr() { local v; v=$(sed -n "s/^# rig: $1=//p" "$S" | head -1); echo "${v:-$2}";
 CONTROLLERS=$(hdr controllers 2)
 BTD_FLAGS=$(hdr bluetoothd "-E -K")
 BTVIRT_FROM=$(hdr btvirt trixie)
+# bluez=sid: sid's bluetoothd, bluetoothctl, btmgmt, btmon (RIG_BLUEZ from the host overrides the header)
+RIG_BLUEZ=${RIG_BLUEZ:-$(hdr bluez trixie)}
+export RIG_BLUEZ
+if [ "$RIG_BLUEZ" = sid ]; then
+  export PATH=$SID:$PATH
+  BTD=/opt/bluez-sid/libexec/bluetoothd
+fi
 TMO=${RIG_TIMEOUT:-$(hdr timeout 300)}
 exec > "$O/runner.log" 2>&1
-log "runner: scenario=$RIG_SCENARIO controllers=$CONTROLLERS bluetoothd='$BTD_FLAGS' btvirt=$BTVIRT_FROM timeout=$TMO"
+log "runner: scenario=$RIG_SCENARIO controllers=$CONTROLLERS bluetoothd='$BTD_FLAGS' bluez=$RIG_BLUEZ ($BTD) btvirt=$BTVIRT_FROM timeout=$TMO"
 console "setup (t=$(up)s)"
 
 ok=1
@@ -35,7 +42,7 @@ if [ "$CONTROLLERS" -gt 0 ]; then
   elif [ "$ok" != 1 ]; then
     check setup FAIL "module or dbus-daemon start failed (see runner.log)"
   else
-    check setup PASS "$CONTROLLERS controllers via $BTVIRT, bluetoothd $BTD_FLAGS (t=$(up)s)"
+    check setup PASS "$CONTROLLERS controllers via $BTVIRT, $BTD $BTD_FLAGS ($($BTD --version 2>/dev/null)) (t=$(up)s)"
   fi
 fi
 if [ -f "$IN/bluebridge" ]; then
