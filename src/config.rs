@@ -13,6 +13,9 @@
 //! control_socket = "/run/bluebridge/control.sock"
 //! state_dir = "/var/lib/bluebridge"
 //! # metrics = "127.0.0.1:9464"    # Prometheus endpoint; off unless set
+//!
+//! [bluetooth]                      # optional; the default
+//! max_a2dp_per_adapter = 2         # automatic placement: A2DP speakers per adapter (1..=7)
 //! ```
 //! Unknown keys, bad values and missing fields are errors; nothing is silently ignored.
 
@@ -47,6 +50,40 @@ pub struct Config {
     /// How the service runs (optional).
     #[serde(default)]
     pub service: Option<ServiceConfig>,
+    /// Bluetooth-wide settings (optional).
+    #[serde(default)]
+    pub bluetooth: Option<BluetoothConfig>,
+}
+
+/// `[bluetooth]`: settings shared by every Bluetooth output.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct BluetoothConfig {
+    /// Automatic placement puts at most this many A2DP speakers on one adapter. Default
+    /// [`DEFAULT_MAX_A2DP_PER_ADAPTER`].
+    #[serde(default)]
+    pub max_a2dp_per_adapter: Option<Spanned<i64>>,
+}
+
+/// Default of `bluetooth.max_a2dp_per_adapter`: two SBC streams at the high-quality bitpool (~330 kbit/s each) leave
+/// one BR/EDR radio room for retransmissions; a third often stutters.
+pub const DEFAULT_MAX_A2DP_PER_ADAPTER: usize = 2;
+/// Largest `bluetooth.max_a2dp_per_adapter` (a BR/EDR piconet has at most 7 active peripherals).
+pub const MAX_A2DP_PER_ADAPTER_LIMIT: usize = 7;
+
+/// `[bluetooth]`, resolved.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BluetoothSpec {
+    /// See [`BluetoothConfig::max_a2dp_per_adapter`].
+    pub max_a2dp_per_adapter: usize,
+}
+
+impl Default for BluetoothSpec {
+    fn default() -> Self {
+        Self {
+            max_a2dp_per_adapter: DEFAULT_MAX_A2DP_PER_ADAPTER,
+        }
+    }
 }
 
 /// `[service]`: where `bluebridge run` keeps its control socket and state, and its metrics endpoint.
@@ -101,6 +138,8 @@ pub struct Loaded {
     pub outputs: Vec<OutputSpec>,
     /// The `[service]` table (defaults if absent).
     pub service: ServiceSpec,
+    /// The `[bluetooth]` table (defaults if absent).
+    pub bluetooth: BluetoothSpec,
 }
 
 /// `[source]`.
@@ -356,6 +395,7 @@ impl Config {
             err_at(span, e.message().to_string())
         })?;
         let service = Self::service(&cfg.service, &err_at)?;
+        let bluetooth = Self::bluetooth(&cfg.bluetooth, &err_at)?;
         let src = &cfg.source;
         let not_for = |key: &str, span: Option<std::ops::Range<usize>>, kind: &str| -> Result<(), ConfigError> {
             match span {
@@ -614,7 +654,29 @@ impl Config {
             source,
             outputs: specs,
             service,
+            bluetooth,
         })
+    }
+
+    fn bluetooth(
+        cfg: &Option<BluetoothConfig>,
+        err_at: &dyn Fn(std::ops::Range<usize>, String) -> ConfigError,
+    ) -> Result<BluetoothSpec, ConfigError> {
+        let mut spec = BluetoothSpec::default();
+        let Some(cfg) = cfg else { return Ok(spec) };
+        if let Some(v) = &cfg.max_a2dp_per_adapter {
+            let n = *v.get_ref();
+            if !(1..=MAX_A2DP_PER_ADAPTER_LIMIT as i64).contains(&n) {
+                return Err(err_at(
+                    v.span(),
+                    format!(
+                        "bluetooth.max_a2dp_per_adapter must be between 1 and {MAX_A2DP_PER_ADAPTER_LIMIT}, not {n}"
+                    ),
+                ));
+            }
+            spec.max_a2dp_per_adapter = n as usize;
+        }
+        Ok(spec)
     }
 
     fn service(
@@ -698,6 +760,30 @@ kind = "pipe"
 path = "/run/bluebridge/recorder.pcm"
 delay_ms = 10
 "#;
+
+    #[test]
+    fn bluetooth_table_defaults_and_bounds() {
+        let l = Config::parse_all("t.toml", GOOD).unwrap();
+        assert_eq!(l.bluetooth.max_a2dp_per_adapter, DEFAULT_MAX_A2DP_PER_ADAPTER);
+        let l = Config::parse_all("t.toml", &format!("{GOOD}\n[bluetooth]\nmax_a2dp_per_adapter = 3\n")).unwrap();
+        assert_eq!(l.bluetooth.max_a2dp_per_adapter, 3);
+        for bad in ["0", "8", "-1"] {
+            let e = Config::parse_all(
+                "t.toml",
+                &format!("{GOOD}\n[bluetooth]\nmax_a2dp_per_adapter = {bad}\n"),
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(
+                e.starts_with("t.toml:18:24:") && e.contains("bluetooth.max_a2dp_per_adapter") && e.contains(bad),
+                "{e}"
+            );
+        }
+        let e = Config::parse_all("t.toml", &format!("{GOOD}\n[bluetooth]\nmax_a2dp = 3\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("max_a2dp"), "{e}");
+    }
 
     #[test]
     fn the_documented_example_parses() {

@@ -14,7 +14,7 @@
 //! wiring, opening and closing outputs. It talks to the engine only through its [`EngineHandle`], so nothing on
 //! the real-time path ever waits for it.
 
-use crate::config::{Config, ConfigError, Loaded, OutputSpec, ServiceSpec, SourceSpec};
+use crate::config::{BluetoothSpec, Config, ConfigError, Loaded, OutputSpec, ServiceSpec, SourceSpec};
 use crate::control::protocol::{
     DelayReport, EngineReport, ErrorCode, OutputReport, ReloadReport, Request, Response, SourceReport, Speaker,
     SpeakersReport, StateReport, StatusReport,
@@ -105,10 +105,6 @@ fn local_feed(timeline: SharedTimeline, buffer_ns: i64) -> Feed {
             ..PlaySettings::default()
         })),
     }
-}
-
-fn output_context(rt: &tokio::runtime::Handle) -> OutputContext {
-    OutputContext::new(rt.clone())
 }
 
 /// Where the players' audio comes from: one feed shared by all (built-in sources), or one Snapcast client per
@@ -267,6 +263,9 @@ struct Controller {
     source: SourceSpec,
     specs: Vec<OutputSpec>,
     service: ServiceSpec,
+    bluetooth: BluetoothSpec,
+    /// One for the whole run: every `a2dp` output shares its hub (endpoints, automatic placement).
+    ctx: OutputContext,
     state: State,
     store: StateStore,
     state_problems: Vec<String>,
@@ -302,7 +301,7 @@ impl Controller {
 
     fn open(&mut self, spec: &OutputSpec) -> Result<Player, OutputError> {
         let (eff, enabled) = self.state.overlay(spec);
-        let out = crate::output::open(&eff, &output_context(&self.rt))?;
+        let out = crate::output::open(&eff, &self.ctx)?;
         let feed = self.wiring.feed(&spec.name, &self.rt);
         let mut p = Player::new(player_config(&eff), feed, out);
         p.set_enabled(enabled);
@@ -582,6 +581,16 @@ impl Controller {
         if new.service != self.service {
             notes.push("[service] changed: it takes effect at the next restart".to_string());
         }
+        if new.bluetooth != self.bluetooth {
+            self.ctx
+                .max_a2dp_per_adapter
+                .store(new.bluetooth.max_a2dp_per_adapter, std::sync::atomic::Ordering::Relaxed);
+            notes.push(format!(
+                "[bluetooth] changed: max_a2dp_per_adapter = {} applies to speakers placed from now on",
+                new.bluetooth.max_a2dp_per_adapter
+            ));
+            self.bluetooth = new.bluetooth.clone();
+        }
         let mut errors = Vec::new();
         let summary;
         if new.source != self.source {
@@ -789,6 +798,15 @@ pub fn run(config: &str, stop: Arc<AtomicBool>) -> Result<(), ServiceError> {
         source: loaded.source.clone(),
         specs: loaded.outputs.clone(),
         service: loaded.service.clone(),
+        bluetooth: loaded.bluetooth.clone(),
+        ctx: {
+            let ctx = OutputContext::new(rt.handle().clone());
+            ctx.max_a2dp_per_adapter.store(
+                loaded.bluetooth.max_a2dp_per_adapter,
+                std::sync::atomic::Ordering::Relaxed,
+            );
+            ctx
+        },
         state: state.state,
         store,
         state_problems: state.problem.into_iter().collect(),

@@ -7,9 +7,10 @@ use super::a2dp::A2DP_SINK_UUID;
 use super::media::{MediaBus, MediaError};
 use super::media_endpoint::{register_a2dp_source, EndpointEvent, EndpointHandle};
 use super::media_transport;
-use crate::output::a2dp::{Link, SharedLink};
+use crate::output::a2dp::{Link, LinkState, SharedLink};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 use tokio::sync::mpsc;
 
@@ -33,22 +34,99 @@ pub struct SpeakerSpec {
     pub address: bluer::Address,
 }
 
-type Routes = Arc<Mutex<HashMap<String, mpsc::UnboundedSender<EndpointEvent>>>>;
+/// device object path → (route id, that speaker's event channel).
+type Routes = Arc<Mutex<HashMap<String, (u64, mpsc::UnboundedSender<EndpointEvent>)>>>;
 
-/// Endpoints per adapter and the routing of their events to speaker tasks.
+/// Route ids, so that a speaker task ending late never removes its successor's route.
+static NEXT_ROUTE_ID: AtomicU64 = AtomicU64::new(1);
+
+/// A speaker task's entry in the hub's routes; removed when the task ends, unless another task took it over.
+struct Route {
+    routes: Routes,
+    device_path: String,
+    id: u64,
+}
+
+impl Route {
+    /// Whether this task still owns the speaker's route.
+    fn current(&self) -> bool {
+        self.routes
+            .lock()
+            .expect("routes lock")
+            .get(&self.device_path)
+            .is_some_and(|(id, _)| *id == self.id)
+    }
+}
+
+impl Drop for Route {
+    fn drop(&mut self) {
+        let mut routes = self.routes.lock().expect("routes lock");
+        if routes.get(&self.device_path).is_some_and(|(id, _)| *id == self.id) {
+            routes.remove(&self.device_path);
+        }
+    }
+}
+
+/// Endpoints per adapter and the routing of their events to speaker tasks. One hub serves every `a2dp` output of
+/// the service (one endpoint per adapter; BlueZ hands a speaker's stream to whichever endpoint it picks).
 pub struct A2dpHub {
     bus: MediaBus,
     session: bluer::Session,
     quality: SbcQuality,
     endpoints: HashMap<String, ()>,
-    /// device object path → that speaker's event channel.
+    /// device object path → that speaker's event channel; also which speakers each adapter carries.
     routes: Routes,
-    /// Speakers per adapter.
-    placed: HashMap<String, usize>,
 }
 
-/// Speakers one adapter carries well (air time); automatic placement spreads beyond this.
-pub const MAX_STREAMS_PER_ADAPTER: usize = 2;
+/// Why a speaker could not be placed on an adapter automatically.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PlacementError {
+    /// BlueZ lists no adapter.
+    #[error("no Bluetooth adapter")]
+    NoAdapter,
+    /// Every adapter carries the configured maximum.
+    #[error(
+        "every adapter ({adapters}) already carries {max} A2DP speakers (bluetooth.max_a2dp_per_adapter = {max}); \
+         add an adapter, raise the limit, or pin this speaker with `adapter = \"hciN\"`"
+    )]
+    Full {
+        /// The adapters, comma-separated.
+        adapters: String,
+        /// The limit.
+        max: usize,
+    },
+}
+
+/// Automatic placement: the adapter carrying the fewest speakers (the first by name among equals), if it carries
+/// fewer than `max`. `placed` counts speakers per adapter name (pinned ones included).
+pub fn choose_adapter(
+    adapters: &[String],
+    placed: &HashMap<String, usize>,
+    max: usize,
+) -> Result<String, PlacementError> {
+    let mut names: Vec<&String> = adapters.iter().collect();
+    names.sort();
+    let load = |n: &String| placed.get(n).copied().unwrap_or(0);
+    let best = names.iter().min_by_key(|n| load(n)).ok_or(PlacementError::NoAdapter)?;
+    if load(best) >= max {
+        return Err(PlacementError::Full {
+            adapters: names.iter().map(|n| n.as_str()).collect::<Vec<_>>().join(", "),
+            max,
+        });
+    }
+    Ok((*best).clone())
+}
+
+/// Speakers per adapter, from the routes' device paths (`/org/bluez/hciN/dev_…`).
+fn placed_counts(routes: &Routes) -> HashMap<String, usize> {
+    let mut placed = HashMap::new();
+    for path in routes.lock().expect("routes lock").keys() {
+        if let Some(adapter) = path.strip_prefix("/org/bluez/").and_then(|r| r.split('/').next()) {
+            *placed.entry(adapter.to_string()).or_default() += 1;
+        }
+    }
+    placed
+}
 
 impl A2dpHub {
     /// Connects to the system bus (inside a tokio runtime).
@@ -63,7 +141,6 @@ impl A2dpHub {
             quality,
             endpoints: HashMap::new(),
             routes: Arc::default(),
-            placed: HashMap::new(),
         })
     }
 
@@ -75,22 +152,11 @@ impl A2dpHub {
             .map_err(|e| MediaError::Protocol(format!("listing adapters: {e}")))
     }
 
-    /// Chooses an adapter for a speaker that names none: the powered-on-able adapter carrying the fewest
-    /// speakers, keeping at most [`MAX_STREAMS_PER_ADAPTER`] per adapter while any has room.
-    pub async fn place(&mut self) -> Result<String, MediaError> {
-        let mut names = self.adapter_names().await?;
-        names.sort();
-        if names.is_empty() {
-            return Err(MediaError::Protocol("no Bluetooth adapter".into()));
-        }
-        let load = |n: &String| self.placed.get(n).copied().unwrap_or(0);
-        let best = names.iter().min_by_key(|n| load(n)).expect("non-empty").clone();
-        if load(&best) >= MAX_STREAMS_PER_ADAPTER {
-            tracing::warn!(
-                "every adapter already carries {MAX_STREAMS_PER_ADAPTER} speakers; putting one more on {best}"
-            );
-        }
-        Ok(best)
+    /// Chooses an adapter for a speaker that names none (see [`choose_adapter`]); an error when every adapter
+    /// already carries `max` speakers (the caller retries: an adapter plugged in later is used).
+    pub async fn place(&mut self, max: usize) -> Result<String, MediaError> {
+        let names = self.adapter_names().await?;
+        choose_adapter(&names, &placed_counts(&self.routes), max).map_err(|e| MediaError::Protocol(e.to_string()))
     }
 
     async fn ensure_endpoint(&mut self, adapter: &str) -> Result<(), MediaError> {
@@ -126,15 +192,36 @@ impl A2dpHub {
             spec.adapter,
             spec.address.to_string().replace(':', "_")
         );
-        let (tx, rx) = mpsc::unbounded_channel();
-        self.routes.lock().expect("routes lock").insert(device_path.clone(), tx);
-        *self.placed.entry(spec.adapter.clone()).or_default() += 1;
-        tracing::info!(output = spec.name, "speaker {} on {}", spec.address, spec.adapter);
         let adapter = self
             .session
             .adapter(&spec.adapter)
             .map_err(|e| MediaError::Protocol(format!("adapter {}: {e}", spec.adapter)))?;
-        tokio::spawn(speaker_task(spec, adapter, self.bus.clone(), device_path, rx, shared));
+        let (tx, rx) = mpsc::unbounded_channel();
+        let id = NEXT_ROUTE_ID.fetch_add(1, Ordering::Relaxed);
+        if self
+            .routes
+            .lock()
+            .expect("routes lock")
+            .insert(device_path.clone(), (id, tx))
+            .is_some()
+        {
+            // The same speaker under a new output (a reload changed it): the old task sees its channel close.
+            tracing::info!(output = spec.name, "{} moves to this output", spec.address);
+        }
+        tracing::info!(output = spec.name, "speaker {} on {}", spec.address, spec.adapter);
+        let route = Route {
+            routes: self.routes.clone(),
+            device_path,
+            id,
+        };
+        tokio::spawn(speaker_task(
+            spec,
+            adapter,
+            self.bus.clone(),
+            route,
+            rx,
+            Arc::downgrade(&shared),
+        ));
         Ok(())
     }
 }
@@ -157,13 +244,13 @@ async fn dispatch(adapter: String, mut handle: EndpointHandle, routes: Routes, b
             let routes = routes.lock().expect("routes lock");
             match device {
                 Some(d) => match routes.get(&d) {
-                    Some(tx) => {
+                    Some((_, tx)) => {
                         let _ = tx.send(ev);
                     }
                     None => tracing::info!("{adapter}: {d} is not a configured speaker; its stream is ignored"),
                 },
                 None => {
-                    for (dev, tx) in routes.iter() {
+                    for (dev, (_, tx)) in routes.iter() {
                         if dev.starts_with(&format!("/org/bluez/{adapter}/")) {
                             let _ = tx.send(ev.clone());
                         }
@@ -193,18 +280,34 @@ async fn dispatch(adapter: String, mut handle: EndpointHandle, routes: Routes, b
     }
 }
 
+/// Keeps one speaker streaming for as long as its output exists (`shared` can be upgraded). Ends when the output
+/// is removed (releases the stream and disconnects the speaker) or when another output took the speaker over (its
+/// event channel closed; releases the stream, leaves the connection to the new owner).
 async fn speaker_task(
     spec: SpeakerSpec,
     adapter: bluer::Adapter,
     bus: MediaBus,
-    device_path: String,
+    route: Route,
     mut events: mpsc::UnboundedReceiver<EndpointEvent>,
-    shared: SharedLink,
+    shared: Weak<Mutex<LinkState>>,
 ) {
     let name = spec.name.as_str();
+    let device_path = route.device_path.clone();
     let mut backoff = RECONNECT_MIN;
     let mut configured: Option<(String, [u8; 4], Option<u16>)> = None;
     loop {
+        // 0. Still wanted?
+        if events.is_closed() || !route.current() {
+            tracing::info!(output = name, "{}: handed over to another output", spec.address);
+            return;
+        }
+        if shared.strong_count() == 0 {
+            tracing::info!(output = name, "output removed: disconnecting {}", spec.address);
+            if let Ok(device) = adapter.device(spec.address) {
+                let _ = device.disconnect().await;
+            }
+            return;
+        }
         // 1. Connected?
         let device = match adapter.device(spec.address) {
             Ok(d) => d,
@@ -300,12 +403,16 @@ async fn speaker_task(
                     }
                     Some(EndpointEvent::Released) => { configured = None; break "BlueZ released the endpoint".to_string() }
                     Some(_) => {}
-                    None => return,
+                    None => break "another output took the speaker over".to_string(),
                 },
                 _ = poll.tick() => {
-                    if shared.lock().expect("link lock").failed {
+                    let Some(link) = shared.upgrade() else {
+                        break "the output was removed".to_string();
+                    };
+                    if link.lock().expect("link lock").failed {
                         break "the transport socket failed".to_string();
                     }
+                    drop(link);
                     match media_transport::state(&bus, &transport).await {
                         None => { configured = None; break "the transport disappeared".to_string() }
                         Some(s) if s == "idle" => break "the speaker suspended the stream".to_string(),
@@ -315,14 +422,20 @@ async fn speaker_task(
                     if d != last_delay {
                         tracing::info!(output = name, "speaker reports delay {:?} (1/10 ms)", d);
                         last_delay = d;
-                        shared.lock().expect("link lock").reported_delay_ns = d.map(|v| v as i64 * 100_000);
+                        if let Some(link) = shared.upgrade() {
+                            link.lock().expect("link lock").reported_delay_ns = d.map(|v| v as i64 * 100_000);
+                        }
                     }
                 }
             }
         };
-        tracing::warn!(output = name, "stream stopped: {reason}; reconnecting");
         publish(&shared, None, None, name);
         let _ = media_transport::release(&bus, &transport).await;
+        if events.is_closed() || shared.strong_count() == 0 {
+            tracing::info!(output = name, "stream stopped: {reason}");
+            continue; // step 0 ends the task
+        }
+        tracing::warn!(output = name, "stream stopped: {reason}; reconnecting");
         tokio::time::sleep(RECONNECT_MIN).await;
     }
 }
@@ -358,7 +471,8 @@ async fn drain_until(
     }
 }
 
-fn publish(shared: &SharedLink, link: Option<Link>, delay: Option<u16>, name: &str) {
+fn publish(shared: &Weak<Mutex<LinkState>>, link: Option<Link>, delay: Option<u16>, name: &str) {
+    let Some(shared) = shared.upgrade() else { return };
     let mut st = shared.lock().expect("link lock");
     st.link = link.map(Arc::new);
     st.generation += 1;
@@ -369,5 +483,100 @@ fn publish(shared: &SharedLink, link: Option<Link>, delay: Option<u16>, name: &s
             output = name,
             "the speaker reports no delay; using the configured fallback"
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    fn counts(v: &[(&str, usize)]) -> HashMap<String, usize> {
+        v.iter().map(|(k, n)| (k.to_string(), *n)).collect()
+    }
+
+    #[test]
+    fn placement_spreads_speakers_and_keeps_the_limit() {
+        /// Adapters, speakers already placed, limit, expected adapter (None: every adapter is full).
+        type Case<'a> = (&'a [&'a str], &'a [(&'a str, usize)], usize, Option<&'a str>);
+        let cases: &[Case] = &[
+            (&["hci0"], &[], 2, Some("hci0")),
+            (&["hci1", "hci0"], &[], 2, Some("hci0")), // first by name among equals
+            (&["hci0", "hci1"], &[("hci0", 1)], 2, Some("hci1")),
+            (&["hci0", "hci1"], &[("hci0", 1), ("hci1", 1)], 2, Some("hci0")),
+            (&["hci0", "hci1"], &[("hci0", 2), ("hci1", 1)], 2, Some("hci1")),
+            (&["hci0", "hci1"], &[("hci0", 2), ("hci1", 2)], 2, None),
+            (&["hci0"], &[("hci0", 1)], 1, None),
+            (&["hci0"], &[("hci0", 2)], 3, Some("hci0")),
+            // Speakers pinned to an adapter that is gone still count nowhere else.
+            (&["hci1"], &[("hci0", 5)], 2, Some("hci1")),
+        ];
+        for (adapters, placed, max, want) in cases {
+            let got = choose_adapter(&names(adapters), &counts(placed), *max);
+            match want {
+                Some(a) => assert_eq!(got.as_deref(), Ok(*a), "{adapters:?} {placed:?} max {max}"),
+                None => {
+                    let e = got.unwrap_err();
+                    assert!(matches!(e, PlacementError::Full { max: m, .. } if m == *max), "{e:?}");
+                    let msg = e.to_string();
+                    assert!(
+                        msg.contains("bluetooth.max_a2dp_per_adapter") && msg.contains("hci0"),
+                        "{msg}"
+                    );
+                }
+            }
+        }
+        assert_eq!(choose_adapter(&[], &HashMap::new(), 2), Err(PlacementError::NoAdapter));
+    }
+
+    #[test]
+    fn placement_counts_come_from_the_routes() {
+        let routes: Routes = Arc::default();
+        let (tx, _rx) = mpsc::unbounded_channel();
+        for (i, p) in [
+            "/org/bluez/hci0/dev_00_11",
+            "/org/bluez/hci0/dev_00_12",
+            "/org/bluez/hci1/dev_00_13",
+        ]
+        .iter()
+        .enumerate()
+        {
+            routes.lock().unwrap().insert(p.to_string(), (i as u64, tx.clone()));
+        }
+        assert_eq!(placed_counts(&routes), counts(&[("hci0", 2), ("hci1", 1)]));
+    }
+
+    #[test]
+    fn a_route_is_removed_when_its_task_ends_but_never_its_successor() {
+        let routes: Routes = Arc::default();
+        let path = "/org/bluez/hci0/dev_00_11".to_string();
+        let (tx1, rx1) = mpsc::unbounded_channel();
+        routes.lock().unwrap().insert(path.clone(), (1, tx1));
+        let first = Route {
+            routes: routes.clone(),
+            device_path: path.clone(),
+            id: 1,
+        };
+        assert!(first.current());
+        // A new output takes the speaker over: the first task's channel closes and its route is no longer current.
+        let (tx2, _rx2) = mpsc::unbounded_channel();
+        routes.lock().unwrap().insert(path.clone(), (2, tx2));
+        assert!(rx1.is_closed() && !first.current());
+        drop(first);
+        assert_eq!(
+            routes.lock().unwrap().get(&path).map(|r| r.0),
+            Some(2),
+            "successor's route kept"
+        );
+        let second = Route {
+            routes: routes.clone(),
+            device_path: path.clone(),
+            id: 2,
+        };
+        drop(second);
+        assert!(routes.lock().unwrap().is_empty(), "the last owner's route is removed");
     }
 }

@@ -83,8 +83,10 @@ pub trait Output: Send {
 pub struct OutputContext {
     /// The service's tokio runtime.
     pub runtime: tokio::runtime::Handle,
-    /// Created on first use by an `a2dp` output.
+    /// Created on first use by an `a2dp` output; shared by all of them (one endpoint per adapter).
     pub a2dp: Arc<tokio::sync::Mutex<Option<crate::bluez::a2dp_speaker::A2dpHub>>>,
+    /// `bluetooth.max_a2dp_per_adapter`: automatic placement's limit (a reload may change it).
+    pub max_a2dp_per_adapter: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl OutputContext {
@@ -93,19 +95,24 @@ impl OutputContext {
         Self {
             runtime,
             a2dp: Arc::default(),
+            max_a2dp_per_adapter: Arc::new(crate::config::DEFAULT_MAX_A2DP_PER_ADAPTER.into()),
         }
     }
 }
 
-/// Starts the control side of an A2DP speaker in the background: it keeps retrying until BlueZ is there, so a
-/// missing bluetoothd or adapter is logged and recovered from, never fatal.
-fn start_a2dp(spec: &crate::config::OutputSpec, ctx: &OutputContext, shared: a2dp::SharedLink) {
+/// Starts the control side of an A2DP speaker in the background: it keeps retrying until BlueZ is there (and,
+/// when placed automatically, until an adapter has room), so a missing bluetoothd or adapter is logged and recovered
+/// from, never fatal. Gives up when the output is gone.
+fn start_a2dp(spec: &crate::config::OutputSpec, ctx: &OutputContext, shared: &a2dp::SharedLink) {
     use crate::bluez::a2dp_speaker::{A2dpHub, SpeakerSpec};
     let hub = ctx.a2dp.clone();
+    let max = ctx.max_a2dp_per_adapter.clone();
     let spec = spec.clone();
+    let weak = Arc::downgrade(shared);
     ctx.runtime.spawn(async move {
         let mut delay = std::time::Duration::from_secs(1);
         loop {
+            let Some(shared) = weak.upgrade() else { return };
             let r: Result<(), String> = async {
                 let mut guard = hub.lock().await;
                 if guard.is_none() {
@@ -114,7 +121,10 @@ fn start_a2dp(spec: &crate::config::OutputSpec, ctx: &OutputContext, shared: a2d
                 let h = guard.as_mut().expect("just set");
                 let adapter = match &spec.adapter {
                     Some(a) => a.clone(),
-                    None => h.place().await.map_err(|e| e.to_string())?,
+                    None => h
+                        .place(max.load(std::sync::atomic::Ordering::Relaxed))
+                        .await
+                        .map_err(|e| e.to_string())?,
                 };
                 let address: bluer::Address = spec.address.parse().map_err(|e| format!("{e}"))?;
                 h.add_speaker(
@@ -129,6 +139,7 @@ fn start_a2dp(spec: &crate::config::OutputSpec, ctx: &OutputContext, shared: a2d
                 .map_err(|e| e.to_string())
             }
             .await;
+            drop(shared);
             match r {
                 Ok(()) => return,
                 Err(e) => {
@@ -149,7 +160,7 @@ pub fn open(spec: &crate::config::OutputSpec, ctx: &OutputContext) -> Result<Box
         "pipe" => Ok(Box::new(pipe::PipeOutput::open(&spec.path, spec.delay_ns)?)),
         "a2dp" => {
             let shared: a2dp::SharedLink = Arc::default();
-            start_a2dp(spec, ctx, shared.clone());
+            start_a2dp(spec, ctx, &shared);
             Ok(Box::new(a2dp::A2dpOutput::new(&spec.name, shared, spec.delay_ns)))
         }
         "broadcast" => {
