@@ -29,6 +29,8 @@ name = "speaker"
 kind = "a2dp"
 address = "$A1"
 TOML
+# Guest stall monitor (wakeup.py): tells the host's stalls of the whole VM from bluebridge's own.
+python3 -S "$IN/wakeup.py" "$O/wakeup.txt" 20 & WAKE=$!
 BLUEBRIDGE_LOG=info bluebridge run --config /tmp/bb.toml 2>> "$O/bluebridge.log" &
 BB=$!
 acquired() { grep -c 'acquired /org/bluez' "$O/bluebridge.log"; }
@@ -63,6 +65,12 @@ wait_for 150 sh -c "[ \$(grep -c 'acquired /org/bluez' $O/bluebridge.log) -gt $n
 check reconnect-after-power-cycle $? "bluebridge re-acquired by itself ($(acquired) acquisitions)"
 capture after-power-cycle 4
 
+# bluebridge's CPU over its life, % of one vCPU (100: one vCPU busy all along: it needs more than the guest has)
+figure bluebridge_cpu_pct "$(awk -v up="$(cut -d' ' -f1 /proc/uptime)" '{ sub(/^.*\) /, ""); printf "%.0f", ($12 + $13) / (up - $20 / 100) }' /proc/$BB/stat 2>/dev/null)"
 kill -0 $BB 2>/dev/null; check bluebridge-alive $? "no restart needed"
 kill -TERM $BB; wait $BB; check clean-exit $? "exit status $?"
+kill -TERM $WAKE 2>/dev/null; wait $WAKE
+for k in late_ms_p99 late_ms_max over_50ms over_200ms stalled_ms_total work_ms_p50 work_ms_p90; do figure "guest_wakeup_$k" "$(sed -n "s/^$k=//p" "$O/wakeup.txt")"; done
+figure starved "$(grep -c 'starved for' "$O/bluebridge.log")"
+figure link_dropped "$(grep -c 'link stalled:' "$O/bluebridge.log")"
 grep -E 'stream stopped|cannot connect|retrying' "$O/bluebridge.log" | sed 's/^.*\(WARN\|INFO\) //' | head -20 > "$O/recovery-log.txt"

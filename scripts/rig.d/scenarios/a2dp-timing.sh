@@ -68,6 +68,8 @@ for x in $SINKS; do
   printf '\n[[output]]\nname = "sink-%s"\nkind = "a2dp"\naddress = "%s"\nadapter = "hci%s"\n' "$x" "$addr" "$src" >> /tmp/bb.toml
   n_sinks=$((n_sinks + 1))
 done
+# Guest stall monitor (wakeup.py): tells the host's stalls of the whole VM from bluebridge's own.
+python3 -S "$IN/wakeup.py" "$O/wakeup.txt" 20 & WAKE=$!
 BLUEBRIDGE_LOG=info,bluebridge=debug bluebridge run --config /tmp/bb.toml 2>> "$O/bluebridge.log" &
 BB=$!
 acquired() { grep -c 'acquired /org/bluez' "$O/bluebridge.log"; }
@@ -94,12 +96,17 @@ followed=$(grep '"sink-a"' "$O/bluebridge.log" | grep -c 'speaker reports delay 
 within "$followed" 2 99
 check delay-logged $? "$(grep 'speaker reports delay' "$O/bluebridge.log" | sed 's/^.*INFO //' | tr '\n' ';' | cut -c1-400)"
 
+# bluebridge's CPU over its life, % of one vCPU (100: one vCPU busy all along: it needs more than the guest has)
+figure bluebridge_cpu_pct "$(awk -v up="$(cut -d' ' -f1 /proc/uptime)" '{ sub(/^.*\) /, ""); printf "%.0f", ($12 + $13) / (up - $20 / 100) }' /proc/$BB/stat 2>/dev/null)"
 step "stop bluebridge (SIGTERM)"
 kill -TERM $BB; t 10 sh -c "while kill -0 $BB 2>/dev/null; do sleep 0.2; done"; wait $BB; rc=$?
 check clean-exit "$([ $rc -eq 0 ] && echo PASS || echo FAIL)" "exit status $rc"
 figure resyncs "$(grep -c 're-synchronising' "$O/bluebridge.log")"
-figure starved "$(grep -c 'starved for' "$O/bluebridge.log")"
 
+kill -TERM $WAKE 2>/dev/null; wait $WAKE
+for k in late_ms_p99 late_ms_max over_50ms over_200ms stalled_ms_total work_ms_p50 work_ms_p90; do figure "guest_wakeup_$k" "$(sed -n "s/^$k=//p" "$O/wakeup.txt")"; done
+figure starved "$(grep -c 'starved for' "$O/bluebridge.log")"
+figure link_dropped "$(grep -c 'link stalled:' "$O/bluebridge.log")"
 step "analyse: time at the sink vs play time - Delay (tolerance ${TOL_MS} ms)"
 # shellcheck disable=SC2046
 python3 -S "$IN/analyze_timing.py" --log "$O/bluebridge.log" --buffer-ms $BUFFER_MS --tolerance-ms "$TOL_MS" \

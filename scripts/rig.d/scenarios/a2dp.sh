@@ -37,6 +37,8 @@ kind = "a2dp"
 address = "$A3"
 adapter = "hci1"
 TOML
+# Guest stall monitor (wakeup.py): tells the host's stalls of the whole VM from bluebridge's own.
+python3 -S "$IN/wakeup.py" "$O/wakeup.txt" 20 & WAKE=$!
 BLUEBRIDGE_LOG=info,bluebridge=debug bluebridge run --config /tmp/bb.toml 2>> "$O/bluebridge.log" &
 BB=$!
 wait_for 90 sh -c "[ \$(grep -c 'acquired /org/bluez' $O/bluebridge.log) -ge 2 ]"
@@ -53,10 +55,16 @@ wait "$AR_a"; wait "$AR_b"
 kill -0 $BB 2>/dev/null
 check bluebridge-alive $? "bluebridge still running after streaming"
 
+# bluebridge's CPU over its life, % of one vCPU (100: one vCPU busy all along: it needs more than the guest has)
+figure bluebridge_cpu_pct "$(awk -v up="$(cut -d' ' -f1 /proc/uptime)" '{ sub(/^.*\) /, ""); printf "%.0f", ($12 + $13) / (up - $20 / 100) }' /proc/$BB/stat 2>/dev/null)"
 step "stop bluebridge (SIGTERM)"
 kill -TERM $BB; t 10 sh -c "while kill -0 $BB 2>/dev/null; do sleep 0.2; done"; wait $BB; rc=$?
 check clean-exit "$([ $rc -eq 0 ] && echo PASS || echo FAIL)" "exit status $rc"
 
+kill -TERM $WAKE 2>/dev/null; wait $WAKE
+for k in late_ms_p99 late_ms_max over_50ms over_200ms stalled_ms_total work_ms_p50 work_ms_p90; do figure "guest_wakeup_$k" "$(sed -n "s/^$k=//p" "$O/wakeup.txt")"; done
+figure starved "$(grep -c 'starved for' "$O/bluebridge.log")"
+figure link_dropped "$(grep -c 'link stalled:' "$O/bluebridge.log")"
 figure resyncs "$(grep -c 're-synchronising' "$O/bluebridge.log")"
 step "analyse the captures"
 for x in a b; do
