@@ -73,7 +73,11 @@ pub struct A2dpHub {
     bus: MediaBus,
     session: bluer::Session,
     quality: SbcQuality,
-    endpoints: HashMap<String, ()>,
+    /// Source endpoints registered per adapter: one per speaker placed there (BlueZ runs one stream per endpoint).
+    endpoints: HashMap<String, usize>,
+    /// Per adapter: held while one speaker's profile connection is being set up, so that an adapter pages one
+    /// speaker at a time (two at once raced in BlueZ: "Connection reset by peer" on the second).
+    connecting: HashMap<String, Arc<tokio::sync::Mutex<()>>>,
     /// device object path → that speaker's event channel; also which speakers each adapter carries.
     routes: Routes,
 }
@@ -140,6 +144,7 @@ impl A2dpHub {
             session,
             quality,
             endpoints: HashMap::new(),
+            connecting: HashMap::new(),
             routes: Arc::default(),
         })
     }
@@ -159,8 +164,10 @@ impl A2dpHub {
         choose_adapter(&names, &placed_counts(&self.routes), max).map_err(|e| MediaError::Protocol(e.to_string()))
     }
 
-    async fn ensure_endpoint(&mut self, adapter: &str) -> Result<(), MediaError> {
-        if self.endpoints.contains_key(adapter) {
+    /// Registers source endpoints on `adapter` until there are `wanted` (powering the adapter on first).
+    async fn ensure_endpoints(&mut self, adapter: &str, wanted: usize) -> Result<(), MediaError> {
+        let have = self.endpoints.get(adapter).copied().unwrap_or(0);
+        if have >= wanted {
             return Ok(());
         }
         let a = self
@@ -172,21 +179,23 @@ impl A2dpHub {
                 .await
                 .map_err(|e| MediaError::Protocol(format!("powering {adapter} on: {e}")))?;
         }
-        let handle = register_a2dp_source(&self.bus, adapter, self.quality).await?;
-        tokio::spawn(dispatch(
-            adapter.to_string(),
-            handle,
-            self.routes.clone(),
-            self.bus.clone(),
-            self.quality,
-        ));
-        self.endpoints.insert(adapter.to_string(), ());
+        for index in have..wanted {
+            let handle = register_a2dp_source(&self.bus, adapter, index, self.quality).await?;
+            tokio::spawn(dispatch(
+                adapter.to_string(),
+                index,
+                handle,
+                self.routes.clone(),
+                self.bus.clone(),
+                self.quality,
+            ));
+            self.endpoints.insert(adapter.to_string(), index + 1);
+        }
         Ok(())
     }
 
     /// Starts managing a speaker: its link appears in `shared` whenever it is streaming.
     pub async fn add_speaker(&mut self, spec: SpeakerSpec, shared: SharedLink) -> Result<(), MediaError> {
-        self.ensure_endpoint(&spec.adapter).await?;
         let device_path = format!(
             "/org/bluez/{}/dev_{}",
             spec.adapter,
@@ -196,6 +205,12 @@ impl A2dpHub {
             .session
             .adapter(&spec.adapter)
             .map_err(|e| MediaError::Protocol(format!("adapter {}: {e}", spec.adapter)))?;
+        let mut wanted = placed_counts(&self.routes).get(&spec.adapter).copied().unwrap_or(0);
+        if !self.routes.lock().expect("routes lock").contains_key(&device_path) {
+            wanted += 1;
+        }
+        self.ensure_endpoints(&spec.adapter, wanted).await?;
+        let connecting = self.connecting.entry(spec.adapter.clone()).or_default().clone();
         let (tx, rx) = mpsc::unbounded_channel();
         let id = NEXT_ROUTE_ID.fetch_add(1, Ordering::Relaxed);
         if self
@@ -221,6 +236,7 @@ impl A2dpHub {
             route,
             rx,
             Arc::downgrade(&shared),
+            connecting,
         ));
         Ok(())
     }
@@ -228,7 +244,14 @@ impl A2dpHub {
 
 /// Routes endpoint events to the speaker tasks; re-registers the endpoint if BlueZ drops it (bluetoothd
 /// restarted), retrying until it succeeds.
-async fn dispatch(adapter: String, mut handle: EndpointHandle, routes: Routes, bus: MediaBus, quality: SbcQuality) {
+async fn dispatch(
+    adapter: String,
+    index: usize,
+    mut handle: EndpointHandle,
+    routes: Routes,
+    bus: MediaBus,
+    quality: SbcQuality,
+) {
     let mut transports: HashMap<String, String> = HashMap::new(); // transport → device
     loop {
         while let Some(ev) = handle.events.recv().await {
@@ -266,7 +289,7 @@ async fn dispatch(adapter: String, mut handle: EndpointHandle, routes: Routes, b
         let mut delay = RECONNECT_MIN;
         loop {
             tokio::time::sleep(delay).await;
-            match register_a2dp_source(&bus, &adapter, quality).await {
+            match register_a2dp_source(&bus, &adapter, index, quality).await {
                 Ok(h) => {
                     handle = h;
                     break;
@@ -290,6 +313,7 @@ async fn speaker_task(
     route: Route,
     mut events: mpsc::UnboundedReceiver<EndpointEvent>,
     shared: Weak<Mutex<LinkState>>,
+    connecting: Arc<tokio::sync::Mutex<()>>,
 ) {
     let name = spec.name.as_str();
     let device_path = route.device_path.clone();
@@ -321,8 +345,11 @@ async fn speaker_task(
         let connected = device.is_connected().await.unwrap_or(false);
         if !connected || configured.is_none() {
             let uuid: bluer::Uuid = A2DP_SINK_UUID.parse().expect("valid UUID");
+            let turn = connecting.lock().await; // one speaker at a time per adapter
             tracing::info!(output = name, "connecting to {} ({})", spec.address, device_path);
-            match tokio::time::timeout(Duration::from_secs(30), device.connect_profile(&uuid)).await {
+            let result = tokio::time::timeout(Duration::from_secs(30), device.connect_profile(&uuid)).await;
+            drop(turn);
+            match result {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) if e.to_string().contains("lready") => {}
                 Ok(Err(e)) => {

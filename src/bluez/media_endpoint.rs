@@ -89,20 +89,24 @@ impl Drop for EndpointHandle {
     }
 }
 
-/// Serves an A2DP SBC source endpoint and registers it on `adapter` (e.g. `hci0`).
+/// Serves an A2DP SBC source endpoint and registers it on `adapter` (e.g. `hci0`). `index` tells several endpoints
+/// on one adapter apart: BlueZ (5.82) runs at most one stream per registered endpoint (a local SEP), so an adapter
+/// that carries N speakers needs N endpoints. Index 0 is `/org/bluebridge/hciN/a2dp_source_sbc`, index i > 0 gets
+/// `_i` appended.
 pub async fn register_a2dp_source(
     bus: &MediaBus,
     adapter: &str,
+    index: usize,
     quality: SbcQuality,
 ) -> Result<EndpointHandle, MediaError> {
-    register_a2dp(bus, adapter, quality, Role::Source).await
+    register_a2dp(bus, adapter, index, quality, Role::Source).await
 }
 
 /// Serves an A2DP SBC **sink** endpoint (a speaker's side) and registers it on `adapter`: what the rig's sink
 /// recorder is. It offers [`sbc_caps::SOURCE_CAPABILITIES`] (48 kHz, every mode, block length, subband count,
 /// allocation and bitpool) with `DelayReporting`, and accepts what [`sbc_caps::check`] accepts.
 pub async fn register_a2dp_sink(bus: &MediaBus, adapter: &str) -> Result<EndpointHandle, MediaError> {
-    register_a2dp(bus, adapter, SbcQuality::High, Role::Sink).await
+    register_a2dp(bus, adapter, 0, SbcQuality::High, Role::Sink).await
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -114,6 +118,7 @@ enum Role {
 async fn register_a2dp(
     bus: &MediaBus,
     adapter: &str,
+    index: usize,
     quality: SbcQuality,
     role: Role,
 ) -> Result<EndpointHandle, MediaError> {
@@ -123,7 +128,9 @@ async fn register_a2dp(
     };
     let owner = bus.bluez_owner().await?;
     let adapter_path = format!("/org/bluez/{adapter}");
-    let path = dbus::Path::new(format!("/org/bluebridge/{adapter}/a2dp_{name}_sbc")).map_err(MediaError::Protocol)?;
+    let suffix = if index == 0 { String::new() } else { format!("_{index}") };
+    let path =
+        dbus::Path::new(format!("/org/bluebridge/{adapter}/a2dp_{name}_sbc{suffix}")).map_err(MediaError::Protocol)?;
     let (tx, rx) = mpsc::unbounded_channel();
     {
         let mut cr = bus.cr.lock().expect("crossroads lock");

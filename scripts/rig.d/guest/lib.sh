@@ -279,3 +279,40 @@ PY
 # (active = from the first to the last sample above -40 dBFS on the left channel; frequency from interpolated
 #  rising zero crossings across the active part, so dropped or repeated audio shows as a frequency error).
 analyze_tone() { python3 -S "$IN/analyze_tone.py" "$@"; }
+
+# ---- A2DP to BlueALSA sinks ---------------------------------------------------------------------------------------
+# a2dp_capture_check SECS BB_PID SRV:IDX:NAME...: records SECS s at once from each BlueALSA sink service
+# org.bluealsa.SRV, its PCM of the source on hciIDX (arecord, to $O/sink-NAME.wav; a BlueALSA PCM is named by the
+# remote address only, so two sinks fed from one adapter need two bluealsa services), checks bluebridge (BB_PID)
+# still runs, stops it with SIGTERM (check clean-exit), then judges each capture with analyze_clicks.py: clicks-NAME
+# (a click a second), correlation-NAME (every one-second segment but one correlates > 0.9 with the source),
+# no-gaps-NAME; figures likewise.
+a2dp_capture_check() {
+  local secs=$1 bb=$2 s i n srv pids=() rc; shift 2
+  for s in "$@"; do
+    IFS=: read -r srv i n <<<"$s"
+    timeout -s INT -k 5 $((secs + 20)) arecord -D "bluealsa:DEV=$(addr "$i"),PROFILE=a2dp,SRV=org.bluealsa.$srv" \
+      -f S16_LE -c 2 -r 48000 -d "$secs" "$O/sink-$n.wav" > "$O/arecord-$n.log" 2>&1 &
+    pids+=($!)
+  done
+  wait "${pids[@]}"
+  kill -0 "$bb" 2>/dev/null
+  check bluebridge-alive $? "bluebridge still running after streaming"
+  kill -TERM "$bb"; t 10 sh -c "while kill -0 $bb 2>/dev/null; do sleep 0.2; done"; wait "$bb"; rc=$?
+  check clean-exit "$([ $rc -eq 0 ] && echo PASS || echo FAIL)" "exit status $rc"
+  figure resyncs "$(grep -c 're-synchronising' "$O/bluebridge.log")"
+  for s in "$@"; do
+    n=${s##*:}
+    python3 -S "$IN/analyze_clicks.py" "$O/sink-$n.wav" > "$O/analysis-$n.txt" 2>&1
+    cat "$O/analysis-$n.txt"
+    v() { sed -n "s/^$1=//p" "$O/analysis-$n.txt"; }
+    figure "clicks_$n" "$(v clicks)"; figure "correlation_$n" "$(v correlation)"; figure "gaps_$n" "$(v gaps)"
+    figure "spacing_err_us_max_$n" "$(v spacing_err_us_max)"
+    within "$(v clicks)" $((secs - 2)) $((secs + 1)); check "clicks-$n" $? "$(v clicks) clicks in ${secs} s"
+    figure "segments_good_$n" "$(v segments_good)/$(v segments)"; figure "segment_corr_min_$n" "$(v segment_corr_min)"
+    # One spoiled second is tolerated: the emulator under TCG can stall the whole VM for a few hundred ms.
+    within "$(v segments_good)" "$(( $(v segments) - 1 ))" 99; check "correlation-$n" $? \
+      "$(v segments_good) of $(v segments) one-second segments correlate > 0.9 with the source (whole capture $(v correlation))"
+    within "$(v gaps)" 0 0; check "no-gaps-$n" $? "$(v gaps) silent gaps > 10 ms"
+  done
+}
