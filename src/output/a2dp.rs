@@ -7,16 +7,14 @@
 //! delay report (or the configured fallback when it reports none). Without a link the output still consumes
 //! audio at the local clock (and drops it), so it stays on the timeline and rejoins in sync.
 
-pub mod send;
-
-use super::local_clocked::{LocalClocked, SEND_EARLY_NS};
+use super::local_clocked::LocalClocked;
 use super::{Output, OutputError, OutputStatus};
 use crate::bluez::a2dp::rtp::{frames_per_packet, RtpPacketizer};
 use crate::bluez::a2dp::sbc_caps;
 use crate::codec::sbc::{Sbc, SBC_DELAY_FRAMES};
 use crate::timeline::LocalTime;
-use send::{cap_send_buffer, SendQueue, SNDBUF_PACKETS};
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::collections::VecDeque;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::{Arc, Mutex};
 
 /// Audio kept queued ahead of sending: one packet (≈ 19 ms at the usual MTU) plus margin.
@@ -24,10 +22,6 @@ const LEAD_NS: i64 = 40_000_000;
 /// How late a packet may still be sent rather than skipped. A speaker buffers 100–250 ms (its Delay report), so
 /// a stall of ours up to this much is absorbed there; skipping audio (a resync) would instead cut the music. If the
 /// whole machine stalled, the speaker's side stalled with it and nothing was lost at all.
-///
-/// The same bound applies to a link that stalls: a packet the socket could not take within it of its due time
-/// is dropped (see [`send`]), so nothing reaches the speaker later than this plus the few packets
-/// the capped send buffer holds.
 const LATE_TOLERANCE_NS: i64 = 250_000_000;
 
 /// A transport handed over by the control side.
@@ -70,9 +64,7 @@ struct Active {
     /// Output frame index of the first PCM frame in `pcm`/`encoded` not yet packetised.
     next_frame: u64,
     packet_first_frame: u64,
-    queue: SendQueue,
-    /// The link was full at the last flush (for logging the start and end of each busy spell).
-    link_busy: bool,
+    queue: VecDeque<(u64, Vec<u8>)>,
 }
 
 /// An A2DP speaker as an output.
@@ -85,7 +77,6 @@ pub struct A2dpOutput {
     seen_generation: u64,
     packets: u64,
     dropped: u64,
-    link_busy_spells: u64,
     write_errors: u64,
 }
 
@@ -102,7 +93,6 @@ impl A2dpOutput {
             seen_generation: 0,
             packets: 0,
             dropped: 0,
-            link_busy_spells: 0,
             write_errors: 0,
         }
     }
@@ -118,16 +108,6 @@ impl A2dpOutput {
                     Ok(sbc) => {
                         let channels = sbc_caps::channels(&link.configuration);
                         let fpp = frames_per_packet(link.write_mtu, sbc.frame_length()).max(1);
-                        match cap_send_buffer(link.fd.as_fd(), link.write_mtu, SNDBUF_PACKETS) {
-                            Ok(bytes) => tracing::info!(
-                                output = self.name,
-                                "send buffer capped at {SNDBUF_PACKETS} packets ({bytes} bytes as the kernel counts)"
-                            ),
-                            Err(e) => tracing::warn!(
-                                output = self.name,
-                                "cannot cap the send buffer ({e}); a stalled link may queue audio in the kernel"
-                            ),
-                        }
                         tracing::info!(
                             output = self.name,
                             "streaming: SBC {:02x?}, {} bytes/frame, {fpp} frames per {}-byte packet",
@@ -147,8 +127,7 @@ impl A2dpOutput {
                             n_frames: 0,
                             next_frame: next,
                             packet_first_frame: next,
-                            queue: SendQueue::new(SEND_EARLY_NS, LATE_TOLERANCE_NS),
-                            link_busy: false,
+                            queue: VecDeque::new(),
                             sbc,
                         });
                     }
@@ -161,72 +140,50 @@ impl A2dpOutput {
 
     fn flush_due(&mut self, now: LocalTime) {
         let Some(a) = &mut self.active else { return };
-        let clock = &self.clock;
-        let fd = a.link.fd.as_raw_fd();
-        let flushed = a.queue.flush(
-            |first| clock.render_time(first).map(|t| t.ns_since(now)),
-            |pkt| {
-                // SAFETY: send(2) on a socket we hold open; the buffer is valid for its length.
-                let rc = unsafe {
-                    libc::send(
-                        fd,
-                        pkt.as_ptr().cast(),
-                        pkt.len(),
-                        libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
-                    )
-                };
-                if rc < 0 {
-                    Err(std::io::Error::last_os_error())
-                } else {
-                    Ok(())
+        while let Some((first, _)) = a.queue.front() {
+            if !self.clock.is_due(*first, now) {
+                break;
+            }
+            let (_, pkt) = a.queue.pop_front().expect("front exists");
+            // SAFETY: send(2) on a socket we hold open; the buffer is valid for its length.
+            let rc = unsafe {
+                libc::send(
+                    a.link.fd.as_raw_fd(),
+                    pkt.as_ptr().cast(),
+                    pkt.len(),
+                    libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+                )
+            };
+            if rc >= 0 {
+                self.packets += 1;
+                continue;
+            }
+            let err = std::io::Error::last_os_error();
+            if err.kind() == std::io::ErrorKind::WouldBlock {
+                // The link is congested: drop this packet rather than fall behind.
+                self.dropped += 1;
+                if self.dropped.is_power_of_two() {
+                    tracing::warn!(
+                        output = self.name,
+                        "link congested: {} packets dropped so far",
+                        self.dropped
+                    );
                 }
-            },
-        );
-        let f = match flushed {
-            Ok(f) => f,
-            Err(err) => {
-                self.write_errors += 1;
-                tracing::warn!(
-                    output = self.name,
-                    "transport write failed ({err}); the speaker task will reconnect"
-                );
-                let generation = a.generation;
-                self.active = None;
-                let mut st = self.shared.lock().expect("link lock");
-                if st.generation == generation {
-                    st.failed = true;
-                }
-                return;
+                continue;
             }
-        };
-        self.packets += f.sent;
-        if f.dropped_stale > 0 {
-            let before = self.dropped;
-            self.dropped += f.dropped_stale;
-            // Log at 1, 2, 4, … dropped packets (and whenever a flush crosses such a count).
-            if (before + 1..=self.dropped).any(u64::is_power_of_two) {
-                tracing::warn!(
-                    output = self.name,
-                    "link stalled: {} packets more than {} ms past their time dropped ({} so far) so the speaker \
-                     stays on the timeline instead of playing them late",
-                    f.dropped_stale,
-                    LATE_TOLERANCE_NS / 1_000_000,
-                    self.dropped
-                );
+            self.write_errors += 1;
+            tracing::warn!(
+                output = self.name,
+                "transport write failed ({err}); the speaker task will reconnect"
+            );
+            let generation = a.generation;
+            self.active = None;
+            let mut st = self.shared.lock().expect("link lock");
+            if st.generation == generation {
+                st.failed = true;
             }
+            return;
         }
-        if f.link_busy && !a.link_busy {
-            self.link_busy_spells += 1;
-            if self.link_busy_spells.is_power_of_two() {
-                tracing::info!(
-                    output = self.name,
-                    "link busy (send buffer full): {} packets wait for it; {} busy spells so far",
-                    a.queue.len(),
-                    self.link_busy_spells
-                );
-            }
-        }
-        a.link_busy = f.link_busy;
     }
 }
 
@@ -276,7 +233,7 @@ impl Output for A2dpOutput {
                 if a.n_frames == a.frames_per_packet {
                     let mut pkt = Vec::with_capacity(13 + a.encoded.len());
                     a.rtp.packet(&a.encoded, a.n_frames, per_frame as usize, &mut pkt);
-                    a.queue.push(a.packet_first_frame, pkt);
+                    a.queue.push_back((a.packet_first_frame, pkt));
                     a.encoded.clear();
                     a.n_frames = 0;
                 }
@@ -300,7 +257,6 @@ impl Output for A2dpOutput {
         vec![
             ("packets", self.packets),
             ("dropped_packets", self.dropped),
-            ("link_busy_spells", self.link_busy_spells),
             ("write_errors", self.write_errors),
             ("streaming", self.active.is_some() as u64),
         ]
@@ -349,61 +305,6 @@ mod tests {
         assert!(
             shared.lock().unwrap().failed,
             "a dead socket is reported to the control side"
-        );
-    }
-
-    #[test]
-    fn a_stalled_link_keeps_packets_until_stale_then_drops_them() {
-        let (a, b) = std::os::unix::net::UnixDatagram::pair().unwrap();
-        let shared: SharedLink = Arc::default();
-        {
-            let mut st = shared.lock().unwrap();
-            st.link = Some(Arc::new(Link {
-                fd: OwnedFd::from(a),
-                write_mtu: 895,
-                configuration: [0x11, 0x15, 2, 51],
-            }));
-            st.generation = 1;
-            st.reported_delay_ns = Some(150_000_000);
-        }
-        let counter = |out: &A2dpOutput, name: &str| out.counters().into_iter().find(|(n, _)| *n == name).unwrap().1;
-        let mut out = A2dpOutput::new("s", shared, 200_000_000);
-        out.status(LocalTime::from_ns(0));
-        // One second of audio (54 packets of 896 frames, 18.7 ms each); the clock starts 40 ms out (the lead).
-        out.write(LocalTime::from_ns(0), &vec![0i16; 48_000 * 2]).unwrap();
-        // Nobody reads: at 250 ms the packets due by then (12) do not all fit the capped socket; none is lost yet.
-        out.status(LocalTime::from_ns(250_000_000));
-        let sent = counter(&out, "packets");
-        assert!(
-            (1..=2 * SNDBUF_PACKETS as u64).contains(&sent),
-            "{sent} packets in the socket"
-        );
-        assert_eq!(counter(&out, "dropped_packets"), 0);
-        assert_eq!(counter(&out, "link_busy_spells"), 1);
-        // At 600 ms whatever was due before 350 ms is more than 250 ms late: dropped, not sent.
-        out.status(LocalTime::from_ns(600_000_000));
-        let stale = (350_000_000 - 40_000_000) / (896 * 1_000_000_000 / 48_000) + 1;
-        assert_eq!(counter(&out, "dropped_packets"), stale - sent);
-        // The link takes packets again: the ones still on time go, in order, with no gap in their sequence.
-        b.set_nonblocking(true).unwrap();
-        let mut buf = [0u8; 2048];
-        let seq = |buf: &[u8]| u16::from_be_bytes([buf[2], buf[3]]);
-        let mut got = vec![];
-        while let Ok(n) = b.recv(&mut buf) {
-            assert_eq!(n, 13 + 7 * 115);
-            got.push(seq(&buf));
-        }
-        assert_eq!(got.len() as u64, sent);
-        out.status(LocalTime::from_ns(601_000_000));
-        while let Ok(_n) = b.recv(&mut buf) {
-            got.push(seq(&buf));
-        }
-        assert!(got.len() as u64 > sent, "the link takes packets again");
-        let first_after = got[sent as usize];
-        assert_eq!(
-            first_after.wrapping_sub(got[0]) as u64,
-            sent + (stale - sent),
-            "the stale packets are the ones missing"
         );
     }
 }
