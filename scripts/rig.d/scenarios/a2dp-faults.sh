@@ -72,5 +72,5 @@ kill -TERM $BB; wait $BB; check clean-exit $? "exit status $?"
 kill -TERM $WAKE 2>/dev/null; wait $WAKE
 for k in late_ms_p99 late_ms_max over_50ms over_200ms stalled_ms_total work_ms_p50 work_ms_p90; do figure "guest_wakeup_$k" "$(sed -n "s/^$k=//p" "$O/wakeup.txt")"; done
 figure starved "$(grep -c 'starved for' "$O/bluebridge.log")"
-figure link_dropped "$(grep -c 'link stalled:' "$O/bluebridge.log")"
+figure link_dropped "$(grep -c 'link congested:' "$O/bluebridge.log")"
 grep -E 'stream stopped|cannot connect|retrying' "$O/bluebridge.log" | sed 's/^.*\(WARN\|INFO\) //' | head -20 > "$O/recovery-log.txt"

@@ -106,7 +106,7 @@ figure resyncs "$(grep -c 're-synchronising' "$O/bluebridge.log")"
 kill -TERM $WAKE 2>/dev/null; wait $WAKE
 for k in late_ms_p99 late_ms_max over_50ms over_200ms stalled_ms_total work_ms_p50 work_ms_p90; do figure "guest_wakeup_$k" "$(sed -n "s/^$k=//p" "$O/wakeup.txt")"; done
 figure starved "$(grep -c 'starved for' "$O/bluebridge.log")"
-figure link_dropped "$(grep -c 'link stalled:' "$O/bluebridge.log")"
+figure link_dropped "$(grep -c 'link congested:' "$O/bluebridge.log")"
 step "analyse: time at the sink vs play time - Delay (tolerance ${TOL_MS} ms)"
 # shellcheck disable=SC2046
 python3 -S "$IN/analyze_timing.py" --log "$O/bluebridge.log" --buffer-ms $BUFFER_MS --tolerance-ms "$TOL_MS" \

@@ -64,7 +64,7 @@ check clean-exit "$([ $rc -eq 0 ] && echo PASS || echo FAIL)" "exit status $rc"
 kill -TERM $WAKE 2>/dev/null; wait $WAKE
 for k in late_ms_p99 late_ms_max over_50ms over_200ms stalled_ms_total work_ms_p50 work_ms_p90; do figure "guest_wakeup_$k" "$(sed -n "s/^$k=//p" "$O/wakeup.txt")"; done
 figure starved "$(grep -c 'starved for' "$O/bluebridge.log")"
-figure link_dropped "$(grep -c 'link stalled:' "$O/bluebridge.log")"
+figure link_dropped "$(grep -c 'link congested:' "$O/bluebridge.log")"
 figure resyncs "$(grep -c 're-synchronising' "$O/bluebridge.log")"
 step "analyse the captures"
 for x in a b; do
