@@ -10,34 +10,26 @@ Prints lines: `create_big idx=I enc=E code=HEX`, `big_create_sync idx=I enc=E co
 `big_complete idx=I status=0xSS`, `big_sync_established idx=I status=0xSS`.
 """
 import struct, sys
+from rigaudio import btsnoop_records
 
 COMMAND, EVENT = 2, 3  # btmon monitor opcodes
 LE_CREATE_BIG, LE_BIG_CREATE_SYNC = 0x2068, 0x206B
 LE_META, SUB_CREATE_BIG_COMPLETE, SUB_BIG_SYNC_ESTABLISHED = 0x3E, 0x1B, 0x1D
 
-with open(sys.argv[1], 'rb') as f:
-    if f.read(16)[:8] != b'btsnoop\0':
-        sys.exit('%s: not a btsnoop file' % sys.argv[1])
-    while True:
-        rec = f.read(24)
-        if len(rec) < 24:
-            break
-        _orig, incl, flags, _drops, _ts = struct.unpack('>IIIIq', rec)
-        data = f.read(incl)
-        op, idx = flags & 0xffff, flags >> 16
-        if op == COMMAND and len(data) >= 3:
-            opcode, plen = struct.unpack_from('<HB', data, 0)
-            p = data[3:3 + plen]
-            if opcode == LE_CREATE_BIG and len(p) >= 31:
-                # handle, adv handle, num_bis, sdu_interval(3), max_sdu(2), latency(2), rtn, phy, packing, framing,
-                # encryption, code(16)
-                print('create_big idx=%d enc=%d code=%s' % (idx, p[14], p[15:31].hex()))
-            elif opcode == LE_BIG_CREATE_SYNC and len(p) >= 20:
-                # handle, sync handle(2), encryption, code(16), mse, timeout(2), num_bis, bis...
-                print('big_create_sync idx=%d enc=%d code=%s' % (idx, p[3], p[4:20].hex()))
-        elif op == EVENT and len(data) >= 4 and data[0] == LE_META:
-            sub, status = data[2], data[3]
-            if sub == SUB_CREATE_BIG_COMPLETE:
-                print('big_complete idx=%d status=0x%02x' % (idx, status))
-            elif sub == SUB_BIG_SYNC_ESTABLISHED:
-                print('big_sync_established idx=%d status=0x%02x' % (idx, status))
+for op, idx, _ts, data in btsnoop_records(sys.argv[1]):
+    if op == COMMAND and len(data) >= 3:
+        opcode, plen = struct.unpack_from('<HB', data, 0)
+        p = data[3:3 + plen]
+        if opcode == LE_CREATE_BIG and len(p) >= 31:
+            # handle, adv handle, num_bis, sdu_interval(3), max_sdu(2), latency(2), rtn, phy, packing, framing,
+            # encryption, code(16)
+            print('create_big idx=%d enc=%d code=%s' % (idx, p[14], p[15:31].hex()))
+        elif opcode == LE_BIG_CREATE_SYNC and len(p) >= 20:
+            # handle, sync handle(2), encryption, code(16), mse, timeout(2), num_bis, bis...
+            print('big_create_sync idx=%d enc=%d code=%s' % (idx, p[3], p[4:20].hex()))
+    elif op == EVENT and len(data) >= 4 and data[0] == LE_META:
+        sub, status = data[2], data[3]
+        if sub == SUB_CREATE_BIG_COMPLETE:
+            print('big_complete idx=%d status=0x%02x' % (idx, status))
+        elif sub == SUB_BIG_SYNC_ESTABLISHED:
+            print('big_sync_established idx=%d status=0x%02x' % (idx, status))

@@ -14,7 +14,7 @@ Prints KEY=VALUE lines: sdus, clicks, matched, error_ms_p50/p95/max (arrival - e
 lost_sdus, and one `click=` line per click.
 """
 import struct, sys
-from rigaudio import Lc3Decoder, find_clicks
+from rigaudio import Lc3Decoder, btsnoop_records, find_clicks
 
 cap, idx = sys.argv[1], int(sys.argv[2])
 origin_mono_ns, rt_minus_mono_ns = int(sys.argv[3]), int(sys.argv[4])
@@ -26,26 +26,17 @@ EPOCH_DELTA_US = 0x00DCDDB30F2F8000  # btsnoop time (µs since year 0) - Unix ti
 
 # ---- the capture: (arrival µs Unix time, handle, packet sequence number, SDU) for ISO RX on hciIDX ----
 sdus = {}
-with open(cap, 'rb') as f:
-    head = f.read(16)
-    if head[:8] != b'btsnoop\0':
-        sys.exit('%s: not a btsnoop file' % cap)
-    while True:
-        rec = f.read(24)
-        if len(rec) < 24:
-            break
-        _orig, incl, flags, _drops, ts = struct.unpack('>IIIIq', rec)
-        data = f.read(incl)
-        if (flags & 0xffff) != ISO_RX or (flags >> 16) != idx or len(data) < 4:
-            continue
-        hf, dlen = struct.unpack_from('<HH', data, 0)
-        handle, pb, tsf = hf & 0x0fff, (hf >> 12) & 3, (hf >> 14) & 1
-        if pb not in (0, 2):  # only complete SDUs (or first fragments, which carry the header)
-            continue
-        off = 4 + (4 if tsf else 0)
-        seq, slen = struct.unpack_from('<HH', data, off)
-        sdu = data[off + 4: off + 4 + (slen & 0x0fff)]
-        sdus.setdefault(handle, []).append((ts - EPOCH_DELTA_US, seq, sdu))
+for op, cidx, ts, data in btsnoop_records(cap):
+    if op != ISO_RX or cidx != idx or len(data) < 4:
+        continue
+    hf, dlen = struct.unpack_from('<HH', data, 0)
+    handle, pb, tsf = hf & 0x0fff, (hf >> 12) & 3, (hf >> 14) & 1
+    if pb not in (0, 2):  # only complete SDUs (or first fragments, which carry the header)
+        continue
+    off = 4 + (4 if tsf else 0)
+    seq, slen = struct.unpack_from('<HH', data, off)
+    sdu = data[off + 4: off + 4 + (slen & 0x0fff)]
+    sdus.setdefault(handle, []).append((ts - EPOCH_DELTA_US, seq, sdu))
 if not sdus:
     print('sdus=0')
     sys.exit(0)

@@ -281,14 +281,18 @@ PY
 analyze_tone() { python3 -S "$IN/analyze_tone.py" "$@"; }
 
 # ---- A2DP to BlueALSA sinks ---------------------------------------------------------------------------------------
-# a2dp_capture_check SECS BB_PID SRV:IDX:NAME...: records SECS s at once from each BlueALSA sink service
-# org.bluealsa.SRV, its PCM of the source on hciIDX (arecord, to $O/sink-NAME.wav; a BlueALSA PCM is named by the
-# remote address only, so two sinks fed from one adapter need two bluealsa services), checks bluebridge (BB_PID)
-# still runs, stops it with SIGTERM (check clean-exit), then judges each capture with analyze_clicks.py: clicks-NAME
-# (a click a second), correlation-NAME (every one-second segment but one correlates > 0.9 with the source),
-# no-gaps-NAME; figures likewise.
-a2dp_capture_check() {
-  local secs=$1 bb=$2 s i n srv pids=() rc; shift 2
+# bb_stop PID: SIGTERM to bluebridge, waits up to 10 s; check clean-exit (exit status 0).
+bb_stop() {
+  local rc
+  kill -TERM "$1"; t 10 sh -c "while kill -0 $1 2>/dev/null; do sleep 0.2; done"; wait "$1"; rc=$?
+  check clean-exit "$([ $rc -eq 0 ] && echo PASS || echo FAIL)" "exit status $rc"
+}
+
+# a2dp_capture SECS BB_PID SRV:IDX:NAME...: records SECS s at once from each BlueALSA sink service org.bluealsa.SRV,
+# its PCM of the source on hciIDX (arecord, to $O/sink-NAME.wav; a BlueALSA PCM is named by the remote address
+# only, so two sinks fed from one adapter need two bluealsa services); then checks bluebridge (BB_PID) still runs.
+a2dp_capture() {
+  local secs=$1 bb=$2 s i n srv pids=(); shift 2
   for s in "$@"; do
     IFS=: read -r srv i n <<<"$s"
     timeout -s INT -k 5 $((secs + 20)) arecord -D "bluealsa:DEV=$(addr "$i"),PROFILE=a2dp,SRV=org.bluealsa.$srv" \
@@ -298,9 +302,13 @@ a2dp_capture_check() {
   wait "${pids[@]}"
   kill -0 "$bb" 2>/dev/null
   check bluebridge-alive $? "bluebridge still running after streaming"
-  kill -TERM "$bb"; t 10 sh -c "while kill -0 $bb 2>/dev/null; do sleep 0.2; done"; wait "$bb"; rc=$?
-  check clean-exit "$([ $rc -eq 0 ] && echo PASS || echo FAIL)" "exit status $rc"
-  figure resyncs "$(grep -c 're-synchronising' "$O/bluebridge.log")"
+}
+
+# a2dp_judge SECS [SRV:IDX:]NAME...: judges each $O/sink-NAME.wav of SECS s with analyze_clicks.py: clicks-NAME
+# (a click a second), correlation-NAME (every one-second segment but one correlates > 0.9 with the source),
+# no-gaps-NAME; figures likewise.
+a2dp_judge() {
+  local secs=$1 s n; shift
   for s in "$@"; do
     n=${s##*:}
     python3 -S "$IN/analyze_clicks.py" "$O/sink-$n.wav" > "$O/analysis-$n.txt" 2>&1

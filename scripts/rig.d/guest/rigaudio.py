@@ -1,6 +1,6 @@
 """Shared by the rig's analysis scripts (python3 -S, stdlib only): the click detector for bluebridge's test signal
-and the system liblc3 decoder through ctypes."""
-import ctypes, ctypes.util, math
+the system liblc3 decoder through ctypes, and the btmon capture (btsnoop) reader."""
+import ctypes, ctypes.util, math, sys
 
 
 def find_clicks(x, rate):
@@ -54,3 +54,18 @@ class Lc3Decoder:
             buf = ctypes.create_string_buffer(bytes(frame), len(frame))
             rc = self._lib.lc3_decode(self._dec, buf, len(frame), 0, self._pcm, 1)  # 0 = S16
         return rc, list(self._pcm)
+
+
+def btsnoop_records(path):
+    """Yields (opcode, controller index, timestamp µs since year 0, data) for every record of a btmon capture
+    (btsnoop, monitor datalink); exits naming the file when it is not one."""
+    import struct
+    with open(path, 'rb') as f:
+        if f.read(16)[:8] != b'btsnoop\0':
+            sys.exit('%s: not a btsnoop file' % path)
+        while True:
+            rec = f.read(24)
+            if len(rec) < 24:
+                return
+            _orig, incl, flags, _drops, ts = struct.unpack('>IIIIq', rec)
+            yield flags & 0xffff, flags >> 16, ts, f.read(incl)

@@ -58,4 +58,7 @@ check not-ignored "$(grep -q 'is not a configured speaker' "$O/bluebridge.log" &
   "no speaker's stream arrived at an endpoint that did not route it"
 
 step "capture ${SECS} s on each sink"
-a2dp_capture_check "$SECS" "$BB" snk1:0:a snk2:0:b
+a2dp_capture "$SECS" "$BB" snk1:0:a snk2:0:b
+bb_stop "$BB"
+figure resyncs "$(grep -c 're-synchronising' "$O/bluebridge.log")"
+a2dp_judge "$SECS" a b

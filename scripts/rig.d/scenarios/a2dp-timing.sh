@@ -99,8 +99,7 @@ check delay-logged $? "$(grep 'speaker reports delay' "$O/bluebridge.log" | sed 
 # bluebridge's CPU over its life, % of one vCPU (100: one vCPU busy all along: it needs more than the guest has)
 figure bluebridge_cpu_pct "$(awk -v up="$(cut -d' ' -f1 /proc/uptime)" '{ sub(/^.*\) /, ""); printf "%.0f", ($12 + $13) / (up - $20 / 100) }' /proc/$BB/stat 2>/dev/null)"
 step "stop bluebridge (SIGTERM)"
-kill -TERM $BB; t 10 sh -c "while kill -0 $BB 2>/dev/null; do sleep 0.2; done"; wait $BB; rc=$?
-check clean-exit "$([ $rc -eq 0 ] && echo PASS || echo FAIL)" "exit status $rc"
+bb_stop "$BB"
 figure resyncs "$(grep -c 're-synchronising' "$O/bluebridge.log")"
 
 kill -TERM $WAKE 2>/dev/null; wait $WAKE

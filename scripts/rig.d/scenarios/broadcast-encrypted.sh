@@ -45,8 +45,7 @@ iso_sink_stop "$RIGHT"; iso_sink_stop "$NONE"
 # The 5.87 emulator crashes (GPF) when the BIG ends while a receiver is still synced: take the receivers away first.
 mgmt 1 power off > /dev/null; mgmt 2 power off > /dev/null; sleep 1
 cp /tmp/right.bin "$O/right.bin"; cp /tmp/none.bin "$O/none.bin"
-kill -TERM $BB; t 10 sh -c "while kill -0 $BB 2>/dev/null; do sleep 0.2; done"; wait $BB; rc=$?
-check clean-exit "$([ $rc -eq 0 ] && echo PASS || echo FAIL)" "exit status $rc"
+bb_stop "$BB"
 figure resyncs "$(grep -c 're-synchronising' "$O/bluebridge.log")"
 
 step "what the sink with the code received"

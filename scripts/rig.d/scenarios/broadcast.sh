@@ -87,8 +87,7 @@ cp /tmp/bis-rx.bin "$O/bis-rx.bin" 2>/dev/null || : > "$O/bis-rx.bin"
 kill -0 $BB 2>/dev/null
 check bluebridge-alive $? "bluebridge still running after broadcasting"
 step "stop bluebridge (SIGTERM)"
-kill -TERM $BB; t 10 sh -c "while kill -0 $BB 2>/dev/null; do sleep 0.2; done"; wait $BB; rc=$?
-check clean-exit "$([ $rc -eq 0 ] && echo PASS || echo FAIL)" "exit status $rc"
+bb_stop "$BB"
 figure resyncs "$(grep -c 're-synchronising' "$O/bluebridge.log")"
 
 step "decode the received LC3 frames (liblc3) and analyse"

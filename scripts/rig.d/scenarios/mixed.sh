@@ -89,8 +89,7 @@ cp /tmp/bis-rx.bin "$O/bis-rx.bin"
 kill -0 $BB 2>/dev/null
 check bluebridge-alive $? "bluebridge still running (one process throughout)"
 step "stop bluebridge (SIGTERM)"
-kill -TERM $BB; t 10 sh -c "while kill -0 $BB 2>/dev/null; do sleep 0.2; done"; wait $BB; rc=$?
-check clean-exit "$([ $rc -eq 0 ] && echo PASS || echo FAIL)" "exit status $rc"
+bb_stop "$BB"
 figure resyncs "$(grep -c 're-synchronising' "$O/bluebridge.log")"
 figure starved "$(grep -c 'starved for' "$O/bluebridge.log")"
 
