@@ -1,6 +1,7 @@
 //! The engine: pumps the sources and ticks every player, in real time or in virtual time.
 //!
-//! The real-time path is one thread that wakes every [`TICK_NS`]; nothing on it blocks on D-Bus or the network
+//! The real-time path is one thread that wakes every [`TICK_NS`], or, when every output paces its own packets
+//! (a2dp, broadcast), just when the next packet is due ([`Engine::next_wake`]); nothing on it blocks on D-Bus or the network
 //! (sources that need the network run on tokio and push into their timeline; slow sinks have writer threads).
 //! The same engine runs in virtual time for the benchmark and the tests, with a [`ManualClock`].
 //!
@@ -18,8 +19,15 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::mpsc::{self, TryRecvError};
 use std::sync::{Arc, Mutex};
 
-/// Engine period.
+/// Engine period for outputs that do not name their own wake-up time.
 pub const TICK_NS: i64 = 5_000_000;
+
+/// Longest sleep of the real-time loop whatever the outputs ask: commands, the heartbeat and the sources are
+/// served at least this often.
+pub const MAX_SLEEP_NS: i64 = 20_000_000;
+
+/// Shortest sleep: a wake-up time already past (an output that misjudged) cannot make the real-time thread spin.
+pub const MIN_SLEEP_NS: i64 = 100_000;
 
 /// How often the loop publishes a [`StatusSnapshot`] (and also right after it applied commands).
 pub const STATUS_PERIOD_NS: i64 = 1_000_000_000;
@@ -239,6 +247,17 @@ impl Engine {
         }
     }
 
+    /// When the real-time loop, having run at `now`, runs next: the earliest time a player asks for
+    /// ([`Player::wake_at`]), `grid` for players that ask for none (the fixed tick), and never later than
+    /// [`MAX_SLEEP_NS`] from now (nor sooner than [`MIN_SLEEP_NS`]).
+    pub fn next_wake(&self, now: LocalTime, grid: LocalTime) -> LocalTime {
+        self.players
+            .iter()
+            .map(|p| p.wake_at(now).unwrap_or(grid))
+            .fold(now.add_ns(MAX_SLEEP_NS), std::cmp::min)
+            .max(now.add_ns(MIN_SLEEP_NS))
+    }
+
     /// Status of every player.
     pub fn status(&self) -> Vec<PlayerStatus> {
         self.players.iter().map(|p| p.status()).collect()
@@ -386,11 +405,12 @@ impl Engine {
                 each_second(self, now);
                 next_report = next_report.add_ns(1_000_000_000);
             }
-            next = next.add_ns(TICK_NS);
-            if next < now {
+            let mut grid = next.add_ns(TICK_NS);
+            if grid < now {
                 // We overslept (machine stalled): don't try to catch up tick by tick.
-                next = now.add_ns(TICK_NS);
+                grid = now.add_ns(TICK_NS);
             }
+            next = self.next_wake(now, grid);
             SystemClock::sleep_until(next);
         }
     }
@@ -481,6 +501,83 @@ mod tests {
             EngineReply::UnknownOutput { known } => assert_eq!(known, vec![e.players[0].name(), name.as_str()]),
             other => panic!("{other:?}"),
         }
+    }
+
+    /// An output that asks to be woken at a set time.
+    struct WakesAt(Option<LocalTime>);
+
+    impl crate::output::Output for WakesAt {
+        fn kind(&self) -> &'static str {
+            "wakes-at"
+        }
+        fn status(&mut self, _now: LocalTime) -> crate::output::OutputStatus {
+            crate::output::OutputStatus::default()
+        }
+        fn write(&mut self, _now: LocalTime, _frames: &[i16]) -> Result<(), crate::output::OutputError> {
+            Ok(())
+        }
+        fn wake_at(&self, _now: LocalTime) -> Option<LocalTime> {
+            self.0
+        }
+    }
+
+    fn wakes_at(name: &str, t: Option<LocalTime>) -> Player {
+        use crate::output::player::{Feed, PlayerConfig};
+        let feed = Feed {
+            timeline: Arc::new(Mutex::new(crate::timeline::buffer::TimelineBuffer::new(
+                crate::output::OUTPUT_FORMAT,
+                1_000_000_000,
+            ))),
+            server_clock: Arc::new(Mutex::new(crate::timeline::server_clock::ServerClock::local())),
+            settings: Arc::default(),
+        };
+        Player::new(PlayerConfig::named(name), feed, Box::new(WakesAt(t)))
+    }
+
+    #[test]
+    fn the_loop_sleeps_until_the_earliest_output_asks_within_bounds() {
+        let now = LocalTime::from_ns(1_000_000_000);
+        let grid = now.add_ns(TICK_NS);
+        let at = |ms: i64| Some(now.add_ns(ms * 1_000_000));
+        let mut e = Engine::default();
+        assert_eq!(
+            e.next_wake(now, grid),
+            now.add_ns(MAX_SLEEP_NS),
+            "nothing to play: the longest sleep"
+        );
+        e.players.push(wakes_at("a2dp-a", at(17)));
+        assert_eq!(
+            e.next_wake(now, grid),
+            now.add_ns(17_000_000),
+            "one paced output: its packet time"
+        );
+        e.players.push(wakes_at("a2dp-b", at(9)));
+        assert_eq!(e.next_wake(now, grid), now.add_ns(9_000_000), "the earliest of two");
+        e.players.push(wakes_at("far", at(500)));
+        assert_eq!(
+            e.next_wake(now, grid),
+            now.add_ns(9_000_000),
+            "a far wish changes nothing"
+        );
+        e.players.push(wakes_at("pipe", None));
+        assert_eq!(
+            e.next_wake(now, grid),
+            grid,
+            "an output without a wish keeps the fixed tick"
+        );
+        let mut e = Engine::default();
+        e.players.push(wakes_at("far", at(500)));
+        assert_eq!(
+            e.next_wake(now, grid),
+            now.add_ns(MAX_SLEEP_NS),
+            "never longer than the longest sleep"
+        );
+        e.players.push(wakes_at("past", at(-3)));
+        assert_eq!(
+            e.next_wake(now, grid),
+            now.add_ns(MIN_SLEEP_NS),
+            "a time already past cannot spin the loop"
+        );
     }
 
     #[test]

@@ -253,6 +253,11 @@ impl Output for A2dpOutput {
         self.clock.take_markers()
     }
 
+    fn wake_at(&self, now: LocalTime) -> Option<LocalTime> {
+        let first = self.active.as_ref().and_then(|a| a.queue.front()).map(|(n, _)| *n);
+        Some(self.clock.wake_at(first, now))
+    }
+
     fn counters(&self) -> Vec<(&'static str, u64)> {
         vec![
             ("packets", self.packets),
@@ -289,6 +294,11 @@ mod tests {
         b.set_nonblocking(true).unwrap();
         let mut buf = [0u8; 2048];
         assert!(b.recv(&mut buf).is_err(), "nothing is due before the lead has passed");
+        assert_eq!(
+            out.wake_at(LocalTime::from_ns(0)),
+            Some(LocalTime::from_ns(40_000_000)),
+            "the loop is asked back when the first packet is due (after the lead)"
+        );
         out.status(LocalTime::from_ns(80_000_000));
         let n = b.recv(&mut buf).unwrap();
         // 7 frames of 115 bytes + 13 header bytes; 7 × 128 frames per packet.
@@ -300,6 +310,11 @@ mod tests {
         }
         // Frames 0..3584 (40 ms lead, due by 80 ms: frames < 1920 start their packets) — 3 packets (0, 896, 1792).
         assert_eq!(count, 3);
+        assert_eq!(
+            out.wake_at(LocalTime::from_ns(80_000_000)),
+            Some(LocalTime::from_ns(40_000_000 + 2688 * 1_000_000_000 / 48_000)),
+            "next: the packet starting at frame 2688"
+        );
         drop(b);
         out.status(LocalTime::from_ns(200_000_000));
         assert!(

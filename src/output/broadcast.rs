@@ -248,6 +248,11 @@ impl Output for BroadcastOutput {
         self.clock.take_markers()
     }
 
+    fn wake_at(&self, now: LocalTime) -> Option<LocalTime> {
+        let first = self.active.as_ref().and_then(|a| a.queue.front()).map(|(n, _)| *n);
+        Some(self.clock.wake_at(first, now))
+    }
+
     fn counters(&self) -> Vec<(&'static str, u64)> {
         vec![
             ("sdus", self.sdus),

@@ -6,10 +6,14 @@ use super::{OutputStatus, OUTPUT_FORMAT};
 use crate::report::ClickDetector;
 use crate::timeline::LocalTime;
 
-/// How early a packet may leave: outputs that send when a packet's first frame is due check once per engine tick,
-/// so they send what is due within half a tick from now. A packet then leaves within ±2.5 ms of its due time instead
-/// of 0–5 ms late (which the rig's broadcast timing measured as a 2.9 ms median lateness).
-pub const SEND_EARLY_NS: i64 = crate::engine::TICK_NS / 2;
+/// How early a packet may leave. Outputs that send when a packet's first frame is due ask the loop to wake them
+/// then ([`super::Output::wake_at`]); a loop run for another reason this close before the due time sends it at once
+/// rather than sleeping for less than a wake-up's own jitter.
+pub const SEND_EARLY_NS: i64 = 500_000;
+
+/// How long a paced output lets the loop sleep when it has no packet queued (it still consumes audio at the local
+/// clock and tops up its lead on every run of the loop).
+pub const IDLE_WAKE_NS: i64 = 10_000_000;
 
 /// A consumer that renders frame `n` at `t0 + n / rate`, `lead_ns` after it was first asked for.
 #[derive(Debug)]
@@ -65,6 +69,14 @@ impl LocalClocked {
     /// starts everything is due.
     pub fn is_due(&self, n: u64, now: LocalTime) -> bool {
         self.render_time(n).is_none_or(|t| t.ns_since(now) <= SEND_EARLY_NS)
+    }
+
+    /// When the loop should next run for a consumer whose next packet starts at frame `first` (None: nothing
+    /// queued): at that packet's render time, or [`IDLE_WAKE_NS`] from now.
+    pub fn wake_at(&self, first: Option<u64>, now: LocalTime) -> LocalTime {
+        first
+            .and_then(|n| self.render_time(n))
+            .unwrap_or(now.add_ns(IDLE_WAKE_NS))
     }
 
     /// Frames written so far.

@@ -67,6 +67,13 @@ pub trait Output: Send {
     fn paced_by_local_clock(&self) -> bool {
         false
     }
+    /// When the loop must next run for this output, asked after each tick at `now`. A paced output (a2dp,
+    /// broadcast) names the send time of its next queued packet, so the loop sleeps until then instead of waking
+    /// every [`crate::engine::TICK_NS`]: under emulation each wake-up is costly, and a packet sent at its own time
+    /// is sent more exactly than one sent on a fixed grid. None (the default): every tick.
+    fn wake_at(&self, _now: LocalTime) -> Option<LocalTime> {
+        None
+    }
     /// Counters worth showing (underruns, dropped blocks…), as `(name, value)`.
     fn counters(&self) -> Vec<(&'static str, u64)> {
         Vec::new()

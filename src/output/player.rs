@@ -271,6 +271,11 @@ impl Player {
         }
     }
 
+    /// When the loop must next run for this player's output (see [`Output::wake_at`]).
+    pub fn wake_at(&self, now: LocalTime) -> Option<LocalTime> {
+        self.output.wake_at(now)
+    }
+
     /// Does this tick's work: hands the output every block it wants.
     pub fn tick(&mut self, now: LocalTime) {
         let st: OutputStatus = self.output.status(now);
