@@ -53,6 +53,13 @@ impl TestSignal {
         (tone + click) as f32
     }
 
+    /// Frames after which the signal repeats exactly, if it does: the click period when it holds a whole number of
+    /// tone cycles (the standard signal: one second, 440 cycles).
+    pub fn repeat_frames(&self) -> Option<u64> {
+        let cycles = TONE_HZ * self.click_period_frames as f64 / self.format.rate_hz as f64;
+        (self.click_period_frames > 0 && cycles.fract() == 0.0).then_some(self.click_period_frames)
+    }
+
     /// Fills `out` (interleaved) with frames starting at `first`.
     pub fn fill(&self, first: u64, out: &mut [f32]) {
         let ch = self.format.channels as usize;
@@ -64,11 +71,17 @@ impl TestSignal {
 
 /// The test signal as a live source: frames are "captured" at local time `start + n / rate` and pushed as soon
 /// as they are due, stamped with that time (the built-in sources' server clock is the local clock).
+///
+/// One period of the signal is computed once and then copied: a `sin` per frame is cheap on a real CPU but costs
+/// a large share of a vCPU under the rig's emulator (every floating-point instruction is emulated there), which
+/// made the test source, not the pipeline under test, the heaviest work on the real-time thread.
 pub struct ToneSource {
     signal: TestSignal,
     timeline: SharedTimeline,
     start: LocalTime,
     next_frame: u64,
+    /// One repeat period of the signal, a value per frame (empty when the signal does not repeat).
+    period: Vec<f32>,
 }
 
 impl ToneSource {
@@ -79,6 +92,22 @@ impl ToneSource {
             timeline,
             start,
             next_frame: 0,
+            period: signal
+                .repeat_frames()
+                .map(|p| (0..p).map(|n| signal.sample(n)).collect())
+                .unwrap_or_default(),
+        }
+    }
+
+    /// Fills `out` (interleaved) with frames starting at `first`, from the period table when there is one.
+    fn fill(&self, first: u64, out: &mut [f32]) {
+        if self.period.is_empty() {
+            return self.signal.fill(first, out);
+        }
+        let ch = self.signal.format.channels as usize;
+        let len = self.period.len() as u64;
+        for (i, frame) in out.chunks_exact_mut(ch).enumerate() {
+            frame.fill(self.period[((first + i as u64) % len) as usize]);
         }
     }
 }
@@ -93,7 +122,7 @@ impl Source for ToneSource {
         let due = due as u64;
         while self.next_frame + CHUNK_FRAMES <= due + 1 {
             let mut samples = vec![0.0f32; CHUNK_FRAMES as usize * f.channels as usize];
-            self.signal.fill(self.next_frame, &mut samples);
+            self.fill(self.next_frame, &mut samples);
             let start = ServerTime::from_ns(self.start.as_ns() + f.frames_to_ns(self.next_frame as i64));
             let mut tl = self.timeline.lock().expect("timeline lock");
             // The chunk length is a whole number of frames, so push cannot fail.
@@ -115,6 +144,36 @@ mod tests {
         assert!(s.sample(c) > s.sample(c - 1) && s.sample(c) > s.sample(c + 1));
         assert!(s.sample(c) > 0.7);
         assert!(s.sample(c + 100).abs() <= TONE_AMPLITUDE as f32 + 1e-6);
+    }
+
+    #[test]
+    fn the_period_table_gives_the_signal_itself() {
+        let signal = TestSignal::standard();
+        assert_eq!(signal.repeat_frames(), Some(48_000));
+        let src = ToneSource::new(
+            signal,
+            TimelineBuffer::shared(AudioFormat::STEREO_48K),
+            LocalTime::from_ns(0),
+        );
+        // Frames around the clicks of the first and of a much later period (where f64 phase rounding differs).
+        for first in [0, CLICK_OFFSET_FRAMES - 50, 3_600 * 48_000 + CLICK_OFFSET_FRAMES - 50] {
+            let mut table = vec![0.0f32; 200];
+            let mut direct = vec![0.0f32; 200];
+            src.fill(first, &mut table);
+            signal.fill(first, &mut direct);
+            for (a, b) in table.iter().zip(&direct) {
+                assert!((a - b).abs() < 1e-6, "frame {first}: {a} vs {b}");
+            }
+        }
+        let odd = TestSignal {
+            click_period_frames: 47_999,
+            ..signal
+        };
+        assert_eq!(
+            odd.repeat_frames(),
+            None,
+            "no whole number of cycles: computed per frame"
+        );
     }
 
     #[test]

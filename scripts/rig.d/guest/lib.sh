@@ -288,6 +288,26 @@ bb_stop() {
   check clean-exit "$([ $rc -eq 0 ] && echo PASS || echo FAIL)" "exit status $rc"
 }
 
+# a2dp_record SECS SRV IDX NAME: one arecord of SECS s from BlueALSA service org.bluealsa.SRV (the source on hciIDX)
+# to $O/sink-NAME.wav. BlueALSA's ALSA plug-in gives up starting a capture when its daemon answers late ("Couldn't
+# start PCM: Input/output error" within the first seconds; seen under TCG with both sinks started at once): such a
+# start is retried, at most twice, and counted (figure capture_retries_NAME). A capture that failed later, or
+# that never started, is left as it is for the judge.
+a2dp_record() {
+  local secs=$1 srv=$2 i=$3 n=$4 try t0 rc
+  for try in 0 1 2; do
+    t0=$(cut -d' ' -f1 /proc/uptime)
+    timeout -s INT -k 5 $((secs + 20)) arecord -D "bluealsa:DEV=$(addr "$i"),PROFILE=a2dp,SRV=org.bluealsa.$srv" \
+      -f S16_LE -c 2 -r 48000 -d "$secs" "$O/sink-$n.wav" > "$O/arecord-$n.log" 2>&1; rc=$?
+    [ $rc -ne 0 ] && grep -q "Couldn't start PCM" "$O/arecord-$n.log" &&
+      awk -v a="$t0" -v b="$(cut -d' ' -f1 /proc/uptime)" 'BEGIN { exit !(b - a < 5) }' || break
+    cp "$O/arecord-$n.log" "$O/arecord-$n.try$try.log"
+    echo "[$(cut -d' ' -f1 /proc/uptime)] arecord $n: BlueALSA did not start the capture; retrying"
+  done
+  figure "capture_retries_$n" "$try"
+  return $rc
+}
+
 # a2dp_capture SECS BB_PID SRV:IDX:NAME...: records SECS s at once from each BlueALSA sink service org.bluealsa.SRV,
 # its PCM of the source on hciIDX (arecord, to $O/sink-NAME.wav; a BlueALSA PCM is named by the remote address
 # only, so two sinks fed from one adapter need two bluealsa services); then checks bluebridge (BB_PID) still runs.
@@ -295,8 +315,7 @@ a2dp_capture() {
   local secs=$1 bb=$2 s i n srv pids=(); shift 2
   for s in "$@"; do
     IFS=: read -r srv i n <<<"$s"
-    timeout -s INT -k 5 $((secs + 20)) arecord -D "bluealsa:DEV=$(addr "$i"),PROFILE=a2dp,SRV=org.bluealsa.$srv" \
-      -f S16_LE -c 2 -r 48000 -d "$secs" "$O/sink-$n.wav" > "$O/arecord-$n.log" 2>&1 &
+    a2dp_record "$secs" "$srv" "$i" "$n" &
     pids+=($!)
   done
   wait "${pids[@]}"
