@@ -125,6 +125,78 @@ pub struct StatusSnapshot {
     pub taken_at: Option<LocalTime>,
     /// Ticks run so far.
     pub ticks: u64,
+    /// The loop's load over the last [`LOAD_WINDOW_NS`] (None: no window completed yet).
+    pub load: Option<EngineLoad>,
+}
+
+/// How often the real-time loop's load is summed up (logged at debug level and published).
+pub const LOAD_WINDOW_NS: i64 = 10_000_000_000;
+
+/// Where the real-time loop's time went over one window.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EngineLoad {
+    /// The loop thread's CPU time over the window, percent of one core (what `top` shows for it).
+    pub cpu_pct: f64,
+    /// Wall time spent in the sources' pump, percent of the window.
+    pub sources_pct: f64,
+    /// Wall time spent ticking each player, percent of the window, in engine order.
+    pub players_pct: Vec<(String, f64)>,
+    /// Wake-ups per second.
+    pub wakeups_per_s: f64,
+}
+
+/// Sums the loop's time per part over a window (wall time around each part, thread CPU time for the whole).
+#[derive(Debug)]
+struct LoadMeter {
+    start: LocalTime,
+    cpu_start_ns: i64,
+    wakeups: u64,
+    sources_ns: i64,
+    players_ns: Vec<(String, i64)>,
+}
+
+impl LoadMeter {
+    fn new(now: LocalTime) -> Self {
+        Self {
+            start: now,
+            cpu_start_ns: thread_cpu_ns(),
+            wakeups: 0,
+            sources_ns: 0,
+            players_ns: Vec::new(),
+        }
+    }
+
+    fn add_player(&mut self, name: &str, ns: i64) {
+        match self.players_ns.iter_mut().find(|(n, _)| n == name) {
+            Some((_, t)) => *t += ns,
+            None => self.players_ns.push((name.to_string(), ns)),
+        }
+    }
+
+    /// The load when the window is over at `now` (and a new window begins), else None.
+    fn finish(&mut self, now: LocalTime) -> Option<EngineLoad> {
+        let window_ns = now.ns_since(self.start);
+        if window_ns < LOAD_WINDOW_NS {
+            return None;
+        }
+        let pct = |ns: i64| ns as f64 * 100.0 / window_ns as f64;
+        let load = EngineLoad {
+            cpu_pct: pct(thread_cpu_ns() - self.cpu_start_ns),
+            sources_pct: pct(self.sources_ns),
+            players_pct: self.players_ns.iter().map(|(n, t)| (n.clone(), pct(*t))).collect(),
+            wakeups_per_s: self.wakeups as f64 * 1e9 / window_ns as f64,
+        };
+        *self = Self::new(now);
+        Some(load)
+    }
+}
+
+/// The calling thread's CPU time, ns.
+fn thread_cpu_ns() -> i64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: a valid timespec pointer.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    ts.tv_sec * 1_000_000_000 + ts.tv_nsec
 }
 
 /// The loop's pulse: the local time of its last tick, stored once per tick.
@@ -204,6 +276,8 @@ pub struct EngineControl {
     heartbeat: Arc<Heartbeat>,
     next_publish: Option<LocalTime>,
     ticks: u64,
+    /// The last completed load window, published with the next snapshot.
+    load: Option<EngineLoad>,
 }
 
 /// A connected pair: the handle for the control side, the receiver for the loop.
@@ -223,6 +297,7 @@ pub fn control_channel() -> (EngineHandle, EngineControl) {
             heartbeat,
             next_publish: None,
             ticks: 0,
+            load: None,
         },
     )
 }
@@ -245,6 +320,24 @@ impl Engine {
         for p in &mut self.players {
             p.tick(now);
         }
+    }
+
+    /// [`Engine::tick`], timing each part into `meter`.
+    fn tick_measured(&mut self, now: LocalTime, meter: &mut LoadMeter) {
+        let clock = SystemClock;
+        let t0 = clock.now();
+        for s in &mut self.sources {
+            s.pump(now);
+        }
+        let mut t = clock.now();
+        meter.sources_ns += t.ns_since(t0);
+        for p in &mut self.players {
+            p.tick(now);
+            let t1 = clock.now();
+            meter.add_player(p.name(), t1.ns_since(t));
+            t = t1;
+        }
+        meter.wakeups += 1;
     }
 
     /// When the real-time loop, having run at `now`, runs next: the earliest time a player asks for
@@ -330,6 +423,7 @@ impl Engine {
                 st.players = self.status();
                 st.taken_at = Some(now);
                 st.ticks = ctl.ticks;
+                st.load = ctl.load.clone();
                 ctl.next_publish = Some(now.add_ns(STATUS_PERIOD_NS));
             }
         }
@@ -392,12 +486,29 @@ impl Engine {
         let clock = SystemClock;
         let mut next = clock.now();
         let mut next_report = next.add_ns(1_000_000_000);
+        let mut meter = LoadMeter::new(next);
         while !stop.load(Ordering::Relaxed) {
             let now = clock.now();
             if until.is_some_and(|u| now >= u) {
                 break;
             }
-            self.tick(now);
+            self.tick_measured(now, &mut meter);
+            if let Some(load) = meter.finish(now) {
+                tracing::debug!(
+                    "engine load: {:.1} % of a core; in sources {:.1} %, {}; {:.0} wake-ups/s",
+                    load.cpu_pct,
+                    load.sources_pct,
+                    load.players_pct
+                        .iter()
+                        .map(|(n, p)| format!("{n} {p:.1} %"))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    load.wakeups_per_s
+                );
+                if let Some(ctl) = ctl.as_deref_mut() {
+                    ctl.load = Some(load);
+                }
+            }
             if let Some(ctl) = ctl.as_deref_mut() {
                 self.serve(ctl, now);
             }
@@ -577,6 +688,29 @@ mod tests {
             e.next_wake(now, grid),
             now.add_ns(MIN_SLEEP_NS),
             "a time already past cannot spin the loop"
+        );
+    }
+
+    #[test]
+    fn the_load_meter_sums_each_part_over_its_window() {
+        let t0 = LocalTime::from_ns(5_000_000_000);
+        let mut m = LoadMeter::new(t0);
+        for _ in 0..1000 {
+            m.sources_ns += 100_000;
+            m.add_player("a", 1_000_000);
+            m.add_player("b", 500_000);
+            m.wakeups += 1;
+        }
+        assert_eq!(m.finish(t0.add_ns(LOAD_WINDOW_NS - 1)), None, "the window is not over");
+        let load = m.finish(t0.add_ns(LOAD_WINDOW_NS)).expect("a window");
+        assert!((load.sources_pct - 1.0).abs() < 1e-9, "{load:?}");
+        assert_eq!(load.players_pct, vec![("a".to_string(), 10.0), ("b".to_string(), 5.0)]);
+        assert!((load.wakeups_per_s - 100.0).abs() < 1e-9);
+        assert!(load.cpu_pct >= 0.0);
+        assert_eq!(
+            (m.wakeups, m.sources_ns, m.players_ns.len()),
+            (0, 0, 0),
+            "a new window begins"
         );
     }
 

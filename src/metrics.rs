@@ -82,6 +82,14 @@ pub fn render(s: &StatusReport) -> String {
         );
         p.sample("bluebridge_engine_last_tick_age_seconds", &[], a / 1e3);
     }
+    if let Some(c) = s.engine.cpu_pct {
+        p.family(
+            "bluebridge_engine_cpu_ratio",
+            "gauge",
+            "The real-time loop thread's CPU over the last 10 s, as a fraction of one core.",
+        );
+        p.sample("bluebridge_engine_cpu_ratio", &[], c / 100.0);
+    }
     if let Some(k) = s.skew_us {
         p.family(
             "bluebridge_skew_seconds",
@@ -348,6 +356,8 @@ mod tests {
                 ticks: 2400,
                 last_tick_age_ms: Some(4.0),
                 healthy: true,
+                cpu_pct: Some(2.5),
+                wakeups_per_s: Some(107.0),
             },
             state: StateReport {
                 path: "s.json".into(),

@@ -495,6 +495,7 @@ impl Controller {
             .then(|| errs.iter().cloned().fold(f64::MIN, f64::max) - errs.iter().cloned().fold(f64::MAX, f64::min));
         let hb = self.engine.heartbeat();
         let age = hb.age_ns(SystemClock.now());
+        let load = self.engine.status().load;
         let (kind, detail) = match &self.source {
             SourceSpec::Tone { .. } => ("tone", String::new()),
             SourceSpec::File { path, .. } => ("file", path.clone()),
@@ -514,6 +515,8 @@ impl Controller {
                 ticks: hb.ticks(),
                 last_tick_age_ms: age.map(ms),
                 healthy: age.is_some_and(|a| a < HEALTHY_TICK_AGE_NS),
+                cpu_pct: load.as_ref().map(|l| l.cpu_pct),
+                wakeups_per_s: load.as_ref().map(|l| l.wakeups_per_s),
             },
             state: StateReport {
                 path: self.store.path().display().to_string(),

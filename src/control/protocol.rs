@@ -439,6 +439,13 @@ pub struct EngineReport {
     pub last_tick_age_ms: Option<f64>,
     /// It ticked recently (what the systemd watchdog is fed from).
     pub healthy: bool,
+    /// The loop thread's CPU over the last 10 s, percent of one core (absent before the first 10 s and from
+    /// servers older than this field).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_pct: Option<f64>,
+    /// The loop's wake-ups per second over the same window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wakeups_per_s: Option<f64>,
 }
 
 /// The persisted state in a status.
@@ -510,10 +517,13 @@ impl StatusReport {
             self.config
         );
         let _ = writeln!(s, "source: {}{detail}", self.source.kind);
-        let tick = match self.engine.last_tick_age_ms {
+        let mut tick = match self.engine.last_tick_age_ms {
             Some(a) => format!("last tick {a:.0} ms ago"),
             None => "not ticking yet".into(),
         };
+        if let (Some(cpu), Some(w)) = (self.engine.cpu_pct, self.engine.wakeups_per_s) {
+            let _ = write!(tick, ", {cpu:.1} % of a core, {w:.0} wake-ups/s");
+        }
         let _ = writeln!(
             s,
             "engine: {} ({tick}){}",
@@ -812,6 +822,8 @@ mod tests {
                 ticks: 1000,
                 last_tick_age_ms: Some(2.0),
                 healthy: true,
+                cpu_pct: Some(2.5),
+                wakeups_per_s: Some(107.0),
             },
             state: StateReport {
                 path: "/var/lib/bluebridge/state.json".into(),
