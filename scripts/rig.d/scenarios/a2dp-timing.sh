@@ -4,7 +4,7 @@
 # rig: timeout=420
 # rig: bin=required
 # rig: retry=1
-# rig: default=no
+# rig: gate=no
 
 # bluebridge (hci0, hci1) plays the test signal to two bluebridge-sink-recorder sinks (hci2, hci3): A2DP SBC sink
 # endpoints registered through this same bluetoothd, which report a Delay (MediaTransport1.Delay -> AVDTP

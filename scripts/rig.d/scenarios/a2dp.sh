@@ -4,7 +4,7 @@
 # rig: timeout=420
 # rig: bin=required
 # rig: retry=1
-# rig: default=no
+# rig: gate=no
 
 SECS=8
 A0=$(addr 0); A1=$(addr 1); A2=$(addr 2); A3=$(addr 3)

@@ -5,7 +5,7 @@
 # rig: timeout=300
 # rig: bin=required
 # rig: retry=1
-# rig: default=no
+# rig: gate=no
 
 SECS=${RIG_BCAST_SECS:-15}
 CODE=${RIG_BCAST_CODE:-}
