@@ -288,16 +288,16 @@ bb_stop() {
   check clean-exit "$([ $rc -eq 0 ] && echo PASS || echo FAIL)" "exit status $rc"
 }
 
-# a2dp_record SECS SRV IDX NAME: one arecord of SECS s from BlueALSA service org.bluealsa.SRV (the source on hciIDX)
-# to $O/sink-NAME.wav. BlueALSA's ALSA plug-in gives up starting a capture when its daemon answers late ("Couldn't
+# a2dp_record SECS SRV ADDR NAME: one arecord of SECS s from BlueALSA service org.bluealsa.SRV (the source whose
+# address is ADDR) to $O/sink-NAME.wav. BlueALSA's ALSA plug-in gives up starting a capture when its daemon answers late ("Couldn't
 # start PCM: Input/output error" within the first seconds; seen under TCG with both sinks started at once): such a
 # start is retried, at most twice, and counted (figure capture_retries_NAME). A capture that failed later, or
 # that never started, is left as it is for the judge.
 a2dp_record() {
-  local secs=$1 srv=$2 i=$3 n=$4 try t0 rc
+  local secs=$1 srv=$2 dev=$3 n=$4 try t0 rc
   for try in 0 1 2; do
     t0=$(cut -d' ' -f1 /proc/uptime)
-    timeout -s INT -k 5 $((secs + 20)) arecord -D "bluealsa:DEV=$(addr "$i"),PROFILE=a2dp,SRV=org.bluealsa.$srv" \
+    timeout -s INT -k 5 $((secs + 20)) arecord -D "bluealsa:DEV=$dev,PROFILE=a2dp,SRV=org.bluealsa.$srv" \
       -f S16_LE -c 2 -r 48000 -d "$secs" "$O/sink-$n.wav" > "$O/arecord-$n.log" 2>&1; rc=$?
     [ $rc -ne 0 ] && grep -q "Couldn't start PCM" "$O/arecord-$n.log" &&
       awk -v a="$t0" -v b="$(cut -d' ' -f1 /proc/uptime)" 'BEGIN { exit !(b - a < 5) }' || break
@@ -312,10 +312,13 @@ a2dp_record() {
 # its PCM of the source on hciIDX (arecord, to $O/sink-NAME.wav; a BlueALSA PCM is named by the remote address
 # only, so two sinks fed from one adapter need two bluealsa services); then checks bluebridge (BB_PID) still runs.
 a2dp_capture() {
-  local secs=$1 bb=$2 s i n srv pids=(); shift 2
+  local secs=$1 bb=$2 s i n srv dev pids=(); shift 2
   for s in "$@"; do
     IFS=: read -r srv i n <<<"$s"
-    a2dp_record "$secs" "$srv" "$i" "$n" &
+    # The address is read here, one btmgmt at a time: two at once from the background came back empty in the VM.
+    dev=$(addr "$i")
+    [ -n "$dev" ] || log "a2dp_capture: no address for hci$i from btmgmt; the capture of $n will fail"
+    a2dp_record "$secs" "$srv" "$dev" "$n" &
     pids+=($!)
   done
   wait "${pids[@]}"
