@@ -1,5 +1,5 @@
-# rig: about=one bluebridge, one source, two kinds of speaker: an A2DP sink (bluebridge-sink-recorder on hci1, Delay 150 ms) and a broadcast sink (isotest on hci2) fed from hci0; each click's arrival at each sink against its play time minus that output's delay, and the skew between them
-# rig: controllers=3
+# rig: about=one bluebridge, one source, two kinds of speaker: an A2DP sink (bluebridge-sink-recorder on hci1, Delay 150 ms) fed from hci0 and a broadcast sink (isotest on hci2) fed from hci3; each click's arrival at each sink against its play time minus that output's delay, and the skew between them
+# rig: controllers=4
 # rig: bluetoothd=-E -K
 # rig: btvirt=sid
 # rig: timeout=420
@@ -7,9 +7,11 @@
 # rig: retry=1
 # rig: default=no
 
-# The issue's "mixed" case: one bluebridge with one tone source and two outputs on one adapter (hci0): `a2dp` to a
-# recording A2DP sink (hci1, LE off: emulator fault) that reports a Delay of 150 ms, and `broadcast` (LC3 48_2_1)
-# heard by isotest on hci2 (the kernel's ISO socket). Each click is timed where it arrives:
+# The issue's "mixed" case: one bluebridge with one tone source and two outputs: `a2dp` from hci0 to a recording
+# A2DP sink (hci1, LE off: emulator fault) that reports a Delay of 150 ms, and `broadcast` (LC3 48_2_1) from hci3
+# heard by isotest on hci2 (the kernel's ISO socket). Two adapters of bluebridge's because with both outputs on
+# hci0 sid's btvirt segfaulted mid-run twice out of two (22 Nov); RIG_MIXED_ONE_ADAPTER=1 puts both on hci0.
+# Each click is timed where it arrives:
 #   A2DP: the recorder's kernel receive stamps (analyze_timing.py; stream time and packet arrival) against
 #         play time - Delay;
 #   broadcast: btmon's kernel stamps of hci2's ISO packets (iso_timing.py) against play time - (presentation
@@ -23,8 +25,9 @@ TOL_MS=${RIG_TIMING_TOL_MS:-15}
 SECS=${RIG_MIXED_SECS:-20}              # recorded by the A2DP sink from its first packet
 BUFFER_MS=500                           # > Delay 150 ms + codec + bluebridge's queue
 CHANNELS=${RIG_MIXED_CHANNELS:-mono}
-A0=$(addr 0); A1=$(addr 1); A2=$(addr 2)
-log "bluebridge hci0=$A0; A2DP recording sink hci1=$A1; broadcast sink hci2=$A2; broadcast $CHANNELS"
+BC=3; [ "${RIG_MIXED_ONE_ADAPTER:-}" = 1 ] && BC=0   # bluebridge's broadcasting adapter
+A0=$(addr 0); A1=$(addr 1); A2=$(addr 2); ABC=$(addr $BC)
+log "bluebridge hci0=$A0 (a2dp), hci$BC=$ABC (broadcast); A2DP recording sink hci1=$A1; broadcast sink hci2=$A2; broadcast $CHANNELS"
 
 step "A2DP recording sink on hci1 (bluebridge-sink-recorder, Delay 150 ms)"
 if ! command -v bluebridge-sink-recorder > /dev/null; then
@@ -41,7 +44,7 @@ check recorder-up $? "$(grep -E 'registered|rror' "$O/recorder-a.log" | sed 's/^
 step "pair: bluebridge pair from hci0 to the A2DP sink"
 bb_pair 0 1 "$A1"
 
-step "run bluebridge: tone source (buffer ${BUFFER_MS} ms), an a2dp and a broadcast output, both on hci0"
+step "run bluebridge: tone source (buffer ${BUFFER_MS} ms), an a2dp output on hci0 and a broadcast output on hci$BC"
 cat > /tmp/bb.toml <<TOML
 [source]
 kind = "tone"
@@ -60,15 +63,15 @@ adapter = "hci0"
 [[output]]
 name = "auracast"
 kind = "broadcast"
-adapter = "hci0"
+adapter = "hci$BC"
 preset = "48_2_1"
 channels = "$CHANNELS"
 TOML
 BLUEBRIDGE_LOG=info,bluebridge=debug bluebridge run --config /tmp/bb.toml 2>> "$O/bluebridge.log" &
 BB=$!
-wait_for 60 grep -q 'BIG up on hci0' "$O/bluebridge.log"
+wait_for 60 grep -q "BIG up on hci$BC" "$O/bluebridge.log"
 check big-up $? "$(grep -E 'BIG up' "$O/bluebridge.log" | sed 's/^.*INFO //' | tr '\n' ';' | cut -c1-300)"
-iso_sink 2 "$A0" /tmp/bis-rx.bin
+iso_sink 2 "$ABC" /tmp/bis-rx.bin
 wait_for 90 grep -q 'acquired /org/bluez' "$O/bluebridge.log"
 check a2dp-streaming $? "$(grep -E 'acquired|streaming:' "$O/bluebridge.log" | sed 's/^.*INFO //' | tr '\n' ';' | cut -c1-300)"
 wait_for 60 test -s /tmp/bis-rx.bin
