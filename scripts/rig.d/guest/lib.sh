@@ -290,19 +290,19 @@ bb_stop() {
 
 # a2dp_record SECS SRV ADDR NAME: one arecord of SECS s from BlueALSA service org.bluealsa.SRV (the source whose
 # address is ADDR) to $O/sink-NAME.wav. BlueALSA's ALSA plug-in gives up starting a capture when its daemon answers late ("Couldn't
-# start PCM: Input/output error" within the first seconds; seen under TCG with both sinks started at once): such a
-# start is retried, at most twice, and counted (figure capture_retries_NAME). A capture that failed later, or
-# that never started, is left as it is for the judge.
+# start PCM: Input/output error"; seen under TCG in every a2dp run on 22 Nov): such a start is retried, at most
+# twice, and counted (figure capture_retries_NAME). A capture that failed otherwise is left as it is for the judge.
 a2dp_record() {
   local secs=$1 srv=$2 dev=$3 n=$4 try t0 rc
   for try in 0 1 2; do
     t0=$(cut -d' ' -f1 /proc/uptime)
     timeout -s INT -k 5 $((secs + 20)) arecord -D "bluealsa:DEV=$dev,PROFILE=a2dp,SRV=org.bluealsa.$srv" \
       -f S16_LE -c 2 -r 48000 -d "$secs" "$O/sink-$n.wav" > "$O/arecord-$n.log" 2>&1; rc=$?
-    [ $rc -ne 0 ] && grep -q "Couldn't start PCM" "$O/arecord-$n.log" &&
-      awk -v a="$t0" -v b="$(cut -d' ' -f1 /proc/uptime)" 'BEGIN { exit !(b - a < 5) }' || break
+    { [ $rc -ne 0 ] && grep -q "Couldn't start PCM" "$O/arecord-$n.log"; } || break
     cp "$O/arecord-$n.log" "$O/arecord-$n.try$try.log"
-    echo "[$(cut -d' ' -f1 /proc/uptime)] arecord $n: BlueALSA did not start the capture; retrying"
+    echo "[$(cut -d' ' -f1 /proc/uptime)] arecord $n: BlueALSA did not start the capture ($(awk -v a="$t0" \
+      -v b="$(cut -d' ' -f1 /proc/uptime)" 'BEGIN { printf "%.1f", b - a }') s after launch); retrying"
+    sleep 1
   done
   figure "capture_retries_$n" "$try"
   return $rc
