@@ -1,5 +1,6 @@
-# Guest runner (bash), started by /init from the share: sets up what the scenario header asks for, runs the
-# scenario under its timeout, records the setup checks, collects logs into /share/out.
+# Guest runner (bash), started by /init (or, for `# rig: init=systemd`, by systemd's rig-runner.service) from the
+# share: sets up what the scenario header asks for, runs the scenario under its timeout, records the setup
+# checks, collects logs into /share/out.
 . /share/in/lib.sh
 [ -f "$IN/env" ] && . "$IN/env"
 S=$IN/scenario.sh
@@ -15,14 +16,28 @@ if [ "$RIG_BLUEZ" = sid ]; then
   BTD=/opt/bluez-sid/libexec/bluetoothd
 fi
 TMO=${RIG_TIMEOUT:-$(hdr timeout 300)}
+# systemd as PID 1 (`# rig: init=systemd`): the system bus is its dbus.service, the journal is saved at the end
+INIT=rig; [ "$(cat /proc/1/comm 2>/dev/null)" = systemd ] && INIT=systemd
 exec > "$O/runner.log" 2>&1
-log "runner: scenario=$RIG_SCENARIO controllers=$CONTROLLERS bluetoothd='$BTD_FLAGS' bluez=$RIG_BLUEZ ($BTD) btvirt=$BTVIRT_FROM timeout=$TMO"
+log "runner: init=$INIT scenario=$RIG_SCENARIO controllers=$CONTROLLERS bluetoothd='$BTD_FLAGS' bluez=$RIG_BLUEZ ($BTD) btvirt=$BTVIRT_FROM timeout=$TMO"
 console "setup (t=$(up)s)"
 
 ok=1
 for m in hci_vhci algif_hash algif_skcipher cmac; do modprobe "$m" || { log "modprobe $m failed"; ok=0; }; done
-mkdir -p /run/dbus
-t 20 dbus-daemon --system --fork || ok=0
+if [ "$INIT" = systemd ]; then
+  # stdin as under /init (the console; a service's is /dev/null): btmgmt, asked for one command, quits at EOF on
+  # stdin before the kernel answered
+  exec < /dev/console
+  t 30 systemctl start dbus.service || ok=0
+  # systemd's start (userspace) to the runner's start: what booting systemd costs before a scenario can run
+  us=$(systemctl show -p UserspaceTimestampMonotonic --value)
+  rs=$(systemctl show -p ExecMainStartTimestampMonotonic --value rig-runner.service)
+  figure systemd_boot_s "$(awk -v a="$us" -v b="$rs" 'BEGIN { printf "%.1f", (b - a) / 1e6 }')"
+  t 20 systemd-analyze blame > "$O/systemd-blame.txt" 2>&1
+else
+  mkdir -p /run/dbus
+  t 20 dbus-daemon --system --fork || ok=0
+fi
 btmon -w "$BTSNOOP" > /dev/null 2>&1 &
 BTMON=$!
 sleep 0.3
@@ -82,6 +97,7 @@ kill -INT "$BTMON" 2>/dev/null
 sleep 0.5
 cp "$BTSNOOP" "$O/hci.btsnoop" 2>/dev/null
 dmesg > "$O/dmesg.log" 2>&1
+[ "$INIT" = systemd ] && t 60 journalctl -b --no-pager -o short-monotonic > "$O/journal.log" 2>&1
 # Decoding the trace is slow under TCG: only when a check failed (or RIG_DECODE=always). Else: btmon -r hci.btsnoop
 if [ -s "$O/hci.btsnoop" ] && { [ "${RIG_DECODE:-}" = always ] || grep -q "$(printf '\tFAIL\t')" "$O/checks.tsv" 2>/dev/null; }; then
   t 90 btmon -T -r "$O/hci.btsnoop" > "$O/hci.txt" 2>&1
