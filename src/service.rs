@@ -419,7 +419,7 @@ impl Controller {
             _ if self.failed.contains_key(name) => "failed",
             None => "starting",
             Some(_) if !enabled => "disabled",
-            Some(p) if p.synced => "playing",
+            Some(p) if p.synced && p.linked => "playing",
             Some(_) => "waiting",
         }
     }
@@ -717,7 +717,7 @@ pub fn status_line(players: &[PlayerStatus], tick_age_ns: Option<i64>) -> String
         }
         _ => {}
     }
-    let synced: Vec<&PlayerStatus> = players.iter().filter(|p| p.synced).collect();
+    let synced: Vec<&PlayerStatus> = players.iter().filter(|p| p.synced && p.linked).collect();
     let resyncs: u64 = players.iter().map(|p| p.resyncs).sum();
     let worst = synced.iter().map(|p| p.error_us.abs()).fold(0.0, f64::max);
     format!(
@@ -948,6 +948,7 @@ mod tests {
     fn the_status_line_says_stalled_when_the_loop_is() {
         let p = |synced, error_us| PlayerStatus {
             synced,
+            linked: true,
             error_us,
             resyncs: 1,
             ..PlayerStatus::default()
@@ -956,6 +957,15 @@ mod tests {
         assert_eq!(
             status_line(&[p(true, -12.4), p(false, 0.0)], Some(5_000_000)),
             "playing: 1 of 2 outputs in sync, worst error 12 µs, 2 resyncs"
+        );
+        let unlinked = PlayerStatus {
+            linked: false,
+            ..p(true, -900.0)
+        };
+        assert_eq!(
+            status_line(&[p(true, -12.4), unlinked], Some(5_000_000)),
+            "playing: 1 of 2 outputs in sync, worst error 12 µs, 2 resyncs",
+            "a speaker not connected (its audio dropped) is not in sync, whatever its timeline says"
         );
         assert!(status_line(&[p(true, 0.0)], Some(2_500_000_000)).starts_with("STALLED"));
     }

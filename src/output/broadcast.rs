@@ -248,6 +248,10 @@ impl Output for BroadcastOutput {
         self.clock.take_markers()
     }
 
+    fn linked(&self) -> bool {
+        self.active.is_some()
+    }
+
     fn wake_at(&self, now: LocalTime) -> Option<LocalTime> {
         let first = self.active.as_ref().and_then(|a| a.queue.front()).map(|(n, _)| *n);
         Some(self.clock.wake_at(first, now))

@@ -74,6 +74,12 @@ pub trait Output: Send {
     fn wake_at(&self, _now: LocalTime) -> Option<LocalTime> {
         None
     }
+    /// Whether what is written reaches the sink now. False for an A2DP speaker not connected and streaming, or a
+    /// broadcast whose BIG is not up: the output still consumes audio at the local clock (so it stays on the
+    /// timeline and rejoins in sync) but drops it, and status must not call it playing.
+    fn linked(&self) -> bool {
+        true
+    }
     /// Counters worth showing (underruns, dropped blocks…), as `(name, value)`.
     fn counters(&self) -> Vec<(&'static str, u64)> {
         Vec::new()

@@ -127,6 +127,8 @@ pub struct PlayerStatus {
     pub kind: String,
     /// Locked to the timeline (false while waiting for audio or a clock).
     pub synced: bool,
+    /// The output reaches its sink (see [`Output::linked`]); false: its audio is dropped for now.
+    pub linked: bool,
     /// Last measured error (actual − wanted source time), µs.
     pub error_us: f64,
     /// Current rate correction, ppm.
@@ -240,6 +242,7 @@ impl Player {
     /// A status snapshot.
     pub fn status(&self) -> PlayerStatus {
         let mut s = self.status.clone();
+        s.linked = self.output.linked();
         s.counters = self
             .output
             .counters()
