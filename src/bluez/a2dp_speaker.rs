@@ -32,6 +32,8 @@ pub struct SpeakerSpec {
     pub adapter: String,
     /// The speaker's address.
     pub address: bluer::Address,
+    /// Use the speaker's AVRCP absolute volume when it offers one.
+    pub avrcp_volume: bool,
 }
 
 /// device object path → (route id, that speaker's event channel).
@@ -332,6 +334,10 @@ async fn speaker_task(
             }
             return;
         }
+        // 0b. Idle (released after a silence)? Leave the speaker alone until sound returns.
+        if wait_while_idle(&shared, &events, &route).await {
+            tracing::info!(output = name, "sound again: connecting {}", spec.address);
+        }
         // 1. Connected?
         let device = match adapter.device(spec.address) {
             Ok(d) => d,
@@ -414,9 +420,32 @@ async fn speaker_task(
         );
         // 4. Follow it until it goes.
         let mut last_delay = delay;
+        let mut volume = VolumeFollower::default();
         let mut poll = tokio::time::interval(POLL_INTERVAL);
+        let changed = match shared.upgrade() {
+            Some(link) => link.lock().expect("link lock").changed.clone(),
+            None => Arc::default(),
+        };
         let reason = loop {
             tokio::select! {
+                _ = changed.notified() => {
+                    let Some(link) = shared.upgrade() else {
+                        break "the output was removed".to_string();
+                    };
+                    let (idle, failed) = {
+                        let st = link.lock().expect("link lock");
+                        (st.idle, st.failed)
+                    };
+                    if failed {
+                        break "the transport socket failed".to_string();
+                    }
+                    if idle {
+                        break "silence: released until sound returns".to_string();
+                    }
+                    if spec.avrcp_volume {
+                        volume.follow(&bus, &transport, &link, name).await;
+                    }
+                }
                 ev = events.recv() => match ev {
                     Some(EndpointEvent::ClearConfiguration { transport: t }) if t == transport => {
                         configured = None;
@@ -436,8 +465,18 @@ async fn speaker_task(
                     let Some(link) = shared.upgrade() else {
                         break "the output was removed".to_string();
                     };
-                    if link.lock().expect("link lock").failed {
+                    let (idle, failed) = {
+                        let st = link.lock().expect("link lock");
+                        (st.idle, st.failed)
+                    };
+                    if failed {
                         break "the transport socket failed".to_string();
+                    }
+                    if idle {
+                        break "silence: released until sound returns".to_string();
+                    }
+                    if spec.avrcp_volume {
+                        volume.follow(&bus, &transport, &link, name).await;
                     }
                     drop(link);
                     match media_transport::state(&bus, &transport).await {
@@ -462,8 +501,123 @@ async fn speaker_task(
             tracing::info!(output = name, "stream stopped: {reason}");
             continue; // step 0 ends the task
         }
+        if shared.upgrade().is_some_and(|l| l.lock().expect("link lock").idle) {
+            // The transport stays configured: Acquire starts it again (AVDTP START) when sound returns.
+            tracing::info!(output = name, "stream released: {reason}");
+            continue;
+        }
         tracing::warn!(output = name, "stream stopped: {reason}; reconnecting");
         tokio::time::sleep(RECONNECT_MIN).await;
+    }
+}
+
+/// While the output is idle (released after a silence), waits for sound to return, the output to go or another
+/// output to take the speaker over. True if it waited.
+async fn wait_while_idle(
+    shared: &Weak<Mutex<LinkState>>,
+    events: &mpsc::UnboundedReceiver<EndpointEvent>,
+    route: &Route,
+) -> bool {
+    let mut waited = false;
+    loop {
+        let Some(link) = shared.upgrade() else { return waited };
+        let (idle, changed) = {
+            let st = link.lock().expect("link lock");
+            (st.idle, st.changed.clone())
+        };
+        drop(link);
+        if !idle || events.is_closed() || !route.current() {
+            return waited;
+        }
+        waited = true;
+        let _ = tokio::time::timeout(POLL_INTERVAL, changed.notified()).await;
+    }
+}
+
+/// Keeps the speaker's AVRCP absolute volume at what the output wants, and the output told whether the speaker
+/// applies it. BlueZ shows `Volume` on the transport only once AVRCP reported an absolute volume (often a moment
+/// after the stream started), so it is looked for at every poll. A change made on the speaker itself (its
+/// buttons) is shown in status and left alone until the output's own volume changes again.
+#[derive(Debug, Default)]
+struct VolumeFollower {
+    /// The level we last set, if any.
+    set: Option<u16>,
+    /// The level last read.
+    seen: Option<u16>,
+    /// Setting failed: the speaker does not really take absolute volume; software volume from now on.
+    refused: bool,
+}
+
+impl VolumeFollower {
+    async fn follow(&mut self, bus: &MediaBus, transport: &str, link: &Arc<Mutex<LinkState>>, name: &str) {
+        if self.refused {
+            return;
+        }
+        let now = media_transport::volume(bus, transport).await;
+        let wanted = link
+            .lock()
+            .expect("link lock")
+            .wanted_volume_pct
+            .map(media_transport::level_for_pct);
+        match volume_action(self.set, self.seen, now, wanted) {
+            VolumeAction::Keep => {}
+            VolumeAction::Lost => {
+                tracing::info!(output = name, "the speaker no longer offers absolute volume: software volume");
+                self.set = None;
+            }
+            VolumeAction::ChangedOnSpeaker(level) => {
+                tracing::info!(output = name, "volume changed on the speaker: {level}/127");
+            }
+            VolumeAction::Set(level) => match media_transport::set_volume(bus, transport, level).await {
+                Ok(()) => {
+                    if self.set.is_none() {
+                        tracing::info!(output = name, "the speaker offers AVRCP absolute volume: set to {level}/127");
+                    }
+                    self.set = Some(level);
+                }
+                Err(e) => {
+                    tracing::warn!(output = name, "{e}; using software volume for this speaker");
+                    self.refused = true;
+                }
+            },
+        }
+        self.seen = now;
+        let mut st = link.lock().expect("link lock");
+        // The samples go out at full scale only once the speaker itself is at our level.
+        st.device_volume = !self.refused && self.set.is_some() && now.is_some();
+        st.device_level = if st.device_volume { now } else { None };
+    }
+}
+
+/// What to do about the speaker's volume, given the level we last set, the level last read, the level read now
+/// (None: no absolute volume) and the level the output wants (None: not known yet).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum VolumeAction {
+    /// Nothing to do.
+    Keep,
+    /// Set the speaker to this level.
+    Set(u16),
+    /// Somebody changed it on the speaker: leave it.
+    ChangedOnSpeaker(u16),
+    /// The property went away.
+    Lost,
+}
+
+fn volume_action(set: Option<u16>, seen: Option<u16>, now: Option<u16>, wanted: Option<u16>) -> VolumeAction {
+    let (Some(now), Some(wanted)) = (now, wanted) else {
+        return if now.is_none() && set.is_some() {
+            VolumeAction::Lost
+        } else {
+            VolumeAction::Keep
+        };
+    };
+    match set {
+        // First sight of the property, or our own wish changed: apply it.
+        None => VolumeAction::Set(wanted),
+        Some(s) if s != wanted => VolumeAction::Set(wanted),
+        // The speaker moved away from what we set and from what it showed last time: a button press.
+        Some(s) if now != s && seen != Some(now) => VolumeAction::ChangedOnSpeaker(now),
+        Some(_) => VolumeAction::Keep,
     }
 }
 
@@ -505,6 +659,9 @@ fn publish(shared: &Weak<Mutex<LinkState>>, link: Option<Link>, delay: Option<u1
     st.generation += 1;
     st.failed = false;
     st.reported_delay_ns = delay.map(|v| v as i64 * 100_000);
+    // A new stream starts on software volume until the speaker is seen at our level.
+    st.device_volume = false;
+    st.device_level = None;
     if st.link.is_some() && st.reported_delay_ns.is_none() {
         tracing::warn!(
             output = name,
@@ -605,5 +762,31 @@ mod tests {
         };
         drop(second);
         assert!(routes.lock().unwrap().is_empty(), "the last owner's route is removed");
+    }
+    #[test]
+    fn volume_follows_our_wish_and_leaves_a_change_made_on_the_speaker() {
+        use VolumeAction::{ChangedOnSpeaker, Keep, Lost, Set};
+        // (level we set, level seen last, level now, level wanted) → action
+        let cases: &[(Option<u16>, Option<u16>, Option<u16>, Option<u16>, VolumeAction)] = &[
+            (None, None, None, Some(64), Keep),                // no absolute volume: software
+            (None, None, Some(127), None, Keep),               // the player has not said yet
+            (None, None, Some(127), Some(64), Set(64)),        // the property appears: apply ours
+            (Some(64), Some(127), Some(64), Some(64), Keep),   // it took it
+            (Some(64), Some(64), Some(64), Some(80), Set(80)), // our volume changed
+            (Some(64), Some(64), Some(90), Some(64), ChangedOnSpeaker(90)), // a button on the speaker
+            (Some(64), Some(90), Some(90), Some(64), Keep),    // … reported once, then left alone
+            (Some(64), Some(90), Some(95), Some(64), ChangedOnSpeaker(95)),
+            (Some(64), Some(90), Some(90), Some(70), Set(70)), // until ours changes again
+            (Some(64), Some(64), None, Some(64), Lost),        // AVRCP went away
+        ];
+        for &(set, seen, now, wanted, want) in cases {
+            assert_eq!(volume_action(set, seen, now, wanted), want, "{set:?} {seen:?} {now:?} {wanted:?}");
+        }
+    }
+
+    #[test]
+    fn avrcp_levels_span_0_to_127() {
+        use media_transport::level_for_pct;
+        assert_eq!([level_for_pct(0), level_for_pct(50), level_for_pct(100), level_for_pct(255)], [0, 64, 127, 127]);
     }
 }
