@@ -956,7 +956,8 @@ delay_ms = 10
     }
     #[test]
     fn a2dp_volume_and_idle_keys_have_defaults_and_line_precise_errors() {
-        let base = "[source]\nkind = \"tone\"\n[[output]]\nname = \"s\"\nkind = \"a2dp\"\naddress = \"00:11:22:33:44:55\"\n";
+        let base =
+            "[source]\nkind = \"tone\"\n[[output]]\nname = \"s\"\nkind = \"a2dp\"\naddress = \"00:11:22:33:44:55\"\n";
         let (_, specs) = Config::parse("t.toml", base).unwrap();
         let o = &specs[0];
         assert_eq!(
@@ -972,7 +973,11 @@ delay_ms = 10
         assert_eq!(parse("avrcp_volume = false\n"), (false, Some(60_000_000_000), false));
         assert_eq!(parse("idle_release_s = 0\n"), (true, None, false), "0: never");
         assert_eq!(parse("idle_release_s = 2.5\n"), (true, Some(2_500_000_000), false));
-        assert_eq!(parse("keep_alive = true\n"), (true, None, true), "kept alive: never released");
+        assert_eq!(
+            parse("keep_alive = true\n"),
+            (true, None, true),
+            "kept alive: never released"
+        );
         let e = err(&format!("{base}keep_alive = true\nidle_release_s = 30\n"));
         assert!(e.starts_with("t.toml:8:") && e.contains("keep_alive"), "{e}");
         let e = err(&format!("{base}idle_release_s = -1\n"));

@@ -472,7 +472,12 @@ impl Controller {
                     state: self.state_word(&spec.name, enabled, p).into(),
                     enabled,
                     volume_pct: eff.volume_pct,
-                    volume_control: if s.device_volume.is_some() { "speaker" } else { "software" }.into(),
+                    volume_control: if s.device_volume.is_some() {
+                        "speaker"
+                    } else {
+                        "software"
+                    }
+                    .into(),
                     device_volume: s.device_volume.map(|(level, _)| level),
                     offset_ms: ms(eff.offset_ns),
                     synced: s.synced,

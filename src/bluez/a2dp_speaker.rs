@@ -562,7 +562,10 @@ impl VolumeFollower {
         match volume_action(self.set, self.seen, now, wanted) {
             VolumeAction::Keep => {}
             VolumeAction::Lost => {
-                tracing::info!(output = name, "the speaker no longer offers absolute volume: software volume");
+                tracing::info!(
+                    output = name,
+                    "the speaker no longer offers absolute volume: software volume"
+                );
                 self.set = None;
             }
             VolumeAction::ChangedOnSpeaker(level) => {
@@ -571,7 +574,10 @@ impl VolumeFollower {
             VolumeAction::Set(level) => match media_transport::set_volume(bus, transport, level).await {
                 Ok(()) => {
                     if self.set.is_none() {
-                        tracing::info!(output = name, "the speaker offers AVRCP absolute volume: set to {level}/127");
+                        tracing::info!(
+                            output = name,
+                            "the speaker offers AVRCP absolute volume: set to {level}/127"
+                        );
                     }
                     self.set = Some(level);
                 }
@@ -767,7 +773,8 @@ mod tests {
     fn volume_follows_our_wish_and_leaves_a_change_made_on_the_speaker() {
         use VolumeAction::{ChangedOnSpeaker, Keep, Lost, Set};
         // (level we set, level seen last, level now, level wanted) → action
-        let cases: &[(Option<u16>, Option<u16>, Option<u16>, Option<u16>, VolumeAction)] = &[
+        type Case = (Option<u16>, Option<u16>, Option<u16>, Option<u16>, VolumeAction);
+        let cases: &[Case] = &[
             (None, None, None, Some(64), Keep),                // no absolute volume: software
             (None, None, Some(127), None, Keep),               // the player has not said yet
             (None, None, Some(127), Some(64), Set(64)),        // the property appears: apply ours
@@ -780,13 +787,25 @@ mod tests {
             (Some(64), Some(64), None, Some(64), Lost),        // AVRCP went away
         ];
         for &(set, seen, now, wanted, want) in cases {
-            assert_eq!(volume_action(set, seen, now, wanted), want, "{set:?} {seen:?} {now:?} {wanted:?}");
+            assert_eq!(
+                volume_action(set, seen, now, wanted),
+                want,
+                "{set:?} {seen:?} {now:?} {wanted:?}"
+            );
         }
     }
 
     #[test]
     fn avrcp_levels_span_0_to_127() {
         use media_transport::level_for_pct;
-        assert_eq!([level_for_pct(0), level_for_pct(50), level_for_pct(100), level_for_pct(255)], [0, 64, 127, 127]);
+        assert_eq!(
+            [
+                level_for_pct(0),
+                level_for_pct(50),
+                level_for_pct(100),
+                level_for_pct(255)
+            ],
+            [0, 64, 127, 127]
+        );
     }
 }

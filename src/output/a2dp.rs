@@ -491,12 +491,12 @@ mod tests {
         assert!(!out.idle() && !shared.lock().unwrap().idle);
         feed(&mut out, &mut t, 1, 0); // 1 s
         assert!(out.idle() && shared.lock().unwrap().idle, "idle after 1 s of silence");
-        assert!(
-            futures_lite_ready(notified.notified()),
-            "the control side is woken"
-        );
+        assert!(futures_lite_ready(notified.notified()), "the control side is woken");
         feed(&mut out, &mut t, 1, 3);
-        assert!(!out.idle() && !shared.lock().unwrap().idle, "the first non-zero sample ends it");
+        assert!(
+            !out.idle() && !shared.lock().unwrap().idle,
+            "the first non-zero sample ends it"
+        );
         // Without idle_release (and with keep-alive) silence never makes it idle.
         for opts in [
             A2dpOptions::with_fallback_delay(0),
@@ -525,7 +525,8 @@ mod tests {
         let mut buf = [0u8; 2048];
         let mut pcm = Vec::new();
         while let Ok(n) = b.recv(&mut buf) {
-            sbc.decode_frames(&buf[13..n], buf[12] as usize & 0x0f, &mut pcm).unwrap();
+            sbc.decode_frames(&buf[13..n], buf[12] as usize & 0x0f, &mut pcm)
+                .unwrap();
         }
         pcm.chunks_exact(2).map(|f| f[0]).collect()
     }
@@ -547,7 +548,10 @@ mod tests {
             let rms = (steady.iter().map(|&v| (v as f64).powi(2)).sum::<f64>() / steady.len() as f64).sqrt();
             if keep_alive {
                 // −60 dBFS (amplitude 32): RMS 22.6 for a sine; SBC keeps it within a few LSB.
-                assert!((15.0..30.0).contains(&rms) && peak <= 40, "keep-alive rms {rms:.1}, peak {peak}");
+                assert!(
+                    (15.0..30.0).contains(&rms) && peak <= 40,
+                    "keep-alive rms {rms:.1}, peak {peak}"
+                );
                 // 15 Hz: a rising zero crossing every 3200 samples.
                 // Rising crossings with hysteresis (±16), as the tone lingers near 0 for many samples.
                 let (mut armed, mut rising) = (false, Vec::new());
@@ -577,7 +581,10 @@ mod tests {
         let mut t = 0;
         feed(&mut out, &mut t, 200, 1000);
         let left = received_left(&b);
-        assert!(left[2_000..].iter().all(|&v| (v - 1000).abs() <= 8), "DC 1000 passes unchanged");
+        assert!(
+            left[2_000..].iter().all(|&v| (v - 1000).abs() <= 8),
+            "DC 1000 passes unchanged"
+        );
     }
 
     #[test]
@@ -585,7 +592,10 @@ mod tests {
         let (mut out, shared, _b) = linked_output(A2dpOptions::with_fallback_delay(0));
         let notified = shared.lock().unwrap().changed.clone();
         out.status(LocalTime::from_ns(0));
-        assert!(!out.set_device_volume(40), "software volume until the speaker is at our level");
+        assert!(
+            !out.set_device_volume(40),
+            "software volume until the speaker is at our level"
+        );
         assert_eq!(shared.lock().unwrap().wanted_volume_pct, Some(40));
         assert!(futures_lite_ready(notified.notified()), "the control side is told");
         assert_eq!(out.device_volume(), None);

@@ -582,7 +582,14 @@ mod tests {
 
     #[test]
     fn device_volume_is_the_product_of_group_and_local_volume() {
-        for (group, local, want) in [(100, 100, 100), (100, 50, 50), (50, 50, 25), (0, 100, 0), (33, 33, 11), (200, 100, 100)] {
+        for (group, local, want) in [
+            (100, 100, 100),
+            (100, 50, 50),
+            (50, 50, 25),
+            (0, 100, 0),
+            (33, 33, 11),
+            (200, 100, 100),
+        ] {
             assert_eq!(device_volume_pct(group, local), want, "group {group} local {local}");
         }
     }
