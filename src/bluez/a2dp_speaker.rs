@@ -427,25 +427,9 @@ async fn speaker_task(
             None => Arc::default(),
         };
         let reason = loop {
-            tokio::select! {
-                _ = changed.notified() => {
-                    let Some(link) = shared.upgrade() else {
-                        break "the output was removed".to_string();
-                    };
-                    let (idle, failed) = {
-                        let st = link.lock().expect("link lock");
-                        (st.idle, st.failed)
-                    };
-                    if failed {
-                        break "the transport socket failed".to_string();
-                    }
-                    if idle {
-                        break "silence: released until sound returns".to_string();
-                    }
-                    if spec.avrcp_volume {
-                        volume.follow(&bus, &transport, &link, name).await;
-                    }
-                }
+            // Woken by the real-time side (volume, silence, a failed socket) or by the poll (also Delay, State).
+            let polled = tokio::select! {
+                _ = changed.notified() => false,
                 ev = events.recv() => match ev {
                     Some(EndpointEvent::ClearConfiguration { transport: t }) if t == transport => {
                         configured = None;
@@ -458,39 +442,43 @@ async fn speaker_task(
                         break "BlueZ configured a new stream".to_string();
                     }
                     Some(EndpointEvent::Released) => { configured = None; break "BlueZ released the endpoint".to_string() }
-                    Some(_) => {}
+                    Some(_) => continue,
                     None => break "another output took the speaker over".to_string(),
                 },
-                _ = poll.tick() => {
-                    let Some(link) = shared.upgrade() else {
-                        break "the output was removed".to_string();
-                    };
-                    let (idle, failed) = {
-                        let st = link.lock().expect("link lock");
-                        (st.idle, st.failed)
-                    };
-                    if failed {
-                        break "the transport socket failed".to_string();
+                _ = poll.tick() => true,
+            };
+            let Some(link) = shared.upgrade() else {
+                break "the output was removed".to_string();
+            };
+            let (idle, failed) = {
+                let st = link.lock().expect("link lock");
+                (st.idle, st.failed)
+            };
+            if failed {
+                break "the transport socket failed".to_string();
+            }
+            if idle {
+                break "silence: released until sound returns".to_string();
+            }
+            if spec.avrcp_volume {
+                volume.follow(&bus, &transport, &link, name).await;
+            }
+            drop(link);
+            if polled {
+                match media_transport::state(&bus, &transport).await {
+                    None => {
+                        configured = None;
+                        break "the transport disappeared".to_string();
                     }
-                    if idle {
-                        break "silence: released until sound returns".to_string();
-                    }
-                    if spec.avrcp_volume {
-                        volume.follow(&bus, &transport, &link, name).await;
-                    }
-                    drop(link);
-                    match media_transport::state(&bus, &transport).await {
-                        None => { configured = None; break "the transport disappeared".to_string() }
-                        Some(s) if s == "idle" => break "the speaker suspended the stream".to_string(),
-                        _ => {}
-                    }
-                    let d = media_transport::delay(&bus, &transport).await;
-                    if d != last_delay {
-                        tracing::info!(output = name, "speaker reports delay {:?} (1/10 ms)", d);
-                        last_delay = d;
-                        if let Some(link) = shared.upgrade() {
-                            link.lock().expect("link lock").reported_delay_ns = d.map(|v| v as i64 * 100_000);
-                        }
+                    Some(s) if s == "idle" => break "the speaker suspended the stream".to_string(),
+                    _ => {}
+                }
+                let d = media_transport::delay(&bus, &transport).await;
+                if d != last_delay {
+                    tracing::info!(output = name, "speaker reports delay {:?} (1/10 ms)", d);
+                    last_delay = d;
+                    if let Some(link) = shared.upgrade() {
+                        link.lock().expect("link lock").reported_delay_ns = d.map(|v| v as i64 * 100_000);
                     }
                 }
             }

@@ -404,24 +404,12 @@ mod tests {
 
     #[test]
     fn sends_rtp_sbc_packets_when_due_and_reports_failure() {
-        let (a, b) = std::os::unix::net::UnixDatagram::pair().unwrap();
-        let shared: SharedLink = Arc::default();
-        {
-            let mut st = shared.lock().unwrap();
-            st.link = Some(Arc::new(Link {
-                fd: OwnedFd::from(a),
-                write_mtu: 895,
-                configuration: [0x11, 0x15, 2, 51],
-            }));
-            st.generation = 1;
-            st.reported_delay_ns = Some(150_000_000);
-        }
-        let mut out = A2dpOutput::new("s", shared.clone(), A2dpOptions::with_fallback_delay(200_000_000));
+        let (mut out, shared, b) = linked_output(A2dpOptions::with_fallback_delay(200_000_000));
+        shared.lock().unwrap().reported_delay_ns = Some(150_000_000);
         let st = out.status(LocalTime::from_ns(0));
         assert_eq!(st.sink_reported_ns, Some(150_000_000 + 73 * 1_000_000_000 / 48_000));
         // 100 ms of audio handed over at once; packets go out as their first frame comes due.
         out.write(LocalTime::from_ns(0), &vec![0i16; 4800 * 2]).unwrap();
-        b.set_nonblocking(true).unwrap();
         let mut buf = [0u8; 2048];
         assert!(b.recv(&mut buf).is_err(), "nothing is due before the lead has passed");
         assert_eq!(

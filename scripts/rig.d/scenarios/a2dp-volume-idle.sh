@@ -13,8 +13,9 @@
 #   volume-control     status names where the volume is applied (`speaker` with a level, or `software`)
 #   volume-applied     after `set-volume speaker 50`: speaker → status and the sink's transport Volume say 64/127;
 #                      software → the captured level falls by the curve's 12.4 dB (±1.5 dB)
+#   volume-restored    `set-volume speaker 100`: the captured level is back within ±1.5 dB, clicks heard
 #   idle-release       `disable` (digital silence) → after idle_release_s (3 s) bluebridge releases the stream:
-#                      its transport goes `idle`, status says `idle`
+#                      its transport goes `idle` (status keeps saying `disabled`, the user's doing)
 #   idle-quiet         while idle bluebridge does not reconnect or re-acquire
 #   idle-return        `enable` → re-acquired by itself, and the captured audio is the source again (clicks)
 A0=$(addr 0); A1=$(addr 1)
@@ -89,6 +90,15 @@ else
   check volume-applied $r "software: captured level fell $drop dB (want 12.4: Snapcast's curve at 50 %)"
 fi
 
+bb 10 set-volume speaker 100 --socket /tmp/bb.sock > /dev/null
+sleep 2
+capture restored 4
+back=$(awk -v a="$(sed -n 's/^rms_dbfs=//p' "$O/tone-full.txt")" -v b="$(sed -n 's/^rms_dbfs=//p' "$O/tone-restored.txt")" 'BEGIN { printf "%.2f", a - b }')
+figure level_restored_db "$back"
+c=$(sed -n 's/^clicks=//p' "$O/analysis-restored.txt")
+within "$back" -1.5 1.5 && within "${c:-0}" 3 5
+check volume-restored $? "set-volume 100: level within $back dB of the first capture (want ±1.5), ${c:-0} clicks in 4 s; device volume $(out_field device_volume)"
+
 step "silence: disable, idle_release_s = 3"
 n=$(acquired)
 bb 10 disable speaker --socket /tmp/bb.sock > /dev/null
@@ -96,7 +106,8 @@ wait_for 20 sh -c "grep -q 'releasing the speaker until sound returns' $O/bluebr
 r=$?; sleep 2
 S0=$(tprop 0 State); W=$(out_field state)
 figure idle_transport_state "$S0"; figure idle_status "$W"
-[ $r = 0 ] && [ "$S0" = idle ] && [ "$W" = idle ]
+# A disabled output says `disabled` (what the user did) rather than `idle`; the release shows on BlueZ's side.
+[ $r = 0 ] && [ "$S0" = idle ] && [ "$W" = disabled ]
 check idle-release $? "log: $(grep -E 'silence|released' "$O/bluebridge.log" | sed 's/^.*INFO //' | tail -2 | tr '\n' ';'); source transport State=$S0; status $W"
 sleep 8
 [ "$(acquired)" = "$n" ] && ! grep -q 'connecting to' <(sed -n '/releasing the speaker/,$p' "$O/bluebridge.log")
