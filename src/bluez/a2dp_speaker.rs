@@ -39,6 +39,16 @@ pub struct SpeakerSpec {
 /// device object path → (route id, that speaker's event channel).
 type Routes = Arc<Mutex<HashMap<String, (u64, mpsc::UnboundedSender<EndpointEvent>)>>>;
 
+/// A stream BlueZ configured on one of our endpoints: (transport path, SBC configuration, Delay).
+type Configured = (String, [u8; 4], Option<u16>);
+
+/// device object path → the stream configured for it now, so that a speaker task taking a speaker over (a reload
+/// rebuilt its output) can acquire it at once instead of waiting for a SetConfiguration that already happened.
+type Configs = Arc<Mutex<HashMap<String, Configured>>>;
+
+/// Acquire attempts on one configured transport before the speaker is reconnected instead.
+const ACQUIRE_ATTEMPTS: u32 = 3;
+
 /// Route ids, so that a speaker task ending late never removes its successor's route.
 static NEXT_ROUTE_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -82,6 +92,8 @@ pub struct A2dpHub {
     connecting: HashMap<String, Arc<tokio::sync::Mutex<()>>>,
     /// device object path → that speaker's event channel; also which speakers each adapter carries.
     routes: Routes,
+    /// The streams configured now, per device.
+    configs: Configs,
 }
 
 /// Why a speaker could not be placed on an adapter automatically.
@@ -148,6 +160,7 @@ impl A2dpHub {
             endpoints: HashMap::new(),
             connecting: HashMap::new(),
             routes: Arc::default(),
+            configs: Arc::default(),
         })
     }
 
@@ -188,6 +201,7 @@ impl A2dpHub {
                 index,
                 handle,
                 self.routes.clone(),
+                self.configs.clone(),
                 self.bus.clone(),
                 self.quality,
             ));
@@ -226,6 +240,7 @@ impl A2dpHub {
             tracing::info!(output = spec.name, "{} moves to this output", spec.address);
         }
         tracing::info!(output = spec.name, "speaker {} on {}", spec.address, spec.adapter);
+        let configured = self.configs.lock().expect("configs lock").get(&device_path).cloned();
         let route = Route {
             routes: self.routes.clone(),
             device_path,
@@ -239,6 +254,7 @@ impl A2dpHub {
             rx,
             Arc::downgrade(&shared),
             connecting,
+            configured,
         ));
         Ok(())
     }
@@ -251,6 +267,7 @@ async fn dispatch(
     index: usize,
     mut handle: EndpointHandle,
     routes: Routes,
+    configs: Configs,
     bus: MediaBus,
     quality: SbcQuality,
 ) {
@@ -258,12 +275,31 @@ async fn dispatch(
     loop {
         while let Some(ev) = handle.events.recv().await {
             let device = match &ev {
-                EndpointEvent::SetConfiguration { transport, device, .. } => {
+                EndpointEvent::SetConfiguration {
+                    transport,
+                    device,
+                    configuration,
+                    delay,
+                } => {
                     transports.insert(transport.clone(), device.clone());
+                    if let Ok(c) = <[u8; 4]>::try_from(configuration.as_slice()) {
+                        let mut configs = configs.lock().expect("configs lock");
+                        configs.insert(device.clone(), (transport.clone(), c, *delay));
+                    }
                     Some(device.clone())
                 }
-                EndpointEvent::ClearConfiguration { transport } => transports.remove(transport),
-                EndpointEvent::Released => None,
+                EndpointEvent::ClearConfiguration { transport } => {
+                    let device = transports.remove(transport);
+                    let mut configs = configs.lock().expect("configs lock");
+                    configs.retain(|_, c| c.0 != *transport);
+                    device
+                }
+                EndpointEvent::Released => {
+                    let mut configs = configs.lock().expect("configs lock");
+                    configs.retain(|_, c| !transports.contains_key(&c.0));
+                    transports.clear();
+                    None
+                }
             };
             let released = matches!(ev, EndpointEvent::Released);
             let routes = routes.lock().expect("routes lock");
@@ -316,11 +352,12 @@ async fn speaker_task(
     mut events: mpsc::UnboundedReceiver<EndpointEvent>,
     shared: Weak<Mutex<LinkState>>,
     connecting: Arc<tokio::sync::Mutex<()>>,
+    mut configured: Option<Configured>,
 ) {
     let name = spec.name.as_str();
     let device_path = route.device_path.clone();
     let mut backoff = RECONNECT_MIN;
-    let mut configured: Option<(String, [u8; 4], Option<u16>)> = None;
+    let mut acquire_failures = 0;
     loop {
         // 0. Still wanted?
         if events.is_closed() || !route.current() {
@@ -399,8 +436,14 @@ async fn speaker_task(
         let acquired = match media_transport::acquire(&bus, &transport).await {
             Ok(a) => a,
             Err(e) => {
+                // The transport may still be held by the task this one took over from (a reload): try it again
+                // a few times while it exists, then reconnect.
+                acquire_failures += 1;
+                if acquire_failures >= ACQUIRE_ATTEMPTS || media_transport::state(&bus, &transport).await.is_none() {
+                    configured = None;
+                    acquire_failures = 0;
+                }
                 tracing::warn!(output = name, "{e}; retrying in {backoff:?}");
-                configured = None;
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(RECONNECT_MAX);
                 continue;
@@ -408,6 +451,7 @@ async fn speaker_task(
         };
         tracing::info!(output = name, "acquired {transport} (write MTU {})", acquired.write_mtu);
         backoff = RECONNECT_MIN;
+        acquire_failures = 0;
         publish(
             &shared,
             Some(Link {
@@ -618,7 +662,7 @@ fn volume_action(set: Option<u16>, seen: Option<u16>, now: Option<u16>, wanted: 
 /// Collects endpoint events for up to `wait`, remembering the latest configuration.
 async fn drain_until(
     events: &mut mpsc::UnboundedReceiver<EndpointEvent>,
-    configured: &mut Option<(String, [u8; 4], Option<u16>)>,
+    configured: &mut Option<Configured>,
     wait: Duration,
 ) {
     let deadline = tokio::time::Instant::now() + wait;

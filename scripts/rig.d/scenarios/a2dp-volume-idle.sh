@@ -18,6 +18,8 @@
 #                      its transport goes `idle` (status keeps saying `disabled`, the user's doing)
 #   idle-quiet         while idle bluebridge does not reconnect or re-acquire
 #   idle-return        `enable` → re-acquired by itself, and the captured audio is the source again (clicks)
+#   keep-alive         bluebridge restarted with keep_alive = true, disabled: the sink hears a 15 Hz tone at about
+#                      -60 dBFS and the stream is never released
 A0=$(addr 0); A1=$(addr 1)
 log "bluebridge hci0=$A0; sink hci1=$A1"
 
@@ -123,5 +125,39 @@ c=$(sed -n 's/^clicks=//p' "$O/analysis-back.txt")
 check idle-return $? "re-acquired ($(acquired) acquisitions), ${c:-0} clicks in 4 s after, status $(out_field state)"
 
 kill -0 $BB 2>/dev/null; check bluebridge-alive $? "no restart needed"
+bb_stop "$BB"
+
+step "keep_alive: bluebridge again with keep_alive = true; disable"
+sed -i 's/^idle_release_s = 3$/keep_alive = true/' /tmp/bb.toml
+rm -rf /tmp/bb-state
+n=$(acquired); L=$(wc -l < "$O/bluebridge.log")
+BLUEBRIDGE_LOG=info bluebridge run --config /tmp/bb.toml 2>> "$O/bluebridge.log" &
+BB=$!
+wait_for 90 sh -c "[ \$(grep -c 'acquired /org/bluez' $O/bluebridge.log) -gt $n ]"
+check keep-alive-streaming $? "$(( $(acquired) - n )) transport(s) acquired"
+bb 10 disable speaker --socket /tmp/bb.sock > /dev/null
+sleep 6   # twice the idle_release_s of the first run
+a2dp_record 4 snk "$A0" keepalive
+# The tone is far below analyze_tone's -40 dBFS activity threshold: RMS and rising crossings (with hysteresis) of
+# the left channel of the whole capture.
+python3 -S - "$O/sink-keepalive.wav" > "$O/keepalive.txt" 2>&1 <<'PY'
+import math, struct, sys, wave
+w = wave.open(sys.argv[1]); rate = w.getframerate(); raw = w.readframes(w.getnframes())
+left = [v for i, v in enumerate(struct.unpack('<%dh' % (len(raw) // 2), raw)) if i % 2 == 0][rate // 4:]
+rms = math.sqrt(sum(v * v for v in left) / max(len(left), 1))
+print('rms_dbfs=%.1f' % (20 * math.log10(rms / 32768) if rms else -120))
+armed, ups = False, []
+for i, v in enumerate(left):
+    if v < -8: armed = True
+    elif v > 8 and armed: armed = False; ups.append(i)
+print('freq_hz=%.1f' % ((len(ups) - 1) * rate / (ups[-1] - ups[0]) if len(ups) > 2 else 0))
+print('peak=%d' % max((abs(v) for v in left), default=0))
+PY
+cat "$O/keepalive.txt"
+kr=$(sed -n 's/^rms_dbfs=//p' "$O/keepalive.txt"); kf=$(sed -n 's/^freq_hz=//p' "$O/keepalive.txt")
+figure keepalive_rms_dbfs "$kr"; figure keepalive_freq_hz "$kf"
+S0=$(tprop 0 State); figure keepalive_transport_state "$S0"
+within "$kr" -66 -54 && within "$kf" 13 17 && [ "$S0" = active ] && ! tail -n +"$L" "$O/bluebridge.log" | grep -q 'releasing the speaker'
+check keep-alive $? "disabled for 10 s with keep_alive: the sink hears ${kr:-?} dBFS at ${kf:-?} Hz (want -60 dBFS, 15 Hz), transport $S0 (want active, never released)"
 bb_stop "$BB"
 grep -E 'volume|silence|released|sound again|acquired' "$O/bluebridge.log" | sed 's/^.*\(WARN\|INFO\) //' | head -30 > "$O/volume-idle-log.txt"
