@@ -57,6 +57,8 @@ struct Route {
     routes: Routes,
     device_path: String,
     id: u64,
+    /// The stream BlueZ had configured for the device when the route was made (a task taking a speaker over).
+    inherited: Option<Configured>,
 }
 
 impl Route {
@@ -245,6 +247,7 @@ impl A2dpHub {
             routes: self.routes.clone(),
             device_path,
             id,
+            inherited: configured,
         };
         tokio::spawn(speaker_task(
             spec,
@@ -254,7 +257,6 @@ impl A2dpHub {
             rx,
             Arc::downgrade(&shared),
             connecting,
-            configured,
         ));
         Ok(())
     }
@@ -352,8 +354,8 @@ async fn speaker_task(
     mut events: mpsc::UnboundedReceiver<EndpointEvent>,
     shared: Weak<Mutex<LinkState>>,
     connecting: Arc<tokio::sync::Mutex<()>>,
-    mut configured: Option<Configured>,
 ) {
+    let mut configured = route.inherited.clone();
     let name = spec.name.as_str();
     let device_path = route.device_path.clone();
     let mut backoff = RECONNECT_MIN;
@@ -781,6 +783,7 @@ mod tests {
             routes: routes.clone(),
             device_path: path.clone(),
             id: 1,
+            inherited: None,
         };
         assert!(first.current());
         // A new output takes the speaker over: the first task's channel closes and its route is no longer current.
@@ -797,6 +800,7 @@ mod tests {
             routes: routes.clone(),
             device_path: path.clone(),
             id: 2,
+            inherited: None,
         };
         drop(second);
         assert!(routes.lock().unwrap().is_empty(), "the last owner's route is removed");
