@@ -4,7 +4,7 @@
 # rig: timeout=420
 # rig: bin=required
 # rig: retry=1
-# rig: default=no
+# rig: gate=no
 
 # One bluebridge (hci0) to one BlueALSA A2DP sink (hci1). Both sides run the guest's bluetoothd, whose AVRCP
 # plugin connects AVRCP alongside A2DP: if the sink side reports an absolute volume, BlueZ shows
@@ -48,6 +48,7 @@ TOML
 BLUEBRIDGE_LOG=info bluebridge run --config /tmp/bb.toml 2>> "$O/bluebridge.log" &
 BB=$!
 acquired() { grep -c 'acquired /org/bluez' "$O/bluebridge.log"; }
+plain() { sed 's/\x1b\[[0-9;]*m//g' "$O/bluebridge.log"; }   # the log without colours, for check details
 wait_for 90 sh -c "[ \$(grep -c 'acquired /org/bluez' $O/bluebridge.log) -ge 1 ]"
 check streaming $? "$(acquired) transport(s) acquired"
 st() { bluebridge status --json --socket /tmp/bb.sock 2> /dev/null; }
@@ -73,7 +74,7 @@ VC=$(out_field volume_control); DV=$(out_field device_volume)
 figure volume_control "$VC"; figure device_volume_before "$DV"
 figure source_transport_volume_before "$(tprop 0 Volume)"; figure sink_transport_volume_before "$(tprop 1 Volume)"
 case "$VC" in speaker) [ -n "$DV" ]; r=$?;; software) [ -z "$DV" ]; r=$?;; *) r=1;; esac
-check volume-control $r "status: volume_control=$VC device_volume=${DV:-none}; log: $(grep -E 'absolute volume|software volume' "$O/bluebridge.log" | sed 's/^.*INFO //;s/^.*WARN //' | head -2 | tr '\n' ';')"
+check volume-control $r "status: volume_control=$VC device_volume=${DV:-none}; log: $(plain | grep -E 'absolute volume|software volume' | sed 's/^.*INFO //;s/^.*WARN //' | head -2 | tr '\n' ';')"
 capture full 4
 bb 10 set-volume speaker 50 --socket /tmp/bb.sock > /dev/null
 sleep 2
@@ -110,7 +111,7 @@ S0=$(tprop 0 State); W=$(out_field state)
 figure idle_transport_state "$S0"; figure idle_status "$W"
 # A disabled output says `disabled` (what the user did) rather than `idle`; the release shows on BlueZ's side.
 [ $r = 0 ] && [ "$S0" = idle ] && [ "$W" = disabled ]
-check idle-release $? "log: $(grep -E 'silence|released' "$O/bluebridge.log" | sed 's/^.*INFO //' | tail -2 | tr '\n' ';'); source transport State=$S0; status $W"
+check idle-release $? "log: $(plain | grep -E 'silence|released' | sed 's/^.*INFO //' | tail -2 | tr '\n' ';'); source transport State=$S0; status $W"
 sleep 8
 [ "$(acquired)" = "$n" ] && ! grep -q 'connecting to' <(sed -n '/releasing the speaker/,$p' "$O/bluebridge.log")
 check idle-quiet $? "$(( $(acquired) - n )) acquisitions while idle (want 0)"
