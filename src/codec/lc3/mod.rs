@@ -6,9 +6,16 @@
 //! 48 kHz, plus 44.1 kHz, which LC3 runs "around" 48 kHz: the same 360/480 samples per frame, so a frame lasts
 //! 8.163 or 10.884 ms (lc3.h, "About 44.1 KHz samplerate"; BAP's 441_* presets use those SDU intervals).
 //!
+//! PCM rate and codec rate: by default a coder's PCM runs at the codec rate. [`Lc3Encoder::with_pcm_rate`] takes
+//! PCM at a higher rate and encodes a lower-rate stream (liblc3's `sr_pcm_hz`: the MDCT runs at the PCM rate and
+//! keeps only the codec rate's band), and [`Lc3Decoder::with_pcm_rate`] decodes a stream to PCM at a higher rate
+//! the same way: bluebridge encodes its 48 kHz output PCM into 8/16/24/32 kHz broadcast streams without a
+//! resampler. Frame sizes and delays are then counted in PCM samples. 44.1 kHz pairs only with itself (liblc3 has
+//! no 44.1 kHz codec; it runs the 48 kHz one on 44.1 kHz PCM, so 48 kHz PCM cannot make a 44.1 kHz stream).
+//!
 //! Timing: a frame of PCM handed to `encode` comes out of `decode` as one frame of PCM too; the output lags
-//! the input by [`Lc3Encoder::delay_samples`] (liblc3's `lc3_delay_samples`: 2.5 ms for 10 ms frames, 4 ms
-//! for 7.5 ms frames). End to end the codec adds that delay plus one frame of buffering.
+//! the input by [`Lc3Encoder::delay_samples`] (liblc3's `lc3_delay_samples` at the PCM rate: 2.5 ms for 10 ms
+//! frames, 4 ms for 7.5 ms frames). End to end the codec adds that delay plus one frame of buffering.
 //!
 //! Memory: liblc3 never allocates; each coder's state lives in a pointer-aligned `Vec<usize>` sized by
 //! `lc3_encoder_size`/`lc3_decoder_size` and freed with the value. The state is only touched through `&mut self`,
@@ -100,6 +107,19 @@ pub enum Lc3Error {
         /// The coder's PCM sample rate.
         rate_hz: u32,
     },
+    /// The PCM rate cannot feed (encoder) or be fed by (decoder) the codec rate: it must be at least the codec
+    /// rate, and 44.1 kHz pairs only with itself.
+    #[error(
+        "LC3 cannot pair {pcm_hz} Hz PCM with a {codec_hz} Hz stream (the PCM rate must be at least the codec \
+         rate: liblc3 only downsamples the encoder's input and upsamples the decoder's output; 44.1 kHz pairs only \
+         with itself)"
+    )]
+    PcmRate {
+        /// The PCM rate asked for.
+        pcm_hz: u32,
+        /// The codec (stream) rate asked for.
+        codec_hz: u32,
+    },
     /// The stride (distance between two samples of the channel) is zero or too large.
     #[error("LC3 PCM stride {stride} invalid (must be 1..={})", i16::MAX)]
     Stride {
@@ -144,33 +164,64 @@ struct Params {
     duration: FrameDuration,
     /// The PCM rate the caller uses.
     rate_hz: u32,
-    /// The rate the codec runs at (48 000 for 44 100).
-    codec_rate_hz: u32,
+    /// The stream's rate, as BAP signals it (44 100 for a 44.1 kHz stream).
+    stream_rate_hz: u32,
+    /// liblc3's `sr_hz`: the rate the codec runs at (48 000 for 44 100).
+    lib_sr: c_int,
+    /// liblc3's `sr_pcm_hz`: the PCM rate as liblc3 sees it (48 000 for 44 100).
+    lib_sr_pcm: c_int,
+    /// PCM samples per frame (at `rate_hz`).
     frame_samples: usize,
+    /// Algorithmic delay in PCM samples (at `rate_hz`).
     delay_samples: usize,
 }
 
+/// The rate liblc3 runs for a supported rate: itself, or 48 000 for 44 100.
+fn lib_rate(hz: u32) -> Result<u32, Lc3Error> {
+    match hz {
+        8_000 | 16_000 | 24_000 | 32_000 | 48_000 => Ok(hz),
+        44_100 => Ok(48_000),
+        _ => Err(Lc3Error::SampleRate { hz }),
+    }
+}
+
+/// Checks that PCM at `pcm_rate_hz` can feed an encoder of (or come out of a decoder of) a `codec_rate_hz` stream:
+/// both supported, the PCM rate at least the codec rate, and 44.1 kHz only with itself.
+pub fn check_pcm_rate(codec_rate_hz: u32, pcm_rate_hz: u32) -> Result<(), Lc3Error> {
+    lib_rate(codec_rate_hz)?;
+    lib_rate(pcm_rate_hz)?;
+    let mixes_44k1 = (codec_rate_hz == 44_100) != (pcm_rate_hz == 44_100);
+    if pcm_rate_hz < codec_rate_hz || mixes_44k1 {
+        return Err(Lc3Error::PcmRate {
+            pcm_hz: pcm_rate_hz,
+            codec_hz: codec_rate_hz,
+        });
+    }
+    Ok(())
+}
+
 impl Params {
-    fn new(duration: FrameDuration, rate_hz: u32) -> Result<Self, Lc3Error> {
-        let codec_rate_hz = match rate_hz {
-            8_000 | 16_000 | 24_000 | 32_000 | 48_000 => rate_hz,
-            44_100 => 48_000,
-            _ => return Err(Lc3Error::SampleRate { hz: rate_hz }),
-        };
+    /// Checks a (stream rate, PCM rate) pair and resolves sizes and delay at the PCM rate.
+    fn new(duration: FrameDuration, stream_rate_hz: u32, rate_hz: u32) -> Result<Self, Lc3Error> {
+        check_pcm_rate(stream_rate_hz, rate_hz)?;
+        let lib_sr = lib_rate(stream_rate_hz)?;
+        let lib_sr_pcm = lib_rate(rate_hz)?;
         let dt = duration.us() as c_int;
-        let sr = codec_rate_hz as c_int;
         let lib = |call| Lc3Error::Library {
             call,
             duration,
             rate_hz,
         };
-        // SAFETY: pure functions of their integer arguments.
-        let frame_samples = unsafe { ffi::lc3_frame_samples(dt, sr) };
-        let delay_samples = unsafe { ffi::lc3_delay_samples(dt, sr) };
+        // SAFETY: pure functions of their integer arguments. Both count samples at the PCM rate (lc3.h: the
+        // encoder/decoder processes frames of PCM at `sr_pcm_hz`).
+        let frame_samples = unsafe { ffi::lc3_frame_samples(dt, lib_sr_pcm as c_int) };
+        let delay_samples = unsafe { ffi::lc3_delay_samples(dt, lib_sr_pcm as c_int) };
         Ok(Self {
             duration,
             rate_hz,
-            codec_rate_hz,
+            stream_rate_hz,
+            lib_sr: lib_sr as c_int,
+            lib_sr_pcm: lib_sr_pcm as c_int,
             frame_samples: usize::try_from(frame_samples).map_err(|_| lib("lc3_frame_samples"))?,
             delay_samples: usize::try_from(delay_samples).map_err(|_| lib("lc3_delay_samples"))?,
         })
@@ -239,20 +290,28 @@ impl fmt::Debug for Lc3Encoder {
 }
 
 impl Lc3Encoder {
-    /// An encoder for `duration` frames of PCM at `sample_rate_hz` (one of [`SAMPLE_RATES_HZ`]).
+    /// An encoder for `duration` frames of PCM at `sample_rate_hz` (one of [`SAMPLE_RATES_HZ`]), producing a
+    /// stream at that same rate.
     pub fn new(duration: FrameDuration, sample_rate_hz: u32) -> Result<Self, Lc3Error> {
-        let p = Params::new(duration, sample_rate_hz)?;
-        let (dt, sr) = (duration.us() as c_int, p.codec_rate_hz as c_int);
-        // SAFETY: pure function of its integer arguments.
-        let size = unsafe { ffi::lc3_encoder_size(dt, sr) } as usize;
+        Self::with_pcm_rate(duration, sample_rate_hz, sample_rate_hz)
+    }
+
+    /// An encoder producing a `codec_rate_hz` stream from PCM at `pcm_rate_hz` (both of [`SAMPLE_RATES_HZ`],
+    /// `pcm_rate_hz` ≥ `codec_rate_hz`; 44.1 kHz only with itself): liblc3 band-limits the PCM to the codec rate
+    /// itself. Frame size and delay are then counted in PCM samples.
+    pub fn with_pcm_rate(duration: FrameDuration, codec_rate_hz: u32, pcm_rate_hz: u32) -> Result<Self, Lc3Error> {
+        let p = Params::new(duration, codec_rate_hz, pcm_rate_hz)?;
+        let dt = duration.us() as c_int;
+        // SAFETY: pure function of its integer arguments. lc3.h: the size is that of the PCM rate (`sr_pcm_hz`).
+        let size = unsafe { ffi::lc3_encoder_size(dt, p.lib_sr_pcm) } as usize;
         if size == 0 {
             return Err(p.error("lc3_encoder_size"));
         }
         let mut mem = state_memory(size);
         let base = mem.as_mut_ptr();
         // SAFETY: `mem` holds at least `size` bytes, pointer-aligned, and lives as long as the encoder.
-        // sr_pcm_hz = 0: the PCM is at the codec rate (44.1 kHz is fed as-is to the 48 kHz codec).
-        let handle = unsafe { ffi::lc3_setup_encoder(dt, sr, 0, base.cast::<c_void>()) };
+        // 44.1 kHz is fed as-is to the 48 kHz codec (lib_sr = lib_sr_pcm = 48 000).
+        let handle = unsafe { ffi::lc3_setup_encoder(dt, p.lib_sr, p.lib_sr_pcm, base.cast::<c_void>()) };
         if handle.is_null() || handle.cast::<usize>() != base {
             return Err(p.error("lc3_setup_encoder"));
         }
@@ -264,12 +323,12 @@ impl Lc3Encoder {
         self.p.frame_samples
     }
 
-    /// The codec's algorithmic delay in samples (`lc3_delay_samples`), excluding the one frame of buffering.
+    /// The codec's algorithmic delay in PCM samples (`lc3_delay_samples`), excluding the one frame of buffering.
     pub fn delay_samples(&self) -> usize {
         self.p.delay_samples
     }
 
-    /// [`Self::delay_samples`] as a time at this encoder's sample rate.
+    /// [`Self::delay_samples`] as a time at this encoder's PCM rate.
     pub fn delay(&self) -> Duration {
         self.p.samples_to_duration(self.p.delay_samples)
     }
@@ -279,7 +338,7 @@ impl Lc3Encoder {
         self.p.duration
     }
 
-    /// How long one frame of PCM lasts at this sample rate (10.884 ms for 10 ms frames at 44.1 kHz).
+    /// How long one frame of PCM lasts at this PCM rate (10.884 ms for 10 ms frames at 44.1 kHz).
     pub fn frame_time(&self) -> Duration {
         self.p.samples_to_duration(self.p.frame_samples)
     }
@@ -287,6 +346,11 @@ impl Lc3Encoder {
     /// The PCM sample rate in Hz.
     pub fn sample_rate_hz(&self) -> u32 {
         self.p.rate_hz
+    }
+
+    /// The stream's (codec's) sample rate in Hz, as BAP's Sampling_Frequency names it.
+    pub fn codec_rate_hz(&self) -> u32 {
+        self.p.stream_rate_hz
     }
 
     /// Encodes exactly one frame of PCM (`frame_samples()` samples) into `out`, whose length is the frame size
@@ -344,19 +408,27 @@ impl fmt::Debug for Lc3Decoder {
 }
 
 impl Lc3Decoder {
-    /// A decoder for `duration` frames, producing PCM at `sample_rate_hz` (one of [`SAMPLE_RATES_HZ`]).
+    /// A decoder for `duration` frames of a `sample_rate_hz` stream (one of [`SAMPLE_RATES_HZ`]), producing PCM
+    /// at that same rate.
     pub fn new(duration: FrameDuration, sample_rate_hz: u32) -> Result<Self, Lc3Error> {
-        let p = Params::new(duration, sample_rate_hz)?;
-        let (dt, sr) = (duration.us() as c_int, p.codec_rate_hz as c_int);
-        // SAFETY: pure function of its integer arguments.
-        let size = unsafe { ffi::lc3_decoder_size(dt, sr) } as usize;
+        Self::with_pcm_rate(duration, sample_rate_hz, sample_rate_hz)
+    }
+
+    /// A decoder for a `codec_rate_hz` stream producing PCM at `pcm_rate_hz` (both of [`SAMPLE_RATES_HZ`],
+    /// `pcm_rate_hz` ≥ `codec_rate_hz`; 44.1 kHz only with itself): liblc3 upsamples. Frame size and delay are
+    /// then counted in PCM samples.
+    pub fn with_pcm_rate(duration: FrameDuration, codec_rate_hz: u32, pcm_rate_hz: u32) -> Result<Self, Lc3Error> {
+        let p = Params::new(duration, codec_rate_hz, pcm_rate_hz)?;
+        let dt = duration.us() as c_int;
+        // SAFETY: pure function of its integer arguments. lc3.h: the size is that of the PCM rate (`sr_pcm_hz`).
+        let size = unsafe { ffi::lc3_decoder_size(dt, p.lib_sr_pcm) } as usize;
         if size == 0 {
             return Err(p.error("lc3_decoder_size"));
         }
         let mut mem = state_memory(size);
         let base = mem.as_mut_ptr();
-        // SAFETY: as in `Lc3Encoder::new`.
-        let handle = unsafe { ffi::lc3_setup_decoder(dt, sr, 0, base.cast::<c_void>()) };
+        // SAFETY: as in `Lc3Encoder::with_pcm_rate`.
+        let handle = unsafe { ffi::lc3_setup_decoder(dt, p.lib_sr, p.lib_sr_pcm, base.cast::<c_void>()) };
         if handle.is_null() || handle.cast::<usize>() != base {
             return Err(p.error("lc3_setup_decoder"));
         }
@@ -368,7 +440,7 @@ impl Lc3Decoder {
         self.p.frame_samples
     }
 
-    /// The codec's algorithmic delay in samples (`lc3_delay_samples`).
+    /// The codec's algorithmic delay in PCM samples (`lc3_delay_samples`).
     pub fn delay_samples(&self) -> usize {
         self.p.delay_samples
     }
@@ -381,6 +453,11 @@ impl Lc3Decoder {
     /// The PCM sample rate in Hz.
     pub fn sample_rate_hz(&self) -> u32 {
         self.p.rate_hz
+    }
+
+    /// The stream's (codec's) sample rate in Hz, as BAP's Sampling_Frequency names it.
+    pub fn codec_rate_hz(&self) -> u32 {
+        self.p.stream_rate_hz
     }
 
     /// Decodes one frame (20..=400 bytes) into exactly `frame_samples()` samples of `pcm`; `None` runs packet loss
