@@ -16,7 +16,6 @@ CHANNELS=${RIG_BCAST_CHANNELS:-stereo}
 # RIG_BCAST_PRESET: any preset bluebridge broadcasts (not 441_*); the sink's capture is decoded at its codec rate.
 PRESET=${RIG_BCAST_PRESET:-48_2_1}
 bis_preset "$PRESET"; check preset $? "$PRESET: $BIS_OCTETS-byte SDUs, $BIS_RATE Hz, $BIS_DT_US µs"
-figure preset "$PRESET"
 A0=$(addr 0); A1=$(addr 1)
 log "broadcast source hci0=$A0; sink hci1=$A1; code=${CODE:+set}"
 
