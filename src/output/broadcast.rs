@@ -125,10 +125,12 @@ impl BroadcastOutput {
             Ok(encoders) => {
                 tracing::info!(
                     output = self.name,
-                    "broadcasting: preset {}, {n} BIS, {} Hz LC3 from {} Hz PCM, {} bytes per SDU every {} µs",
+                    "broadcasting: preset {}, {n} BIS, {} Hz LC3 from {} Hz PCM (downsampling: {:?}), {} bytes per SDU \
+                     every {} µs",
                     p.name,
                     p.sample_rate_hz,
                     OUTPUT_FORMAT.rate_hz,
+                    encoders[0].downsampling(),
                     p.octets_per_frame,
                     p.sdu_interval_us
                 );
