@@ -335,13 +335,20 @@ fn broadcast_spec(
         None => Preset::default_preset(),
         Some(p) => Preset::by_name(p.get_ref()).map_err(|e| err_at(p.span(), format!("output.preset: {e}")))?,
     };
-    if preset.sample_rate_hz != crate::output::OUTPUT_FORMAT.rate_hz {
+    let pcm_hz = crate::output::OUTPUT_FORMAT.rate_hz;
+    if preset.check_pcm_rate(pcm_hz).is_err() {
         let span = o.preset.as_ref().map(|p| p.span()).unwrap_or(o.kind.span());
+        let allowed: Vec<_> = Preset::encodable_from(pcm_hz).map(|p| p.name).collect();
         return Err(err_at(
             span,
             format!(
-                "output.preset {:?} is {} Hz; this build broadcasts the 48 kHz presets only (48_1_1 … 48_6_2)",
-                preset.name, preset.sample_rate_hz
+                "output.preset {:?} is {} Hz, which bluebridge cannot broadcast: its audio is {} kHz, which LC3 \
+                 encodes into 8, 16, 24, 32 or 48 kHz streams but not 44.1 kHz (that needs a resampler); allowed \
+                 presets: {}",
+                preset.name,
+                preset.sample_rate_hz,
+                pcm_hz / 1_000,
+                allowed.join(", ")
             ),
         ));
     }
@@ -939,8 +946,29 @@ delay_ms = 10
         assert_eq!(specs[0].adapter.as_deref(), Some("hci1"));
         let e = err(&format!("{base}preset = \"48_9_1\"\n"));
         assert!(e.starts_with("t.toml:6:") && e.contains("48_2_1"), "{e}");
-        let e = err(&format!("{base}preset = \"16_2_1\"\n"));
-        assert!(e.starts_with("t.toml:6:") && e.contains("48 kHz"), "{e}");
+        // Every preset but the 44.1 kHz ones: LC3 encodes the 48 kHz audio into the preset's rate.
+        for (name, rate) in [
+            ("16_2_1", 16_000),
+            ("24_1_2", 24_000),
+            ("8_2_1", 8_000),
+            ("32_1_1", 32_000),
+        ] {
+            let (_, specs) = Config::parse("t.toml", &format!("{base}preset = \"{name}\"\n")).unwrap();
+            let b = specs[0].broadcast.as_ref().unwrap();
+            assert_eq!((b.preset.name, b.preset.sample_rate_hz), (name, rate));
+        }
+        for name in ["441_2_1", "44_1_2"] {
+            let e = err(&format!("{base}preset = \"{name}\"\n"));
+            assert!(
+                e.starts_with("t.toml:6:") && e.contains("output.preset") && e.contains("44100 Hz"),
+                "{e}"
+            );
+            assert!(
+                e.contains("allowed presets: 8_1_1, 8_2_1, 16_1_1,") && e.ends_with("48_5_2, 48_6_2"),
+                "{e}"
+            );
+            assert!(!e.split("allowed presets:").nth(1).unwrap().contains("441_"), "{e}");
+        }
         let e = err(&format!("{base}channels = \"quad\"\n"));
         assert!(e.starts_with("t.toml:6:") && e.contains("stereo, mono"), "{e}");
         let e = err(&format!("{base}presentation_delay_ms = 20000\n"));

@@ -189,16 +189,30 @@ iso_sink_stop() {
 # bcode_hex TEXT: a text Broadcast Code as the 32 hex digits on the air (UTF-8, zero-padded to 16 bytes).
 bcode_hex() { local h; h=$(printf '%s' "$1" | od -An -tx1 | tr -d ' \n'); h=${h}00000000000000000000000000000000; echo "${h:0:32}"; }
 
-# bis_analyse TAG FILE SECS: decodes a BIS capture of bluebridge's test signal (LC3 48_2_1: 100-byte SDUs, 100 a
-# second) with liblc3 and checks it: received (every SDU of the SECS listened, -10 %/+30 %), decodes (0 refused),
+# bis_preset NAME: the stream of a BAP broadcast preset that bis_analyse and bis_timing decode: sets BIS_OCTETS,
+# BIS_RATE (Hz, the codec's: the capture is decoded at it) and BIS_DT_US (BAP Table 6.4; _1 and _2 share the codec
+# configuration). Unset: 48_2_1. Returns 1 for a name bluebridge cannot broadcast (441_*) or does not know.
+bis_preset() {
+  local c
+  case ${1%_[12]} in
+    8_1) c="26 8000 7500" ;; 8_2) c="30 8000 10000" ;; 16_1) c="30 16000 7500" ;; 16_2) c="40 16000 10000" ;;
+    24_1) c="45 24000 7500" ;; 24_2) c="60 24000 10000" ;; 32_1) c="60 32000 7500" ;; 32_2) c="80 32000 10000" ;;
+    48_1) c="75 48000 7500" ;; 48_2) c="100 48000 10000" ;; 48_3) c="90 48000 7500" ;; 48_4) c="120 48000 10000" ;;
+    48_5) c="117 48000 7500" ;; 48_6) c="155 48000 10000" ;;
+    *) log "bis_preset: no broadcast preset $1"; return 1 ;;
+  esac
+  read -r BIS_OCTETS BIS_RATE BIS_DT_US <<< "$c"
+}
+# bis_analyse TAG FILE SECS: decodes a BIS capture of bluebridge's test signal (LC3 as bis_preset set, 48_2_1 by
+# default: 100-byte SDUs, 100 a second) with liblc3 and checks it: received (every SDU of the SECS listened, -10 %/+30 %), decodes (0 refused),
 # frequency (440 Hz ±2 %), clicks (one a second received), correlation (every one-second segment >= 0.99 with the
 # source, one spoiled second tolerated), no-gaps. Check names get "-TAG", figures "_TAG" when TAG is set; files are
 # FILE's name with .wav/.decode.txt/.analysis.txt/.tone.txt. Sets BIS_SECS_RX (whole seconds received).
 bis_analyse() {
-  local tag=$1 f=$2 secs=$3 c="" g="" base rx fq
+  local tag=$1 f=$2 secs=$3 c="" g="" base rx fq oct=${BIS_OCTETS:-100} dt=${BIS_DT_US:-10000}
   [ -n "$tag" ] && { c="-$tag"; g="_$tag"; }
   base=${f%.bin}
-  python3 -S "$IN/lc3_decode.py" "$f" "$base.wav" 100 48000 10000 > "$base.decode.txt" 2>&1
+  python3 -S "$IN/lc3_decode.py" "$f" "$base.wav" "$oct" "${BIS_RATE:-48000}" "$dt" > "$base.decode.txt" 2>&1
   python3 -S "$IN/analyze_clicks.py" "$base.wav" > "$base.analysis.txt" 2>&1
   cat "$base.decode.txt" "$base.analysis.txt"
   _bv() { sed -n "s/^$1=//p" "$base.decode.txt" "$base.analysis.txt" | head -1; }
@@ -207,13 +221,13 @@ bis_analyse() {
   figure "frames$g" "$(_bv frames)"; figure "concealed$g" "$(_bv concealed)"
   figure "clicks$g" "$(_bv clicks)"; figure "correlation$g" "$(_bv correlation)"; figure "gaps$g" "$(_bv gaps)"
   figure "spacing_err_us_max$g" "$(_bv spacing_err_us_max)"
-  within "$(_bv frames)" $((secs * 100 * 9 / 10)) $((secs * 100 * 13 / 10))
+  within "$(_bv frames)" $((secs * 1000000 / dt * 9 / 10)) $((secs * 1000000 / dt * 13 / 10))
   check "received$c" $? "$rx bytes = $(_bv frames) LC3 frames in ${secs} s"
   within "$(_bv bad)" 0 0; check "decodes$c" $? "$(_bv bad) frames liblc3 refused, $(_bv concealed) concealed"
   python3 -S "$IN/analyze_tone.py" "$base.wav" > "$base.tone.txt" 2>&1
   fq=$(sed -n 's/^freq_hz=//p' "$base.tone.txt"); figure "freq_hz$g" "$fq"
   within "$fq" 431 449; check "frequency$c" $? "decoded tone $fq Hz, want 440 Hz ±2 %"
-  BIS_SECS_RX=$((rx / 100 / 100))
+  BIS_SECS_RX=$((rx / oct * dt / 1000000))
   within "$(_bv clicks)" $((BIS_SECS_RX - 1)) $((BIS_SECS_RX + 1))
   check "clicks$c" $? "$(_bv clicks) clicks in ${BIS_SECS_RX} s received"
   figure "segments_good$g" "$(_bv segments_good)/$(_bv segments)"; figure "segment_corr_min$g" "$(_bv segment_corr_min)"
@@ -241,7 +255,8 @@ bis_timing() {
   origin=$(bb_origin)
   rt=$(python3 -S -c 'import time; print(time.time_ns() - time.monotonic_ns())')
   log "origin=$origin realtime-monotonic=$rt delay_ms=$delay"
-  python3 -S "$IN/iso_timing.py" "$BTSNOOP" "$idx" "${origin:-0}" "$rt" "$buf" "${delay:-0}" > "$out" 2>&1
+  python3 -S "$IN/iso_timing.py" "$BTSNOOP" "$idx" "${origin:-0}" "$rt" "$buf" "${delay:-0}" \
+    "${BIS_OCTETS:-100}" "${BIS_RATE:-48000}" "${BIS_DT_US:-10000}" > "$out" 2>&1
   grep -v '^click=' "$out"
   _tv() { sed -n "s/^$1=//p" "$out" | head -1; }
   figure "delay_ms$g" "$delay"; figure "timing_matched$g" "$(_tv matched)"
