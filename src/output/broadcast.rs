@@ -75,8 +75,11 @@ struct Active {
     sinks: Vec<Box<dyn SduSink>>,
     /// Follows the controller's clock for this BIG.
     pacer: IsoPacer,
-    /// SDUs sent on this BIG, all BISes.
-    sent: u64,
+    interval_ns: i64,
+    /// While following, the backlog is sampled once per interval at a random phase (sampled at our own send
+    /// times, phase-locked to the controller, its quantisation would not average out); this is the next one.
+    next_sample: LocalTime,
+    rng: fastrand::Rng,
     encoders: Vec<Lc3Encoder>,
     /// Per-channel PCM not yet encoded (S16, one channel each).
     pcm: Vec<Vec<i16>>,
@@ -95,6 +98,8 @@ pub struct BroadcastOutput {
     active: Option<Active>,
     seen_generation: u64,
     open_sinks: SinkFactory,
+    /// When `status` was last called (the counters' "now").
+    last_status: Option<LocalTime>,
     /// Follow the controller's clock (off: pace on the local clock, for comparison).
     follow_controller: bool,
     sdus: u64,
@@ -115,6 +120,7 @@ impl BroadcastOutput {
             active: None,
             seen_generation: 0,
             open_sinks: Box::new(iso_sockets),
+            last_status: None,
             follow_controller: true,
             sdus: 0,
             dropped: 0,
@@ -188,7 +194,9 @@ impl BroadcastOutput {
                     generation: st.generation,
                     sinks: (self.open_sinks)(&link),
                     pacer,
-                    sent: 0,
+                    interval_ns,
+                    next_sample: LocalTime::from_ns(i64::MIN),
+                    rng: fastrand::Rng::with_seed(st.generation),
                     encoders,
                     pcm: vec![Vec::new(); n],
                     next_frame: self.clock.written_frames(),
@@ -203,11 +211,15 @@ impl BroadcastOutput {
     fn pace(&mut self, now: LocalTime) {
         let (ahead_ns, ppm) = match &mut self.active {
             Some(a) => {
-                let mut backlog = Some(0u32);
-                for s in &mut a.sinks {
-                    backlog = backlog.zip(s.backlog_sdus()).map(|(x, y)| x + y);
+                if !a.pacer.following() || now >= a.next_sample {
+                    let mut backlog = Some(0u32);
+                    for s in &mut a.sinks {
+                        backlog = backlog.zip(s.backlog_sdus()).map(|(x, y)| x + y);
+                    }
+                    a.pacer.sample(now, backlog);
+                    let jitter = (a.rng.f64() * a.interval_ns as f64) as i64;
+                    a.next_sample = now.add_ns(a.interval_ns / 2 + jitter);
                 }
-                a.pacer.sample(now, a.sent, backlog);
                 // In steps of 0.01 ppm: the schedule re-anchors only when the rate really changes.
                 (a.pacer.ahead_ns(), (a.pacer.pacing_ppm() * 100.0).round() / 100.0)
             }
@@ -227,7 +239,6 @@ impl BroadcastOutput {
             for (sink, sdu) in a.sinks.iter_mut().zip(&sdus) {
                 let r = sink.send(sdu);
                 if r.is_ok() {
-                    a.sent += 1;
                     self.sdus += 1;
                     if self.sdus % 1000 == 0 {
                         tracing::debug!(output = self.name, "{} SDUs sent, {} dropped", self.sdus, self.dropped);
@@ -270,6 +281,7 @@ impl Output for BroadcastOutput {
 
     fn status(&mut self, now: LocalTime) -> OutputStatus {
         self.sync_link();
+        self.last_status = Some(now);
         self.pace(now);
         self.flush_due(now);
         self.clock.status(now)
@@ -325,10 +337,15 @@ impl Output for BroadcastOutput {
 
     fn wake_at(&self, now: LocalTime) -> Option<LocalTime> {
         let first = self.active.as_ref().and_then(|a| a.queue.front()).map(|(n, _)| *n);
-        Some(self.clock.wake_at(first, now))
+        let send = self.clock.wake_at(first, now);
+        Some(match &self.active {
+            Some(a) if a.pacer.following() => send.min(a.next_sample),
+            _ => send,
+        })
     }
 
     fn counters(&self) -> Vec<(&'static str, u64)> {
+        let now = self.last_status.unwrap_or_default();
         let mut c = vec![
             ("sdus", self.sdus),
             ("dropped_sdus", self.dropped),
@@ -344,7 +361,7 @@ impl Output for BroadcastOutput {
                 a.pacer.state(),
                 a.pacer.last_backlog(),
                 a.pacer.ahead_sdus(),
-                a.pacer.controller_rate(),
+                a.pacer.controller_rate(now),
             ),
             None => (PacerState::Probing, None, 0, ControllerRate::NoSignal),
         };
