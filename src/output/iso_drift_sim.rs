@@ -150,7 +150,12 @@ impl Run {
     }
 
     fn counter(&self, name: &str) -> u64 {
-        self.out.counters().into_iter().find(|(k, _)| *k == name).map(|(_, v)| v).unwrap()
+        self.out
+            .counters()
+            .into_iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v)
+            .unwrap()
     }
 }
 
@@ -203,9 +208,17 @@ fn run(ppm: f64, buffers: usize, instant: bool, follow: bool, secs: f64) -> Run 
     }
     clock.set(end);
     let c = ctrl.lock().unwrap();
-    let aired: Vec<(u64, f64)> = c.aired.iter().copied().filter(|(s, _)| (*s as usize) < render.len()).collect();
+    let aired: Vec<(u64, f64)> = c
+        .aired
+        .iter()
+        .copied()
+        .filter(|(s, _)| (*s as usize) < render.len())
+        .collect();
     let e0 = aired.first().map(|(s, at)| at - render[*s as usize]).unwrap_or(0.0);
-    let errors = aired.iter().map(|(s, at)| (*at, at - render[*s as usize] - e0)).collect();
+    let errors = aired
+        .iter()
+        .map(|(s, at)| (*at, at - render[*s as usize] - e0))
+        .collect();
     Run {
         errors,
         max_kernel: c.max_kernel,
@@ -215,10 +228,11 @@ fn run(ppm: f64, buffers: usize, instant: bool, follow: bool, secs: f64) -> Run 
     }
 }
 
-/// Bound on the play-time error while following: the backlog, and so the phase of our schedule against the
-/// controller's events, is held between 1 and 2 SDUs; until the rate estimate is trusted (its first 10 s) the
-/// level term alone holds it within `50 ppm / LEVEL_GAIN` = 1 SDU more. One SDU interval either way.
-const FOLLOW_BOUND_MS: f64 = 10.0;
+/// Bound on the play-time error while following, all hour long including the start: the schedule is not moved
+/// when the pacer locks (the backlog is held where it was), and the level loop holds the controller's events
+/// against our schedule to a fraction of an SDU interval (measured: 1.4 ms at +50 ppm, 0.9 ms at −50 ppm). A
+/// third of the 10 ms interval.
+const FOLLOW_BOUND_MS: f64 = 3.0;
 
 #[test]
 fn following_holds_play_time_and_backlog_over_an_hour_at_plus_and_minus_50_ppm() {
@@ -239,10 +253,14 @@ fn following_holds_play_time_and_backlog_over_an_hour_at_plus_and_minus_50_ppm()
         assert_eq!(r.counter("controller_following"), 1, "{ppm}");
         assert!(!r.out.paced_by_local_clock());
         assert!(worst <= FOLLOW_BOUND_MS, "{ppm} ppm: play-time error {worst} ms");
-        assert!(r.max_kernel <= 4, "{ppm} ppm: kernel backlog {}", r.max_kernel);
+        assert!(r.max_kernel <= 3, "{ppm} ppm: kernel backlog {}", r.max_kernel);
         assert_eq!((r.underruns, r.eagain), (0, 0), "{ppm} ppm");
         let est = r.counter("controller_fast_ppb") as f64 - r.counter("controller_slow_ppb") as f64;
-        assert!((est / 1000.0 - ppm).abs() < 2.0, "{ppm} ppm: estimated {} ppm", est / 1000.0);
+        assert!(
+            (est / 1000.0 - ppm).abs() < 2.0,
+            "{ppm} ppm: estimated {} ppm",
+            est / 1000.0
+        );
         assert!(r.errors.len() > 359_000, "{} SDUs aired", r.errors.len());
     }
 }
@@ -272,7 +290,10 @@ fn without_following_the_same_hour_underruns_or_drifts() {
 fn an_emulator_that_returns_credits_at_once_leaves_pacing_on_the_local_clock() {
     let r = run(50.0, 4, true, true, 30.0);
     assert_eq!(r.counter("controller_no_signal"), 1);
-    assert_eq!((r.counter("controller_fast_ppb"), r.counter("controller_slow_ppb")), (0, 0));
+    assert_eq!(
+        (r.counter("controller_fast_ppb"), r.counter("controller_slow_ppb")),
+        (0, 0)
+    );
     assert_eq!(r.counter("iso_send_ahead_sdus"), 0);
     assert!(r.out.paced_by_local_clock());
     // Once the probe is taken back, SDUs leave at their render time again (within the early-send window).

@@ -394,14 +394,25 @@ mod tests {
         for ctrl in [50.0, -50.0, 20.0, 0.0] {
             let (p, backlogs, errors) = run_pacer(|_| ctrl, 4, false, 1800);
             assert_eq!(p.state(), PacerState::Following, "{ctrl}");
-            assert!(p.ahead_sdus() >= 4, "4 buffers (+ the SDU being sent): {}", p.ahead_sdus());
+            assert!(
+                p.ahead_sdus() >= 4,
+                "4 buffers (+ the SDU being sent): {}",
+                p.ahead_sdus()
+            );
             let ControllerRate::Ppm(est) = p.controller_rate(LocalTime::from_ns(1800 * 1_000_000_000)) else {
                 panic!("{ctrl}: no estimate")
             };
-            eprintln!("controller {ctrl} ppm: estimate {est:.2} ppm, worst play-time error {:.3} intervals", worst(&errors, 0));
+            eprintln!(
+                "controller {ctrl} ppm: estimate {est:.2} ppm, worst play-time error {:.3} intervals",
+                worst(&errors, 0)
+            );
             assert!((est - ctrl).abs() < 3.0, "controller {ctrl} ppm, estimate {est}");
             let tail = &backlogs[backlogs.len() - 60_000..];
-            assert!(tail.iter().all(|&b| (1..=2).contains(&b)), "{ctrl}: backlog {:?}", tail.iter().max());
+            assert!(
+                tail.iter().all(|&b| (1..=2).contains(&b)),
+                "{ctrl}: backlog {:?}",
+                tail.iter().max()
+            );
             // Play time: within a third of an interval of where it started, all along (it is not moved when
             // locking; what is left is the loop's wander on a quantised backlog).
             let w = worst(&errors, 0);
@@ -424,7 +435,10 @@ mod tests {
     fn no_estimate_before_the_loop_has_settled() {
         let (p, _, _) = run_pacer(|_| 50.0, 4, false, 300);
         assert_eq!(p.state(), PacerState::Following);
-        assert_eq!(p.controller_rate(LocalTime::from_ns(300 * 1_000_000_000)), ControllerRate::NoSignal);
+        assert_eq!(
+            p.controller_rate(LocalTime::from_ns(300 * 1_000_000_000)),
+            ControllerRate::NoSignal
+        );
     }
 
     #[test]
@@ -434,7 +448,10 @@ mod tests {
         assert!(backlogs.iter().all(|&b| b == 0));
         assert_eq!(p.state(), PacerState::NoSignal);
         assert_eq!((p.ahead_sdus(), p.pacing_ppm()), (0, 0.0));
-        assert_eq!(p.controller_rate(LocalTime::from_ns(60 * 1_000_000_000)), ControllerRate::NoSignal);
+        assert_eq!(
+            p.controller_rate(LocalTime::from_ns(60 * 1_000_000_000)),
+            ControllerRate::NoSignal
+        );
     }
 
     #[test]
@@ -459,7 +476,10 @@ mod tests {
     fn a_sink_that_cannot_tell_gives_no_signal_at_once() {
         let mut p = IsoPacer::new(I, 2);
         p.sample(LocalTime::from_ns(0), None);
-        assert_eq!((p.state(), p.ahead_sdus(), p.pacing_ppm()), (PacerState::NoSignal, 0, 0.0));
+        assert_eq!(
+            (p.state(), p.ahead_sdus(), p.pacing_ppm()),
+            (PacerState::NoSignal, 0, 0.0)
+        );
     }
 
     #[test]
@@ -506,6 +526,10 @@ mod tests {
             k += 1;
         }
         assert!(p.pacing_ppm() > 0.0, "{}", p.pacing_ppm());
-        assert!(p.ahead_sdus() >= 2, "an empty backlog sends more ahead: {}", p.ahead_sdus());
+        assert!(
+            p.ahead_sdus() >= 2,
+            "an empty backlog sends more ahead: {}",
+            p.ahead_sdus()
+        );
     }
 }

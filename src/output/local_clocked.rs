@@ -241,7 +241,10 @@ mod tests {
         c.set_send_ahead_ns(30_000_000);
         assert!(!c.is_due(48_000, LocalTime::from_ns(990_000_000 - SEND_EARLY_NS - 1)));
         assert!(c.is_due(48_000, LocalTime::from_ns(990_000_000 - SEND_EARLY_NS)));
-        assert_eq!(c.wake_at(Some(48_000), LocalTime::from_ns(0)), LocalTime::from_ns(990_000_000));
+        assert_eq!(
+            c.wake_at(Some(48_000), LocalTime::from_ns(0)),
+            LocalTime::from_ns(990_000_000)
+        );
         let st = c.status(LocalTime::from_ns(1_000_000_000));
         assert_eq!(st.want_frames, want + 1_440);
         assert_eq!(st.transport_ns, 20_000_000, "the render schedule did not move");
