@@ -12,11 +12,11 @@
 //! Clock: the controller takes one SDU per BIS per ISO interval on *its* clock (±20–50 ppm from ours; 50 ppm is
 //! 180 ms an hour). The output follows it ([`super::iso_pacing`]): it watches how many SDUs wait in the kernel
 //! for controller buffers ([`super::iso_sink::IsoSocket`], `TIOCOUTQ`), fills the controller's buffer on purpose
-//! so that number moves, estimates the controller's rate from it and runs its render schedule
-//! ([`LocalClocked::set_rate_ppm`]) at that rate, keeping the backlog at one or two SDUs. The render schedule is
-//! then the controller's: the transport delay reported to the player is measured on it, so the player's drift
-//! controller resamples to keep play time, exactly as for a speaker with its own clock, and the output says it
-//! is not paced by the local clock. SDUs sent ahead to fill the controller's buffer do not play earlier (a BIS
+//! so that number moves, and a PLL on it sets the rate of its render schedule ([`LocalClocked::set_rate_ppm`])
+//! so the backlog stays where it was (one or two SDUs); the loop's integral is the controller's rate. The render
+//! schedule is then the controller's: the transport delay reported to the player is measured on it, so the
+//! player's drift controller resamples to keep play time, exactly as for a speaker with its own clock, and the
+//! output says it is not paced by the local clock. SDUs sent ahead to fill the controller's buffer do not play earlier (a BIS
 //! takes SDUs first in first out, one per event), so the send-ahead is not part of the delay. When nothing can
 //! be observed (the emulator returns buffers at once, a controller's buffer is too large) the output paces on
 //! the local clock as before and says "no signal" in its counters.
