@@ -16,8 +16,8 @@
 //! so the backlog stays where it was (one or two SDUs); the loop's integral is the controller's rate. The render
 //! schedule is then the controller's: the transport delay reported to the player is measured on it, so the
 //! player's drift controller resamples to keep play time, exactly as for a speaker with its own clock, and the
-//! output says it is not paced by the local clock. SDUs sent ahead to fill the controller's buffer do not play earlier (a BIS
-//! takes SDUs first in first out, one per event), so the send-ahead is not part of the delay. When nothing can
+//! output says it is not paced by the local clock. SDUs sent ahead to fill the controller's buffer do not play
+//! earlier (a BIS takes SDUs first in first out, one per event), so the send-ahead is not part of the delay. When nothing can
 //! be observed (the emulator returns buffers at once, a controller's buffer is too large) the output paces on
 //! the local clock as before and says "no signal" in its counters.
 

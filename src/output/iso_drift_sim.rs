@@ -5,8 +5,8 @@
 //! The controller takes one SDU per ISO event (every SDU interval on its clock) from a buffer of a few SDUs,
 //! first in first out; an event that finds the buffer empty is an underrun (every receiver misses that SDU and
 //! everything after plays one interval later). Its buffer is refilled from the kernel queue as soon as it takes
-//! one (credits come back at the event); the kernel queue holds what the socket's send buffer allows, beyond that
-//! `send` fails with `EAGAIN` and the SDU is dropped. The play-time error of an SDU is when the controller puts it
+//! one (credits come back at the event); the kernel queue holds what the socket's send buffer allows, beyond
+//! that `send` fails with `EAGAIN` and the SDU is dropped. The play-time error of an SDU is when the controller puts it
 //! on air minus when the output's schedule said it renders (the player hands audio over so that the latter is its
 //! play time, see `output::player`), taken relative to the first SDU's (the phase of the BIG's events against our
 //! schedule is an unknown constant below one interval, today as before).

@@ -8,15 +8,15 @@
 //! `bt_skb_send_alloc` → `sock_alloc_send_skb`, include/net/bluetooth/bluetooth.h) and waits in the
 //! connection's `data_q` until the controller has a free ISO buffer: `hci_sched_iso` (net/bluetooth/hci_core.c)
 //! only dequeues while the adapter's `iso_cnt` credits last, and `hci_num_comp_pkts_evt`
-//! (net/bluetooth/hci_event.c) gives them back when the controller reports Number Of Completed Packets. The charge
-//! ends in `hci_send_frame`, which orphans the skb just before handing it to the driver. So
+//! (net/bluetooth/hci_event.c) gives them back when the controller reports Number Of Completed Packets. The
+//! charge ends in `hci_send_frame`, which orphans the skb just before handing it to the driver. So
 //! `ioctl(TIOCOUTQ)` — `bt_sock_ioctl` (net/bluetooth/af_bluetooth.c) returns `sk_sndbuf − sk_wmem_alloc`, the
 //! *free* space — tells how many bytes of SDUs wait in the kernel for credits; divided by one SDU's charge, how
 //! many SDUs. That count moves only while the controller's own buffer is full: then the controller takes one SDU
 //! per BIS per ISO interval on its clock, and `sent − backlog` counts what it took (plus the constant size of its
 //! buffer). Neither the controller's buffer nor the air time of an SDU is visible on 6.12: TX completion
-//! timestamps (`SOF_TIMESTAMPING_TX_COMPLETION` on ISO sockets, `hci_conn_tx_queue`/`hci_conn_tx_dequeue`) came in
-//! 6.15, `BT_PKT_STATUS` is about received packets, and HCI LE Read ISO TX Sync is not reachable from a socket
+//! timestamps (`SOF_TIMESTAMPING_TX_COMPLETION` on ISO sockets, `hci_conn_tx_queue`/`hci_conn_tx_dequeue`) came
+//! in 6.15, `BT_PKT_STATUS` is about received packets, and HCI LE Read ISO TX Sync is not reachable from a socket
 //! in mainline (only an out-of-tree `SIOCBTISOTXINFO` branch has it). The observable used here is therefore the
 //! kernel backlog, and it only says something once the controller's buffer has been filled on purpose.
 //!
@@ -128,7 +128,7 @@ pub struct IsoPacer {
     step_start: Option<LocalTime>,
     step_samples: u32,
     step_with_backlog: u32,
-    /// Following: since when, the filtered backlog per BIS and when it was last updated, since when it has been 0.
+    /// Following: since when; the filtered backlog per BIS and when it was last updated; since when it is 0.
     locked_at: Option<LocalTime>,
     level: f64,
     level_at: Option<LocalTime>,
@@ -222,8 +222,8 @@ impl IsoPacer {
         self.last_backlog
     }
 
-    /// One sample at `now`: `backlog` SDUs (all BISes) waiting in the kernel for controller buffers (None: the sink
-    /// cannot tell).
+    /// One sample at `now`: `backlog` SDUs (all BISes) waiting in the kernel for controller buffers (None: the
+    /// sink cannot tell).
     pub fn sample(&mut self, now: LocalTime, backlog: Option<u32>) {
         self.last_backlog = backlog;
         if self.state == PacerState::Off || self.state == PacerState::NoSignal {

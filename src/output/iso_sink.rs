@@ -82,8 +82,9 @@ impl IsoSocket {
 fn getsockopt_int(fd: RawFd, opt: libc::c_int) -> Option<libc::c_int> {
     let mut v: libc::c_int = 0;
     let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-    // SAFETY: an int-sized option read into a valid int with its length.
-    let rc = unsafe { libc::getsockopt(fd, libc::SOL_SOCKET, opt, (&mut v as *mut libc::c_int).cast(), &mut len) };
+    let ptr = (&mut v as *mut libc::c_int).cast();
+    // SAFETY: an int-sized option read into a valid int (`ptr`) with its length.
+    let rc = unsafe { libc::getsockopt(fd, libc::SOL_SOCKET, opt, ptr, &mut len) };
     (rc == 0).then_some(v)
 }
 

@@ -73,8 +73,8 @@ impl LocalClocked {
         self
     }
 
-    /// Nanoseconds from the anchor to (fractional) frame `pos`, at the schedule's rate; exact integer arithmetic at
-    /// the nominal rate.
+    /// Nanoseconds from the anchor to (fractional) frame `pos`, at the schedule's rate; exact integer arithmetic
+    /// at the nominal rate.
     fn offset_ns(&self, anchor_frame: u64, pos: f64) -> f64 {
         if self.ppm == 0.0 && pos.fract() == 0.0 {
             return OUTPUT_FORMAT.frames_to_ns(pos as i64 - anchor_frame as i64) as f64;
