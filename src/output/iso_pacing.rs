@@ -24,8 +24,9 @@
 //!
 //! 1. **Probing.** At the start of a BIG the pacer sends one extra SDU per BIS every [`PROBE_STEP_NS`] (the send
 //!    schedule moves ahead of the render schedule by one more SDU interval) until the kernel holds a backlog in
-//!    every sample of a step (a standing backlog, not one SDU briefly waiting behind another for a credit). SDUs sent early do not play early: a BIS carries one SDU per ISO
-//!    event, first in first out, so only the queue grows. If no backlog shows after [`MAX_PROBE_SDUS`] — the
+//!    every sample of a step (a standing backlog, not one SDU briefly waiting behind another for a credit).
+//!    SDUs sent early do not play early: a BIS carries one SDU per ISO event, first in first out, so only the
+//!    queue grows. If no backlog shows after [`MAX_PROBE_SDUS`] — the
 //!    controller's buffer is larger, or it returns credits at once (BlueZ's emulator does: `btdev.c`
 //!    `send_iso` sends Number Of Completed Packets for every ISO packet as it arrives) — the pacer says
 //!    [`PacerState::NoSignal`], takes the extra SDUs back and leaves pacing on the local clock.
