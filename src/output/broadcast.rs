@@ -8,14 +8,28 @@
 //! after it plus the presentation delay, so the delay reported to the player is presentation delay + the
 //! maximum transport latency + LC3's algorithmic delay. Without a BIG the output still consumes audio at the
 //! local clock (and drops it), so it stays on the timeline and rejoins in sync.
+//!
+//! Clock: the controller takes one SDU per BIS per ISO interval on *its* clock (±20–50 ppm from ours; 50 ppm is
+//! 180 ms an hour). The output follows it ([`super::iso_pacing`]): it watches how many SDUs wait in the kernel
+//! for controller buffers ([`super::iso_sink::IsoSocket`], `TIOCOUTQ`), fills the controller's buffer on purpose
+//! so that number moves, and a PLL on it sets the rate of its render schedule ([`LocalClocked::set_rate_ppm`])
+//! so the backlog stays where it was (one or two SDUs); the loop's integral is the controller's rate. The render
+//! schedule is then the controller's: the transport delay reported to the player is measured on it, so the
+//! player's drift controller resamples to keep play time, exactly as for a speaker with its own clock, and the
+//! output says it is not paced by the local clock. SDUs sent ahead to fill the controller's buffer do not play
+//! earlier (a BIS takes SDUs first in first out, one per event), so the send-ahead is not part of the delay. When nothing can
+//! be observed (the emulator returns buffers at once, a controller's buffer is too large) the output paces on
+//! the local clock as before and says "no signal" in its counters.
 
+use super::iso_pacing::{ControllerRate, IsoPacer, PacerState};
+use super::iso_sink::{IsoSocket, SduSink};
 use super::local_clocked::LocalClocked;
 use super::{Output, OutputError, OutputStatus, OUTPUT_FORMAT};
 use crate::bluez::bap::broadcast::{BroadcastConfig, ChannelLayout};
 use crate::codec::lc3::Lc3Encoder;
 use crate::timeline::LocalTime;
 use std::collections::VecDeque;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::sync::{Arc, Mutex};
 
 /// Audio kept queued ahead of sending: four SDU intervals.
@@ -47,9 +61,25 @@ pub struct BigState {
 /// Shared between a [`BroadcastOutput`] and its control task.
 pub type SharedBig = Arc<Mutex<BigState>>;
 
+/// Opens the sinks (one per BIS, in order) of an acquired BIG.
+pub type SinkFactory = Box<dyn FnMut(&Arc<BigLink>) -> Vec<Box<dyn SduSink>> + Send>;
+
+fn iso_sockets(link: &Arc<BigLink>) -> Vec<Box<dyn SduSink>> {
+    (0..link.fds.len())
+        .map(|i| Box::new(IsoSocket::new(link.clone(), i)) as Box<dyn SduSink>)
+        .collect()
+}
+
 struct Active {
     generation: u64,
-    link: Arc<BigLink>,
+    sinks: Vec<Box<dyn SduSink>>,
+    /// Follows the controller's clock for this BIG.
+    pacer: IsoPacer,
+    interval_ns: i64,
+    /// While following, the backlog is sampled once per interval at a random phase (sampled at our own send
+    /// times, phase-locked to the controller, its quantisation would not average out); this is the next one.
+    next_sample: LocalTime,
+    rng: fastrand::Rng,
     encoders: Vec<Lc3Encoder>,
     /// Per-channel PCM not yet encoded (S16, one channel each).
     pcm: Vec<Vec<i16>>,
@@ -67,6 +97,11 @@ pub struct BroadcastOutput {
     clock: LocalClocked,
     active: Option<Active>,
     seen_generation: u64,
+    open_sinks: SinkFactory,
+    /// When `status` was last called (the counters' "now").
+    last_status: Option<LocalTime>,
+    /// Follow the controller's clock (off: pace on the local clock, for comparison).
+    follow_controller: bool,
     sdus: u64,
     dropped: u64,
     write_errors: u64,
@@ -84,11 +119,33 @@ impl BroadcastOutput {
             clock: LocalClocked::with_late_tolerance(LEAD_NS, delay, LATE_TOLERANCE_NS),
             active: None,
             seen_generation: 0,
+            open_sinks: Box::new(iso_sockets),
+            last_status: None,
+            follow_controller: true,
             sdus: 0,
             dropped: 0,
             write_errors: 0,
             encode_errors: 0,
         }
+    }
+
+    /// Sends through `open` instead of the BIG's sockets (a simulated controller in tests).
+    pub fn with_sinks(mut self, open: SinkFactory) -> Self {
+        self.open_sinks = open;
+        self
+    }
+
+    /// Paces on the local clock only, never following the controller's (the output as it was before; for
+    /// comparison).
+    pub fn without_clock_following(mut self) -> Self {
+        self.follow_controller = false;
+        self
+    }
+
+    /// When output frame `n` renders on the send schedule (for the simulation tests).
+    #[cfg(test)]
+    pub(crate) fn render_time(&self, n: u64) -> Option<LocalTime> {
+        self.clock.render_time(n)
     }
 
     /// From sending an SDU until its first sample is heard: presentation delay + maximum transport latency +
@@ -134,9 +191,19 @@ impl BroadcastOutput {
                     p.octets_per_frame,
                     p.sdu_interval_us
                 );
+                let interval_ns = p.sdu_interval_us as i64 * 1_000;
+                let pacer = if self.follow_controller {
+                    IsoPacer::new(interval_ns, n as u32)
+                } else {
+                    IsoPacer::off(interval_ns, n as u32)
+                };
                 self.active = Some(Active {
                     generation: st.generation,
-                    link,
+                    sinks: (self.open_sinks)(&link),
+                    pacer,
+                    interval_ns,
+                    next_sample: LocalTime::from_ns(i64::MIN),
+                    rng: fastrand::Rng::with_seed(st.generation),
                     encoders,
                     pcm: vec![Vec::new(); n],
                     next_frame: self.clock.written_frames(),
@@ -147,6 +214,28 @@ impl BroadcastOutput {
         }
     }
 
+    /// Samples the kernel backlog and moves the schedule where the pacer says.
+    fn pace(&mut self, now: LocalTime) {
+        let (ahead_ns, ppm) = match &mut self.active {
+            Some(a) => {
+                if !a.pacer.following() || now >= a.next_sample {
+                    let mut backlog = Some(0u32);
+                    for s in &mut a.sinks {
+                        backlog = backlog.zip(s.backlog_sdus()).map(|(x, y)| x + y);
+                    }
+                    a.pacer.sample(now, backlog);
+                    let jitter = (a.rng.f64() * a.interval_ns as f64) as i64;
+                    a.next_sample = now.add_ns(a.interval_ns / 2 + jitter);
+                }
+                // In steps of 0.01 ppm: the schedule re-anchors only when the rate really changes.
+                (a.pacer.ahead_ns(), (a.pacer.pacing_ppm() * 100.0).round() / 100.0)
+            }
+            None => (0, 0.0),
+        };
+        self.clock.set_send_ahead_ns(ahead_ns);
+        self.clock.set_rate_ppm(ppm);
+    }
+
     fn flush_due(&mut self, now: LocalTime) {
         let Some(a) = &mut self.active else { return };
         while let Some((first, _)) = a.queue.front() {
@@ -154,24 +243,16 @@ impl BroadcastOutput {
                 break;
             }
             let (_, sdus) = a.queue.pop_front().expect("front exists");
-            for (fd, sdu) in a.link.fds.iter().zip(&sdus) {
-                // SAFETY: send(2) on a socket we hold open; the buffer is valid for its length.
-                let rc = unsafe {
-                    libc::send(
-                        fd.as_raw_fd(),
-                        sdu.as_ptr().cast(),
-                        sdu.len(),
-                        libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
-                    )
-                };
-                if rc >= 0 {
+            for (sink, sdu) in a.sinks.iter_mut().zip(&sdus) {
+                let r = sink.send(sdu);
+                if r.is_ok() {
                     self.sdus += 1;
                     if self.sdus % 1000 == 0 {
                         tracing::debug!(output = self.name, "{} SDUs sent, {} dropped", self.sdus, self.dropped);
                     }
                     continue;
                 }
-                let err = std::io::Error::last_os_error();
+                let err = r.expect_err("not ok");
                 if err.kind() == std::io::ErrorKind::WouldBlock {
                     self.dropped += 1;
                     if self.dropped.is_power_of_two() {
@@ -207,6 +288,8 @@ impl Output for BroadcastOutput {
 
     fn status(&mut self, now: LocalTime) -> OutputStatus {
         self.sync_link();
+        self.last_status = Some(now);
+        self.pace(now);
         self.flush_due(now);
         self.clock.status(now)
     }
@@ -248,7 +331,7 @@ impl Output for BroadcastOutput {
     }
 
     fn paced_by_local_clock(&self) -> bool {
-        true
+        !self.active.as_ref().is_some_and(|a| a.pacer.following())
     }
 
     fn take_markers(&mut self) -> Vec<LocalTime> {
@@ -261,17 +344,47 @@ impl Output for BroadcastOutput {
 
     fn wake_at(&self, now: LocalTime) -> Option<LocalTime> {
         let first = self.active.as_ref().and_then(|a| a.queue.front()).map(|(n, _)| *n);
-        Some(self.clock.wake_at(first, now))
+        let send = self.clock.wake_at(first, now);
+        Some(match &self.active {
+            Some(a) if a.pacer.following() => send.min(a.next_sample),
+            _ => send,
+        })
     }
 
     fn counters(&self) -> Vec<(&'static str, u64)> {
-        vec![
+        let now = self.last_status.unwrap_or_default();
+        let mut c = vec![
             ("sdus", self.sdus),
             ("dropped_sdus", self.dropped),
             ("write_errors", self.write_errors),
             ("encode_errors", self.encode_errors),
             ("streaming", self.active.is_some() as u64),
-        ]
+        ];
+        // The controller's clock (see the module doc): SDUs waiting in the kernel (all BISes), SDUs per BIS sent
+        // ahead, whether it is followed or cannot be observed, and its rate against ours in ppb (one of the two
+        // is 0; counters are unsigned).
+        let (state, backlog, ahead, rate) = match &self.active {
+            Some(a) => (
+                a.pacer.state(),
+                a.pacer.last_backlog(),
+                a.pacer.ahead_sdus(),
+                a.pacer.controller_rate(now),
+            ),
+            None => (PacerState::Probing, None, 0, ControllerRate::NoSignal),
+        };
+        let ppb = match rate {
+            ControllerRate::Ppm(p) => (p * 1000.0).round() as i64,
+            ControllerRate::NoSignal => 0,
+        };
+        c.extend([
+            ("iso_backlog_sdus", backlog.unwrap_or(0) as u64),
+            ("iso_send_ahead_sdus", ahead as u64),
+            ("controller_following", (state == PacerState::Following) as u64),
+            ("controller_no_signal", (state == PacerState::NoSignal) as u64),
+            ("controller_fast_ppb", ppb.max(0) as u64),
+            ("controller_slow_ppb", (-ppb).max(0) as u64),
+        ]);
+        c
     }
 }
 

@@ -1,6 +1,11 @@
 //! Bookkeeping for outputs consumed at the local clock's rate (a pipe's reader, a file): where frame `n` is
 //! rendered, how much is queued, and (when asked, see [`LocalClocked::with_markers`]) which marker clicks were
 //! rendered when.
+//!
+//! An output whose consumer has a clock of its own that can be observed (a broadcast's Bluetooth controller, see
+//! [`super::iso_pacing`]) can make the schedule follow it: [`LocalClocked::set_rate_ppm`] changes the rate at
+//! which later frames render, and [`LocalClocked::set_send_ahead_ns`] sends packets that long before their render
+//! time (into a consumer's queue, without moving their render time).
 
 use super::{OutputStatus, OUTPUT_FORMAT};
 use crate::report::ClickDetector;
@@ -15,10 +20,16 @@ pub const SEND_EARLY_NS: i64 = 500_000;
 /// clock and tops up its lead on every run of the loop).
 pub const IDLE_WAKE_NS: i64 = 10_000_000;
 
-/// A consumer that renders frame `n` at `t0 + n / rate`, `lead_ns` after it was first asked for.
+/// A consumer that renders frame `n` at `t0 + n / rate`, `lead_ns` after it was first asked for (at the nominal
+/// rate unless told otherwise with [`set_rate_ppm`](Self::set_rate_ppm)).
 #[derive(Debug)]
 pub struct LocalClocked {
-    t0: Option<LocalTime>,
+    /// Frame `.0` renders at `.1`; the frames after it follow at the nominal rate × (1 + ppm·10⁻⁶).
+    anchor: Option<(u64, LocalTime)>,
+    /// The rate of the schedule against the local clock, ppm.
+    ppm: f64,
+    /// Packets are due this long before their render time.
+    send_ahead_ns: i64,
     written_frames: u64,
     lead_ns: i64,
     late_tolerance_ns: i64,
@@ -43,7 +54,9 @@ impl LocalClocked {
     pub fn with_late_tolerance(lead_ns: i64, delay_ns: i64, late_tolerance_ns: i64) -> Self {
         Self {
             late_tolerance_ns,
-            t0: None,
+            anchor: None,
+            ppm: 0.0,
+            send_ahead_ns: 0,
             written_frames: 0,
             lead_ns,
             delay_ns,
@@ -60,15 +73,49 @@ impl LocalClocked {
         self
     }
 
-    /// When frame `n` is rendered (before the sink's delay).
-    pub fn render_time(&self, n: u64) -> Option<LocalTime> {
-        self.t0.map(|t0| t0.add_ns(OUTPUT_FORMAT.frames_to_ns(n as i64)))
+    /// Nanoseconds from the anchor to (fractional) frame `pos`, at the schedule's rate; exact integer arithmetic
+    /// at the nominal rate.
+    fn offset_ns(&self, anchor_frame: u64, pos: f64) -> f64 {
+        if self.ppm == 0.0 && pos.fract() == 0.0 {
+            return OUTPUT_FORMAT.frames_to_ns(pos as i64 - anchor_frame as i64) as f64;
+        }
+        (pos - anchor_frame as f64) * 1e9 / (OUTPUT_FORMAT.rate_hz as f64 * (1.0 + self.ppm * 1e-6))
     }
 
-    /// Whether a packet whose first frame is `n` is due at `now` (within [`SEND_EARLY_NS`]); before the clock
-    /// starts everything is due.
+    /// When frame `n` is rendered (before the sink's delay).
+    pub fn render_time(&self, n: u64) -> Option<LocalTime> {
+        self.anchor
+            .map(|(f, t)| t.add_ns(self.offset_ns(f, n as f64).round() as i64))
+    }
+
+    /// Sets the rate at which frames not yet written render, in ppm against the local clock (positive: faster,
+    /// for a consumer whose clock runs fast). Frames already written keep their render times (to within the rate
+    /// change times the little that is queued).
+    pub fn set_rate_ppm(&mut self, ppm: f64) {
+        if ppm == self.ppm {
+            return;
+        }
+        if let Some(t) = self.render_time(self.written_frames) {
+            self.anchor = Some((self.written_frames, t));
+        }
+        self.ppm = ppm;
+    }
+
+    /// The schedule's rate against the local clock, ppm.
+    pub fn rate_ppm(&self) -> f64 {
+        self.ppm
+    }
+
+    /// Makes packets due `ns` before their render time (and keeps that much more queued).
+    pub fn set_send_ahead_ns(&mut self, ns: i64) {
+        self.send_ahead_ns = ns.max(0);
+    }
+
+    /// Whether a packet whose first frame is `n` is due at `now` (within [`SEND_EARLY_NS`], and the send-ahead);
+    /// before the clock starts everything is due.
     pub fn is_due(&self, n: u64, now: LocalTime) -> bool {
-        self.render_time(n).is_none_or(|t| t.ns_since(now) <= SEND_EARLY_NS)
+        self.render_time(n)
+            .is_none_or(|t| t.ns_since(now) - self.send_ahead_ns <= SEND_EARLY_NS)
     }
 
     /// When the loop should next run for a consumer whose next packet starts at frame `first` (None: nothing
@@ -76,6 +123,7 @@ impl LocalClocked {
     pub fn wake_at(&self, first: Option<u64>, now: LocalTime) -> LocalTime {
         first
             .and_then(|n| self.render_time(n))
+            .map(|t| t.add_ns(-self.send_ahead_ns))
             .unwrap_or(now.add_ns(IDLE_WAKE_NS))
     }
 
@@ -86,9 +134,10 @@ impl LocalClocked {
 
     /// The status at `now`; starts the clock on the first call.
     pub fn status(&mut self, now: LocalTime) -> OutputStatus {
-        let t0 = *self.t0.get_or_insert(now.add_ns(self.lead_ns));
-        let mut transport_ns = t0
-            .add_ns(OUTPUT_FORMAT.frames_to_ns(self.written_frames as i64))
+        self.anchor.get_or_insert((0, now.add_ns(self.lead_ns)));
+        let mut transport_ns = self
+            .render_time(self.written_frames)
+            .expect("anchored above")
             .ns_since(now);
         if transport_ns < -self.late_tolerance_ns {
             // The writer fell behind (the process stalled): restart the consumer's clock from now.
@@ -100,10 +149,10 @@ impl LocalClocked {
                     self.underruns
                 );
             }
-            self.t0 = Some(now.add_ns(self.lead_ns - OUTPUT_FORMAT.frames_to_ns(self.written_frames as i64)));
+            self.anchor = Some((self.written_frames, now.add_ns(self.lead_ns)));
             transport_ns = self.lead_ns;
         }
-        let want_ns = (self.lead_ns - transport_ns).max(0);
+        let want_ns = (self.lead_ns + self.send_ahead_ns - transport_ns).max(0);
         OutputStatus {
             transport_ns,
             want_frames: OUTPUT_FORMAT.ns_to_frames_f64(want_ns).ceil() as usize,
@@ -121,10 +170,10 @@ impl LocalClocked {
                 &mut self.found,
             );
         }
-        for pos in self.found.drain(..) {
-            if let Some(t0) = self.t0 {
+        for pos in std::mem::take(&mut self.found) {
+            if let Some((f, t)) = self.anchor {
                 self.markers
-                    .push(t0.add_ns((pos * 1e9 / OUTPUT_FORMAT.rate_hz as f64).round() as i64 + self.delay_ns));
+                    .push(t.add_ns(self.offset_ns(f, pos).round() as i64 + self.delay_ns));
             }
         }
         self.written_frames += (frames.len() / 2) as u64;
@@ -174,6 +223,31 @@ mod tests {
         assert!(!c.is_due(480, LocalTime::from_ns(30_000_000 - SEND_EARLY_NS - 1)));
         assert!(c.is_due(480, LocalTime::from_ns(30_000_000 - SEND_EARLY_NS)));
         assert!(c.is_due(480, LocalTime::from_ns(31_000_000)));
+    }
+
+    #[test]
+    fn a_rate_change_moves_later_frames_only_and_send_ahead_moves_sends_only() {
+        let mut c = LocalClocked::new(20_000_000, 0);
+        c.status(LocalTime::from_ns(0));
+        c.wrote(&vec![0; 48_000 * 2]); // 1 s: frame 48000 renders at 1.02 s
+        assert_eq!(c.render_time(48_000), Some(LocalTime::from_ns(1_020_000_000)));
+        c.set_rate_ppm(100.0);
+        assert_eq!(c.render_time(48_000), Some(LocalTime::from_ns(1_020_000_000)));
+        // The next second of frames renders 100 ppm faster: 100 µs earlier.
+        assert_eq!(c.render_time(96_000), Some(LocalTime::from_ns(2_020_000_000 - 99_990)));
+        assert_eq!(c.rate_ppm(), 100.0);
+        // Sending ahead: due 30 ms earlier, and the writer is asked for 30 ms more.
+        let want = c.status(LocalTime::from_ns(1_000_000_000)).want_frames;
+        c.set_send_ahead_ns(30_000_000);
+        assert!(!c.is_due(48_000, LocalTime::from_ns(990_000_000 - SEND_EARLY_NS - 1)));
+        assert!(c.is_due(48_000, LocalTime::from_ns(990_000_000 - SEND_EARLY_NS)));
+        assert_eq!(
+            c.wake_at(Some(48_000), LocalTime::from_ns(0)),
+            LocalTime::from_ns(990_000_000)
+        );
+        let st = c.status(LocalTime::from_ns(1_000_000_000));
+        assert_eq!(st.want_frames, want + 1_440);
+        assert_eq!(st.transport_ns, 20_000_000, "the render schedule did not move");
     }
 
     #[test]

@@ -8,6 +8,10 @@
 pub mod a2dp;
 pub mod broadcast;
 pub mod file;
+#[cfg(test)]
+mod iso_drift_sim;
+pub mod iso_pacing;
+pub mod iso_sink;
 pub mod local_clocked;
 pub mod pipe;
 pub mod player;
