@@ -13,26 +13,7 @@ HEX=$(bcode_hex "$CODE")
 A0=$(addr 0)
 
 step "run bluebridge: tone source, encrypted broadcast output on hci0"
-cat > /tmp/bb.toml <<TOML
-[source]
-kind = "tone"
-buffer_ms = 300
-
-[service]
-control_socket = "/tmp/bb.sock"
-state_dir = "/tmp/bb-state"
-
-[[output]]
-name = "auracast"
-kind = "broadcast"
-adapter = "hci0"
-preset = "48_2_1"
-broadcast_code = "$CODE"
-TOML
-BLUEBRIDGE_LOG=info,bluebridge=debug bluebridge run --config /tmp/bb.toml 2>> "$O/bluebridge.log" &
-BB=$!
-wait_for 60 grep -q 'BIG up on hci0' "$O/bluebridge.log"
-check big-up $? "$(grep -c 'BIG up' "$O/bluebridge.log") BIG set-ups"
+bb_broadcast_start 0 preset=48_2_1 broadcast_code="$CODE"
 
 step "sinks: hci1 with the code, hci2 without (isotest on the kernel ISO socket, BIS 1)"
 iso_sink 1 "$A0" /tmp/right.bin "$HEX"; RIGHT=$ISO_SINK_PID
@@ -49,7 +30,7 @@ bb_stop "$BB"
 figure resyncs "$(grep -c 're-synchronising' "$O/bluebridge.log")"
 
 step "what the sink with the code received"
-bis_analyse right "$O/right.bin" "$SECS"
+bis_analyse right "$O/right.bin" 1
 bis_timing right 1 "$(bb_delay_ms "$O/status.json" auracast)" 300
 
 step "what the sink without the code received"
