@@ -220,6 +220,17 @@ iso_sink() {
 iso_sink_stop() {
   pkill -TERM -P "$1" 2>/dev/null; kill -TERM "$1" 2>/dev/null; wait "$1" 2>/dev/null
 }
+# bis_sinks_away IDX...: after iso_sink_stop, takes the broadcast sink controllers hciIDX away before the BIG ends:
+# LE Periodic Advertising Terminate Sync on each (pa_terminate.py: the kernel ends the BIG sync when isotest's socket
+# closes but not the PA sync, and sid's btvirt crashes (GPF) when the broadcaster removes its advertising set while
+# a receiver is still synced), then powers each off. Result lines in $O/pa-terminate.txt.
+bis_sinks_away() {
+  local i
+  python3 -S "$IN/pa_terminate.py" "$BTSNOOP" "$@" >> "$O/pa-terminate.txt" 2>&1
+  cat "$O/pa-terminate.txt"
+  for i in "$@"; do mgmt "$i" power off > /dev/null; done
+  sleep 1
+}
 # bcode_hex TEXT: a text Broadcast Code as the 32 hex digits on the air (UTF-8, zero-padded to 16 bytes).
 bcode_hex() { local h; h=$(printf '%s' "$1" | od -An -tx1 | tr -d ' \n'); h=${h}00000000000000000000000000000000; echo "${h:0:32}"; }
 

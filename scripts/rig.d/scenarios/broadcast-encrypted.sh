@@ -24,7 +24,7 @@ bluebridge status --json --socket /tmp/bb.sock > "$O/status.json" 2>> "$O/bluebr
 sleep "$SECS"
 iso_sink_stop "$RIGHT"; iso_sink_stop "$NONE"
 # The 5.87 emulator crashes (GPF) when the BIG ends while a receiver is still synced: take the receivers away first.
-mgmt 1 power off > /dev/null; mgmt 2 power off > /dev/null; sleep 1
+bis_sinks_away 1 2
 cp /tmp/right.bin "$O/right.bin"; cp /tmp/none.bin "$O/none.bin"
 bb_stop "$BB"
 figure resyncs "$(grep -c 're-synchronising' "$O/bluebridge.log")"

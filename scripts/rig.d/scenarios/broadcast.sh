@@ -61,7 +61,7 @@ else
   K quit; exec 6>&-; t 5 sh -c "wait $SNK" 2>/dev/null; kill $SNK 2>/dev/null
 fi
 # The 5.87 emulator crashes (GPF) when the BIG ends while a receiver is still synced: take the receiver away first.
-mgmt 1 power off > /dev/null; sleep 1
+bis_sinks_away 1
 cp /tmp/bis-rx.bin "$O/bis-rx.bin" 2>/dev/null || : > "$O/bis-rx.bin"
 
 kill -0 $BB 2>/dev/null

@@ -64,7 +64,7 @@ kill -INT "$REC" 2>/dev/null; wait "$REC"; rc=$?
 check recorder "$rc" "exit status $rc: $(tail -1 "$O/recorder-a.log" | cut -c1-300)"
 cp /run/recorder-a.jsonl "$O/"
 # The 5.87 emulator crashes (GPF) when the BIG ends while a receiver is still synced: take the receiver away first.
-mgmt 2 power off > /dev/null; sleep 1
+bis_sinks_away 2
 cp /tmp/bis-rx.bin "$O/bis-rx.bin"
 kill -0 $BB 2>/dev/null
 check bluebridge-alive $? "bluebridge still running (one process throughout)"
