@@ -265,14 +265,15 @@ bis_analyse() {
   tol=$(( exp * ${RIG_BCAST_RX_TOL_PCT:-3} / 100 + 2 ))
   within "$frames" $((exp - tol)) $((exp + tol)) && [ "$exp" -gt 0 ]
   check "received$c" $? "$rx bytes = $frames LC3 frames; the capture spans $(_sv span_s) s on hci$idx (btmon, first to last SDU) = $exp SDUs, want ±$tol; btmon saw $(_sv sdus), sequence gaps $(_sv seq_gaps), longest wait $(_sv arrival_gap_ms_max) ms"
-  within "$(_bv bad)" 0 0; check "decodes$c" $? "$(_bv bad) frames liblc3 refused, $(_bv concealed) concealed"
+  within "$(_bv bad)" 0 0 && [ "$frames" -gt 0 ]
+  check "decodes$c" $? "$frames frames, $(_bv bad) liblc3 refused, $(_bv concealed) concealed"
   python3 -S "$IN/analyze_tone.py" "$base.wav" > "$base.tone.txt" 2>&1
   fq=$(sed -n 's/^freq_hz=//p' "$base.tone.txt"); figure "freq_hz$g" "$fq"
   within "$fq" 431 449; check "frequency$c" $? "decoded tone $fq Hz, want 440 Hz ±2 %"
   # Clicks against the audio received (one a second of decoded audio, 100 frames); what is missing inside the
   # capture's span is the received check's business.
   BIS_SECS_RX=$((frames / 100))
-  within "$(_bv clicks)" $((BIS_SECS_RX - 1)) $((BIS_SECS_RX + 1))
+  within "$(_bv clicks)" $((BIS_SECS_RX - 1)) $((BIS_SECS_RX + 1)) && [ "$BIS_SECS_RX" -gt 0 ]
   check "clicks$c" $? "$(_bv clicks) clicks in ${BIS_SECS_RX} s received"
   figure "segments_good$g" "$(_bv segments_good)/$(_bv segments)"; figure "segment_corr_min$g" "$(_bv segment_corr_min)"
   # Every second of audio (click to click) must match the source; one spoiled second is tolerated because the

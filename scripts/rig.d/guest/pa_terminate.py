@@ -35,8 +35,9 @@ for idx in idxs:
     if ctypes.CDLL(None, use_errno=True).bind(s.fileno(), addr, len(addr)) != 0:
         print('pa_terminate idx=%d handle=%d status=bind-failed-errno-%d' % (idx, h, ctypes.get_errno()))
         continue
-    # HCI filter: events only, every event (struct hci_filter: type_mask, event_mask[2], opcode)
-    s.setsockopt(0, 2, struct.pack('<IIIH', 1 << 4, 0xffffffff, 0xffffffff, 0))
+    # HCI filter: events only, every event (struct hci_ufilter: u32 type_mask, u32 event_mask[2], u16 opcode,
+    # padded to 16 bytes; a shorter option is EINVAL)
+    s.setsockopt(0, 2, struct.pack('<IIIHxx', 1 << 4, 0xffffffff, 0xffffffff, 0))
     s.send(struct.pack('<BHBH', 1, OP, 2, h))
     status = 'none'
     end = 20
