@@ -6,11 +6,13 @@ complete SDUs, the first and last arrival, and the SDUs that span should hold at
 capture against its own span (not against the scenario's `sleep`, which overruns when the VM stalls under TCG) keeps
 the check honest: SDUs missing inside the span are lost, however long the scenario slept.
 
-The packet sequence numbers are printed too (first, last, gaps inside the run): they are the sender's, so a gap is
-an SDU that left the broadcaster's host and did not reach this sink.
+The packet sequence numbers are printed too: the broadcaster's kernel numbers every SDU its host sends (tx_sn), so
+seq_last - seq_first + 1 (`sent`) is how many SDUs the broadcaster sent in the span: expected - sent were never sent
+(the sender stalled: bluebridge's `output starved`/`re-synchronising` lines), sent - received were lost on the way.
+(seq_gaps counts gaps in btmon's own view, which drops packets when the guest is busy: not a loss at the sink.)
 
 usage: iso_span.py CAPTURE.btsnoop IDX [SDU_INTERVAL_US]
-Prints KEY=VALUE lines: sdus, span_s, expected (span / interval + 1), seq_first, seq_last, seq_gaps,
+Prints KEY=VALUE lines: sdus, span_s, expected (span / interval + 1), seq_first, seq_last, sent, seq_gaps,
 arrival_gap_ms_max (the longest wait between two SDUs), stalls_over_100ms.
 """
 import struct, sys
@@ -44,6 +46,7 @@ print('span_s=%.3f' % (span_us / 1e6))
 print('expected=%d' % (round(span_us / interval_us) + 1))
 print('seq_first=%d' % rx[0][1])
 print('seq_last=%d' % rx[-1][1])
+print('sent=%d' % (((rx[-1][1] - rx[0][1]) & 0xffff) + 1))
 print('seq_gaps=%d' % gaps)
 print('arrival_gap_ms_max=%.1f' % (max(waits) if waits else 0.0))
 print('stalls_over_100ms=%d' % sum(w > 100 for w in waits))

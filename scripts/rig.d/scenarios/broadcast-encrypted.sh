@@ -1,4 +1,4 @@
-# rig: about=encrypted LE Audio broadcast (broadcast_code) from hci0: a sink on hci1 given the code (isotest, kernel ISO socket) receives BIS 1, it decodes and correlates with the source; the BIGInfo announces encryption; the code on the HCI commands is the configured one (hci0's Create BIG, hci1's BIG Create Sync); a sink on hci2 without the code syncs with another key (btvirt does not encrypt, so what it receives is a figure, not a check)
+# rig: about=encrypted LE Audio broadcast (broadcast_code) from hci0: a sink on hci1 given the code (isotest, kernel ISO socket) receives BIS 1, it decodes and correlates with the source; the BIGInfo announces encryption; the code on the HCI commands is the configured one (hci0's Create BIG, hci1's BIG Create Sync); a sink on hci2 without the code never has the code (btvirt does not encrypt, so what it receives is a figure, not a check)
 # rig: controllers=3
 # rig: bluetoothd=-E -K
 # rig: btvirt=sid
@@ -63,5 +63,7 @@ grep -q '^biginfo idx=1 enc=1$' "$O/big-hci.txt" && grep -q '^biginfo idx=2 enc=
 check announced-encrypted $? "BIGInfo as the sinks received it: $(grep '^biginfo' "$O/big-hci.txt" | tr '\n' ';')"
 grep -q "^big_create_sync idx=1 enc=1 code=$HEX\$" "$O/big-hci.txt" && grep -q "^big_sync_established idx=1 status=0x00" "$O/big-hci.txt"
 check right-code-sync $? "hci1: $(grep -m1 '^big_create_sync idx=1' "$O/big-hci.txt"); $(grep -m1 '^big_sync_established idx=1' "$O/big-hci.txt")"
-grep -q '^big_create_sync idx=2 ' "$O/big-hci.txt" && ! grep -q "^big_create_sync idx=2 .*code=$HEX\$" "$O/big-hci.txt"
-check no-code-other-key $? "hci2 (no code): $(grep '^big_create_sync idx=2' "$O/big-hci.txt" | sort -u | tr '\n' ';') $(grep '^big_sync_established idx=2' "$O/big-hci.txt" | sort | uniq -c | tr '\n' ';') (btvirt accepts any key; a real controller would fail its MIC check)"
+# The sink without the code either does not sync at all (it saw the BIGInfo; 1 run) or syncs with Encryption 1 and
+# a zero key, which btvirt accepts (1 run, with both sinks started together). Either way it must not have the code.
+! grep -q "^big_create_sync idx=2 .*code=$HEX\$" "$O/big-hci.txt"
+check no-code-no-key $? "hci2 (no code): $(grep '^big_create_sync idx=2' "$O/big-hci.txt" | sort -u | tr '\n' ';' | grep . || echo 'no BIG Create Sync;') $(grep '^big_sync_established idx=2' "$O/big-hci.txt" | sort | uniq -c | tr '\n' ';') received $n bytes (btvirt accepts any key and does not encrypt: a real controller would fail its MIC check)"

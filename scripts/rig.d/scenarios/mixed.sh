@@ -100,7 +100,7 @@ origin = int(re.search(r'frame 0 captured at CLOCK_MONOTONIC (-?\d+) ns', re.sub
 a = {}
 for line in open(rec):
     e = json.loads(line)
-    if e.get('event') != 'click' or e.get('stream_ns') is None:
+    if e.get('event') != 'click' or e.get('stream_ns') is None or e.get('delay_ms') is None:
         continue
     t = e['stream_ns'] + e['delay_ms'] * 1e6          # when the speaker plays it
     k = round((t - buf * 1e6 - origin - 0.1e9) / 1e9)
@@ -111,6 +111,9 @@ for line in open(bc):
     if m:
         b[int(m.group(1))] = float(m.group(2))
 common = sorted(set(a) & set(b))
+# Which clicks each side timed (to see at once why none are common, should it happen).
+print('a2dp_k=%s' % ','.join(map(str, sorted(a))))
+print('broadcast_k=%s' % ','.join(map(str, sorted(b))))
 d = sorted(abs(a[k] - b[k]) for k in common)
 print('clicks_common=%d' % len(common))
 if d:
