@@ -237,7 +237,7 @@ bcode_hex() { local h; h=$(printf '%s' "$1" | od -An -tx1 | tr -d ' \n'); h=${h}
 # bis_analyse TAG FILE IDX: decodes a BIS capture of bluebridge's test signal (LC3 48_2_1: 100-byte SDUs, 100 a
 # second) that the sink controller hciIDX received, with liblc3, and checks it: received (the SDUs in the file
 # against the capture's own span: first to last SDU as btmon's kernel stamps on hciIDX show it, iso_span.py;
-# RIG_BCAST_RX_TOL_PCT, 3 %), decodes (0 refused), frequency (440 Hz ±2 %), clicks (one a second of the audio
+# RIG_BCAST_RX_TOL_PCT, 1 % + 2), decodes (0 refused), frequency (440 Hz ±2 %), clicks (one a second of the audio
 # received), correlation (every one-second segment >= 0.99 with the source, one spoiled second tolerated), no-gaps.
 # Check names get "-TAG", figures "_TAG" when TAG is set; files are FILE's name with
 # .wav/.decode.txt/.analysis.txt/.tone.txt/.span.txt. Sets BIS_SECS_RX (whole seconds of audio received).
@@ -260,9 +260,12 @@ bis_analyse() {
   exp=$(_sv expected); exp=${exp:-0}
   figure "rx_span_s$g" "$(_sv span_s)"; figure "rx_expected$g" "$exp"; figure "rx_sdus_btmon$g" "$(_sv sdus)"
   figure "rx_sent$g" "$(_sv sent)"; figure "rx_arrival_gap_ms_max$g" "$(_sv arrival_gap_ms_max)"
-  # The SDUs the sink wrote against the SDUs its capture's span holds at one per 10 ms (the emulator delivers in
-  # bursts when the VM stalls, so the first and last arrivals may be late by different amounts: the tolerance).
-  tol=$(( exp * ${RIG_BCAST_RX_TOL_PCT:-3} / 100 + 2 ))
+  # The SDUs the sink wrote against the SDUs its capture's span holds at one per 10 ms. Tolerance 1 % + 2 (the
+  # emulator delivers in bursts when the VM stalls, so the first and last arrivals may be late by different
+  # amounts): measured 3 Dec at load 6, broadcast: span 20.838 s = 2085 due, the broadcaster sent exactly 2085, the
+  # sink wrote 2079 (-0.3 %); broadcast-encrypted: 2604 due, 2382 sent (bluebridge starved), 2379 written (-8.6 %,
+  # 8 of 20 one-second segments spoiled).
+  tol=$(( exp * ${RIG_BCAST_RX_TOL_PCT:-1} / 100 + 2 ))
   within "$frames" $((exp - tol)) $((exp + tol)) && [ "$exp" -gt 0 ]
   check "received$c" $? "$rx bytes = $frames LC3 frames; the capture spans $(_sv span_s) s on hci$idx (btmon, first to last SDU) = $exp SDUs, want ±$tol; the broadcaster sent $(_sv sent) in it (sequence numbers; the rest it never sent), longest wait $(_sv arrival_gap_ms_max) ms"
   within "$(_bv bad)" 0 0 && [ "$frames" -gt 0 ]
