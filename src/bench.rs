@@ -10,7 +10,7 @@ use crate::bluez::bap::presets::Preset;
 use crate::codec::lc3::Lc3Encoder;
 use crate::codec::sbc::Sbc;
 use crate::engine::Engine;
-use crate::output::a2dp::{A2dpOutput, Link, SharedLink};
+use crate::output::a2dp::{A2dpOptions, A2dpOutput, Link, SharedLink};
 use crate::output::broadcast::{BigLink, BroadcastOutput, SharedBig};
 use crate::output::player::{Feed, PlaySettings, Player, PlayerConfig};
 use crate::output::Output;
@@ -202,7 +202,11 @@ pub fn a2dp_pipeline(seconds: f64, clock: ServerClock) -> (f64, u64) {
     }
     let mut buf = [0u8; 2048];
     let mut packets = 0u64;
-    let output = Box::new(A2dpOutput::new("bench", shared, 150_000_000));
+    let output = Box::new(A2dpOutput::new(
+        "bench",
+        shared,
+        A2dpOptions::with_fallback_delay(150_000_000),
+    ));
     let cpu = run_pipeline(seconds, clock, output, || packets += drain_socket(&theirs, &mut buf));
     (cpu, packets)
 }

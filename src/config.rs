@@ -227,6 +227,15 @@ pub struct OutputConfig {
     /// A2DP: `high` (default) or `xq`.
     #[serde(default)]
     pub sbc_quality: Option<crate::bluez::a2dp::sbc_caps::SbcQuality>,
+    /// A2DP: use the speaker's AVRCP absolute volume when it offers one (default true).
+    #[serde(default)]
+    pub avrcp_volume: Option<Spanned<bool>>,
+    /// A2DP: seconds of silence after which the stream is released (default 60; 0: never).
+    #[serde(default)]
+    pub idle_release_s: Option<Spanned<f64>>,
+    /// A2DP: play an inaudible tone during silence so the speaker never sleeps (default false).
+    #[serde(default)]
+    pub keep_alive: Option<Spanned<bool>>,
     /// Broadcast: the BAP preset name (default 48_2_1).
     #[serde(default)]
     pub preset: Option<Spanned<String>>,
@@ -250,7 +259,8 @@ pub const OUTPUT_KINDS: &[(&str, &str)] = &[
     ("file", "a WAV file (`path`, default NAME.wav)"),
     (
         "a2dp",
-        "a classic Bluetooth speaker (`address`, optional `adapter`, `sbc_quality`, `delay_ms` fallback)",
+        "a classic Bluetooth speaker (`address`, optional `adapter`, `sbc_quality`, `delay_ms` fallback, \
+         `avrcp_volume`, `idle_release_s`, `keep_alive`)",
     ),
     (
         "pipe",
@@ -289,12 +299,22 @@ pub struct OutputSpec {
     pub adapter: Option<String>,
     /// A2DP SBC quality.
     pub sbc_quality: crate::bluez::a2dp::sbc_caps::SbcQuality,
+    /// A2DP: use the speaker's AVRCP absolute volume when it has one.
+    pub avrcp_volume: bool,
+    /// A2DP: release the stream after this much silence, ns (None: never).
+    pub idle_release_ns: Option<i64>,
+    /// A2DP: an inaudible tone during silence instead of releasing.
+    pub keep_alive: bool,
     /// The broadcast (kind `broadcast` only).
     pub broadcast: Option<crate::bluez::bap::broadcast::BroadcastConfig>,
 }
 
 /// Delay assumed for an A2DP speaker that reports none (PipeWire assumes 200 ms for SBC; most speakers report).
 pub const A2DP_FALLBACK_DELAY_MS: f64 = 150.0;
+
+/// Silence after which an A2DP stream is released by default, s: long enough for any gap between tracks, short
+/// enough that an idle speaker is soon free for a phone and may sleep.
+pub const A2DP_IDLE_RELEASE_S: f64 = 60.0;
 
 /// The broadcast of a `broadcast` output: preset, layout, presentation delay and code, checked as BlueZ would.
 fn broadcast_spec(
@@ -315,13 +335,20 @@ fn broadcast_spec(
         None => Preset::default_preset(),
         Some(p) => Preset::by_name(p.get_ref()).map_err(|e| err_at(p.span(), format!("output.preset: {e}")))?,
     };
-    if preset.sample_rate_hz != crate::output::OUTPUT_FORMAT.rate_hz {
+    let pcm_hz = crate::output::OUTPUT_FORMAT.rate_hz;
+    if preset.check_pcm_rate(pcm_hz).is_err() {
         let span = o.preset.as_ref().map(|p| p.span()).unwrap_or(o.kind.span());
+        let allowed: Vec<_> = Preset::encodable_from(pcm_hz).map(|p| p.name).collect();
         return Err(err_at(
             span,
             format!(
-                "output.preset {:?} is {} Hz; this build broadcasts the 48 kHz presets only (48_1_1 … 48_6_2)",
-                preset.name, preset.sample_rate_hz
+                "output.preset {:?} is {} Hz, which bluebridge cannot broadcast: its audio is {} kHz, which LC3 \
+                 encodes into 8, 16, 24, 32 or 48 kHz streams but not 44.1 kHz (that needs a resampler); allowed \
+                 presets: {}",
+                preset.name,
+                preset.sample_rate_hz,
+                pcm_hz / 1_000,
+                allowed.join(", ")
             ),
         ));
     }
@@ -582,7 +609,39 @@ impl Config {
                         wrong_key(true, key, v.span())?;
                     }
                 }
+                for (key, v) in [("avrcp_volume", &o.avrcp_volume), ("keep_alive", &o.keep_alive)] {
+                    if let Some(v) = v {
+                        wrong_key(true, key, v.span())?;
+                    }
+                }
+                if let Some(v) = &o.idle_release_s {
+                    wrong_key(true, "idle_release_s", v.span())?;
+                }
             }
+            let keep_alive = o.keep_alive.as_ref().is_some_and(|v| *v.get_ref());
+            let idle_release_ns = match &o.idle_release_s {
+                Some(v) if keep_alive => {
+                    return Err(err_at(
+                        v.span(),
+                        "output.idle_release_s does not apply with keep_alive = true (a kept-alive speaker is \
+                         never released); remove one of them"
+                            .into(),
+                    ))
+                }
+                Some(v) if !(0.0..=86_400.0).contains(v.get_ref()) => {
+                    return Err(err_at(
+                        v.span(),
+                        format!(
+                            "output.idle_release_s must be between 0 (never) and 86400 s, not {}",
+                            v.get_ref()
+                        ),
+                    ))
+                }
+                Some(v) if *v.get_ref() == 0.0 => None,
+                Some(v) => Some((v.get_ref() * 1e9).round() as i64),
+                None if keep_alive || kind != "a2dp" => None,
+                None => Some((A2DP_IDLE_RELEASE_S * 1e9) as i64),
+            };
             let address = match (&o.address, kind) {
                 (Some(a), "a2dp") => {
                     let ok = a.get_ref().parse::<bluer::Address>().is_ok() && a.get_ref().len() == 17;
@@ -647,6 +706,9 @@ impl Config {
                 address,
                 adapter,
                 sbc_quality: o.sbc_quality.unwrap_or_default(),
+                avrcp_volume: o.avrcp_volume.as_ref().is_none_or(|v| *v.get_ref()),
+                idle_release_ns,
+                keep_alive,
                 broadcast,
             });
         }
@@ -884,8 +946,29 @@ delay_ms = 10
         assert_eq!(specs[0].adapter.as_deref(), Some("hci1"));
         let e = err(&format!("{base}preset = \"48_9_1\"\n"));
         assert!(e.starts_with("t.toml:6:") && e.contains("48_2_1"), "{e}");
-        let e = err(&format!("{base}preset = \"16_2_1\"\n"));
-        assert!(e.starts_with("t.toml:6:") && e.contains("48 kHz"), "{e}");
+        // Every preset but the 44.1 kHz ones: LC3 encodes the 48 kHz audio into the preset's rate.
+        for (name, rate) in [
+            ("16_2_1", 16_000),
+            ("24_1_2", 24_000),
+            ("8_2_1", 8_000),
+            ("32_1_1", 32_000),
+        ] {
+            let (_, specs) = Config::parse("t.toml", &format!("{base}preset = \"{name}\"\n")).unwrap();
+            let b = specs[0].broadcast.as_ref().unwrap();
+            assert_eq!((b.preset.name, b.preset.sample_rate_hz), (name, rate));
+        }
+        for name in ["441_2_1", "44_1_2"] {
+            let e = err(&format!("{base}preset = \"{name}\"\n"));
+            assert!(
+                e.starts_with("t.toml:6:") && e.contains("output.preset") && e.contains("44100 Hz"),
+                "{e}"
+            );
+            assert!(
+                e.contains("allowed presets: 8_1_1, 8_2_1, 16_1_1,") && e.ends_with("48_5_2, 48_6_2"),
+                "{e}"
+            );
+            assert!(!e.split("allowed presets:").nth(1).unwrap().contains("441_"), "{e}");
+        }
         let e = err(&format!("{base}channels = \"quad\"\n"));
         assert!(e.starts_with("t.toml:6:") && e.contains("stereo, mono"), "{e}");
         let e = err(&format!("{base}presentation_delay_ms = 20000\n"));
@@ -898,5 +981,41 @@ delay_ms = 10
         assert!(e.starts_with("t.toml:6:") && e.contains("address"), "{e}");
         let e = err("[source]\nkind = \"tone\"\n[[output]]\nname = \"s\"\nkind = \"sim\"\npreset = \"48_2_1\"\n");
         assert!(e.starts_with("t.toml:6:") && e.contains("preset"), "{e}");
+    }
+    #[test]
+    fn a2dp_volume_and_idle_keys_have_defaults_and_line_precise_errors() {
+        let base =
+            "[source]\nkind = \"tone\"\n[[output]]\nname = \"s\"\nkind = \"a2dp\"\naddress = \"00:11:22:33:44:55\"\n";
+        let (_, specs) = Config::parse("t.toml", base).unwrap();
+        let o = &specs[0];
+        assert_eq!(
+            (o.avrcp_volume, o.idle_release_ns, o.keep_alive),
+            (true, Some(60_000_000_000), false),
+            "defaults: AVRCP volume, released after 60 s of silence, no keep-alive"
+        );
+        let parse = |extra: &str| {
+            let (_, specs) = Config::parse("t.toml", &format!("{base}{extra}")).unwrap();
+            let o = &specs[0];
+            (o.avrcp_volume, o.idle_release_ns, o.keep_alive)
+        };
+        assert_eq!(parse("avrcp_volume = false\n"), (false, Some(60_000_000_000), false));
+        assert_eq!(parse("idle_release_s = 0\n"), (true, None, false), "0: never");
+        assert_eq!(parse("idle_release_s = 2.5\n"), (true, Some(2_500_000_000), false));
+        assert_eq!(
+            parse("keep_alive = true\n"),
+            (true, None, true),
+            "kept alive: never released"
+        );
+        let e = err(&format!("{base}keep_alive = true\nidle_release_s = 30\n"));
+        assert!(e.starts_with("t.toml:8:") && e.contains("keep_alive"), "{e}");
+        let e = err(&format!("{base}idle_release_s = -1\n"));
+        assert!(e.starts_with("t.toml:7:") && e.contains("idle_release_s"), "{e}");
+        let e = err(&format!("{base}keep_alive = \"yes\"\n"));
+        assert!(e.starts_with("t.toml:7:"), "{e}");
+        let sim = "[source]\nkind = \"tone\"\n[[output]]\nname = \"s\"\nkind = \"sim\"\n";
+        for key in ["avrcp_volume = true", "keep_alive = false", "idle_release_s = 5"] {
+            let e = err(&format!("{sim}{key}\n"));
+            assert!(e.starts_with("t.toml:6:") && e.contains("does not apply"), "{key}: {e}");
+        }
     }
 }

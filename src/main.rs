@@ -121,7 +121,8 @@ enum Command {
         #[command(flatten)]
         socket: SocketArg,
     },
-    /// Mute an output (it stays in sync, so enabling it is instant); kept across restarts.
+    /// Mute an output (it stays in sync, so enabling it is instant; an A2DP speaker disabled for longer than its
+    /// idle_release_s is released and rejoins within about a second); kept across restarts.
     Disable {
         /// The output's name.
         name: String,

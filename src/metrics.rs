@@ -332,6 +332,8 @@ mod tests {
                 state: "playing".into(),
                 enabled: true,
                 volume_pct: 40,
+                volume_control: "software".into(),
+                device_volume: None,
                 offset_ms: -2.5,
                 synced: true,
                 error_us: 1.5,

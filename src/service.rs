@@ -419,6 +419,7 @@ impl Controller {
             _ if self.failed.contains_key(name) => "failed",
             None => "starting",
             Some(_) if !enabled => "disabled",
+            Some(p) if p.idle => "idle",
             Some(p) if p.synced && p.linked => "playing",
             Some(_) => "waiting",
         }
@@ -471,6 +472,13 @@ impl Controller {
                     state: self.state_word(&spec.name, enabled, p).into(),
                     enabled,
                     volume_pct: eff.volume_pct,
+                    volume_control: if s.device_volume.is_some() {
+                        "speaker"
+                    } else {
+                        "software"
+                    }
+                    .into(),
+                    device_volume: s.device_volume.map(|(level, _)| level),
                     offset_ms: ms(eff.offset_ns),
                     synced: s.synced,
                     error_us: s.error_us,

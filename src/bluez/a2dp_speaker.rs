@@ -32,10 +32,22 @@ pub struct SpeakerSpec {
     pub adapter: String,
     /// The speaker's address.
     pub address: bluer::Address,
+    /// Use the speaker's AVRCP absolute volume when it offers one.
+    pub avrcp_volume: bool,
 }
 
 /// device object path → (route id, that speaker's event channel).
 type Routes = Arc<Mutex<HashMap<String, (u64, mpsc::UnboundedSender<EndpointEvent>)>>>;
+
+/// A stream BlueZ configured on one of our endpoints: (transport path, SBC configuration, Delay).
+type Configured = (String, [u8; 4], Option<u16>);
+
+/// device object path → the stream configured for it now, so that a speaker task taking a speaker over (a reload
+/// rebuilt its output) can acquire it at once instead of waiting for a SetConfiguration that already happened.
+type Configs = Arc<Mutex<HashMap<String, Configured>>>;
+
+/// Acquire attempts on one configured transport before the speaker is reconnected instead.
+const ACQUIRE_ATTEMPTS: u32 = 3;
 
 /// Route ids, so that a speaker task ending late never removes its successor's route.
 static NEXT_ROUTE_ID: AtomicU64 = AtomicU64::new(1);
@@ -45,6 +57,8 @@ struct Route {
     routes: Routes,
     device_path: String,
     id: u64,
+    /// The stream BlueZ had configured for the device when the route was made (a task taking a speaker over).
+    inherited: Option<Configured>,
 }
 
 impl Route {
@@ -80,6 +94,8 @@ pub struct A2dpHub {
     connecting: HashMap<String, Arc<tokio::sync::Mutex<()>>>,
     /// device object path → that speaker's event channel; also which speakers each adapter carries.
     routes: Routes,
+    /// The streams configured now, per device.
+    configs: Configs,
 }
 
 /// Why a speaker could not be placed on an adapter automatically.
@@ -146,6 +162,7 @@ impl A2dpHub {
             endpoints: HashMap::new(),
             connecting: HashMap::new(),
             routes: Arc::default(),
+            configs: Arc::default(),
         })
     }
 
@@ -186,6 +203,7 @@ impl A2dpHub {
                 index,
                 handle,
                 self.routes.clone(),
+                self.configs.clone(),
                 self.bus.clone(),
                 self.quality,
             ));
@@ -224,10 +242,12 @@ impl A2dpHub {
             tracing::info!(output = spec.name, "{} moves to this output", spec.address);
         }
         tracing::info!(output = spec.name, "speaker {} on {}", spec.address, spec.adapter);
+        let configured = self.configs.lock().expect("configs lock").get(&device_path).cloned();
         let route = Route {
             routes: self.routes.clone(),
             device_path,
             id,
+            inherited: configured,
         };
         tokio::spawn(speaker_task(
             spec,
@@ -249,6 +269,7 @@ async fn dispatch(
     index: usize,
     mut handle: EndpointHandle,
     routes: Routes,
+    configs: Configs,
     bus: MediaBus,
     quality: SbcQuality,
 ) {
@@ -256,12 +277,31 @@ async fn dispatch(
     loop {
         while let Some(ev) = handle.events.recv().await {
             let device = match &ev {
-                EndpointEvent::SetConfiguration { transport, device, .. } => {
+                EndpointEvent::SetConfiguration {
+                    transport,
+                    device,
+                    configuration,
+                    delay,
+                } => {
                     transports.insert(transport.clone(), device.clone());
+                    if let Ok(c) = <[u8; 4]>::try_from(configuration.as_slice()) {
+                        let mut configs = configs.lock().expect("configs lock");
+                        configs.insert(device.clone(), (transport.clone(), c, *delay));
+                    }
                     Some(device.clone())
                 }
-                EndpointEvent::ClearConfiguration { transport } => transports.remove(transport),
-                EndpointEvent::Released => None,
+                EndpointEvent::ClearConfiguration { transport } => {
+                    let device = transports.remove(transport);
+                    let mut configs = configs.lock().expect("configs lock");
+                    configs.retain(|_, c| c.0 != *transport);
+                    device
+                }
+                EndpointEvent::Released => {
+                    let mut configs = configs.lock().expect("configs lock");
+                    configs.retain(|_, c| !transports.contains_key(&c.0));
+                    transports.clear();
+                    None
+                }
             };
             let released = matches!(ev, EndpointEvent::Released);
             let routes = routes.lock().expect("routes lock");
@@ -315,10 +355,11 @@ async fn speaker_task(
     shared: Weak<Mutex<LinkState>>,
     connecting: Arc<tokio::sync::Mutex<()>>,
 ) {
+    let mut configured = route.inherited.clone();
     let name = spec.name.as_str();
     let device_path = route.device_path.clone();
     let mut backoff = RECONNECT_MIN;
-    let mut configured: Option<(String, [u8; 4], Option<u16>)> = None;
+    let mut acquire_failures = 0;
     loop {
         // 0. Still wanted?
         if events.is_closed() || !route.current() {
@@ -331,6 +372,10 @@ async fn speaker_task(
                 let _ = device.disconnect().await;
             }
             return;
+        }
+        // 0b. Idle (released after a silence)? Leave the speaker alone until sound returns.
+        if wait_while_idle(&shared, &events, &route).await {
+            tracing::info!(output = name, "sound again: connecting {}", spec.address);
         }
         // 1. Connected?
         let device = match adapter.device(spec.address) {
@@ -393,8 +438,14 @@ async fn speaker_task(
         let acquired = match media_transport::acquire(&bus, &transport).await {
             Ok(a) => a,
             Err(e) => {
+                // The transport may still be held by the task this one took over from (a reload): try it again
+                // a few times while it exists, then reconnect.
+                acquire_failures += 1;
+                if acquire_failures >= ACQUIRE_ATTEMPTS || media_transport::state(&bus, &transport).await.is_none() {
+                    configured = None;
+                    acquire_failures = 0;
+                }
                 tracing::warn!(output = name, "{e}; retrying in {backoff:?}");
-                configured = None;
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(RECONNECT_MAX);
                 continue;
@@ -402,6 +453,7 @@ async fn speaker_task(
         };
         tracing::info!(output = name, "acquired {transport} (write MTU {})", acquired.write_mtu);
         backoff = RECONNECT_MIN;
+        acquire_failures = 0;
         publish(
             &shared,
             Some(Link {
@@ -414,9 +466,16 @@ async fn speaker_task(
         );
         // 4. Follow it until it goes.
         let mut last_delay = delay;
+        let mut volume = VolumeFollower::default();
         let mut poll = tokio::time::interval(POLL_INTERVAL);
+        let changed = match shared.upgrade() {
+            Some(link) => link.lock().expect("link lock").changed.clone(),
+            None => Arc::default(),
+        };
         let reason = loop {
-            tokio::select! {
+            // Woken by the real-time side (volume, silence, a failed socket) or by the poll (also Delay, State).
+            let polled = tokio::select! {
+                _ = changed.notified() => false,
                 ev = events.recv() => match ev {
                     Some(EndpointEvent::ClearConfiguration { transport: t }) if t == transport => {
                         configured = None;
@@ -429,29 +488,43 @@ async fn speaker_task(
                         break "BlueZ configured a new stream".to_string();
                     }
                     Some(EndpointEvent::Released) => { configured = None; break "BlueZ released the endpoint".to_string() }
-                    Some(_) => {}
+                    Some(_) => continue,
                     None => break "another output took the speaker over".to_string(),
                 },
-                _ = poll.tick() => {
-                    let Some(link) = shared.upgrade() else {
-                        break "the output was removed".to_string();
-                    };
-                    if link.lock().expect("link lock").failed {
-                        break "the transport socket failed".to_string();
+                _ = poll.tick() => true,
+            };
+            let Some(link) = shared.upgrade() else {
+                break "the output was removed".to_string();
+            };
+            let (idle, failed) = {
+                let st = link.lock().expect("link lock");
+                (st.idle, st.failed)
+            };
+            if failed {
+                break "the transport socket failed".to_string();
+            }
+            if idle {
+                break "silence: released until sound returns".to_string();
+            }
+            if spec.avrcp_volume {
+                volume.follow(&bus, &transport, &link, name).await;
+            }
+            drop(link);
+            if polled {
+                match media_transport::state(&bus, &transport).await {
+                    None => {
+                        configured = None;
+                        break "the transport disappeared".to_string();
                     }
-                    drop(link);
-                    match media_transport::state(&bus, &transport).await {
-                        None => { configured = None; break "the transport disappeared".to_string() }
-                        Some(s) if s == "idle" => break "the speaker suspended the stream".to_string(),
-                        _ => {}
-                    }
-                    let d = media_transport::delay(&bus, &transport).await;
-                    if d != last_delay {
-                        tracing::info!(output = name, "speaker reports delay {:?} (1/10 ms)", d);
-                        last_delay = d;
-                        if let Some(link) = shared.upgrade() {
-                            link.lock().expect("link lock").reported_delay_ns = d.map(|v| v as i64 * 100_000);
-                        }
+                    Some(s) if s == "idle" => break "the speaker suspended the stream".to_string(),
+                    _ => {}
+                }
+                let d = media_transport::delay(&bus, &transport).await;
+                if d != last_delay {
+                    tracing::info!(output = name, "speaker reports delay {:?} (1/10 ms)", d);
+                    last_delay = d;
+                    if let Some(link) = shared.upgrade() {
+                        link.lock().expect("link lock").reported_delay_ns = d.map(|v| v as i64 * 100_000);
                     }
                 }
             }
@@ -462,15 +535,136 @@ async fn speaker_task(
             tracing::info!(output = name, "stream stopped: {reason}");
             continue; // step 0 ends the task
         }
+        if shared.upgrade().is_some_and(|l| l.lock().expect("link lock").idle) {
+            // The transport stays configured: Acquire starts it again (AVDTP START) when sound returns.
+            tracing::info!(output = name, "stream released: {reason}");
+            continue;
+        }
         tracing::warn!(output = name, "stream stopped: {reason}; reconnecting");
         tokio::time::sleep(RECONNECT_MIN).await;
+    }
+}
+
+/// While the output is idle (released after a silence), waits for sound to return, the output to go or another
+/// output to take the speaker over. True if it waited.
+async fn wait_while_idle(
+    shared: &Weak<Mutex<LinkState>>,
+    events: &mpsc::UnboundedReceiver<EndpointEvent>,
+    route: &Route,
+) -> bool {
+    let mut waited = false;
+    loop {
+        let Some(link) = shared.upgrade() else { return waited };
+        let (idle, changed) = {
+            let st = link.lock().expect("link lock");
+            (st.idle, st.changed.clone())
+        };
+        drop(link);
+        if !idle || events.is_closed() || !route.current() {
+            return waited;
+        }
+        waited = true;
+        let _ = tokio::time::timeout(POLL_INTERVAL, changed.notified()).await;
+    }
+}
+
+/// Keeps the speaker's AVRCP absolute volume at what the output wants, and the output told whether the speaker
+/// applies it. BlueZ shows `Volume` on the transport only once AVRCP reported an absolute volume (often a moment
+/// after the stream started), so it is looked for at every poll. A change made on the speaker itself (its
+/// buttons) is shown in status and left alone until the output's own volume changes again.
+#[derive(Debug, Default)]
+struct VolumeFollower {
+    /// The level we last set, if any.
+    set: Option<u16>,
+    /// The level last read.
+    seen: Option<u16>,
+    /// Setting failed: the speaker does not really take absolute volume; software volume from now on.
+    refused: bool,
+}
+
+impl VolumeFollower {
+    async fn follow(&mut self, bus: &MediaBus, transport: &str, link: &Arc<Mutex<LinkState>>, name: &str) {
+        if self.refused {
+            return;
+        }
+        let now = media_transport::volume(bus, transport).await;
+        let wanted = link
+            .lock()
+            .expect("link lock")
+            .wanted_volume_pct
+            .map(media_transport::level_for_pct);
+        match volume_action(self.set, self.seen, now, wanted) {
+            VolumeAction::Keep => {}
+            VolumeAction::Lost => {
+                tracing::info!(
+                    output = name,
+                    "the speaker no longer offers absolute volume: software volume"
+                );
+                self.set = None;
+            }
+            VolumeAction::ChangedOnSpeaker(level) => {
+                tracing::info!(output = name, "volume changed on the speaker: {level}/127");
+            }
+            VolumeAction::Set(level) => match media_transport::set_volume(bus, transport, level).await {
+                Ok(()) => {
+                    if self.set.is_none() {
+                        tracing::info!(
+                            output = name,
+                            "the speaker offers AVRCP absolute volume: set to {level}/127"
+                        );
+                    }
+                    self.set = Some(level);
+                }
+                Err(e) => {
+                    tracing::warn!(output = name, "{e}; using software volume for this speaker");
+                    self.refused = true;
+                }
+            },
+        }
+        self.seen = now;
+        let mut st = link.lock().expect("link lock");
+        // The samples go out at full scale only once the speaker itself is at our level.
+        st.device_volume = !self.refused && self.set.is_some() && now.is_some();
+        st.device_level = if st.device_volume { now } else { None };
+    }
+}
+
+/// What to do about the speaker's volume, given the level we last set, the level last read, the level read now
+/// (None: no absolute volume) and the level the output wants (None: not known yet).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum VolumeAction {
+    /// Nothing to do.
+    Keep,
+    /// Set the speaker to this level.
+    Set(u16),
+    /// Somebody changed it on the speaker: leave it.
+    ChangedOnSpeaker(u16),
+    /// The property went away.
+    Lost,
+}
+
+fn volume_action(set: Option<u16>, seen: Option<u16>, now: Option<u16>, wanted: Option<u16>) -> VolumeAction {
+    let (Some(now), Some(wanted)) = (now, wanted) else {
+        return if now.is_none() && set.is_some() {
+            VolumeAction::Lost
+        } else {
+            VolumeAction::Keep
+        };
+    };
+    match set {
+        // First sight of the property, or our own wish changed: apply it.
+        None => VolumeAction::Set(wanted),
+        Some(s) if s != wanted => VolumeAction::Set(wanted),
+        // The speaker moved away from what we set and from what it showed last time: a button press.
+        Some(s) if now != s && seen != Some(now) => VolumeAction::ChangedOnSpeaker(now),
+        Some(_) => VolumeAction::Keep,
     }
 }
 
 /// Collects endpoint events for up to `wait`, remembering the latest configuration.
 async fn drain_until(
     events: &mut mpsc::UnboundedReceiver<EndpointEvent>,
-    configured: &mut Option<(String, [u8; 4], Option<u16>)>,
+    configured: &mut Option<Configured>,
     wait: Duration,
 ) {
     let deadline = tokio::time::Instant::now() + wait;
@@ -505,6 +699,9 @@ fn publish(shared: &Weak<Mutex<LinkState>>, link: Option<Link>, delay: Option<u1
     st.generation += 1;
     st.failed = false;
     st.reported_delay_ns = delay.map(|v| v as i64 * 100_000);
+    // A new stream starts on software volume until the speaker is seen at our level.
+    st.device_volume = false;
+    st.device_level = None;
     if st.link.is_some() && st.reported_delay_ns.is_none() {
         tracing::warn!(
             output = name,
@@ -586,6 +783,7 @@ mod tests {
             routes: routes.clone(),
             device_path: path.clone(),
             id: 1,
+            inherited: None,
         };
         assert!(first.current());
         // A new output takes the speaker over: the first task's channel closes and its route is no longer current.
@@ -602,8 +800,48 @@ mod tests {
             routes: routes.clone(),
             device_path: path.clone(),
             id: 2,
+            inherited: None,
         };
         drop(second);
         assert!(routes.lock().unwrap().is_empty(), "the last owner's route is removed");
+    }
+    #[test]
+    fn volume_follows_our_wish_and_leaves_a_change_made_on_the_speaker() {
+        use VolumeAction::{ChangedOnSpeaker, Keep, Lost, Set};
+        // (level we set, level seen last, level now, level wanted) → action
+        type Case = (Option<u16>, Option<u16>, Option<u16>, Option<u16>, VolumeAction);
+        let cases: &[Case] = &[
+            (None, None, None, Some(64), Keep),                // no absolute volume: software
+            (None, None, Some(127), None, Keep),               // the player has not said yet
+            (None, None, Some(127), Some(64), Set(64)),        // the property appears: apply ours
+            (Some(64), Some(127), Some(64), Some(64), Keep),   // it took it
+            (Some(64), Some(64), Some(64), Some(80), Set(80)), // our volume changed
+            (Some(64), Some(64), Some(90), Some(64), ChangedOnSpeaker(90)), // a button on the speaker
+            (Some(64), Some(90), Some(90), Some(64), Keep),    // … reported once, then left alone
+            (Some(64), Some(90), Some(95), Some(64), ChangedOnSpeaker(95)),
+            (Some(64), Some(90), Some(90), Some(70), Set(70)), // until ours changes again
+            (Some(64), Some(64), None, Some(64), Lost),        // AVRCP went away
+        ];
+        for &(set, seen, now, wanted, want) in cases {
+            assert_eq!(
+                volume_action(set, seen, now, wanted),
+                want,
+                "{set:?} {seen:?} {now:?} {wanted:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn avrcp_levels_span_0_to_127() {
+        use media_transport::level_for_pct;
+        assert_eq!(
+            [
+                level_for_pct(0),
+                level_for_pct(50),
+                level_for_pct(100),
+                level_for_pct(255)
+            ],
+            [0, 64, 127, 127]
+        );
     }
 }

@@ -72,9 +72,7 @@ fn check_sender(ctx: &dbus_crossroads::Context, st: &State) -> Result<(), Method
 /// The registered broadcast source endpoint; unregisters itself when dropped.
 #[must_use = "the endpoint is unregistered when the handle is dropped"]
 pub struct SourceEndpoint {
-    bus: MediaBus,
-    adapter_path: String,
-    path: dbus::Path<'static>,
+    registration: super::media::Registration<State>,
     /// Events from BlueZ.
     pub events: mpsc::UnboundedReceiver<BcastEvent>,
 }
@@ -82,23 +80,7 @@ pub struct SourceEndpoint {
 impl SourceEndpoint {
     /// The endpoint's object path.
     pub fn path(&self) -> &str {
-        &self.path
-    }
-}
-
-impl Drop for SourceEndpoint {
-    fn drop(&mut self) {
-        self.bus.cr.lock().expect("crossroads lock").remove::<State>(&self.path);
-        let proxy = self.bus.bluez_proxy(self.adapter_path.clone());
-        let path = self.path.clone();
-        if let Ok(rt) = tokio::runtime::Handle::try_current() {
-            rt.spawn(async move {
-                let r: Result<(), _> = proxy.method_call(MEDIA_INTERFACE, "UnregisterEndpoint", (path,)).await;
-                if let Err(e) = r {
-                    tracing::debug!("UnregisterEndpoint: {e}");
-                }
-            });
-        }
+        self.registration.path()
     }
 }
 
@@ -214,9 +196,7 @@ pub async fn register(bus: &MediaBus, adapter: &str) -> Result<SourceEndpoint, M
         );
     }
     let handle = SourceEndpoint {
-        bus: bus.clone(),
-        adapter_path: adapter_path.clone(),
-        path: path.clone(),
+        registration: super::media::Registration::new(bus, &adapter_path, path.clone()),
         events: rx,
     };
     let mut props: HashMap<&str, Variant<Box<dyn RefArg>>> = HashMap::new();

@@ -135,3 +135,48 @@ pub fn require_bluez(ctx: &dbus_crossroads::Context, owner: &str, what: &str) ->
         }
     }
 }
+
+/// A served media endpoint registered on an adapter: removes its object (state type `S`) from the crossroads and
+/// unregisters it from BlueZ (`Media1.UnregisterEndpoint`, in the background) when dropped. Shared by the A2DP
+/// endpoints and the broadcast source endpoint.
+pub struct Registration<S: Send + 'static> {
+    bus: MediaBus,
+    adapter_path: String,
+    path: dbus::Path<'static>,
+    state: std::marker::PhantomData<fn() -> S>,
+}
+
+impl<S: Send + 'static> Registration<S> {
+    /// The endpoint at `path`, served with state `S`, registered on `adapter_path` (`/org/bluez/hciN`).
+    pub fn new(bus: &MediaBus, adapter_path: &str, path: dbus::Path<'static>) -> Self {
+        Self {
+            bus: bus.clone(),
+            adapter_path: adapter_path.to_string(),
+            path,
+            state: std::marker::PhantomData,
+        }
+    }
+
+    /// The endpoint's object path.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+}
+
+impl<S: Send + 'static> Drop for Registration<S> {
+    fn drop(&mut self) {
+        self.bus.cr.lock().expect("crossroads lock").remove::<S>(&self.path);
+        let proxy = self.bus.bluez_proxy(self.adapter_path.clone());
+        let path = self.path.clone();
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                let r: Result<(), _> = proxy
+                    .method_call("org.bluez.Media1", "UnregisterEndpoint", (path,))
+                    .await;
+                if let Err(e) = r {
+                    tracing::debug!("UnregisterEndpoint: {e}");
+                }
+            });
+        }
+    }
+}

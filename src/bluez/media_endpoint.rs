@@ -55,9 +55,7 @@ fn check_sender(ctx: &dbus_crossroads::Context, st: &EndpointState) -> Result<()
 /// A registered endpoint; unregisters itself when dropped.
 #[must_use = "the endpoint is unregistered when the handle is dropped"]
 pub struct EndpointHandle {
-    bus: MediaBus,
-    adapter_path: String,
-    path: dbus::Path<'static>,
+    registration: super::media::Registration<EndpointState>,
     /// Events from BlueZ.
     pub events: mpsc::UnboundedReceiver<EndpointEvent>,
 }
@@ -65,27 +63,7 @@ pub struct EndpointHandle {
 impl EndpointHandle {
     /// The endpoint's object path.
     pub fn path(&self) -> &str {
-        &self.path
-    }
-}
-
-impl Drop for EndpointHandle {
-    fn drop(&mut self) {
-        self.bus
-            .cr
-            .lock()
-            .expect("crossroads lock")
-            .remove::<EndpointState>(&self.path);
-        let proxy = self.bus.bluez_proxy(self.adapter_path.clone());
-        let path = self.path.clone();
-        if let Ok(rt) = tokio::runtime::Handle::try_current() {
-            rt.spawn(async move {
-                let r: Result<(), _> = proxy.method_call(MEDIA_INTERFACE, "UnregisterEndpoint", (path,)).await;
-                if let Err(e) = r {
-                    tracing::debug!("UnregisterEndpoint: {e}");
-                }
-            });
-        }
+        self.registration.path()
     }
 }
 
@@ -217,9 +195,7 @@ async fn register_a2dp(
     );
     props.insert("DelayReporting", Variant(Box::new(true)));
     let handle = EndpointHandle {
-        bus: bus.clone(),
-        adapter_path: adapter_path.clone(),
-        path: path.clone(),
+        registration: super::media::Registration::new(bus, &adapter_path, path.clone()),
         events: rx,
     };
     let proxy = bus.bluez_proxy(adapter_path.clone());

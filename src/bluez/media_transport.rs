@@ -75,3 +75,29 @@ pub async fn set_delay(bus: &MediaBus, transport: &str, delay_dms: u16) -> Resul
             "setting Delay = {delay_dms} (1/10 ms) on {transport}"
         )))
 }
+
+/// The largest A2DP absolute volume (AVRCP 1.4: 0…127).
+pub const A2DP_VOLUME_MAX: u16 = 127;
+
+/// The speaker's absolute volume (AVRCP, 0…127 for A2DP), if the property is there: BlueZ shows it once AVRCP
+/// reports an absolute volume, i.e. when the speaker supports AVRCP 1.4 absolute volume.
+pub async fn volume(bus: &MediaBus, transport: &str) -> Option<u16> {
+    bus.bluez_proxy(transport.to_string())
+        .get::<u16>(INTERFACE, "Volume")
+        .await
+        .ok()
+}
+
+/// Sets the speaker's absolute volume (BlueZ sends AVRCP SetAbsoluteVolume). Fails when the speaker has no
+/// absolute volume (`org.bluez.Error.Failed` / NotSupported) or the value is out of range.
+pub async fn set_volume(bus: &MediaBus, transport: &str, level: u16) -> Result<(), MediaError> {
+    bus.bluez_proxy(transport.to_string())
+        .set(INTERFACE, "Volume", level)
+        .await
+        .map_err(MediaError::dbus(format!("setting Volume = {level} on {transport}")))
+}
+
+/// The AVRCP level for a volume in percent (0 → 0, 100 → 127, rounded).
+pub fn level_for_pct(pct: u8) -> u16 {
+    ((pct.min(100) as u32 * A2DP_VOLUME_MAX as u32 + 50) / 100) as u16
+}

@@ -363,12 +363,19 @@ pub struct OutputReport {
     pub name: String,
     /// Kind.
     pub kind: String,
-    /// `playing`, `waiting` (no audio or clock yet), `disabled`, `failing` (write errors), or `starting`.
+    /// `playing`, `waiting` (no audio or clock yet), `idle` (sink let go after a silence), `disabled`, `failing`
+    /// (write errors), or `starting`.
     pub state: String,
     /// Enabled by the user.
     pub enabled: bool,
     /// Local volume, percent.
     pub volume_pct: u8,
+    /// Where the volume is applied: `software` (the samples are scaled) or `speaker` (AVRCP absolute volume).
+    #[serde(default = "software")]
+    pub volume_control: String,
+    /// The speaker's own volume level when it applies the volume (AVRCP: 0…127).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_volume: Option<u16>,
     /// Manual offset, ms.
     pub offset_ms: f64,
     /// Locked to the timeline.
@@ -536,8 +543,16 @@ impl StatusReport {
         for o in &self.outputs {
             let _ = writeln!(
                 s,
-                "\n{} ({}): {}, volume {} %, offset {:+.1} ms",
-                o.name, o.kind, o.state, o.volume_pct, o.offset_ms
+                "\n{} ({}): {}, volume {} % ({}), offset {:+.1} ms",
+                o.name,
+                o.kind,
+                o.state,
+                o.volume_pct,
+                match o.device_volume {
+                    Some(level) => format!("on the speaker: AVRCP {level}/127"),
+                    None => o.volume_control.clone(),
+                },
+                o.offset_ms
             );
             let d = &o.delay;
             let _ = writeln!(
@@ -636,6 +651,10 @@ fn duration(s: f64) -> String {
 }
 
 /// Serde default for fields newer servers add (absent from older replies).
+fn software() -> String {
+    "software".into()
+}
+
 fn yes() -> bool {
     true
 }
@@ -798,6 +817,8 @@ mod tests {
                 state: "playing".into(),
                 enabled: true,
                 volume_pct: 40,
+                volume_control: "software".into(),
+                device_volume: None,
                 offset_ms: -2.5,
                 synced: true,
                 error_us: 1.25,
@@ -849,7 +870,7 @@ mod tests {
             "source: snapcast tcp://host:1704",
             "engine: healthy",
             "skew 0.5 µs",
-            "kitchen (sim): playing, volume 40 %, offset -2.5 ms",
+            "kitchen (sim): playing, volume 40 % (software), offset -2.5 ms",
             "delay 187.50 ms = encoder 0.00 + queue 0.00 + transport 40.00 + sink 150.00 + offset -2.50",
             "sync error +1.2 µs, correction +199.0 ppm, drift +200.0 ppm, resyncs 1",
             "underrun_frames 3",

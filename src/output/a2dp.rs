@@ -6,9 +6,15 @@
 //! Timing: a packet is sent when its first frame is due, so the frame is heard at `send + Delay`, the sink's
 //! delay report (or the configured fallback when it reports none). Without a link the output still consumes
 //! audio at the local clock (and drops it), so it stays on the timeline and rejoins in sync.
+//!
+//! Volume: when the speaker offers AVRCP absolute volume, the control side sets it and the samples go out at full
+//! scale ([`Output::set_device_volume`]); otherwise the player scales the samples. Silence: after
+//! [`A2dpOptions::idle_release_ns`] of digital silence the output marks itself idle and the control side releases
+//! the stream (the speaker may sleep); sound coming back takes it again. With [`A2dpOptions::keep_alive`] silence
+//! is replaced by an inaudible tone instead, for speakers that switch off when they hear nothing.
 
 use super::local_clocked::LocalClocked;
-use super::{Output, OutputError, OutputStatus};
+use super::{Output, OutputError, OutputStatus, OUTPUT_FORMAT};
 use crate::bluez::a2dp::rtp::{frames_per_packet, RtpPacketizer};
 use crate::bluez::a2dp::sbc_caps;
 use crate::codec::sbc::{Sbc, SBC_DELAY_FRAMES};
@@ -23,6 +29,33 @@ const LEAD_NS: i64 = 40_000_000;
 /// a stall of ours up to this much is absorbed there; skipping audio (a resync) would instead cut the music. If the
 /// whole machine stalled, the speaker's side stalled with it and nothing was lost at all.
 const LATE_TOLERANCE_NS: i64 = 250_000_000;
+
+/// The keep-alive tone: a frequency below hearing and below what small speakers reproduce…
+pub const KEEP_ALIVE_HZ: u32 = 15;
+/// …at −60 dBFS (32 of 32767): enough for a speaker's "no signal" detector, nothing anybody hears.
+pub const KEEP_ALIVE_AMPLITUDE: f32 = 32.0;
+
+/// How an `a2dp` output treats volume and silence (from the config).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct A2dpOptions {
+    /// Delay assumed while the sink reports none, ns.
+    pub fallback_delay_ns: i64,
+    /// Release the stream after this much digital silence (None: never).
+    pub idle_release_ns: Option<i64>,
+    /// Replace digital silence with an inaudible tone (and never release).
+    pub keep_alive: bool,
+}
+
+impl A2dpOptions {
+    /// Defaults with `fallback_delay_ns`: never released, no keep-alive.
+    pub fn with_fallback_delay(fallback_delay_ns: i64) -> Self {
+        Self {
+            fallback_delay_ns,
+            idle_release_ns: None,
+            keep_alive: false,
+        }
+    }
+}
 
 /// A transport handed over by the control side.
 #[derive(Debug)]
@@ -46,6 +79,18 @@ pub struct LinkState {
     pub reported_delay_ns: Option<i64>,
     /// Set by the real-time side when the socket failed: the control side re-acquires.
     pub failed: bool,
+    /// The volume the output should play at, percent (set by the real-time side; None until the player said).
+    pub wanted_volume_pct: Option<u8>,
+    /// The speaker applies the volume (AVRCP absolute volume, set to `wanted_volume_pct` by the control side):
+    /// the samples go out at full scale.
+    pub device_volume: bool,
+    /// The speaker's absolute volume as last read, 0…127 (it changes when somebody presses its buttons).
+    pub device_level: Option<u16>,
+    /// Set by the real-time side after `idle_release_ns` of silence, cleared when sound returns: the control side
+    /// releases the stream while it is set and takes it again after.
+    pub idle: bool,
+    /// Wakes the control side when the real-time side changed `wanted_volume_pct`, `idle` or `failed`.
+    pub changed: Arc<tokio::sync::Notify>,
 }
 
 /// Shared between an [`A2dpOutput`] and its speaker task.
@@ -71,35 +116,87 @@ struct Active {
 pub struct A2dpOutput {
     name: String,
     shared: SharedLink,
-    fallback_delay_ns: i64,
+    options: A2dpOptions,
     clock: LocalClocked,
     active: Option<Active>,
     seen_generation: u64,
     packets: u64,
     dropped: u64,
     write_errors: u64,
+    /// The last volume told to the control side.
+    wanted_volume_pct: Option<u8>,
+    /// Copied from the shared state at each tick.
+    device_volume: Option<u16>,
+    /// Consecutive frames of digital silence written.
+    silent_frames: u64,
+    idle: bool,
+    /// One period of the keep-alive tone (empty without keep-alive) and where in it the next frame is.
+    keep_alive: Vec<i16>,
+    keep_alive_pos: usize,
 }
 
 impl A2dpOutput {
-    /// An output named `name` fed links through `shared`; `fallback_delay_ns` is used while the sink reports no
-    /// delay.
-    pub fn new(name: &str, shared: SharedLink, fallback_delay_ns: i64) -> Self {
+    /// An output named `name` fed links through `shared`.
+    pub fn new(name: &str, shared: SharedLink, options: A2dpOptions) -> Self {
+        let keep_alive = if options.keep_alive {
+            let period = (OUTPUT_FORMAT.rate_hz / KEEP_ALIVE_HZ) as usize;
+            (0..period)
+                .map(|i| {
+                    let phase = std::f32::consts::TAU * i as f32 / period as f32;
+                    (KEEP_ALIVE_AMPLITUDE * phase.sin()).round() as i16
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
         Self {
             name: name.to_string(),
             shared,
-            fallback_delay_ns,
-            clock: LocalClocked::with_late_tolerance(LEAD_NS, fallback_delay_ns, LATE_TOLERANCE_NS),
+            options,
+            clock: LocalClocked::with_late_tolerance(LEAD_NS, options.fallback_delay_ns, LATE_TOLERANCE_NS),
             active: None,
             seen_generation: 0,
             packets: 0,
             dropped: 0,
             write_errors: 0,
+            wanted_volume_pct: None,
+            device_volume: None,
+            silent_frames: 0,
+            idle: false,
+            keep_alive,
+            keep_alive_pos: 0,
+        }
+    }
+
+    /// Counts silence and flips `idle` (telling the control side) when it starts or ends.
+    fn follow_silence(&mut self, frames: &[i16], silent: bool) {
+        let n = (frames.len() / 2) as u64;
+        self.silent_frames = if silent { self.silent_frames + n } else { 0 };
+        let Some(limit_ns) = self.options.idle_release_ns.filter(|_| !self.options.keep_alive) else {
+            return;
+        };
+        let idle = self.silent_frames as f64 >= OUTPUT_FORMAT.ns_to_frames_f64(limit_ns);
+        if idle != self.idle {
+            self.idle = idle;
+            if idle {
+                tracing::info!(
+                    output = self.name,
+                    "{:.0} s of silence: releasing the speaker until sound returns",
+                    limit_ns as f64 / 1e9
+                );
+            } else {
+                tracing::info!(output = self.name, "sound again: taking the speaker back");
+            }
+            let mut st = self.shared.lock().expect("link lock");
+            st.idle = idle;
+            st.changed.notify_one();
         }
     }
 
     fn sync_link(&mut self) -> i64 {
         let st = self.shared.lock().expect("link lock");
-        let delay = st.reported_delay_ns.unwrap_or(self.fallback_delay_ns);
+        let delay = st.reported_delay_ns.unwrap_or(self.options.fallback_delay_ns);
+        self.device_volume = if st.device_volume { st.device_level } else { None };
         if st.generation != self.seen_generation {
             self.seen_generation = st.generation;
             self.active = None;
@@ -207,14 +304,23 @@ impl Output for A2dpOutput {
     }
 
     fn write(&mut self, now: LocalTime, frames: &[i16]) -> Result<(), OutputError> {
+        let silent = frames.iter().all(|&v| v == 0);
+        self.follow_silence(frames, silent);
         if let Some(a) = &mut self.active {
             for f in frames.chunks_exact(2) {
+                let (l, r) = if silent && !self.keep_alive.is_empty() {
+                    let v = self.keep_alive[self.keep_alive_pos];
+                    self.keep_alive_pos = (self.keep_alive_pos + 1) % self.keep_alive.len();
+                    (v, v)
+                } else {
+                    (f[0], f[1])
+                };
                 if a.channels == 1 {
-                    let m = ((f[0] as i32 + f[1] as i32) / 2) as i16;
+                    let m = ((l as i32 + r as i32) / 2) as i16;
                     a.pcm.extend_from_slice(&m.to_le_bytes());
                 } else {
-                    a.pcm.extend_from_slice(&f[0].to_le_bytes());
-                    a.pcm.extend_from_slice(&f[1].to_le_bytes());
+                    a.pcm.extend_from_slice(&l.to_le_bytes());
+                    a.pcm.extend_from_slice(&r.to_le_bytes());
                 }
             }
             let per_frame = a.sbc.frames_per_sbc_frame(a.channels) as u64;
@@ -257,6 +363,26 @@ impl Output for A2dpOutput {
         self.active.is_some()
     }
 
+    fn set_device_volume(&mut self, pct: u8) -> bool {
+        if self.wanted_volume_pct != Some(pct) {
+            self.wanted_volume_pct = Some(pct);
+            let mut st = self.shared.lock().expect("link lock");
+            st.wanted_volume_pct = Some(pct);
+            st.changed.notify_one();
+        }
+        self.active.is_some() && self.device_volume.is_some()
+    }
+
+    fn device_volume(&self) -> Option<(u16, u16)> {
+        self.device_volume
+            .filter(|_| self.active.is_some())
+            .map(|level| (level, crate::bluez::media_transport::A2DP_VOLUME_MAX))
+    }
+
+    fn idle(&self) -> bool {
+        self.idle
+    }
+
     fn wake_at(&self, now: LocalTime) -> Option<LocalTime> {
         let first = self.active.as_ref().and_then(|a| a.queue.front()).map(|(n, _)| *n);
         Some(self.clock.wake_at(first, now))
@@ -278,24 +404,12 @@ mod tests {
 
     #[test]
     fn sends_rtp_sbc_packets_when_due_and_reports_failure() {
-        let (a, b) = std::os::unix::net::UnixDatagram::pair().unwrap();
-        let shared: SharedLink = Arc::default();
-        {
-            let mut st = shared.lock().unwrap();
-            st.link = Some(Arc::new(Link {
-                fd: OwnedFd::from(a),
-                write_mtu: 895,
-                configuration: [0x11, 0x15, 2, 51],
-            }));
-            st.generation = 1;
-            st.reported_delay_ns = Some(150_000_000);
-        }
-        let mut out = A2dpOutput::new("s", shared.clone(), 200_000_000);
+        let (mut out, shared, b) = linked_output(A2dpOptions::with_fallback_delay(200_000_000));
+        shared.lock().unwrap().reported_delay_ns = Some(150_000_000);
         let st = out.status(LocalTime::from_ns(0));
         assert_eq!(st.sink_reported_ns, Some(150_000_000 + 73 * 1_000_000_000 / 48_000));
         // 100 ms of audio handed over at once; packets go out as their first frame comes due.
         out.write(LocalTime::from_ns(0), &vec![0i16; 4800 * 2]).unwrap();
-        b.set_nonblocking(true).unwrap();
         let mut buf = [0u8; 2048];
         assert!(b.recv(&mut buf).is_err(), "nothing is due before the lead has passed");
         assert_eq!(
@@ -325,5 +439,170 @@ mod tests {
             shared.lock().unwrap().failed,
             "a dead socket is reported to the control side"
         );
+    }
+    /// An output on a socket pair (the speaker's end returned), SBC joint stereo 48 kHz bitpool 51.
+    fn linked_output(options: A2dpOptions) -> (A2dpOutput, SharedLink, std::os::unix::net::UnixDatagram) {
+        let (a, b) = std::os::unix::net::UnixDatagram::pair().unwrap();
+        b.set_nonblocking(true).unwrap();
+        let shared: SharedLink = Arc::default();
+        {
+            let mut st = shared.lock().unwrap();
+            st.link = Some(Arc::new(Link {
+                fd: OwnedFd::from(a),
+                write_mtu: 895,
+                configuration: [0x11, 0x15, 2, 51],
+            }));
+            st.generation = 1;
+        }
+        let out = A2dpOutput::new("s", shared.clone(), options);
+        (out, shared, b)
+    }
+
+    /// Writes `blocks` blocks of 5 ms (`value` in every sample), one per 5 ms tick from `*t`.
+    fn feed(out: &mut A2dpOutput, t: &mut i64, blocks: usize, value: i16) {
+        for _ in 0..blocks {
+            out.status(LocalTime::from_ns(*t));
+            out.write(LocalTime::from_ns(*t), &[value; 480]).unwrap();
+            *t += 5_000_000;
+        }
+    }
+
+    #[test]
+    fn silence_makes_the_output_idle_after_the_configured_time_and_sound_ends_it() {
+        let mut opts = A2dpOptions::with_fallback_delay(150_000_000);
+        opts.idle_release_ns = Some(1_000_000_000);
+        let (mut out, shared, _b) = linked_output(opts);
+        let notified = shared.lock().unwrap().changed.clone();
+        let mut t = 0;
+        feed(&mut out, &mut t, 100, 1000); // 0.5 s of sound
+        feed(&mut out, &mut t, 199, 0); // 0.995 s of silence: not yet
+        assert!(!out.idle() && !shared.lock().unwrap().idle);
+        feed(&mut out, &mut t, 1, 0); // 1 s
+        assert!(out.idle() && shared.lock().unwrap().idle, "idle after 1 s of silence");
+        assert!(futures_lite_ready(notified.notified()), "the control side is woken");
+        feed(&mut out, &mut t, 1, 3);
+        assert!(
+            !out.idle() && !shared.lock().unwrap().idle,
+            "the first non-zero sample ends it"
+        );
+        // Without idle_release (and with keep-alive) silence never makes it idle.
+        for opts in [
+            A2dpOptions::with_fallback_delay(0),
+            A2dpOptions {
+                idle_release_ns: Some(1),
+                keep_alive: true,
+                ..A2dpOptions::with_fallback_delay(0)
+            },
+        ] {
+            let (mut out, shared, _b) = linked_output(opts);
+            feed(&mut out, &mut t, 400, 0);
+            assert!(!out.idle() && !shared.lock().unwrap().idle, "{opts:?}");
+        }
+    }
+
+    /// Whether a future is ready at its first poll.
+    fn futures_lite_ready<F: std::future::Future>(f: F) -> bool {
+        let waker = std::task::Waker::noop();
+        let mut cx = std::task::Context::from_waker(waker);
+        std::pin::pin!(f).poll(&mut cx).is_ready()
+    }
+
+    /// Decodes every packet waiting on `b` (RTP header 12 bytes + SBC media header 1 byte) to left samples.
+    fn received_left(b: &std::os::unix::net::UnixDatagram) -> Vec<i16> {
+        let mut sbc = Sbc::new_a2dp(&[0x11, 0x15, 2, 51]).unwrap();
+        let mut buf = [0u8; 2048];
+        let mut pcm = Vec::new();
+        while let Ok(n) = b.recv(&mut buf) {
+            sbc.decode_frames(&buf[13..n], buf[12] as usize & 0x0f, &mut pcm)
+                .unwrap();
+        }
+        pcm.chunks_exact(2).map(|f| f[0]).collect()
+    }
+
+    #[test]
+    fn keep_alive_replaces_silence_with_an_inaudible_tone() {
+        for keep_alive in [false, true] {
+            let opts = A2dpOptions {
+                keep_alive,
+                ..A2dpOptions::with_fallback_delay(150_000_000)
+            };
+            let (mut out, _shared, b) = linked_output(opts);
+            let mut t = 0;
+            feed(&mut out, &mut t, 200, 0); // 1 s of digital silence
+            let left = received_left(&b);
+            assert!(left.len() >= 40_000, "{} samples received", left.len());
+            let steady = &left[2_000..];
+            let peak = steady.iter().map(|v| v.unsigned_abs()).max().unwrap();
+            let rms = (steady.iter().map(|&v| (v as f64).powi(2)).sum::<f64>() / steady.len() as f64).sqrt();
+            if keep_alive {
+                // −60 dBFS (amplitude 32): RMS 22.6 for a sine; SBC keeps it within a few LSB.
+                assert!(
+                    (15.0..30.0).contains(&rms) && peak <= 40,
+                    "keep-alive rms {rms:.1}, peak {peak}"
+                );
+                // 15 Hz: a rising zero crossing every 3200 samples.
+                // Rising crossings with hysteresis (±16), as the tone lingers near 0 for many samples.
+                let (mut armed, mut rising) = (false, Vec::new());
+                for (i, &v) in steady.iter().enumerate() {
+                    if v < -16 {
+                        armed = true;
+                    } else if v > 16 && armed {
+                        armed = false;
+                        rising.push(i);
+                    }
+                }
+                let periods: Vec<usize> = rising.windows(2).map(|w| w[1] - w[0]).collect();
+                assert!(
+                    !periods.is_empty() && periods.iter().all(|&p| (3100..3300).contains(&p)),
+                    "{periods:?}"
+                );
+            } else {
+                assert_eq!(peak, 0, "silence stays digital silence without keep-alive");
+            }
+        }
+        // Sound is never touched.
+        let opts = A2dpOptions {
+            keep_alive: true,
+            ..A2dpOptions::with_fallback_delay(150_000_000)
+        };
+        let (mut out, _shared, b) = linked_output(opts);
+        let mut t = 0;
+        feed(&mut out, &mut t, 200, 1000);
+        let left = received_left(&b);
+        assert!(
+            left[2_000..].iter().all(|&v| (v - 1000).abs() <= 8),
+            "DC 1000 passes unchanged"
+        );
+    }
+
+    #[test]
+    fn volume_goes_to_the_speaker_only_once_it_applies_it() {
+        let (mut out, shared, _b) = linked_output(A2dpOptions::with_fallback_delay(0));
+        let notified = shared.lock().unwrap().changed.clone();
+        out.status(LocalTime::from_ns(0));
+        assert!(
+            !out.set_device_volume(40),
+            "software volume until the speaker is at our level"
+        );
+        assert_eq!(shared.lock().unwrap().wanted_volume_pct, Some(40));
+        assert!(futures_lite_ready(notified.notified()), "the control side is told");
+        assert_eq!(out.device_volume(), None);
+        {
+            let mut st = shared.lock().unwrap();
+            st.device_volume = true;
+            st.device_level = Some(51);
+        }
+        out.status(LocalTime::from_ns(5_000_000));
+        assert!(out.set_device_volume(40));
+        assert_eq!(out.device_volume(), Some((51, 127)));
+        // The link goes: software volume again (nothing is sent anyway, but status must not claim the speaker).
+        {
+            let mut st = shared.lock().unwrap();
+            st.link = None;
+            st.generation += 1;
+        }
+        out.status(LocalTime::from_ns(10_000_000));
+        assert!(!out.set_device_volume(40));
+        assert_eq!(out.device_volume(), None);
     }
 }

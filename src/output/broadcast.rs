@@ -10,7 +10,7 @@
 //! local clock (and drops it), so it stays on the timeline and rejoins in sync.
 
 use super::local_clocked::LocalClocked;
-use super::{Output, OutputError, OutputStatus};
+use super::{Output, OutputError, OutputStatus, OUTPUT_FORMAT};
 use crate::bluez::bap::broadcast::{BroadcastConfig, ChannelLayout};
 use crate::codec::lc3::Lc3Encoder;
 use crate::timeline::LocalTime;
@@ -95,10 +95,15 @@ impl BroadcastOutput {
     /// LC3's algorithmic delay.
     pub fn delay_ns(config: &BroadcastConfig) -> i64 {
         let p = config.preset;
-        let lc3 = crate::codec::lc3::Lc3Encoder::new(p.frame_duration, p.sample_rate_hz)
-            .map(|e| e.delay().as_nanos() as i64)
-            .unwrap_or(0);
+        let lc3 = Self::encoder(config).map(|e| e.delay().as_nanos() as i64).unwrap_or(0);
         config.presentation_delay_us as i64 * 1_000 + p.max_transport_latency_ms as i64 * 1_000_000 + lc3
+    }
+
+    /// An encoder for one channel: the preset's stream (rate, frame duration) from the player's 48 kHz PCM, so
+    /// frames and delay count 48 kHz samples whatever the preset's rate (the config checker refuses 44.1 kHz).
+    fn encoder(config: &BroadcastConfig) -> Result<Lc3Encoder, crate::codec::lc3::Lc3Error> {
+        let p = config.preset;
+        Lc3Encoder::with_pcm_rate(p.frame_duration, p.sample_rate_hz, OUTPUT_FORMAT.rate_hz)
     }
 
     fn sync_link(&mut self) {
@@ -115,15 +120,17 @@ impl BroadcastOutput {
             tracing::error!(output = self.name, "BIG has {} BISes, want {n}", link.fds.len());
             return;
         }
-        let encoders: Result<Vec<_>, _> = (0..n)
-            .map(|_| Lc3Encoder::new(p.frame_duration, p.sample_rate_hz))
-            .collect();
+        let encoders: Result<Vec<_>, _> = (0..n).map(|_| Self::encoder(&self.config)).collect();
         match encoders {
             Ok(encoders) => {
                 tracing::info!(
                     output = self.name,
-                    "broadcasting: preset {}, {n} BIS, {} bytes per SDU every {} µs",
+                    "broadcasting: preset {}, {n} BIS, {} Hz LC3 from {} Hz PCM (downsampling: {:?}), {} bytes per SDU \
+                     every {} µs",
                     p.name,
+                    p.sample_rate_hz,
+                    OUTPUT_FORMAT.rate_hz,
+                    encoders[0].downsampling(),
                     p.octets_per_frame,
                     p.sdu_interval_us
                 );
@@ -272,7 +279,7 @@ impl Output for BroadcastOutput {
 mod tests {
     use super::*;
     use crate::bluez::bap::presets::Preset;
-    use crate::codec::lc3::Lc3Decoder;
+    use crate::codec::lc3::{Decoded, Lc3Decoder};
     use std::os::unix::net::UnixDatagram;
 
     fn big(n: usize) -> (SharedBig, Vec<UnixDatagram>) {
@@ -353,6 +360,74 @@ mod tests {
             shared.lock().unwrap().failed,
             "a dead socket is reported to the control side"
         );
+    }
+
+    /// The stream of every codec rate bluebridge broadcasts, from its 48 kHz PCM: SDUs of the preset's size, one per
+    /// BIS per frame of 48 kHz PCM, that a receiver's plain decoder at the preset's rate (as it reads the BASE)
+    /// decodes to the tone that went in; the delay counts LC3's delay in time (2.5 / 4 ms) whatever the rate.
+    #[test]
+    fn lower_rate_presets_encode_the_48k_pcm_into_their_own_rate() {
+        // (preset, SDUs from 240 ms of audio, delay ns = 40 ms presentation + latency + LC3); with liblc3 < 1.1.0
+        // the encoder resamples by itself: its filter's delay more (see codec::lc3).
+        let resampling = !crate::codec::lc3::library_downsampling_is_sound();
+        let table = [
+            ("8_1_1", 32, 40_000_000 + 8_000_000 + 4_000_000),
+            ("16_2_1", 24, 40_000_000 + 10_000_000 + 2_500_000),
+            ("24_1_1", 32, 40_000_000 + 8_000_000 + 4_000_000),
+            ("24_2_1", 24, 40_000_000 + 10_000_000 + 2_500_000),
+            ("32_2_2", 24, 40_000_000 + 60_000_000 + 2_500_000),
+        ];
+        for (name, want_sdus, want_delay) in table {
+            // 16 samples at the codec rate, counted in whole 48 kHz samples.
+            let rate = i64::from(Preset::by_name(name).unwrap().sample_rate_hz);
+            let filter_ns = 16 * 48_000 / rate * 1_000_000_000 / 48_000;
+            let want_delay = want_delay + if resampling { filter_ns } else { 0 };
+            let preset = Preset::by_name(name).unwrap();
+            let cfg = BroadcastConfig::new(preset, ChannelLayout::Stereo);
+            let (shared, peers) = big(2);
+            let mut out = BroadcastOutput::new("b", cfg, shared);
+            let st = out.status(LocalTime::from_ns(0));
+            assert_eq!(st.sink_reported_ns, Some(want_delay), "{name}");
+            // Left: 1 kHz at -12 dBFS; right: silence. 240 ms = 11 520 frames of 48 kHz stereo.
+            let frames: Vec<i16> = (0..11_520)
+                .flat_map(|i| {
+                    let l = 8000.0 * (2.0 * std::f64::consts::PI * 1000.0 * i as f64 / 48_000.0).sin();
+                    [l as i16, 0]
+                })
+                .collect();
+            out.write(LocalTime::from_ns(0), &frames).unwrap();
+            out.status(LocalTime::from_ns(1_000_000_000));
+            let (left, right) = (drain(&peers[0]), drain(&peers[1]));
+            assert_eq!((left.len(), right.len()), (want_sdus, want_sdus), "{name}");
+            let octets = usize::from(preset.octets_per_frame);
+            assert!(left.iter().chain(&right).all(|s| s.len() == octets), "{name}");
+            // A receiver decodes at the stream's rate: 1 kHz comes back, at the stream's rate.
+            let decode = |sdus: &[Vec<u8>]| {
+                let mut d = Lc3Decoder::new(preset.frame_duration, preset.sample_rate_hz).unwrap();
+                let mut pcm = vec![0i16; d.frame_samples()];
+                let mut all = Vec::new();
+                for s in sdus {
+                    assert_eq!(d.decode(Some(s), &mut pcm).unwrap(), Decoded::Frame, "{name}");
+                    all.extend_from_slice(&pcm);
+                }
+                all
+            };
+            let (l, r) = (decode(&left), decode(&right));
+            let frame = preset.frame_samples();
+            assert_eq!(l.len(), want_sdus * frame, "{name}");
+            let steady = &l[4 * frame..];
+            let rms = |x: &[i16]| (x.iter().map(|&v| f64::from(v).powi(2)).sum::<f64>() / x.len() as f64).sqrt();
+            let rising = steady.windows(2).filter(|w| w[0] < 0 && w[1] >= 0).count();
+            let hz = rising as f64 * f64::from(preset.sample_rate_hz) / steady.len() as f64;
+            assert!((990.0..=1010.0).contains(&hz), "{name}: decoded {hz:.1} Hz, want 1 kHz");
+            // 8000 peak = 5657 rms.
+            assert!(
+                (5000.0..6300.0).contains(&rms(steady)),
+                "{name}: left rms {}",
+                rms(steady)
+            );
+            assert!(rms(&r[4 * frame..]) < 50.0, "{name}: right rms {}", rms(&r));
+        }
     }
 
     #[test]

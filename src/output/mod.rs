@@ -80,6 +80,22 @@ pub trait Output: Send {
     fn linked(&self) -> bool {
         true
     }
+    /// Offers the output the volume to apply on the device itself, `pct` 0…100 (the group's volume times the
+    /// output's local one, see [`player::device_volume_pct`]). True when the device applies it (an A2DP speaker with
+    /// AVRCP absolute volume): the player then leaves the samples at full scale. False (the default): the player
+    /// scales the samples (software volume). Called every block; must not block.
+    fn set_device_volume(&mut self, _pct: u8) -> bool {
+        false
+    }
+    /// The volume the device is at now, as `(level, max)` (AVRCP: 0…127), when the device applies the volume.
+    fn device_volume(&self) -> Option<(u16, u16)> {
+        None
+    }
+    /// True while the output has let its sink go because the audio was silent (an A2DP speaker released after
+    /// `idle_release_s`); it takes it back when sound returns.
+    fn idle(&self) -> bool {
+        false
+    }
     /// Counters worth showing (underruns, dropped blocks…), as `(name, value)`.
     fn counters(&self) -> Vec<(&'static str, u64)> {
         Vec::new()
@@ -145,6 +161,7 @@ fn start_a2dp(spec: &crate::config::OutputSpec, ctx: &OutputContext, shared: &a2
                         name: spec.name.clone(),
                         adapter,
                         address,
+                        avrcp_volume: spec.avrcp_volume,
                     },
                     shared.clone(),
                 )
@@ -174,7 +191,12 @@ pub fn open(spec: &crate::config::OutputSpec, ctx: &OutputContext) -> Result<Box
         "a2dp" => {
             let shared: a2dp::SharedLink = Arc::default();
             start_a2dp(spec, ctx, &shared);
-            Ok(Box::new(a2dp::A2dpOutput::new(&spec.name, shared, spec.delay_ns)))
+            let options = a2dp::A2dpOptions {
+                fallback_delay_ns: spec.delay_ns,
+                idle_release_ns: spec.idle_release_ns,
+                keep_alive: spec.keep_alive,
+            };
+            Ok(Box::new(a2dp::A2dpOutput::new(&spec.name, shared, options)))
         }
         "broadcast" => {
             let config = spec

@@ -147,6 +147,10 @@ pub struct PlayerStatus {
     pub write_errors: u64,
     /// Output counters.
     pub counters: Vec<(String, u64)>,
+    /// The device applies the volume (AVRCP absolute volume): its level and maximum; None: software volume.
+    pub device_volume: Option<(u16, u16)>,
+    /// The output let its sink go after a silence (see [`Output::idle`]).
+    pub idle: bool,
 }
 
 struct SyncState {
@@ -171,6 +175,13 @@ pub struct Player {
     markers: Vec<LocalTime>,
     status: PlayerStatus,
     enabled: bool,
+}
+
+/// The volume a device applies for the group's volume and the output's local one, percent: their product (a
+/// speaker maps its absolute volume onto its own loudness curve, so the percentages are not put through
+/// [`volume_gain`]'s curve first).
+pub fn device_volume_pct(group_pct: u8, local_pct: u8) -> u8 {
+    ((group_pct.min(100) as u32 * local_pct.min(100) as u32 + 50) / 100) as u8
 }
 
 fn volume_gain(pct: u8) -> f32 {
@@ -243,6 +254,8 @@ impl Player {
     pub fn status(&self) -> PlayerStatus {
         let mut s = self.status.clone();
         s.linked = self.output.linked();
+        s.device_volume = self.output.device_volume();
+        s.idle = self.output.idle();
         s.counters = self
             .output
             .counters()
@@ -407,8 +420,13 @@ impl Player {
         drop(tl);
         self.block.resize(BLOCK_FRAMES * ch, 0.0);
         self.conv.process(&self.input, &mut self.block);
+        let on_device = self
+            .output
+            .set_device_volume(device_volume_pct(settings.volume_pct, self.cfg.volume_pct));
         let gain = if settings.muted || !self.enabled {
             0.0
+        } else if on_device {
+            1.0
         } else {
             volume_gain(settings.volume_pct) * volume_gain(self.cfg.volume_pct)
         };
@@ -447,6 +465,8 @@ mod tests {
         clock: LocalClocked,
         frames: Arc<Mutex<Vec<i16>>>,
         delay_ns: Arc<AtomicI64>,
+        /// Some: a device that applies the volume, with the last percentage it was asked for.
+        device_pct: Option<Arc<Mutex<Option<u8>>>>,
     }
 
     impl Output for Recorder {
@@ -466,11 +486,29 @@ mod tests {
         fn paced_by_local_clock(&self) -> bool {
             true
         }
+        fn set_device_volume(&mut self, pct: u8) -> bool {
+            match &self.device_pct {
+                Some(d) => {
+                    *d.lock().unwrap() = Some(pct);
+                    true
+                }
+                None => false,
+            }
+        }
     }
 
     /// Plays 4 s of the test signal from a source on `clock` to a [`Recorder`]; the sink's delay grows by 30 ms at
     /// 2 s. Returns the left channel written and the player's status.
     fn play(clock: ServerClock) -> (Vec<i16>, PlayerStatus) {
+        play_at(clock, 100, None)
+    }
+
+    /// [`play`] with a local volume, to an output that applies the volume itself when `device_pct` is given.
+    fn play_at(
+        clock: ServerClock,
+        volume_pct: u8,
+        device_pct: Option<Arc<Mutex<Option<u8>>>>,
+    ) -> (Vec<i16>, PlayerStatus) {
         let signal = TestSignal::standard();
         let timeline = Arc::new(Mutex::new(TimelineBuffer::new(signal.format, 10_000_000_000)));
         for c in 0..(5 * 48_000 / 960) {
@@ -493,8 +531,11 @@ mod tests {
             clock: LocalClocked::new(20_000_000, 0),
             frames: frames.clone(),
             delay_ns: delay_ns.clone(),
+            device_pct,
         };
-        let mut player = Player::new(PlayerConfig::named("r"), feed, Box::new(out));
+        let mut cfg = PlayerConfig::named("r");
+        cfg.volume_pct = volume_pct;
+        let mut player = Player::new(cfg, feed, Box::new(out));
         for tick in 0..800 {
             if tick == 400 {
                 delay_ns.store(130_000_000, Ordering::Relaxed);
@@ -522,6 +563,35 @@ mod tests {
         assert_eq!(st.resyncs, 1, "one resync for the jump: {st:?}");
         assert_eq!(st.correction_ppm, 0.0);
         assert!(!st.resampling);
+    }
+
+    #[test]
+    fn a_device_that_applies_the_volume_gets_full_scale_samples_and_the_percentage() {
+        let peak = |out: &[i16]| out[24_000..91_000].iter().map(|v| v.unsigned_abs()).max().unwrap() as f32;
+        let (full, _) = play_at(ServerClock::local(), 100, None);
+        // Software volume: 50 % scales the samples by Snapcast's curve.
+        let (soft, _) = play_at(ServerClock::local(), 50, None);
+        let ratio = peak(&soft) / peak(&full);
+        assert!((ratio - volume_gain(50)).abs() < 0.01, "software 50 %: ratio {ratio}");
+        // A device that applies it: the samples stay exact copies at full scale, and it is told 50 % (group 100 %).
+        let asked = Arc::new(Mutex::new(None));
+        let (dev, _) = play_at(ServerClock::local(), 50, Some(asked.clone()));
+        assert!(exact_shift(&dev, 24_000, 91_000).is_some(), "full-scale exact copy");
+        assert_eq!(*asked.lock().unwrap(), Some(50));
+    }
+
+    #[test]
+    fn device_volume_is_the_product_of_group_and_local_volume() {
+        for (group, local, want) in [
+            (100, 100, 100),
+            (100, 50, 50),
+            (50, 50, 25),
+            (0, 100, 0),
+            (33, 33, 11),
+            (200, 100, 100),
+        ] {
+            assert_eq!(device_volume_pct(group, local), want, "group {group} local {local}");
+        }
     }
 
     #[test]

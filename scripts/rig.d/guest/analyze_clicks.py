@@ -15,6 +15,10 @@ n = len(raw) // (ch * width)
 left = [struct.unpack_from('<h', raw, i * ch * width)[0] / 32768.0 for i in range(n)]
 
 clicks = find_clicks(left, rate)
+# The reference at the capture's rate (an LC3 broadcast decodes at its codec rate, 8-48 kHz): the click lasts
+# σ = 1.5 samples of 48 kHz and sits 0.1 s into each second, whatever the rate.
+SIGMA = 1.5 * rate / 48000
+OFFSET = rate / 10
 print(f"rate={rate}")
 print(f"clicks={len(clicks)}")
 if len(clicks) >= 2:
@@ -28,9 +32,9 @@ if len(clicks) >= 2:
     gap_run, gaps = 0, 0
     for k in range(start, end):
         t = k - c0  # frames from the first click
-        tone = 0.1 * math.sin(2 * math.pi * 440.0 * ((t + 4800) / rate))
+        tone = 0.1 * math.sin(2 * math.pi * 440.0 * ((t + OFFSET) / rate))
         dd = ((t + rate / 2) % rate) - rate / 2
-        click = 0.8 * math.exp(-(dd * dd) / (2 * 1.5 * 1.5)) if abs(dd) < 12 else 0.0
+        click = 0.8 * math.exp(-(dd * dd) / (2 * SIGMA * SIGMA)) if abs(dd) < 12 else 0.0
         ref = tone + click
         x = left[k]
         num += ref * x; den_a += ref * ref; den_b += x * x
@@ -49,9 +53,9 @@ if len(clicks) >= 2:
         num = da = db = 0.0
         for k in range(int(a) - 100, min(int(b) - 100, n)):
             t = k - a
-            tone = 0.1 * math.sin(2 * math.pi * 440.0 * ((t + 4800) / rate))
+            tone = 0.1 * math.sin(2 * math.pi * 440.0 * ((t + OFFSET) / rate))
             dd = ((t + rate / 2) % rate) - rate / 2
-            ref = tone + (0.8 * math.exp(-(dd * dd) / 4.5) if abs(dd) < 12 else 0.0)
+            ref = tone + (0.8 * math.exp(-(dd * dd) / (2 * SIGMA * SIGMA)) if abs(dd) < 12 else 0.0)
             x = left[k]
             num += ref * x; da += ref * ref; db += x * x
         c = num / math.sqrt(da * db) if da > 0 and db > 0 else 0.0

@@ -9,7 +9,8 @@ and plays BUFFER_MS later; bluebridge hands an SDU to the controller at its play
 (presentation delay + transport latency + LC3 delay, DELAY_MS, read from `bluebridge status`), so a click is
 expected to arrive at play - DELAY_MS (+ the emulator's transit).
 
-usage: iso_timing.py CAPTURE.btsnoop IDX ORIGIN_MONO_NS REALTIME_MINUS_MONO_NS BUFFER_MS DELAY_MS [OCTETS]
+usage: iso_timing.py CAPTURE.btsnoop IDX ORIGIN_MONO_NS REALTIME_MINUS_MONO_NS BUFFER_MS DELAY_MS [OCTETS [RATE_HZ
+FRAME_US]]   (the preset's stream: 48000 Hz, 10000 µs by default; decoded at its own rate)
 Prints KEY=VALUE lines: sdus, clicks, matched, error_ms_p50/p95/max (arrival - expected), arrival_minus_play_ms_p50,
 lost_sdus, and one `click=` line per click.
 """
@@ -20,7 +21,8 @@ cap, idx = sys.argv[1], int(sys.argv[2])
 origin_mono_ns, rt_minus_mono_ns = int(sys.argv[3]), int(sys.argv[4])
 buffer_ms, delay_ms = float(sys.argv[5]), float(sys.argv[6])
 octets = int(sys.argv[7]) if len(sys.argv) > 7 else 100
-RATE, DT_US = 48000, 10000
+RATE = int(sys.argv[8]) if len(sys.argv) > 8 else 48000
+DT_US = int(sys.argv[9]) if len(sys.argv) > 9 else 10000
 ISO_RX = 19  # btmon's monitor opcode for an ISO packet from the controller
 EPOCH_DELTA_US = 0x00DCDDB30F2F8000  # btsnoop time (µs since year 0) - Unix time
 

@@ -234,20 +234,34 @@ bis_sinks_away() {
 # bcode_hex TEXT: a text Broadcast Code as the 32 hex digits on the air (UTF-8, zero-padded to 16 bytes).
 bcode_hex() { local h; h=$(printf '%s' "$1" | od -An -tx1 | tr -d ' \n'); h=${h}00000000000000000000000000000000; echo "${h:0:32}"; }
 
-# bis_analyse TAG FILE IDX: decodes a BIS capture of bluebridge's test signal (LC3 48_2_1: 100-byte SDUs, 100 a
-# second) that the sink controller hciIDX received, with liblc3, and checks it: received (the SDUs in the file
-# against the capture's own span: first to last SDU as btmon's kernel stamps on hciIDX show it, iso_span.py;
-# RIG_BCAST_RX_TOL_PCT, 1 % + 2), decodes (0 refused), frequency (440 Hz ±2 %), clicks (one a second of the audio
-# received), correlation (every one-second segment >= 0.99 with the source, one spoiled second tolerated), no-gaps.
-# Check names get "-TAG", figures "_TAG" when TAG is set; files are FILE's name with
-# .wav/.decode.txt/.analysis.txt/.tone.txt/.span.txt. Sets BIS_SECS_RX (whole seconds of audio received).
+# bis_preset NAME: the stream of a BAP broadcast preset that bis_analyse and bis_timing decode: sets BIS_OCTETS,
+# BIS_RATE (Hz, the codec's: the capture is decoded at it) and BIS_DT_US (BAP Table 6.4; _1 and _2 share the codec
+# configuration). Unset: 48_2_1. Returns 1 for a name bluebridge cannot broadcast (441_*) or does not know.
+bis_preset() {
+  local c
+  case ${1%_[12]} in
+    8_1) c="26 8000 7500" ;; 8_2) c="30 8000 10000" ;; 16_1) c="30 16000 7500" ;; 16_2) c="40 16000 10000" ;;
+    24_1) c="45 24000 7500" ;; 24_2) c="60 24000 10000" ;; 32_1) c="60 32000 7500" ;; 32_2) c="80 32000 10000" ;;
+    48_1) c="75 48000 7500" ;; 48_2) c="100 48000 10000" ;; 48_3) c="90 48000 7500" ;; 48_4) c="120 48000 10000" ;;
+    48_5) c="117 48000 7500" ;; 48_6) c="155 48000 10000" ;;
+    *) log "bis_preset: no broadcast preset $1"; return 1 ;;
+  esac
+  read -r BIS_OCTETS BIS_RATE BIS_DT_US <<< "$c"
+}
+# bis_analyse TAG FILE IDX: decodes a BIS capture of bluebridge's test signal (LC3 as bis_preset set, 48_2_1 by
+# default: 100-byte SDUs, 100 a second) that the sink controller hciIDX received, with liblc3, and checks it: received
+# (the SDUs in the file against the capture's own span: first to last SDU as btmon's kernel stamps on hciIDX show it,
+# iso_span.py, one per SDU interval; RIG_BCAST_RX_TOL_PCT, 1 % + 2), decodes (0 refused), frequency (440 Hz ±2 %),
+# clicks (one a second of the audio received), correlation (every one-second segment >= 0.99 with the source, one
+# spoiled second tolerated), no-gaps. Check names get "-TAG", figures "_TAG" when TAG is set; files are FILE's name
+# with .wav/.decode.txt/.analysis.txt/.tone.txt/.span.txt. Sets BIS_SECS_RX (whole seconds of audio received).
 bis_analyse() {
-  local tag=$1 f=$2 idx=$3 c="" g="" base rx fq frames exp tol
+  local tag=$1 f=$2 idx=$3 c="" g="" base rx fq frames exp tol oct=${BIS_OCTETS:-100} dt=${BIS_DT_US:-10000}
   [ -n "$tag" ] && { c="-$tag"; g="_$tag"; }
   base=${f%.bin}
-  python3 -S "$IN/lc3_decode.py" "$f" "$base.wav" 100 48000 10000 > "$base.decode.txt" 2>&1
+  python3 -S "$IN/lc3_decode.py" "$f" "$base.wav" "$oct" "${BIS_RATE:-48000}" "$dt" > "$base.decode.txt" 2>&1
   python3 -S "$IN/analyze_clicks.py" "$base.wav" > "$base.analysis.txt" 2>&1
-  python3 -S "$IN/iso_span.py" "$BTSNOOP" "$idx" 10000 > "$base.span.txt" 2>&1
+  python3 -S "$IN/iso_span.py" "$BTSNOOP" "$idx" "$dt" > "$base.span.txt" 2>&1
   cat "$base.decode.txt" "$base.analysis.txt" "$base.span.txt"
   _bv() { sed -n "s/^$1=//p" "$base.decode.txt" "$base.analysis.txt" | head -1; }
   _sv() { sed -n "s/^$1=//p" "$base.span.txt" | head -1; }
@@ -260,7 +274,7 @@ bis_analyse() {
   exp=$(_sv expected); exp=${exp:-0}
   figure "rx_span_s$g" "$(_sv span_s)"; figure "rx_expected$g" "$exp"; figure "rx_sdus_btmon$g" "$(_sv sdus)"
   figure "rx_sent$g" "$(_sv sent)"; figure "rx_arrival_gap_ms_max$g" "$(_sv arrival_gap_ms_max)"
-  # The SDUs the sink wrote against the SDUs its capture's span holds at one per 10 ms. Tolerance 1 % + 2 (the
+  # The SDUs the sink wrote against the SDUs its capture's span holds at one per SDU interval. Tolerance 1 % + 2 (the
   # emulator delivers in bursts when the VM stalls, so the first and last arrivals may be late by different
   # amounts): measured 3 Dec at load 6, broadcast: span 20.838 s = 2085 due, the broadcaster sent exactly 2085, the
   # sink wrote 2079 (-0.3 %); broadcast-encrypted: 2604 due, 2382 sent (bluebridge starved), 2379 written (-8.6 %,
@@ -273,9 +287,9 @@ bis_analyse() {
   python3 -S "$IN/analyze_tone.py" "$base.wav" > "$base.tone.txt" 2>&1
   fq=$(sed -n 's/^freq_hz=//p' "$base.tone.txt"); figure "freq_hz$g" "$fq"
   within "$fq" 431 449; check "frequency$c" $? "decoded tone $fq Hz, want 440 Hz ±2 %"
-  # Clicks against the audio received (one a second of decoded audio, 100 frames); what is missing inside the
-  # capture's span is the received check's business.
-  BIS_SECS_RX=$((frames / 100))
+  # Clicks against the audio received (one a second of decoded audio); what is missing inside the capture's span
+  # is the received check's business.
+  BIS_SECS_RX=$((frames * dt / 1000000))
   within "$(_bv clicks)" $((BIS_SECS_RX - 1)) $((BIS_SECS_RX + 1)) && [ "$BIS_SECS_RX" -gt 0 ]
   check "clicks$c" $? "$(_bv clicks) clicks in ${BIS_SECS_RX} s received"
   figure "segments_good$g" "$(_bv segments_good)/$(_bv segments)"; figure "segment_corr_min$g" "$(_bv segment_corr_min)"
@@ -303,7 +317,8 @@ bis_timing() {
   origin=$(bb_origin)
   rt=$(python3 -S -c 'import time; print(time.time_ns() - time.monotonic_ns())')
   log "origin=$origin realtime-monotonic=$rt delay_ms=$delay"
-  python3 -S "$IN/iso_timing.py" "$BTSNOOP" "$idx" "${origin:-0}" "$rt" "$buf" "${delay:-0}" > "$out" 2>&1
+  python3 -S "$IN/iso_timing.py" "$BTSNOOP" "$idx" "${origin:-0}" "$rt" "$buf" "${delay:-0}" \
+    "${BIS_OCTETS:-100}" "${BIS_RATE:-48000}" "${BIS_DT_US:-10000}" > "$out" 2>&1
   grep -v '^click=' "$out"
   _tv() { sed -n "s/^$1=//p" "$out" | head -1; }
   figure "delay_ms$g" "$delay"; figure "timing_matched$g" "$(_tv matched)"

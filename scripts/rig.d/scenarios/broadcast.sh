@@ -1,4 +1,4 @@
-# rig: about=bluebridge broadcasts the test signal (LE Audio, LC3 48_2_1, stereo = 2 BIS by default) from hci0; a broadcast sink on hci1 (isotest on the kernel ISO socket; RIG_BCAST_SINK=bluez: BlueZ's own via bluetoothctl) receives BIS 1, liblc3 decodes it, it must correlate with the source and arrive on time
+# rig: about=bluebridge broadcasts the test signal (LE Audio, LC3 48_2_1 or RIG_BCAST_PRESET, stereo = 2 BIS by default) from hci0; a broadcast sink on hci1 (isotest on the kernel ISO socket; RIG_BCAST_SINK=bluez: BlueZ's own via bluetoothctl) receives BIS 1, liblc3 decodes it, it must correlate with the source and arrive on time
 # rig: controllers=2
 # rig: bluetoothd=-E -K
 # rig: btvirt=sid
@@ -13,11 +13,14 @@ CODE=${RIG_BCAST_CODE:-}
 # instead of resampling it and outputs no longer run the click detector (guest-perf: ~35 % of a vCPU).
 # RIG_BCAST_CHANNELS=mono for one BIS.
 CHANNELS=${RIG_BCAST_CHANNELS:-stereo}
+# RIG_BCAST_PRESET: any preset bluebridge broadcasts (not 441_*); the sink's capture is decoded at its codec rate.
+PRESET=${RIG_BCAST_PRESET:-48_2_1}
+bis_preset "$PRESET"; check preset $? "$PRESET: $BIS_OCTETS-byte SDUs, $BIS_RATE Hz, $BIS_DT_US µs"
 A0=$(addr 0); A1=$(addr 1)
 log "broadcast source hci0=$A0; sink hci1=$A1; code=${CODE:+set}"
 
 step "run bluebridge: tone source, one broadcast output on hci0"
-bb_broadcast_start 0 preset=48_2_1 channels="$CHANNELS" broadcast_code="$CODE"
+bb_broadcast_start 0 preset="$PRESET" channels="$CHANNELS" broadcast_code="$CODE"
 
 if [ "${RIG_BCAST_SINK:-isotest}" = isotest ]; then
   step "broadcast sink on hci1: isotest on the kernel's ISO socket syncs to the BIG and receives BIS 1"

@@ -181,6 +181,23 @@ impl Preset {
         (per_second as usize) * self.frame_duration.us() as usize / 1_000_000
     }
 
+    /// Whether LC3 can encode this preset's stream from PCM at `pcm_rate_hz` as it is (liblc3 downsamples
+    /// to any lower standard rate, not to 44.1 kHz): with bluebridge's 48 kHz audio, every preset but `441_*`.
+    pub fn check_pcm_rate(&self, pcm_rate_hz: u32) -> Result<(), lc3::Lc3Error> {
+        lc3::check_pcm_rate(self.sample_rate_hz, pcm_rate_hz)
+    }
+
+    /// The presets [`Self::check_pcm_rate`] accepts for `pcm_rate_hz`, in table order.
+    pub fn encodable_from(pcm_rate_hz: u32) -> impl Iterator<Item = &'static Preset> {
+        PRESETS.iter().filter(move |p| p.check_pcm_rate(pcm_rate_hz).is_ok())
+    }
+
+    /// PCM samples per LC3 frame (per channel) when the PCM runs at `pcm_rate_hz` (≥ the preset's rate): 360 or
+    /// 480 at 48 kHz, whatever the preset's own rate.
+    pub fn pcm_frame_samples(&self, pcm_rate_hz: u32) -> usize {
+        pcm_rate_hz as usize * self.frame_duration.us() as usize / 1_000_000
+    }
+
     /// The nominal bitrate per channel in bit/s (octets per frame over the nominal frame duration).
     pub fn bitrate_bps(&self) -> u32 {
         lc3::bitrate_bps(self.frame_duration, usize::from(self.octets_per_frame))
@@ -355,6 +372,109 @@ mod tests {
             Preset::by_name("16_2_1").unwrap().to_string(),
             "16_2_1 (16000 Hz, 10 ms frames of 40 bytes, 10000 µs SDU interval, RTN 2, 10 ms max latency)"
         );
+    }
+
+    #[test]
+    fn every_preset_but_44k1_is_encodable_from_48k_pcm() {
+        let ok: Vec<_> = Preset::encodable_from(48_000).map(|p| p.name).collect();
+        assert_eq!(ok.len(), 28);
+        assert!(ok.iter().all(|n| !n.starts_with("441_")), "{ok:?}");
+        for name in ["441_1_1", "441_2_1", "441_1_2", "441_2_2"] {
+            assert_eq!(
+                Preset::by_name(name).unwrap().check_pcm_rate(48_000),
+                Err(lc3::Lc3Error::PcmRate {
+                    pcm_hz: 48_000,
+                    codec_hz: 44_100
+                })
+            );
+        }
+        // At 16 kHz PCM only the 8 and 16 kHz presets remain.
+        let ok16: Vec<_> = Preset::encodable_from(16_000).map(|p| p.sample_rate_hz).collect();
+        assert_eq!(ok16.len(), 8);
+        assert!(ok16.iter().all(|&r| r <= 16_000));
+        // (name, PCM samples per frame at 48 kHz)
+        for (name, samples) in [
+            ("8_1_1", 360),
+            ("16_2_1", 480),
+            ("24_1_2", 360),
+            ("32_2_1", 480),
+            ("48_5_1", 360),
+        ] {
+            assert_eq!(
+                Preset::by_name(name).unwrap().pcm_frame_samples(48_000),
+                samples,
+                "{name}"
+            );
+        }
+    }
+
+    /// LC3 round trip as the broadcast output runs it: 48 kHz PCM in, the preset's stream (rate, frame duration,
+    /// octets per frame), 48 kHz PCM out, for every preset bluebridge can broadcast. The signal is two tones inside
+    /// every LC3 band (440 Hz + 1 kHz, peak 0.5); the output must line up with the input exactly `delay_samples()`
+    /// (2.5 / 4 ms at 48 kHz) later, and its SNR must reach the row's threshold, set about 2 dB below what was
+    /// measured (given per row), so a wrong rate pairing, frame size or delay fails.
+    #[test]
+    fn lc3_round_trip_from_48k_pcm_per_supported_preset() {
+        use crate::codec::lc3::tests::round_trip_pcm;
+        // (codec configuration, minimum dB) — measured with liblc3's own downsampling (1.1.3): 8_1 35.9, 8_2 32.5,
+        // 16_1 38.9, 16_2 38.4, 24_1 51.0, 24_2 53.0; with the encoder's resampler (1.0.1): 8_1 38.7, 8_2 31.4,
+        // 16_1 41.1, 16_2 41.2, 24_1 50.6, 24_2 52.6, 32_1 59.6, 32_2 61.2; 48 kHz (no downsampling): 48_1 64.9,
+        // 48_2 67.7, 48_3 67.8, 48_4 72.7, 48_5 76.7, 48_6 81.7 dB. Thresholds about 2 dB below the lower one.
+        // The _2 presets share the _1 codec configurations (and measured the same).
+        let thresholds = [
+            ("8_1", 34.0),
+            ("8_2", 29.5),
+            ("16_1", 37.0),
+            ("16_2", 36.5),
+            ("24_1", 48.5),
+            ("24_2", 50.5),
+            ("32_1", 55.5),
+            ("32_2", 59.0),
+            ("48_1", 63.0),
+            ("48_2", 65.5),
+            ("48_3", 65.5),
+            ("48_4", 70.5),
+            ("48_5", 74.5),
+            ("48_6", 79.5),
+        ];
+        let mut report = String::new();
+        let mut tested = 0;
+        for p in Preset::encodable_from(48_000) {
+            let set = &p.name[..p.name.len() - 2];
+            let min_db = thresholds
+                .iter()
+                .find(|(s, _)| *s == set)
+                .unwrap_or_else(|| panic!("{}: no threshold", p.name))
+                .1;
+            let r = round_trip_pcm(
+                p.frame_duration,
+                p.sample_rate_hz,
+                48_000,
+                usize::from(p.octets_per_frame),
+            );
+            report.push_str(&format!("{}: {:.1} dB (min {min_db})\n", p.name, r.snr_db));
+            // LC3's 2.5 / 4 ms at 48 kHz, plus 16 codec samples where the encoder resamples by itself (liblc3 <
+            // 1.1.0).
+            let fs = p.pcm_frame_samples(48_000);
+            let resampled = p.sample_rate_hz < 48_000 && !lc3::library_downsampling_is_sound();
+            let filter = 16 * 48_000 / p.sample_rate_hz as usize;
+            let want_delay = if fs == 480 { 120 } else { 192 } + if resampled { filter } else { 0 };
+            assert_eq!(r.delay_samples, want_delay, "{}", p.name);
+            assert_eq!(
+                r.best_lag, r.delay_samples,
+                "{}: output not aligned by delay_samples\n{report}",
+                p.name
+            );
+            assert!(
+                r.snr_db >= min_db,
+                "{}: SNR {:.1} dB < {min_db} dB\n{report}",
+                p.name,
+                r.snr_db
+            );
+            tested += 1;
+        }
+        assert_eq!(tested, 28);
+        eprintln!("{report}");
     }
 
     /// LC3 round trip (float PCM, one second of six tones spread over the band, amplitudes falling with

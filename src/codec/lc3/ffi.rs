@@ -50,9 +50,11 @@ extern "C" {
     /// Algorithmic delay in samples, -1 on bad parameters.
     pub fn lc3_delay_samples(dt_us: c_int, sr_hz: c_int) -> c_int;
 
-    /// Bytes of (pointer-aligned) memory an encoder needs, 0 on bad parameters.
+    /// Bytes of (pointer-aligned) memory an encoder needs, 0 on bad parameters; `sr_hz` is the PCM rate (the
+    /// `sr_pcm_hz` given to `lc3_setup_encoder`).
     pub fn lc3_encoder_size(dt_us: c_int, sr_hz: c_int) -> c_uint;
-    /// Sets an encoder up in `mem`; returns the handle (== `mem`) or NULL on bad parameters.
+    /// Sets an encoder up in `mem` for a `sr_hz` stream from PCM at `sr_pcm_hz` (≥ `sr_hz`, downsampled by the
+    /// codec; 0 = `sr_hz`); returns the handle (== `mem`) or NULL on bad parameters.
     pub fn lc3_setup_encoder(dt_us: c_int, sr_hz: c_int, sr_pcm_hz: c_int, mem: *mut c_void) -> *mut Lc3EncoderState;
     /// Encodes one frame of `nbytes` (20..400) into `out`; 0 on success, -1 on bad parameters.
     pub fn lc3_encode(
@@ -64,9 +66,11 @@ extern "C" {
         out: *mut c_void,
     ) -> c_int;
 
-    /// Bytes of (pointer-aligned) memory a decoder needs, 0 on bad parameters.
+    /// Bytes of (pointer-aligned) memory a decoder needs, 0 on bad parameters; `sr_hz` is the PCM rate (the
+    /// `sr_pcm_hz` given to `lc3_setup_decoder`).
     pub fn lc3_decoder_size(dt_us: c_int, sr_hz: c_int) -> c_uint;
-    /// Sets a decoder up in `mem`; returns the handle (== `mem`) or NULL on bad parameters.
+    /// Sets a decoder up in `mem` for a `sr_hz` stream producing PCM at `sr_pcm_hz` (≥ `sr_hz`, upsampled by the
+    /// codec; 0 = `sr_hz`); returns the handle (== `mem`) or NULL on bad parameters.
     pub fn lc3_setup_decoder(dt_us: c_int, sr_hz: c_int, sr_pcm_hz: c_int, mem: *mut c_void) -> *mut Lc3DecoderState;
     /// Decodes one frame (`input` NULL = packet loss concealment); 0 decoded, 1 concealed, -1 bad parameters.
     pub fn lc3_decode(

@@ -71,6 +71,60 @@ pub(crate) fn round_trip(duration: FrameDuration, rate_hz: u32, frame_bytes: usi
     }
 }
 
+/// Two tones well inside every LC3 band (440 Hz at 0.3 and 1 kHz at 0.2, peak 0.5), `rate_hz` PCM.
+pub(crate) fn two_tones(samples: usize, rate_hz: u32) -> Vec<f32> {
+    let w = 2.0 * std::f64::consts::PI / f64::from(rate_hz);
+    (0..samples)
+        .map(|n| {
+            let t = n as f64;
+            (0.3 * (w * 440.0 * t).sin() + 0.2 * (w * 1_000.0 * t + 1.0).sin()) as f32
+        })
+        .collect()
+}
+
+/// Encodes one second of [`two_tones`] at `pcm_rate_hz` into a `codec_rate_hz` stream of `frame_bytes`-byte
+/// frames and decodes it back to `pcm_rate_hz` (float PCM); SNR and lag as in [`round_trip`]. The lag is searched
+/// over ±half the tones' common period (25 ms), so only the true alignment can win.
+pub(crate) fn round_trip_pcm(
+    duration: FrameDuration,
+    codec_rate_hz: u32,
+    pcm_rate_hz: u32,
+    frame_bytes: usize,
+) -> RoundTrip {
+    let mut enc = Lc3Encoder::with_pcm_rate(duration, codec_rate_hz, pcm_rate_hz).unwrap();
+    let mut dec = Lc3Decoder::with_pcm_rate(duration, codec_rate_hz, pcm_rate_hz).unwrap();
+    let fs = enc.frame_samples();
+    assert_eq!(dec.frame_samples(), fs);
+    let frames = pcm_rate_hz as usize / fs;
+    let input = two_tones(frames * fs, pcm_rate_hz);
+    let mut output = vec![0f32; input.len()];
+    let mut bytes = vec![0u8; frame_bytes];
+    for (i, o) in input.chunks_exact(fs).zip(output.chunks_exact_mut(fs)) {
+        assert_eq!(enc.encode(i, &mut bytes).unwrap(), frame_bytes);
+        assert_eq!(dec.decode(Some(&bytes), o).unwrap(), Decoded::Frame);
+    }
+    let delay = enc.delay_samples();
+    let start = 5 * fs;
+    let snr_at = |lag: usize| {
+        let (mut sig, mut err) = (0f64, 0f64);
+        for n in start..input.len() - lag {
+            let (x, y) = (f64::from(input[n]), f64::from(output[n + lag]));
+            sig += x * x;
+            err += (x - y) * (x - y);
+        }
+        10.0 * (sig / err).log10()
+    };
+    let half_period = pcm_rate_hz as usize / 80;
+    let best_lag = (delay.saturating_sub(half_period)..delay + half_period)
+        .max_by(|&a, &b| snr_at(a).partial_cmp(&snr_at(b)).unwrap())
+        .unwrap();
+    RoundTrip {
+        snr_db: snr_at(delay),
+        best_lag,
+        delay_samples: delay,
+    }
+}
+
 #[test]
 fn frame_samples_and_delay_per_rate_and_duration() {
     // (duration, rate, samples per frame, delay samples). The delay is 2.5 ms for 10 ms frames and 4 ms for
@@ -111,6 +165,209 @@ fn frame_samples_and_delay_per_rate_and_duration() {
     assert_eq!(enc.frame_time().as_micros(), 10_884);
     let enc = Lc3Encoder::new(FrameDuration::Ms7_5, 44_100).unwrap();
     assert_eq!(enc.frame_time().as_micros(), 8_163);
+}
+
+#[test]
+fn frame_samples_and_delay_at_48k_pcm_per_codec_rate() {
+    // 48 kHz PCM into (or out of) every lower codec rate: the frame and the delay are counted in 48 kHz samples,
+    // so they are those of 48 kHz (360 / 480 samples, 192 / 120 samples = 4 / 2.5 ms), whatever the stream's rate.
+    // (duration, samples per frame at 48 kHz, delay samples at 48 kHz, frame µs, delay µs)
+    let table = [
+        (FrameDuration::Ms7_5, 360, 192, 7_500, 4_000),
+        (FrameDuration::Ms10, 480, 120, 10_000, 2_500),
+    ];
+    // With liblc3 < 1.1.0 the encoder resamples by itself, which adds 16 codec samples (96 / 48 / 32 / 24 samples
+    // at 48 kHz) to its delay.
+    let resampling = !library_downsampling_is_sound();
+    for (d, samples, delay, frame_us, delay_us) in table {
+        for codec in [8_000, 16_000, 24_000, 32_000, 48_000] {
+            let enc = Lc3Encoder::with_pcm_rate(d, codec, 48_000).unwrap();
+            let dec = Lc3Decoder::with_pcm_rate(d, codec, 48_000).unwrap();
+            let (mode, extra) = match (codec, resampling) {
+                (48_000, _) => (Downsampling::None, 0),
+                (_, false) => (Downsampling::Library, 0),
+                (_, true) => (Downsampling::Resampler, 16 * 48_000 / codec as usize),
+            };
+            assert_eq!(enc.downsampling(), mode, "{d} {codec}");
+            assert_eq!(
+                (enc.frame_samples(), dec.frame_samples()),
+                (samples, samples),
+                "{d} {codec}"
+            );
+            assert_eq!(
+                (enc.delay_samples(), dec.delay_samples()),
+                (delay + extra, delay),
+                "{d} {codec}"
+            );
+            assert_eq!((enc.sample_rate_hz(), dec.sample_rate_hz()), (48_000, 48_000));
+            assert_eq!((enc.codec_rate_hz(), dec.codec_rate_hz()), (codec, codec));
+            assert_eq!(enc.frame_time(), Duration::from_micros(frame_us), "{d} {codec}");
+            let extra_ns = extra as u64 * 1_000_000_000 / 48_000;
+            assert_eq!(
+                enc.delay(),
+                Duration::from_nanos(delay_us * 1_000 + extra_ns),
+                "{d} {codec}"
+            );
+        }
+    }
+    // 24 kHz PCM into a 16 kHz stream: 240 / 180 samples.
+    let extra = if resampling { 24 } else { 0 };
+    let enc = Lc3Encoder::with_pcm_rate(FrameDuration::Ms10, 16_000, 24_000).unwrap();
+    assert_eq!((enc.frame_samples(), enc.delay_samples()), (240, 60 + extra));
+    let enc = Lc3Encoder::with_pcm_rate(FrameDuration::Ms7_5, 16_000, 24_000).unwrap();
+    assert_eq!((enc.frame_samples(), enc.delay_samples()), (180, 96 + extra));
+    // `new` is `with_pcm_rate` at the codec rate, 44.1 kHz included.
+    let enc = Lc3Encoder::new(FrameDuration::Ms10, 16_000).unwrap();
+    assert_eq!(
+        (enc.frame_samples(), enc.sample_rate_hz(), enc.codec_rate_hz()),
+        (160, 16_000, 16_000)
+    );
+    let dec = Lc3Decoder::with_pcm_rate(FrameDuration::Ms10, 44_100, 44_100).unwrap();
+    assert_eq!((dec.frame_samples(), dec.codec_rate_hz()), (480, 44_100));
+}
+
+#[test]
+fn invalid_pcm_and_codec_rate_pairs_are_refused() {
+    let d = FrameDuration::Ms10;
+    // (codec rate, PCM rate, error)
+    let table = [
+        (
+            48_000,
+            16_000,
+            Lc3Error::PcmRate {
+                pcm_hz: 16_000,
+                codec_hz: 48_000,
+            },
+        ),
+        (
+            24_000,
+            16_000,
+            Lc3Error::PcmRate {
+                pcm_hz: 16_000,
+                codec_hz: 24_000,
+            },
+        ),
+        (
+            44_100,
+            48_000,
+            Lc3Error::PcmRate {
+                pcm_hz: 48_000,
+                codec_hz: 44_100,
+            },
+        ),
+        (
+            32_000,
+            44_100,
+            Lc3Error::PcmRate {
+                pcm_hz: 44_100,
+                codec_hz: 32_000,
+            },
+        ),
+        (
+            48_000,
+            44_100,
+            Lc3Error::PcmRate {
+                pcm_hz: 44_100,
+                codec_hz: 48_000,
+            },
+        ),
+        (22_050, 48_000, Lc3Error::SampleRate { hz: 22_050 }),
+        (16_000, 96_000, Lc3Error::SampleRate { hz: 96_000 }),
+        (16_000, 0, Lc3Error::SampleRate { hz: 0 }),
+    ];
+    for (codec, pcm, want) in table {
+        assert_eq!(check_pcm_rate(codec, pcm).unwrap_err(), want, "{codec} {pcm}");
+        assert_eq!(
+            Lc3Encoder::with_pcm_rate(d, codec, pcm).unwrap_err(),
+            want,
+            "{codec} {pcm}"
+        );
+        assert_eq!(
+            Lc3Decoder::with_pcm_rate(d, codec, pcm).unwrap_err(),
+            want,
+            "{codec} {pcm}"
+        );
+    }
+    for (codec, pcm) in [(8_000, 48_000), (16_000, 32_000), (32_000, 32_000), (44_100, 44_100)] {
+        assert_eq!(check_pcm_rate(codec, pcm), Ok(()), "{codec} {pcm}");
+    }
+    assert_eq!(
+        Lc3Encoder::with_pcm_rate(d, 44_100, 48_000).unwrap_err().to_string(),
+        "LC3 cannot pair 48000 Hz PCM with a 44100 Hz stream (the PCM rate must be at least the codec rate: liblc3 \
+         only downsamples the encoder's input and upsamples the decoder's output; 44.1 kHz pairs only with itself)"
+    );
+    // The PCM length check counts PCM samples, not codec samples.
+    let mut enc = Lc3Encoder::with_pcm_rate(d, 16_000, 48_000).unwrap();
+    assert_eq!(
+        enc.encode(&[0i16; 160], &mut [0u8; 40]).unwrap_err().to_string(),
+        "LC3 10 ms frame at 48000 Hz needs 480 PCM samples, got 160"
+    );
+    assert_eq!(enc.encode(&[0i16; 480], &mut [0u8; 40]).unwrap(), 40);
+}
+
+#[test]
+fn downsampled_encode_makes_a_codec_rate_stream() {
+    // A 16 kHz stream encoded from 48 kHz PCM is an ordinary 16 kHz stream: a plain 16 kHz decoder (what a
+    // receiver runs) decodes it to the same tones, one frame = 160 samples, aligned by the 16 kHz delay.
+    let d = FrameDuration::Ms10;
+    let mut enc = Lc3Encoder::with_pcm_rate(d, 16_000, 48_000).unwrap();
+    let mut dec = Lc3Decoder::new(d, 16_000).unwrap();
+    let input = two_tones(48_000, 48_000);
+    let mut out16 = vec![0f32; 16_000];
+    let mut bytes = [0u8; 40];
+    for (i, o) in input.chunks_exact(480).zip(out16.chunks_exact_mut(160)) {
+        enc.encode(i, &mut bytes).unwrap();
+        assert_eq!(dec.decode(Some(&bytes), o).unwrap(), Decoded::Frame);
+    }
+    // The stream's delay: 2.5 ms = 120 samples at 48 kHz = 40 samples at 16 kHz (plus 16 when resampling).
+    let lag = enc.delay_samples() / 3;
+    assert_eq!(lag, if library_downsampling_is_sound() { 40 } else { 56 });
+    let reference = two_tones(16_000, 16_000);
+    let (mut sig, mut err) = (0f64, 0f64);
+    for n in 800..16_000 - lag {
+        let (x, y) = (f64::from(reference[n]), f64::from(out16[n + lag]));
+        sig += x * x;
+        err += (x - y) * (x - y);
+    }
+    let snr_db = 10.0 * (sig / err).log10();
+    assert!(
+        snr_db > 15.0,
+        "16 kHz decode of a stream made from 48 kHz PCM: SNR {snr_db:.1} dB"
+    );
+}
+
+/// Encodes 20 frames of [`test_signal`] at 48 kHz with two encoders made by `make`; returns both streams.
+fn two_encodings(make: impl Fn() -> Lc3Encoder, frame_bytes: usize) -> (Vec<u8>, Vec<u8>) {
+    let (mut a, mut b) = (make(), make());
+    let fs = a.frame_samples();
+    let input = test_signal(20 * fs);
+    let (mut out_a, mut out_b) = (Vec::new(), Vec::new());
+    let mut frame = vec![0u8; frame_bytes];
+    for x in input.chunks_exact(fs) {
+        a.encode(x, &mut frame).unwrap();
+        out_a.extend_from_slice(&frame);
+        b.encode(x, &mut frame).unwrap();
+        out_b.extend_from_slice(&frame);
+    }
+    (out_a, out_b)
+}
+
+#[test]
+fn downsampling_encoders_are_deterministic() {
+    // The same PCM through two encoders (two states at two addresses) makes the same stream, for every codec
+    // rate below 48 kHz and both durations. liblc3 1.0.x's own downsampling fails this (its LTPF reads the
+    // state's pointer fields; see the module doc), which is why it is only used from 1.1.0 on.
+    for d in [FrameDuration::Ms7_5, FrameDuration::Ms10] {
+        for (codec, bytes) in [(8_000, 26), (16_000, 30), (24_000, 45), (32_000, 60)] {
+            let (a, b) = two_encodings(|| Lc3Encoder::with_pcm_rate(d, codec, 48_000).unwrap(), bytes);
+            assert!(a == b, "{d} {codec} Hz from 48 kHz: two encoders disagree");
+            if library_downsampling_is_sound() {
+                let make = || Lc3Encoder::with_downsampling(d, codec, 48_000, Downsampling::Resampler).unwrap();
+                let (a, b) = two_encodings(make, bytes);
+                assert!(a == b, "{d} {codec} Hz, resampler: two encoders disagree");
+            }
+        }
+    }
 }
 
 #[test]

@@ -225,6 +225,64 @@ fn base_golden_and_bluez_equivalent() {
     }
 }
 
+/// The BASE of 16 and 24 kHz presets (which bluebridge encodes from its 48 kHz audio): the subgroup's codec
+/// configuration carries the preset's own Sampling_Frequency code (16 kHz 0x03, 24 kHz 0x05), Frame_Duration
+/// (7.5 ms 0x00, 10 ms 0x01) and Octets_Per_Codec_Frame, never the 48 kHz of the PCM.
+#[test]
+fn base_golden_for_16_and_24_khz_presets() {
+    // (preset, layout, the subgroup's codec configuration LTVs: rate, duration, octets)
+    let table: [(&str, ChannelLayout, [u8; 10]); 4] = [
+        ("16_2_1", ChannelLayout::Stereo, [2, 1, 0x03, 2, 2, 0x01, 3, 4, 40, 0]),
+        ("16_1_2", ChannelLayout::Mono, [2, 1, 0x03, 2, 2, 0x00, 3, 4, 30, 0]),
+        ("24_2_1", ChannelLayout::Stereo, [2, 1, 0x05, 2, 2, 0x01, 3, 4, 60, 0]),
+        ("24_1_1", ChannelLayout::Stereo, [2, 1, 0x05, 2, 2, 0x00, 3, 4, 45, 0]),
+    ];
+    for (name, layout, codec_config) in table {
+        let cfg = BroadcastConfig::new(preset(name), layout);
+        let mut want = vec![
+            0x40,
+            0x9c,
+            0x00,
+            0x01,
+            layout.bis_count() as u8,
+            0x06,
+            0x00,
+            0x00,
+            0x00,
+            0x00,
+            0x0a,
+        ];
+        want.extend_from_slice(&codec_config);
+        want.extend_from_slice(&[0x04, 0x03, 0x02, 0x04, 0x00]); // Streaming_Audio_Contexts = Media
+        match layout {
+            ChannelLayout::Stereo => want.extend_from_slice(&[
+                0x01, 0x06, 0x05, 0x03, 0x01, 0x00, 0x00, 0x00, // BIS 1: front left
+                0x02, 0x06, 0x05, 0x03, 0x02, 0x00, 0x00, 0x00, // BIS 2: front right
+            ]),
+            ChannelLayout::Mono => want.extend_from_slice(&[0x01, 0x00]), // BIS 1, no allocation
+        }
+        let base = cfg.base().unwrap();
+        assert_eq!(base.encode().unwrap(), want, "{name}");
+        assert_eq!(Base::parse(&want).unwrap(), base, "{name}");
+        // What each BIS's SetConfiguration carries, and what a receiver reads for each BIS from the BASE, agree.
+        for (i, s) in cfg.bis_setups().unwrap().iter().enumerate() {
+            let c = CodecConfig::parse(&s.capabilities).unwrap();
+            let p = preset(name);
+            assert_eq!(
+                (c.sample_rate_hz, c.frame_duration, c.octets_per_frame),
+                (p.sample_rate_hz, p.frame_duration, p.octets_per_frame),
+                "{name}"
+            );
+            assert_eq!(&s.capabilities[..10], &codec_config[..], "{name}");
+            assert_eq!(
+                base.bis_codec_config(i as u8 + 1).unwrap().unwrap(),
+                s.capabilities,
+                "{name}"
+            );
+        }
+    }
+}
+
 #[test]
 fn bluez_layout_splits_subgroups_by_metadata() {
     // Different metadata → a second subgroup whose BIS has an empty BIS-level configuration.
