@@ -7,14 +7,17 @@ sync whose Encryption flag differs from the BIG's. The code bytes are therefore 
 
 usage: big_hci.py CAPTURE.btsnoop
 Prints lines: `create_big idx=I enc=E code=HEX`, `big_create_sync idx=I enc=E code=HEX`,
-`big_complete idx=I status=0xSS`, `big_sync_established idx=I status=0xSS`.
+`big_complete idx=I status=0xSS`, `big_sync_established idx=I status=0xSS`, `biginfo idx=I enc=E` (each BIGInfo
+Advertising Report a sink controller received: what the broadcast announces; consecutive repeats printed once).
 """
 import struct, sys
 from rigaudio import btsnoop_records
 
 COMMAND, EVENT = 2, 3  # btmon monitor opcodes
 LE_CREATE_BIG, LE_BIG_CREATE_SYNC = 0x2068, 0x206B
-LE_META, SUB_CREATE_BIG_COMPLETE, SUB_BIG_SYNC_ESTABLISHED = 0x3E, 0x1B, 0x1D
+LE_META, SUB_CREATE_BIG_COMPLETE, SUB_BIG_SYNC_ESTABLISHED, SUB_BIGINFO = 0x3E, 0x1B, 0x1D, 0x22
+
+last_biginfo = {}
 
 for op, idx, _ts, data in btsnoop_records(sys.argv[1]):
     if op == COMMAND and len(data) >= 3:
@@ -33,3 +36,10 @@ for op, idx, _ts, data in btsnoop_records(sys.argv[1]):
             print('big_complete idx=%d status=0x%02x' % (idx, status))
         elif sub == SUB_BIG_SYNC_ESTABLISHED:
             print('big_sync_established idx=%d status=0x%02x' % (idx, status))
+        elif sub == SUB_BIGINFO and len(data) >= 22:
+            # sync handle(2), num_bis, nse, iso_interval(2), bn, pto, irc, max_pdu(2), sdu_interval(3), max_sdu(2),
+            # phy, framing, encryption
+            line = 'biginfo idx=%d enc=%d' % (idx, data[21])
+            if last_biginfo.get(idx) != line:
+                print(line)
+                last_biginfo[idx] = line

@@ -20,27 +20,7 @@ A0=$(addr 0); A1=$(addr 1)
 log "broadcast source hci0=$A0; sink hci1=$A1; code=${CODE:+set}"
 
 step "run bluebridge: tone source, one broadcast output on hci0"
-cat > /tmp/bb.toml <<TOML
-[source]
-kind = "tone"
-buffer_ms = 300
-
-[service]
-control_socket = "/tmp/bb.sock"
-state_dir = "/tmp/bb-state"
-
-[[output]]
-name = "auracast"
-kind = "broadcast"
-adapter = "hci0"
-preset = "$PRESET"
-channels = "$CHANNELS"
-TOML
-[ -n "$CODE" ] && echo "broadcast_code = \"$CODE\"" >> /tmp/bb.toml
-BLUEBRIDGE_LOG=info,bluebridge=debug bluebridge run --config /tmp/bb.toml 2>> "$O/bluebridge.log" &
-BB=$!
-wait_for 60 grep -q 'BIG up on hci0' "$O/bluebridge.log"
-check big-up $? "$(grep -E 'broadcast|BIG' "$O/bluebridge.log" | sed 's/^.*INFO //' | tr '\n' ';' | cut -c1-500)"
+bb_broadcast_start 0 preset="$PRESET" channels="$CHANNELS" broadcast_code="$CODE"
 
 if [ "${RIG_BCAST_SINK:-isotest}" = isotest ]; then
   step "broadcast sink on hci1: isotest on the kernel's ISO socket syncs to the BIG and receives BIS 1"
@@ -84,7 +64,7 @@ else
   K quit; exec 6>&-; t 5 sh -c "wait $SNK" 2>/dev/null; kill $SNK 2>/dev/null
 fi
 # The 5.87 emulator crashes (GPF) when the BIG ends while a receiver is still synced: take the receiver away first.
-mgmt 1 power off > /dev/null; sleep 1
+bis_sinks_away 1
 cp /tmp/bis-rx.bin "$O/bis-rx.bin" 2>/dev/null || : > "$O/bis-rx.bin"
 
 kill -0 $BB 2>/dev/null
@@ -94,6 +74,6 @@ bb_stop "$BB"
 figure resyncs "$(grep -c 're-synchronising' "$O/bluebridge.log")"
 
 step "decode the received LC3 frames (liblc3) and analyse"
-bis_analyse "" "$O/bis-rx.bin" "$SECS"
+bis_analyse "" "$O/bis-rx.bin" 1
 step "timing: when each click reached the sink (btmon's kernel timestamps) against its play time"
 bis_timing "" 1 "$(bb_delay_ms "$O/status.json" auracast)" 300

@@ -45,49 +45,26 @@ step "pair: bluebridge pair from hci0 to the A2DP sink"
 bb_pair 0 1 "$A1"
 
 step "run bluebridge: tone source (buffer ${BUFFER_MS} ms), an a2dp output on hci0 and a broadcast output on hci$BC"
-cat > /tmp/bb.toml <<TOML
-[source]
-kind = "tone"
-buffer_ms = $BUFFER_MS
-
-[service]
-control_socket = "/tmp/bb.sock"
-state_dir = "/tmp/bb-state"
-
-[[output]]
-name = "speaker"
-kind = "a2dp"
-address = "$A1"
-adapter = "hci0"
-
-[[output]]
-name = "auracast"
-kind = "broadcast"
-adapter = "hci$BC"
-preset = "48_2_1"
-channels = "$CHANNELS"
-TOML
-BLUEBRIDGE_LOG=info,bluebridge=debug bluebridge run --config /tmp/bb.toml 2>> "$O/bluebridge.log" &
-BB=$!
-wait_for 60 grep -q "BIG up on hci$BC" "$O/bluebridge.log"
-check big-up $? "$(grep -E 'BIG up' "$O/bluebridge.log" | sed 's/^.*INFO //' | tr '\n' ';' | cut -c1-300)"
+bb_broadcast_start $BC buffer_ms=$BUFFER_MS preset=48_2_1 channels="$CHANNELS" extra="[[output]]
+name = \"speaker\"
+kind = \"a2dp\"
+address = \"$A1\"
+adapter = \"hci0\""
 iso_sink 2 "$ABC" /tmp/bis-rx.bin
 wait_for 90 grep -q 'acquired /org/bluez' "$O/bluebridge.log"
 check a2dp-streaming $? "$(grep -E 'acquired|streaming:' "$O/bluebridge.log" | sed 's/^.*INFO //' | tr '\n' ';' | cut -c1-300)"
 wait_for 60 test -s /tmp/bis-rx.bin
 check broadcast-synced $? "$(grep -v '^$' "$O/isotest-hci2.log" | tail -3 | tr '\n' ';')"
-T0=$(up)
 bluebridge status --json --socket /tmp/bb.sock > "$O/status.json" 2>> "$O/bluebridge.log"
 
 step "record ${SECS} s on the A2DP sink while the broadcast sink receives"
 wait_for $((SECS + 60)) sh -c "! kill -0 $REC 2>/dev/null"
 iso_sink_stop "$ISO_SINK_PID"
-T1=$(up)
 kill -INT "$REC" 2>/dev/null; wait "$REC"; rc=$?
 check recorder "$rc" "exit status $rc: $(tail -1 "$O/recorder-a.log" | cut -c1-300)"
 cp /run/recorder-a.jsonl "$O/"
 # The 5.87 emulator crashes (GPF) when the BIG ends while a receiver is still synced: take the receiver away first.
-mgmt 2 power off > /dev/null; sleep 1
+bis_sinks_away 2
 cp /tmp/bis-rx.bin "$O/bis-rx.bin"
 kill -0 $BB 2>/dev/null
 check bluebridge-alive $? "bluebridge still running (one process throughout)"
@@ -112,29 +89,39 @@ within "$(v err_ms_p50_a)" 0 "$TOL_MS"
 check arrival-a2dp $? "packet arrival - (play time - Delay): |p50| $(v err_ms_p50_a) ms (p95 $(v err_ms_p95_a), max $(v err_ms_max_a))"
 
 step "broadcast sink: what it received, and when"
-secs=$(awk -v a="$T0" -v b="$T1" 'BEGIN { printf "%d", b - a }')
-bis_analyse bcast "$O/bis-rx.bin" "$secs"
+bis_analyse bcast "$O/bis-rx.bin" 2
 bis_timing bcast 2 "$(bb_delay_ms "$O/status.json" auracast)" $BUFFER_MS
 
 step "skew: the two sinks' errors for the same click"
-python3 -S - "$O/bluebridge.log" "$O/recorder-a.jsonl" "$O/timing-bcast.txt" $BUFFER_MS > "$O/skew.txt" 2>&1 <<'PY'
+# As in analyze_timing.py (and a2dp-timing's skew), only the A2DP clicks from the first one within the tolerance
+# on: before it the speaker's Delay report had not been followed yet (the first click of a run arrives ~Delay late,
+# 150.7 ms on 3 Dec), which is the start-up transition the a2dp checks leave out too (figure skew_transition).
+python3 -S - "$O/bluebridge.log" "$O/recorder-a.jsonl" "$O/timing-bcast.txt" $BUFFER_MS "$TOL_MS" > "$O/skew.txt" 2>&1 <<'PY'
 import json, re, sys
-log, rec, bc, buf = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
+log, rec, bc, buf, tol = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4]), float(sys.argv[5])
 origin = int(re.search(r'frame 0 captured at CLOCK_MONOTONIC (-?\d+) ns', re.sub(r'\x1b\[[0-9;]*m', '', open(log).read())).group(1))
 a = {}
 for line in open(rec):
     e = json.loads(line)
-    if e.get('event') != 'click' or e.get('stream_ns') is None:
+    if e.get('event') != 'click' or e.get('stream_ns') is None or e.get('delay_ms') is None:
         continue
     t = e['stream_ns'] + e['delay_ms'] * 1e6          # when the speaker plays it
     k = round((t - buf * 1e6 - origin - 0.1e9) / 1e9)
     a[k] = (t - (origin + (k + 0.1) * 1e9 + buf * 1e6)) / 1e6
+first = next((k for k in sorted(a) if abs(a[k]) <= tol), None)
+transition = [k for k in sorted(a) if first is None or k < first]
+print('skew_transition=%d' % len(transition))
+for k in transition:
+    print('# transition click %d: a2dp %.3f ms (left out)' % (k, a.pop(k)))
 b = {}
 for line in open(bc):
     m = re.match(r'click=k (-?\d+) arrival_minus_play_ms \S+ error_ms (\S+)', line)
     if m:
         b[int(m.group(1))] = float(m.group(2))
 common = sorted(set(a) & set(b))
+# Which clicks each side timed (to see at once why none are common, should it happen).
+print('a2dp_k=%s' % ','.join(map(str, sorted(a))))
+print('broadcast_k=%s' % ','.join(map(str, sorted(b))))
 d = sorted(abs(a[k] - b[k]) for k in common)
 print('clicks_common=%d' % len(common))
 if d:
@@ -147,5 +134,5 @@ PY
 grep -v '^click=' "$O/skew.txt"
 s() { sed -n "s/^$1=//p" "$O/skew.txt"; }
 figure clicks_common "$(s clicks_common)"; figure skew_ms_p50 "$(s skew_ms_p50)"; figure skew_ms_p95 "$(s skew_ms_p95)"
-figure skew_ms_max "$(s skew_ms_max)"
-within "$(s clicks_common)" $((secs - 4)) 999; check both-timed $? "$(s clicks_common) clicks timed at both sinks"
+figure skew_ms_max "$(s skew_ms_max)"; figure skew_transition "$(s skew_transition)"
+within "$(s clicks_common)" $((SECS - 4)) 999; check both-timed $? "$(s clicks_common) clicks timed at both sinks (want >= $((SECS - 4)) of the ${SECS} s recorded)"
