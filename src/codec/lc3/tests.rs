@@ -41,17 +41,26 @@ pub(crate) fn round_trip(duration: FrameDuration, rate_hz: u32, frame_bytes: usi
     let mut enc = Lc3Encoder::new(duration, rate_hz).unwrap();
     let mut dec = Lc3Decoder::new(duration, rate_hz).unwrap();
     let fs = enc.frame_samples();
-    let frames = rate_hz as usize / fs;
-    let input = test_signal(frames * fs);
+    let input = test_signal(rate_hz as usize / fs * fs);
+    let output = encode_decode(&mut enc, &mut dec, &input, frame_bytes);
+    measure(&input, &output, 5 * fs, enc.delay_samples(), 0..2 * fs)
+}
+
+/// Encodes `input` frame by frame into `frame_bytes`-byte frames and decodes each again (float PCM).
+fn encode_decode(enc: &mut Lc3Encoder, dec: &mut Lc3Decoder, input: &[f32], frame_bytes: usize) -> Vec<f32> {
+    let fs = enc.frame_samples();
     let mut output = vec![0f32; input.len()];
     let mut bytes = vec![0u8; frame_bytes];
     for (i, o) in input.chunks_exact(fs).zip(output.chunks_exact_mut(fs)) {
         assert_eq!(enc.encode(i, &mut bytes).unwrap(), frame_bytes);
         assert_eq!(dec.decode(Some(&bytes), o).unwrap(), Decoded::Frame);
     }
-    let delay = enc.delay_samples();
-    // Skip the first 5 frames (the codec's start-up) and compare input[n] with output[n + delay].
-    let start = 5 * fs;
+    output
+}
+
+/// SNR of `output` against `input` shifted by `delay` samples from `start` (skipping the codec's start-up), and the
+/// lag in `lags` at which it is best.
+fn measure(input: &[f32], output: &[f32], start: usize, delay: usize, lags: std::ops::Range<usize>) -> RoundTrip {
     let snr_at = |lag: usize| {
         let (mut sig, mut err) = (0f64, 0f64);
         for n in start..input.len() - lag {
@@ -61,7 +70,7 @@ pub(crate) fn round_trip(duration: FrameDuration, rate_hz: u32, frame_bytes: usi
         }
         10.0 * (sig / err).log10()
     };
-    let best_lag = (0..2 * fs)
+    let best_lag = lags
         .max_by(|&a, &b| snr_at(a).partial_cmp(&snr_at(b)).unwrap())
         .unwrap();
     RoundTrip {
@@ -95,34 +104,17 @@ pub(crate) fn round_trip_pcm(
     let mut dec = Lc3Decoder::with_pcm_rate(duration, codec_rate_hz, pcm_rate_hz).unwrap();
     let fs = enc.frame_samples();
     assert_eq!(dec.frame_samples(), fs);
-    let frames = pcm_rate_hz as usize / fs;
-    let input = two_tones(frames * fs, pcm_rate_hz);
-    let mut output = vec![0f32; input.len()];
-    let mut bytes = vec![0u8; frame_bytes];
-    for (i, o) in input.chunks_exact(fs).zip(output.chunks_exact_mut(fs)) {
-        assert_eq!(enc.encode(i, &mut bytes).unwrap(), frame_bytes);
-        assert_eq!(dec.decode(Some(&bytes), o).unwrap(), Decoded::Frame);
-    }
+    let input = two_tones(pcm_rate_hz as usize / fs * fs, pcm_rate_hz);
+    let output = encode_decode(&mut enc, &mut dec, &input, frame_bytes);
     let delay = enc.delay_samples();
-    let start = 5 * fs;
-    let snr_at = |lag: usize| {
-        let (mut sig, mut err) = (0f64, 0f64);
-        for n in start..input.len() - lag {
-            let (x, y) = (f64::from(input[n]), f64::from(output[n + lag]));
-            sig += x * x;
-            err += (x - y) * (x - y);
-        }
-        10.0 * (sig / err).log10()
-    };
     let half_period = pcm_rate_hz as usize / 80;
-    let best_lag = (delay.saturating_sub(half_period)..delay + half_period)
-        .max_by(|&a, &b| snr_at(a).partial_cmp(&snr_at(b)).unwrap())
-        .unwrap();
-    RoundTrip {
-        snr_db: snr_at(delay),
-        best_lag,
-        delay_samples: delay,
-    }
+    measure(
+        &input,
+        &output,
+        5 * fs,
+        delay,
+        delay.saturating_sub(half_period)..delay + half_period,
+    )
 }
 
 #[test]
