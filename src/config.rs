@@ -24,18 +24,93 @@ use crate::output::sim::SimParams;
 use serde::Deserialize;
 use toml::Spanned;
 
-/// A configuration error, already formatted as `FILE:LINE:COL: message`.
-#[derive(Debug, thiserror::Error)]
-#[error("{file}:{line}:{col}: {message}")]
+/// A configuration error, already formatted as `FILE:LINE:COL: message` (or, when the file cannot be read,
+/// `cannot read config FILE: why`, marked by `line == 0`).
+#[derive(Debug)]
 pub struct ConfigError {
     /// The file.
     pub file: String,
-    /// 1-based line.
+    /// 1-based line (0: the file could not be read).
     pub line: usize,
     /// 1-based column.
     pub col: usize,
     /// What is wrong, naming the key.
     pub message: String,
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.line == 0 {
+            write!(f, "cannot read config {}: {}", self.file, self.message)
+        } else {
+            write!(f, "{}:{}:{}: {}", self.file, self.line, self.col, self.message)
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl ConfigError {
+    /// The file at `path` could not be read.
+    fn unreadable(path: &str, e: &std::io::Error) -> Self {
+        // The io::Error's Display ends in " (os error N)"; the OS text alone reads better.
+        let text = e.to_string();
+        let message = match text.rfind(" (os error ") {
+            Some(i) => text[..i].to_string(),
+            None => text,
+        };
+        ConfigError {
+            file: path.to_string(),
+            line: 0,
+            col: 0,
+            message,
+        }
+    }
+}
+
+/// One line of `check-config` output per item: the source, then each output with its kind and key settings.
+pub fn describe(file: &str, source: &SourceSpec, outputs: &[OutputSpec]) -> String {
+    let source = match source {
+        SourceSpec::Tone { buffer_ns } => format!("tone, buffer {} ms", buffer_ns / 1_000_000),
+        SourceSpec::File {
+            path,
+            looped,
+            buffer_ns,
+        } => format!(
+            "file {path}{}, buffer {} ms",
+            if *looped { " (looped)" } else { "" },
+            buffer_ns / 1_000_000
+        ),
+        SourceSpec::Snapcast { url } => format!("snapcast {url}"),
+    };
+    let n = outputs.len();
+    let mut s = format!(
+        "{file}: ok: source {source}; {n} output{}:\n",
+        if n == 1 { "" } else { "s" }
+    );
+    for o in outputs {
+        let mut parts = vec![format!("volume {} %", o.volume_pct)];
+        if !o.address.is_empty() {
+            parts.insert(0, o.address.clone());
+        }
+        if let Some(a) = &o.adapter {
+            parts.push(format!("adapter {a}"));
+        }
+        if !o.path.is_empty() {
+            parts.insert(0, o.path.clone());
+        }
+        if o.offset_ns != 0 {
+            parts.push(format!("offset {} ms", o.offset_ns as f64 / 1e6));
+        }
+        if o.delay_ns != 0 {
+            parts.push(format!("delay {} ms", o.delay_ns as f64 / 1e6));
+        }
+        if o.channel != ChannelMap::Stereo {
+            parts.push(format!("channel {:?}", o.channel).to_lowercase());
+        }
+        s.push_str(&format!("  {:?} ({}): {}\n", o.name, o.kind, parts.join(", ")));
+    }
+    s
 }
 
 /// The whole file.
@@ -397,12 +472,7 @@ impl Config {
 
     /// Reads, parses and validates the file at `path`, `[service]` included.
     pub fn load_all(path: &str) -> Result<Loaded, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
-            file: path.to_string(),
-            line: 0,
-            col: 0,
-            message: format!("cannot read: {e}"),
-        })?;
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::unreadable(path, &e))?;
         Self::parse_all(path, &text)
     }
 
@@ -788,12 +858,7 @@ impl Config {
 
     /// Reads, parses and validates the file at `path`.
     pub fn load(path: &str) -> Result<(SourceSpec, Vec<OutputSpec>), ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
-            file: path.to_string(),
-            line: 0,
-            col: 0,
-            message: format!("cannot read: {e}"),
-        })?;
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::unreadable(path, &e))?;
         Self::parse(path, &text)
     }
 }
@@ -801,6 +866,33 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn describe_is_one_readable_line_per_output() {
+        let (source, outputs) = Config::parse("t.toml", GOOD).unwrap();
+        let d = describe("t.toml", &source, &outputs);
+        assert!(
+            d.starts_with("t.toml: ok: source snapcast tcp://127.0.0.1:1704; "),
+            "{d}"
+        );
+        assert!(
+            d.contains("\n  \"kitchen\" (sim): volume 100 %, offset -3.5 ms\n"),
+            "{d}"
+        );
+        assert!(
+            d.contains("\n  \"recorder\" (pipe): /run/bluebridge/recorder.pcm, volume 100 %"),
+            "{d}"
+        );
+        assert!(!d.contains("Snapcast {"), "{d}");
+    }
+
+    #[test]
+    fn an_unreadable_file_is_named_without_a_line_and_column() {
+        let e = Config::load("/nonexistent/x.toml").unwrap_err().to_string();
+        assert_eq!(e, "cannot read config /nonexistent/x.toml: No such file or directory");
+        let e = Config::load_all("/nonexistent/x.toml").unwrap_err().to_string();
+        assert_eq!(e, "cannot read config /nonexistent/x.toml: No such file or directory");
+    }
 
     fn err(text: &str) -> String {
         Config::parse("t.toml", text).unwrap_err().to_string()

@@ -237,15 +237,7 @@ fn main() {
 
 fn check_config(file: &str) -> Result<()> {
     let (source, outputs) = Config::load(file)?;
-    println!(
-        "{file}: ok ({source:?}; {} outputs: {})",
-        outputs.len(),
-        outputs
-            .iter()
-            .map(|o| format!("{} ({})", o.name, o.kind))
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
+    print!("{}", bluebridge::config::describe(file, &source, &outputs));
     Ok(())
 }
 

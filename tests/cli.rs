@@ -25,6 +25,16 @@ fn check_config_accepts_good_files_and_names_line_and_key_of_bad_ones() {
     );
     let out = bin().args(["check-config", &good]).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("ok: source snapcast tcp://127.0.0.1:1704; 2 outputs:"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("\n  \"kitchen\" (sim): volume 100 %\n"), "{stdout}");
+    assert!(
+        stdout.contains("\n  \"recorder\" (pipe): /run/bluebridge/recorder.pcm, volume 100 %, delay 10 ms\n"),
+        "{stdout}"
+    );
     let bad = write(
         dir.path(),
         "bad.toml",
@@ -36,7 +46,11 @@ fn check_config_accepts_good_files_and_names_line_and_key_of_bad_ones() {
     assert!(err.contains("bad.toml:7:") && err.contains("volume"), "{err}");
     let out = bin().args(["check-config", "/nonexistent/x.toml"]).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/x.toml"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        err.trim_end(),
+        "bluebridge: cannot read config /nonexistent/x.toml: No such file or directory"
+    );
 }
 
 #[test]
