@@ -63,19 +63,41 @@ pub struct ClientConfig {
     /// Hello `ID`: the server files this client (its group, volume, latency) under it. Must be stable and unique per
     /// output; [`client_id_for`] derives one from the output name. Empty means derive.
     pub client_id: String,
-    /// Hello `HostName`, shown in the Snapcast apps.
+    /// Hello `HostName`: the server stores it as the client's `host.name`, which Snapweb and the apps show while
+    /// the user has not named the client (`config.name`, set by `Client.SetName`, which a Hello never touches).
     pub host_name: String,
 }
 
 impl ClientConfig {
-    /// A config for output `name` with the derived id and this machine's host name.
+    /// A config for output `name` with the derived id, and the output's name as `HostName` so each speaker is
+    /// listed under its own name (a machine host name would list every output of this machine the same).
     pub fn new(url: impl Into<String>, name: impl Into<String>) -> Self {
         let name = name.into();
         Self {
             url: url.into(),
             client_id: client_id_for(&name),
-            host_name: local_host_name(),
+            host_name: name.clone(),
             name,
+        }
+    }
+
+    /// The Hello this client sends: its identity, and `auth` (from the URL's credentials).
+    pub fn hello(&self, auth: Option<proto::Auth>) -> Hello {
+        Hello {
+            mac: "00:00:00:00:00:00".into(),
+            host_name: self.host_name.clone(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            client_name: "bluebridge".into(),
+            os: std::env::consts::OS.into(),
+            arch: std::env::consts::ARCH.into(),
+            instance: 1,
+            id: if self.client_id.is_empty() {
+                client_id_for(&self.name)
+            } else {
+                self.client_id.clone()
+            },
+            protocol_version: 2,
+            auth,
         }
     }
 }
@@ -101,18 +123,6 @@ pub fn client_id_for(output_name: &str) -> String {
         id.push_str("output");
     }
     id
-}
-
-/// This machine's host name (`gethostname`), or "bluebridge".
-pub fn local_host_name() -> String {
-    let mut buf = [0u8; 256];
-    // SAFETY: the buffer is valid for `len` bytes; gethostname NUL-terminates unless truncated, handled below.
-    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
-    let len = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
-    match std::str::from_utf8(&buf[..len]) {
-        Ok(s) if rc == 0 && !s.is_empty() => s.to_string(),
-        _ => "bluebridge".to_string(),
-    }
 }
 
 /// What the client tells its owner.
@@ -185,21 +195,7 @@ pub async fn run(
             return;
         }
     };
-    let mut hello = Hello {
-        mac: "00:00:00:00:00:00".into(),
-        host_name: cfg.host_name.clone(),
-        version: env!("CARGO_PKG_VERSION").into(),
-        client_name: "bluebridge".into(),
-        os: std::env::consts::OS.into(),
-        arch: std::env::consts::ARCH.into(),
-        instance: 1,
-        id: cfg.client_id.clone(),
-        protocol_version: 2,
-        auth: url.auth(),
-    };
-    if hello.id.is_empty() {
-        hello.id = client_id_for(name);
-    }
+    let hello = cfg.hello(url.auth());
     let mut backoff = Backoff::default();
     let mut link = Link {
         commands_open: true,
@@ -596,7 +592,29 @@ mod tests {
         assert_eq!(client_id_for("  "), "bluebridge-output");
         assert_eq!(client_id_for("Ä"), "bluebridge-output");
         assert_eq!(ClientConfig::new("tcp://h", "Desk").client_id, "bluebridge-desk");
-        assert!(!local_host_name().is_empty());
+    }
+
+    #[test]
+    fn hello_names_the_output_so_the_server_lists_each_speaker_by_its_name() {
+        let cfg = ClientConfig::new("tcp://h", "Kitchen");
+        let h = cfg.hello(None);
+        assert_eq!(h.host_name, "Kitchen");
+        assert_eq!(h.id, "bluebridge-kitchen");
+        assert_eq!(h.client_name, "bluebridge");
+        assert_eq!((h.instance, h.protocol_version, h.auth.is_none()), (1, 2, true));
+        assert_eq!(h.unique_id(), "bluebridge-kitchen");
+        // Two outputs of one machine: two ids and two names.
+        let hall = ClientConfig::new("tcp://h", "hall").hello(None);
+        assert_ne!(
+            (hall.host_name.as_str(), hall.id.as_str()),
+            (h.host_name.as_str(), h.id.as_str())
+        );
+        // An empty id is derived from the name.
+        let cfg = ClientConfig {
+            client_id: String::new(),
+            ..cfg
+        };
+        assert_eq!(cfg.hello(None).id, "bluebridge-kitchen");
     }
 
     #[test]

@@ -179,6 +179,7 @@ async fn snapserver_json_rpc_changes_arrive_as_settings_and_volume_reports_reach
     assert_eq!(status["client"]["snapclient"]["name"], "bluebridge");
     assert_eq!(status["client"]["snapclient"]["protocolVersion"], 2);
     assert_eq!(status["client"]["host"]["mac"], "00:00:00:00:00:00");
+    assert_eq!(status["client"]["host"]["name"], "Living Room");
 
     server.rpc("Client.SetLatency", json!({"id": id, "latency": 120})).await;
     assert_eq!(
@@ -259,6 +260,42 @@ async fn snapserver_json_rpc_changes_arrive_as_settings_and_volume_reports_reach
     }
     assert_eq!(volume, json!({"muted": false, "percent": 63}));
     h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapserver_lists_each_output_by_its_name_and_keeps_a_name_the_user_gave() {
+    let server = SnapServer::start(&[StreamSpec::new("s", "pcm", "48000:16:2")]);
+    let connect = |name: &'static str| {
+        let url = server.url();
+        async move {
+            let mut h = Harness::start(&url, name);
+            h.wait_for(
+                5 * SEC,
+                |e| matches!(e, SnapEvent::Settings { .. }).then_some(()),
+                |_| {},
+            )
+            .await;
+            h
+        }
+    };
+    let h = connect("kitchen").await;
+    let hall = connect("hall").await;
+    let status = server.rpc("Client.GetStatus", json!({"id": h.client_id})).await;
+    assert_eq!(status["client"]["host"]["name"], "kitchen");
+    assert_eq!(status["client"]["config"]["name"], "");
+    let status = server.rpc("Client.GetStatus", json!({"id": hall.client_id})).await;
+    assert_eq!(status["client"]["host"]["name"], "hall");
+
+    // The user renames the kitchen; the next Hello (a reconnect) does not undo it.
+    let id = h.client_id.clone();
+    server.rpc("Client.SetName", json!({"id": id, "name": "Küche"})).await;
+    h.stop().await;
+    let h = connect("kitchen").await;
+    let status = server.rpc("Client.GetStatus", json!({"id": id})).await;
+    assert_eq!(status["client"]["config"]["name"], "Küche");
+    assert_eq!(status["client"]["host"]["name"], "kitchen");
+    h.stop().await;
+    hall.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
