@@ -153,6 +153,24 @@ pub fn render(s: &StatusReport) -> String {
             o.volume_pct as f64
         }),
         (
+            "bluebridge_output_group_volume_percent",
+            "gauge",
+            "The group's volume (Snapcast Client.SetVolume).",
+            |o| o.group_volume_pct as f64,
+        ),
+        (
+            "bluebridge_output_group_muted",
+            "gauge",
+            "1 if the group muted the output.",
+            |o| if o.group_muted { 1.0 } else { 0.0 },
+        ),
+        (
+            "bluebridge_output_effective_volume_percent",
+            "gauge",
+            "The volume in force: group x local (0 when muted).",
+            |o| o.effective_volume_pct,
+        ),
+        (
             "bluebridge_output_error_seconds",
             "gauge",
             "Last measured sync error of the output (actual - wanted source time; its deviation from play time).",
@@ -192,7 +210,8 @@ pub fn render(s: &StatusReport) -> String {
     p.family(
         "bluebridge_output_delay_seconds",
         "gauge",
-        "Each part of the output delay (hand-off to heard) and their total.",
+        "Each part of the output delay (hand-off to heard) and their total; part snapcast_latency is the latency the \
+         server set (the audio plays that much earlier), not in the total.",
     );
     for o in &s.outputs {
         let d = &o.delay;
@@ -204,6 +223,7 @@ pub fn render(s: &StatusReport) -> String {
             ("offset", d.offset_ms),
             ("calibration", d.calibration_ms),
             ("total", d.total_ms),
+            ("snapcast_latency", d.snapcast_latency_ms),
         ] {
             p.sample(
                 "bluebridge_output_delay_seconds",
@@ -332,6 +352,9 @@ mod tests {
                 state: "playing".into(),
                 enabled: true,
                 volume_pct: 40,
+                group_volume_pct: 37,
+                group_muted: false,
+                effective_volume_pct: 14.8,
                 volume_control: "software".into(),
                 device_volume: None,
                 offset_ms: -2.5,
@@ -347,6 +370,7 @@ mod tests {
                     sink_reported_ms: 150.0,
                     offset_ms: -2.5,
                     total_ms: 187.5,
+                    snapcast_latency_ms: 25.0,
                     ..DelayReport::default()
                 },
                 sink_delay_assumed: false,
@@ -430,6 +454,19 @@ mod tests {
         assert_eq!(
             get(&format!("bluebridge_output_delay_seconds{{{o},part=\"total\"}}")),
             0.1875
+        );
+        assert_eq!(
+            get(&format!("bluebridge_output_delay_seconds{{{o},part=\"snapcast_latency\"}}")),
+            0.025
+        );
+        assert_eq!(
+            get(&format!("bluebridge_output_group_volume_percent{{{o},kind=\"sim\"}}")),
+            37.0
+        );
+        assert_eq!(get(&format!("bluebridge_output_group_muted{{{o},kind=\"sim\"}}")), 0.0);
+        assert_eq!(
+            get(&format!("bluebridge_output_effective_volume_percent{{{o},kind=\"sim\"}}")),
+            14.8
         );
         assert_eq!(
             get(&format!(

@@ -472,6 +472,13 @@ impl Controller {
                     state: self.state_word(&spec.name, enabled, p).into(),
                     enabled,
                     volume_pct: eff.volume_pct,
+                    group_volume_pct: s.settings.volume_pct,
+                    group_muted: s.settings.muted,
+                    effective_volume_pct: crate::control::protocol::effective_volume_pct(
+                        s.settings.volume_pct,
+                        s.settings.muted,
+                        eff.volume_pct,
+                    ),
                     volume_control: if s.device_volume.is_some() {
                         "speaker"
                     } else {
@@ -487,7 +494,10 @@ impl Controller {
                     drift_estimate_ppm: s.drift_estimate_ppm,
                     resyncs: s.resyncs,
                     write_errors: s.write_errors,
-                    delay: DelayReport::from(&s.delay),
+                    delay: DelayReport {
+                        snapcast_latency_ms: ms(s.settings.latency_ns),
+                        ..DelayReport::from(&s.delay)
+                    },
                     sink_delay_assumed: s.sink_delay_assumed,
                     counters: s.counters.iter().cloned().collect(),
                     error,

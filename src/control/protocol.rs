@@ -370,6 +370,15 @@ pub struct OutputReport {
     pub enabled: bool,
     /// Local volume, percent.
     pub volume_pct: u8,
+    /// The group's volume (Snapcast `Client.SetVolume`), percent.
+    #[serde(default = "hundred")]
+    pub group_volume_pct: u8,
+    /// Muted by the group.
+    #[serde(default)]
+    pub group_muted: bool,
+    /// The volume in force: group × local, percent (0 when muted).
+    #[serde(default = "hundred_f64")]
+    pub effective_volume_pct: f64,
     /// Where the volume is applied: `software` (the samples are scaled) or `speaker` (AVRCP absolute volume).
     #[serde(default = "software")]
     pub volume_control: String,
@@ -420,6 +429,10 @@ pub struct DelayReport {
     pub calibration_ms: f64,
     /// The sum.
     pub total_ms: f64,
+    /// The latency the Snapcast server set for this client (`Client.SetLatency`): the audio plays this much
+    /// earlier, on top of the delay above, to absorb a slow sink. Not part of the sum.
+    #[serde(default)]
+    pub snapcast_latency_ms: f64,
 }
 
 impl From<&crate::timeline::delay::OutputDelay> for DelayReport {
@@ -433,6 +446,7 @@ impl From<&crate::timeline::delay::OutputDelay> for DelayReport {
             offset_ms: ms(d.offset_ns),
             calibration_ms: ms(d.calibration_ns),
             total_ms: ms(d.total_ns()),
+            snapcast_latency_ms: 0.0,
         }
     }
 }
@@ -543,10 +557,13 @@ impl StatusReport {
         for o in &self.outputs {
             let _ = writeln!(
                 s,
-                "\n{} ({}): {}, volume {} % ({}), offset {:+.1} ms",
+                "\n{} ({}): {}, volume {} % = group {} %{} × local {} % ({}), offset {:+.1} ms",
                 o.name,
                 o.kind,
                 o.state,
+                o.effective_volume_pct,
+                o.group_volume_pct,
+                if o.group_muted { " muted" } else { "" },
                 o.volume_pct,
                 match o.device_volume {
                     Some(level) => format!("on the speaker: AVRCP {level}/127"),
@@ -567,6 +584,13 @@ impl StatusReport {
                 d.offset_ms,
                 d.calibration_ms
             );
+            if d.snapcast_latency_ms != 0.0 {
+                let _ = writeln!(
+                    s,
+                    "  snapcast latency {:+.2} ms (set by the server: plays that much earlier)",
+                    d.snapcast_latency_ms
+                );
+            }
             let _ = writeln!(
                 s,
                 "  sync error {:+.1} µs, {}, resyncs {}, write errors {}",
@@ -657,6 +681,23 @@ fn software() -> String {
 
 fn yes() -> bool {
     true
+}
+
+fn hundred() -> u8 {
+    100
+}
+
+fn hundred_f64() -> f64 {
+    100.0
+}
+
+/// The volume in force, percent: the group's × the local one (each 0…100 %), 0 when the group is muted.
+pub fn effective_volume_pct(group_pct: u8, muted: bool, local_pct: u8) -> f64 {
+    if muted {
+        0.0
+    } else {
+        group_pct as f64 * local_pct as f64 / 100.0
+    }
 }
 
 #[cfg(test)]
@@ -817,6 +858,9 @@ mod tests {
                 state: "playing".into(),
                 enabled: true,
                 volume_pct: 40,
+                group_volume_pct: 37,
+                group_muted: false,
+                effective_volume_pct: 14.8,
                 volume_control: "software".into(),
                 device_volume: None,
                 offset_ms: -2.5,
@@ -832,6 +876,7 @@ mod tests {
                     sink_reported_ms: 150.0,
                     offset_ms: -2.5,
                     total_ms: 187.5,
+                    snapcast_latency_ms: 25.0,
                     ..DelayReport::default()
                 },
                 sink_delay_assumed: false,
@@ -870,7 +915,8 @@ mod tests {
             "source: snapcast tcp://host:1704",
             "engine: healthy",
             "skew 0.5 µs",
-            "kitchen (sim): playing, volume 40 % (software), offset -2.5 ms",
+            "kitchen (sim): playing, volume 14.8 % = group 37 % × local 40 % (software), offset -2.5 ms",
+            "snapcast latency +25.00 ms (set by the server: plays that much earlier)",
             "delay 187.50 ms = encoder 0.00 + queue 0.00 + transport 40.00 + sink 150.00 + offset -2.50",
             "sync error +1.2 µs, correction +199.0 ppm, drift +200.0 ppm, resyncs 1",
             "underrun_frames 3",
@@ -880,6 +926,36 @@ mod tests {
         ] {
             assert!(h.contains(want), "missing {want:?} in\n{h}");
         }
+    }
+
+    #[test]
+    fn status_shows_the_group_volume_mute_and_latency_in_force() {
+        assert_eq!(effective_volume_pct(37, false, 100), 37.0);
+        assert_eq!(effective_volume_pct(50, false, 50), 25.0);
+        assert_eq!(effective_volume_pct(37, true, 100), 0.0);
+        let mut r = report();
+        let v = serde_json::to_value(&r).unwrap();
+        let o = &v["outputs"][0];
+        assert_eq!(o["group_volume_pct"], 37);
+        assert_eq!(o["group_muted"], false);
+        assert_eq!(o["volume_pct"], 40);
+        assert_eq!(o["effective_volume_pct"], 14.8);
+        assert_eq!(o["delay"]["snapcast_latency_ms"], 25.0);
+        r.outputs[0].group_muted = true;
+        r.outputs[0].effective_volume_pct = 0.0;
+        assert!(r.human().contains("volume 0 % = group 37 % muted × local 40 %"), "{}", r.human());
+        // A status from an older service (no such fields) still reads: full group volume, no latency.
+        let mut old = serde_json::to_value(report()).unwrap();
+        let out = old["outputs"][0].as_object_mut().unwrap();
+        for k in ["group_volume_pct", "group_muted", "effective_volume_pct"] {
+            out.remove(k);
+        }
+        out["delay"].as_object_mut().unwrap().remove("snapcast_latency_ms");
+        let back: StatusReport = serde_json::from_value(old).unwrap();
+        let o = &back.outputs[0];
+        assert_eq!((o.group_volume_pct, o.group_muted, o.effective_volume_pct), (100, false, 100.0));
+        assert_eq!(o.delay.snapcast_latency_ms, 0.0);
+        assert!(!back.human().contains("snapcast latency"));
     }
 
     #[test]

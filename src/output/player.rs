@@ -151,6 +151,8 @@ pub struct PlayerStatus {
     pub device_volume: Option<(u16, u16)>,
     /// The output let its sink go after a silence (see [`Output::idle`]).
     pub idle: bool,
+    /// The group's settings in force (Snapcast ServerSettings: volume, mute, latency).
+    pub settings: PlaySettings,
 }
 
 struct SyncState {
@@ -256,6 +258,7 @@ impl Player {
         s.linked = self.output.linked();
         s.device_volume = self.output.device_volume();
         s.idle = self.output.idle();
+        s.settings = *self.feed.settings.lock().expect("settings lock");
         s.counters = self
             .output
             .counters()
