@@ -456,7 +456,9 @@ mod tests {
             0.1875
         );
         assert_eq!(
-            get(&format!("bluebridge_output_delay_seconds{{{o},part=\"snapcast_latency\"}}")),
+            get(&format!(
+                "bluebridge_output_delay_seconds{{{o},part=\"snapcast_latency\"}}"
+            )),
             0.025
         );
         assert_eq!(
@@ -465,7 +467,9 @@ mod tests {
         );
         assert_eq!(get(&format!("bluebridge_output_group_muted{{{o},kind=\"sim\"}}")), 0.0);
         assert_eq!(
-            get(&format!("bluebridge_output_effective_volume_percent{{{o},kind=\"sim\"}}")),
+            get(&format!(
+                "bluebridge_output_effective_volume_percent{{{o},kind=\"sim\"}}"
+            )),
             14.8
         );
         assert_eq!(

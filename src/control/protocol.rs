@@ -943,7 +943,11 @@ mod tests {
         assert_eq!(o["delay"]["snapcast_latency_ms"], 25.0);
         r.outputs[0].group_muted = true;
         r.outputs[0].effective_volume_pct = 0.0;
-        assert!(r.human().contains("volume 0 % = group 37 % muted × local 40 %"), "{}", r.human());
+        assert!(
+            r.human().contains("volume 0 % = group 37 % muted × local 40 %"),
+            "{}",
+            r.human()
+        );
         // A status from an older service (no such fields) still reads: full group volume, no latency.
         let mut old = serde_json::to_value(report()).unwrap();
         let out = old["outputs"][0].as_object_mut().unwrap();
@@ -953,7 +957,10 @@ mod tests {
         out["delay"].as_object_mut().unwrap().remove("snapcast_latency_ms");
         let back: StatusReport = serde_json::from_value(old).unwrap();
         let o = &back.outputs[0];
-        assert_eq!((o.group_volume_pct, o.group_muted, o.effective_volume_pct), (100, false, 100.0));
+        assert_eq!(
+            (o.group_volume_pct, o.group_muted, o.effective_volume_pct),
+            (100, false, 100.0)
+        );
         assert_eq!(o.delay.snapcast_latency_ms, 0.0);
         assert!(!back.human().contains("snapcast latency"));
     }
