@@ -450,3 +450,72 @@ fn the_packaged_default_config_is_valid() {
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 }
+
+/// Issue 16: what the Snapcast server sets (group volume, mute, latency) is what status and metrics show.
+#[test]
+fn snapcast_volume_mute_and_latency_from_the_server_show_in_status_and_metrics() {
+    use crate::snap_support::{SnapServer, StreamSpec};
+    let server = SnapServer::start(&[StreamSpec::new("default", "pcm", "48000:16:2")]);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    std::fs::write(
+        Service::config_path(dir.path()),
+        format!(
+            "[source]\nkind = \"snapcast\"\nurl = \"{}\"\n\n[[output]]\nname = \"kitchen\"\nkind = \"sim\"\nvolume = 80\n\n\
+             [service]\ncontrol_socket = \"{}\"\nstate_dir = \"{}\"\nmetrics = \"127.0.0.1:{port}\"\n",
+            server.url(),
+            dir.path().join("c.sock").display(),
+            dir.path().join("state").display()
+        ),
+    )
+    .unwrap();
+    let svc = Service::start(dir.path());
+    let id = "bluebridge-kitchen";
+    let t = Instant::now();
+    while !rt.block_on(server.rpc("Server.GetStatus", serde_json::json!({})))["server"]["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|g| g["clients"].as_array().unwrap())
+        .any(|c| c["id"] == id && c["connected"] == true)
+    {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "never connected; log:\n{}",
+            svc.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    rt.block_on(server.rpc(
+        "Client.SetVolume",
+        serde_json::json!({"id": id, "volume": {"muted": false, "percent": 37}}),
+    ));
+    rt.block_on(server.rpc("Client.SetLatency", serde_json::json!({"id": id, "latency": 25})));
+    let s = svc.wait_for("the server's volume and latency", |s| {
+        let o = output(s, "kitchen");
+        o["group_volume_pct"] == 37 && o["delay"]["snapcast_latency_ms"] == 25.0
+    });
+    let o = output(&s, "kitchen");
+    assert_eq!(o["volume_pct"], 80);
+    assert_eq!(o["group_muted"], false);
+    assert_eq!(o["effective_volume_pct"].as_f64(), Some(29.6));
+    let human = svc.ok(&["status"]);
+    assert!(human.contains("volume 29.6 % = group 37 % × local 80 %"), "{human}");
+    assert!(human.contains("snapcast latency +25.00 ms"), "{human}");
+    let page = http_get(port, "/metrics");
+    for want in [
+        "bluebridge_output_group_volume_percent{output=\"kitchen\",kind=\"sim\"} 37",
+        "bluebridge_output_effective_volume_percent{output=\"kitchen\",kind=\"sim\"} 29.6",
+        "bluebridge_output_delay_seconds{output=\"kitchen\",part=\"snapcast_latency\"} 0.025",
+    ] {
+        assert!(page.contains(want), "missing {want:?} in\n{page}");
+    }
+    rt.block_on(server.rpc(
+        "Client.SetVolume",
+        serde_json::json!({"id": id, "volume": {"muted": true, "percent": 37}}),
+    ));
+    let s = svc.wait_for("the group mute", |s| output(s, "kitchen")["group_muted"] == true);
+    assert_eq!(output(&s, "kitchen")["effective_volume_pct"].as_f64(), Some(0.0));
+    svc.stop();
+}
