@@ -3,7 +3,7 @@
 //! `SetConfiguration(our endpoint, props)` once per BIS, collects the BIS transports BlueZ announces by calling
 //! `SetConfiguration(transport, props)` on our endpoint, acquires them all at once (BlueZ creates the BIG only
 //! when every BIS of it is acquired) and hands the sockets to the real-time side through a
-//! [`SharedBig`]. A control task keeps doing that, with backoff, until it succeeds and again after a failure.
+//! [`SharedBig`](crate::output::broadcast::SharedBig). A control task keeps doing that, with backoff, until it succeeds and again after a failure.
 //!
 //! Our served endpoint answers what BlueZ 5.82's `media.c` calls on a local broadcast source endpoint:
 //! `SetConfiguration`, `ClearConfiguration` and `Release` (`SelectProperties`/`SelectConfiguration` belong to
@@ -17,12 +17,12 @@ use super::bap::ltv::Lc3Capabilities;
 use super::media::{MediaBus, MediaError};
 use super::media_endpoint::{INTERFACE, MEDIA_INTERFACE};
 use super::media_transport;
-use crate::output::broadcast::{BigLink, SharedBig};
+use crate::output::broadcast::{BigLink, BigState};
 use dbus::arg::{PropMap, RefArg, Variant};
 use dbus::nonblock::stdintf::org_freedesktop_dbus::{ObjectManager, Properties};
 use dbus::MethodErr;
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 use tokio::sync::mpsc;
 
@@ -370,7 +370,8 @@ async fn transport_gone(bus: &MediaBus, transport: &str) -> Option<String> {
     }
 }
 
-fn publish(shared: &SharedBig, link: Option<BigLink>) {
+fn publish(shared: &Weak<Mutex<BigState>>, link: Option<BigLink>) {
+    let Some(shared) = shared.upgrade() else { return };
     let mut st = shared.lock().expect("big lock");
     st.link = link.map(Arc::new);
     st.generation += 1;
@@ -379,10 +380,17 @@ fn publish(shared: &SharedBig, link: Option<BigLink>) {
 
 /// The control task of one broadcast output: sets the broadcast up (retrying with backoff), hands the BIG to the
 /// real-time side, and sets it up again when a socket fails, a transport disappears or BlueZ drops the endpoint.
-pub async fn run(name: String, adapter: String, config: BroadcastConfig, shared: SharedBig) {
+/// Ends with its output: it holds `shared` weakly and, once the output is dropped, releases the transports,
+/// unregisters the endpoint (dropping it) and returns, so a reload that removes or rebuilds a broadcast leaves no
+/// BIG or D-Bus connection behind.
+pub async fn run(name: String, adapter: String, config: BroadcastConfig, shared: Weak<Mutex<BigState>>) {
     let mut backoff = RETRY_MIN;
     let mut bus: Option<MediaBus> = None;
     loop {
+        if shared.strong_count() == 0 {
+            tracing::info!(output = name, "broadcast output gone; control task ends");
+            return;
+        }
         if bus.is_none() {
             match MediaBus::connect() {
                 Ok(b) => bus = Some(b),
@@ -417,7 +425,8 @@ pub async fn run(name: String, adapter: String, config: BroadcastConfig, shared:
                     Some(_) => {}
                 },
                 _ = poll.tick() => {
-                    if shared.lock().expect("big lock").failed {
+                    let Some(strong) = shared.upgrade() else { break "the output is gone".to_string() };
+                    if strong.lock().expect("big lock").failed {
                         break "a BIS socket failed".to_string();
                     }
                     if let Some(gone) = transport_gone(&b, &bc.transports[0]).await {
@@ -432,6 +441,10 @@ pub async fn run(name: String, adapter: String, config: BroadcastConfig, shared:
             let _ = media_transport::release(&b, t).await;
         }
         drop(bc);
+        if shared.strong_count() == 0 {
+            tracing::info!(output = name, "broadcast output gone; control task ends");
+            return;
+        }
         tokio::time::sleep(RETRY_MIN).await;
     }
 }
