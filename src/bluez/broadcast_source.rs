@@ -425,7 +425,7 @@ pub async fn run(name: String, adapter: String, config: BroadcastConfig, shared:
                     Some(_) => {}
                 },
                 _ = poll.tick() => {
-                    let Some(strong) = shared.upgrade() else { break "the output is gone".to_string() };
+                    let Some(strong) = shared.upgrade() else { break String::new() };
                     if strong.lock().expect("big lock").failed {
                         break "a BIS socket failed".to_string();
                     }
@@ -435,7 +435,12 @@ pub async fn run(name: String, adapter: String, config: BroadcastConfig, shared:
                 }
             }
         };
-        tracing::warn!(output = name, "broadcast stopped: {reason}; setting it up again");
+        // An empty reason: the output was dropped (removed or rebuilt by a reload), which is no fault.
+        if reason.is_empty() {
+            tracing::info!(output = name, "broadcast output removed; releasing its BIG and endpoint");
+        } else {
+            tracing::warn!(output = name, "broadcast stopped: {reason}; setting it up again");
+        }
         publish(&shared, None);
         for t in &bc.transports {
             let _ = media_transport::release(&b, t).await;
