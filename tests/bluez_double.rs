@@ -169,13 +169,14 @@ async fn a_malformed_reply_is_a_clear_error() {
         bluebridge::bluez::broadcast_source::start(&media, "hci0", &config),
     )
     .await
-    .expect("start answers within 10 s");
+    .unwrap_or_else(|_| panic!("start did not answer within 10 s; the BlueZ double saw {:#?}", bluez.calls()));
     let e = match r {
         Ok(_) => panic!("start succeeded on a malformed GetManagedObjects reply"),
         Err(e) => e.to_string(),
     };
     eprintln!("error on a malformed GetManagedObjects reply: {e}");
     assert!(e.contains("listing BlueZ objects"), "{e}");
+    assert!(e.contains("\"as\""), "the error names the type received: {e}");
     bluez
         .wait_for("UnregisterEndpoint after the failed setup", Duration::from_secs(5), |c| {
             c.iter().any(|c| matches!(c, Call::UnregisterEndpoint { .. }))

@@ -19,7 +19,7 @@ use super::media_endpoint::{INTERFACE, MEDIA_INTERFACE};
 use super::media_transport;
 use crate::output::broadcast::{BigLink, BigState};
 use dbus::arg::{PropMap, RefArg, Variant};
-use dbus::nonblock::stdintf::org_freedesktop_dbus::{ObjectManager, Properties};
+use dbus::nonblock::stdintf::org_freedesktop_dbus::Properties;
 use dbus::MethodErr;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
@@ -222,17 +222,61 @@ pub async fn register(bus: &MediaBus, adapter: &str) -> Result<SourceEndpoint, M
     Ok(handle)
 }
 
+/// What `GetManagedObjects` returns: interfaces and their properties per object.
+pub type ManagedObjects = HashMap<dbus::Path<'static>, HashMap<String, PropMap>>;
+
+/// BlueZ's objects (`ObjectManager.GetManagedObjects` on `/`). The reply's signature is checked first: the `dbus`
+/// crate reads a reply of another array type (e.g. `as`) as an empty map, which would pass for "no objects yet"
+/// and end, 10 s later, in a wrong diagnosis instead of naming the broken reply.
+pub async fn managed_objects(bus: &MediaBus) -> Result<ManagedObjects, MediaError> {
+    use dbus::nonblock::{NonblockReply, SyncConnection};
+    const WHAT: &str = "listing BlueZ objects (GetManagedObjects)";
+    const SIGNATURE: &str = "a{oa{sa{sv}}}";
+    let msg = dbus::Message::new_method_call(
+        super::media::BLUEZ,
+        "/",
+        "org.freedesktop.DBus.ObjectManager",
+        "GetManagedObjects",
+    )
+    .map_err(MediaError::Protocol)?;
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let f = <SyncConnection as NonblockReply>::make_f(move |reply: dbus::Message, _: &SyncConnection| {
+        let _ = tx.send(reply);
+    });
+    let token = bus
+        .conn
+        .send_with_reply(msg, f)
+        .map_err(|()| MediaError::Protocol(format!("{WHAT}: the D-Bus connection is closed")))?;
+    let mut reply = match tokio::time::timeout(super::media::CALL_TIMEOUT, rx).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(_)) => return Err(MediaError::Protocol(format!("{WHAT}: the D-Bus connection closed"))),
+        Err(_) => {
+            drop(bus.conn.cancel_reply(token));
+            return Err(MediaError::Protocol(format!(
+                "{WHAT}: no reply within {:?}",
+                super::media::CALL_TIMEOUT
+            )));
+        }
+    };
+    reply.as_result().map_err(MediaError::dbus(WHAT))?;
+    let sig = reply.iter_init().signature();
+    if &*sig != SIGNATURE {
+        return Err(MediaError::Protocol(format!(
+            "{WHAT}: BlueZ answered with a value of type {:?}, not {SIGNATURE:?}",
+            &*sig
+        )));
+    }
+    let (objects,): (ManagedObjects,) = reply.read_all().map_err(MediaError::dbus(WHAT))?;
+    Ok(objects)
+}
+
 /// Finds the `pac_bcast*` endpoint BlueZ created on `adapter` for a local broadcast source (UUID 0x1852),
 /// waiting up to [`SETUP_TIMEOUT`] for it to appear.
 pub async fn find_pac_bcast(bus: &MediaBus, adapter: &str) -> Result<String, MediaError> {
     let prefix = format!("/org/bluez/{adapter}/pac_bcast");
     let deadline = tokio::time::Instant::now() + SETUP_TIMEOUT;
     loop {
-        let objects = bus
-            .bluez_proxy("/")
-            .get_managed_objects()
-            .await
-            .map_err(MediaError::dbus("listing BlueZ objects"))?;
+        let objects = managed_objects(bus).await?;
         // Every MediaEndpoint1 under pac_bcast*, ones whose UUID says broadcast source (0x1852) first (BlueZ
         // 5.82 shows the local PAC's type there, which is not always 0x1852).
         let mut found: Vec<(bool, String)> = objects
