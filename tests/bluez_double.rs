@@ -51,13 +51,17 @@ async fn dropping_a_broadcast_output_ends_its_control_task() {
     let bluez = Bluez::start(bus, Behaviour::Normal).await;
     let out = open_broadcast();
     let calls = bluez
-        .wait_for("the BIG up (RegisterEndpoint, both BIS acquired)", Duration::from_secs(10), |c| {
-            count(c, |c| matches!(c, Call::Acquire { .. })) >= 2
-        })
+        .wait_for(
+            "the BIG up (RegisterEndpoint, both BIS acquired)",
+            Duration::from_secs(10),
+            |c| count(c, |c| matches!(c, Call::Acquire { .. })) >= 2,
+        )
         .await;
     let (owner, endpoint) = registered_by(&calls);
     assert!(
-        calls.iter().any(|c| matches!(c, Call::RegisterEndpoint { uuid, .. } if uuid == BCAST_SOURCE_UUID)),
+        calls
+            .iter()
+            .any(|c| matches!(c, Call::RegisterEndpoint { uuid, .. } if uuid == BCAST_SOURCE_UUID)),
         "registered as a broadcast source: {calls:#?}"
     );
     assert_eq!(
@@ -70,7 +74,10 @@ async fn dropping_a_broadcast_output_ends_its_control_task() {
         .wait_for(
             "UnregisterEndpoint after the output was dropped",
             Duration::from_secs(5),
-            |c| c.iter().any(|c| matches!(c, Call::UnregisterEndpoint { endpoint: e, .. } if *e == endpoint)),
+            |c| {
+                c.iter()
+                    .any(|c| matches!(c, Call::UnregisterEndpoint { endpoint: e, .. } if *e == endpoint))
+            },
         )
         .await;
     assert_eq!(
@@ -122,7 +129,10 @@ async fn a_caller_that_is_not_bluez_is_refused() {
                 .method_call::<(), _, _, _>(
                     "org.bluez.MediaEndpoint1",
                     "SetConfiguration",
-                    (dbus::Path::from("/org/bluez/hci0/pac_bcast0/fd9"), dbus::arg::PropMap::new()),
+                    (
+                        dbus::Path::from("/org/bluez/hci0/pac_bcast0/fd9"),
+                        dbus::arg::PropMap::new(),
+                    ),
                 )
                 .await,
         ),
@@ -138,7 +148,9 @@ async fn a_caller_that_is_not_bluez_is_refused() {
         ),
         (
             "Release",
-            proxy.method_call::<(), _, _, _>("org.bluez.MediaEndpoint1", "Release", ()).await,
+            proxy
+                .method_call::<(), _, _, _>("org.bluez.MediaEndpoint1", "Release", ())
+                .await,
         ),
     ] {
         let e = r.expect_err(&format!("{method} from a stranger must be refused"));
@@ -148,7 +160,11 @@ async fn a_caller_that_is_not_bluez_is_refused() {
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let calls = bluez.calls();
     assert_eq!(count(&calls, |c| matches!(c, Call::Release { .. })), 0, "{calls:#?}");
-    assert_eq!(count(&calls, |c| matches!(c, Call::RegisterEndpoint { .. })), 1, "{calls:#?}");
+    assert_eq!(
+        count(&calls, |c| matches!(c, Call::RegisterEndpoint { .. })),
+        1,
+        "{calls:#?}"
+    );
     drop(out);
 }
 
@@ -169,7 +185,12 @@ async fn a_malformed_reply_is_a_clear_error() {
         bluebridge::bluez::broadcast_source::start(&media, "hci0", &config),
     )
     .await
-    .unwrap_or_else(|_| panic!("start did not answer within 10 s; the BlueZ double saw {:#?}", bluez.calls()));
+    .unwrap_or_else(|_| {
+        panic!(
+            "start did not answer within 10 s; the BlueZ double saw {:#?}",
+            bluez.calls()
+        )
+    });
     let e = match r {
         Ok(_) => panic!("start succeeded on a malformed GetManagedObjects reply"),
         Err(e) => e.to_string(),
@@ -178,8 +199,10 @@ async fn a_malformed_reply_is_a_clear_error() {
     assert!(e.contains("listing BlueZ objects"), "{e}");
     assert!(e.contains("\"as\""), "the error names the type received: {e}");
     bluez
-        .wait_for("UnregisterEndpoint after the failed setup", Duration::from_secs(5), |c| {
-            c.iter().any(|c| matches!(c, Call::UnregisterEndpoint { .. }))
-        })
+        .wait_for(
+            "UnregisterEndpoint after the failed setup",
+            Duration::from_secs(5),
+            |c| c.iter().any(|c| matches!(c, Call::UnregisterEndpoint { .. })),
+        )
         .await;
 }

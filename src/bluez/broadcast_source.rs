@@ -481,7 +481,10 @@ pub async fn run(name: String, adapter: String, config: BroadcastConfig, shared:
         };
         // An empty reason: the output was dropped (removed or rebuilt by a reload), which is no fault.
         if reason.is_empty() {
-            tracing::info!(output = name, "broadcast output removed; releasing its BIG and endpoint");
+            tracing::info!(
+                output = name,
+                "broadcast output removed; releasing its BIG and endpoint"
+            );
         } else {
             tracing::warn!(output = name, "broadcast stopped: {reason}; setting it up again");
         }

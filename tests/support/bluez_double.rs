@@ -108,9 +108,11 @@ impl PrivateBus {
         let mut child = match cmd.spawn() {
             Ok(c) => c,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err("the BlueZ double needs dbus-daemon, which is not installed: install the `dbus` \
+                return Err(
+                    "the BlueZ double needs dbus-daemon, which is not installed: install the `dbus` \
                             package (Debian/Ubuntu: apt-get install dbus; Fedora: dnf install dbus-daemon)"
-                    .into())
+                        .into(),
+                )
             }
             Err(e) => return Err(format!("starting dbus-daemon: {e}")),
         };
@@ -268,8 +270,9 @@ impl Bluez {
             peers: Mutex::default(),
         });
         let mut cr = Crossroads::new();
-        let om = cr.register("org.freedesktop.DBus.ObjectManager", move |b: &mut IfaceBuilder<Data>| {
-            match behaviour {
+        let om = cr.register(
+            "org.freedesktop.DBus.ObjectManager",
+            move |b: &mut IfaceBuilder<Data>| match behaviour {
                 Behaviour::Normal => {
                     b.method("GetManagedObjects", (), ("objects",), |_, d: &mut Data, (): ()| {
                         d.record(Call::GetManagedObjects);
@@ -282,8 +285,8 @@ impl Bluez {
                         Ok((vec!["/org/bluez/hci0".to_string()],))
                     });
                 }
-            }
-        });
+            },
+        );
         let media = cr.register("org.bluez.Media1", |b: &mut IfaceBuilder<Data>| {
             b.method(
                 "RegisterEndpoint",
@@ -329,8 +332,7 @@ impl Bluez {
                     let d = d.clone();
                     // BlueZ announces the BIS transport to the endpoint's owner after answering.
                     tokio::spawn(async move {
-                        let proxy =
-                            dbus::nonblock::Proxy::new(to, endpoint, Duration::from_secs(5), d.conn.clone());
+                        let proxy = dbus::nonblock::Proxy::new(to, endpoint, Duration::from_secs(5), d.conn.clone());
                         let p = props(vec![
                             ("UUID", Box::new(BCAST_SOURCE_UUID.to_string())),
                             ("Codec", Box::new(6u8)),
@@ -352,7 +354,8 @@ impl Bluez {
                     Ok(())
                 },
             );
-            b.property("UUID").get(|_, _: &mut Data| Ok(BCAST_SOURCE_UUID.to_string()));
+            b.property("UUID")
+                .get(|_, _: &mut Data| Ok(BCAST_SOURCE_UUID.to_string()));
         });
         let transport = cr.register("org.bluez.MediaTransport1", |b: &mut IfaceBuilder<Data>| {
             fn acquire(
@@ -368,8 +371,15 @@ impl Bluez {
                 let fd = unsafe { dbus::arg::OwnedFd::new(ours.into_raw_fd()) };
                 Ok((fd, 100, 100))
             }
-            b.method("Acquire", (), ("fd", "mtu_r", "mtu_w"), |ctx, d: &mut Data, (): ()| acquire(ctx, d));
-            b.method("TryAcquire", (), ("fd", "mtu_r", "mtu_w"), |ctx, d: &mut Data, (): ()| acquire(ctx, d));
+            b.method("Acquire", (), ("fd", "mtu_r", "mtu_w"), |ctx, d: &mut Data, (): ()| {
+                acquire(ctx, d)
+            });
+            b.method(
+                "TryAcquire",
+                (),
+                ("fd", "mtu_r", "mtu_w"),
+                |ctx, d: &mut Data, (): ()| acquire(ctx, d),
+            );
             b.method("Release", (), (), |ctx, d: &mut Data, (): ()| {
                 d.record(Call::Release {
                     transport: ctx.path().to_string(),
