@@ -45,7 +45,7 @@ fn registered_by(calls: &[Call]) -> (String, String) {
 /// the broadcast up again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dropping_a_broadcast_output_ends_its_control_task() {
-    let _serial = serial();
+    let _serial = serial().await;
     logs();
     let bus = PrivateBus::system();
     let bluez = Bluez::start(bus, Behaviour::Normal).await;
@@ -109,7 +109,7 @@ async fn dropping_a_broadcast_output_ends_its_control_task() {
 /// `org.bluez.Error.NotAuthorized`, and the broadcast it tried to disturb carries on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_caller_that_is_not_bluez_is_refused() {
-    let _serial = serial();
+    let _serial = serial().await;
     logs();
     let bus = PrivateBus::system();
     let bluez = Bluez::start(bus, Behaviour::Normal).await;
@@ -172,7 +172,7 @@ async fn a_caller_that_is_not_bluez_is_refused() {
 /// and the endpoint registered before it is unregistered again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_malformed_reply_is_a_clear_error() {
-    let _serial = serial();
+    let _serial = serial().await;
     logs();
     let bus = PrivateBus::system();
     let bluez = Bluez::start(bus, Behaviour::MalformedManagedObjects).await;

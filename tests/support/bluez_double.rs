@@ -21,7 +21,7 @@ use std::os::unix::net::UnixDatagram;
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 /// The broadcast source UUID (0x1852).
@@ -32,9 +32,9 @@ pub const PAC_BCAST: &str = "/org/bluez/hci0/pac_bcast0";
 const TRANSPORTS: usize = 16;
 
 /// The double's tests share one bus and the name `org.bluez`: each holds this for its whole run.
-pub fn serial() -> MutexGuard<'static, ()> {
-    static SERIAL: Mutex<()> = Mutex::new(());
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+pub async fn serial() -> tokio::sync::MutexGuard<'static, ()> {
+    static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    SERIAL.lock().await
 }
 
 /// A private `dbus-daemon` (allow-all policy, a unix socket in a temp dir): the test process's system bus.
