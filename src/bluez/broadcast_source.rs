@@ -3,7 +3,7 @@
 //! `SetConfiguration(our endpoint, props)` once per BIS, collects the BIS transports BlueZ announces by calling
 //! `SetConfiguration(transport, props)` on our endpoint, acquires them all at once (BlueZ creates the BIG only
 //! when every BIS of it is acquired) and hands the sockets to the real-time side through a
-//! [`SharedBig`]. A control task keeps doing that, with backoff, until it succeeds and again after a failure.
+//! [`SharedBig`](crate::output::broadcast::SharedBig). A control task keeps doing that, with backoff, until it succeeds and again after a failure.
 //!
 //! Our served endpoint answers what BlueZ 5.82's `media.c` calls on a local broadcast source endpoint:
 //! `SetConfiguration`, `ClearConfiguration` and `Release` (`SelectProperties`/`SelectConfiguration` belong to
@@ -17,12 +17,12 @@ use super::bap::ltv::Lc3Capabilities;
 use super::media::{MediaBus, MediaError};
 use super::media_endpoint::{INTERFACE, MEDIA_INTERFACE};
 use super::media_transport;
-use crate::output::broadcast::{BigLink, SharedBig};
+use crate::output::broadcast::{BigLink, BigState};
 use dbus::arg::{PropMap, RefArg, Variant};
-use dbus::nonblock::stdintf::org_freedesktop_dbus::{ObjectManager, Properties};
+use dbus::nonblock::stdintf::org_freedesktop_dbus::Properties;
 use dbus::MethodErr;
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 use tokio::sync::mpsc;
 
@@ -222,17 +222,61 @@ pub async fn register(bus: &MediaBus, adapter: &str) -> Result<SourceEndpoint, M
     Ok(handle)
 }
 
+/// What `GetManagedObjects` returns: interfaces and their properties per object.
+pub type ManagedObjects = HashMap<dbus::Path<'static>, HashMap<String, PropMap>>;
+
+/// BlueZ's objects (`ObjectManager.GetManagedObjects` on `/`). The reply's signature is checked first: the `dbus`
+/// crate reads a reply of another array type (e.g. `as`) as an empty map, which would pass for "no objects yet"
+/// and end, 10 s later, in a wrong diagnosis instead of naming the broken reply.
+pub async fn managed_objects(bus: &MediaBus) -> Result<ManagedObjects, MediaError> {
+    use dbus::nonblock::{NonblockReply, SyncConnection};
+    const WHAT: &str = "listing BlueZ objects (GetManagedObjects)";
+    const SIGNATURE: &str = "a{oa{sa{sv}}}";
+    let msg = dbus::Message::new_method_call(
+        super::media::BLUEZ,
+        "/",
+        "org.freedesktop.DBus.ObjectManager",
+        "GetManagedObjects",
+    )
+    .map_err(MediaError::Protocol)?;
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let f = <SyncConnection as NonblockReply>::make_f(move |reply: dbus::Message, _: &SyncConnection| {
+        let _ = tx.send(reply);
+    });
+    let token = bus
+        .conn
+        .send_with_reply(msg, f)
+        .map_err(|()| MediaError::Protocol(format!("{WHAT}: the D-Bus connection is closed")))?;
+    let mut reply = match tokio::time::timeout(super::media::CALL_TIMEOUT, rx).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(_)) => return Err(MediaError::Protocol(format!("{WHAT}: the D-Bus connection closed"))),
+        Err(_) => {
+            drop(bus.conn.cancel_reply(token));
+            return Err(MediaError::Protocol(format!(
+                "{WHAT}: no reply within {:?}",
+                super::media::CALL_TIMEOUT
+            )));
+        }
+    };
+    reply.as_result().map_err(MediaError::dbus(WHAT))?;
+    let sig = reply.iter_init().signature();
+    if &*sig != SIGNATURE {
+        return Err(MediaError::Protocol(format!(
+            "{WHAT}: BlueZ answered with a value of type {:?}, not {SIGNATURE:?}",
+            &*sig
+        )));
+    }
+    let (objects,): (ManagedObjects,) = reply.read_all().map_err(MediaError::dbus(WHAT))?;
+    Ok(objects)
+}
+
 /// Finds the `pac_bcast*` endpoint BlueZ created on `adapter` for a local broadcast source (UUID 0x1852),
 /// waiting up to [`SETUP_TIMEOUT`] for it to appear.
 pub async fn find_pac_bcast(bus: &MediaBus, adapter: &str) -> Result<String, MediaError> {
     let prefix = format!("/org/bluez/{adapter}/pac_bcast");
     let deadline = tokio::time::Instant::now() + SETUP_TIMEOUT;
     loop {
-        let objects = bus
-            .bluez_proxy("/")
-            .get_managed_objects()
-            .await
-            .map_err(MediaError::dbus("listing BlueZ objects"))?;
+        let objects = managed_objects(bus).await?;
         // Every MediaEndpoint1 under pac_bcast*, ones whose UUID says broadcast source (0x1852) first (BlueZ
         // 5.82 shows the local PAC's type there, which is not always 0x1852).
         let mut found: Vec<(bool, String)> = objects
@@ -370,7 +414,8 @@ async fn transport_gone(bus: &MediaBus, transport: &str) -> Option<String> {
     }
 }
 
-fn publish(shared: &SharedBig, link: Option<BigLink>) {
+fn publish(shared: &Weak<Mutex<BigState>>, link: Option<BigLink>) {
+    let Some(shared) = shared.upgrade() else { return };
     let mut st = shared.lock().expect("big lock");
     st.link = link.map(Arc::new);
     st.generation += 1;
@@ -379,10 +424,17 @@ fn publish(shared: &SharedBig, link: Option<BigLink>) {
 
 /// The control task of one broadcast output: sets the broadcast up (retrying with backoff), hands the BIG to the
 /// real-time side, and sets it up again when a socket fails, a transport disappears or BlueZ drops the endpoint.
-pub async fn run(name: String, adapter: String, config: BroadcastConfig, shared: SharedBig) {
+/// Ends with its output: it holds `shared` weakly and, once the output is dropped, releases the transports,
+/// unregisters the endpoint (dropping it) and returns, so a reload that removes or rebuilds a broadcast leaves no
+/// BIG or D-Bus connection behind.
+pub async fn run(name: String, adapter: String, config: BroadcastConfig, shared: Weak<Mutex<BigState>>) {
     let mut backoff = RETRY_MIN;
     let mut bus: Option<MediaBus> = None;
     loop {
+        if shared.strong_count() == 0 {
+            tracing::info!(output = name, "broadcast output gone; control task ends");
+            return;
+        }
         if bus.is_none() {
             match MediaBus::connect() {
                 Ok(b) => bus = Some(b),
@@ -417,7 +469,8 @@ pub async fn run(name: String, adapter: String, config: BroadcastConfig, shared:
                     Some(_) => {}
                 },
                 _ = poll.tick() => {
-                    if shared.lock().expect("big lock").failed {
+                    let Some(strong) = shared.upgrade() else { break String::new() };
+                    if strong.lock().expect("big lock").failed {
                         break "a BIS socket failed".to_string();
                     }
                     if let Some(gone) = transport_gone(&b, &bc.transports[0]).await {
@@ -426,12 +479,24 @@ pub async fn run(name: String, adapter: String, config: BroadcastConfig, shared:
                 }
             }
         };
-        tracing::warn!(output = name, "broadcast stopped: {reason}; setting it up again");
+        // An empty reason: the output was dropped (removed or rebuilt by a reload), which is no fault.
+        if reason.is_empty() {
+            tracing::info!(
+                output = name,
+                "broadcast output removed; releasing its BIG and endpoint"
+            );
+        } else {
+            tracing::warn!(output = name, "broadcast stopped: {reason}; setting it up again");
+        }
         publish(&shared, None);
         for t in &bc.transports {
             let _ = media_transport::release(&b, t).await;
         }
         drop(bc);
+        if shared.strong_count() == 0 {
+            tracing::info!(output = name, "broadcast output gone; control task ends");
+            return;
+        }
         tokio::time::sleep(RETRY_MIN).await;
     }
 }

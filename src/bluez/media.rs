@@ -46,13 +46,33 @@ impl MediaError {
     }
 }
 
-/// The system-bus connection with the object server on it.
+/// The system-bus connection with the object server on it. The connection closes (its unique name leaves the bus,
+/// so BlueZ drops what it registered or acquired) when the last clone is dropped.
 #[derive(Clone)]
 pub struct MediaBus {
     /// The connection.
     pub conn: Arc<SyncConnection>,
     /// Our served objects.
     pub cr: Arc<Mutex<Crossroads>>,
+    _teardown: Arc<Teardown>,
+}
+
+/// When the last [`MediaBus`] clone goes: removes the method-call handler (breaking the cycle connection → handler
+/// → crossroads → connection) and stops the I/O task, so the connection is closed instead of living on unused.
+struct Teardown {
+    conn: Arc<SyncConnection>,
+    receive: Option<dbus::channel::Token>,
+    io: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Teardown {
+    fn drop(&mut self) {
+        use dbus::channel::MatchingReceiver;
+        if let Some(token) = self.receive.take() {
+            drop(self.conn.stop_receive(token));
+        }
+        self.io.abort();
+    }
 }
 
 impl MediaBus {
@@ -60,7 +80,7 @@ impl MediaBus {
     pub fn connect() -> Result<Self, MediaError> {
         let (resource, conn) =
             dbus_tokio::connection::new_system_sync().map_err(MediaError::dbus("connecting to the system bus"))?;
-        tokio::spawn(async move {
+        let io = tokio::spawn(async move {
             let err = resource.await;
             tracing::error!("lost the D-Bus connection: {err}");
         });
@@ -77,14 +97,23 @@ impl MediaBus {
         }
         let cr2 = cr.clone();
         use dbus::channel::MatchingReceiver;
-        conn.start_receive(
+        let receive = conn.start_receive(
             dbus::message::MatchRule::new_method_call(),
             Box::new(move |msg, conn| {
                 let _ = cr2.lock().expect("crossroads lock").handle_message(msg, conn);
                 true
             }),
         );
-        Ok(Self { conn, cr })
+        let teardown = Arc::new(Teardown {
+            conn: conn.clone(),
+            receive: Some(receive),
+            io,
+        });
+        Ok(Self {
+            conn,
+            cr,
+            _teardown: teardown,
+        })
     }
 
     /// BlueZ's current unique name (calls to our endpoints are accepted only from it).
@@ -168,8 +197,11 @@ impl<S: Send + 'static> Drop for Registration<S> {
         self.bus.cr.lock().expect("crossroads lock").remove::<S>(&self.path);
         let proxy = self.bus.bluez_proxy(self.adapter_path.clone());
         let path = self.path.clone();
+        // The task keeps the connection open until the call is answered.
+        let bus = self.bus.clone();
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
             rt.spawn(async move {
+                let _bus = bus;
                 let r: Result<(), _> = proxy
                     .method_call("org.bluez.Media1", "UnregisterEndpoint", (path,))
                     .await;

@@ -213,7 +213,7 @@ pub fn open(spec: &crate::config::OutputSpec, ctx: &OutputContext) -> Result<Box
                 spec.name.clone(),
                 adapter,
                 config.clone(),
-                shared.clone(),
+                Arc::downgrade(&shared),
             ));
             Ok(Box::new(broadcast::BroadcastOutput::new(&spec.name, config, shared)))
         }
