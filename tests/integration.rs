@@ -3,6 +3,8 @@ mod cli;
 mod service;
 #[path = "snapcast/hostile.rs"]
 mod snap_hostile;
+#[path = "snapcast/no_control_socket.rs"]
+mod snap_no_control;
 #[path = "snapcast/server.rs"]
 mod snap_server;
 #[path = "snapcast/support.rs"]
