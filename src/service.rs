@@ -32,7 +32,7 @@ use crate::timeline::buffer::{SharedTimeline, TimelineBuffer};
 use crate::timeline::server_clock::{ServerClock, SharedServerClock};
 use crate::timeline::{Clock, LocalTime, SystemClock};
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -692,14 +692,17 @@ impl Controller {
         mut hup: tokio::signal::unix::Signal,
         mut shutdown: watch::Receiver<bool>,
     ) {
+        // No caller left (no control socket and no metrics endpoint, or both stopped) is not a reason to stop:
+        // the sources and outputs this task owns keep running until shutdown.
+        let mut calls_open = true;
         loop {
             tokio::select! {
-                c = calls.recv() => match c {
+                c = calls.recv(), if calls_open => match c {
                     Some((req, reply)) => {
                         let r = self.handle(req).await;
                         let _ = reply.send(r);
                     }
-                    None => break,
+                    None => calls_open = false,
                 },
                 _ = hup.recv() => {
                     tracing::info!("SIGHUP: reloading {}", self.config_path);
@@ -795,6 +798,16 @@ async fn notifier(engine: EngineHandle, mut shutdown: watch::Receiver<bool>) {
 /// Runs the config at `config` until `stop` is set: the engine on this thread, control and notification on a
 /// tokio runtime beside it.
 pub fn run(config: &str, stop: Arc<AtomicBool>) -> Result<(), ServiceError> {
+    run_with_default_socket(config, stop, Path::new(crate::config::DEFAULT_CONTROL_SOCKET))
+}
+
+/// [`run`], with `default_socket` in place of [`DEFAULT_CONTROL_SOCKET`](crate::config::DEFAULT_CONTROL_SOCKET)
+/// when the config sets no `[service] control_socket` (tests put it in a private directory).
+///
+/// The control socket: one set in the config must be bound, or the service does not start; the default one is
+/// optional (it needs root or the unit's RuntimeDirectory, or another instance holds it): without it the service
+/// warns and runs with its sources and outputs as usual, unreachable by the CLI.
+pub fn run_with_default_socket(config: &str, stop: Arc<AtomicBool>, default_socket: &Path) -> Result<(), ServiceError> {
     let loaded = Config::load_all(config)?;
     let started = Instant::now();
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -849,14 +862,18 @@ pub fn run(config: &str, stop: Arc<AtomicBool>) -> Result<(), ServiceError> {
         engine.players.push(p);
     }
 
-    let socket = PathBuf::from(&loaded.service.control_socket);
+    let default = loaded.service.control_socket == crate::config::DEFAULT_CONTROL_SOCKET;
+    let socket = match default {
+        true => default_socket.to_path_buf(),
+        false => PathBuf::from(&loaded.service.control_socket),
+    };
     let listener = {
         let _guard = rt.enter();
         match server::bind(&socket) {
             Ok(l) => Some(l),
             // The default path needs root (or the unit's RuntimeDirectory): a plain `bluebridge run` by a user,
             // or a second ad-hoc instance, plays without a control socket rather than not at all.
-            Err(e) if loaded.service.control_socket == crate::config::DEFAULT_CONTROL_SOCKET => {
+            Err(e) if default => {
                 tracing::warn!(
                     "no control socket: {}: {e}; the CLI cannot reach this instance (set [service] control_socket)",
                     socket.display()

@@ -1,8 +1,12 @@
 //! Integration tests (one binary).
 mod cli;
 mod service;
+#[path = "snapcast/flood.rs"]
+mod snap_flood;
 #[path = "snapcast/hostile.rs"]
 mod snap_hostile;
+#[path = "snapcast/no_control_socket.rs"]
+mod snap_no_control;
 #[path = "snapcast/server.rs"]
 mod snap_server;
 #[path = "snapcast/support.rs"]

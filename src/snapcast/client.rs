@@ -16,7 +16,10 @@
 //!
 //! Memory is bounded: a payload is allocated only after its size passed the 1 MB check, at most
 //! [`INCOMING_QUEUE`] decoded messages wait between the socket reader and the session, and a chunk decodes to at
-//! most [`MAX_CHUNK_MS`](super::decoder::MAX_CHUNK_MS) of audio.
+//! most [`MAX_CHUNK_MS`](super::decoder::MAX_CHUNK_MS) of audio. Both channels (here and towards the output's
+//! glue task) are bounded in entries and make the sender wait, so a server sending faster than real time is
+//! slowed by TCP flow control; the timeline buffer at the end is bounded in bytes and drops (counts, logs) the
+//! oldest audio beyond its bound, see [`TimelineBuffer`](crate::timeline::buffer::TimelineBuffer).
 
 use super::decoder::{new_decoder, Decoder};
 use super::proto::{self, BaseHeader, ClientInfo, Hello, Message, Time, Tv, BASE_HEADER_SIZE};

@@ -12,8 +12,11 @@ use tokio::sync::{mpsc, watch};
 
 /// Audio kept beyond the server's buffer, so a frame is still there at its play time.
 const CAPACITY_MARGIN_NS: i64 = 2_000_000_000;
-/// Events queued between a client and its glue task.
-const EVENT_QUEUE: usize = 64;
+/// Events queued between a client and its glue task. Bounded in entries, each at most
+/// [`MAX_CHUNK_MS`](crate::snapcast::decoder::MAX_CHUNK_MS) of audio; a full queue makes the client wait, so it
+/// stops reading its socket and TCP slows the server down (nothing is dropped here; the timeline buffer behind it
+/// is bounded in bytes, see [`TimelineBuffer::max_bytes`]).
+const EVENT_QUEUE: usize = 16;
 
 /// A running Snapcast ingest: the feeds for the players, and handles to stop it.
 pub struct SnapcastIngest {
@@ -196,5 +199,48 @@ mod tests {
                 samples: vec![0.5; 3],
             },
         );
+    }
+
+    /// Issue 17: a server asking for a huge buffer and then flooding audio faster than real time must not grow
+    /// memory. The timeline's capacity is clamped to `MAX_CAPACITY_NS` (30 s) and its bytes stay under
+    /// 30 s × 48000 Hz × 2 ch × 4 B × 2 + 64 KiB (≈ 23 MB); before, 100 one-second chunks held 38 MB.
+    #[test]
+    fn a_flood_under_a_huge_buffer_setting_stays_bounded() {
+        use crate::timeline::buffer::MAX_CAPACITY_NS;
+        let feed = Feed {
+            timeline: TimelineBuffer::shared(AudioFormat::STEREO_48K),
+            server_clock: Arc::new(Mutex::new(ServerClock::new())),
+            settings: Arc::new(Mutex::new(PlaySettings::default())),
+        };
+        apply(
+            "o",
+            &feed,
+            SnapEvent::Settings {
+                buffer_ms: i32::MAX,
+                latency_ms: 0,
+                volume_pct: 100,
+                muted: false,
+            },
+        );
+        let bound = (MAX_CAPACITY_NS as usize / 1_000_000) * 48 * 2 * 4 * 2 + 64 * 1024;
+        for i in 0..100i64 {
+            apply(
+                "o",
+                &feed,
+                SnapEvent::Audio {
+                    start: ServerTime::from_ns(i * 1_000_000_000),
+                    samples: vec![0.1; 96_000],
+                },
+            );
+            let tl = feed.timeline.lock().unwrap();
+            assert!(
+                tl.held_bytes() <= bound,
+                "held {} bytes, bound {bound}",
+                tl.held_bytes()
+            );
+        }
+        let tl = feed.timeline.lock().unwrap();
+        assert_eq!(tl.max_bytes(), bound);
+        assert_eq!(tl.end(), Some(ServerTime::from_ns(100_000_000_000)));
     }
 }

@@ -1,8 +1,16 @@
 //! The timeline buffer: decoded PCM chunks stamped with the source (server) time of their first frame.
 //!
 //! Sources push chunks as they arrive; players read frames *by source time*, so a player never needs to know how
-//! the source cut its audio. Gaps read as silence. The buffer is bounded by duration: old chunks fall out, and a
-//! chunk that would overflow it evicts the oldest, so memory stays bounded whatever a source sends.
+//! the source cut its audio. Gaps read as silence.
+//!
+//! The buffer is bounded twice, so memory stays bounded whatever a source sends:
+//! - by duration: audio older than the capacity (at most [`MAX_CAPACITY_NS`]) before the newest frame falls out;
+//! - by size: the chunks never hold more than [`TimelineBuffer::max_bytes`] =
+//!   capacity × rate × channels × 4 B × 2 + [`SLACK_BYTES`] (e.g. 4 s at 48 kHz stereo: 3 MB + 64 KiB), counting
+//!   each chunk's allocated samples plus [`CHUNK_OVERHEAD_BYTES`]. A source sending faster than real time with
+//!   every chunk stamped inside the window (each one trimming the one before) would otherwise pile up entries;
+//!   beyond the bound the oldest chunks are dropped, counted ([`TimelineBuffer::overflow_dropped`]) and logged at
+//!   most once per [`OVERFLOW_LOG_INTERVAL`].
 
 use super::{AudioFormat, ServerTime};
 use std::collections::VecDeque;
@@ -10,6 +18,14 @@ use std::sync::{Arc, Mutex};
 
 /// How much audio a buffer keeps by default: more than Snapcast's default 1 s buffer plus margin.
 pub const DEFAULT_CAPACITY_NS: i64 = 4_000_000_000;
+/// The longest capacity a source may ask for (a server's buffer setting is a 32-bit count of milliseconds).
+pub const MAX_CAPACITY_NS: i64 = 30_000_000_000;
+/// Fixed allowance on top of the size bound, in bytes.
+pub const SLACK_BYTES: usize = 64 * 1024;
+/// What one held chunk costs besides its samples, as counted against the size bound, in bytes.
+pub const CHUNK_OVERHEAD_BYTES: usize = std::mem::size_of::<Chunk>();
+/// Overflow drops are logged at most this often.
+pub const OVERFLOW_LOG_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// One run of interleaved PCM whose first frame has source time `start`.
 #[derive(Debug, Clone)]
@@ -40,6 +56,18 @@ pub struct TimelineBuffer {
     chunks: VecDeque<Chunk>,
     capacity_ns: i64,
     generation: u64,
+    /// Bytes the chunks hold (allocated samples plus [`CHUNK_OVERHEAD_BYTES`] each).
+    held_bytes: usize,
+    /// Chunks and bytes dropped by the size bound, in total.
+    overflow_chunks: u64,
+    overflow_bytes: u64,
+    /// When an overflow was last logged, and the chunk count then.
+    overflow_logged: Option<(std::time::Instant, u64)>,
+}
+
+/// Bytes a chunk counts against the size bound.
+fn cost(c: &Chunk) -> usize {
+    c.samples.capacity() * std::mem::size_of::<f32>() + CHUNK_OVERHEAD_BYTES
 }
 
 /// A timeline buffer shared between one source and its players.
@@ -58,9 +86,41 @@ impl TimelineBuffer {
         Self {
             format,
             chunks: VecDeque::new(),
-            capacity_ns,
+            capacity_ns: capacity_ns.max(0),
             generation: 0,
+            held_bytes: 0,
+            overflow_chunks: 0,
+            overflow_bytes: 0,
+            overflow_logged: None,
         }
+    }
+
+    /// Bytes the chunks hold now (allocated samples plus per-chunk overhead); never above [`Self::max_bytes`].
+    pub fn held_bytes(&self) -> usize {
+        self.held_bytes
+    }
+
+    /// The size bound: capacity × rate × channels × 4 B × 2 + [`SLACK_BYTES`].
+    pub fn max_bytes(&self) -> usize {
+        let per_s = self.format.rate_hz as u128 * self.format.channels as u128 * std::mem::size_of::<f32>() as u128;
+        (self.capacity_ns.max(0) as u128 * per_s * 2 / 1_000_000_000) as usize + SLACK_BYTES
+    }
+
+    /// Chunks and bytes dropped so far because the size bound was reached.
+    pub fn overflow_dropped(&self) -> (u64, u64) {
+        (self.overflow_chunks, self.overflow_bytes)
+    }
+
+    fn pop_front_counted(&mut self) -> Option<Chunk> {
+        let c = self.chunks.pop_front()?;
+        self.held_bytes -= cost(&c);
+        Some(c)
+    }
+
+    fn pop_back_counted(&mut self) -> Option<Chunk> {
+        let c = self.chunks.pop_back()?;
+        self.held_bytes -= cost(&c);
+        Some(c)
     }
 
     /// A new shared buffer.
@@ -68,9 +128,9 @@ impl TimelineBuffer {
         Arc::new(Mutex::new(Self::new(format, DEFAULT_CAPACITY_NS)))
     }
 
-    /// Keeps at least `capacity_ns` of audio from now on (a source announced a larger buffer).
+    /// Keeps at least `capacity_ns` of audio from now on (a source announced a larger buffer). Clamped to [`MAX_CAPACITY_NS`].
     pub fn set_capacity_ns(&mut self, capacity_ns: i64) {
-        self.capacity_ns = capacity_ns;
+        self.capacity_ns = capacity_ns.clamp(0, MAX_CAPACITY_NS);
     }
 
     /// The format of the audio held.
@@ -87,6 +147,7 @@ impl TimelineBuffer {
     pub fn reset(&mut self, format: AudioFormat) {
         self.format = format;
         self.chunks.clear();
+        self.held_bytes = 0;
         self.generation += 1;
     }
 
@@ -110,7 +171,8 @@ impl TimelineBuffer {
 
     /// Adds a chunk. A chunk that starts before the end of the previous one replaces the overlapped audio from its
     /// start on (a source restarted its timeline); old audio beyond the capacity is dropped.
-    pub fn push(&mut self, chunk: Chunk) -> Result<(), TimelineError> {
+    /// Then, while the chunks hold more than [`Self::max_bytes`], the oldest are dropped and counted.
+    pub fn push(&mut self, mut chunk: Chunk) -> Result<(), TimelineError> {
         let ch = self.format.channels as usize;
         if chunk.samples.len() % ch != 0 {
             return Err(TimelineError::PartialFrame {
@@ -124,34 +186,69 @@ impl TimelineBuffer {
         // Remove (or trim) anything at or after the new chunk's start: the newest word wins.
         while let Some(last) = self.chunks.back() {
             if last.start >= chunk.start {
-                self.chunks.pop_back();
+                self.pop_back_counted();
                 continue;
             }
             if self.chunk_end(last) > chunk.start {
                 let keep_ns = chunk.start.ns_since(last.start);
                 let keep_frames = (self.format.ns_to_frames_f64(keep_ns).round() as usize).min(self.frames_of(last));
                 let last = self.chunks.back_mut().expect("checked above");
+                let before = cost(last);
                 last.samples.truncate(keep_frames * ch);
+                // A trimmed chunk gives its memory back: otherwise chunks stamped close together keep it all.
+                last.samples.shrink_to_fit();
+                self.held_bytes = self.held_bytes - before + cost(last);
             }
             break;
         }
+        chunk.samples.shrink_to_fit();
+        self.held_bytes += cost(&chunk);
         self.chunks.push_back(chunk);
         let newest_end = self.end().expect("just pushed");
         while let Some(first) = self.chunks.front() {
             if newest_end.ns_since(self.chunk_end(first)) > self.capacity_ns {
-                self.chunks.pop_front();
+                self.pop_front_counted();
             } else {
                 break;
             }
         }
+        let max = self.max_bytes();
+        let mut dropped = 0u64;
+        while self.held_bytes > max && self.chunks.len() > 1 {
+            let c = self.pop_front_counted().expect("len > 1");
+            dropped += 1;
+            self.overflow_bytes += cost(&c) as u64;
+        }
+        if dropped > 0 {
+            self.overflow_chunks += dropped;
+            self.log_overflow(max);
+        }
         Ok(())
+    }
+
+    /// Logs the overflow drops, at most once per [`OVERFLOW_LOG_INTERVAL`].
+    fn log_overflow(&mut self, max: usize) {
+        let now = std::time::Instant::now();
+        let since = match self.overflow_logged {
+            Some((at, _)) if now.duration_since(at) < OVERFLOW_LOG_INTERVAL => return,
+            Some((_, n)) => n,
+            None => 0,
+        };
+        tracing::warn!(
+            dropped_chunks = self.overflow_chunks - since,
+            total_dropped_chunks = self.overflow_chunks,
+            total_dropped_bytes = self.overflow_bytes,
+            max_bytes = max,
+            "source sends audio faster than real time: oldest audio dropped to keep the buffer under {max} bytes"
+        );
+        self.overflow_logged = Some((now, self.overflow_chunks));
     }
 
     /// Drops audio that ends before `t` (players have passed it).
     pub fn drop_before(&mut self, t: ServerTime) {
         while let Some(first) = self.chunks.front() {
             if self.chunk_end(first) <= t {
-                self.chunks.pop_front();
+                self.pop_front_counted();
             } else {
                 break;
             }
@@ -294,5 +391,54 @@ mod tests {
         b.reset(F);
         assert_eq!(b.generation(), 1);
         assert_eq!(b.end(), None);
+    }
+
+    /// Heap bytes the buffer's chunks hold (allocated sample capacity plus per-entry overhead), measured from the
+    /// outside so the same measure works whatever the buffer's own accounting says.
+    fn held(b: &TimelineBuffer) -> usize {
+        b.chunks
+            .iter()
+            .map(|c| c.samples.capacity() * std::mem::size_of::<f32>() + std::mem::size_of::<Chunk>())
+            .sum()
+    }
+
+    /// Issue 17: a source flooding faster than real time, every chunk stamped inside the window (each 1 s chunk
+    /// starts 1 ms after the previous one, so each push trims the previous chunk to 1 ms), must not grow memory.
+    /// Bound stated here: capacity (4 s) × 48000 Hz × 2 ch × 4 B × 2 + 64 KiB. Before the fix a trimmed chunk kept
+    /// its 1 s allocation: 200 chunks held ~77 MB.
+    #[test]
+    fn flood_inside_the_window_stays_under_the_byte_bound() {
+        let f = AudioFormat::STEREO_48K;
+        let cap_ns = DEFAULT_CAPACITY_NS;
+        let bound = (cap_ns as usize / 1_000_000) * 48 * 2 * 4 * 2 + 64 * 1024;
+        let mut b = TimelineBuffer::new(f, cap_ns);
+        let mut worst = 0;
+        for i in 0..200i64 {
+            b.push(Chunk {
+                start: ServerTime::from_ns(i * MS),
+                samples: vec![0.25; 48_000 * 2],
+            })
+            .unwrap();
+            worst = worst.max(held(&b));
+        }
+        assert!(worst <= bound, "held {worst} bytes, bound {bound}");
+        // Tiny chunks one frame apart: entry overhead counts too.
+        for i in 0..200_000i64 {
+            b.push(Chunk {
+                start: ServerTime::from_ns(1_000 * MS + f.frames_to_ns(i)),
+                samples: vec![0.25; 2],
+            })
+            .unwrap();
+        }
+        worst = worst.max(held(&b));
+        assert!(worst <= bound, "held {worst} bytes, bound {bound}");
+        assert_eq!(b.held_bytes(), held(&b));
+        assert_eq!(b.max_bytes(), bound);
+        let (chunks, bytes) = b.overflow_dropped();
+        assert!(chunks > 0 && bytes > 0, "drops counted");
+        // The newest audio is still there.
+        let mut out = vec![0.0; 2];
+        b.read(ServerTime::from_ns(1_000 * MS + f.frames_to_ns(199_999)), &mut out);
+        assert_eq!(out, [0.25, 0.25]);
     }
 }

@@ -104,6 +104,8 @@ type Scenario = Arc<dyn Fn(Conn) -> Pin<Box<dyn Future<Output = ()> + Send>> + S
 pub enum TimeReplies {
     Silent,
     Offset(fn(usize) -> i64),
+    /// Same clock, but silent on the connections for which the function is true.
+    SilentOn(fn(usize) -> bool),
 }
 
 /// Same clock as the client (one host).
@@ -174,8 +176,13 @@ async fn serve(sock: TcpStream, index: usize, time: TimeReplies, scenario: Scena
     tokio::spawn(scenario(conn));
     // Answer Time requests until the client goes away.
     while let Some((h, msg)) = read_frame(&mut rd).await {
-        if let (Message::Time(_), TimeReplies::Offset(offset)) = (msg, time) {
-            let now = SystemClock.now().as_ns() + offset(index);
+        let offset = match time {
+            TimeReplies::Offset(offset) => Some(offset(index)),
+            TimeReplies::SilentOn(silent) if !silent(index) => Some(0),
+            _ => None,
+        };
+        if let (Message::Time(_), Some(offset)) = (msg, offset) {
+            let now = SystemClock.now().as_ns() + offset;
             let reply = Message::Time(Time {
                 latency: Tv::from_ns(now - h.sent.to_ns()),
             });
@@ -189,7 +196,7 @@ async fn serve(sock: TcpStream, index: usize, time: TimeReplies, scenario: Scena
     closed.notify_one();
 }
 
-fn scenario<F, Fut>(f: F) -> Scenario
+pub fn scenario<F, Fut>(f: F) -> Scenario
 where
     F: Fn(Conn) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = ()> + Send + 'static,
