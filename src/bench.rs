@@ -23,6 +23,87 @@ use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixDatagram;
 use std::sync::{Arc, Mutex};
 
+pub use alloc_count::{AllocCounts, CountingAlloc};
+
+/// A counting global allocator for the benchmarks: counts allocations (and their bytes) made on a thread while
+/// that thread has counting switched on, so `bench` reports the engine thread's steady-state allocations per
+/// second of audio. The `bluebridge` binary installs it; elsewhere the counts stay `None`.
+pub mod alloc_count {
+    use std::alloc::{GlobalAlloc, Layout, System};
+    use std::cell::Cell;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    static INSTALLED: AtomicBool = AtomicBool::new(false);
+
+    thread_local! {
+        static COUNTING: Cell<bool> = const { Cell::new(false) };
+        static ALLOCS: Cell<u64> = const { Cell::new(0) };
+        static BYTES: Cell<u64> = const { Cell::new(0) };
+    }
+
+    /// The system allocator, counting on threads that asked for it.
+    pub struct CountingAlloc;
+
+    // SAFETY: forwards every call to the system allocator; the counters are const thread-locals without
+    // destructors, which never allocate.
+    unsafe impl GlobalAlloc for CountingAlloc {
+        unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+            note(layout.size());
+            // SAFETY: the caller's contract is passed on.
+            unsafe { System.alloc(layout) }
+        }
+        unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+            note(layout.size());
+            // SAFETY: the caller's contract is passed on.
+            unsafe { System.alloc_zeroed(layout) }
+        }
+        unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+            note(new_size);
+            // SAFETY: the caller's contract is passed on.
+            unsafe { System.realloc(ptr, layout, new_size) }
+        }
+        unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+            // SAFETY: the caller's contract is passed on.
+            unsafe { System.dealloc(ptr, layout) }
+        }
+    }
+
+    fn note(bytes: usize) {
+        INSTALLED.store(true, Ordering::Relaxed);
+        let _ = COUNTING.try_with(|c| {
+            if c.get() {
+                let _ = ALLOCS.try_with(|a| a.set(a.get() + 1));
+                let _ = BYTES.try_with(|b| b.set(b.get() + bytes as u64));
+            }
+        });
+    }
+
+    /// Allocations counted on one thread.
+    #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+    pub struct AllocCounts {
+        /// Calls to alloc, alloc_zeroed and realloc.
+        pub allocs: u64,
+        /// Bytes they asked for.
+        pub bytes: u64,
+    }
+
+    /// Runs `f` with counting on for the calling thread; `None` if the counting allocator is not installed.
+    pub fn count<T>(f: impl FnOnce() -> T) -> (T, Option<AllocCounts>) {
+        ALLOCS.with(|a| a.set(0));
+        BYTES.with(|b| b.set(0));
+        COUNTING.with(|c| c.set(true));
+        let out = f();
+        COUNTING.with(|c| c.set(false));
+        let counts = AllocCounts {
+            allocs: ALLOCS.with(|a| a.get()),
+            bytes: BYTES.with(|b| b.get()),
+        };
+        // Any allocation at all (e.g. the first Vec of the program) has set the flag if we are installed.
+        let _probe = Box::new(0u8);
+        (out, INSTALLED.load(Ordering::Relaxed).then_some(counts))
+    }
+}
+
 /// 48 kHz joint stereo, 16 blocks, 8 subbands, loudness, bitpool 51 (BlueZ's HQ).
 pub const BENCH_SBC_CONF: [u8; 4] = [0x11, 0x15, 2, 51];
 
@@ -56,6 +137,26 @@ pub struct PipelineBench {
     pub pipeline_core_pct: Option<f64>,
     /// Packets (A2DP) or SDUs (all BIS) the pipeline sent.
     pub packets: u64,
+    /// Steady-state allocations per second of audio on the engine thread, after [`WARMUP_S`] of warm-up (None
+    /// without the counting allocator or the pipeline part).
+    pub engine_allocs_per_audio_s: Option<f64>,
+    /// Bytes those allocations asked for, per second of audio.
+    pub engine_alloc_bytes_per_audio_s: Option<f64>,
+}
+
+/// Seconds of audio the pipeline runs before allocations are counted (buffers growing to their size, first
+/// packets, the drift controller settling).
+pub const WARMUP_S: f64 = 2.0;
+
+/// What one pipeline run measured.
+#[derive(Debug, Clone, Copy)]
+pub struct PipelineRun {
+    /// CPU seconds of the whole run.
+    pub cpu_s: f64,
+    /// Packets or SDUs sent.
+    pub packets: u64,
+    /// Allocations on the engine thread after the warm-up.
+    pub steady_allocs: Option<AllocCounts>,
 }
 
 /// Which parts of a benchmark to run.
@@ -138,7 +239,12 @@ pub fn bare_lc3(seconds: f64) -> f64 {
 
 /// Runs `output` behind a player in virtual time for `seconds` of the test signal (made before timing), calling
 /// `drain` after every tick to empty the sockets the output sends on. Returns the pipeline's CPU seconds.
-fn run_pipeline(seconds: f64, clock: ServerClock, output: Box<dyn Output>, mut drain: impl FnMut()) -> f64 {
+fn run_pipeline(
+    seconds: f64,
+    clock: ServerClock,
+    output: Box<dyn Output>,
+    mut drain: impl FnMut(),
+) -> (f64, Option<AllocCounts>) {
     let start = LocalTime::from_ns(1_000_000_000_000);
     let manual = ManualClock::new(start);
     let signal = TestSignal::standard();
@@ -172,9 +278,15 @@ fn run_pipeline(seconds: f64, clock: ServerClock, output: Box<dyn Output>, mut d
     engine
         .players
         .push(Player::new(PlayerConfig::named("bench"), feed, output));
+    let total_ns = (seconds * 1e9) as i64;
+    let warmup_ns = ((WARMUP_S * 1e9) as i64).min(total_ns / 2);
     let t = thread_cpu_s();
-    engine.run_virtual(&manual, (seconds * 1e9) as i64, 0, 1, |_, _| drain());
-    thread_cpu_s() - t
+    engine.run_virtual(&manual, warmup_ns, 0, 1, |_, _| drain());
+    manual.advance_ns(crate::engine::TICK_NS);
+    let ((), counts) = alloc_count::count(|| {
+        engine.run_virtual(&manual, total_ns - warmup_ns, 0, 2, |_, _| drain());
+    });
+    (thread_cpu_s() - t, counts)
 }
 
 fn drain_socket(s: &UnixDatagram, buf: &mut [u8]) -> u64 {
@@ -186,7 +298,7 @@ fn drain_socket(s: &UnixDatagram, buf: &mut [u8]) -> u64 {
 }
 
 /// The whole A2DP pipeline in virtual time for `seconds`, packets drained from a socket pair.
-pub fn a2dp_pipeline(seconds: f64, clock: ServerClock) -> (f64, u64) {
+pub fn a2dp_pipeline(seconds: f64, clock: ServerClock) -> PipelineRun {
     let (ours, theirs) = UnixDatagram::pair().expect("socketpair");
     theirs.set_nonblocking(true).expect("nonblocking");
     let shared: SharedLink = Arc::default();
@@ -207,12 +319,16 @@ pub fn a2dp_pipeline(seconds: f64, clock: ServerClock) -> (f64, u64) {
         shared,
         A2dpOptions::with_fallback_delay(150_000_000),
     ));
-    let cpu = run_pipeline(seconds, clock, output, || packets += drain_socket(&theirs, &mut buf));
-    (cpu, packets)
+    let (cpu_s, steady_allocs) = run_pipeline(seconds, clock, output, || packets += drain_socket(&theirs, &mut buf));
+    PipelineRun {
+        cpu_s,
+        packets,
+        steady_allocs,
+    }
 }
 
 /// The whole broadcast pipeline (stereo, two BIS) in virtual time for `seconds`, SDUs drained from socket pairs.
-pub fn broadcast_pipeline(seconds: f64, clock: ServerClock) -> (f64, u64) {
+pub fn broadcast_pipeline(seconds: f64, clock: ServerClock) -> PipelineRun {
     let preset = Preset::by_name(BENCH_LC3_PRESET).expect("known preset");
     let shared: SharedBig = Arc::default();
     let mut peers = Vec::new();
@@ -235,12 +351,16 @@ pub fn broadcast_pipeline(seconds: f64, clock: ServerClock) -> (f64, u64) {
     let output = Box::new(BroadcastOutput::new("bench", config, shared));
     let mut buf = [0u8; 1024];
     let mut sdus = 0u64;
-    let cpu = run_pipeline(seconds, clock, output, || {
+    let (cpu_s, steady_allocs) = run_pipeline(seconds, clock, output, || {
         for p in &peers {
             sdus += drain_socket(p, &mut buf);
         }
     });
-    (cpu, sdus)
+    PipelineRun {
+        cpu_s,
+        packets: sdus,
+        steady_allocs,
+    }
 }
 
 fn result(
@@ -248,15 +368,14 @@ fn result(
     seconds: f64,
     parts: Parts,
     bare: fn(f64) -> f64,
-    pipe: fn(f64, ServerClock) -> (f64, u64),
+    pipe: fn(f64, ServerClock) -> PipelineRun,
 ) -> PipelineBench {
     let bare_codec_cpu_s = parts.bare().then(|| bare(seconds));
-    let (pipeline_cpu_s, packets) = if parts.pipeline() {
-        let (c, p) = pipe(seconds, parts.clock());
-        (Some(c), p)
-    } else {
-        (None, 0)
-    };
+    let run = parts.pipeline().then(|| pipe(seconds, parts.clock()));
+    let pipeline_cpu_s = run.map(|r| r.cpu_s);
+    let packets = run.map_or(0, |r| r.packets);
+    let steady = run.and_then(|r| r.steady_allocs);
+    let measured_s = seconds - WARMUP_S.min(seconds / 2.0);
     let ratio = match (bare_codec_cpu_s, pipeline_cpu_s) {
         (Some(b), Some(p)) if b > 0.0 => Some(p / b),
         _ => None,
@@ -270,6 +389,8 @@ fn result(
         ratio,
         pipeline_core_pct: pipeline_cpu_s.map(|p| p / seconds * 100.0),
         packets,
+        engine_allocs_per_audio_s: steady.map(|c| c.allocs as f64 / measured_s),
+        engine_alloc_bytes_per_audio_s: steady.map(|c| c.bytes as f64 / measured_s),
     }
 }
 

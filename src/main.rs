@@ -11,6 +11,11 @@ use clap::{Parser, Subcommand};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+/// Counts allocations on threads that ask for it (only `bench` does); otherwise the system allocator plus one
+/// thread-local check.
+#[global_allocator]
+static ALLOC: bluebridge::bench::CountingAlloc = bluebridge::bench::CountingAlloc;
+
 #[derive(Parser, Debug)]
 #[command(
     name = "bluebridge",

@@ -110,6 +110,9 @@ struct Active {
     next_frame: u64,
     packet_first_frame: u64,
     queue: VecDeque<(u64, Vec<u8>)>,
+    /// Packet buffers already sent, reused for the next packets: steady state allocates none (the pool grows to
+    /// the deepest the queue has been, a handful of packets).
+    spare: Vec<Vec<u8>>,
 }
 
 /// An A2DP speaker as an output.
@@ -225,6 +228,7 @@ impl A2dpOutput {
                             next_frame: next,
                             packet_first_frame: next,
                             queue: VecDeque::new(),
+                            spare: Vec::new(),
                             sbc,
                         });
                     }
@@ -251,11 +255,12 @@ impl A2dpOutput {
                     libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
                 )
             };
-            if rc >= 0 {
+            let err = (rc < 0).then(std::io::Error::last_os_error);
+            a.spare.push(pkt);
+            let Some(err) = err else {
                 self.packets += 1;
                 continue;
-            }
-            let err = std::io::Error::last_os_error();
+            };
             if err.kind() == std::io::ErrorKind::WouldBlock {
                 // The link is congested: drop this packet rather than fall behind.
                 self.dropped += 1;
@@ -337,7 +342,10 @@ impl Output for A2dpOutput {
                 a.next_frame += per_frame;
                 a.n_frames += 1;
                 if a.n_frames == a.frames_per_packet {
-                    let mut pkt = Vec::with_capacity(13 + a.encoded.len());
+                    let mut pkt = a
+                        .spare
+                        .pop()
+                        .unwrap_or_else(|| Vec::with_capacity(a.link.write_mtu.max(13 + a.encoded.len())));
                     a.rtp.packet(&a.encoded, a.n_frames, per_frame as usize, &mut pkt);
                     a.queue.push_back((a.packet_first_frame, pkt));
                     a.encoded.clear();

@@ -87,6 +87,9 @@ struct Active {
     next_frame: u64,
     /// (first frame, one SDU per BIS).
     queue: VecDeque<(u64, Vec<Vec<u8>>)>,
+    /// SDU sets already sent, reused for the next intervals: steady state allocates none (the pool grows to the
+    /// deepest the queue has been, a handful of intervals).
+    spare: Vec<Vec<Vec<u8>>>,
 }
 
 /// An LE Audio broadcast (one BIG) as an output.
@@ -208,6 +211,7 @@ impl BroadcastOutput {
                     pcm: vec![Vec::new(); n],
                     next_frame: self.clock.written_frames(),
                     queue: VecDeque::new(),
+                    spare: Vec::new(),
                 });
             }
             Err(e) => tracing::error!(output = self.name, "cannot set up LC3: {e}"),
@@ -277,6 +281,7 @@ impl BroadcastOutput {
                 }
                 return;
             }
+            a.spare.push(sdus);
         }
     }
 }
@@ -309,13 +314,13 @@ impl Output for BroadcastOutput {
             let octets = self.config.preset.octets_per_frame as usize;
             let mut off = 0;
             while a.pcm[0].len() - off >= fs {
-                let mut sdus = Vec::with_capacity(a.encoders.len());
-                for (enc, pcm) in a.encoders.iter_mut().zip(&a.pcm) {
-                    let mut out = vec![0u8; octets];
-                    if enc.encode(&pcm[off..off + fs], &mut out).is_err() {
+                let n = a.encoders.len();
+                let mut sdus = a.spare.pop().unwrap_or_else(|| vec![vec![0u8; octets]; n]);
+                for ((enc, pcm), out) in a.encoders.iter_mut().zip(&a.pcm).zip(&mut sdus) {
+                    if enc.encode(&pcm[off..off + fs], out).is_err() {
+                        out.fill(0);
                         self.encode_errors += 1;
                     }
-                    sdus.push(out);
                 }
                 a.queue.push_back((a.next_frame, sdus));
                 a.next_frame += fs as u64;
