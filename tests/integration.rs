@@ -1,6 +1,8 @@
 //! Integration tests (one binary).
 mod cli;
 mod service;
+#[path = "snapcast/flood.rs"]
+mod snap_flood;
 #[path = "snapcast/hostile.rs"]
 mod snap_hostile;
 #[path = "snapcast/no_control_socket.rs"]
