@@ -542,7 +542,9 @@ fn bitrate_helpers_follow_liblc3() {
     assert_eq!(bitrate_bps(FrameDuration::Ms10, 100).unwrap(), 80_000);
     assert_eq!(bitrate_bps(FrameDuration::Ms7_5, 75).unwrap(), 80_000);
     assert_eq!(bitrate_bps(FrameDuration::Ms10, 155).unwrap(), 124_000);
-    assert_eq!(bitrate_bps(FrameDuration::Ms7_5, 26).unwrap(), 27_733);
+    // 26 bytes / 7.5 ms = 27 733.3 bit/s: liblc3 1.0 (bookworm) rounds to nearest, 1.1 (trixie) rounds up.
+    let fractional = bitrate_bps(FrameDuration::Ms7_5, 26).unwrap();
+    assert!(fractional == 27_733 || fractional == 27_734, "{fractional}");
     assert!(matches!(
         bitrate_bps(FrameDuration::Ms10, 10),
         Err(Lc3Error::FrameBytes { bytes: 10, .. })
