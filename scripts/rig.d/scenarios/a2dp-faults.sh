@@ -4,7 +4,6 @@
 # rig: timeout=420
 # rig: bin=required
 # rig: retry=1
-# rig: gate=no
 
 A0=$(addr 0); A1=$(addr 1)
 log "bluebridge hci0=$A0; sink hci1=$A1"
