@@ -539,7 +539,7 @@ impl Engine {
 pub const ENGINE_RT_PRIORITY: i32 = 10;
 
 /// Asks for SCHED_FIFO on the calling thread, so a busy machine delays the 5 ms tick less. Allowed for root, or
-/// under systemd with `LimitRTPRIO=` / `CPUSchedulingPolicy=`; otherwise the loop runs at normal priority.
+/// under systemd with `RestrictRealtime=no` and `LimitRTPRIO=` (the shipped unit); otherwise the loop runs at normal priority.
 fn request_realtime_priority() {
     let param = libc::sched_param {
         sched_priority: ENGINE_RT_PRIORITY,
@@ -547,9 +547,13 @@ fn request_realtime_priority() {
     // SAFETY: pthread_self() is always valid; param is a valid sched_param.
     let rc = unsafe { libc::pthread_setschedparam(libc::pthread_self(), libc::SCHED_FIFO, &param) };
     if rc == 0 {
-        tracing::debug!("engine thread runs SCHED_FIFO priority {ENGINE_RT_PRIORITY}");
+        tracing::info!("engine thread runs SCHED_FIFO priority {ENGINE_RT_PRIORITY}");
     } else {
-        tracing::debug!("engine thread stays at normal priority (SCHED_FIFO refused: error {rc})");
+        tracing::warn!(
+            "engine thread stays at normal priority: SCHED_FIFO {ENGINE_RT_PRIORITY} refused ({}); under systemd \
+             allow it with RestrictRealtime=no and LimitRTPRIO={ENGINE_RT_PRIORITY}",
+            std::io::Error::from_raw_os_error(rc)
+        );
     }
 }
 

@@ -1,10 +1,40 @@
 #!/usr/bin/env python3
 """Host side: turn a scenario's checks.tsv / figures.tsv (written in the guest) into report.json.
 Usage: report.py OUTDIR SCENARIO VM_RC VM_SECONDS HOST_TIMEOUT IMAGE_KEY [PRE_CHECK_NAME PRE_CHECK_DETAIL]
-Prints the failed checks (one per line, 'name<TAB>detail') on stdout; exit 0 if the scenario passed."""
+Each check gets "gate": true unless its name matches one of the comma-separated fnmatch patterns in the environment
+variable FIGURE_CHECKS (the scenario's `# rig: figures=` header, passed by scripts/rig): such a check is a figure, its
+verdict is recorded and printed but does not fail the scenario. guest-finished, emulator and scenario-checks always gate.
+Prints the failed checks, one per line 'GATE|FIGURE<TAB>name<TAB>detail', on stdout; exit 0 if every gated check passed.
+Usage also: report.py --summary REPORT_JSON  (one line: gated checks passed, figure checks off)."""
+import fnmatch
 import json
 import os
 import sys
+
+ALWAYS_GATE = ("guest-finished", "emulator", "scenario-checks", "bluebridge-binary")
+
+
+def figure_patterns():
+    return [p.strip() for p in os.environ.get("FIGURE_CHECKS", "").split(",") if p.strip()]
+
+
+def gates(name, patterns):
+    return name in ALWAYS_GATE or not any(fnmatch.fnmatchcase(name, p) for p in patterns)
+
+
+def summary(path):
+    r = json.load(open(path))
+    g = [c for c in r["checks"] if c.get("gate", True)]
+    f = [c for c in r["checks"] if not c.get("gate", True)]
+    line = "gated %d/%d passed" % (sum(c["pass"] for c in g), len(g))
+    bad = [c["name"] for c in g if not c["pass"]]
+    if bad:
+        line += " (failed: %s)" % ",".join(bad)
+    if f:
+        off = [c["name"] for c in f if not c["pass"]]
+        line += "; figure checks %d/%d within bound%s" % (len(f) - len(off), len(f),
+                                                         " (off: %s)" % ",".join(off) if off else "")
+    return line
 
 
 def num(v):
@@ -27,6 +57,9 @@ def guest_panic(console):
 
 
 def main():
+    if sys.argv[1:2] == ["--summary"]:
+        print(summary(sys.argv[2]))
+        return 0
     out, scenario, vm_rc, vm_s, host_tmo, image = sys.argv[1:7]
     pre = sys.argv[7:9]
     checks, figures = [], {}
@@ -61,17 +94,21 @@ def main():
                 parts = line.rstrip("\n").split("\t", 1)
                 if len(parts) == 2 and parts[0]:
                     figures[parts[0]] = num(parts[1])
+    pats = figure_patterns()
+    for c in checks:
+        c["gate"] = gates(c["name"], pats)
     figures["vm_s"] = num(vm_s)
     figures["boots"] = int(os.environ.get("BOOTS", "1"))
-    passed = all(c["pass"] for c in checks)
+    passed = all(c["pass"] for c in checks if c["gate"])
     report = {"scenario": scenario, "pass": passed, "checks": checks, "figures": figures,
+              "figure_checks": pats, "figure_checks_off": [c["name"] for c in checks if not c["gate"] and not c["pass"]],
               "log_dir": os.path.abspath(out), "image": image}
     with open(os.path.join(out, "report.json"), "w") as f:
         json.dump(report, f, indent=2)
         f.write("\n")
     for c in checks:
         if not c["pass"]:
-            print("%s\t%s" % (c["name"], c["detail"]))
+            print("%s\t%s\t%s" % ("GATE" if c["gate"] else "FIGURE", c["name"], c["detail"]))
     return 0 if passed else 1
 
 

@@ -246,6 +246,10 @@ impl A2dpOutput {
                 break;
             }
             let (_, pkt) = a.queue.pop_front().expect("front exists");
+            if super::test_drop_packets() {
+                self.packets += 1; // TEST-ONLY (RIG_BREAK=send): dropped as if sent
+                continue;
+            }
             // SAFETY: send(2) on a socket we hold open; the buffer is valid for its length.
             let rc = unsafe {
                 libc::send(

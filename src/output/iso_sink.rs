@@ -90,6 +90,9 @@ fn getsockopt_int(fd: RawFd, opt: libc::c_int) -> Option<libc::c_int> {
 
 impl SduSink for IsoSocket {
     fn send(&mut self, sdu: &[u8]) -> io::Result<()> {
+        if super::test_drop_packets() {
+            return Ok(()); // TEST-ONLY (RIG_BREAK=send): dropped as if sent
+        }
         let before = if self.sends_measured < UNIT_LEARNING_SENDS {
             self.queued_bytes()
         } else {

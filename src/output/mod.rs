@@ -21,6 +21,14 @@ pub mod sim;
 use crate::timeline::{AudioFormat, LocalTime};
 use std::sync::Arc;
 
+/// TEST-ONLY breakage hook for the rig's `RIG_BREAK=send`: with `BLUEBRIDGE_TEST_DROP_PACKETS=1` in the
+/// environment, the A2DP and broadcast outputs drop every packet just before writing it to the transport (as if
+/// written), so the rig can show that its gated checks fail when no audio leaves. Read once; never set in production.
+pub fn test_drop_packets() -> bool {
+    static DROP: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *DROP.get_or_init(|| std::env::var_os("BLUEBRIDGE_TEST_DROP_PACKETS").is_some_and(|v| v == "1"))
+}
+
 /// The format every output renders: 48 kHz, stereo, interleaved S16.
 pub const OUTPUT_FORMAT: AudioFormat = AudioFormat::STEREO_48K;
 

@@ -16,6 +16,10 @@ SID=/opt/bluez-sid/bin
 # puts $SID first in PATH, so bluetoothctl, btmgmt and btmon are sid's too.
 if [ "${RIG_BLUEZ:-trixie}" = sid ]; then BTD=/opt/bluez-sid/libexec/bluetoothd; else BTD=/usr/libexec/bluetooth/bluetoothd; fi
 mkdir -p "$O"
+# RIG_BREAK=send (comma-separated with others): every bluebridge the scenario starts drops each A2DP packet and ISO
+# SDU just before writing it (test-only hook BLUEBRIDGE_TEST_DROP_PACKETS, src/output/mod.rs), so the gated audio
+# checks must fail. Called by the runner after it sourced the env file (RIG_BREAK is not set yet when lib.sh is).
+rig_break_env() { if [[ ",${RIG_BREAK:-}," == *",send,"* ]]; then export BLUEBRIDGE_TEST_DROP_PACKETS=1; log "RIG_BREAK=send: BLUEBRIDGE_TEST_DROP_PACKETS=1"; fi; }
 
 # Everything below avoids forking where it can: a process start costs ~0.1 s under TCG.
 up() { local u _; read -r u _ < /proc/uptime; echo "$u"; }

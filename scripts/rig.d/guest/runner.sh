@@ -72,7 +72,7 @@ export RUST_LOG=${RUST_LOG:-info,bluebridge=debug} RUST_BACKTRACE=1
 log "scenario start"
 console "scenario $RIG_SCENARIO start (t=$(up)s, timeout ${TMO}s)"
 SC_START=$(date +%s.%N)
-timeout -k 5 "$TMO" bash -c '. /share/in/lib.sh; [ -f /share/in/env ] && . /share/in/env; . /share/in/scenario.sh' \
+timeout -k 5 "$TMO" bash -c '. /share/in/lib.sh; [ -f /share/in/env ] && . /share/in/env; rig_break_env; . /share/in/scenario.sh' \
   > "$O/scenario.log" 2>&1
 rc=$?
 SC_END=$(date +%s.%N)

@@ -3,8 +3,8 @@
 # rig: bluetoothd=-E -K
 # rig: timeout=420
 # rig: bin=required
+# rig: figures=timing-*,arrival-*,delay-followed
 # rig: retry=1
-# rig: gate=no
 
 # bluebridge (hci0, hci1) plays the test signal to two bluebridge-sink-recorder sinks (hci2, hci3): A2DP SBC sink
 # endpoints registered through this same bluetoothd, which report a Delay (MediaTransport1.Delay -> AVDTP

@@ -4,7 +4,6 @@
 # rig: timeout=420
 # rig: bin=required
 # rig: retry=1
-# rig: gate=no
 
 # One bluebridge (hci0) to one BlueALSA A2DP sink (hci1). Both sides run the guest's bluetoothd, whose AVRCP
 # plugin connects AVRCP alongside A2DP: if the sink side reports an absolute volume, BlueZ shows

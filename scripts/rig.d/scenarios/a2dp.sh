@@ -3,8 +3,8 @@
 # rig: bluetoothd=-E -K
 # rig: timeout=420
 # rig: bin=required
+# rig: figures=no-gaps-*
 # rig: retry=1
-# rig: gate=no
 
 SECS=8
 A0=$(addr 0); A1=$(addr 1); A2=$(addr 2); A3=$(addr 3)

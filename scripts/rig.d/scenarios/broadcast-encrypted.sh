@@ -4,8 +4,8 @@
 # rig: btvirt=sid
 # rig: timeout=420
 # rig: bin=required
+# rig: figures=received-right,no-gaps-right,timing-right,timing-clicks-right
 # rig: retry=1
-# rig: gate=no
 
 # What the emulator can and cannot show (3 Dec, kernel 6.12.107, sid's btvirt 5.87):
 # - btvirt does not encrypt BIS payloads, and it accepts any BIG Create Sync whose Encryption flag matches the BIG's;

@@ -4,8 +4,8 @@
 # rig: btvirt=sid
 # rig: timeout=300
 # rig: bin=required
+# rig: figures=received,no-gaps,timing,timing-clicks
 # rig: retry=1
-# rig: gate=no
 
 SECS=${RIG_BCAST_SECS:-15}
 CODE=${RIG_BCAST_CODE:-}

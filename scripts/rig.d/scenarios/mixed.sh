@@ -4,8 +4,8 @@
 # rig: btvirt=sid
 # rig: timeout=420
 # rig: bin=required
+# rig: figures=timing-a2dp,arrival-a2dp,received-bcast,no-gaps-bcast,timing-bcast,timing-clicks-bcast,both-timed
 # rig: retry=1
-# rig: gate=no
 
 # The issue's "mixed" case: one bluebridge with one tone source and two outputs: `a2dp` from hci0 to a recording
 # A2DP sink (hci1, LE off: emulator fault) that reports a Delay of 150 ms, and `broadcast` (LC3 48_2_1) from hci3

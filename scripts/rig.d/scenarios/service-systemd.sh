@@ -13,6 +13,7 @@
 #                  with root: the rig's bus lets root call anything)
 #   root           a drop-in runs the service as root: user, dbus-user (and control-socket-group: the socket's
 #                  group is then root's)
+#   no-rt          a drop-in sets RestrictRealtime=yes (as the unit once did): engine-realtime
 #   no-watchdog    a drop-in sets WatchdogSec=0: watchdog-set, watchdog-restart
 #   reload-source  the reload also changes the source (every output is rebuilt): reload-kept
 # Timing bounds (seconds): RIG_SYSTEMD_STOP_MAX (2, the unit's stop as systemd timed it),
@@ -74,6 +75,10 @@ if broken root; then
   mkdir -p /etc/systemd/system/bluebridge.service.d
   printf '[Service]\nUser=root\nGroup=root\n' > /etc/systemd/system/bluebridge.service.d/rig-break.conf
 fi
+if broken no-rt; then
+  mkdir -p /etc/systemd/system/bluebridge.service.d
+  printf '[Service]\nRestrictRealtime=yes\n' > /etc/systemd/system/bluebridge.service.d/rig-break-rt.conf
+fi
 if broken no-watchdog; then
   mkdir -p /etc/systemd/system/bluebridge.service.d
   printf '[Service]\nWatchdogSec=0\n' > /etc/systemd/system/bluebridge.service.d/rig-break-wd.conf
@@ -131,6 +136,25 @@ tree=""
 check endpoint "$([ -n "$line" ] && grep -qx "$path" <<<"$tree"; pf)" \
   "${line##*INFO }; busctl tree $BUSNAME: $(echo "$tree" | tr '\n' ' ' | cut -c1-200)"
 [ -n "$line" ] || jr | grep -iE 'denied|error|warn' | tail -3
+
+step "the engine thread runs with a real-time policy under the shipped unit"
+# The engine loop runs on the main thread (service.rs calls Engine::run_controlled there), so it is the task
+# whose TID is MainPID and whose comm is "bluebridge" (tokio's workers are bluebridge-ctl, signal threads
+# "signal N"). Field 41 of /proc/PID/task/TID/stat is the policy: 0 OTHER, 1 FIFO, 2 RR; 40 is rt_priority.
+has_rt_line() { jr | grep -qE 'engine thread (runs SCHED_FIFO|stays at normal priority)'; }
+wait_for 30 has_rt_line
+rtline=$(jr | grep -m1 -E 'engine thread (runs SCHED_FIFO|stays at normal priority)')
+pol="" prio="" rt_other=0
+for task in /proc/"$PID"/task/*; do
+  tid=${task##*/}
+  f=$(sed 's/^.*) //' "$task/stat" 2>/dev/null) || continue
+  p=$(awk '{print $39}' <<<"$f"); r=$(awk '{print $38}' <<<"$f")
+  if [ "$tid" = "$PID" ] && [ "$(cat "$task/comm" 2>/dev/null)" = bluebridge ]; then pol=$p; prio=$r
+  elif [ "$p" = 1 ] || [ "$p" = 2 ]; then rt_other=$((rt_other + 1)); fi
+done
+figure engine_policy "${pol:-none}"; figure engine_rt_priority "${prio:-none}"; figure rt_threads_other "$rt_other"
+check engine-realtime "$( { [ "$pol" = 1 ] || [ "$pol" = 2 ]; }; pf)" \
+  "engine thread (TID $PID, comm bluebridge): policy ${pol:-none} (1 FIFO, 2 RR), rt_priority ${prio:-none}; $rt_other other thread(s) real-time; journal: $(cut -c1-220 <<<"${rtline:-nothing about it}")"
 
 step "bluebridge status over the control socket (root, a member of group bluebridge, someone else)"
 t 15 bluebridge status > "$O/status.txt" 2>&1; rc=$?
