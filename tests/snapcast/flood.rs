@@ -32,8 +32,43 @@ async fn flood(c: Conn) {
     tokio::time::sleep(Duration::from_secs(60)).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_flood_inside_the_window_does_not_grow_memory() {
+/// Set in the child process that runs the measurement alone.
+const CHILD_ENV: &str = "BLUEBRIDGE_TEST_FLOOD_CHILD";
+
+/// Resident memory is per process, and the integration binary runs its other tests in parallel: the measurement
+/// runs in a child process of this test binary that runs only this test.
+#[test]
+fn a_flood_inside_the_window_does_not_grow_memory() {
+    if std::env::var_os(CHILD_ENV).is_some() {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(measure_flood());
+        return;
+    }
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "snap_flood::a_flood_inside_the_window_does_not_grow_memory",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CHILD_ENV, "1")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    eprintln!("{stderr}");
+    assert!(
+        out.status.success(),
+        "the flood measurement failed:\n{stdout}\n{stderr}"
+    );
+    assert!(stdout.contains("1 passed"), "the child ran no test:\n{stdout}");
+}
+
+async fn measure_flood() {
     let server = FakeServer::start(SAME_CLOCK, scenario(flood)).await;
     let baseline = rss_bytes();
     let ingest = SnapcastIngest::start(
