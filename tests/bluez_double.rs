@@ -26,6 +26,19 @@ fn open_broadcast() -> Box<dyn bluebridge::output::Output> {
     bluebridge::output::open(&specs[0], &ctx).expect("opening the broadcast output")
 }
 
+/// Opens the broadcast output and waits (up to 10 s) until the double has seen both BIS transports acquired.
+async fn broadcast_up(bluez: &Bluez) -> (Box<dyn bluebridge::output::Output>, Vec<Call>) {
+    let out = open_broadcast();
+    let calls = bluez
+        .wait_for(
+            "the BIG up (RegisterEndpoint, both BIS acquired)",
+            Duration::from_secs(10),
+            |c| count(c, |c| matches!(c, Call::Acquire { .. })) >= 2,
+        )
+        .await;
+    (out, calls)
+}
+
 fn count(calls: &[Call], f: impl Fn(&Call) -> bool) -> usize {
     calls.iter().filter(|c| f(c)).count()
 }
@@ -49,14 +62,7 @@ async fn dropping_a_broadcast_output_ends_its_control_task() {
     logs();
     let bus = PrivateBus::system();
     let bluez = Bluez::start(bus, Behaviour::Normal).await;
-    let out = open_broadcast();
-    let calls = bluez
-        .wait_for(
-            "the BIG up (RegisterEndpoint, both BIS acquired)",
-            Duration::from_secs(10),
-            |c| count(c, |c| matches!(c, Call::Acquire { .. })) >= 2,
-        )
-        .await;
+    let (out, calls) = broadcast_up(&bluez).await;
     let (owner, endpoint) = registered_by(&calls);
     assert!(
         calls
@@ -113,12 +119,7 @@ async fn a_caller_that_is_not_bluez_is_refused() {
     logs();
     let bus = PrivateBus::system();
     let bluez = Bluez::start(bus, Behaviour::Normal).await;
-    let out = open_broadcast();
-    let calls = bluez
-        .wait_for("the BIG up", Duration::from_secs(10), |c| {
-            count(c, |c| matches!(c, Call::Acquire { .. })) >= 2
-        })
-        .await;
+    let (out, calls) = broadcast_up(&bluez).await;
     let (owner, endpoint) = registered_by(&calls);
     let stranger = bus.connect();
     let proxy = dbus::nonblock::Proxy::new(owner, endpoint, Duration::from_secs(5), stranger);

@@ -147,13 +147,18 @@ mod tests {
     use super::*;
     use crate::timeline::ServerTime;
 
-    #[test]
-    fn events_become_timeline_audio_and_play_settings() {
-        let feed = Feed {
+    /// An empty feed at stereo 48 kHz with default settings.
+    fn stereo_feed() -> Feed {
+        Feed {
             timeline: TimelineBuffer::shared(AudioFormat::STEREO_48K),
             server_clock: Arc::new(Mutex::new(ServerClock::new())),
             settings: Arc::new(Mutex::new(PlaySettings::default())),
-        };
+        }
+    }
+
+    #[test]
+    fn events_become_timeline_audio_and_play_settings() {
+        let feed = stereo_feed();
         apply(
             "o",
             &feed,
@@ -207,11 +212,7 @@ mod tests {
     #[test]
     fn a_flood_under_a_huge_buffer_setting_stays_bounded() {
         use crate::timeline::buffer::MAX_CAPACITY_NS;
-        let feed = Feed {
-            timeline: TimelineBuffer::shared(AudioFormat::STEREO_48K),
-            server_clock: Arc::new(Mutex::new(ServerClock::new())),
-            settings: Arc::new(Mutex::new(PlaySettings::default())),
-        };
+        let feed = stereo_feed();
         apply(
             "o",
             &feed,
