@@ -301,7 +301,7 @@ pub struct OutputConfig {
     pub adapter: Option<Spanned<String>>,
     /// A2DP: `high` (default) or `xq`.
     #[serde(default)]
-    pub sbc_quality: Option<crate::bluez::a2dp::sbc_caps::SbcQuality>,
+    pub sbc_quality: Option<crate::a2dp::sbc_caps::SbcQuality>,
     /// A2DP: use the speaker's AVRCP absolute volume when it offers one (default true).
     #[serde(default)]
     pub avrcp_volume: Option<Spanned<bool>>,
@@ -373,7 +373,7 @@ pub struct OutputSpec {
     /// A2DP adapter, if pinned.
     pub adapter: Option<String>,
     /// A2DP SBC quality.
-    pub sbc_quality: crate::bluez::a2dp::sbc_caps::SbcQuality,
+    pub sbc_quality: crate::a2dp::sbc_caps::SbcQuality,
     /// A2DP: use the speaker's AVRCP absolute volume when it has one.
     pub avrcp_volume: bool,
     /// A2DP: release the stream after this much silence, ns (None: never).
@@ -381,7 +381,7 @@ pub struct OutputSpec {
     /// A2DP: an inaudible tone during silence instead of releasing.
     pub keep_alive: bool,
     /// The broadcast (kind `broadcast` only).
-    pub broadcast: Option<crate::bluez::bap::broadcast::BroadcastConfig>,
+    pub broadcast: Option<crate::bap::broadcast::BroadcastConfig>,
 }
 
 /// Delay assumed for an A2DP speaker that reports none (PipeWire assumes 200 ms for SBC; most speakers report).
@@ -395,9 +395,9 @@ pub const A2DP_IDLE_RELEASE_S: f64 = 60.0;
 fn broadcast_spec(
     o: &OutputConfig,
     err_at: &dyn Fn(std::ops::Range<usize>, String) -> ConfigError,
-) -> Result<crate::bluez::bap::broadcast::BroadcastConfig, ConfigError> {
-    use crate::bluez::bap::broadcast::{BroadcastCode, BroadcastConfig, ChannelLayout};
-    use crate::bluez::bap::presets::Preset;
+) -> Result<crate::bap::broadcast::BroadcastConfig, ConfigError> {
+    use crate::bap::broadcast::{BroadcastCode, BroadcastConfig, ChannelLayout};
+    use crate::bap::presets::Preset;
     if let Some(n) = &o.broadcast_name {
         return Err(err_at(
             n.span(),

@@ -10,6 +10,8 @@
 //!
 //! Pure logic (protocol, clocks, timeline, drift control) never touches sockets or D-Bus, so it tests anywhere.
 
+pub mod a2dp;
+pub mod bap;
 pub mod bench;
 pub mod bluez;
 pub mod codec;

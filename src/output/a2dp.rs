@@ -15,8 +15,8 @@
 
 use super::local_clocked::LocalClocked;
 use super::{Output, OutputError, OutputStatus, OUTPUT_FORMAT};
-use crate::bluez::a2dp::rtp::{frames_per_packet, RtpPacketizer};
-use crate::bluez::a2dp::sbc_caps;
+use crate::a2dp::rtp::{frames_per_packet, RtpPacketizer};
+use crate::a2dp::sbc_caps;
 use crate::codec::sbc::{Sbc, SBC_DELAY_FRAMES};
 use crate::timeline::LocalTime;
 use std::collections::VecDeque;
@@ -388,7 +388,7 @@ impl Output for A2dpOutput {
     fn device_volume(&self) -> Option<(u16, u16)> {
         self.device_volume
             .filter(|_| self.active.is_some())
-            .map(|level| (level, crate::bluez::media_transport::A2DP_VOLUME_MAX))
+            .map(|level| (level, crate::a2dp::A2DP_VOLUME_MAX))
     }
 
     fn idle(&self) -> bool {

@@ -25,7 +25,7 @@ use super::iso_pacing::{ControllerRate, IsoPacer, PacerState};
 use super::iso_sink::{IsoSocket, SduSink};
 use super::local_clocked::LocalClocked;
 use super::{Output, OutputError, OutputStatus, OUTPUT_FORMAT};
-use crate::bluez::bap::broadcast::{BroadcastConfig, ChannelLayout};
+use crate::bap::broadcast::{BroadcastConfig, ChannelLayout};
 use crate::codec::lc3::Lc3Encoder;
 use crate::timeline::LocalTime;
 use std::collections::VecDeque;
@@ -396,7 +396,7 @@ impl Output for BroadcastOutput {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bluez::bap::presets::Preset;
+    use crate::bap::presets::Preset;
     use crate::codec::lc3::{Decoded, Lc3Decoder};
     use std::os::unix::net::UnixDatagram;
 

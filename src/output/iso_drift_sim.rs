@@ -14,8 +14,8 @@
 use super::broadcast::{BigLink, BroadcastOutput, SharedBig};
 use super::iso_sink::SduSink;
 use super::Output;
-use crate::bluez::bap::broadcast::{BroadcastConfig, ChannelLayout};
-use crate::bluez::bap::presets::Preset;
+use crate::bap::broadcast::{BroadcastConfig, ChannelLayout};
+use crate::bap::presets::Preset;
 use crate::timeline::{Clock, LocalTime, ManualClock};
 use std::collections::VecDeque;
 use std::os::fd::OwnedFd;

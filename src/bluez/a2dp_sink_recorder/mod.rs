@@ -39,7 +39,7 @@ pub mod packets;
 use super::media::{MediaBus, MediaError};
 use super::media_endpoint::{register_a2dp_sink, EndpointEvent};
 use super::media_transport;
-use crate::bluez::a2dp::sbc_caps;
+use crate::a2dp::sbc_caps;
 use crate::codec::sbc::{FrameHeader, Sbc, SbcError, SBC_DELAY_FRAMES};
 use crate::report::{ClickDetector, CLICK_THRESHOLD};
 use crate::timeline::{Clock, SystemClock};
@@ -911,7 +911,7 @@ fn receive(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bluez::a2dp::rtp::RtpPacketizer;
+    use crate::a2dp::rtp::RtpPacketizer;
     use crate::source::tone::{TestSignal, CLICK_OFFSET_FRAMES};
 
     const CONF: [u8; 4] = [0x11, 0x15, 2, 51];

@@ -354,7 +354,7 @@ impl DelayHistory {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bluez::a2dp::rtp::RtpPacketizer;
+    use crate::a2dp::rtp::RtpPacketizer;
 
     #[test]
     fn parses_what_the_packetizer_builds() {

@@ -1,8 +1,8 @@
 //! Tests of the per-BIS `SetConfiguration` values, the BASE, and broadcast codes.
 
 use super::*;
-use crate::bluez::bap::ltv::CodecConfig;
-use crate::bluez::bap::presets::PRESETS;
+use crate::bap::ltv::CodecConfig;
+use crate::bap::presets::PRESETS;
 use PropValue::{Byte, Bytes, Dict, U16, U32};
 
 /// The keys BlueZ accepts in a broadcast source's `SetConfiguration`, with the D-Bus type it checks
