@@ -4,6 +4,7 @@ pub mod a2dp_sink_recorder;
 pub mod a2dp_speaker;
 pub mod adapters;
 pub mod broadcast_source;
+pub mod edge;
 pub mod media;
 pub mod media_endpoint;
 pub mod media_transport;
