@@ -396,7 +396,11 @@ async fn speaker_task(
             drop(turn);
             match result {
                 Ok(Ok(())) => {}
-                Ok(Err(e)) if e.to_string().contains("lready") => {}
+                Ok(Err(e))
+                    if matches!(
+                        e.kind,
+                        bluer::ErrorKind::AlreadyConnected | bluer::ErrorKind::AlreadyExists
+                    ) => {}
                 Ok(Err(e)) => {
                     tracing::warn!(
                         output = name,

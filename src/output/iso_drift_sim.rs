@@ -191,6 +191,7 @@ fn run(ppm: f64, buffers: usize, instant: bool, follow: bool, secs: f64) -> Run 
     let end = LocalTime::from_ns((secs * 1e9) as i64);
     while t < end {
         clock.set(t);
+        out.poll(t);
         let st = out.status(t);
         let mut written = 0;
         while written < st.want_frames {

@@ -49,6 +49,22 @@ pub struct OutputStatus {
     pub want_frames: usize,
     /// The delay the sink reports between rendering and being heard, in ns (None: it reports nothing).
     pub sink_reported_ns: Option<i64>,
+    /// The encoder's algorithmic delay, ns (SBC, LC3; 0 for outputs that do not encode).
+    pub encoder_ns: i64,
+}
+
+/// An output's device-side controls: the volume the device applies itself, and its release while silent.
+pub trait DeviceControl {
+    /// Offers the device the volume to apply itself, `pct` 0…100 (the group's volume times the output's local one,
+    /// see [`player::device_volume_pct`]). True when the device applies it (an A2DP speaker with AVRCP absolute
+    /// volume): the player then leaves the samples at full scale. False: the player scales the samples (software
+    /// volume). Called every block; must not block.
+    fn set_volume(&mut self, pct: u8) -> bool;
+    /// The volume the device is at now, as `(level, max)` (AVRCP: 0…127), when the device applies the volume.
+    fn volume(&self) -> Option<(u16, u16)>;
+    /// True while the output has let its device go because the audio was silent (an A2DP speaker released after
+    /// `idle_release_s`); it takes it back when sound returns.
+    fn idle(&self) -> bool;
 }
 
 /// Why an output failed.
@@ -72,7 +88,10 @@ pub enum OutputError {
 pub trait Output: Send {
     /// The kind's registry name (`sim`, `file`, `pipe`, …).
     fn kind(&self) -> &'static str;
-    /// Its state at `now`. Called once per player tick before any write.
+    /// Does what is due at `now`: follows its link, sends the packets whose time has come. Called once per player
+    /// tick, before [`Output::status`]. The default does nothing (an output that works only when written to).
+    fn poll(&mut self, _now: LocalTime) {}
+    /// Its state at `now`, after [`Output::poll`]: no audio leaves here.
     fn status(&mut self, now: LocalTime) -> OutputStatus;
     /// Takes `frames` (interleaved stereo S16 at [`OUTPUT_FORMAT`]) at `now`.
     fn write(&mut self, now: LocalTime, frames: &[i16]) -> Result<(), OutputError>;
@@ -99,21 +118,14 @@ pub trait Output: Send {
     fn linked(&self) -> bool {
         true
     }
-    /// Offers the output the volume to apply on the device itself, `pct` 0…100 (the group's volume times the
-    /// output's local one, see [`player::device_volume_pct`]). True when the device applies it (an A2DP speaker with
-    /// AVRCP absolute volume): the player then leaves the samples at full scale. False (the default): the player
-    /// scales the samples (software volume). Called every block; must not block.
-    fn set_device_volume(&mut self, _pct: u8) -> bool {
-        false
-    }
-    /// The volume the device is at now, as `(level, max)` (AVRCP: 0…127), when the device applies the volume.
-    fn device_volume(&self) -> Option<(u16, u16)> {
+    /// The device-side controls (volume on the device, release when idle), for outputs that have a device to
+    /// control (an A2DP speaker); None (the default) for the others.
+    fn device(&self) -> Option<&dyn DeviceControl> {
         None
     }
-    /// True while the output has let its sink go because the audio was silent (an A2DP speaker released after
-    /// `idle_release_s`); it takes it back when sound returns.
-    fn idle(&self) -> bool {
-        false
+    /// The same, to change it.
+    fn device_mut(&mut self) -> Option<&mut dyn DeviceControl> {
+        None
     }
     /// Counters worth showing (underruns, dropped blocks…), as `(name, value)`.
     fn counters(&self) -> Vec<(&'static str, u64)> {

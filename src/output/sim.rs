@@ -213,6 +213,7 @@ impl Output for SimOutput {
             transport_ns,
             want_frames: OUTPUT_FORMAT.ns_to_frames_f64(want_ns).ceil() as usize,
             sink_reported_ns: Some((reported * 1e6).round() as i64),
+            encoder_ns: 0,
         }
     }
 
