@@ -2,9 +2,10 @@
 
 Reads the btmon capture (btsnoop, monitor datalink) once and, for each window of WINDOWS (lines "NAME K START END
 SENT_PACKETS WAV_BYTES": Unix times in seconds, bluebridge's own count of packets it wrote in the window from its
-`status` counters, the size of the sink's WAV), counts the ACL data packets of at least MIN_BYTES (media packets,
-not signalling) that the source controller hciTX was handed by its host (ACL TX: what bluebridge's kernel sent) and
-that the sink controller hciRX handed to its host (ACL RX: what reached the sink's kernel, i.e. BlueALSA's socket).
+`status` counters, the size of the sink's WAV), counts the ACL data packets of at least MIN_BYTES (media, not
+signalling; default 150: btvirt cuts A2DP media packets into ACL fragments of 192 bytes) that the source controller
+hciTX was handed by its host (ACL TX: what bluebridge's kernel sent) and that the sink controller hciRX handed to its
+host (ACL RX: what reached the sink's kernel, i.e. BlueALSA's socket).
 With bluebridge's counter and the WAV's size this tells where the audio stopped:
   sent 0                       bluebridge sent nothing
   sent > 0, tx 0               bluebridge wrote, its kernel/controller sent nothing
@@ -20,7 +21,7 @@ EPOCH_DELTA_US = 0x00DCDDB30F2F8000  # btsnoop time (µs since year 0) - Unix ti
 ACL_TX, ACL_RX = 4, 5  # btmon's monitor opcodes: ACL data to the controller / from the controller
 
 cap, tx_idx, rx_idx, windows = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
-min_bytes = int(sys.argv[5]) if len(sys.argv) > 5 else 300
+min_bytes = int(sys.argv[5]) if len(sys.argv) > 5 else 150  # btvirt fragments ACL at 192 bytes
 wins = []
 for line in open(windows):
     p = line.split()
