@@ -93,7 +93,6 @@ while time.monotonic() - t0 < deadline:
 print("%.2f" % (last_t - t0)); sys.exit(1)' /tmp/bis-rx-before.bin "$last" "$LOST_S"); lost=$?
 iso_sink_stop "$SINK1"
 mgmt 1 power off > /dev/null
-T_GONE=$(date +%s.%N)
 LOST=$(awk -v a="$U_REMOVE" -v b="$U_POLL" -v l="${LOST:-0}" 'BEGIN { printf "%.2f", b - a + l }'); figure sink_lost_s "$LOST"
 [ $lost -eq 0 ]
 check sink-lost-big $? "the sink's capture last grew at most $LOST s after the reload (want <= $LOST_S s; $(size /tmp/bis-rx-before.bin) bytes in all)"
@@ -118,7 +117,7 @@ figure iso_last_s "$(awk -v a="$T_REMOVE" -v b="${last_rx:-0}" 'BEGIN { printf "
 
 step "reload with the broadcast output again: a sink on hci2 must hear it"
 cp "$O/bb-with.toml" /tmp/bb.toml
-T_ADD=$(date +%s.%N); U_ADD=$(uptime_s)
+U_ADD=$(uptime_s)
 t 30 bluebridge reload --socket /tmp/bb.sock > "$O/reload-add.txt" 2>&1; rc=$?
 cat "$O/reload-add.txt"
 [ $rc -eq 0 ] && grep -q 'added auracast' "$O/reload-add.txt"
