@@ -1,7 +1,7 @@
 # rig: about=A2DP faults: the speaker side drops the link and comes back, a sink controller vanishes and returns; bluebridge recovers by itself
 # rig: controllers=2
 # rig: bluetoothd=-E -K
-# rig: timeout=480
+# rig: timeout=600
 # rig: bin=required
 # rig: retry=1
 
@@ -64,10 +64,12 @@ judge() {
   C=$(sed -n 's/^clicks=//p' "$O/analysis-$1.txt"); R=$(sed -n 's/^correlation=//p' "$O/analysis-$1.txt")
   G=$(sed -n 's/^segments_good=//p' "$O/analysis-$1.txt"); N=$(sed -n 's/^segments=//p' "$O/analysis-$1.txt")
   log "audio-$1 window $3: bluebridge wrote $SENT packets; the sink's WAV has $bytes bytes; BlueALSA dropped decoded audio nobody read $drops times; arecord: $(grep -E "Couldn't|rror|overrun" "$O/arecord-$1.log" | head -2 | tr '\n' ';')"
-  within "${C:-0}" $(($2 - 2)) $(($2 + 1)) && within "${G:-0}" "$(( ${N:-1} - 1 ))" 99
+  # At least one whole second must match: with one segment only (a capture that lost most of its audio), "all but
+  # one" would accept none (seen 4 Dec at load 18: 2 clicks, 0 of 1 segments, passed).
+  within "${C:-0}" $(($2 - 2)) $(($2 + 1)) && within "${G:-0}" "$(( ${N:-1} - 1 > 1 ? ${N:-1} - 1 : 1 ))" 99
 }
 # capture NAME SECS DEADLINE_S [AFTER]: check audio-NAME: records SECS-s windows until one has audio or DEADLINE_S
-# have passed (a bounded wait for the outcome, not one fixed window: a window spoiled by a stall of the whole VM, or a
+# have passed (and two windows at least) (a bounded wait for the outcome, not one fixed window: a window spoiled by a stall of the whole VM, or a
 # capture BlueALSA never started, is followed by another; earlier windows are kept as sink-NAME.tryK.wav with their
 # logs) and gives the time it took as figure audio_back_s_NAME (after a fault: from the re-acquisition on).
 capture() {
@@ -76,7 +78,9 @@ capture() {
   while :; do
     judge "$1" "$2" "$k"; ok=$?
     el=$(awk -v a="$t0" -v b="$(cut -d' ' -f1 /proc/uptime)" 'BEGIN { printf "%.1f", b - a }')
-    [ $ok -eq 0 ] || [ "${el%.*}" -ge "$3" ] && break
+    # Bounded: no new window after DEADLINE_S, but at least two windows (under TCG on a loaded host one window with
+    # its analysis takes longer than the deadline: 60-90 s at load 18), at most 5.
+    [ $ok -eq 0 ] || { [ "${el%.*}" -ge "$3" ] && [ $k -ge 2 ]; } || [ $k -ge 5 ] && break
     log "audio-$1: window $k: ${C:-0} clicks, ${G:-0}/${N:-0} segments; recording again (${el} of $3 s)"
     for f in "sink-$1.wav" "arecord-$1.log" "bluealsa-$1.log" "analysis-$1.txt"; do mv "$O/$f" "$O/${f%.*}.try$k.${f##*.}"; done
     k=$((k + 1))
