@@ -20,7 +20,7 @@ use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 /// Mutations per target.
-const DEFAULT_MUTATIONS: usize = 2000;
+const DEFAULT_MUTATIONS: usize = 20_000;
 /// The PRNG seed (mixed with the target's name).
 const DEFAULT_SEED: u64 = 0x6262_6272_6964_6765;
 /// Longest an input may run, ms.
@@ -339,6 +339,41 @@ fn load_corpus(target: &str) -> Result<Vec<(String, Vec<u8>)>, String> {
     Ok(files)
 }
 
+/// The cargo-fuzz side matches [`TARGETS`]: one `fuzz_targets/<name>.rs` calling `bluebridge_fuzz::<name>` and one
+/// `[[bin]]` per target, and a seed directory for each (the binaries need nightly, so stable checks this much).
+fn check_layout() -> Vec<String> {
+    let mut problems = Vec::new();
+    let manifest = std::fs::read_to_string(fuzz_dir().join("Cargo.toml")).unwrap_or_default();
+    let names: Vec<&str> = TARGETS.iter().map(|t| t.0).collect();
+    for name in &names {
+        let file = fuzz_dir().join("fuzz_targets").join(format!("{name}.rs"));
+        let text = std::fs::read_to_string(&file).unwrap_or_default();
+        if !text.contains(&format!("bluebridge_fuzz::{name}(data)")) {
+            problems.push(format!(
+                "FAIL {name}: {} does not call bluebridge_fuzz::{name}(data)",
+                file.display()
+            ));
+        }
+        if !manifest.contains(&format!("name = \"{name}\"\npath = \"fuzz_targets/{name}.rs\"")) {
+            problems.push(format!(
+                "FAIL {name}: Cargo.toml has no [[bin]] for fuzz_targets/{name}.rs"
+            ));
+        }
+    }
+    for dir in ["fuzz_targets", "seeds"] {
+        for e in std::fs::read_dir(fuzz_dir().join(dir)).into_iter().flatten().flatten() {
+            let name = e.file_name().to_string_lossy().trim_end_matches(".rs").to_string();
+            if !names.contains(&name.as_str()) {
+                problems.push(format!(
+                    "FAIL: {dir}/{} belongs to no target in TARGETS",
+                    e.file_name().to_string_lossy()
+                ));
+            }
+        }
+    }
+    problems
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
     let mutations: usize = env_or("FUZZ_MUTATIONS", DEFAULT_MUTATIONS);
@@ -370,7 +405,7 @@ fn main() {
         timeout.as_millis()
     );
     let started = Instant::now();
-    let (mut failures, mut corpus_bytes, mut inputs) = (Vec::new(), 0, 0);
+    let (mut failures, mut corpus_bytes, mut inputs) = (check_layout(), 0, 0);
     for &&(target, f) in &targets {
         let t0 = Instant::now();
         PEAK_BYTES.store(0, SeqCst);
