@@ -10,6 +10,7 @@ use bluebridge::bluez::bap::broadcast::{BroadcastConfig, ChannelLayout};
 use bluebridge::bluez::bap::presets::PRESETS;
 use bluebridge::codec::sbc::Sbc;
 use bluebridge::control::protocol::{ErrorCode, Request, Response};
+use bluebridge::state::{OutputState, Placement, State, StateStore};
 use std::path::Path;
 
 fn put(target: &str, name: &str, data: &[u8]) {
@@ -162,4 +163,28 @@ fn main() {
           presentation_delay_ms = 40\nbroadcast_code = \"correct horse\"\nchannels = \"mono\"\n\n[[output]]\n\
           name = \"disk\"\nkind = \"file\"\npath = \"/tmp/out.wav\"\n",
     );
+
+    // State: files as StateStore::save writes them.
+    let dir = std::env::temp_dir().join(format!("bluebridge-seeds-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let store = StateStore::new(&dir);
+    let mut st = State::default();
+    store.save(&st).unwrap();
+    put("state", "empty", &std::fs::read(store.path()).unwrap());
+    *st.output_mut("kitchen") = OutputState {
+        offset_ms: Some(-12.5),
+        volume_pct: Some(40),
+        enabled: Some(false),
+        calibration_ms: Some(3.0),
+        placement: Some(Placement {
+            room: Some("kitchen".into()),
+            adapter: Some("hci0".into()),
+            ..Placement::default()
+        }),
+        ..OutputState::default()
+    };
+    st.output_mut("hall").volume_pct = Some(100);
+    store.save(&st).unwrap();
+    put("state", "two-outputs", &std::fs::read(store.path()).unwrap());
+    std::fs::remove_dir_all(&dir).unwrap();
 }

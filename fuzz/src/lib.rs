@@ -12,6 +12,7 @@ use bluebridge::config::Config;
 use bluebridge::control::protocol::{Request, Response};
 use bluebridge::snapcast::decoder::new_decoder;
 use bluebridge::snapcast::proto::{decode, encode, split_frame};
+use bluebridge::state::State;
 
 /// A target: its name (also its corpus directory and cargo-fuzz binary) and its body.
 pub type Target = (&'static str, fn(&[u8]));
@@ -27,6 +28,7 @@ pub const TARGETS: &[Target] = &[
     ("a2dp_caps", a2dp_caps),
     ("a2dp_packet", a2dp_packet),
     ("config", config),
+    ("state", state),
 ];
 
 /// The Snapcast wire decoder: the input is a byte stream cut into messages with `split_frame` and decoded one by
@@ -150,5 +152,17 @@ pub fn a2dp_packet(data: &[u8]) {
 pub fn config(data: &[u8]) {
     if let Ok(text) = std::str::from_utf8(data) {
         let _ = Config::parse_all("fuzz.toml", text);
+    }
+}
+
+/// The persisted user-settings file as `StateStore::load` reads it (JSON, then range checks); a state that loads
+/// must save and load back to itself.
+pub fn state(data: &[u8]) {
+    let Ok(s) = serde_json::from_slice::<State>(data) else {
+        return;
+    };
+    if s.validate().is_ok() {
+        let saved = serde_json::to_vec_pretty(&s).expect("a loaded state serialises");
+        assert_eq!(serde_json::from_slice::<State>(&saved).expect("re-load"), s);
     }
 }
