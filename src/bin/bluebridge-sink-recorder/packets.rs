@@ -282,7 +282,7 @@ impl ClockOffset {
     }
 
     /// A CLOCK_REALTIME stamp on CLOCK_MONOTONIC (None until one good reading).
-    pub fn to_monotonic(&self, stamp_real_ns: i64) -> Option<i64> {
+    pub fn to_monotonic(self, stamp_real_ns: i64) -> Option<i64> {
         self.offset_ns.map(|o| stamp_real_ns - o)
     }
 }
