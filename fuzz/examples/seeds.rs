@@ -4,10 +4,10 @@
 //! the byte fixtures of the parsers' tests (BlueZ's `lc3.h` BASEs, speaker capabilities, the documented configs)
 //! and the shipped config file. Run from `fuzz/`: `cargo run --release --no-default-features --example seeds`.
 
-use bluebridge::bluez::a2dp::rtp::RtpPacketizer;
-use bluebridge::bluez::a2dp::sbc_caps;
-use bluebridge::bluez::bap::broadcast::{BroadcastConfig, ChannelLayout};
-use bluebridge::bluez::bap::presets::PRESETS;
+use bluebridge::a2dp::rtp::RtpPacketizer;
+use bluebridge::a2dp::sbc_caps;
+use bluebridge::bap::broadcast::{BroadcastConfig, ChannelLayout};
+use bluebridge::bap::presets::PRESETS;
 use bluebridge::codec::sbc::Sbc;
 use bluebridge::control::protocol::{ErrorCode, Request, Response};
 use bluebridge::state::{OutputState, Placement, State, StateStore};

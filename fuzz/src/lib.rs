@@ -3,16 +3,25 @@
 //! target's seed corpus (`seeds/<target>/`) plus deterministic mutations. A target must return normally on any
 //! input; a panic, a hang or an excessive allocation is a bug in the parser it drives.
 
-use bluebridge::bluez::a2dp::sbc_caps::{self, SbcQuality};
-use bluebridge::bluez::a2dp_sink_recorder::packets;
-use bluebridge::bluez::bap::base::Base;
-use bluebridge::bluez::bap::ltv::{parse_ltvs, CodecConfig};
-use bluebridge::codec::sbc::{FrameHeader, Sbc};
+use bluebridge::a2dp::sbc_caps::{self, SbcQuality};
+use bluebridge::bap::base::Base;
+use bluebridge::bap::ltv::{parse_ltvs, CodecConfig};
+use bluebridge::codec::sbc::Sbc;
 use bluebridge::config::Config;
 use bluebridge::control::protocol::{Request, Response};
 use bluebridge::snapcast::decoder::new_decoder;
 use bluebridge::snapcast::proto::{decode, encode, split_frame};
 use bluebridge::state::State;
+use sbc_frame::FrameHeader;
+
+// The sink recorder is a test tool outside the product library (src/bin/bluebridge-sink-recorder/); its pure
+// packet parser is compiled in here from its own files.
+#[allow(dead_code)]
+#[path = "../../src/bin/bluebridge-sink-recorder/packets.rs"]
+mod packets;
+#[allow(dead_code)]
+#[path = "../../src/bin/bluebridge-sink-recorder/sbc_frame.rs"]
+mod sbc_frame;
 
 /// A target: its name (also its corpus directory and cargo-fuzz binary) and its body.
 pub type Target = (&'static str, fn(&[u8]));

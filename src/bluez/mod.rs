@@ -1,6 +1,5 @@
 //! Everything that talks to BlueZ over D-Bus. Nothing outside this module imports `bluer` or `dbus`.
 
-pub mod a2dp_sink_recorder;
 pub mod a2dp_speaker;
 pub mod adapters;
 pub mod broadcast_source;

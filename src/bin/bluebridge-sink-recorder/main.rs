@@ -1,10 +1,19 @@
-//! `bluebridge-sink-recorder`: a test A2DP sink that timestamps what arrives (the rig's timing proof). The work is
-//! in [`bluebridge::bluez::a2dp_sink_recorder`]; this is the command line.
+//! `bluebridge-sink-recorder`: a test A2DP sink that timestamps what arrives (the rig's timing proof). A binary
+//! of its own so that the service's library holds no test tool: the work is in [`recorder`] (BlueZ side) and
+//! [`packets`] (pure), the libsbc decoder in [`sbc_decode`]; this file is the command line. Built by
+//! `cargo build --release` beside `bluebridge`, carried into the VM by `scripts/rig`, never packaged.
+
+mod packets;
+mod recorder;
+mod sbc_decode;
+mod sbc_frame;
 
 use anyhow::{bail, Context, Result};
-use bluebridge::bluez::a2dp_sink_recorder::packets::{delay_dms, DelayChange, MAX_DELAY_MS};
-use bluebridge::bluez::a2dp_sink_recorder::{run, Journal, RecorderOptions};
+// What sbc_decode's `use super::…` names (it is also a module of the library's tests, under codec::sbc).
+use bluebridge::codec::sbc::{Sbc, SbcError, SBC_SYNCWORD};
 use clap::Parser;
+use packets::{delay_dms, DelayChange, MAX_DELAY_MS, STREAM_WINDOW};
+use recorder::{run, Journal, RecorderOptions};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -35,7 +44,7 @@ struct Args {
     #[arg(long)]
     wav: Option<PathBuf>,
     /// Half the window of a click's stream time (the lower envelope of packet arrivals around it), ms.
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = STREAM_WINDOW.as_millis() as u64)]
     stream_window_ms: u64,
     /// Also write a JSON line per packet (sequence number, RTP timestamp, position, arrival).
     #[arg(long)]

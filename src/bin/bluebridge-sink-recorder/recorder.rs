@@ -34,16 +34,16 @@
 //! The decoded position already includes SBC's whole algorithmic delay ([`SBC_DELAY_FRAMES`]: encoder + decoder),
 //! which bluebridge sends ahead of time, so for correct timing the arrival is play time − Delay exactly.
 
-pub mod packets;
-
-use super::media::{MediaBus, MediaError};
-use super::media_endpoint::{register_a2dp_sink, EndpointEvent};
-use super::media_transport;
-use crate::a2dp::sbc_caps;
-use crate::codec::sbc::{FrameHeader, Sbc, SbcError, SBC_DELAY_FRAMES};
-use crate::report::{ClickDetector, CLICK_THRESHOLD};
-use crate::timeline::{Clock, SystemClock};
-use packets::{delay_dms, split_frames, Arrivals, DelayChange, DelayHistory, PacketArrival, SeqTracker};
+use crate::packets::{self, delay_dms, split_frames, Arrivals, DelayChange, DelayHistory, PacketArrival, SeqTracker};
+use crate::sbc_decode::SbcDecode;
+use crate::sbc_frame::FrameHeader;
+use bluebridge::a2dp::sbc_caps;
+use bluebridge::bluez::media::{MediaBus, MediaError};
+use bluebridge::bluez::media_endpoint::{register_a2dp_sink, EndpointEvent};
+use bluebridge::bluez::media_transport;
+use bluebridge::codec::sbc::{Sbc, SbcError, SBC_DELAY_FRAMES};
+use bluebridge::report::{ClickDetector, CLICK_THRESHOLD};
+use bluebridge::timeline::{Clock, SystemClock};
 use serde::Serialize;
 use serde_json::json;
 use std::io::Write;
@@ -911,8 +911,8 @@ fn receive(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::a2dp::rtp::RtpPacketizer;
-    use crate::source::tone::{TestSignal, CLICK_OFFSET_FRAMES};
+    use bluebridge::a2dp::rtp::RtpPacketizer;
+    use bluebridge::source::tone::{TestSignal, CLICK_OFFSET_FRAMES};
 
     const CONF: [u8; 4] = [0x11, 0x15, 2, 51];
 

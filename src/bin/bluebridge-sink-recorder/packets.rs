@@ -2,7 +2,7 @@
 //! header), counting sequence gaps, timing decoded positions from packet arrivals, and the Delay schedule. No
 //! sockets and no D-Bus, so all of it is unit-tested here.
 
-use crate::codec::sbc::FrameHeader;
+use crate::sbc_frame::FrameHeader;
 use std::collections::VecDeque;
 use std::time::Duration;
 
@@ -282,7 +282,7 @@ impl ClockOffset {
     }
 
     /// A CLOCK_REALTIME stamp on CLOCK_MONOTONIC (None until one good reading).
-    pub fn to_monotonic(&self, stamp_real_ns: i64) -> Option<i64> {
+    pub fn to_monotonic(self, stamp_real_ns: i64) -> Option<i64> {
         self.offset_ns.map(|o| stamp_real_ns - o)
     }
 }
@@ -354,7 +354,7 @@ impl DelayHistory {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::a2dp::rtp::RtpPacketizer;
+    use bluebridge::a2dp::rtp::RtpPacketizer;
 
     #[test]
     fn parses_what_the_packetizer_builds() {
@@ -406,7 +406,7 @@ mod tests {
 
     #[test]
     fn splits_a_payload_into_frames() {
-        let mut enc = crate::codec::sbc::Sbc::new_a2dp(&[0x11, 0x15, 2, 51]).unwrap();
+        let mut enc = bluebridge::codec::sbc::Sbc::new_a2dp(&[0x11, 0x15, 2, 51]).unwrap();
         let mut payload = vec![];
         for _ in 0..3 {
             enc.encode_frame(&[0u8; 512], &mut payload).unwrap();
