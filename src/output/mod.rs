@@ -13,6 +13,7 @@ mod iso_drift_sim;
 pub mod iso_pacing;
 pub mod iso_sink;
 pub mod local_clocked;
+pub mod paced_sender;
 pub mod pipe;
 pub mod player;
 pub mod resample;
