@@ -16,6 +16,7 @@ pub mod iso_pacing;
 pub mod iso_sink;
 pub mod kinds;
 pub mod local_clocked;
+pub mod paced_sender;
 pub mod pipe;
 pub mod pipe_settings;
 pub mod player;
