@@ -308,9 +308,11 @@ mod tests {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpStream;
 
+    /// The shared fixture, with the values this file's assertions read (a name that needs escaping, no reload).
     fn report() -> StatusReport {
+        let base = crate::control::protocol::fixtures::report();
+        let out = base.outputs[0].clone();
         StatusReport {
-            version: "0.1.0".into(),
             uptime_s: 12.0,
             config: "c.toml".into(),
             source: SourceReport {
@@ -319,49 +321,24 @@ mod tests {
             },
             outputs: vec![OutputReport {
                 name: "kit\"chen".into(),
-                kind: "sim".into(),
-                state: "playing".into(),
-                enabled: true,
-                volume_pct: 40,
-                group_volume_pct: 37,
-                group_muted: false,
-                effective_volume_pct: 14.8,
-                volume_control: "software".into(),
-                device_volume: None,
-                offset_ms: -2.5,
-                synced: true,
                 error_us: 1.5,
-                correction_ppm: 199.0,
-                resampling: true,
-                drift_estimate_ppm: 200.0,
                 resyncs: 2,
-                write_errors: 0,
-                delay: DelayReport {
-                    transport_ms: 40.0,
-                    sink_reported_ms: 150.0,
-                    offset_ms: -2.5,
-                    total_ms: 187.5,
-                    snapcast_latency_ms: 25.0,
-                    ..DelayReport::default()
-                },
-                sink_delay_assumed: false,
                 counters: [("underrun_frames".to_string(), 7)].into_iter().collect(),
-                error: None,
+                ..out
             }],
             skew_us: Some(3.0),
             engine: EngineReport {
                 ticks: 2400,
                 last_tick_age_ms: Some(4.0),
-                healthy: true,
-                cpu_pct: Some(2.5),
-                wakeups_per_s: Some(107.0),
+                ..base.engine.clone()
             },
             state: StateReport {
                 path: "s.json".into(),
                 problems: vec![],
-                last_save_error: Some("disk full".into()),
+                ..base.state.clone()
             },
             reload: None,
+            ..base
         }
     }
 

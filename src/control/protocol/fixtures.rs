@@ -1,0 +1,65 @@
+//! Test fixtures shared by the control protocol's tests and the metrics endpoint's tests.
+
+use super::reports::*;
+
+/// A full `status` report, every field set: the fixture the protocol and metrics tests share.
+pub(crate) fn report() -> StatusReport {
+    StatusReport {
+        version: "0.1.0".into(),
+        uptime_s: 7325.0,
+        config: "/etc/bluebridge/bluebridge.toml".into(),
+        source: SourceReport {
+            kind: "snapcast".into(),
+            detail: "tcp://host:1704".into(),
+        },
+        outputs: vec![OutputReport {
+            name: "kitchen".into(),
+            kind: "sim".into(),
+            state: "playing".into(),
+            enabled: true,
+            volume_pct: 40,
+            group_volume_pct: 37,
+            group_muted: false,
+            effective_volume_pct: 14.8,
+            volume_control: "software".into(),
+            device_volume: None,
+            offset_ms: -2.5,
+            synced: true,
+            error_us: 1.25,
+            correction_ppm: 199.0,
+            resampling: true,
+            drift_estimate_ppm: 200.0,
+            resyncs: 1,
+            write_errors: 0,
+            delay: DelayReport {
+                transport_ms: 40.0,
+                sink_reported_ms: 150.0,
+                offset_ms: -2.5,
+                total_ms: 187.5,
+                snapcast_latency_ms: 25.0,
+                ..DelayReport::default()
+            },
+            sink_delay_assumed: false,
+            counters: [("underrun_frames".to_string(), 3)].into_iter().collect(),
+            error: None,
+        }],
+        skew_us: Some(0.5),
+        engine: EngineReport {
+            ticks: 1000,
+            last_tick_age_ms: Some(2.0),
+            healthy: true,
+            cpu_pct: Some(2.5),
+            wakeups_per_s: Some(107.0),
+        },
+        state: StateReport {
+            path: "/var/lib/bluebridge/state.json".into(),
+            problems: vec!["was corrupt; kept as X".into()],
+            last_save_error: Some("disk full".into()),
+        },
+        reload: Some(ReloadReport {
+            ok: false,
+            message: "t.toml:3:1: bad".into(),
+            at_s: 60.0,
+        }),
+    }
+}
