@@ -14,9 +14,9 @@
 //! wiring, opening and closing outputs. It talks to the engine only through its [`EngineHandle`], so nothing on
 //! the real-time path ever waits for it.
 //!
-//! The parts: [`wiring`] (the source and the feed each output reads), [`reload`] (what a new config changes),
-//! [`controller`] (control calls, reloads, opening outputs), [`status`] (the reports and the one-line summary),
-//! [`notify`] (sd_notify). This file holds the errors and [`run`], which starts them all.
+//! The parts: `wiring` (the source and the feed each output reads), `reload` (what a new config changes),
+//! `controller` (control calls, reloads, opening outputs), `status` (the reports and the one-line summary),
+//! `notify` (sd_notify). This file holds the errors and [`run`], which starts them all.
 
 mod controller;
 mod notify;

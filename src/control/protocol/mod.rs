@@ -17,7 +17,7 @@
 //! with an older `v` as that version did, or says it does not support it.
 
 //!
-//! The parts: [`request`] and [`response`] (the wire format), [`reports`] (the reply types), `human` (how the
+//! The parts: `request` and `response` (the wire format), `reports` (the reply types), `human` (how the
 //! CLI prints them); `fixtures` holds the test fixtures other modules' tests share.
 
 #[cfg(test)]
