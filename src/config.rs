@@ -323,6 +323,15 @@ pub struct OutputConfig {
     /// Broadcast: `stereo` (two BISes, default) or `mono` (one BIS).
     #[serde(default)]
     pub channels: Option<Spanned<String>>,
+    /// Local: the sound device (`hw:CARD=Headphones`, cpal's name; default: the default device).
+    #[serde(default)]
+    pub device: Option<Spanned<String>>,
+    /// Local: the device's period, ms.
+    #[serde(default)]
+    pub period_ms: Option<Spanned<f64>>,
+    /// Local: audio kept queued ahead of the device buffer, ms.
+    #[serde(default)]
+    pub buffer_ms: Option<Spanned<f64>>,
     /// Broadcast: a Broadcast Name — refused: BlueZ 5.82's Media API gives a source no way to set one.
     #[serde(default)]
     pub broadcast_name: Option<Spanned<String>>,
@@ -340,6 +349,10 @@ pub const OUTPUT_KINDS: &[(&str, &str)] = &[
     (
         "pipe",
         "raw S16LE 48 kHz stereo in real time to a FIFO or `-` for stdout (`path`, `delay_ms`)",
+    ),
+    (
+        "local",
+        "this box's sound card through ALSA (`device`, default the default device; `period_ms`, `buffer_ms`)",
     ),
     (
         "broadcast",
@@ -382,6 +395,8 @@ pub struct OutputSpec {
     pub keep_alive: bool,
     /// The broadcast (kind `broadcast` only).
     pub broadcast: Option<crate::bluez::bap::broadcast::BroadcastConfig>,
+    /// The sound card (kind `local` only).
+    pub local: Option<crate::output::local::LocalSpec>,
 }
 
 /// Delay assumed for an A2DP speaker that reports none (PipeWire assumes 200 ms for SBC; most speakers report).
@@ -663,6 +678,13 @@ impl Config {
                     wrong_key(true, "presentation_delay_ms", v.span())?;
                 }
             }
+            let local = crate::output::local::parse_spec(
+                kind,
+                o.device.as_ref(),
+                o.period_ms.as_ref(),
+                o.buffer_ms.as_ref(),
+                &err_at,
+            )?;
             let broadcast = if kind == "broadcast" {
                 Some(broadcast_spec(o, &err_at)?)
             } else {
@@ -780,6 +802,7 @@ impl Config {
                 idle_release_ns,
                 keep_alive,
                 broadcast,
+                local,
             });
         }
         Ok(Loaded {

@@ -12,6 +12,7 @@ pub mod file;
 mod iso_drift_sim;
 pub mod iso_pacing;
 pub mod iso_sink;
+pub mod local;
 pub mod local_clocked;
 pub mod pipe;
 pub mod player;
@@ -78,6 +79,12 @@ pub trait Output: Send {
     /// speaker). A source on the local clock then needs no rate correction for it.
     fn paced_by_local_clock(&self) -> bool {
         false
+    }
+    /// The rate of the output's own clock against the local clock, in ppm (positive: it consumes fast), when the
+    /// output measures it (a sound card from its callback timestamps). The player starts its drift controller
+    /// there instead of at 0. None (the default): not measured.
+    fn clock_ppm(&self) -> Option<f64> {
+        None
     }
     /// When the loop must next run for this output, asked after each tick at `now`. A paced output (a2dp,
     /// broadcast) names the send time of its next queued packet, so the loop sleeps until then instead of waking
@@ -200,6 +207,13 @@ pub fn open(spec: &crate::config::OutputSpec, ctx: &OutputContext) -> Result<Box
         "sim" => Ok(Box::new(sim::SimOutput::new(spec.sim.clone()))),
         "file" => Ok(Box::new(file::FileOutput::create(&spec.path)?)),
         "pipe" => Ok(Box::new(pipe::PipeOutput::open(&spec.path, spec.delay_ns)?)),
+        "local" => {
+            let local = spec
+                .local
+                .clone()
+                .ok_or_else(|| OutputError::Other("local output without its settings".into()))?;
+            Ok(Box::new(local::LocalOutput::open(&spec.name, &local)?))
+        }
         "a2dp" => {
             let shared: a2dp::SharedLink = Arc::default();
             start_a2dp(spec, ctx, &shared);
