@@ -434,3 +434,199 @@ impl Drop for LocalOutput {
         self.stop.store(true, Ordering::Relaxed);
     }
 }
+
+#[cfg(test)]
+impl LocalOutput {
+    /// An output on a link made by the test (a simulated card reads the ring), without a device or supervisor.
+    fn on_link(name: &str, spec: &LocalSpec, writer: RingWriter, format: DeviceFormat) -> Self {
+        let (_tx, rx) = mpsc::sync_channel(1);
+        Self {
+            name: name.to_string(),
+            waiting: LocalClocked::new(Self::lead_ns(spec), 0),
+            spec: spec.clone(),
+            link: Some(Link::new(writer, format)),
+            links: rx,
+            stop: Arc::new(AtomicBool::new(false)),
+            supervisor: None,
+            past: [0; 5],
+            reopens: 0,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::output::player::{Feed, PlaySettings, Player, PlayerConfig, PlayerStatus};
+    use crate::report::ClickDetector;
+    use crate::source::tone::{TestSignal, CLICK_OFFSET_FRAMES};
+    use crate::timeline::buffer::{Chunk, TimelineBuffer};
+    use crate::timeline::server_clock::ServerClock;
+    use crate::timeline::ServerTime;
+    use std::sync::Mutex;
+
+    const BUFFER_NS: i64 = 300_000_000;
+    /// Jitter of the simulated card's stamps (either way) around the true playback time.
+    const JITTER_NS: i64 = 500_000;
+
+    struct Run {
+        /// Acoustic time − play time of every click after the first `settle_s`, ns.
+        deviations_ns: Vec<f64>,
+        status: PlayerStatus,
+        /// The status when the settling time was over.
+        settled: PlayerStatus,
+        counters: Vec<(String, u64)>,
+    }
+
+    /// Plays the test signal through a `local` output into a simulated card at `rate_hz` whose clock runs
+    /// `card_ppm` off the local one: it calls back for a period when two periods remain queued, stamps each
+    /// callback's playback time with ±[`JITTER_NS`] of jitter, and plays what the ring gives it. Clicks are timed
+    /// on the card's true clock.
+    fn run(card_ppm: f64, rate_hz: u32, drift_control: bool, secs: u64, settle_s: u64) -> Run {
+        let signal = TestSignal::standard();
+        let timeline = Arc::new(Mutex::new(TimelineBuffer::new(
+            signal.format,
+            (secs as i64 + 2) * 1_000_000_000,
+        )));
+        for c in 0..((secs + 1) * 48_000 / 960) {
+            let mut samples = vec![0.0f32; 960 * 2];
+            signal.fill(c * 960, &mut samples);
+            let start = ServerTime::from_ns(signal.format.frames_to_ns(c as i64 * 960));
+            timeline.lock().unwrap().push(Chunk { start, samples }).unwrap();
+        }
+        let feed = Feed {
+            timeline,
+            server_clock: Arc::new(Mutex::new(ServerClock::local())),
+            settings: Arc::new(Mutex::new(PlaySettings {
+                buffer_ns: BUFFER_NS,
+                ..PlaySettings::default()
+            })),
+        };
+        let spec = LocalSpec::default();
+        let period = spec.period_frames(rate_hz) as u64;
+        let format = DeviceFormat {
+            rate_hz,
+            channels: 2,
+            sample_format: cpal::SampleFormat::F32,
+            period_frames: period as u32,
+        };
+        let (writer, mut reader) = ring::ring(rate_hz as usize, 2);
+        let out = LocalOutput::on_link("card", &spec, writer, format);
+        let mut cfg = PlayerConfig::named("card");
+        cfg.drift_control = drift_control;
+        let mut player = Player::new(cfg, feed, Box::new(out));
+
+        let card_rate = rate_hz as f64 * (1.0 + card_ppm * 1e-6);
+        let t0 = 50_000_000.0; // card frame 0 plays at 50 ms
+        let play_ns = |frame: f64| t0 + frame * 1e9 / card_rate;
+        let mut rng = fastrand::Rng::with_seed(7);
+        let mut detector = ClickDetector::new();
+        let mut found = vec![];
+        let mut buf = vec![0.0f32; period as usize * 2];
+        let mut k = 0u64; // next callback
+        let mut settled = player.status();
+        for tick in 0..(secs * 200) as i64 {
+            let now = tick * 5_000_000;
+            // Callback k runs when the card starts playing frame (k − 2)·period.
+            while play_ns(k.saturating_sub(2) as f64 * period as f64) <= now as f64 {
+                let first = k * period;
+                let playback = play_ns(first as f64) as i64;
+                let stamp = playback + rng.i64(-JITTER_NS..=JITTER_NS);
+                reader.fill(&mut buf, 0.0, |s| s, stamp, stamp - now);
+                detector.push(first, buf.chunks_exact(2).map(|f| f[0]), &mut found);
+                k += 1;
+            }
+            player.tick(LocalTime::from_ns(now));
+            if now == settle_s as i64 * 1_000_000_000 {
+                settled = player.status();
+            }
+        }
+        let deviations_ns = found
+            .iter()
+            .map(|&pos| play_ns(pos))
+            .filter(|&t| t > settle_s as f64 * 1e9)
+            .map(|t| {
+                // The click nearest this time: click n is source frame n·48000 + 4800, played at its time + buffer.
+                let src_ns = t - BUFFER_NS as f64;
+                let n = ((src_ns - CLICK_OFFSET_FRAMES as f64 * 1e9 / 48_000.0) / 1e9).round();
+                t - (n * 1e9 + CLICK_OFFSET_FRAMES as f64 * 1e9 / 48_000.0 + BUFFER_NS as f64)
+            })
+            .collect();
+        Run {
+            settled,
+            deviations_ns,
+            status: player.status(),
+            counters: player.status().counters,
+        }
+    }
+
+    fn p95_abs(v: &[f64]) -> f64 {
+        let mut a: Vec<f64> = v.iter().map(|d| d.abs()).collect();
+        a.sort_by(f64::total_cmp);
+        a[(a.len() * 95 / 100).min(a.len() - 1)]
+    }
+
+    fn counter(r: &Run, name: &str) -> u64 {
+        r.counters.iter().find(|(k, _)| k == name).map_or(0, |(_, v)| *v)
+    }
+
+    #[test]
+    fn a_card_300_ppm_off_either_way_stays_on_the_timeline_and_its_rate_is_measured() {
+        for ppm in [300.0, -300.0, 0.0] {
+            let r = run(ppm, 48_000, true, 40, 10);
+            assert!(
+                r.deviations_ns.len() >= 28,
+                "{ppm} ppm: {} clicks",
+                r.deviations_ns.len()
+            );
+            let p95 = p95_abs(&r.deviations_ns);
+            assert!(
+                p95 < 200_000.0,
+                "{ppm} ppm: p95 deviation {p95} ns: {:?}",
+                r.deviations_ns
+            );
+            assert!(
+                (r.status.drift_estimate_ppm - ppm).abs() < 20.0,
+                "{ppm} ppm: drift estimate {}",
+                r.status.drift_estimate_ppm
+            );
+            // Once settled (the start resynchronises when the first stamps replace the nominal delay): no jump,
+            // no underrun.
+            assert_eq!(r.status.resyncs, r.settled.resyncs, "{ppm} ppm: {:?}", r.status);
+            let underruns = |s: &PlayerStatus| s.counters.iter().find(|(k, _)| k == "underruns").map(|c| c.1);
+            assert_eq!(underruns(&r.status), underruns(&r.settled), "{ppm} ppm: {:?}", r.status);
+            assert!(r.status.synced && r.status.resampling);
+        }
+    }
+
+    #[test]
+    fn a_44_1_khz_card_is_resampled_and_stays_on_the_timeline() {
+        let r = run(150.0, 44_100, true, 30, 10);
+        let p95 = p95_abs(&r.deviations_ns);
+        assert!(
+            r.deviations_ns.len() >= 18 && p95 < 200_000.0,
+            "p95 {p95} ns: {:?}",
+            r.deviations_ns
+        );
+        assert!(
+            (r.status.drift_estimate_ppm - 150.0).abs() < 20.0,
+            "{}",
+            r.status.drift_estimate_ppm
+        );
+        assert_eq!(counter(&r, "device_rate_hz"), 44_100);
+    }
+
+    #[test]
+    fn without_drift_control_a_300_ppm_card_walks_off() {
+        // The negative control of the test above: the same card with rate control off drifts by 0.3 ms a second
+        // until the player jumps back (past 5 ms).
+        let r = run(300.0, 48_000, false, 40, 10);
+        let worst = r.deviations_ns.iter().fold(0.0f64, |m, d| m.max(d.abs()));
+        assert!(
+            p95_abs(&r.deviations_ns) > 2_000_000.0 || worst > 4_000_000.0,
+            "{:?}",
+            r.deviations_ns
+        );
+        assert!(r.status.resyncs >= 1, "{:?}", r.status);
+    }
+}
