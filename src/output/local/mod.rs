@@ -560,6 +560,36 @@ mod tests {
         }
     }
 
+    fn parse(output: &str) -> Result<Option<LocalSpec>, String> {
+        let text = format!("[source]\nkind = \"tone\"\n[[output]]\nname = \"x\"\n{output}\n");
+        crate::config::Config::parse("t.toml", &text)
+            .map(|(_, o)| o[0].local.clone())
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn the_config_takes_device_period_and_buffer_for_local_outputs_only() {
+        assert_eq!(parse("kind = \"local\""), Ok(Some(LocalSpec::default())));
+        let spec = parse("kind = \"local\"\ndevice = \"hw:CARD=Headphones\"\nperiod_ms = 5\nbuffer_ms = 40")
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            spec.device_name(),
+            Ok(DeviceName::Pcm("hw:CARD=Headphones,DEV=0".into()))
+        );
+        assert_eq!((spec.period_ms, spec.buffer_ms), (5.0, 40.0));
+        let e = parse("kind = \"local\"\nperiod_ms = 500").unwrap_err();
+        assert!(
+            e.contains("t.toml:6") && e.contains("period_ms must be between 1 and 100"),
+            "{e}"
+        );
+        let e = parse("kind = \"local\"\ndevice = \"\"").unwrap_err();
+        assert!(e.contains("output.device: the device name is empty"), "{e}");
+        let e = parse("kind = \"sim\"\ndevice = \"hw:0\"").unwrap_err();
+        assert!(e.contains("output.device does not apply to kind \"sim\""), "{e}");
+        assert_eq!(parse("kind = \"sim\""), Ok(None));
+    }
+
     fn p95_abs(v: &[f64]) -> f64 {
         let mut a: Vec<f64> = v.iter().map(|d| d.abs()).collect();
         a.sort_by(f64::total_cmp);
