@@ -439,8 +439,18 @@ impl Drop for LocalOutput {
 impl LocalOutput {
     /// An output on a link made by the test (a simulated card reads the ring), without a device or supervisor.
     fn on_link(name: &str, spec: &LocalSpec, writer: RingWriter, format: DeviceFormat) -> Self {
-        let (_tx, rx) = mpsc::sync_channel(1);
-        Self {
+        Self::on_link_with_supervisor(name, spec, writer, format).0
+    }
+
+    /// [`on_link`](Self::on_link), with the sender a supervisor would hand a reopened device's link to.
+    fn on_link_with_supervisor(
+        name: &str,
+        spec: &LocalSpec,
+        writer: RingWriter,
+        format: DeviceFormat,
+    ) -> (Self, mpsc::SyncSender<Link>) {
+        let (tx, rx) = mpsc::sync_channel(1);
+        let out = Self {
             name: name.to_string(),
             waiting: LocalClocked::new(Self::lead_ns(spec), 0),
             spec: spec.clone(),
@@ -450,7 +460,8 @@ impl LocalOutput {
             supervisor: None,
             past: [0; 5],
             reopens: 0,
-        }
+        };
+        (out, tx)
     }
 }
 
@@ -588,6 +599,48 @@ mod tests {
         let e = parse("kind = \"sim\"\ndevice = \"hw:0\"").unwrap_err();
         assert!(e.contains("output.device does not apply to kind \"sim\""), "{e}");
         assert_eq!(parse("kind = \"sim\""), Ok(None));
+    }
+
+    #[test]
+    fn a_vanished_device_makes_the_output_wait_and_a_reopened_one_plays_on() {
+        let spec = LocalSpec::default();
+        let format = DeviceFormat {
+            rate_hz: 48_000,
+            channels: 2,
+            sample_format: cpal::SampleFormat::I16,
+            period_frames: 480,
+        };
+        let (writer, mut reader) = ring::ring(48_000, 2);
+        let (mut out, supervisor) = LocalOutput::on_link_with_supervisor("card", &spec, writer, format);
+        let mut buf = [0i16; 960];
+        let block = [1000i16; 480]; // 240 frames: 5 ms
+                                    // Playing: a callback stamped, the output linked and asking for audio.
+        reader.fill(&mut buf, 0, |s| convert::to_device::<i16>(s), 20_000_000, 20_000_000);
+        let st = out.status(LocalTime::from_ns(0));
+        assert!(out.linked() && st.want_frames > 0, "{st:?}");
+        out.write(LocalTime::from_ns(0), &block).unwrap();
+        // The device vanishes (the stream's error callback): waiting, still consuming at the local clock.
+        reader.fail();
+        let st = out.status(LocalTime::from_ns(5_000_000));
+        assert!(!out.linked(), "waiting");
+        assert_eq!(st.sink_reported_ns, Some(0));
+        let lead = LocalOutput::lead_ns(&spec);
+        assert_eq!(st.transport_ns, lead, "the local clock's schedule starts");
+        out.write(LocalTime::from_ns(5_000_000), &block).unwrap();
+        assert_eq!(out.status(LocalTime::from_ns(5_000_000)).transport_ns, lead + 5_000_000);
+        // It comes back: the supervisor hands over a new link; once it calls back the output plays again.
+        let (w2, mut r2) = ring::ring(48_000, 2);
+        supervisor.send(Link::new(w2, format)).unwrap();
+        out.status(LocalTime::from_ns(10_000_000));
+        assert!(!out.linked(), "not before its first callback");
+        r2.fill(&mut buf, 0, |s| convert::to_device::<i16>(s), 40_000_000, 20_000_000);
+        let st = out.status(LocalTime::from_ns(15_000_000));
+        assert!(out.linked(), "{st:?}");
+        let reopens = out.counters().into_iter().find(|(k, _)| *k == "reopens").unwrap().1;
+        assert_eq!(reopens, 1);
+        // The old link's callbacks still count.
+        let callbacks = out.counters().into_iter().find(|(k, _)| *k == "callbacks").unwrap().1;
+        assert_eq!(callbacks, 2);
     }
 
     fn p95_abs(v: &[f64]) -> f64 {
