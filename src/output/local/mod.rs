@@ -615,7 +615,7 @@ mod tests {
         let mut buf = [0i16; 960];
         let block = [1000i16; 480]; // 240 frames: 5 ms
                                     // Playing: a callback stamped, the output linked and asking for audio.
-        reader.fill(&mut buf, 0, |s| convert::to_device::<i16>(s), 20_000_000, 20_000_000);
+        reader.fill(&mut buf, 0, convert::to_device::<i16>, 20_000_000, 20_000_000);
         let st = out.status(LocalTime::from_ns(0));
         assert!(out.linked() && st.want_frames > 0, "{st:?}");
         out.write(LocalTime::from_ns(0), &block).unwrap();
@@ -633,7 +633,7 @@ mod tests {
         supervisor.send(Link::new(w2, format)).unwrap();
         out.status(LocalTime::from_ns(10_000_000));
         assert!(!out.linked(), "not before its first callback");
-        r2.fill(&mut buf, 0, |s| convert::to_device::<i16>(s), 40_000_000, 20_000_000);
+        r2.fill(&mut buf, 0, convert::to_device::<i16>, 40_000_000, 20_000_000);
         let st = out.status(LocalTime::from_ns(15_000_000));
         assert!(out.linked(), "{st:?}");
         let reopens = out.counters().into_iter().find(|(k, _)| *k == "reopens").unwrap().1;
