@@ -5,8 +5,8 @@
 //! instead of CPU time, run one part at a time under `valgrind --tool=callgrind` (`--part bare`, `--part
 //! pipeline`).
 
-use crate::bluez::bap::broadcast::{BroadcastConfig, ChannelLayout};
-use crate::bluez::bap::presets::Preset;
+use crate::bap::broadcast::{BroadcastConfig, ChannelLayout};
+use crate::bap::presets::Preset;
 use crate::codec::lc3::Lc3Encoder;
 use crate::codec::sbc::Sbc;
 use crate::engine::Engine;

@@ -6,7 +6,8 @@
 //!
 //! [[output]]
 //! name = "kitchen"               # unique; also the speaker's identity towards the group server
-//! kind = "sim"                   # sim | file | pipe ; every kind works with defaults
+//! kind = "sim"                   # sim | file | a2dp | pipe | broadcast (output::KINDS); sim, file, pipe and
+//!                                # broadcast work with defaults, a2dp needs `address`
 //! offset_ms = 0                  # manual per-output offset, may be negative
 //!
 //! [service]                        # optional; these are the defaults
@@ -19,8 +20,10 @@
 //! ```
 //! Unknown keys, bad values and missing fields are errors; nothing is silently ignored.
 
+use crate::output::kinds::{self, OutputTable};
 use crate::output::player::ChannelMap;
-use crate::output::sim::SimParams;
+use crate::output::settings::SettingError;
+pub use crate::output::OutputSpec;
 use serde::Deserialize;
 use toml::Spanned;
 
@@ -89,26 +92,17 @@ pub fn describe(file: &str, source: &SourceSpec, outputs: &[OutputSpec]) -> Stri
         if n == 1 { "" } else { "s" }
     );
     for o in outputs {
-        let mut parts = vec![format!("volume {} %", o.volume_pct)];
-        if !o.address.is_empty() {
-            parts.insert(0, o.address.clone());
-        }
-        if let Some(a) = &o.adapter {
-            parts.push(format!("adapter {a}"));
-        }
-        if !o.path.is_empty() {
-            parts.insert(0, o.path.clone());
-        }
+        let (lead, details) = o.settings.describe();
+        let mut parts: Vec<String> = lead.into_iter().collect();
+        parts.push(format!("volume {} %", o.volume_pct));
+        parts.extend(details);
         if o.offset_ns != 0 {
             parts.push(format!("offset {} ms", o.offset_ns as f64 / 1e6));
-        }
-        if o.delay_ns != 0 {
-            parts.push(format!("delay {} ms", o.delay_ns as f64 / 1e6));
         }
         if o.channel != ChannelMap::Stereo {
             parts.push(format!("channel {:?}", o.channel).to_lowercase());
         }
-        s.push_str(&format!("  {:?} ({}): {}\n", o.name, o.kind, parts.join(", ")));
+        s.push_str(&format!("  {:?} ({}): {}\n", o.name, o.kind(), parts.join(", ")));
     }
     s
 }
@@ -121,7 +115,7 @@ pub struct Config {
     pub source: SourceConfig,
     /// The outputs, at least one.
     #[serde(rename = "output", default)]
-    pub outputs: Vec<Spanned<OutputConfig>>,
+    pub outputs: Vec<OutputTable>,
     /// How the service runs (optional).
     #[serde(default)]
     pub service: Option<ServiceConfig>,
@@ -264,214 +258,6 @@ pub enum SourceSpec {
 /// Default group buffer of the built-in sources, ms.
 pub const DEFAULT_LOCAL_BUFFER_MS: i64 = 500;
 
-/// One `[[output]]`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct OutputConfig {
-    /// Unique name.
-    pub name: Spanned<String>,
-    /// Kind: sim | file | pipe.
-    pub kind: Spanned<String>,
-    /// Manual offset, ms (positive plays later).
-    #[serde(default)]
-    pub offset_ms: Option<Spanned<f64>>,
-    /// Acoustic calibration, ms (positive: the sink is slower than it reports).
-    #[serde(default)]
-    pub calibration_ms: Option<Spanned<f64>>,
-    /// stereo | left | right | mono.
-    #[serde(default)]
-    pub channel: ChannelMap,
-    /// Software volume, percent.
-    #[serde(default)]
-    pub volume: Option<Spanned<i64>>,
-    /// File or pipe path.
-    #[serde(default)]
-    pub path: Option<Spanned<String>>,
-    /// The declared delay of the pipe's reader, ms.
-    #[serde(default)]
-    pub delay_ms: Option<Spanned<f64>>,
-    /// Simulated speaker parameters.
-    #[serde(default)]
-    pub sim: Option<Spanned<SimParams>>,
-    /// A2DP: the speaker's Bluetooth address.
-    #[serde(default)]
-    pub address: Option<Spanned<String>>,
-    /// A2DP: the adapter to use (`hci0`…); default: placed automatically.
-    #[serde(default)]
-    pub adapter: Option<Spanned<String>>,
-    /// A2DP: `high` (default) or `xq`.
-    #[serde(default)]
-    pub sbc_quality: Option<crate::bluez::a2dp::sbc_caps::SbcQuality>,
-    /// A2DP: use the speaker's AVRCP absolute volume when it offers one (default true).
-    #[serde(default)]
-    pub avrcp_volume: Option<Spanned<bool>>,
-    /// A2DP: seconds of silence after which the stream is released (default 60; 0: never).
-    #[serde(default)]
-    pub idle_release_s: Option<Spanned<f64>>,
-    /// A2DP: play an inaudible tone during silence so the speaker never sleeps (default false).
-    #[serde(default)]
-    pub keep_alive: Option<Spanned<bool>>,
-    /// Broadcast: the BAP preset name (default 48_2_1).
-    #[serde(default)]
-    pub preset: Option<Spanned<String>>,
-    /// Broadcast: presentation delay, ms (default 40).
-    #[serde(default)]
-    pub presentation_delay_ms: Option<Spanned<f64>>,
-    /// Broadcast: the Broadcast_Code (text of up to 16 bytes or 32 hex digits); encrypts the BIG.
-    #[serde(default)]
-    pub broadcast_code: Option<Spanned<String>>,
-    /// Broadcast: `stereo` (two BISes, default) or `mono` (one BIS).
-    #[serde(default)]
-    pub channels: Option<Spanned<String>>,
-    /// Local: the sound device (`hw:CARD=Headphones`, cpal's name; default: the default device).
-    #[serde(default)]
-    pub device: Option<Spanned<String>>,
-    /// Local: the device's period, ms.
-    #[serde(default)]
-    pub period_ms: Option<Spanned<f64>>,
-    /// Local: audio kept queued ahead of the device buffer, ms.
-    #[serde(default)]
-    pub buffer_ms: Option<Spanned<f64>>,
-    /// Broadcast: a Broadcast Name — refused: BlueZ 5.82's Media API gives a source no way to set one.
-    #[serde(default)]
-    pub broadcast_name: Option<Spanned<String>>,
-}
-
-/// Output kinds this build knows, with a line each for `--help` and errors.
-pub const OUTPUT_KINDS: &[(&str, &str)] = &[
-    ("sim", "a simulated speaker (parameters in `sim = { … }`)"),
-    ("file", "a WAV file (`path`, default NAME.wav)"),
-    (
-        "a2dp",
-        "a classic Bluetooth speaker (`address`, optional `adapter`, `sbc_quality`, `delay_ms` fallback, \
-         `avrcp_volume`, `idle_release_s`, `keep_alive`)",
-    ),
-    (
-        "pipe",
-        "raw S16LE 48 kHz stereo in real time to a FIFO or `-` for stdout (`path`, `delay_ms`)",
-    ),
-    (
-        "local",
-        "this box's sound card through ALSA (`device`, default the default device; `period_ms`, `buffer_ms`)",
-    ),
-    (
-        "broadcast",
-        "an LE Audio broadcast (`preset`, `presentation_delay_ms`, `broadcast_code`, `channels`, `adapter`)",
-    ),
-];
-
-/// An output with everything resolved to plain values.
-#[derive(Debug, Clone, PartialEq)]
-pub struct OutputSpec {
-    /// Name.
-    pub name: String,
-    /// Kind.
-    pub kind: String,
-    /// Offset, ns.
-    pub offset_ns: i64,
-    /// Calibration, ns.
-    pub calibration_ns: i64,
-    /// Channel map.
-    pub channel: ChannelMap,
-    /// Volume, percent.
-    pub volume_pct: u8,
-    /// Path (file, pipe).
-    pub path: String,
-    /// Declared sink delay, ns.
-    pub delay_ns: i64,
-    /// Sim parameters.
-    pub sim: SimParams,
-    /// A2DP speaker address (`XX:XX:XX:XX:XX:XX`), empty for other kinds.
-    pub address: String,
-    /// A2DP adapter, if pinned.
-    pub adapter: Option<String>,
-    /// A2DP SBC quality.
-    pub sbc_quality: crate::bluez::a2dp::sbc_caps::SbcQuality,
-    /// A2DP: use the speaker's AVRCP absolute volume when it has one.
-    pub avrcp_volume: bool,
-    /// A2DP: release the stream after this much silence, ns (None: never).
-    pub idle_release_ns: Option<i64>,
-    /// A2DP: an inaudible tone during silence instead of releasing.
-    pub keep_alive: bool,
-    /// The broadcast (kind `broadcast` only).
-    pub broadcast: Option<crate::bluez::bap::broadcast::BroadcastConfig>,
-    /// The sound card (kind `local` only).
-    pub local: Option<crate::output::local::LocalSpec>,
-}
-
-/// Delay assumed for an A2DP speaker that reports none (PipeWire assumes 200 ms for SBC; most speakers report).
-pub const A2DP_FALLBACK_DELAY_MS: f64 = 150.0;
-
-/// Silence after which an A2DP stream is released by default, s: long enough for any gap between tracks, short
-/// enough that an idle speaker is soon free for a phone and may sleep.
-pub const A2DP_IDLE_RELEASE_S: f64 = 60.0;
-
-/// The broadcast of a `broadcast` output: preset, layout, presentation delay and code, checked as BlueZ would.
-fn broadcast_spec(
-    o: &OutputConfig,
-    err_at: &dyn Fn(std::ops::Range<usize>, String) -> ConfigError,
-) -> Result<crate::bluez::bap::broadcast::BroadcastConfig, ConfigError> {
-    use crate::bluez::bap::broadcast::{BroadcastCode, BroadcastConfig, ChannelLayout};
-    use crate::bluez::bap::presets::Preset;
-    if let Some(n) = &o.broadcast_name {
-        return Err(err_at(
-            n.span(),
-            "output.broadcast_name cannot be honoured: BlueZ 5.82's Media API gives a broadcast source no way to \
-             set a Broadcast Name (receivers list the broadcast by its Broadcast_ID); remove the key"
-                .into(),
-        ));
-    }
-    let preset = match &o.preset {
-        None => Preset::default_preset(),
-        Some(p) => Preset::by_name(p.get_ref()).map_err(|e| err_at(p.span(), format!("output.preset: {e}")))?,
-    };
-    let pcm_hz = crate::output::OUTPUT_FORMAT.rate_hz;
-    if preset.check_pcm_rate(pcm_hz).is_err() {
-        let span = o.preset.as_ref().map(|p| p.span()).unwrap_or(o.kind.span());
-        let allowed: Vec<_> = Preset::encodable_from(pcm_hz).map(|p| p.name).collect();
-        return Err(err_at(
-            span,
-            format!(
-                "output.preset {:?} is {} Hz, which bluebridge cannot broadcast: its audio is {} kHz, which LC3 \
-                 encodes into 8, 16, 24, 32 or 48 kHz streams but not 44.1 kHz (that needs a resampler); allowed \
-                 presets: {}",
-                preset.name,
-                preset.sample_rate_hz,
-                pcm_hz / 1_000,
-                allowed.join(", ")
-            ),
-        ));
-    }
-    let layout = match &o.channels {
-        None => ChannelLayout::default(),
-        Some(c) => c
-            .get_ref()
-            .parse::<ChannelLayout>()
-            .map_err(|e| err_at(c.span(), format!("output.channels: {e}")))?,
-    };
-    let mut b = BroadcastConfig::new(preset, layout);
-    if let Some(d) = &o.presentation_delay_ms {
-        if !(0.0..=16_777.0).contains(d.get_ref()) {
-            return Err(err_at(
-                d.span(),
-                format!(
-                    "output.presentation_delay_ms must be between 0 and 16777 ms, not {}",
-                    d.get_ref()
-                ),
-            ));
-        }
-        b.presentation_delay_us = (d.get_ref() * 1_000.0).round() as u32;
-    }
-    if let Some(c) = &o.broadcast_code {
-        b.code = Some(
-            BroadcastCode::parse(c.get_ref()).map_err(|e| err_at(c.span(), format!("output.broadcast_code: {e}")))?,
-        );
-    }
-    b.validate()
-        .map_err(|e| err_at(o.kind.span(), format!("output: {e}")))?;
-    Ok(b)
-}
-
 fn pos(text: &str, offset: usize) -> (usize, usize) {
     let before = &text[..offset.min(text.len())];
     let line = before.matches('\n').count() + 1;
@@ -583,227 +369,22 @@ impl Config {
         if cfg.outputs.is_empty() {
             return Err(err_at(0..0, "no [[output]]: at least one output is needed".into()));
         }
-        let mut specs = Vec::new();
-        for o in &cfg.outputs {
-            let o = o.get_ref();
-            let name = o.name.get_ref();
-            if name.is_empty()
-                || name.len() > 64
-                || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-            {
+        let mut specs: Vec<OutputSpec> = Vec::new();
+        let setting_err = |e: SettingError| err_at(e.span, e.message);
+        for table in &cfg.outputs {
+            let spec = kinds::parse(table).map_err(setting_err)?;
+            if specs.iter().any(|s| s.name == spec.name) {
+                let span = table
+                    .get_ref()
+                    .get_key_value("name")
+                    .map(|(_, v)| v.span())
+                    .unwrap_or(table.span());
                 return Err(err_at(
-                    o.name.span(),
-                    format!("output.name {name:?} must be 1-64 characters of letters, digits, '-', '_' or '.'"),
+                    span,
+                    format!("output.name {:?} is used twice; names must be unique", spec.name),
                 ));
             }
-            if specs.iter().any(|s: &OutputSpec| &s.name == name) {
-                return Err(err_at(
-                    o.name.span(),
-                    format!("output.name {name:?} is used twice; names must be unique"),
-                ));
-            }
-            let kind = o.kind.get_ref().as_str();
-            if !OUTPUT_KINDS.iter().any(|(k, _)| *k == kind) {
-                let known: Vec<&str> = OUTPUT_KINDS.iter().map(|(k, _)| *k).collect();
-                let later = if kind == "a2dp" || kind == "broadcast" {
-                    " (not in this build yet)"
-                } else {
-                    ""
-                };
-                return Err(err_at(
-                    o.kind.span(),
-                    format!(
-                        "output.kind {kind:?} is unknown{later}; known kinds: {}",
-                        known.join(", ")
-                    ),
-                ));
-            }
-            let ms = |v: &Option<Spanned<f64>>, key: &str, lo: f64, hi: f64| -> Result<i64, ConfigError> {
-                match v {
-                    None => Ok(0),
-                    Some(s) if (lo..=hi).contains(s.get_ref()) => Ok((s.get_ref() * 1e6).round() as i64),
-                    Some(s) => Err(err_at(
-                        s.span(),
-                        format!("output.{key} must be between {lo} and {hi} ms, not {}", s.get_ref()),
-                    )),
-                }
-            };
-            let offset_ns = ms(&o.offset_ms, "offset_ms", -5_000.0, 5_000.0)?;
-            let calibration_ns = ms(&o.calibration_ms, "calibration_ms", -2_000.0, 2_000.0)?;
-            let delay_ns = ms(&o.delay_ms, "delay_ms", 0.0, 5_000.0)?;
-            let volume_pct = match &o.volume {
-                None => 100,
-                Some(v) if (0..=100).contains(v.get_ref()) => *v.get_ref() as u8,
-                Some(v) => {
-                    return Err(err_at(
-                        v.span(),
-                        format!("output.volume must be a percentage 0-100, not {}", v.get_ref()),
-                    ))
-                }
-            };
-            let wrong_key = |present: bool, key: &str, span: std::ops::Range<usize>| {
-                if present {
-                    Err(err_at(span, format!("output.{key} does not apply to kind {kind:?}")))
-                } else {
-                    Ok(())
-                }
-            };
-            if kind != "sim" {
-                if let Some(s) = &o.sim {
-                    wrong_key(true, "sim", s.span())?;
-                }
-            }
-            if kind == "sim" {
-                if let Some(p) = &o.path {
-                    wrong_key(true, "path", p.span())?;
-                }
-            }
-            if kind != "pipe" && kind != "a2dp" {
-                if let Some(d) = &o.delay_ms {
-                    wrong_key(true, "delay_ms", d.span())?;
-                }
-            }
-            if kind != "broadcast" {
-                for (key, v) in [
-                    ("preset", &o.preset),
-                    ("broadcast_code", &o.broadcast_code),
-                    ("channels", &o.channels),
-                    ("broadcast_name", &o.broadcast_name),
-                ] {
-                    if let Some(v) = v {
-                        wrong_key(true, key, v.span())?;
-                    }
-                }
-                if let Some(v) = &o.presentation_delay_ms {
-                    wrong_key(true, "presentation_delay_ms", v.span())?;
-                }
-            }
-            let local = crate::output::local::parse_spec(
-                kind,
-                o.device.as_ref(),
-                o.period_ms.as_ref(),
-                o.buffer_ms.as_ref(),
-                &err_at,
-            )?;
-            let broadcast = if kind == "broadcast" {
-                Some(broadcast_spec(o, &err_at)?)
-            } else {
-                None
-            };
-            if kind != "a2dp" && kind != "broadcast" {
-                if let Some(v) = &o.adapter {
-                    wrong_key(true, "adapter", v.span())?;
-                }
-            }
-            if kind != "a2dp" {
-                for (key, v) in [("address", &o.address)] {
-                    if let Some(v) = v {
-                        wrong_key(true, key, v.span())?;
-                    }
-                }
-                for (key, v) in [("avrcp_volume", &o.avrcp_volume), ("keep_alive", &o.keep_alive)] {
-                    if let Some(v) = v {
-                        wrong_key(true, key, v.span())?;
-                    }
-                }
-                if let Some(v) = &o.idle_release_s {
-                    wrong_key(true, "idle_release_s", v.span())?;
-                }
-            }
-            let keep_alive = o.keep_alive.as_ref().is_some_and(|v| *v.get_ref());
-            let idle_release_ns = match &o.idle_release_s {
-                Some(v) if keep_alive => {
-                    return Err(err_at(
-                        v.span(),
-                        "output.idle_release_s does not apply with keep_alive = true (a kept-alive speaker is \
-                         never released); remove one of them"
-                            .into(),
-                    ))
-                }
-                Some(v) if !(0.0..=86_400.0).contains(v.get_ref()) => {
-                    return Err(err_at(
-                        v.span(),
-                        format!(
-                            "output.idle_release_s must be between 0 (never) and 86400 s, not {}",
-                            v.get_ref()
-                        ),
-                    ))
-                }
-                Some(v) if *v.get_ref() == 0.0 => None,
-                Some(v) => Some((v.get_ref() * 1e9).round() as i64),
-                None if keep_alive || kind != "a2dp" => None,
-                None => Some((A2DP_IDLE_RELEASE_S * 1e9) as i64),
-            };
-            let address = match (&o.address, kind) {
-                (Some(a), "a2dp") => {
-                    let ok = a.get_ref().parse::<bluer::Address>().is_ok() && a.get_ref().len() == 17;
-                    if !ok {
-                        return Err(err_at(
-                            a.span(),
-                            format!(
-                                "output.address {:?} is not a Bluetooth address like 00:11:22:33:44:55",
-                                a.get_ref()
-                            ),
-                        ));
-                    }
-                    a.get_ref().to_ascii_uppercase()
-                }
-                (None, "a2dp") => {
-                    return Err(err_at(
-                        o.kind.span(),
-                        "output.address is required for kind \"a2dp\"".into(),
-                    ))
-                }
-                _ => String::new(),
-            };
-            let adapter = match &o.adapter {
-                Some(a) if !a.get_ref().starts_with("hci") || a.get_ref()[3..].parse::<u16>().is_err() => {
-                    return Err(err_at(
-                        a.span(),
-                        format!("output.adapter {:?} must look like hci0", a.get_ref()),
-                    ))
-                }
-                Some(a) => Some(a.get_ref().clone()),
-                None => None,
-            };
-            let delay_ns = if kind == "a2dp" && o.delay_ms.is_none() {
-                (A2DP_FALLBACK_DELAY_MS * 1e6) as i64
-            } else {
-                delay_ns
-            };
-            let sim = o.sim.as_ref().map(|s| s.get_ref().clone()).unwrap_or_default();
-            if let Err(m) = sim.validate() {
-                let span = o.sim.as_ref().map(|s| s.span()).unwrap_or(0..0);
-                return Err(err_at(span, format!("output.sim: {m}")));
-            }
-            let path = match (&o.path, kind) {
-                (Some(p), _) if p.get_ref().is_empty() => {
-                    return Err(err_at(p.span(), "output.path must not be empty".into()))
-                }
-                (Some(p), _) => p.get_ref().clone(),
-                (None, "file") => format!("{name}.wav"),
-                (None, "pipe") => format!("/run/bluebridge/{name}.pcm"),
-                (None, _) => String::new(),
-            };
-            specs.push(OutputSpec {
-                name: name.clone(),
-                kind: kind.to_string(),
-                offset_ns,
-                calibration_ns,
-                channel: o.channel,
-                volume_pct,
-                path,
-                delay_ns,
-                sim,
-                address,
-                adapter,
-                sbc_quality: o.sbc_quality.unwrap_or_default(),
-                avrcp_volume: o.avrcp_volume.as_ref().is_none_or(|v| *v.get_ref()),
-                idle_release_ns,
-                keep_alive,
-                broadcast,
-                local,
-            });
+            specs.push(spec);
         }
         Ok(Loaded {
             source,
@@ -889,6 +470,23 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::output::a2dp_settings::A2dpSettings;
+    use crate::output::broadcast_settings::BroadcastSettings;
+    use crate::output::OutputSettings;
+
+    fn broadcast(spec: &OutputSpec) -> &BroadcastSettings {
+        match &spec.settings {
+            OutputSettings::Broadcast(b) => b,
+            other => panic!("not a broadcast: {other:?}"),
+        }
+    }
+
+    fn a2dp(spec: &OutputSpec) -> &A2dpSettings {
+        match &spec.settings {
+            OutputSettings::A2dp(a) => a,
+            other => panic!("not an A2DP speaker: {other:?}"),
+        }
+    }
 
     #[test]
     fn describe_is_one_readable_line_per_output() {
@@ -967,8 +565,11 @@ delay_ms = 10
         let (_, specs) = Config::parse("t.toml", GOOD).unwrap();
         assert_eq!(specs.len(), 2);
         assert_eq!(specs[0].offset_ns, -3_500_000);
-        assert_eq!(specs[1].delay_ns, 10_000_000);
-        assert_eq!(specs[1].path, "/run/bluebridge/recorder.pcm");
+        let OutputSettings::Pipe(pipe) = &specs[1].settings else {
+            panic!("{:?}", specs[1])
+        };
+        assert_eq!(pipe.delay_ns, 10_000_000);
+        assert_eq!(pipe.path, "/run/bluebridge/recorder.pcm");
     }
 
     #[test]
@@ -1026,8 +627,8 @@ delay_ms = 10
 
     #[test]
     fn every_kind_works_with_defaults() {
-        for (kind, _) in OUTPUT_KINDS {
-            let extra = if *kind == "a2dp" {
+        for kind in crate::output::KINDS.iter().map(|k| k.name) {
+            let extra = if kind == "a2dp" {
                 "address = \"00:11:22:33:44:55\"\n"
             } else {
                 ""
@@ -1041,24 +642,24 @@ delay_ms = 10
     fn broadcast_keys_have_defaults_and_line_precise_errors() {
         let base = "[source]\nkind = \"tone\"\n[[output]]\nname = \"b\"\nkind = \"broadcast\"\n";
         let (_, specs) = Config::parse("t.toml", base).unwrap();
-        let b = specs[0].broadcast.as_ref().unwrap();
+        let b = &broadcast(&specs[0]).config;
         assert_eq!(b.preset.name, "48_2_1");
         assert_eq!(b.presentation_delay_us, 40_000);
         assert_eq!(b.bis_count(), 2);
         assert!(b.code.is_none());
-        assert_eq!(specs[0].adapter, None);
+        assert_eq!(broadcast(&specs[0]).adapter, None);
         let t = format!(
             "{base}preset = \"48_4_2\"\npresentation_delay_ms = 25.5\nchannels = \"mono\"\nadapter = \"hci1\"\n\
              broadcast_code = \"000102030405060708090a0b0c0d0e0f\"\n"
         );
         let (_, specs) = Config::parse("t.toml", &t).unwrap();
-        let b = specs[0].broadcast.as_ref().unwrap();
+        let b = &broadcast(&specs[0]).config;
         assert_eq!(
             (b.preset.name, b.presentation_delay_us, b.bis_count()),
             ("48_4_2", 25_500, 1)
         );
         assert_eq!(b.code.unwrap().as_bytes()[15], 0x0f);
-        assert_eq!(specs[0].adapter.as_deref(), Some("hci1"));
+        assert_eq!(broadcast(&specs[0]).adapter.as_deref(), Some("hci1"));
         let e = err(&format!("{base}preset = \"48_9_1\"\n"));
         assert!(e.starts_with("t.toml:6:") && e.contains("48_2_1"), "{e}");
         // Every preset but the 44.1 kHz ones: LC3 encodes the 48 kHz audio into the preset's rate.
@@ -1069,7 +670,7 @@ delay_ms = 10
             ("32_1_1", 32_000),
         ] {
             let (_, specs) = Config::parse("t.toml", &format!("{base}preset = \"{name}\"\n")).unwrap();
-            let b = specs[0].broadcast.as_ref().unwrap();
+            let b = &broadcast(&specs[0]).config;
             assert_eq!((b.preset.name, b.preset.sample_rate_hz), (name, rate));
         }
         for name in ["441_2_1", "44_1_2"] {
@@ -1102,7 +703,7 @@ delay_ms = 10
         let base =
             "[source]\nkind = \"tone\"\n[[output]]\nname = \"s\"\nkind = \"a2dp\"\naddress = \"00:11:22:33:44:55\"\n";
         let (_, specs) = Config::parse("t.toml", base).unwrap();
-        let o = &specs[0];
+        let o = a2dp(&specs[0]);
         assert_eq!(
             (o.avrcp_volume, o.idle_release_ns, o.keep_alive),
             (true, Some(60_000_000_000), false),
@@ -1110,7 +711,7 @@ delay_ms = 10
         );
         let parse = |extra: &str| {
             let (_, specs) = Config::parse("t.toml", &format!("{base}{extra}")).unwrap();
-            let o = &specs[0];
+            let o = a2dp(&specs[0]);
             (o.avrcp_volume, o.idle_release_ns, o.keep_alive)
         };
         assert_eq!(parse("avrcp_volume = false\n"), (false, Some(60_000_000_000), false));

@@ -6,10 +6,13 @@
 //! - its **play time** is decided in [`output::player::Player`] (source time + buffer − latency, converted to local
 //!   time by [`timeline::server_clock`]), which hands it to the output at play time − output delay and keeps the
 //!   output locked with [`timeline::drift`];
-//! - it **leaves** through an [`output::Output`] (simulated speaker, WAV file, pipe, and later A2DP and broadcast).
+//! - it **leaves** through an [`output::Output`] (simulated speaker, WAV file, pipe, A2DP speaker or LE Audio
+//!   broadcast; the kinds are listed in [`output::KINDS`]).
 //!
 //! Pure logic (protocol, clocks, timeline, drift control) never touches sockets or D-Bus, so it tests anywhere.
 
+pub mod a2dp;
+pub mod bap;
 pub mod bench;
 pub mod bluez;
 pub mod codec;

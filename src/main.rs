@@ -1,7 +1,7 @@
 //! The `bluebridge` binary: command line, wiring, signals. The only place that knows every module.
 
 use anyhow::{bail, Context, Result};
-use bluebridge::config::{Config, OUTPUT_KINDS};
+use bluebridge::config::Config;
 use bluebridge::control::protocol::{ReloadReport, Request, Speaker, SpeakersReport, StatusReport};
 use bluebridge::demo;
 use bluebridge::output::player::PlayerStatus;
@@ -388,9 +388,9 @@ fn devices(json: bool) -> Result<()> {
 
 #[allow(dead_code)]
 fn known_kinds() -> String {
-    OUTPUT_KINDS
+    bluebridge::output::KINDS
         .iter()
-        .map(|(k, d)| format!("{k}: {d}"))
+        .map(|k| format!("{}: {}", k.name, k.help))
         .collect::<Vec<_>>()
         .join("\n")
 }

@@ -2,256 +2,275 @@
 //!
 //! Off unless `[service] metrics = "ADDRESS:PORT"` is set; bind it to localhost (the example config does) unless a
 //! scraper on another machine needs it. The page is rendered from the same [`StatusReport`] that
-//! `bluebridge status` shows, fetched from the service's controller, so both always agree.
+//! `bluebridge status` shows, fetched from the service's controller, so both always agree: each scrape builds a
+//! fresh `prometheus-client` registry from it ([`render`]).
 //!
-//! The HTTP side is deliberately tiny: one request per connection, a request head of at most
-//! [`MAX_REQUEST_BYTES`] read within [`REQUEST_TIMEOUT`], at most [`MAX_CONNECTIONS`] at once, `GET` (or `HEAD`)
-//! of `/metrics` or `/` only.
+//! HTTP is axum's router (where a web interface would add its routes) served by hyper's HTTP/1 connection
+//! builder, which holds the bounds: one request per connection, a request head of at most [`MAX_REQUEST_BYTES`]
+//! (longer: 431), read within [`REQUEST_TIMEOUT`] and the whole exchange within it too, at most
+//! [`MAX_CONNECTIONS`] at once; `GET` (or `HEAD`) of `/metrics` or `/` only.
 
-use crate::control::protocol::{Request, Response, StatusReport};
+use crate::control::protocol::{OutputReport, Request, Response, StatusReport};
 use crate::control::server::{stopped, Call};
-use std::fmt::Write;
+use axum::extract::State;
+use axum::http::{header, Method, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::Router;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use prometheus_client::encoding::prometheus_text;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot, watch, Semaphore};
 
-/// Longest request head read, bytes.
+/// Longest request head read, bytes (hyper's smallest read-buffer bound; a longer head is answered 431).
 pub const MAX_REQUEST_BYTES: usize = 8 * 1024;
 /// A request must arrive, and its answer be taken, within this.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// Connections served at once.
 pub const MAX_CONNECTIONS: usize = 8;
 
-fn escape(v: &str) -> String {
-    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
-}
+type Labels = Vec<(&'static str, String)>;
+type F64Gauge = Gauge<f64, AtomicU64>;
 
-struct Page(String);
+/// The registry of one page, registering families under the names the page always had.
+struct Page(Registry);
 
 impl Page {
-    fn family(&mut self, name: &str, kind: &str, help: &str) {
-        let _ = writeln!(self.0, "# HELP {name} {help}\n# TYPE {name} {kind}");
+    /// `help` as the page shows it: the registry appends the full stop.
+    fn help(help: &str) -> &str {
+        help.strip_suffix('.').unwrap_or(help)
     }
 
-    fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: f64) {
-        let labels: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{}\"", escape(v))).collect();
-        let labels = if labels.is_empty() {
-            String::new()
-        } else {
-            format!("{{{}}}", labels.join(","))
-        };
-        let _ = writeln!(self.0, "{name}{labels} {value}");
+    /// A gauge family with one sample per label set.
+    fn gauges(&mut self, name: &str, help: &str, samples: impl IntoIterator<Item = (Labels, f64)>) {
+        let family = Family::<Labels, F64Gauge>::default();
+        for (labels, v) in samples {
+            family.get_or_create(&labels).set(v);
+        }
+        self.0.register(name, Self::help(help), family);
+    }
+
+    /// One unlabelled gauge.
+    fn gauge(&mut self, name: &str, help: &str, v: f64) {
+        let g = F64Gauge::default();
+        g.set(v);
+        self.0.register(name, Self::help(help), g);
+    }
+
+    /// A counter family; `name` ends in `_total`, which the registry adds back.
+    fn counters(&mut self, name: &str, help: &str, samples: impl IntoIterator<Item = (Labels, u64)>) {
+        let family = Family::<Labels, Counter>::default();
+        for (labels, v) in samples {
+            family.get_or_create(&labels).inc_by(v);
+        }
+        let name = name.strip_suffix("_total").expect("counter names end in _total");
+        self.0.register(name, Self::help(help), family);
     }
 }
 
 /// The exposition-format page for `s`.
 pub fn render(s: &StatusReport) -> String {
-    let mut p = Page(String::new());
+    let mut p = Page(Registry::default());
     let b = |v: bool| if v { 1.0 } else { 0.0 };
-    p.family(
+    p.gauges(
         "bluebridge_info",
-        "gauge",
         "Build and source of the running service (always 1).",
+        [(
+            vec![("version", s.version.clone()), ("source", s.source.kind.clone())],
+            1.0,
+        )],
     );
-    p.sample(
-        "bluebridge_info",
-        &[("version", &s.version), ("source", &s.source.kind)],
-        1.0,
-    );
-    p.family(
+    p.gauge(
         "bluebridge_uptime_seconds",
-        "gauge",
         "Seconds since the service started.",
+        s.uptime_s,
     );
-    p.sample("bluebridge_uptime_seconds", &[], s.uptime_s);
-    p.family(
+    p.gauge(
         "bluebridge_engine_healthy",
-        "gauge",
         "1 while the real-time loop ticks (what feeds the systemd watchdog).",
+        b(s.engine.healthy),
     );
-    p.sample("bluebridge_engine_healthy", &[], b(s.engine.healthy));
-    p.family("bluebridge_engine_ticks_total", "counter", "Real-time loop ticks.");
-    p.sample("bluebridge_engine_ticks_total", &[], s.engine.ticks as f64);
+    p.counters(
+        "bluebridge_engine_ticks_total",
+        "Real-time loop ticks.",
+        [(vec![], s.engine.ticks)],
+    );
     if let Some(a) = s.engine.last_tick_age_ms {
-        p.family(
+        p.gauge(
             "bluebridge_engine_last_tick_age_seconds",
-            "gauge",
             "Since the loop's last tick.",
+            a / 1e3,
         );
-        p.sample("bluebridge_engine_last_tick_age_seconds", &[], a / 1e3);
     }
     if let Some(c) = s.engine.cpu_pct {
-        p.family(
+        p.gauge(
             "bluebridge_engine_cpu_ratio",
-            "gauge",
             "The real-time loop thread's CPU over the last 10 s, as a fraction of one core.",
+            c / 100.0,
         );
-        p.sample("bluebridge_engine_cpu_ratio", &[], c / 100.0);
     }
     if let Some(k) = s.skew_us {
-        p.family(
+        p.gauge(
             "bluebridge_skew_seconds",
-            "gauge",
             "Spread of the sync error across enabled, synced outputs.",
+            k / 1e6,
         );
-        p.sample("bluebridge_skew_seconds", &[], k / 1e6);
     }
-    p.family(
+    p.gauge(
         "bluebridge_state_save_failing",
-        "gauge",
         "1 while the last save of the persisted state failed.",
-    );
-    p.sample(
-        "bluebridge_state_save_failing",
-        &[],
         b(s.state.last_save_error.is_some()),
     );
-    p.family(
+    p.gauge(
         "bluebridge_state_problems",
-        "gauge",
         "Problems found loading the persisted state (a corrupt file kept aside…).",
+        s.state.problems.len() as f64,
     );
-    p.sample("bluebridge_state_problems", &[], s.state.problems.len() as f64);
     if let Some(r) = &s.reload {
-        p.family(
+        p.gauge(
             "bluebridge_last_reload_ok",
-            "gauge",
             "1 if the last config reload was applied.",
+            b(r.ok),
         );
-        p.sample("bluebridge_last_reload_ok", &[], b(r.ok));
     }
 
-    type Get = fn(&crate::control::protocol::OutputReport) -> f64;
-    let per_output: &[(&str, &str, &str, Get)] = &[
-        (
-            "bluebridge_output_enabled",
-            "gauge",
-            "1 if the output is enabled.",
-            |o| {
-                if o.enabled {
-                    1.0
-                } else {
-                    0.0
-                }
-            },
-        ),
+    let output = |o: &OutputReport| vec![("output", o.name.clone()), ("kind", o.kind.clone())];
+    type Get = fn(&OutputReport) -> f64;
+    let per_output: &[(&str, &str, Get)] = &[
+        ("bluebridge_output_enabled", "1 if the output is enabled.", |o| {
+            f64::from(u8::from(o.enabled))
+        }),
         (
             "bluebridge_output_synced",
-            "gauge",
             "1 if the output is locked to the timeline.",
-            |o| {
-                if o.synced {
-                    1.0
-                } else {
-                    0.0
-                }
-            },
+            |o| f64::from(u8::from(o.synced)),
         ),
-        ("bluebridge_output_volume_percent", "gauge", "Local volume.", |o| {
+        ("bluebridge_output_volume_percent", "Local volume.", |o| {
             o.volume_pct as f64
         }),
         (
             "bluebridge_output_group_volume_percent",
-            "gauge",
             "The group's volume (Snapcast Client.SetVolume).",
             |o| o.group_volume_pct as f64,
         ),
         (
             "bluebridge_output_group_muted",
-            "gauge",
             "1 if the group muted the output.",
-            |o| if o.group_muted { 1.0 } else { 0.0 },
+            |o| f64::from(u8::from(o.group_muted)),
         ),
         (
             "bluebridge_output_effective_volume_percent",
-            "gauge",
             "The volume in force: group x local (0 when muted).",
             |o| o.effective_volume_pct,
         ),
         (
             "bluebridge_output_error_seconds",
-            "gauge",
             "Last measured sync error of the output (actual - wanted source time; its deviation from play time).",
             |o| o.error_us / 1e6,
         ),
         (
             "bluebridge_output_rate_correction_ppm",
-            "gauge",
             "Drift correction applied now (resampling ratio), ppm.",
             |o| o.correction_ppm,
         ),
         (
             "bluebridge_output_drift_estimate_ppm",
-            "gauge",
             "Estimated clock error of the output, ppm.",
             |o| o.drift_estimate_ppm,
         ),
+    ];
+    for (name, help, get) in per_output {
+        p.gauges(name, help, s.outputs.iter().map(|o| (output(o), get(o))));
+    }
+    type Count = fn(&OutputReport) -> u64;
+    let per_output_counts: &[(&str, &str, Count)] = &[
         (
             "bluebridge_output_resyncs_total",
-            "counter",
             "Hard resyncs (skip or insert).",
-            |o| o.resyncs as f64,
+            |o| o.resyncs,
         ),
         (
             "bluebridge_output_write_errors_total",
-            "counter",
             "Failed writes to the output.",
-            |o| o.write_errors as f64,
+            |o| o.write_errors,
         ),
     ];
-    for (name, kind, help, get) in per_output {
-        p.family(name, kind, help);
-        for o in &s.outputs {
-            p.sample(name, &[("output", &o.name), ("kind", &o.kind)], get(o));
-        }
+    for (name, help, get) in per_output_counts {
+        p.counters(name, help, s.outputs.iter().map(|o| (output(o), get(o))));
     }
-    p.family(
+    p.gauges(
         "bluebridge_output_delay_seconds",
-        "gauge",
         "Each part of the output delay (hand-off to heard) and their total; part snapcast_latency is the latency the \
          server set (the audio plays that much earlier), not in the total.",
+        s.outputs.iter().flat_map(|o| {
+            let d = &o.delay;
+            [
+                ("encoder", d.encoder_ms),
+                ("queue", d.queue_ms),
+                ("transport", d.transport_ms),
+                ("sink_reported", d.sink_reported_ms),
+                ("offset", d.offset_ms),
+                ("calibration", d.calibration_ms),
+                ("total", d.total_ms),
+                ("snapcast_latency", d.snapcast_latency_ms),
+            ]
+            .map(|(part, v)| (vec![("output", o.name.clone()), ("part", part.to_string())], v / 1e3))
+        }),
     );
-    for o in &s.outputs {
-        let d = &o.delay;
-        for (part, v) in [
-            ("encoder", d.encoder_ms),
-            ("queue", d.queue_ms),
-            ("transport", d.transport_ms),
-            ("sink_reported", d.sink_reported_ms),
-            ("offset", d.offset_ms),
-            ("calibration", d.calibration_ms),
-            ("total", d.total_ms),
-            ("snapcast_latency", d.snapcast_latency_ms),
-        ] {
-            p.sample(
-                "bluebridge_output_delay_seconds",
-                &[("output", &o.name), ("part", part)],
-                v / 1e3,
-            );
-        }
-    }
-    p.family(
+    p.counters(
         "bluebridge_output_events_total",
-        "counter",
         "The output's own counters (underruns, lost packets, rendered frames, reconnects…).",
+        s.outputs.iter().flat_map(|o| {
+            o.counters
+                .iter()
+                .map(|(k, v)| (vec![("output", o.name.clone()), ("counter", k.clone())], *v))
+        }),
     );
-    for o in &s.outputs {
-        for (k, v) in &o.counters {
-            p.sample(
-                "bluebridge_output_events_total",
-                &[("output", &o.name), ("counter", k)],
-                *v as f64,
-            );
-        }
+    let mut page = String::new();
+    prometheus_text::encode(&mut page, &p.0).expect("writing to a String cannot fail");
+    page
+}
+
+/// The endpoint's routes; what is not routed is 404 for `GET`/`HEAD` and 405 for other methods.
+fn router(calls: mpsc::Sender<Call>) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics_page))
+        .route("/", get(metrics_page))
+        .fallback(|method: Method| async move {
+            if method == Method::GET || method == Method::HEAD {
+                (StatusCode::NOT_FOUND, "not found; try /metrics\n")
+            } else {
+                (StatusCode::METHOD_NOT_ALLOWED, "only GET /metrics\n")
+            }
+        })
+        .with_state(calls)
+}
+
+async fn metrics_page(State(calls): State<mpsc::Sender<Call>>) -> axum::response::Response {
+    match status(&calls).await {
+        Some(s) => ([(header::CONTENT_TYPE, prometheus_text::CONTENT_TYPE)], render(&s)).into_response(),
+        None => (StatusCode::SERVICE_UNAVAILABLE, "the service is not answering\n").into_response(),
     }
-    p.0
 }
 
 /// Serves `listener` until `shutdown`, asking `calls` for the status behind each page.
 pub async fn serve(listener: TcpListener, calls: mpsc::Sender<Call>, mut shutdown: watch::Receiver<bool>) {
+    let app = router(calls);
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.keep_alive(false)
+        .max_buf_size(MAX_REQUEST_BYTES)
+        .timer(TokioTimer::new())
+        .header_read_timeout(REQUEST_TIMEOUT)
+        .title_case_headers(true);
     loop {
         let accepted = tokio::select! {
             r = listener.accept() => r,
@@ -265,43 +284,12 @@ pub async fn serve(listener: TcpListener, calls: mpsc::Sender<Call>, mut shutdow
         let Ok(permit) = slots.clone().try_acquire_owned() else {
             continue;
         };
-        let calls = calls.clone();
+        let connection = http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(app.clone()));
         tokio::spawn(async move {
-            let _ = tokio::time::timeout(REQUEST_TIMEOUT, connection(stream, calls)).await;
+            let _ = tokio::time::timeout(REQUEST_TIMEOUT, connection).await;
             drop(permit);
         });
     }
-}
-
-async fn connection(mut stream: TcpStream, calls: mpsc::Sender<Call>) {
-    let mut head = Vec::with_capacity(512);
-    let mut buf = [0u8; 1024];
-    while !head.windows(4).any(|w| w == b"\r\n\r\n") && !head.windows(2).any(|w| w == b"\n\n") {
-        match stream.read(&mut buf).await {
-            Ok(0) | Err(_) => return,
-            Ok(n) => head.extend_from_slice(&buf[..n]),
-        }
-        if head.len() > MAX_REQUEST_BYTES {
-            let _ = stream
-                .write_all(&reply(431, "text/plain", "request header too large\n", false))
-                .await;
-            return;
-        }
-    }
-    let first = String::from_utf8_lossy(head.split(|&b| b == b'\n').next().unwrap_or_default()).into_owned();
-    let mut parts = first.split_whitespace();
-    let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-    let head_only = method == "HEAD";
-    let answer = match (method, path) {
-        ("GET" | "HEAD", "/metrics" | "/") => match status(&calls).await {
-            Some(s) => reply(200, "text/plain; version=0.0.4; charset=utf-8", &render(&s), head_only),
-            None => reply(503, "text/plain", "the service is not answering\n", head_only),
-        },
-        ("GET" | "HEAD", _) => reply(404, "text/plain", "not found; try /metrics\n", head_only),
-        _ => reply(405, "text/plain", "only GET /metrics\n", false),
-    };
-    let _ = stream.write_all(&answer).await;
-    let _ = stream.shutdown().await;
 }
 
 async fn status(calls: &mpsc::Sender<Call>) -> Option<StatusReport> {
@@ -313,29 +301,12 @@ async fn status(calls: &mpsc::Sender<Call>) -> Option<StatusReport> {
     }
 }
 
-fn reply(code: u16, content_type: &str, body: &str, head_only: bool) -> Vec<u8> {
-    let reason = match code {
-        200 => "OK",
-        404 => "Not Found",
-        405 => "Method Not Allowed",
-        431 => "Request Header Fields Too Large",
-        _ => "Service Unavailable",
-    };
-    let mut r = format!(
-        "HTTP/1.1 {code} {reason}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    )
-    .into_bytes();
-    if !head_only {
-        r.extend_from_slice(body.as_bytes());
-    }
-    r
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::control::protocol::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
 
     fn report() -> StatusReport {
         StatusReport {
@@ -484,25 +455,34 @@ mod tests {
         assert_eq!(get("bluebridge_engine_ticks_total"), 2400.0);
     }
 
-    #[tokio::test]
-    async fn the_endpoint_serves_metrics_and_refuses_the_rest() {
+    /// A served endpoint whose controller answers every status call with [`report`].
+    async fn endpoint() -> (std::net::SocketAddr, watch::Sender<bool>) {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, mut rx) = mpsc::channel::<Call>(4);
-        let (_stop, stop_rx) = watch::channel(false);
+        let (stop, stop_rx) = watch::channel(false);
         tokio::spawn(async move {
             while let Some((_, reply)) = rx.recv().await {
                 let _ = reply.send(Response::ok(report()));
             }
         });
         tokio::spawn(serve(listener, tx, stop_rx));
-        let get = |req: &'static str| async move {
-            let mut s = TcpStream::connect(addr).await.unwrap();
-            s.write_all(req.as_bytes()).await.unwrap();
-            let mut out = String::new();
-            s.read_to_string(&mut out).await.unwrap();
-            out
-        };
+        (addr, stop)
+    }
+
+    /// Sends `req` and reads the whole answer (the server closes after one).
+    async fn exchange(addr: std::net::SocketAddr, req: &str) -> String {
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        s.write_all(req.as_bytes()).await.unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).await.unwrap();
+        out
+    }
+
+    #[tokio::test]
+    async fn the_endpoint_serves_metrics_and_refuses_the_rest() {
+        let (addr, _stop) = endpoint().await;
+        let get = |req: &'static str| exchange(addr, req);
         let r = get("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").await;
         assert!(r.starts_with("HTTP/1.1 200 OK\r\n"), "{r}");
         assert!(r.contains("Content-Type: text/plain; version=0.0.4"), "{r}");
@@ -514,9 +494,44 @@ mod tests {
         assert_eq!(declared, body.len());
         assert!(get("GET /nope HTTP/1.1\r\n\r\n").await.starts_with("HTTP/1.1 404"));
         assert!(get("POST /metrics HTTP/1.1\r\n\r\n").await.starts_with("HTTP/1.1 405"));
-        // Just over the limit and never finished: answered, not waited for (all of it is read, so no reset).
-        let big: &'static str =
-            Box::leak(format!("GET /metrics HTTP/1.1\r\nX: {}", "a".repeat(8_300)).into_boxed_str());
-        assert!(get(big).await.starts_with("HTTP/1.1 431"));
+        assert!(get("DELETE /nope HTTP/1.1\r\n\r\n").await.starts_with("HTTP/1.1 405"));
+        // Not HTTP at all: a 400, not a hang.
+        assert!(get("hello there\r\n\r\n").await.starts_with("HTTP/1.1 400"));
+        // HEAD: the head of the page, no body.
+        let h = get("HEAD /metrics HTTP/1.1\r\n\r\n").await;
+        assert!(h.starts_with("HTTP/1.1 200") && h.ends_with("\r\n\r\n"), "{h}");
+        // Just over the limit and never finished: answered, not waited for.
+        let big = format!("GET /metrics HTTP/1.1\r\nX: {}", "a".repeat(8_300));
+        assert!(exchange(addr, &big).await.starts_with("HTTP/1.1 431"));
+    }
+
+    /// Over [`MAX_CONNECTIONS`] a connection is closed at once; a silent one is closed after [`REQUEST_TIMEOUT`].
+    #[tokio::test]
+    async fn connections_are_capped_and_timed_out() {
+        let (addr, _stop) = endpoint().await;
+        let mut idle = Vec::new();
+        for _ in 0..MAX_CONNECTIONS {
+            let mut s = TcpStream::connect(addr).await.unwrap();
+            s.write_all(b"GET /metr").await.unwrap();
+            idle.push(s);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let started = std::time::Instant::now();
+        let mut extra = TcpStream::connect(addr).await.unwrap();
+        let mut out = Vec::new();
+        let _ = extra.read_to_end(&mut out).await;
+        assert!(out.is_empty() && started.elapsed() < Duration::from_secs(1), "{out:?}");
+        let mut first = idle.remove(0);
+        let n = tokio::time::timeout(REQUEST_TIMEOUT * 2, first.read_to_end(&mut out))
+            .await
+            .expect("closed within the timeout");
+        let waited = started.elapsed();
+        assert!(
+            waited >= REQUEST_TIMEOUT - Duration::from_millis(500),
+            "{waited:?} {n:?}"
+        );
+        // Its slot is free again.
+        let r = exchange(addr, "GET / HTTP/1.1\r\n\r\n").await;
+        assert!(r.starts_with("HTTP/1.1 200"), "{r}");
     }
 }

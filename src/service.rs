@@ -14,7 +14,8 @@
 //! wiring, opening and closing outputs. It talks to the engine only through its [`EngineHandle`], so nothing on
 //! the real-time path ever waits for it.
 
-use crate::config::{BluetoothSpec, Config, ConfigError, Loaded, OutputSpec, ServiceSpec, SourceSpec};
+use crate::bluez::edge::BluezEdge;
+use crate::config::{BluetoothSpec, Config, ConfigError, Loaded, ServiceSpec, SourceSpec};
 use crate::control::protocol::{
     DelayReport, EngineReport, ErrorCode, OutputReport, ReloadReport, Request, Response, SourceReport, Speaker,
     SpeakersReport, StateReport, StatusReport,
@@ -22,7 +23,7 @@ use crate::control::protocol::{
 use crate::control::server::{self, Call, Limits};
 use crate::engine::{control_channel, Engine, EngineCommand, EngineHandle, EngineReply};
 use crate::output::player::{Feed, PlaySettings, Player, PlayerConfig, PlayerStatus};
-use crate::output::{OutputContext, OutputError};
+use crate::output::{OutputContext, OutputError, OutputSettings, OutputSpec};
 use crate::source::snapcast::SnapcastIngest;
 use crate::source::tone::{TestSignal, ToneSource, CLICK_OFFSET_FRAMES};
 use crate::source::wav::WavSource;
@@ -266,6 +267,8 @@ struct Controller {
     bluetooth: BluetoothSpec,
     /// One for the whole run: every `a2dp` output shares its hub (endpoints, automatic placement).
     ctx: OutputContext,
+    /// The same edge as `ctx`'s, kept to retune it on a reload.
+    bluez: Arc<BluezEdge>,
     state: State,
     store: StateStore,
     state_problems: Vec<String>,
@@ -427,14 +430,15 @@ impl Controller {
 
     fn speaker(&self, spec: OutputSpec, players: &BTreeMap<String, PlayerStatus>) -> Speaker {
         let (eff, enabled) = self.state.overlay(&spec);
-        let target = match eff.kind.as_str() {
-            "file" | "pipe" => eff.path.clone(),
+        let target = match &eff.settings {
+            OutputSettings::File(f) => f.path.clone(),
+            OutputSettings::Pipe(p) => p.path.clone(),
             _ => String::new(),
         };
         Speaker {
             state: self.state_word(&eff.name, enabled, players.get(&eff.name)).into(),
+            kind: eff.kind().to_string(),
             name: eff.name,
-            kind: eff.kind,
             target,
             channel: format!("{:?}", eff.channel).to_lowercase(),
             enabled,
@@ -468,7 +472,7 @@ impl Controller {
                 };
                 OutputReport {
                     name: spec.name.clone(),
-                    kind: spec.kind.clone(),
+                    kind: spec.kind().to_string(),
                     state: self.state_word(&spec.name, enabled, p).into(),
                     enabled,
                     volume_pct: eff.volume_pct,
@@ -603,9 +607,7 @@ impl Controller {
             notes.push("[service] changed: it takes effect at the next restart".to_string());
         }
         if new.bluetooth != self.bluetooth {
-            self.ctx
-                .max_a2dp_per_adapter
-                .store(new.bluetooth.max_a2dp_per_adapter, std::sync::atomic::Ordering::Relaxed);
+            self.bluez.set_max_a2dp_per_adapter(new.bluetooth.max_a2dp_per_adapter);
             notes.push(format!(
                 "[bluetooth] changed: max_a2dp_per_adapter = {} applies to speakers placed from now on",
                 new.bluetooth.max_a2dp_per_adapter
@@ -825,6 +827,10 @@ pub fn run_with_default_socket(config: &str, stop: Arc<AtomicBool>, default_sock
     }
     let (wiring, sources) = Wiring::start(&loaded.source, SystemClock.now())?;
     let (handle, mut ctl) = control_channel();
+    let bluez = Arc::new(BluezEdge::new(
+        rt.handle().clone(),
+        loaded.bluetooth.max_a2dp_per_adapter,
+    ));
     let mut controller = Controller {
         config_path: config.to_string(),
         started,
@@ -833,14 +839,8 @@ pub fn run_with_default_socket(config: &str, stop: Arc<AtomicBool>, default_sock
         specs: loaded.outputs.clone(),
         service: loaded.service.clone(),
         bluetooth: loaded.bluetooth.clone(),
-        ctx: {
-            let ctx = OutputContext::new(rt.handle().clone());
-            ctx.max_a2dp_per_adapter.store(
-                loaded.bluetooth.max_a2dp_per_adapter,
-                std::sync::atomic::Ordering::Relaxed,
-            );
-            ctx
-        },
+        ctx: OutputContext::new(bluez.clone()),
+        bluez,
         state: state.state,
         store,
         state_problems: state.problem.into_iter().collect(),

@@ -13,7 +13,7 @@
 //!   if it cannot be renamed aside, the store refuses to overwrite it.
 //! - Keys this version does not know (written by a newer bluebridge) are kept and written back unchanged.
 
-use crate::config::OutputSpec;
+use crate::output::OutputSpec;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fs::File;

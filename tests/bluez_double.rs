@@ -22,7 +22,8 @@ fn logs() {
 fn open_broadcast() -> Box<dyn bluebridge::output::Output> {
     let cfg = "[source]\nkind = \"tone\"\n[[output]]\nname = \"b\"\nkind = \"broadcast\"\n";
     let (_, specs) = bluebridge::config::Config::parse("t.toml", cfg).expect("config");
-    let ctx = bluebridge::output::OutputContext::new(tokio::runtime::Handle::current());
+    let edge = bluebridge::bluez::edge::BluezEdge::new(tokio::runtime::Handle::current(), 2);
+    let ctx = bluebridge::output::OutputContext::new(std::sync::Arc::new(edge));
     bluebridge::output::open(&specs[0], &ctx).expect("opening the broadcast output")
 }
 
@@ -180,7 +181,10 @@ async fn a_malformed_reply_is_a_clear_error() {
     let media = bluebridge::bluez::media::MediaBus::connect().expect("connecting to the private system bus");
     let cfg = "[source]\nkind = \"tone\"\n[[output]]\nname = \"b\"\nkind = \"broadcast\"\n";
     let (_, specs) = bluebridge::config::Config::parse("t.toml", cfg).expect("config");
-    let config = specs[0].broadcast.clone().expect("a broadcast config");
+    let bluebridge::output::OutputSettings::Broadcast(b) = &specs[0].settings else {
+        panic!("a broadcast config")
+    };
+    let config = b.config.clone();
     let r = tokio::time::timeout(
         Duration::from_secs(10),
         bluebridge::bluez::broadcast_source::start(&media, "hci0", &config),

@@ -5,7 +5,11 @@ Each check gets "gate": true unless its name matches one of the comma-separated 
 variable FIGURE_CHECKS (the scenario's `# rig: figures=` header, passed by scripts/rig): such a check is a figure, its
 verdict is recorded and printed but does not fail the scenario. guest-finished, emulator and scenario-checks always gate.
 Prints the failed checks, one per line 'GATE|FIGURE<TAB>name<TAB>detail', on stdout; exit 0 if every gated check passed.
-Usage also: report.py --summary REPORT_JSON  (one line: gated checks passed, figure checks off)."""
+Usage also: report.py --summary REPORT_JSON  (one line: gated checks passed, figure checks off; a scenario that
+passed only on its retry says so first, with the checks its first attempt failed).
+Usage also: report.py --retried REPORT_JSON FIRST_REPORT_JSON REASON: records in REPORT_JSON (the retry's) that a first
+attempt ran and failed (its failed gated checks and figure checks, its log dir, why it was retried); "status" becomes
+"passed on retry" or "failed twice". A retry never hides the first attempt: the summary line and `test` show it."""
 import fnmatch
 import json
 import os
@@ -26,7 +30,13 @@ def summary(path):
     r = json.load(open(path))
     g = [c for c in r["checks"] if c.get("gate", True)]
     f = [c for c in r["checks"] if not c.get("gate", True)]
-    line = "gated %d/%d passed" % (sum(c["pass"] for c in g), len(g))
+    line = ""
+    first = r.get("first_attempt")
+    if first:
+        line = "%s; first attempt (%s) failed: %s; retry: " % (
+            r.get("status", "retried"), first.get("reason", "retry"),
+            ",".join(first.get("failed", [])) or "no check recorded")
+    line += "gated %d/%d passed" % (sum(c["pass"] for c in g), len(g))
     bad = [c["name"] for c in g if not c["pass"]]
     if bad:
         line += " (failed: %s)" % ",".join(bad)
@@ -56,10 +66,38 @@ def guest_panic(console):
     return None
 
 
+def retried(path, first_path, reason):
+    """Marks the retry's report with its failed first attempt; returns the retry's verdict as an exit status."""
+    r = json.load(open(path))
+    try:
+        f = json.load(open(first_path))
+    except (OSError, ValueError) as e:
+        f = {"pass": False, "checks": [{"name": "report", "pass": False, "gate": True,
+                                        "detail": "first attempt's report unreadable: %s" % e}]}
+    bad = [c for c in f.get("checks", []) if not c["pass"] and c.get("gate", True)]
+    off = [c for c in f.get("checks", []) if not c["pass"] and not c.get("gate", True)]
+    r["attempts"] = 2
+    r["status"] = "passed on retry" if r["pass"] else "failed twice"
+    r["first_attempt"] = {"pass": f.get("pass", False), "reason": reason,
+                          "failed": [c["name"] for c in bad],
+                          "failed_checks": [{"name": c["name"], "detail": c.get("detail", "")} for c in bad],
+                          "figure_checks_off": [c["name"] for c in off],
+                          "log_dir": os.path.dirname(os.path.abspath(first_path)),
+                          "figures": f.get("figures", {})}
+    with open(path, "w") as out:
+        json.dump(r, out, indent=2)
+        out.write("\n")
+    for c in bad:
+        print("%s\t%s" % (c["name"], c.get("detail", "")))
+    return 0 if r["pass"] else 1
+
+
 def main():
     if sys.argv[1:2] == ["--summary"]:
         print(summary(sys.argv[2]))
         return 0
+    if sys.argv[1:2] == ["--retried"]:
+        return retried(sys.argv[2], sys.argv[3], sys.argv[4])
     out, scenario, vm_rc, vm_s, host_tmo, image = sys.argv[1:7]
     pre = sys.argv[7:9]
     checks, figures = [], {}
@@ -100,7 +138,8 @@ def main():
     figures["vm_s"] = num(vm_s)
     figures["boots"] = int(os.environ.get("BOOTS", "1"))
     passed = all(c["pass"] for c in checks if c["gate"])
-    report = {"scenario": scenario, "pass": passed, "checks": checks, "figures": figures,
+    report = {"scenario": scenario, "pass": passed, "status": "passed" if passed else "failed", "attempts": 1,
+              "checks": checks, "figures": figures,
               "figure_checks": pats, "figure_checks_off": [c["name"] for c in checks if not c["gate"] and not c["pass"]],
               "log_dir": os.path.abspath(out), "image": image}
     with open(os.path.join(out, "report.json"), "w") as f:

@@ -2,11 +2,11 @@
 //! acquires its transport when BlueZ configures one, follows its `Delay`, and reconnects with backoff when the
 //! speaker powers off, walks out of range or the link fails (BlueZ itself retries only after link loss).
 
-use super::a2dp::sbc_caps::SbcQuality;
-use super::a2dp::A2DP_SINK_UUID;
 use super::media::{MediaBus, MediaError};
 use super::media_endpoint::{register_a2dp_source, EndpointEvent, EndpointHandle};
 use super::media_transport;
+use crate::a2dp::sbc_caps::SbcQuality;
+use crate::a2dp::A2DP_SINK_UUID;
 use crate::output::a2dp::{Link, LinkState, SharedLink};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -396,7 +396,11 @@ async fn speaker_task(
             drop(turn);
             match result {
                 Ok(Ok(())) => {}
-                Ok(Err(e)) if e.to_string().contains("lready") => {}
+                Ok(Err(e))
+                    if matches!(
+                        e.kind,
+                        bluer::ErrorKind::AlreadyConnected | bluer::ErrorKind::AlreadyExists
+                    ) => {}
                 Ok(Err(e)) => {
                     tracing::warn!(
                         output = name,

@@ -12,11 +12,11 @@
 //! A Broadcast Name cannot be set: BlueZ 5.82's Media API has no property for it (the kernel advertises the
 //! Broadcast Audio Announcement with a random Broadcast_ID and no name).
 
-use super::bap::broadcast::{BisSetup, BroadcastConfig, PropValue};
-use super::bap::ltv::Lc3Capabilities;
 use super::media::{MediaBus, MediaError};
 use super::media_endpoint::{INTERFACE, MEDIA_INTERFACE};
 use super::media_transport;
+use crate::bap::broadcast::{BisSetup, BroadcastConfig, PropValue};
+use crate::bap::ltv::Lc3Capabilities;
 use crate::output::broadcast::{BigLink, BigState};
 use dbus::arg::{PropMap, RefArg, Variant};
 use dbus::nonblock::stdintf::org_freedesktop_dbus::Properties;
@@ -504,8 +504,8 @@ pub async fn run(name: String, adapter: String, config: BroadcastConfig, shared:
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bluez::bap::broadcast::{BroadcastCode, ChannelLayout};
-    use crate::bluez::bap::presets::Preset;
+    use crate::bap::broadcast::{BroadcastCode, ChannelLayout};
+    use crate::bap::presets::Preset;
 
     #[test]
     fn properties_marshal_to_the_types_bluez_parses() {

@@ -6,9 +6,9 @@
 //! accepted only from BlueZ's unique name; anything else gets `org.bluez.Error.NotAuthorized`. Registration is a
 //! [`EndpointHandle`] that unregisters on drop; its event receiver tells the owner about transports.
 
-use super::a2dp::sbc_caps::{self, SbcQuality};
-use super::a2dp::{A2DP_SINK_UUID, A2DP_SOURCE_UUID, CODEC_SBC};
 use super::media::{MediaBus, MediaError};
+use crate::a2dp::sbc_caps::{self, SbcQuality};
+use crate::a2dp::{A2DP_SINK_UUID, A2DP_SOURCE_UUID, CODEC_SBC};
 use dbus::arg::{PropMap, RefArg, Variant};
 use dbus::MethodErr;
 use std::collections::HashMap;

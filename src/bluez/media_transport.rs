@@ -76,8 +76,7 @@ pub async fn set_delay(bus: &MediaBus, transport: &str, delay_dms: u16) -> Resul
         )))
 }
 
-/// The largest A2DP absolute volume (AVRCP 1.4: 0…127).
-pub const A2DP_VOLUME_MAX: u16 = 127;
+pub use crate::a2dp::A2DP_VOLUME_MAX;
 
 /// The speaker's absolute volume (AVRCP, 0…127 for A2DP), if the property is there: BlueZ shows it once AVRCP
 /// reports an absolute volume, i.e. when the speaker supports AVRCP 1.4 absolute volume.

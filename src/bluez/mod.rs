@@ -1,11 +1,9 @@
 //! Everything that talks to BlueZ over D-Bus. Nothing outside this module imports `bluer` or `dbus`.
 
-pub mod a2dp;
-pub mod a2dp_sink_recorder;
 pub mod a2dp_speaker;
 pub mod adapters;
-pub mod bap;
 pub mod broadcast_source;
+pub mod edge;
 pub mod media;
 pub mod media_endpoint;
 pub mod media_transport;

@@ -40,7 +40,7 @@ pub async fn scan(adapter: Option<&str>, secs: u64) -> bluer::Result<Vec<Seen>> 
             seen.insert(addr);
         }
     }
-    let sink: bluer::Uuid = super::a2dp::A2DP_SINK_UUID.parse().expect("valid");
+    let sink: bluer::Uuid = crate::a2dp::A2DP_SINK_UUID.parse().expect("valid");
     let mut out = vec![];
     for addr in seen {
         let d = adapter.device(addr)?;
@@ -92,7 +92,7 @@ pub async fn pair(address: Address, adapter: Option<&str>, discover_secs: u64) -
         device.pair().await?;
     }
     device.set_trusted(true).await?;
-    let sink: bluer::Uuid = super::a2dp::A2DP_SINK_UUID.parse().expect("valid");
+    let sink: bluer::Uuid = crate::a2dp::A2DP_SINK_UUID.parse().expect("valid");
     if let Err(e) = device.connect_profile(&sink).await {
         tracing::info!("paired; connecting the A2DP profile now failed ({e}); `run` connects it when needed");
     }

@@ -8,15 +8,15 @@
 //! audio at the local clock (and drops it), so it stays on the timeline and rejoins in sync.
 //!
 //! Volume: when the speaker offers AVRCP absolute volume, the control side sets it and the samples go out at full
-//! scale ([`Output::set_device_volume`]); otherwise the player scales the samples. Silence: after
+//! scale ([`DeviceControl::set_volume`]); otherwise the player scales the samples. Silence: after
 //! [`A2dpOptions::idle_release_ns`] of digital silence the output marks itself idle and the control side releases
 //! the stream (the speaker may sleep); sound coming back takes it again. With [`A2dpOptions::keep_alive`] silence
 //! is replaced by an inaudible tone instead, for speakers that switch off when they hear nothing.
 
 use super::local_clocked::LocalClocked;
-use super::{Output, OutputError, OutputStatus, OUTPUT_FORMAT};
-use crate::bluez::a2dp::rtp::{frames_per_packet, RtpPacketizer};
-use crate::bluez::a2dp::sbc_caps;
+use super::{DeviceControl, Output, OutputError, OutputStatus, OUTPUT_FORMAT};
+use crate::a2dp::rtp::{frames_per_packet, RtpPacketizer};
+use crate::a2dp::sbc_caps;
 use crate::codec::sbc::{Sbc, SBC_DELAY_FRAMES};
 use crate::timeline::LocalTime;
 use std::collections::VecDeque;
@@ -130,6 +130,8 @@ pub struct A2dpOutput {
     wanted_volume_pct: Option<u8>,
     /// Copied from the shared state at each tick.
     device_volume: Option<u16>,
+    /// The sink's delay (reported, else the fallback), ns, copied from the shared state at each poll.
+    sink_delay_ns: i64,
     /// Consecutive frames of digital silence written.
     silent_frames: u64,
     idle: bool,
@@ -164,6 +166,7 @@ impl A2dpOutput {
             write_errors: 0,
             wanted_volume_pct: None,
             device_volume: None,
+            sink_delay_ns: options.fallback_delay_ns,
             silent_frames: 0,
             idle: false,
             keep_alive,
@@ -298,17 +301,20 @@ impl Output for A2dpOutput {
         "a2dp"
     }
 
-    fn status(&mut self, now: LocalTime) -> OutputStatus {
-        let delay = self.sync_link();
+    fn poll(&mut self, now: LocalTime) {
+        self.sink_delay_ns = self.sync_link();
         self.flush_due(now);
+    }
+
+    fn status(&mut self, now: LocalTime) -> OutputStatus {
         let mut st = self.clock.status(now);
-        // The encoder's algorithmic delay is part of what the sink hears late.
-        let encoder_ns = if self.active.is_some() {
-            SBC_DELAY_FRAMES as i64 * 1_000_000_000 / 48_000
+        st.sink_reported_ns = Some(self.sink_delay_ns);
+        // The encoder's algorithmic delay: its own part, apart from the sink's.
+        st.encoder_ns = if self.active.is_some() {
+            SBC_DELAY_FRAMES as i64 * 1_000_000_000 / OUTPUT_FORMAT.rate_hz as i64
         } else {
             0
         };
-        st.sink_reported_ns = Some(delay + encoder_ns);
         st
     }
 
@@ -375,24 +381,12 @@ impl Output for A2dpOutput {
         self.active.is_some()
     }
 
-    fn set_device_volume(&mut self, pct: u8) -> bool {
-        if self.wanted_volume_pct != Some(pct) {
-            self.wanted_volume_pct = Some(pct);
-            let mut st = self.shared.lock().expect("link lock");
-            st.wanted_volume_pct = Some(pct);
-            st.changed.notify_one();
-        }
-        self.active.is_some() && self.device_volume.is_some()
+    fn device(&self) -> Option<&dyn DeviceControl> {
+        Some(self)
     }
 
-    fn device_volume(&self) -> Option<(u16, u16)> {
-        self.device_volume
-            .filter(|_| self.active.is_some())
-            .map(|level| (level, crate::bluez::media_transport::A2DP_VOLUME_MAX))
-    }
-
-    fn idle(&self) -> bool {
-        self.idle
+    fn device_mut(&mut self) -> Option<&mut dyn DeviceControl> {
+        Some(self)
     }
 
     fn wake_at(&self, now: LocalTime) -> Option<LocalTime> {
@@ -410,16 +404,49 @@ impl Output for A2dpOutput {
     }
 }
 
+impl DeviceControl for A2dpOutput {
+    fn set_volume(&mut self, pct: u8) -> bool {
+        if self.wanted_volume_pct != Some(pct) {
+            self.wanted_volume_pct = Some(pct);
+            let mut st = self.shared.lock().expect("link lock");
+            st.wanted_volume_pct = Some(pct);
+            st.changed.notify_one();
+        }
+        self.active.is_some() && self.device_volume.is_some()
+    }
+
+    fn volume(&self) -> Option<(u16, u16)> {
+        self.device_volume
+            .filter(|_| self.active.is_some())
+            .map(|level| (level, crate::a2dp::A2DP_VOLUME_MAX))
+    }
+
+    fn idle(&self) -> bool {
+        self.idle
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// One player tick's calls: what is due, then the state.
+    fn poll_status(out: &mut dyn Output, now: LocalTime) -> OutputStatus {
+        out.poll(now);
+        out.status(now)
+    }
 
     #[test]
     fn sends_rtp_sbc_packets_when_due_and_reports_failure() {
         let (mut out, shared, b) = linked_output(A2dpOptions::with_fallback_delay(200_000_000));
         shared.lock().unwrap().reported_delay_ns = Some(150_000_000);
-        let st = out.status(LocalTime::from_ns(0));
-        assert_eq!(st.sink_reported_ns, Some(150_000_000 + 73 * 1_000_000_000 / 48_000));
+        let st = poll_status(&mut out, LocalTime::from_ns(0));
+        assert_eq!(
+            st.sink_reported_ns,
+            Some(150_000_000),
+            "the speaker's own delay, as it reports it"
+        );
+        assert_eq!(st.encoder_ns, 73 * 1_000_000_000 / 48_000, "SBC's delay, kept apart");
         // 100 ms of audio handed over at once; packets go out as their first frame comes due.
         out.write(LocalTime::from_ns(0), &vec![0i16; 4800 * 2]).unwrap();
         let mut buf = [0u8; 2048];
@@ -429,7 +456,7 @@ mod tests {
             Some(LocalTime::from_ns(40_000_000)),
             "the loop is asked back when the first packet is due (after the lead)"
         );
-        out.status(LocalTime::from_ns(80_000_000));
+        poll_status(&mut out, LocalTime::from_ns(80_000_000));
         let n = b.recv(&mut buf).unwrap();
         // 7 frames of 115 bytes + 13 header bytes; 7 × 128 frames per packet.
         assert_eq!(n, 13 + 7 * 115);
@@ -446,7 +473,7 @@ mod tests {
             "next: the packet starting at frame 2688"
         );
         drop(b);
-        out.status(LocalTime::from_ns(200_000_000));
+        poll_status(&mut out, LocalTime::from_ns(200_000_000));
         assert!(
             shared.lock().unwrap().failed,
             "a dead socket is reported to the control side"
@@ -473,7 +500,7 @@ mod tests {
     /// Writes `blocks` blocks of 5 ms (`value` in every sample), one per 5 ms tick from `*t`.
     fn feed(out: &mut A2dpOutput, t: &mut i64, blocks: usize, value: i16) {
         for _ in 0..blocks {
-            out.status(LocalTime::from_ns(*t));
+            poll_status(out, LocalTime::from_ns(*t));
             out.write(LocalTime::from_ns(*t), &[value; 480]).unwrap();
             *t += 5_000_000;
         }
@@ -591,30 +618,27 @@ mod tests {
     fn volume_goes_to_the_speaker_only_once_it_applies_it() {
         let (mut out, shared, _b) = linked_output(A2dpOptions::with_fallback_delay(0));
         let notified = shared.lock().unwrap().changed.clone();
-        out.status(LocalTime::from_ns(0));
-        assert!(
-            !out.set_device_volume(40),
-            "software volume until the speaker is at our level"
-        );
+        poll_status(&mut out, LocalTime::from_ns(0));
+        assert!(!out.set_volume(40), "software volume until the speaker is at our level");
         assert_eq!(shared.lock().unwrap().wanted_volume_pct, Some(40));
         assert!(futures_lite_ready(notified.notified()), "the control side is told");
-        assert_eq!(out.device_volume(), None);
+        assert_eq!(out.volume(), None);
         {
             let mut st = shared.lock().unwrap();
             st.device_volume = true;
             st.device_level = Some(51);
         }
-        out.status(LocalTime::from_ns(5_000_000));
-        assert!(out.set_device_volume(40));
-        assert_eq!(out.device_volume(), Some((51, 127)));
+        poll_status(&mut out, LocalTime::from_ns(5_000_000));
+        assert!(out.set_volume(40));
+        assert_eq!(out.volume(), Some((51, 127)));
         // The link goes: software volume again (nothing is sent anyway, but status must not claim the speaker).
         {
             let mut st = shared.lock().unwrap();
             st.link = None;
             st.generation += 1;
         }
-        out.status(LocalTime::from_ns(10_000_000));
-        assert!(!out.set_device_volume(40));
-        assert_eq!(out.device_volume(), None);
+        poll_status(&mut out, LocalTime::from_ns(10_000_000));
+        assert!(!out.set_volume(40));
+        assert_eq!(out.volume(), None);
     }
 }

@@ -25,7 +25,7 @@ use super::iso_pacing::{ControllerRate, IsoPacer, PacerState};
 use super::iso_sink::{IsoSocket, SduSink};
 use super::local_clocked::LocalClocked;
 use super::{Output, OutputError, OutputStatus, OUTPUT_FORMAT};
-use crate::bluez::bap::broadcast::{BroadcastConfig, ChannelLayout};
+use crate::bap::broadcast::{BroadcastConfig, ChannelLayout};
 use crate::codec::lc3::Lc3Encoder;
 use crate::timeline::LocalTime;
 use std::collections::VecDeque;
@@ -291,11 +291,14 @@ impl Output for BroadcastOutput {
         "broadcast"
     }
 
-    fn status(&mut self, now: LocalTime) -> OutputStatus {
+    fn poll(&mut self, now: LocalTime) {
         self.sync_link();
         self.last_status = Some(now);
         self.pace(now);
         self.flush_due(now);
+    }
+
+    fn status(&mut self, now: LocalTime) -> OutputStatus {
         self.clock.status(now)
     }
 
@@ -396,7 +399,13 @@ impl Output for BroadcastOutput {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bluez::bap::presets::Preset;
+
+    /// One player tick's calls: what is due, then the state.
+    fn poll_status(out: &mut dyn Output, now: LocalTime) -> OutputStatus {
+        out.poll(now);
+        out.status(now)
+    }
+    use crate::bap::presets::Preset;
     use crate::codec::lc3::{Decoded, Lc3Decoder};
     use std::os::unix::net::UnixDatagram;
 
@@ -435,7 +444,7 @@ mod tests {
         let cfg = BroadcastConfig::new(Preset::by_name("48_2_1").unwrap(), ChannelLayout::Stereo);
         let (shared, peers) = big(2);
         let mut out = BroadcastOutput::new("b", cfg.clone(), shared.clone());
-        let st = out.status(LocalTime::from_ns(0));
+        let st = poll_status(&mut out, LocalTime::from_ns(0));
         // 40 ms presentation delay + 20 ms max transport latency + 2.5 ms LC3 delay.
         assert_eq!(st.sink_reported_ns, Some(62_500_000));
         // Left: a 1 kHz tone; right: silence. 100 ms at once.
@@ -448,13 +457,13 @@ mod tests {
         out.write(LocalTime::from_ns(0), &frames).unwrap();
         assert!(drain(&peers[0]).is_empty(), "nothing is due before the lead has passed");
         // Lead 40 ms: by 65 ms the SDUs starting at 0, 10, 20 ms are due.
-        out.status(LocalTime::from_ns(65_000_000));
+        poll_status(&mut out, LocalTime::from_ns(65_000_000));
         let left = drain(&peers[0]);
         let right = drain(&peers[1]);
         assert_eq!((left.len(), right.len()), (3, 3));
         assert!(left.iter().chain(&right).all(|s| s.len() == 100));
         // The left BIS decodes to the tone, the right one to (near) silence.
-        out.status(LocalTime::from_ns(200_000_000));
+        poll_status(&mut out, LocalTime::from_ns(200_000_000));
         let left: Vec<_> = left.into_iter().chain(drain(&peers[0])).collect();
         let right: Vec<_> = right.into_iter().chain(drain(&peers[1])).collect();
         assert_eq!(left.len(), 10);
@@ -473,7 +482,7 @@ mod tests {
         assert_eq!(out.counters()[0], ("sdus", 20));
         drop(peers);
         out.write(LocalTime::from_ns(200_000_000), &frames).unwrap();
-        out.status(LocalTime::from_ns(400_000_000));
+        poll_status(&mut out, LocalTime::from_ns(400_000_000));
         assert!(
             shared.lock().unwrap().failed,
             "a dead socket is reported to the control side"
@@ -504,7 +513,7 @@ mod tests {
             let cfg = BroadcastConfig::new(preset, ChannelLayout::Stereo);
             let (shared, peers) = big(2);
             let mut out = BroadcastOutput::new("b", cfg, shared);
-            let st = out.status(LocalTime::from_ns(0));
+            let st = poll_status(&mut out, LocalTime::from_ns(0));
             assert_eq!(st.sink_reported_ns, Some(want_delay), "{name}");
             // Left: 1 kHz at -12 dBFS; right: silence. 240 ms = 11 520 frames of 48 kHz stereo.
             let frames: Vec<i16> = (0..11_520)
@@ -514,7 +523,7 @@ mod tests {
                 })
                 .collect();
             out.write(LocalTime::from_ns(0), &frames).unwrap();
-            out.status(LocalTime::from_ns(1_000_000_000));
+            poll_status(&mut out, LocalTime::from_ns(1_000_000_000));
             let (left, right) = (drain(&peers[0]), drain(&peers[1]));
             assert_eq!((left.len(), right.len()), (want_sdus, want_sdus), "{name}");
             let octets = usize::from(preset.octets_per_frame);
@@ -553,9 +562,9 @@ mod tests {
         let cfg = BroadcastConfig::new(Preset::by_name("48_1_1").unwrap(), ChannelLayout::Mono);
         let (shared, peers) = big(1);
         let mut out = BroadcastOutput::new("m", cfg, shared);
-        out.status(LocalTime::from_ns(0));
+        poll_status(&mut out, LocalTime::from_ns(0));
         out.write(LocalTime::from_ns(0), &vec![1000i16; 3600 * 2]).unwrap();
-        out.status(LocalTime::from_ns(200_000_000));
+        poll_status(&mut out, LocalTime::from_ns(200_000_000));
         let sdus = drain(&peers[0]);
         // 75 ms of 7.5 ms frames of 75 bytes.
         assert_eq!(sdus.len(), 10);
@@ -566,7 +575,7 @@ mod tests {
     fn without_a_big_audio_is_consumed_and_dropped() {
         let cfg = BroadcastConfig::new(Preset::default_preset(), ChannelLayout::Stereo);
         let mut out = BroadcastOutput::new("x", cfg, Arc::default());
-        let st = out.status(LocalTime::from_ns(0));
+        let st = poll_status(&mut out, LocalTime::from_ns(0));
         assert_eq!(st.transport_ns, LEAD_NS);
         out.write(LocalTime::from_ns(0), &[0; 960]).unwrap();
         assert_eq!(out.counters()[4], ("streaming", 0));

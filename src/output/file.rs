@@ -67,6 +67,25 @@ pub struct FileOutput {
     dropped_frames: u64,
 }
 
+/// The `file` kind's settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FileSettings {
+    /// The WAV file (default `NAME.wav`).
+    pub path: String,
+}
+
+impl FileSettings {
+    /// The keys of kind `file` (besides the common ones).
+    pub const KEYS: &'static [&'static str] = &["path"];
+
+    /// Parses the kind's keys for output `name`.
+    pub fn parse(name: &str, keys: &mut super::settings::Keys) -> Result<Self, super::settings::SettingError> {
+        Ok(Self {
+            path: keys.path("path")?.unwrap_or_else(|| format!("{name}.wav")),
+        })
+    }
+}
+
 impl FileOutput {
     /// Creates (truncates) `path`.
     pub fn create(path: &str) -> Result<Self, OutputError> {

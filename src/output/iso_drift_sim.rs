@@ -14,8 +14,8 @@
 use super::broadcast::{BigLink, BroadcastOutput, SharedBig};
 use super::iso_sink::SduSink;
 use super::Output;
-use crate::bluez::bap::broadcast::{BroadcastConfig, ChannelLayout};
-use crate::bluez::bap::presets::Preset;
+use crate::bap::broadcast::{BroadcastConfig, ChannelLayout};
+use crate::bap::presets::Preset;
 use crate::timeline::{Clock, LocalTime, ManualClock};
 use std::collections::VecDeque;
 use std::os::fd::OwnedFd;
@@ -191,6 +191,7 @@ fn run(ppm: f64, buffers: usize, instant: bool, follow: bool, secs: f64) -> Run 
     let end = LocalTime::from_ns((secs * 1e9) as i64);
     while t < end {
         clock.set(t);
+        out.poll(t);
         let st = out.status(t);
         let mut written = 0;
         while written < st.want_frames {

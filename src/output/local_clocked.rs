@@ -157,6 +157,7 @@ impl LocalClocked {
             transport_ns,
             want_frames: OUTPUT_FORMAT.ns_to_frames_f64(want_ns).ceil() as usize,
             sink_reported_ns: Some(self.delay_ns),
+            encoder_ns: 0,
         }
     }
 

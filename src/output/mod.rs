@@ -1,23 +1,30 @@
 //! Where audio leaves: the [`Output`] trait, the registry of output kinds, and the per-output [`player::Player`].
 //!
-//! An output is a transport plus a sink: a simulated speaker, a WAV file, a pipe, later an A2DP speaker or an LE
-//! Audio broadcast. The player pulls from the timeline and *pushes* blocks of 48 kHz stereo S16 frames into the
+//! An output is a transport plus a sink: a simulated speaker, a WAV file, a pipe, an A2DP speaker or an LE Audio
+//! broadcast. The player pulls from the timeline and *pushes* blocks of 48 kHz stereo S16 frames into the
 //! output whenever the output wants more; the output reports how much it holds (its transport delay) so the
 //! player knows when each frame will be heard.
 
 pub mod a2dp;
+pub mod a2dp_settings;
 pub mod broadcast;
+pub mod broadcast_settings;
 pub mod file;
 #[cfg(test)]
 mod iso_drift_sim;
 pub mod iso_pacing;
 pub mod iso_sink;
+pub mod kinds;
 pub mod local;
 pub mod local_clocked;
 pub mod pipe;
+pub mod pipe_settings;
 pub mod player;
 pub mod resample;
+pub mod settings;
 pub mod sim;
+
+pub use kinds::{OutputSettings, OutputSpec, KINDS};
 
 use crate::timeline::{AudioFormat, LocalTime};
 use std::sync::Arc;
@@ -43,6 +50,22 @@ pub struct OutputStatus {
     pub want_frames: usize,
     /// The delay the sink reports between rendering and being heard, in ns (None: it reports nothing).
     pub sink_reported_ns: Option<i64>,
+    /// The encoder's algorithmic delay, ns (SBC, LC3; 0 for outputs that do not encode).
+    pub encoder_ns: i64,
+}
+
+/// An output's device-side controls: the volume the device applies itself, and its release while silent.
+pub trait DeviceControl {
+    /// Offers the device the volume to apply itself, `pct` 0…100 (the group's volume times the output's local one,
+    /// see [`player::device_volume_pct`]). True when the device applies it (an A2DP speaker with AVRCP absolute
+    /// volume): the player then leaves the samples at full scale. False: the player scales the samples (software
+    /// volume). Called every block; must not block.
+    fn set_volume(&mut self, pct: u8) -> bool;
+    /// The volume the device is at now, as `(level, max)` (AVRCP: 0…127), when the device applies the volume.
+    fn volume(&self) -> Option<(u16, u16)>;
+    /// True while the output has let its device go because the audio was silent (an A2DP speaker released after
+    /// `idle_release_s`); it takes it back when sound returns.
+    fn idle(&self) -> bool;
 }
 
 /// Why an output failed.
@@ -66,7 +89,10 @@ pub enum OutputError {
 pub trait Output: Send {
     /// The kind's registry name (`sim`, `file`, `pipe`, …).
     fn kind(&self) -> &'static str;
-    /// Its state at `now`. Called once per player tick before any write.
+    /// Does what is due at `now`: follows its link, sends the packets whose time has come. Called once per player
+    /// tick, before [`Output::status`]. The default does nothing (an output that works only when written to).
+    fn poll(&mut self, _now: LocalTime) {}
+    /// Its state at `now`, after [`Output::poll`]: no audio leaves here.
     fn status(&mut self, now: LocalTime) -> OutputStatus;
     /// Takes `frames` (interleaved stereo S16 at [`OUTPUT_FORMAT`]) at `now`.
     fn write(&mut self, now: LocalTime, frames: &[i16]) -> Result<(), OutputError>;
@@ -88,7 +114,7 @@ pub trait Output: Send {
     }
     /// When the loop must next run for this output, asked after each tick at `now`. A paced output (a2dp,
     /// broadcast) names the send time of its next queued packet, so the loop sleeps until then instead of waking
-    /// every [`crate::engine::TICK_NS`]: under emulation each wake-up is costly, and a packet sent at its own time
+    /// every engine tick: under emulation each wake-up is costly, and a packet sent at its own time
     /// is sent more exactly than one sent on a fixed grid. None (the default): every tick.
     fn wake_at(&self, _now: LocalTime) -> Option<LocalTime> {
         None
@@ -99,21 +125,14 @@ pub trait Output: Send {
     fn linked(&self) -> bool {
         true
     }
-    /// Offers the output the volume to apply on the device itself, `pct` 0…100 (the group's volume times the
-    /// output's local one, see [`player::device_volume_pct`]). True when the device applies it (an A2DP speaker with
-    /// AVRCP absolute volume): the player then leaves the samples at full scale. False (the default): the player
-    /// scales the samples (software volume). Called every block; must not block.
-    fn set_device_volume(&mut self, _pct: u8) -> bool {
-        false
-    }
-    /// The volume the device is at now, as `(level, max)` (AVRCP: 0…127), when the device applies the volume.
-    fn device_volume(&self) -> Option<(u16, u16)> {
+    /// The device-side controls (volume on the device, release when idle), for outputs that have a device to
+    /// control (an A2DP speaker); None (the default) for the others.
+    fn device(&self) -> Option<&dyn DeviceControl> {
         None
     }
-    /// True while the output has let its sink go because the audio was silent (an A2DP speaker released after
-    /// `idle_release_s`); it takes it back when sound returns.
-    fn idle(&self) -> bool {
-        false
+    /// The same, to change it.
+    fn device_mut(&mut self) -> Option<&mut dyn DeviceControl> {
+        None
     }
     /// Counters worth showing (underruns, dropped blocks…), as `(name, value)`.
     fn counters(&self) -> Vec<(&'static str, u64)> {
@@ -125,122 +144,68 @@ pub trait Output: Send {
     }
 }
 
-/// What opening an output may need from the service: the async runtime (D-Bus, network) for outputs whose
-/// control side is asynchronous, and the shared A2DP hub (one set of endpoints for all speakers).
+/// What opening an output may need from the service: the Bluetooth edge, for outputs whose control side runs in
+/// BlueZ (`crate::bluez::edge` implements it; this layer never imports BlueZ code).
 #[derive(Clone)]
 pub struct OutputContext {
-    /// The service's tokio runtime.
-    pub runtime: tokio::runtime::Handle,
-    /// Created on first use by an `a2dp` output; shared by all of them (one endpoint per adapter).
-    pub a2dp: Arc<tokio::sync::Mutex<Option<crate::bluez::a2dp_speaker::A2dpHub>>>,
-    /// `bluetooth.max_a2dp_per_adapter`: automatic placement's limit (a reload may change it).
-    pub max_a2dp_per_adapter: Arc<std::sync::atomic::AtomicUsize>,
+    /// Starts the control side of Bluetooth outputs.
+    pub bluetooth: Arc<dyn BluetoothEdge>,
 }
 
 impl OutputContext {
-    /// A context on `runtime`.
-    pub fn new(runtime: tokio::runtime::Handle) -> Self {
-        Self {
-            runtime,
-            a2dp: Arc::default(),
-            max_a2dp_per_adapter: Arc::new(crate::config::DEFAULT_MAX_A2DP_PER_ADAPTER.into()),
-        }
+    /// A context whose Bluetooth outputs are started by `bluetooth`.
+    pub fn new(bluetooth: Arc<dyn BluetoothEdge>) -> Self {
+        Self { bluetooth }
+    }
+
+    /// A context without Bluetooth: opening an `a2dp` or `broadcast` output fails.
+    pub fn without_bluetooth() -> Self {
+        Self::new(Arc::new(NoBluetooth))
     }
 }
 
-/// Starts the control side of an A2DP speaker in the background: it keeps retrying until BlueZ is there (and,
-/// when placed automatically, until an adapter has room), so a missing bluetoothd or adapter is logged and recovered
-/// from, never fatal. Gives up when the output is gone.
-fn start_a2dp(spec: &crate::config::OutputSpec, ctx: &OutputContext, shared: &a2dp::SharedLink) {
-    use crate::bluez::a2dp_speaker::{A2dpHub, SpeakerSpec};
-    let hub = ctx.a2dp.clone();
-    let max = ctx.max_a2dp_per_adapter.clone();
-    let spec = spec.clone();
-    let weak = Arc::downgrade(shared);
-    ctx.runtime.spawn(async move {
-        let mut delay = std::time::Duration::from_secs(1);
-        loop {
-            let Some(shared) = weak.upgrade() else { return };
-            let r: Result<(), String> = async {
-                let mut guard = hub.lock().await;
-                if guard.is_none() {
-                    *guard = Some(A2dpHub::new(spec.sbc_quality).await.map_err(|e| e.to_string())?);
-                }
-                let h = guard.as_mut().expect("just set");
-                let adapter = match &spec.adapter {
-                    Some(a) => a.clone(),
-                    None => h
-                        .place(max.load(std::sync::atomic::Ordering::Relaxed))
-                        .await
-                        .map_err(|e| e.to_string())?,
-                };
-                let address: bluer::Address = spec.address.parse().map_err(|e| format!("{e}"))?;
-                h.add_speaker(
-                    SpeakerSpec {
-                        name: spec.name.clone(),
-                        adapter,
-                        address,
-                        avrcp_volume: spec.avrcp_volume,
-                    },
-                    shared.clone(),
-                )
-                .await
-                .map_err(|e| e.to_string())
-            }
-            .await;
-            drop(shared);
-            match r {
-                Ok(()) => return,
-                Err(e) => {
-                    tracing::warn!(output = spec.name, "A2DP not ready: {e}; retrying in {delay:?}");
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(std::time::Duration::from_secs(30));
-                }
-            }
-        }
-    });
+/// The edge that links Bluetooth outputs to their devices. Each call starts, in the background, the task that
+/// connects the device and hands its link over through `link` (it gives up when the output drops it); it never
+/// blocks, and a device or daemon not there yet is retried, not an error.
+pub trait BluetoothEdge: Send + Sync {
+    /// Starts linking an A2DP speaker to output `name`.
+    fn start_a2dp(
+        &self,
+        name: &str,
+        settings: &a2dp_settings::A2dpSettings,
+        link: &a2dp::SharedLink,
+    ) -> Result<(), OutputError>;
+    /// Starts the BIG of broadcast output `name`.
+    fn start_broadcast(
+        &self,
+        name: &str,
+        settings: &broadcast_settings::BroadcastSettings,
+        big: &broadcast::SharedBig,
+    ) -> Result<(), OutputError>;
 }
 
-/// Opens an output of the kind named in `spec` (the registry of output kinds; see [`crate::config::OUTPUT_KINDS`]).
-pub fn open(spec: &crate::config::OutputSpec, ctx: &OutputContext) -> Result<Box<dyn Output>, OutputError> {
-    match spec.kind.as_str() {
-        "sim" => Ok(Box::new(sim::SimOutput::new(spec.sim.clone()))),
-        "file" => Ok(Box::new(file::FileOutput::create(&spec.path)?)),
-        "pipe" => Ok(Box::new(pipe::PipeOutput::open(&spec.path, spec.delay_ns)?)),
-        "local" => {
-            let local = spec
-                .local
-                .clone()
-                .ok_or_else(|| OutputError::Other("local output without its settings".into()))?;
-            Ok(Box::new(local::LocalOutput::open(&spec.name, &local)?))
-        }
-        "a2dp" => {
-            let shared: a2dp::SharedLink = Arc::default();
-            start_a2dp(spec, ctx, &shared);
-            let options = a2dp::A2dpOptions {
-                fallback_delay_ns: spec.delay_ns,
-                idle_release_ns: spec.idle_release_ns,
-                keep_alive: spec.keep_alive,
-            };
-            Ok(Box::new(a2dp::A2dpOutput::new(&spec.name, shared, options)))
-        }
-        "broadcast" => {
-            let config = spec
-                .broadcast
-                .clone()
-                .ok_or_else(|| OutputError::Other("broadcast output without a broadcast configuration".into()))?;
-            let shared: broadcast::SharedBig = Arc::default();
-            let adapter = spec.adapter.clone().unwrap_or_else(|| "hci0".to_string());
-            ctx.runtime.spawn(crate::bluez::broadcast_source::run(
-                spec.name.clone(),
-                adapter,
-                config.clone(),
-                Arc::downgrade(&shared),
-            ));
-            Ok(Box::new(broadcast::BroadcastOutput::new(&spec.name, config, shared)))
-        }
-        other => Err(OutputError::Other(format!(
-            "output kind {other:?} is not in this build"
-        ))),
+/// No Bluetooth here (tools and tests that open only local outputs).
+struct NoBluetooth;
+
+impl BluetoothEdge for NoBluetooth {
+    fn start_a2dp(&self, name: &str, _: &a2dp_settings::A2dpSettings, _: &a2dp::SharedLink) -> Result<(), OutputError> {
+        Err(OutputError::Other(format!(
+            "output {name:?}: no Bluetooth in this context"
+        )))
     }
+    fn start_broadcast(
+        &self,
+        name: &str,
+        _: &broadcast_settings::BroadcastSettings,
+        _: &broadcast::SharedBig,
+    ) -> Result<(), OutputError> {
+        Err(OutputError::Other(format!(
+            "output {name:?}: no Bluetooth in this context"
+        )))
+    }
+}
+
+/// Opens the output `spec` describes, by its kind's row of [`kinds::KINDS`].
+pub fn open(spec: &OutputSpec, ctx: &OutputContext) -> Result<Box<dyn Output>, OutputError> {
+    (spec.settings.kind().open)(spec, ctx)
 }

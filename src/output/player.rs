@@ -259,8 +259,8 @@ impl Player {
     pub fn status(&self) -> PlayerStatus {
         let mut s = self.status.clone();
         s.linked = self.output.linked();
-        s.device_volume = self.output.device_volume();
-        s.idle = self.output.idle();
+        s.device_volume = self.output.device().and_then(|d| d.volume());
+        s.idle = self.output.device().is_some_and(|d| d.idle());
         s.settings = *self.feed.settings.lock().expect("settings lock");
         s.counters = self
             .output
@@ -300,11 +300,12 @@ impl Player {
 
     /// Does this tick's work: hands the output every block it wants.
     pub fn tick(&mut self, now: LocalTime) {
+        self.output.poll(now);
         let st: OutputStatus = self.output.status(now);
         let mut written = 0usize;
         while st.want_frames > written {
             let transport_ns = st.transport_ns + OUTPUT_FORMAT.frames_to_ns(written as i64);
-            self.produce_block(now, transport_ns, st.sink_reported_ns);
+            self.produce_block(now, transport_ns, st.sink_reported_ns, st.encoder_ns);
             if let Err(e) = self.output.write(now, &self.pcm) {
                 self.status.write_errors += 1;
                 if self.status.write_errors == 1 || self.status.write_errors.is_power_of_two() {
@@ -326,7 +327,7 @@ impl Player {
         }
     }
 
-    fn produce_block(&mut self, now: LocalTime, transport_ns: i64, sink_reported_ns: Option<i64>) {
+    fn produce_block(&mut self, now: LocalTime, transport_ns: i64, sink_reported_ns: Option<i64>, encoder_ns: i64) {
         let settings = *self.feed.settings.lock().expect("settings lock");
         let (offset_ns, clock_is_local) = {
             let clock = self.feed.server_clock.lock().expect("clock lock");
@@ -345,7 +346,7 @@ impl Player {
             self.sync = None;
         }
         let delay = OutputDelay {
-            encoder_ns: 0,
+            encoder_ns,
             queue_ns: 0,
             transport_ns,
             sink_reported_ns: sink_reported_ns.unwrap_or(self.cfg.default_sink_delay_ns),
@@ -434,9 +435,8 @@ impl Player {
         drop(tl);
         self.block.resize(BLOCK_FRAMES * ch, 0.0);
         self.conv.process(&self.input, &mut self.block);
-        let on_device = self
-            .output
-            .set_device_volume(device_volume_pct(settings.volume_pct, self.cfg.volume_pct));
+        let device_pct = device_volume_pct(settings.volume_pct, self.cfg.volume_pct);
+        let on_device = self.output.device_mut().is_some_and(|d| d.set_volume(device_pct));
         let gain = if settings.muted || !self.enabled {
             0.0
         } else if on_device {
@@ -500,7 +500,13 @@ mod tests {
         fn paced_by_local_clock(&self) -> bool {
             true
         }
-        fn set_device_volume(&mut self, pct: u8) -> bool {
+        fn device_mut(&mut self) -> Option<&mut dyn crate::output::DeviceControl> {
+            Some(self)
+        }
+    }
+
+    impl crate::output::DeviceControl for Recorder {
+        fn set_volume(&mut self, pct: u8) -> bool {
             match &self.device_pct {
                 Some(d) => {
                     *d.lock().unwrap() = Some(pct);
@@ -508,6 +514,12 @@ mod tests {
                 }
                 None => false,
             }
+        }
+        fn volume(&self) -> Option<(u16, u16)> {
+            None
+        }
+        fn idle(&self) -> bool {
+            false
         }
     }
 

@@ -48,6 +48,20 @@ impl Default for SimParams {
 }
 
 impl SimParams {
+    /// The keys of kind `sim` (besides the common ones).
+    pub const KEYS: &'static [&'static str] = &["sim"];
+
+    /// Parses the kind's keys: `sim = { … }`, every parameter defaulted.
+    pub fn parse(keys: &mut super::settings::Keys) -> Result<Self, super::settings::SettingError> {
+        let Some(s) = keys.take::<SimParams>("sim")? else {
+            return Ok(SimParams::default());
+        };
+        s.get_ref()
+            .validate()
+            .map_err(|m| super::settings::SettingError::at(s.span(), format!("output.sim: {m}")))?;
+        Ok(s.into_inner())
+    }
+
     /// Checks ranges; the message names the bad field.
     pub fn validate(&self) -> Result<(), String> {
         if !(0.0..=5_000.0).contains(&self.render_delay_ms) {
@@ -199,6 +213,7 @@ impl Output for SimOutput {
             transport_ns,
             want_frames: OUTPUT_FORMAT.ns_to_frames_f64(want_ns).ceil() as usize,
             sink_reported_ns: Some((reported * 1e6).round() as i64),
+            encoder_ns: 0,
         }
     }
 

@@ -26,7 +26,9 @@ check pair "$([ "$p" = true ] && echo PASS || echo FAIL)" "btmgmt pair rc=$rc; P
 
 step "connect A2DP"
 connect_profile 0 "$A1" "$A2DP_SINK_UUID"; rc=$?
-wait_for 20 sh -c "bluealsa-cli -B src list-pcms | grep -q a2dpsrc/sink"
+# Both sides' PCMs, bounded: the sink's appears after the source's, seconds later on a loaded host (4 Dec, load 18:
+# the source's PCM was there, the sink's not yet, and the check failed on it).
+wait_for 40 sh -c "bluealsa-cli -B src list-pcms | grep -q a2dpsrc/sink && bluealsa-cli -B snk list-pcms | grep -q a2dpsnk/source"
 pcm_src=$(t 10 bluealsa-cli -B src list-pcms | tr '\n' ' '); pcm_snk=$(t 10 bluealsa-cli -B snk list-pcms | tr '\n' ' ')
 check a2dp-connect "$([ -n "$pcm_src" ] && [ -n "$pcm_snk" ] && echo PASS || echo FAIL)" \
   "ConnectProfile rc=$rc; source PCMs: ${pcm_src:-none}; sink PCMs: ${pcm_snk:-none}"

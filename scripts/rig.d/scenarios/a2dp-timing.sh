@@ -117,8 +117,15 @@ for x in $SINKS; do
            err_ms_p50 err_ms_p95 err_ms_max err_ms_mean queue_ms_p50 queue_ms_p95 queue_ms_max within_tol settle_s_max; do
     figure "${k}_$x" "$(v "${k}_$x")"
   done
+  # clicks-NAME gates on what the sink received: a click every second of the recording, and at least half of them
+  # at the Delay in force (a bluebridge that ignores the Delay has none there on sink b and none after the changes
+  # on sink a). How many clicks it took to follow each change is timing under TCG: on a loaded host the first
+  # attempt of 4 Dec had all 32 clicks at sink a but 6 in transition (24 steady), hence `timing-steady-NAME` (a
+  # figure check, `timing-*`) for the former bound of at most 6 clicks off the Delay in force.
+  within "$(v "clicks_$x")" $((SECS - 2)) $((SECS + 1)) && within "$(v "steady_$x")" $((SECS / 2)) $((SECS + 1))
+  check "clicks-$x" $? "$(v "clicks_$x") clicks received in $SECS s (want $((SECS - 2))-$((SECS + 1))), $(v "steady_$x") of them at the Delay in force (want >= $((SECS / 2))), $(v "transition_$x") in transition"
   within "$(v "steady_$x")" $((SECS - 6)) $((SECS + 1))
-  check "clicks-$x" $? "$(v "steady_$x") clicks at the Delay in force of $(v "clicks_$x") ($(v "transition_$x") in transition)"
+  check "timing-steady-$x" $? "$(v "steady_$x") clicks at the Delay in force of $(v "clicks_$x") ($(v "transition_$x") in transition), want >= $((SECS - 6))"
   within "$(v "stream_err_ms_p95_$x")" 0 "$TOL_MS"
   check "timing-$x" $? "stream time - (play time - Delay): |p50| $(v "stream_err_ms_p50_$x") ms, |p95| $(v "stream_err_ms_p95_$x") ms (max $(v "stream_err_ms_max_$x")), want p95 <= $TOL_MS ms; $(grep -c 'starved for' "$O/bluebridge.log") stalls in bluebridge.log"
   within "$(v "stream_err_ms_mean_$x")" "-$MEAN_MS" "$MEAN_MS"

@@ -1,5 +1,5 @@
 //! Tests of the liblc3 wrapper against the real library: sizing, delay, round trips, PLC and refused inputs.
-//! [`round_trip`] is shared with the broadcast preset tests (`bluez::bap::presets`).
+//! [`round_trip`] is shared with the broadcast preset tests (`bap::presets`).
 
 use super::*;
 

@@ -25,6 +25,7 @@ pub mod device;
 pub mod ring;
 
 use super::local_clocked::LocalClocked;
+use super::settings::{Keys, SettingError};
 use super::{Output, OutputError, OutputStatus, OUTPUT_FORMAT};
 use crate::timeline::LocalTime;
 use card_clock::CardClock;
@@ -83,48 +84,32 @@ impl LocalSpec {
     }
 }
 
-/// The config keys of a `local` output, read by [`crate::config`]: `device`, `period_ms`, `buffer_ms`. For any
-/// other kind, present keys are an error naming them. Returns the spec for kind `local`, None otherwise.
-pub fn parse_spec(
-    kind: &str,
-    device: Option<&toml::Spanned<String>>,
-    period_ms: Option<&toml::Spanned<f64>>,
-    buffer_ms: Option<&toml::Spanned<f64>>,
-    err_at: &dyn Fn(std::ops::Range<usize>, String) -> crate::config::ConfigError,
-) -> Result<Option<LocalSpec>, crate::config::ConfigError> {
-    if kind != "local" {
-        if let Some(d) = device {
-            return Err(err_at(
-                d.span(),
-                format!("output.device does not apply to kind {kind:?}"),
-            ));
+/// The keys of kind `local` (besides the common ones).
+pub const KEYS: &[&str] = &["device", "period_ms", "buffer_ms"];
+
+impl LocalSpec {
+    /// Parses the kind's keys (its row of [`super::kinds::KINDS`]).
+    pub fn parse(keys: &mut Keys) -> Result<Self, SettingError> {
+        let mut spec = LocalSpec::default();
+        if let Some(d) = keys.take::<String>("device")? {
+            DeviceName::parse(d.get_ref()).map_err(|e| SettingError::at(d.span(), format!("output.device: {e}")))?;
+            spec.device = Some(d.get_ref().trim().to_string());
         }
-        for (key, v) in [("period_ms", period_ms), ("buffer_ms", buffer_ms)] {
-            if let Some(v) = v {
-                return Err(err_at(
-                    v.span(),
-                    format!("output.{key} does not apply to kind {kind:?}"),
-                ));
-            }
-        }
-        return Ok(None);
+        let mut range = |key: &str, lo: f64, hi: f64, default: f64| -> Result<f64, SettingError> {
+            Ok(keys.ms_ns(key, lo, hi)?.map_or(default, |ns| ns as f64 / 1e6))
+        };
+        spec.period_ms = range("period_ms", 1.0, 100.0, DEFAULT_PERIOD_MS)?;
+        spec.buffer_ms = range("buffer_ms", 5.0, 1_000.0, DEFAULT_BUFFER_MS)?;
+        Ok(spec)
     }
-    let mut spec = LocalSpec::default();
-    if let Some(d) = device {
-        DeviceName::parse(d.get_ref()).map_err(|e| err_at(d.span(), format!("output.device: {e}")))?;
-        spec.device = Some(d.get_ref().trim().to_string());
+
+    /// `check-config`'s words: the device, then period and buffer.
+    pub fn describe(&self) -> (Option<String>, Vec<String>) {
+        (
+            Some(self.device.clone().unwrap_or_else(|| "default".into())),
+            vec![format!("period {} ms, buffer {} ms", self.period_ms, self.buffer_ms)],
+        )
     }
-    let range = |v: Option<&toml::Spanned<f64>>, key: &str, lo: f64, hi: f64, default: f64| match v {
-        None => Ok(default),
-        Some(s) if (lo..=hi).contains(s.get_ref()) => Ok(*s.get_ref()),
-        Some(s) => Err(err_at(
-            s.span(),
-            format!("output.{key} must be between {lo} and {hi} ms, not {}", s.get_ref()),
-        )),
-    };
-    spec.period_ms = range(period_ms, "period_ms", 1.0, 100.0, DEFAULT_PERIOD_MS)?;
-    spec.buffer_ms = range(buffer_ms, "buffer_ms", 5.0, 1_000.0, DEFAULT_BUFFER_MS)?;
-    Ok(Some(spec))
 }
 
 /// The engine's side of an open device.
@@ -363,6 +348,7 @@ impl Output for LocalOutput {
             transport_ns: ours_ns,
             want_frames: (target_48k - queued_48k).clamp(0.0, free_48k).ceil() as usize,
             sink_reported_ns: Some(device_ns),
+            encoder_ns: 0,
         }
     }
 
@@ -574,7 +560,10 @@ mod tests {
     fn parse(output: &str) -> Result<Option<LocalSpec>, String> {
         let text = format!("[source]\nkind = \"tone\"\n[[output]]\nname = \"x\"\n{output}\n");
         crate::config::Config::parse("t.toml", &text)
-            .map(|(_, o)| o[0].local.clone())
+            .map(|(_, o)| match &o[0].settings {
+                crate::output::OutputSettings::Local(l) => Some(l.clone()),
+                _ => None,
+            })
             .map_err(|e| e.to_string())
     }
 

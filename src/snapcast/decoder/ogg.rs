@@ -1,9 +1,11 @@
 //! `ogg`: Vorbis in Ogg. The header is the Ogg pages holding the three Vorbis header packets; each chunk is one or
 //! more whole Ogg pages of audio packets.
 //!
-//! The Ogg layer is parsed here ([`OggPackets`], a small page parser with CRC check and bounded packet
-//! reassembly) and the Vorbis packets go to lewton's packet-level API, so no reader state is ever left waiting
-//! for bytes that have not arrived. A packet may continue from one page (and chunk) into the next.
+//! The Ogg layer is the `ogg` crate's push parser (its [`PageParser`] checks each page's CRC, its
+//! [`BasePacketReader`] reassembles packets across pages) wrapped in [`OggPackets`], which adds what a network
+//! feed needs: pages must be whole and of one logical stream, and a packet is bounded in size. The Vorbis packets
+//! go to lewton's packet-level API, so no reader state is ever left waiting for bytes that have not arrived. A
+//! packet may continue from one page (and chunk) into the next.
 
 use super::{chunk_limit_frames, DecodeError, Decoder};
 use crate::snapcast::proto::MAX_PAYLOAD_SIZE;
@@ -11,6 +13,7 @@ use crate::timeline::AudioFormat;
 use lewton::audio::{read_audio_packet_generic, PreviousWindowRight};
 use lewton::header::{read_header_comment, read_header_ident, read_header_setup, IdentHeader, SetupHeader};
 use lewton::samples::InterleavedSamples;
+use ogg::reading::{BasePacketReader, OggReadError, PageParser};
 
 const CODEC: &str = "ogg";
 /// Bytes in a page header before the segment table.
@@ -18,36 +21,22 @@ const PAGE_HEADER_LEN: usize = 27;
 /// Largest packet we reassemble, in bytes (a chunk is at most this big anyway).
 const MAX_PACKET_LEN: usize = MAX_PAYLOAD_SIZE as usize;
 
-/// CRC-32 of Ogg pages: polynomial 0x04c11db7, not reflected, initial value 0, no final xor.
-fn ogg_crc(data: &[u8]) -> u32 {
-    const TABLE: [u32; 256] = {
-        let mut t = [0u32; 256];
-        let mut i = 0;
-        while i < 256 {
-            let mut r = (i as u32) << 24;
-            let mut b = 0;
-            while b < 8 {
-                r = if r & 0x8000_0000 != 0 {
-                    (r << 1) ^ 0x04c1_1db7
-                } else {
-                    r << 1
-                };
-                b += 1;
-            }
-            t[i] = r;
-            i += 1;
-        }
-        t
-    };
-    data.iter()
-        .fold(0u32, |crc, &b| (crc << 8) ^ TABLE[((crc >> 24) as u8 ^ b) as usize])
+/// Splits whole Ogg pages into packets, carrying an unfinished packet over to the next call.
+pub(super) struct OggPackets {
+    reader: BasePacketReader,
+    serial: Option<u32>,
+    /// Bytes of the packet left unfinished by the last page (what `reader` holds back), for the size bound.
+    partial_len: usize,
 }
 
-/// Splits whole Ogg pages into packets, carrying an unfinished packet over to the next call.
-#[derive(Default)]
-pub(super) struct OggPackets {
-    partial: Vec<u8>,
-    serial: Option<u32>,
+impl Default for OggPackets {
+    fn default() -> Self {
+        Self {
+            reader: BasePacketReader::new(),
+            serial: None,
+            partial_len: 0,
+        }
+    }
 }
 
 impl OggPackets {
@@ -56,56 +45,66 @@ impl OggPackets {
         let mut pos = 0;
         while pos < data.len() {
             let page = &data[pos..];
-            if page.len() < PAGE_HEADER_LEN {
+            let Some(header) = page.first_chunk::<PAGE_HEADER_LEN>() else {
                 return Err(format!("{} trailing bytes are not a whole Ogg page", page.len()));
-            }
-            if &page[0..4] != b"OggS" {
+            };
+            // The crate's page parser leaves finding the capture pattern to its caller.
+            if &header[0..4] != b"OggS" {
                 return Err(format!("no OggS capture pattern at byte {pos}"));
             }
-            if page[4] != 0 {
-                return Err(format!("Ogg stream structure version {} is not 0", page[4]));
-            }
-            let serial = u32::from_le_bytes([page[14], page[15], page[16], page[17]]);
+            let (mut parser, n_segments) = PageParser::new(*header).map_err(|e| match e {
+                OggReadError::InvalidStreamStructVer(v) => format!("Ogg stream structure version {v} is not 0"),
+                e => format!("Ogg page header at byte {pos}: {e}"),
+            })?;
+            let serial = u32::from_le_bytes([header[14], header[15], header[16], header[17]]);
             if *self.serial.get_or_insert(serial) != serial {
                 return Err(format!(
                     "page of logical stream {serial:#x} in stream {:#x}",
                     self.serial.unwrap_or(0)
                 ));
             }
-            let n_segments = page[26] as usize;
             let table = page
                 .get(PAGE_HEADER_LEN..PAGE_HEADER_LEN + n_segments)
                 .ok_or_else(|| format!("Ogg page at byte {pos} is cut inside its segment table"))?;
-            let body_len: usize = table.iter().map(|&l| l as usize).sum();
-            let page_len = PAGE_HEADER_LEN + n_segments + body_len;
-            let page = page.get(..page_len).ok_or_else(|| {
-                format!(
-                    "Ogg page at byte {pos} needs {page_len} bytes, only {} left",
-                    data.len() - pos
-                )
-            })?;
-            let stored_crc = u32::from_le_bytes([page[22], page[23], page[24], page[25]]);
-            let mut zeroed = page.to_vec();
-            zeroed[22..26].fill(0);
-            if ogg_crc(&zeroed) != stored_crc {
-                return Err(format!("Ogg page at byte {pos} fails its CRC"));
-            }
-            let continued = page[5] & 1 != 0;
-            if !continued && !self.partial.is_empty() {
-                return Err("Ogg packet left unfinished by the previous page".to_string());
-            }
-            let mut body = &page[PAGE_HEADER_LEN + n_segments..];
+            // The packet still open after this page: the trailing run of 255-byte segments (plus what earlier
+            // pages left, if it continues one).
+            let mut open_len = self.partial_len;
             for &lacing in table {
-                let (segment, rest) = body.split_at(lacing as usize);
-                body = rest;
-                if self.partial.len() + segment.len() > MAX_PACKET_LEN {
+                open_len += lacing as usize;
+                if open_len > MAX_PACKET_LEN {
                     return Err(format!("Ogg packet grows beyond {MAX_PACKET_LEN} bytes"));
                 }
-                self.partial.extend_from_slice(segment);
                 if lacing < 255 {
-                    packets.push(std::mem::take(&mut self.partial));
+                    open_len = 0;
                 }
             }
+            let body_len = parser.parse_segments(table.to_vec());
+            let page_len = PAGE_HEADER_LEN + n_segments + body_len;
+            let body = data
+                .get(pos + PAGE_HEADER_LEN + n_segments..pos + page_len)
+                .ok_or_else(|| {
+                    format!(
+                        "Ogg page at byte {pos} needs {page_len} bytes, only {} left",
+                        data.len() - pos
+                    )
+                })?;
+            let page = parser.parse_packet_data(body.to_vec()).map_err(|e| match e {
+                OggReadError::HashMismatch(..) => format!("Ogg page at byte {pos} fails its CRC"),
+                e => format!("Ogg page at byte {pos}: {e}"),
+            })?;
+            // The reader refuses a first page without the beginning-of-stream flag, a later one with it, and a
+            // page whose continuation flag disagrees with the end of the previous one.
+            self.reader.push_page(page).map_err(|e| match e {
+                OggReadError::InvalidData => format!(
+                    "Ogg page at byte {pos} does not follow the previous page (beginning-of-stream or \
+                     continued-packet flag)"
+                ),
+                e => format!("Ogg page at byte {pos}: {e}"),
+            })?;
+            while let Some(packet) = self.reader.read_packet() {
+                packets.push(packet.data);
+            }
+            self.partial_len = open_len;
             pos += page_len;
         }
         Ok(())
@@ -202,6 +201,21 @@ impl Decoder for VorbisDecoder {
 mod tests {
     use super::*;
 
+    /// CRC-32 of Ogg pages (polynomial 0x04c11db7, not reflected, initial value 0, no final xor), to build pages.
+    fn ogg_crc(data: &[u8]) -> u32 {
+        data.iter().fold(0u32, |mut crc, &b| {
+            crc ^= (b as u32) << 24;
+            for _ in 0..8 {
+                crc = if crc & 0x8000_0000 != 0 {
+                    (crc << 1) ^ 0x04c1_1db7
+                } else {
+                    crc << 1
+                };
+            }
+            crc
+        })
+    }
+
     /// Builds one Ogg page holding `packets` (each < 255 * 255 bytes), with a correct CRC.
     pub(crate) fn page(serial: u32, seq: u32, flags: u8, granule: u64, packets: &[&[u8]]) -> Vec<u8> {
         let mut table = Vec::new();
@@ -241,7 +255,7 @@ mod tests {
         let big = vec![7u8; 600];
         let mut ogg = OggPackets::default();
         let mut out = Vec::new();
-        let p1 = page(1, 0, 0, 0, &[b"abc", &big]);
+        let p1 = page(1, 0, 2, 0, &[b"abc", &big]);
         ogg.push(&p1, &mut out).unwrap();
         assert_eq!(out, vec![b"abc".to_vec(), big.clone()]);
 
@@ -264,7 +278,7 @@ mod tests {
 
     #[test]
     fn malformed_pages_are_errors() {
-        let good = page(1, 0, 0, 0, &[b"abc"]);
+        let good = page(1, 0, 2, 0, &[b"abc"]);
         let mut ogg = OggPackets::default();
         for n in 1..good.len() {
             assert!(
@@ -282,6 +296,60 @@ mod tests {
             .unwrap_err()
             .contains("logical stream"));
         assert!(OggPackets::default().push(b"OggX", &mut Vec::new()).is_err());
+    }
+
+    /// The page order the `ogg` crate enforces, and the packet bound this wrapper adds.
+    #[test]
+    fn pages_out_of_order_and_oversized_packets_are_errors() {
+        let flags = |e: String| assert!(e.contains("beginning-of-stream or continued-packet"), "{e}");
+        // The first page must begin the stream, and only the first.
+        flags(
+            OggPackets::default()
+                .push(&page(1, 0, 0, 0, &[b"a"]), &mut Vec::new())
+                .unwrap_err(),
+        );
+        let mut ogg = OggPackets::default();
+        ogg.push(&page(1, 0, 2, 0, &[b"a"]), &mut Vec::new()).unwrap();
+        flags(ogg.push(&page(1, 1, 2, 0, &[b"b"]), &mut Vec::new()).unwrap_err());
+        // A packet left open must be continued, and a continuation must follow an open packet.
+        let mut open = page(1, 1, 0, 0, &[&[1u8; 255]]);
+        open.remove(PAGE_HEADER_LEN + 1);
+        open[26] = 1;
+        open[22..26].fill(0);
+        let crc = ogg_crc(&open);
+        open[22..26].copy_from_slice(&crc.to_le_bytes());
+        let mut ogg = OggPackets::default();
+        ogg.push(&page(1, 0, 2, 0, &[b"a"]), &mut Vec::new()).unwrap();
+        flags(ogg.push(&page(1, 1, 1, 0, &[b"b"]), &mut Vec::new()).unwrap_err());
+        let mut ogg = OggPackets::default();
+        ogg.push(&page(1, 0, 2, 0, &[b"a"]), &mut Vec::new()).unwrap();
+        ogg.push(&open, &mut Vec::new()).unwrap();
+        flags(ogg.push(&page(1, 2, 0, 0, &[b"b"]), &mut Vec::new()).unwrap_err());
+        // A packet continued page after page is cut off at MAX_PACKET_LEN.
+        let mut run = b"OggS\0\x01".to_vec();
+        run.extend([0; 20]);
+        run.push(255);
+        run.extend([255; 255]);
+        run.extend(vec![9u8; 255 * 255]);
+        let mut ogg = OggPackets::default();
+        ogg.push(&page(1, 0, 2, 0, &[b"a"]), &mut Vec::new()).unwrap();
+        ogg.push(&open, &mut Vec::new()).unwrap();
+        let mut sent = 255;
+        let err = (2u32..)
+            .find_map(|seq| {
+                let mut pg = run.clone();
+                pg[6..14].fill(0);
+                pg[14..18].copy_from_slice(&1u32.to_le_bytes());
+                pg[18..22].copy_from_slice(&seq.to_le_bytes());
+                pg[22..26].fill(0);
+                let crc = ogg_crc(&pg);
+                pg[22..26].copy_from_slice(&crc.to_le_bytes());
+                sent += 255 * 255;
+                ogg.push(&pg, &mut Vec::new()).err()
+            })
+            .unwrap();
+        assert!(err.contains("grows beyond"), "{err}");
+        assert!(sent > MAX_PACKET_LEN && sent - 255 * 255 <= MAX_PACKET_LEN, "{sent}");
     }
 
     #[test]

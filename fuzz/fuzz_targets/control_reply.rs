@@ -1,0 +1,4 @@
+//! cargo-fuzz entry for `control_reply`; the body is [`bluebridge_fuzz::control_reply`] (the stable runner calls it too).
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| bluebridge_fuzz::control_reply(data));

@@ -1,0 +1,177 @@
+//! The bodies of bluebridge's fuzz targets, as plain functions: the cargo-fuzz binaries in `fuzz_targets/` call
+//! them from libFuzzer (nightly), and the stable regression runner (`tests/regress.rs`) calls them on each
+//! target's seed corpus (`seeds/<target>/`) plus deterministic mutations. A target must return normally on any
+//! input; a panic, a hang or an excessive allocation is a bug in the parser it drives.
+
+use bluebridge::a2dp::sbc_caps::{self, SbcQuality};
+use bluebridge::bap::base::Base;
+use bluebridge::bap::ltv::{parse_ltvs, CodecConfig};
+use bluebridge::codec::sbc::Sbc;
+use bluebridge::config::Config;
+use bluebridge::control::protocol::{Request, Response};
+use bluebridge::snapcast::decoder::new_decoder;
+use bluebridge::snapcast::proto::{decode, encode, split_frame};
+use bluebridge::state::State;
+use sbc_frame::FrameHeader;
+
+// The sink recorder is a test tool outside the product library (src/bin/bluebridge-sink-recorder/); its pure
+// packet parser is compiled in here from its own files.
+#[allow(dead_code)]
+#[path = "../../src/bin/bluebridge-sink-recorder/packets.rs"]
+mod packets;
+#[allow(dead_code)]
+#[path = "../../src/bin/bluebridge-sink-recorder/sbc_frame.rs"]
+mod sbc_frame;
+
+/// A target: its name (also its corpus directory and cargo-fuzz binary) and its body.
+pub type Target = (&'static str, fn(&[u8]));
+
+/// Every target, in the order the runner runs them.
+pub const TARGETS: &[Target] = &[
+    ("proto_decode", proto_decode),
+    ("audio_decode", audio_decode),
+    ("control_request", control_request),
+    ("control_reply", control_reply),
+    ("ltv", ltv),
+    ("base", base),
+    ("a2dp_caps", a2dp_caps),
+    ("a2dp_packet", a2dp_packet),
+    ("config", config),
+    ("state", state),
+];
+
+/// The Snapcast wire decoder: the input is a byte stream cut into messages with `split_frame` and decoded one by
+/// one; every decoded message must re-encode and decode to itself.
+pub fn proto_decode(data: &[u8]) {
+    let mut buf = data;
+    while let Ok(Some(frame)) = split_frame(buf) {
+        assert!(frame.len <= buf.len());
+        let h = frame.header;
+        if let Ok(msg) = decode(&h, frame.payload) {
+            let again = encode(&msg, h.id, h.refers_to, h.sent).expect("re-encode");
+            let f2 = split_frame(&again).expect("split").expect("whole");
+            assert_eq!(decode(&f2.header, f2.payload).expect("re-decode"), msg);
+        }
+        buf = &buf[frame.len..];
+    }
+}
+
+fn take<'a>(data: &mut &'a [u8]) -> Option<&'a [u8]> {
+    let (len, rest) = data.split_first_chunk::<2>()?;
+    let len = u16::from_le_bytes(*len) as usize;
+    let out = rest.get(..len)?;
+    *data = &rest[len..];
+    Some(out)
+}
+
+/// The codec decoders. Input: one byte picks the codec, a `u16` LE header length and the header, then chunks as
+/// `u16` LE length + bytes. Decoders must return errors, never panic, and produce whole frames in [-1, 1).
+pub fn audio_decode(data: &[u8]) {
+    let Some((&which, mut rest)) = data.split_first() else {
+        return;
+    };
+    let codec = ["pcm", "flac", "opus", "ogg", "null"][which as usize % 5];
+    let Some(header) = take(&mut rest) else { return };
+    let Ok(mut decoder) = new_decoder(codec, header) else {
+        return;
+    };
+    let channels = decoder.format().channels as usize;
+    let mut out = Vec::new();
+    while let Some(chunk) = take(&mut rest) {
+        out.clear();
+        match decoder.decode(chunk, &mut out) {
+            Ok(frames) => {
+                assert_eq!(out.len(), frames * channels);
+                assert!(out.iter().all(|s| (-1.0..1.0).contains(s)));
+            }
+            Err(_) => break,
+        }
+    }
+}
+
+/// The control socket's request parser (one request line, newline stripped).
+pub fn control_request(data: &[u8]) {
+    let _ = Request::parse(data);
+}
+
+/// The control client's reply parser (one reply line from the service).
+pub fn control_reply(data: &[u8]) {
+    let _ = Response::parse(data);
+}
+
+/// LE Audio LTV structures: the generic LTV splitter and the LC3 codec configuration parser; a configuration that
+/// parses must encode and parse back to itself.
+pub fn ltv(data: &[u8]) {
+    let _ = parse_ltvs(data);
+    if let Ok(c) = CodecConfig::parse(data) {
+        let bytes = c.to_bytes().expect("a parsed configuration encodes");
+        assert_eq!(CodecConfig::parse(&bytes).expect("re-parse"), c);
+    }
+}
+
+/// The BASE (Broadcast Audio Source Endpoint) parser: a BASE that parses must encode to the same bytes (when not
+/// too long to encode), and every BIS's effective configuration must be computable without panicking.
+pub fn base(data: &[u8]) {
+    let Ok(b) = Base::parse(data) else { return };
+    if let Ok(bytes) = b.encode() {
+        assert_eq!(bytes, data, "BASE re-encodes to other bytes");
+    }
+    for sg in &b.subgroups {
+        for bis in &sg.bises {
+            if let Some(Ok(cfg)) = b.bis_codec_config(bis.index) {
+                let _ = CodecConfig::parse(&cfg);
+            }
+        }
+    }
+}
+
+/// A2DP SBC capabilities and configurations from BlueZ (SelectConfiguration / SetConfiguration). The first byte
+/// picks the quality, the rest is the capability or configuration blob. What `select` chooses must pass `check`,
+/// and what `check` accepts must open the SBC encoder.
+pub fn a2dp_caps(data: &[u8]) {
+    let Some((&q, blob)) = data.split_first() else {
+        return;
+    };
+    let quality = if q & 1 == 0 { SbcQuality::High } else { SbcQuality::Xq };
+    if let Ok(conf) = sbc_caps::select(blob, quality) {
+        sbc_caps::check(&conf).expect("a selected configuration passes check");
+        Sbc::new_a2dp(&conf).expect("a selected configuration opens the encoder");
+    }
+    if sbc_caps::check(blob).is_ok() {
+        let conf: [u8; 4] = blob.try_into().expect("check accepts 4 bytes only");
+        assert!((1..=2).contains(&sbc_caps::channels(&conf)));
+        Sbc::new_a2dp(blob).expect("a checked configuration opens the encoder");
+    }
+}
+
+/// An A2DP media packet as the sink recorder receives it: RTP and SBC media payload headers, then SBC frames.
+pub fn a2dp_packet(data: &[u8]) {
+    let _ = FrameHeader::parse(data);
+    let Ok(p) = packets::parse(data) else { return };
+    if let Some(frames) = packets::split_frames(p.sbc, usize::from(p.frames)) {
+        for (h, f) in frames {
+            assert_eq!(h.len, f.len());
+            let _ = h.peak_estimate(f);
+        }
+    }
+}
+
+/// The config file parser (TOML to source and outputs, `[service]` included). Non-UTF-8 input is refused before
+/// the parser, as `read_to_string` does.
+pub fn config(data: &[u8]) {
+    if let Ok(text) = std::str::from_utf8(data) {
+        let _ = Config::parse_all("fuzz.toml", text);
+    }
+}
+
+/// The persisted user-settings file as `StateStore::load` reads it (JSON, then range checks); a state that loads
+/// must save and load back to itself.
+pub fn state(data: &[u8]) {
+    let Ok(s) = serde_json::from_slice::<State>(data) else {
+        return;
+    };
+    if s.validate().is_ok() {
+        let saved = serde_json::to_vec_pretty(&s).expect("a loaded state serialises");
+        assert_eq!(serde_json::from_slice::<State>(&saved).expect("re-load"), s);
+    }
+}

@@ -1,0 +1,123 @@
+//! `bluebridge-sink-recorder`: a test A2DP sink that timestamps what arrives (the rig's timing proof). A binary
+//! of its own so that the service's library holds no test tool: the work is in [`recorder`] (BlueZ side) and
+//! [`packets`] (pure), the libsbc decoder in [`sbc_decode`]; this file is the command line. Built by
+//! `cargo build --release` beside `bluebridge`, carried into the VM by `scripts/rig`, never packaged.
+
+mod packets;
+mod recorder;
+mod sbc_decode;
+mod sbc_frame;
+
+use anyhow::{bail, Context, Result};
+// What sbc_decode's `use super::…` names (it is also a module of the library's tests, under codec::sbc).
+use bluebridge::codec::sbc::{Sbc, SbcError, SBC_SYNCWORD};
+use clap::Parser;
+use packets::{delay_dms, DelayChange, MAX_DELAY_MS, STREAM_WINDOW};
+use recorder::{run, Journal, RecorderOptions};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Registers an A2DP SBC sink endpoint through BlueZ on one adapter, reports a Delay (and changes it on a
+/// schedule), and writes a JSON line per click of bluebridge's test signal with its arrival time on
+/// CLOCK_MONOTONIC and the Delay in force. Stops after --seconds of audio, or on SIGINT/SIGTERM.
+#[derive(Parser, Debug)]
+#[command(name = "bluebridge-sink-recorder", version)]
+struct Args {
+    /// Adapter to register the sink endpoint on, e.g. hci2.
+    #[arg(long)]
+    adapter: String,
+    /// Delay to report once the stream starts, ms (sent in 1/10 ms).
+    #[arg(long, default_value_t = 150.0)]
+    delay_ms: f64,
+    /// Change the reported Delay SECS after the first audio to MS, e.g. 12:250; may be repeated.
+    #[arg(long = "delay-change", value_name = "SECS:MS")]
+    delay_change: Vec<DelayChange>,
+    /// Seconds of audio to record, counted from the first packet.
+    #[arg(long, default_value_t = 30.0)]
+    seconds: f64,
+    /// Where the JSON lines go ("-": stdout).
+    #[arg(long, default_value = "-")]
+    json: String,
+    /// Write the decoded audio to this WAV file (without it only the frames around clicks are decoded).
+    #[arg(long)]
+    wav: Option<PathBuf>,
+    /// Half the window of a click's stream time (the lower envelope of packet arrivals around it), ms.
+    #[arg(long, default_value_t = STREAM_WINDOW.as_millis() as u64)]
+    stream_window_ms: u64,
+    /// Also write a JSON line per packet (sequence number, RTP timestamp, position, arrival).
+    #[arg(long)]
+    packet_lines: bool,
+}
+
+fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("BLUEBRIDGE_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    if let Err(e) = main_result(Args::parse()) {
+        eprintln!("bluebridge-sink-recorder: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn main_result(args: Args) -> Result<()> {
+    if delay_dms(args.delay_ms).is_none() {
+        bail!("--delay-ms must be 0 to {MAX_DELAY_MS}, not {}", args.delay_ms);
+    }
+    if !(1..=10_000).contains(&args.stream_window_ms) {
+        bail!("--stream-window-ms must be 1 to 10000, not {}", args.stream_window_ms);
+    }
+    if !(args.seconds > 0.0 && args.seconds <= 86_400.0) {
+        bail!("--seconds must be between 0 and 86400, not {}", args.seconds);
+    }
+    let out: Box<dyn std::io::Write + Send> = if args.json == "-" {
+        Box::new(std::io::stdout())
+    } else {
+        Box::new(std::fs::File::create(&args.json).with_context(|| format!("creating {}", args.json))?)
+    };
+    let journal = Arc::new(Journal::new(out));
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let stop = Arc::new(AtomicBool::new(false));
+    rt.block_on(async {
+        for kind in [
+            tokio::signal::unix::SignalKind::interrupt(),
+            tokio::signal::unix::SignalKind::terminate(),
+        ] {
+            let mut s = tokio::signal::unix::signal(kind)?;
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                s.recv().await;
+                stop.store(true, Ordering::SeqCst);
+            });
+        }
+        let opts = RecorderOptions {
+            adapter: args.adapter.clone(),
+            delay_ms: args.delay_ms,
+            changes: args.delay_change,
+            seconds: args.seconds,
+            wav: args.wav,
+            stream_window: Duration::from_millis(args.stream_window_ms),
+            packet_lines: args.packet_lines,
+        };
+        let summary = run(opts, journal, stop).await?;
+        eprintln!(
+            "bluebridge-sink-recorder: {}: {} packets, {:.1} s decoded, {} clicks, {} sequence gaps ({} lost), {} bad",
+            summary.reason,
+            summary.packets,
+            summary.decoded_s,
+            summary.clicks,
+            summary.seq_gaps,
+            summary.lost_packets,
+            summary.bad_packets
+        );
+        anyhow::Ok(())
+    })
+}

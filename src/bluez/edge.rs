@@ -1,0 +1,100 @@
+//! The Bluetooth edge the outputs are given ([`crate::output::BluetoothEdge`]): it starts the BlueZ tasks that link
+//! an `a2dp` output to its speaker (through the shared [`A2dpHub`]) and a `broadcast` output to its BIG.
+
+use super::a2dp_speaker::{A2dpHub, SpeakerSpec};
+use crate::output::a2dp::SharedLink;
+use crate::output::a2dp_settings::A2dpSettings;
+use crate::output::broadcast::SharedBig;
+use crate::output::broadcast_settings::BroadcastSettings;
+use crate::output::{BluetoothEdge, OutputError};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// First retry of an A2DP speaker whose hub or adapter is not ready; doubled up to [`A2DP_RETRY_MAX`].
+const A2DP_RETRY_MIN: Duration = Duration::from_secs(1);
+/// Longest wait between retries.
+const A2DP_RETRY_MAX: Duration = Duration::from_secs(30);
+
+/// BlueZ, for the outputs: one per run.
+pub struct BluezEdge {
+    runtime: tokio::runtime::Handle,
+    /// Created on first use by an `a2dp` output; shared by all of them (one endpoint per adapter).
+    hub: Arc<tokio::sync::Mutex<Option<A2dpHub>>>,
+    /// `bluetooth.max_a2dp_per_adapter`: automatic placement's limit (a reload may change it).
+    max_a2dp_per_adapter: Arc<AtomicUsize>,
+}
+
+impl BluezEdge {
+    /// An edge spawning its tasks on `runtime`, placing at most `max_a2dp_per_adapter` speakers per adapter.
+    pub fn new(runtime: tokio::runtime::Handle, max_a2dp_per_adapter: usize) -> Self {
+        Self {
+            runtime,
+            hub: Arc::default(),
+            max_a2dp_per_adapter: Arc::new(max_a2dp_per_adapter.into()),
+        }
+    }
+
+    /// Changes automatic placement's limit for speakers placed from now on.
+    pub fn set_max_a2dp_per_adapter(&self, max: usize) {
+        self.max_a2dp_per_adapter.store(max, Ordering::Relaxed);
+    }
+}
+
+impl BluetoothEdge for BluezEdge {
+    /// Starts the control side of an A2DP speaker in the background: it keeps retrying until BlueZ is there (and,
+    /// when placed automatically, until an adapter has room), so a missing bluetoothd or adapter is logged and
+    /// recovered from, never fatal. Gives up when the output is gone.
+    fn start_a2dp(&self, name: &str, settings: &A2dpSettings, link: &SharedLink) -> Result<(), OutputError> {
+        let hub = self.hub.clone();
+        let max = self.max_a2dp_per_adapter.clone();
+        let settings = settings.clone();
+        let name = name.to_string();
+        let weak = Arc::downgrade(link);
+        self.runtime.spawn(async move {
+            let mut delay = A2DP_RETRY_MIN;
+            loop {
+                let Some(shared) = weak.upgrade() else { return };
+                let r: Result<(), super::media::MediaError> = async {
+                    let mut guard = hub.lock().await;
+                    if guard.is_none() {
+                        *guard = Some(A2dpHub::new(settings.sbc_quality).await?);
+                    }
+                    let h = guard.as_mut().expect("just set");
+                    let adapter = match &settings.adapter {
+                        Some(a) => a.clone(),
+                        None => h.place(max.load(Ordering::Relaxed)).await?,
+                    };
+                    let speaker = SpeakerSpec {
+                        name: name.clone(),
+                        adapter,
+                        address: settings.address,
+                        avrcp_volume: settings.avrcp_volume,
+                    };
+                    h.add_speaker(speaker, shared.clone()).await
+                }
+                .await;
+                drop(shared);
+                match r {
+                    Ok(()) => return,
+                    Err(e) => {
+                        tracing::warn!(output = name, "A2DP not ready: {e}; retrying in {delay:?}");
+                        tokio::time::sleep(delay).await;
+                        delay = (delay * 2).min(A2DP_RETRY_MAX);
+                    }
+                }
+            }
+        });
+        Ok(())
+    }
+
+    fn start_broadcast(&self, name: &str, settings: &BroadcastSettings, big: &SharedBig) -> Result<(), OutputError> {
+        self.runtime.spawn(super::broadcast_source::run(
+            name.to_string(),
+            settings.adapter().to_string(),
+            settings.config.clone(),
+            Arc::downgrade(big),
+        ));
+        Ok(())
+    }
+}
