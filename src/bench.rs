@@ -1,4 +1,4 @@
-//! `bluebridge bench a2dp` and `bluebridge bench broadcast`: CPU of a whole output pipeline (timeline → player
+//! `bluebridge bench a2dp`, `bluebridge bench broadcast` and `bluebridge bench pipe`: CPU of a whole output pipeline (timeline → player
 //! with drift control and resampler → encoder → packets on a socket) against the bare codec encoding the same
 //! audio, measured in the same run as thread CPU time, so the figure is a ratio that does not depend on the
 //! machine's speed or load. Both parts get the same audio, made before timing starts. For instruction counts
@@ -116,6 +116,23 @@ pub fn thread_cpu_s() -> f64 {
     // SAFETY: valid timespec pointer.
     unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
     ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
+}
+
+/// Bare conversion of `seconds` of the test signal to the pipe's S16LE bytes, block by block (the pipe's only
+/// work besides the pipeline).
+pub fn bare_s16le(seconds: f64) -> f64 {
+    let pcm = test_pcm(seconds);
+    let block = crate::output::player::BLOCK_FRAMES * 2;
+    let mut bytes = Vec::with_capacity(block * 2);
+    let t = thread_cpu_s();
+    for chunk in pcm.chunks(block) {
+        bytes.clear();
+        for s in chunk {
+            bytes.extend_from_slice(&s.to_le_bytes());
+        }
+        std::hint::black_box(&bytes);
+    }
+    thread_cpu_s() - t
 }
 
 /// The result of one benchmark.
@@ -363,6 +380,18 @@ pub fn broadcast_pipeline(seconds: f64, clock: ServerClock) -> PipelineRun {
     }
 }
 
+/// The whole pipe pipeline in virtual time for `seconds`, to `/dev/null` (its writer thread writes each block
+/// at once: the virtual clock's times are long past on the system clock). Packets: none are counted.
+pub fn pipe_pipeline(seconds: f64, clock: ServerClock) -> PipelineRun {
+    let output = Box::new(crate::output::pipe::PipeOutput::open("/dev/null", 0).expect("/dev/null opens"));
+    let (cpu_s, steady_allocs) = run_pipeline(seconds, clock, output, || {});
+    PipelineRun {
+        cpu_s,
+        packets: 0,
+        steady_allocs,
+    }
+}
+
 fn result(
     pipeline: &'static str,
     seconds: f64,
@@ -397,6 +426,11 @@ fn result(
 /// `bench a2dp`: the A2DP pipeline against bare libsbc.
 pub fn a2dp(seconds: f64, parts: Parts) -> PipelineBench {
     result("a2dp", seconds, parts, bare_sbc, a2dp_pipeline)
+}
+
+/// `bench pipe`: the pipe pipeline (to /dev/null) against bare S16LE conversion.
+pub fn pipe(seconds: f64, parts: Parts) -> PipelineBench {
+    result("pipe", seconds, parts, bare_s16le, pipe_pipeline)
 }
 
 /// `bench broadcast`: the broadcast pipeline (stereo [`BENCH_LC3_PRESET`]) against bare liblc3.

@@ -177,6 +177,15 @@ enum Bench {
         #[arg(long)]
         part: Option<String>,
     },
+    /// CPU and allocations of the whole pipe pipeline (to /dev/null) vs bare S16LE conversion of the same audio.
+    Pipe {
+        /// Seconds of audio.
+        #[arg(long, default_value_t = 60.0)]
+        seconds: f64,
+        /// Only one part: bare | pipeline | pipeline-local.
+        #[arg(long)]
+        part: Option<String>,
+    },
     /// The sync benchmark: the demo's scenario in virtual time (deterministic).
     Sync {
         /// Seconds of audio.
@@ -222,6 +231,9 @@ fn main() {
         }
         Command::Bench(Bench::Broadcast { seconds, part }) => {
             bench_pipeline(bluebridge::bench::broadcast, seconds, part.as_deref())
+        }
+        Command::Bench(Bench::Pipe { seconds, part }) => {
+            bench_pipeline(bluebridge::bench::pipe, seconds, part.as_deref())
         }
         Command::Adapters { json } => adapters(json),
         Command::Devices { json } => devices(json),

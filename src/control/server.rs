@@ -12,7 +12,7 @@
 
 use super::protocol::{ErrorCode, Request, Response, MAX_LINE_BYTES};
 use std::io;
-use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -60,7 +60,7 @@ impl Default for Limits {
 pub type Call = (Request, oneshot::Sender<Response>);
 
 /// Creates the socket at `path`: its directory if missing, a stale socket file replaced, mode
-/// [`SOCKET_MODE`], group [`SOCKET_GROUP`] if that group exists (a failure to change the group is logged, not
+/// [`SOCKET_MODE`], group [`SOCKET_GROUP`] if that group exists and the socket lacks it (a failure to change the group is logged, not
 /// fatal). Fails if another process is listening there or the path is something other than a socket.
 pub fn bind(path: &Path) -> io::Result<UnixListener> {
     if let Some(dir) = path.parent() {
@@ -90,7 +90,10 @@ pub fn bind(path: &Path) -> io::Result<UnixListener> {
     }
     let listener = UnixListener::bind(path)?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(SOCKET_MODE))?;
-    if let Some(gid) = group_id(SOCKET_GROUP) {
+    // Under the shipped unit (Group=bluebridge) the socket is born with that group, and chown(2) is one of the
+    // `@privileged` system calls the unit's filter refuses (EPERM): change the group only when it differs.
+    let have_gid = std::fs::symlink_metadata(path)?.gid();
+    if let Some(gid) = group_id(SOCKET_GROUP).filter(|&gid| gid != have_gid) {
         let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).map_err(io::Error::other)?;
         // SAFETY: chown(2) with a valid NUL-terminated path; uid -1 leaves the owner as it is.
         if unsafe { libc::chown(c.as_ptr(), u32::MAX, gid) } != 0 {

@@ -13,13 +13,14 @@
 //! the stream (the speaker may sleep); sound coming back takes it again. With [`A2dpOptions::keep_alive`] silence
 //! is replaced by an inaudible tone instead, for speakers that switch off when they hear nothing.
 
+use super::iso_sink::SduSink;
 use super::local_clocked::LocalClocked;
+use super::paced_sender::{send_nonblocking, PacedSender};
 use super::{DeviceControl, Output, OutputError, OutputStatus, OUTPUT_FORMAT};
 use crate::a2dp::rtp::{frames_per_packet, RtpPacketizer};
 use crate::a2dp::sbc_caps;
 use crate::codec::sbc::{Sbc, SBC_DELAY_FRAMES};
 use crate::timeline::LocalTime;
-use std::collections::VecDeque;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::{Arc, Mutex};
 
@@ -96,9 +97,20 @@ pub struct LinkState {
 /// Shared between an [`A2dpOutput`] and its speaker task.
 pub type SharedLink = Arc<Mutex<LinkState>>;
 
+/// The transport socket as the paced sender's sink (one write = one RTP packet; no backlog to report).
+struct Transport(Arc<Link>);
+
+impl SduSink for Transport {
+    fn send(&mut self, packet: &[u8]) -> std::io::Result<()> {
+        send_nonblocking(self.0.fd.as_raw_fd(), packet)
+    }
+    fn backlog_sdus(&mut self) -> Option<u32> {
+        None
+    }
+}
+
 struct Active {
     generation: u64,
-    link: Arc<Link>,
     sbc: Sbc,
     channels: usize,
     rtp: RtpPacketizer,
@@ -109,10 +121,6 @@ struct Active {
     /// Output frame index of the first PCM frame in `pcm`/`encoded` not yet packetised.
     next_frame: u64,
     packet_first_frame: u64,
-    queue: VecDeque<(u64, Vec<u8>)>,
-    /// Packet buffers already sent, reused for the next packets: steady state allocates none (the pool grows to
-    /// the deepest the queue has been, a handful of packets).
-    spare: Vec<Vec<u8>>,
 }
 
 /// An A2DP speaker as an output.
@@ -122,10 +130,9 @@ pub struct A2dpOutput {
     options: A2dpOptions,
     clock: LocalClocked,
     active: Option<Active>,
+    /// Sends the RTP packets when due (one buffer per packet, on the transport socket).
+    sender: PacedSender,
     seen_generation: u64,
-    packets: u64,
-    dropped: u64,
-    write_errors: u64,
     /// The last volume told to the control side.
     wanted_volume_pct: Option<u8>,
     /// Copied from the shared state at each tick.
@@ -160,10 +167,8 @@ impl A2dpOutput {
             options,
             clock: LocalClocked::with_late_tolerance(LEAD_NS, options.fallback_delay_ns, LATE_TOLERANCE_NS),
             active: None,
+            sender: PacedSender::new(name, "packets", "the speaker task will reconnect", 1),
             seen_generation: 0,
-            packets: 0,
-            dropped: 0,
-            write_errors: 0,
             wanted_volume_pct: None,
             device_volume: None,
             sink_delay_ns: options.fallback_delay_ns,
@@ -206,6 +211,7 @@ impl A2dpOutput {
         if st.generation != self.seen_generation {
             self.seen_generation = st.generation;
             self.active = None;
+            self.sender.detach();
             if let Some(link) = st.link.clone() {
                 match Sbc::new_a2dp(&link.configuration) {
                     Ok(sbc) => {
@@ -219,19 +225,18 @@ impl A2dpOutput {
                             link.write_mtu
                         );
                         let next = self.clock.written_frames();
+                        let packet_bytes = link.write_mtu.max(13 + fpp * sbc.frame_length());
+                        self.sender.attach(vec![Box::new(Transport(link))], packet_bytes);
                         self.active = Some(Active {
                             generation: st.generation,
-                            link,
                             channels,
                             rtp: RtpPacketizer::new(fastrand::u16(..), fastrand::u32(..), 1),
                             frames_per_packet: fpp,
-                            pcm: Vec::new(),
-                            encoded: Vec::new(),
+                            pcm: Vec::with_capacity(sbc.codesize() * 16),
+                            encoded: Vec::with_capacity(fpp * sbc.frame_length()),
                             n_frames: 0,
                             next_frame: next,
                             packet_first_frame: next,
-                            queue: VecDeque::new(),
-                            spare: Vec::new(),
                             sbc,
                         });
                     }
@@ -243,55 +248,14 @@ impl A2dpOutput {
     }
 
     fn flush_due(&mut self, now: LocalTime) {
-        let Some(a) = &mut self.active else { return };
-        while let Some((first, _)) = a.queue.front() {
-            if !self.clock.is_due(*first, now) {
-                break;
-            }
-            let (_, pkt) = a.queue.pop_front().expect("front exists");
-            if super::test_drop_packets() {
-                self.packets += 1; // TEST-ONLY (RIG_BREAK=send): dropped as if sent
-                continue;
-            }
-            // SAFETY: send(2) on a socket we hold open; the buffer is valid for its length.
-            let rc = unsafe {
-                libc::send(
-                    a.link.fd.as_raw_fd(),
-                    pkt.as_ptr().cast(),
-                    pkt.len(),
-                    libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
-                )
-            };
-            let err = (rc < 0).then(std::io::Error::last_os_error);
-            a.spare.push(pkt);
-            let Some(err) = err else {
-                self.packets += 1;
-                continue;
-            };
-            if err.kind() == std::io::ErrorKind::WouldBlock {
-                // The link is congested: drop this packet rather than fall behind.
-                self.dropped += 1;
-                if self.dropped.is_power_of_two() {
-                    tracing::warn!(
-                        output = self.name,
-                        "link congested: {} packets dropped so far",
-                        self.dropped
-                    );
-                }
-                continue;
-            }
-            self.write_errors += 1;
-            tracing::warn!(
-                output = self.name,
-                "transport write failed ({err}); the speaker task will reconnect"
-            );
-            let generation = a.generation;
+        let Some(a) = &self.active else { return };
+        let generation = a.generation;
+        if self.sender.flush_due(&self.clock, now).is_err() {
             self.active = None;
             let mut st = self.shared.lock().expect("link lock");
             if st.generation == generation {
                 st.failed = true;
             }
-            return;
         }
     }
 }
@@ -352,12 +316,9 @@ impl Output for A2dpOutput {
                 a.next_frame += per_frame;
                 a.n_frames += 1;
                 if a.n_frames == a.frames_per_packet {
-                    let mut pkt = a
-                        .spare
-                        .pop()
-                        .unwrap_or_else(|| Vec::with_capacity(a.link.write_mtu.max(13 + a.encoded.len())));
-                    a.rtp.packet(&a.encoded, a.n_frames, per_frame as usize, &mut pkt);
-                    a.queue.push_back((a.packet_first_frame, pkt));
+                    let mut pkt = self.sender.take_buffers();
+                    a.rtp.packet(&a.encoded, a.n_frames, per_frame as usize, &mut pkt[0]);
+                    self.sender.queue(a.packet_first_frame, pkt);
                     a.encoded.clear();
                     a.n_frames = 0;
                 }
@@ -390,15 +351,15 @@ impl Output for A2dpOutput {
     }
 
     fn wake_at(&self, now: LocalTime) -> Option<LocalTime> {
-        let first = self.active.as_ref().and_then(|a| a.queue.front()).map(|(n, _)| *n);
-        Some(self.clock.wake_at(first, now))
+        Some(self.sender.wake_at(&self.clock, now))
     }
 
     fn counters(&self) -> Vec<(&'static str, u64)> {
+        let c = self.sender.counts();
         vec![
-            ("packets", self.packets),
-            ("dropped_packets", self.dropped),
-            ("write_errors", self.write_errors),
+            ("packets", c.sent),
+            ("dropped_packets", c.dropped),
+            ("write_errors", c.write_errors),
             ("streaming", self.active.is_some() as u64),
         ]
     }

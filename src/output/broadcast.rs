@@ -24,11 +24,11 @@
 use super::iso_pacing::{ControllerRate, IsoPacer, PacerState};
 use super::iso_sink::{IsoSocket, SduSink};
 use super::local_clocked::LocalClocked;
+use super::paced_sender::PacedSender;
 use super::{Output, OutputError, OutputStatus, OUTPUT_FORMAT};
 use crate::bap::broadcast::{BroadcastConfig, ChannelLayout};
 use crate::codec::lc3::Lc3Encoder;
 use crate::timeline::LocalTime;
-use std::collections::VecDeque;
 use std::os::fd::OwnedFd;
 use std::sync::{Arc, Mutex};
 
@@ -72,7 +72,6 @@ fn iso_sockets(link: &Arc<BigLink>) -> Vec<Box<dyn SduSink>> {
 
 struct Active {
     generation: u64,
-    sinks: Vec<Box<dyn SduSink>>,
     /// Follows the controller's clock for this BIG.
     pacer: IsoPacer,
     interval_ns: i64,
@@ -85,11 +84,6 @@ struct Active {
     pcm: Vec<Vec<i16>>,
     /// Output frame index of the first sample in `pcm`.
     next_frame: u64,
-    /// (first frame, one SDU per BIS).
-    queue: VecDeque<(u64, Vec<Vec<u8>>)>,
-    /// SDU sets already sent, reused for the next intervals: steady state allocates none (the pool grows to the
-    /// deepest the queue has been, a handful of intervals).
-    spare: Vec<Vec<Vec<u8>>>,
 }
 
 /// An LE Audio broadcast (one BIG) as an output.
@@ -99,15 +93,14 @@ pub struct BroadcastOutput {
     shared: SharedBig,
     clock: LocalClocked,
     active: Option<Active>,
+    /// Sends one SDU per BIS per interval when due (one buffer per BIS socket).
+    sender: PacedSender,
     seen_generation: u64,
     open_sinks: SinkFactory,
     /// When `status` was last called (the counters' "now").
     last_status: Option<LocalTime>,
     /// Follow the controller's clock (off: pace on the local clock, for comparison).
     follow_controller: bool,
-    sdus: u64,
-    dropped: u64,
-    write_errors: u64,
     encode_errors: u64,
 }
 
@@ -115,19 +108,18 @@ impl BroadcastOutput {
     /// An output named `name` broadcasting `config`, fed BIGs through `shared`.
     pub fn new(name: &str, config: BroadcastConfig, shared: SharedBig) -> Self {
         let delay = Self::delay_ns(&config);
+        let sender = PacedSender::new(name, "SDUs", "setting the broadcast up again", config.bis_count());
         Self {
             name: name.to_string(),
             config,
             shared,
             clock: LocalClocked::with_late_tolerance(LEAD_NS, delay, LATE_TOLERANCE_NS),
             active: None,
+            sender,
             seen_generation: 0,
             open_sinks: Box::new(iso_sockets),
             last_status: None,
             follow_controller: true,
-            sdus: 0,
-            dropped: 0,
-            write_errors: 0,
             encode_errors: 0,
         }
     }
@@ -173,6 +165,7 @@ impl BroadcastOutput {
         }
         self.seen_generation = st.generation;
         self.active = None;
+        self.sender.detach();
         let Some(link) = st.link.clone() else { return };
         let p = self.config.preset;
         let n = self.config.bis_count();
@@ -200,18 +193,18 @@ impl BroadcastOutput {
                 } else {
                     IsoPacer::off(interval_ns, n as u32)
                 };
+                self.sender
+                    .attach((self.open_sinks)(&link), usize::from(p.octets_per_frame));
+                let fs = encoders[0].frame_samples();
                 self.active = Some(Active {
                     generation: st.generation,
-                    sinks: (self.open_sinks)(&link),
                     pacer,
                     interval_ns,
                     next_sample: LocalTime::from_ns(i64::MIN),
                     rng: fastrand::Rng::with_seed(st.generation),
                     encoders,
-                    pcm: vec![Vec::new(); n],
+                    pcm: vec![Vec::with_capacity(fs * 16); n],
                     next_frame: self.clock.written_frames(),
-                    queue: VecDeque::new(),
-                    spare: Vec::new(),
                 });
             }
             Err(e) => tracing::error!(output = self.name, "cannot set up LC3: {e}"),
@@ -224,7 +217,7 @@ impl BroadcastOutput {
             Some(a) => {
                 if !a.pacer.following() || now >= a.next_sample {
                     let mut backlog = Some(0u32);
-                    for s in &mut a.sinks {
+                    for s in self.sender.sinks_mut() {
                         backlog = backlog.zip(s.backlog_sdus()).map(|(x, y)| x + y);
                     }
                     a.pacer.sample(now, backlog);
@@ -241,47 +234,14 @@ impl BroadcastOutput {
     }
 
     fn flush_due(&mut self, now: LocalTime) {
-        let Some(a) = &mut self.active else { return };
-        while let Some((first, _)) = a.queue.front() {
-            if !self.clock.is_due(*first, now) {
-                break;
+        let Some(a) = &self.active else { return };
+        let generation = a.generation;
+        if self.sender.flush_due(&self.clock, now).is_err() {
+            self.active = None;
+            let mut st = self.shared.lock().expect("big lock");
+            if st.generation == generation {
+                st.failed = true;
             }
-            let (_, sdus) = a.queue.pop_front().expect("front exists");
-            for (sink, sdu) in a.sinks.iter_mut().zip(&sdus) {
-                let r = sink.send(sdu);
-                if r.is_ok() {
-                    self.sdus += 1;
-                    if self.sdus % 1000 == 0 {
-                        tracing::debug!(output = self.name, "{} SDUs sent, {} dropped", self.sdus, self.dropped);
-                    }
-                    continue;
-                }
-                let err = r.expect_err("not ok");
-                if err.kind() == std::io::ErrorKind::WouldBlock {
-                    self.dropped += 1;
-                    if self.dropped.is_power_of_two() {
-                        tracing::warn!(
-                            output = self.name,
-                            "BIS congested: {} SDUs dropped so far",
-                            self.dropped
-                        );
-                    }
-                    continue;
-                }
-                self.write_errors += 1;
-                tracing::warn!(
-                    output = self.name,
-                    "BIS write failed ({err}); setting the broadcast up again"
-                );
-                let generation = a.generation;
-                self.active = None;
-                let mut st = self.shared.lock().expect("big lock");
-                if st.generation == generation {
-                    st.failed = true;
-                }
-                return;
-            }
-            a.spare.push(sdus);
         }
     }
 }
@@ -318,14 +278,16 @@ impl Output for BroadcastOutput {
             let mut off = 0;
             while a.pcm[0].len() - off >= fs {
                 let n = a.encoders.len();
-                let mut sdus = a.spare.pop().unwrap_or_else(|| vec![vec![0u8; octets]; n]);
+                let mut sdus = self.sender.take_buffers();
+                debug_assert_eq!(sdus.len(), n);
                 for ((enc, pcm), out) in a.encoders.iter_mut().zip(&a.pcm).zip(&mut sdus) {
+                    out.resize(octets, 0);
                     if enc.encode(&pcm[off..off + fs], out).is_err() {
                         out.fill(0);
                         self.encode_errors += 1;
                     }
                 }
-                a.queue.push_back((a.next_frame, sdus));
+                self.sender.queue(a.next_frame, sdus);
                 a.next_frame += fs as u64;
                 off += fs;
             }
@@ -351,8 +313,7 @@ impl Output for BroadcastOutput {
     }
 
     fn wake_at(&self, now: LocalTime) -> Option<LocalTime> {
-        let first = self.active.as_ref().and_then(|a| a.queue.front()).map(|(n, _)| *n);
-        let send = self.clock.wake_at(first, now);
+        let send = self.sender.wake_at(&self.clock, now);
         Some(match &self.active {
             Some(a) if a.pacer.following() => send.min(a.next_sample),
             _ => send,
@@ -361,10 +322,11 @@ impl Output for BroadcastOutput {
 
     fn counters(&self) -> Vec<(&'static str, u64)> {
         let now = self.last_status.unwrap_or_default();
+        let sent = self.sender.counts();
         let mut c = vec![
-            ("sdus", self.sdus),
-            ("dropped_sdus", self.dropped),
-            ("write_errors", self.write_errors),
+            ("sdus", sent.sent),
+            ("dropped_sdus", sent.dropped),
+            ("write_errors", sent.write_errors),
             ("encode_errors", self.encode_errors),
             ("streaming", self.active.is_some() as u64),
         ];

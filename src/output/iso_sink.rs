@@ -90,26 +90,12 @@ fn getsockopt_int(fd: RawFd, opt: libc::c_int) -> Option<libc::c_int> {
 
 impl SduSink for IsoSocket {
     fn send(&mut self, sdu: &[u8]) -> io::Result<()> {
-        if super::test_drop_packets() {
-            return Ok(()); // TEST-ONLY (RIG_BREAK=send): dropped as if sent
-        }
         let before = if self.sends_measured < UNIT_LEARNING_SENDS {
             self.queued_bytes()
         } else {
             None
         };
-        // SAFETY: send(2) on a socket the link keeps open; the buffer is valid for its length.
-        let rc = unsafe {
-            libc::send(
-                self.fd(),
-                sdu.as_ptr().cast(),
-                sdu.len(),
-                libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
-            )
-        };
-        if rc < 0 {
-            return Err(io::Error::last_os_error());
-        }
+        super::paced_sender::send_nonblocking(self.fd(), sdu)?;
         if let (Some((_, out0)), Some((_, out1))) = (before, self.queued_bytes()) {
             // The skb is charged before send() returns and stays charged until the HCI scheduler runs (a
             // work item): the drop in free space is one SDU's charge, unless the scheduler ran in between.

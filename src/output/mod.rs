@@ -17,6 +17,7 @@ pub mod iso_sink;
 pub mod kinds;
 pub mod local;
 pub mod local_clocked;
+pub mod paced_sender;
 pub mod pipe;
 pub mod pipe_settings;
 pub mod player;

@@ -2,22 +2,25 @@
 //! time: each frame is written at its play time − `delay_ms` (the declared delay of whatever reads the pipe).
 //!
 //! Writes happen on a writer thread that sleeps until each block is due, so a slow or absent reader never blocks
-//! the real-time path: blocks that cannot be queued are dropped and counted. A FIFO without a reader is retried;
-//! a reader that goes away (EPIPE) is waited for again.
+//! the real-time path. Blocks go to it in a fixed pool of [`QUEUE_BLOCKS`] byte buffers made when the pipe is
+//! opened and come back after they are written, so steady state allocates nothing; when the writer has returned
+//! none (it is that many blocks behind), the block is dropped and counted. A FIFO without a reader is retried; a
+//! reader that goes away (EPIPE) is waited for again.
 
 use super::local_clocked::LocalClocked;
+use super::player::BLOCK_FRAMES;
 use super::{Output, OutputError, OutputStatus};
 use crate::timeline::{LocalTime, SystemClock};
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::Arc;
 
 /// How far ahead of its due time a block is handed to the writer thread.
 const LEAD_NS: i64 = 20_000_000;
-/// Blocks the writer thread may hold.
-const QUEUE_BLOCKS: usize = 64;
+/// Buffers in the pool (blocks the writer thread may hold): 64 player blocks of 5 ms (60 KiB).
+pub const QUEUE_BLOCKS: usize = 64;
 /// How far behind the loop may fall before the pipe's clock restarts (a skip). The reader has the pipe's own
 /// buffer (64 KiB, 340 ms of this format) and the writer thread's queue in front of it, so a stall of ours shorter
 /// than that is caught up by writing the late blocks at once instead of cutting audio: the snapclient comparison
@@ -27,6 +30,8 @@ const LATE_TOLERANCE_NS: i64 = 250_000_000;
 /// A pipe (or stdout) written in real time.
 pub struct PipeOutput {
     tx: Option<SyncSender<(LocalTime, Vec<u8>)>>,
+    /// Written buffers back from the writer thread, to be filled again.
+    free: Receiver<Vec<u8>>,
     thread: Option<std::thread::JoinHandle<()>>,
     clock: LocalClocked,
     dropped_blocks: Arc<AtomicU64>,
@@ -37,18 +42,25 @@ impl PipeOutput {
     /// Starts a writer for `path` (`-` for stdout); `delay_ns` is the reader's declared delay.
     pub fn open(path: &str, delay_ns: i64) -> Result<Self, OutputError> {
         let (tx, rx) = sync_channel::<(LocalTime, Vec<u8>)>(QUEUE_BLOCKS);
+        let (free_tx, free_rx) = sync_channel::<Vec<u8>>(QUEUE_BLOCKS);
+        for _ in 0..QUEUE_BLOCKS {
+            free_tx
+                .try_send(Vec::with_capacity(BLOCK_FRAMES * 4))
+                .expect("the pool fits its channel");
+        }
         let path_owned = path.to_string();
         let write_errors = Arc::new(AtomicU64::new(0));
         let errs = write_errors.clone();
         let thread = std::thread::Builder::new()
             .name(format!("pipe {path}"))
-            .spawn(move || writer_thread(&path_owned, rx, &errs))
+            .spawn(move || writer_thread(&path_owned, rx, &free_tx, &errs))
             .map_err(|e| OutputError::Io {
                 what: format!("cannot start the writer for {path}"),
                 source: e,
             })?;
         Ok(Self {
             tx: Some(tx),
+            free: free_rx,
             thread: Some(thread),
             clock: LocalClocked::with_late_tolerance(LEAD_NS, delay_ns, LATE_TOLERANCE_NS),
             dropped_blocks: Arc::default(),
@@ -77,7 +89,7 @@ fn open_sink(path: &str) -> std::io::Result<Box<dyn Write>> {
     Ok(Box::new(f))
 }
 
-fn writer_thread(path: &str, rx: std::sync::mpsc::Receiver<(LocalTime, Vec<u8>)>, errors: &AtomicU64) {
+fn writer_thread(path: &str, rx: Receiver<(LocalTime, Vec<u8>)>, free: &SyncSender<Vec<u8>>, errors: &AtomicU64) {
     let mut sink: Option<Box<dyn Write>> = None;
     let mut logged = false;
     while let Ok((due, bytes)) = rx.recv() {
@@ -94,6 +106,7 @@ fn writer_thread(path: &str, rx: std::sync::mpsc::Receiver<(LocalTime, Vec<u8>)>
                         logged = true;
                     }
                     errors.fetch_add(1, Ordering::Relaxed);
+                    let _ = free.try_send(bytes);
                     continue;
                 }
             }
@@ -105,6 +118,8 @@ fn writer_thread(path: &str, rx: std::sync::mpsc::Receiver<(LocalTime, Vec<u8>)>
                 sink = None;
             }
         }
+        // Back to the pool (it has room: every buffer came from it).
+        let _ = free.try_send(bytes);
     }
 }
 
@@ -119,16 +134,19 @@ impl Output for PipeOutput {
         let first = self.clock.written_frames();
         // Due when its first frame is rendered, minus the reader's delay (which the clock adds to the sink).
         let due = self.clock.render_time(first).unwrap_or(_now);
-        let mut bytes = Vec::with_capacity(frames.len() * 2);
-        for s in frames {
-            bytes.extend_from_slice(&s.to_le_bytes());
-        }
-        if let Some(tx) = &self.tx {
-            match tx.try_send((due, bytes)) {
-                Ok(()) => {}
-                Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
+        // A buffer from the pool; none back from the writer: it is QUEUE_BLOCKS behind (or gone), drop the block.
+        match (&self.tx, self.free.try_recv()) {
+            (Some(tx), Ok(mut bytes)) => {
+                bytes.clear();
+                for s in frames {
+                    bytes.extend_from_slice(&s.to_le_bytes());
+                }
+                if tx.try_send((due, bytes)).is_err() {
                     self.dropped_blocks.fetch_add(1, Ordering::Relaxed);
                 }
+            }
+            _ => {
+                self.dropped_blocks.fetch_add(1, Ordering::Relaxed);
             }
         }
         self.clock.wrote(frames);
@@ -161,5 +179,40 @@ impl Output for PipeOutput {
 impl Drop for PipeOutput {
     fn drop(&mut self) {
         let _ = self.close();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every block reaches the file in order, more blocks than the pool holds (the buffers are reused, each one
+    /// holding only its own block).
+    #[test]
+    fn writes_every_block_in_order_through_the_reused_buffers() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.raw");
+        let path = path.to_str().unwrap();
+        let mut out = PipeOutput::open(path, 0).unwrap();
+        let blocks = 3 * QUEUE_BLOCKS;
+        let mut want = Vec::new();
+        for b in 0..blocks {
+            let frames: Vec<i16> = (0..BLOCK_FRAMES * 2).map(|i| (b * 7 + i) as i16).collect();
+            // Due long ago: the writer writes at once. After each pool's worth, let it catch up (so no block is
+            // dropped for want of a buffer and the next ones reuse the returned buffers).
+            out.write(LocalTime::from_ns(0), &frames).unwrap();
+            want.extend(frames.iter().flat_map(|s| s.to_le_bytes()));
+            if (b + 1) % QUEUE_BLOCKS == 0 {
+                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+                while std::fs::metadata(path).map_or(0, |m| m.len()) < want.len() as u64 {
+                    assert!(std::time::Instant::now() < deadline, "the writer is stuck");
+                    std::thread::sleep(std::time::Duration::from_millis(2));
+                }
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+        }
+        out.close().unwrap();
+        assert_eq!(out.counters()[2], ("dropped_blocks", 0));
+        assert_eq!(std::fs::read(path).unwrap(), want);
     }
 }

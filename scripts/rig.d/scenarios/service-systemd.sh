@@ -11,8 +11,9 @@
 # say. RIG_BREAK (comma-separated) makes checks fail on purpose, to see that they can:
 #   no-policy      the D-Bus policy is not installed (the bus keeps others off BlueZ): endpoint (not together
 #                  with root: the rig's bus lets root call anything)
-#   root           a drop-in runs the service as root: user, dbus-user (and control-socket-group: the socket's
-#                  group is then root's)
+#   root           a drop-in runs the service as root: user, dbus-user (and control-socket-group: the socket is
+#                  then born with group root, and control-socket-no-warning: changing it is refused, as chown(2) is
+#                  in the unit's filtered @privileged set)
 #   no-rt          a drop-in sets RestrictRealtime=yes (as the unit once did): engine-realtime
 #   no-watchdog    a drop-in sets WatchdogSec=0: watchdog-set, watchdog-restart
 #   reload-source  the reload also changes the source (every output is rebuilt): reload-kept
@@ -165,6 +166,11 @@ status_as rigop > "$O/status-group.txt" 2>&1; rc=$?
 check control-socket-group "$([ $rc -eq 0 ] && grep -q capture "$O/status-group.txt"; pf)" "as rigop (group bluebridge): rc=$rc"
 status_as nobody > "$O/status-other.txt" 2>&1; rc=$?
 check control-socket-others-refused "$([ $rc -ne 0 ]; pf)" "as nobody: rc=$rc: $(tail -1 "$O/status-other.txt" | cut -c1-150)"
+# The socket is born with the service's group (Group=bluebridge), so bluebridge must not try to change it: chown(2)
+# is in the unit's refused @privileged set, and trying logged a WARN at every start ("cannot give it group").
+sockwarn=$(jr | grep -i 'control socket' | grep -iE 'warn|cannot' | head -2)
+check control-socket-no-warning "$([ -z "$sockwarn" ]; pf)" \
+  "socket $(stat -c '%U:%G %a' /run/bluebridge/control.sock 2>&1); journal: ${sockwarn:-no control-socket warning}"
 
 step "the watchdog is fed: still the same process after more than WatchdogSec"
 while [ "$(secs "$t1" "$(up)" | cut -d. -f1)" -lt 13 ]; do sleep 0.5; done
