@@ -61,6 +61,12 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// List the sound devices ALSA knows, with the names a `local` output's `device` accepts.
+    Devices {
+        /// Print one JSON object instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Look for Bluetooth devices nearby (put the speaker in pairing mode first).
     Scan {
         /// Adapter to scan with (default: the first).
@@ -230,6 +236,7 @@ fn main() {
             bench_pipeline(bluebridge::bench::pipe, seconds, part.as_deref())
         }
         Command::Adapters { json } => adapters(json),
+        Command::Devices { json } => devices(json),
         Command::Status { socket, json } => control(&socket, Request::Status, json),
         Command::Speakers { socket, json } => control(&socket, Request::Speakers, json),
         Command::SetOffset { name, ms, socket } => control(&socket, Request::SetOffset { name, ms }, false),
@@ -368,6 +375,24 @@ fn adapters(json: bool) -> Result<()> {
                 if a.powered { "powered" } else { "off" },
                 a.alias
             );
+        }
+    }
+    Ok(())
+}
+
+fn devices(json: bool) -> Result<()> {
+    let list = bluebridge::output::local::device::list_devices().context("cannot list sound devices")?;
+    if json {
+        println!("{}", serde_json::json!({ "devices": list }));
+    } else {
+        for d in &list {
+            let dir = match (d.output, d.capture) {
+                (true, true) => "output+capture",
+                (true, false) => "output",
+                (false, true) => "capture",
+                (false, false) => "-",
+            };
+            println!("{}\t{dir}\t{}", d.name, d.description);
         }
     }
     Ok(())

@@ -6,6 +6,7 @@
 use super::a2dp_settings::{self, A2dpSettings};
 use super::broadcast_settings::{self, BroadcastSettings};
 use super::file::FileSettings;
+use super::local::{self, LocalSpec};
 use super::pipe_settings::{self, PipeSettings};
 use super::player::ChannelMap;
 use super::settings::{Keys, SettingError};
@@ -104,6 +105,16 @@ pub const KINDS: &[Kind] = &[
             _ => Err(mismatch(spec)),
         },
     },
+    Kind {
+        name: "local",
+        help: "this box's sound card through ALSA (`device`, default the default device; `period_ms`, `buffer_ms`)",
+        keys: local::KEYS,
+        parse: |_, k| LocalSpec::parse(k).map(OutputSettings::Local),
+        open: |spec, _| match &spec.settings {
+            OutputSettings::Local(l) => Ok(Box::new(local::LocalOutput::open(&spec.name, l)?)),
+            _ => Err(mismatch(spec)),
+        },
+    },
 ];
 
 fn mismatch(spec: &OutputSpec) -> OutputError {
@@ -127,6 +138,8 @@ pub enum OutputSettings {
     Pipe(PipeSettings),
     /// `broadcast`.
     Broadcast(BroadcastSettings),
+    /// `local`.
+    Local(LocalSpec),
 }
 
 impl OutputSettings {
@@ -138,6 +151,7 @@ impl OutputSettings {
             Self::A2dp(_) => "a2dp",
             Self::Pipe(_) => "pipe",
             Self::Broadcast(_) => "broadcast",
+            Self::Local(_) => "local",
         }
     }
 
@@ -160,6 +174,7 @@ impl OutputSettings {
             ),
             Self::A2dp(a) => a.describe(),
             Self::Broadcast(b) => b.describe(),
+            Self::Local(l) => l.describe(),
         }
     }
 }
@@ -263,6 +278,6 @@ mod tests {
             assert!(!COMMON_KEYS.iter().any(|c| k.keys.contains(c)), "{}", k.name);
         }
         let names: Vec<_> = KINDS.iter().map(|k| k.name).collect();
-        assert_eq!(names, ["sim", "file", "a2dp", "pipe", "broadcast"]);
+        assert_eq!(names, ["sim", "file", "a2dp", "pipe", "broadcast", "local"]);
     }
 }

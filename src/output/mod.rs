@@ -15,6 +15,7 @@ mod iso_drift_sim;
 pub mod iso_pacing;
 pub mod iso_sink;
 pub mod kinds;
+pub mod local;
 pub mod local_clocked;
 pub mod paced_sender;
 pub mod pipe;
@@ -105,6 +106,12 @@ pub trait Output: Send {
     /// speaker). A source on the local clock then needs no rate correction for it.
     fn paced_by_local_clock(&self) -> bool {
         false
+    }
+    /// The rate of the output's own clock against the local clock, in ppm (positive: it consumes fast), when the
+    /// output measures it (a sound card from its callback timestamps). The player starts its drift controller
+    /// there instead of at 0. None (the default): not measured.
+    fn clock_ppm(&self) -> Option<f64> {
+        None
     }
     /// When the loop must next run for this output, asked after each tick at `now`. A paced output (a2dp,
     /// broadcast) names the send time of its next queued packet, so the loop sleeps until then instead of waking

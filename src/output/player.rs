@@ -177,6 +177,8 @@ pub struct Player {
     markers: Vec<LocalTime>,
     status: PlayerStatus,
     enabled: bool,
+    /// The drift controller was started at the output's measured clock rate ([`Output::clock_ppm`]).
+    seeded: bool,
 }
 
 /// The volume a device applies for the group's volume and the output's local one, percent: their product (a
@@ -229,6 +231,7 @@ impl Player {
             markers: vec![],
             status,
             enabled: true,
+            seeded: false,
         }
     }
 
@@ -363,6 +366,14 @@ impl Player {
         let heard = now.add_ns(delay.total_ns());
         let wanted = ServerTime::from_ns(heard.as_ns() + offset_ns - settings.buffer_ns + settings.latency_ns);
         let ns_per_frame = 1e9 / self.format.rate_hz as f64;
+        if !self.seeded {
+            // An output that measures its own clock (a sound card) puts the drift controller at that rate once
+            // the measurement is there (instead of letting the loop integrate up to it).
+            if let Some(ppm) = self.output.clock_ppm() {
+                self.controller.seed_ppm(ppm);
+                self.seeded = true;
+            }
+        }
         if let Some(sync) = &mut self.sync {
             let actual = sync.feed_start.as_ns() as f64 + self.conv.next_position() * ns_per_frame;
             let error_ns = (actual - wanted.as_ns() as f64).round() as i64;

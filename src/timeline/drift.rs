@@ -77,6 +77,15 @@ impl DriftController {
         self.integral_ppm
     }
 
+    /// Starts the drift estimate at a measured clock error (an output that measures its consumer's rate, such as
+    /// a sound card from its timestamps), so the loop starts locked instead of integrating up to it. No effect on
+    /// a disabled controller; clamped like the estimate.
+    pub fn seed_ppm(&mut self, ppm: f64) {
+        if self.enabled && ppm.is_finite() {
+            self.integral_ppm = ppm.clamp(-MAX_CORRECTION_PPM, MAX_CORRECTION_PPM);
+        }
+    }
+
     /// The last rate correction returned, in ppm.
     pub fn last_ppm(&self) -> f64 {
         self.last_ppm
@@ -172,6 +181,18 @@ mod tests {
         let trace = simulate(DriftController::disabled(), 500.0, 30.0);
         let peak = trace.iter().fold(0.0f64, |m, e| m.max(e.abs()));
         assert!(peak > 4_000_000.0, "peak {peak}");
+    }
+
+    #[test]
+    fn a_seeded_controller_starts_locked_and_a_disabled_one_ignores_the_seed() {
+        let peak = |c: DriftController| simulate(c, 300.0, 10.0).iter().fold(0.0f64, |m, e| m.max(e.abs()));
+        let mut seeded = DriftController::new();
+        seeded.seed_ppm(298.0);
+        let (cold, warm) = (peak(DriftController::new()), peak(seeded));
+        assert!(warm < cold / 20.0, "seeded peak {warm} ns, unseeded {cold} ns");
+        let mut off = DriftController::disabled();
+        off.seed_ppm(300.0);
+        assert_eq!(off.drift_estimate_ppm(), 0.0);
     }
 
     #[test]
