@@ -470,7 +470,6 @@ mod tests {
     use crate::output::local_clocked::LocalClocked;
     use crate::output::OutputError;
     use crate::source::tone::TestSignal;
-    use crate::timeline::buffer::{Chunk, TimelineBuffer};
     use crate::timeline::server_clock::ServerClock;
     use std::sync::atomic::{AtomicI64, Ordering};
 
@@ -535,14 +534,7 @@ mod tests {
         volume_pct: u8,
         device_pct: Option<Arc<Mutex<Option<u8>>>>,
     ) -> (Vec<i16>, PlayerStatus) {
-        let signal = TestSignal::standard();
-        let timeline = Arc::new(Mutex::new(TimelineBuffer::new(signal.format, 10_000_000_000)));
-        for c in 0..(5 * 48_000 / 960) {
-            let mut samples = vec![0.0f32; 960 * 2];
-            signal.fill(c * 960, &mut samples);
-            let start = ServerTime::from_ns(signal.format.frames_to_ns(c as i64 * 960));
-            timeline.lock().unwrap().push(Chunk { start, samples }).unwrap();
-        }
+        let timeline = crate::source::tone::standard_timeline(5 * 48_000 / 960, 10_000_000_000);
         let feed = Feed {
             timeline,
             server_clock: Arc::new(Mutex::new(clock)),

@@ -132,6 +132,24 @@ impl Source for ToneSource {
     }
 }
 
+/// Test fixture: a timeline holding the first `chunks` 20 ms chunks of [`TestSignal::standard`], stamped from server
+/// time 0, with room for `capacity_ns`.
+#[cfg(test)]
+pub(crate) fn standard_timeline(chunks: u64, capacity_ns: i64) -> SharedTimeline {
+    let signal = TestSignal::standard();
+    let timeline = std::sync::Arc::new(std::sync::Mutex::new(crate::timeline::buffer::TimelineBuffer::new(
+        signal.format,
+        capacity_ns,
+    )));
+    for c in 0..chunks {
+        let mut samples = vec![0.0f32; 960 * 2];
+        signal.fill(c * 960, &mut samples);
+        let start = ServerTime::from_ns(signal.format.frames_to_ns(c as i64 * 960));
+        timeline.lock().unwrap().push(Chunk { start, samples }).unwrap();
+    }
+    timeline
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

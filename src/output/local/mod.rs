@@ -456,10 +456,8 @@ mod tests {
     use super::*;
     use crate::output::player::{Feed, PlaySettings, Player, PlayerConfig, PlayerStatus};
     use crate::report::ClickDetector;
-    use crate::source::tone::{TestSignal, CLICK_OFFSET_FRAMES};
-    use crate::timeline::buffer::{Chunk, TimelineBuffer};
+    use crate::source::tone::CLICK_OFFSET_FRAMES;
     use crate::timeline::server_clock::ServerClock;
-    use crate::timeline::ServerTime;
     use std::sync::Mutex;
 
     const BUFFER_NS: i64 = 300_000_000;
@@ -480,17 +478,8 @@ mod tests {
     /// callback's playback time with ±[`JITTER_NS`] of jitter, and plays what the ring gives it. Clicks are timed
     /// on the card's true clock.
     fn run(card_ppm: f64, rate_hz: u32, drift_control: bool, secs: u64, settle_s: u64) -> Run {
-        let signal = TestSignal::standard();
-        let timeline = Arc::new(Mutex::new(TimelineBuffer::new(
-            signal.format,
-            (secs as i64 + 2) * 1_000_000_000,
-        )));
-        for c in 0..((secs + 1) * 48_000 / 960) {
-            let mut samples = vec![0.0f32; 960 * 2];
-            signal.fill(c * 960, &mut samples);
-            let start = ServerTime::from_ns(signal.format.frames_to_ns(c as i64 * 960));
-            timeline.lock().unwrap().push(Chunk { start, samples }).unwrap();
-        }
+        let timeline =
+            crate::source::tone::standard_timeline((secs + 1) * 48_000 / 960, (secs as i64 + 2) * 1_000_000_000);
         let feed = Feed {
             timeline,
             server_clock: Arc::new(Mutex::new(ServerClock::local())),
