@@ -1,25 +1,38 @@
 //! Config errors: `FILE:LINE:COL: message`, placed from a TOML span.
 
-/// A configuration error, already formatted as `FILE:LINE:COL: message` (or, when the file cannot be read,
-/// `cannot read config FILE: why`, marked by `line == 0`).
+/// A configuration error: where it is and what is wrong, naming the key.
 #[derive(Debug)]
-pub struct ConfigError {
-    /// The file.
-    pub file: String,
-    /// 1-based line (0: the file could not be read).
-    pub line: usize,
-    /// 1-based column.
-    pub col: usize,
-    /// What is wrong, naming the key.
-    pub message: String,
+pub enum ConfigError {
+    /// The file could not be read: `cannot read config FILE: why`.
+    Unreadable {
+        /// The file.
+        file: String,
+        /// Why (the OS's words).
+        message: String,
+    },
+    /// Something in the file is wrong: `FILE:LINE:COL: message`.
+    At {
+        /// The file.
+        file: String,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        col: usize,
+        /// What is wrong, naming the key.
+        message: String,
+    },
 }
 
 impl std::fmt::Display for ConfigError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if self.line == 0 {
-            write!(f, "cannot read config {}: {}", self.file, self.message)
-        } else {
-            write!(f, "{}:{}:{}: {}", self.file, self.line, self.col, self.message)
+        match self {
+            Self::Unreadable { file, message } => write!(f, "cannot read config {file}: {message}"),
+            Self::At {
+                file,
+                line,
+                col,
+                message,
+            } => write!(f, "{file}:{line}:{col}: {message}"),
         }
     }
 }
@@ -35,10 +48,8 @@ impl ConfigError {
             Some(i) => text[..i].to_string(),
             None => text,
         };
-        ConfigError {
+        ConfigError::Unreadable {
             file: path.to_string(),
-            line: 0,
-            col: 0,
             message,
         }
     }

@@ -22,7 +22,7 @@ impl Config {
     pub fn parse_all(file: &str, text: &str) -> Result<Loaded, ConfigError> {
         let err_at = |span: std::ops::Range<usize>, message: String| {
             let (line, col) = pos(text, span.start);
-            ConfigError {
+            ConfigError::At {
                 file: file.to_string(),
                 line,
                 col,
