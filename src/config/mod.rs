@@ -145,7 +145,7 @@ pub struct Loaded {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SourceConfig {
-    /// tone | file | snapcast.
+    /// tone | file | snapcast | capture.
     pub kind: Spanned<String>,
     /// Snapcast: `tcp://[user:password@]host[:port]`, port 1704 by default.
     #[serde(default)]
@@ -156,9 +156,15 @@ pub struct SourceConfig {
     /// File: play it in a loop.
     #[serde(default, rename = "loop")]
     pub looped: Option<Spanned<bool>>,
-    /// Tone and file: the group buffer (a frame captured at T plays at T + buffer), ms. Default 500.
+    /// Tone, file and capture: the group buffer (a frame captured at T plays at T + buffer), ms. Default 500.
     #[serde(default)]
     pub buffer_ms: Option<Spanned<i64>>,
+    /// Capture: the capture device (`bluebridge devices` lists them); default: the default capture device.
+    #[serde(default)]
+    pub device: Option<Spanned<String>>,
+    /// Capture: the device period, ms (default 10).
+    #[serde(default)]
+    pub period_ms: Option<Spanned<f64>>,
 }
 
 /// The source, resolved.
@@ -182,6 +188,13 @@ pub enum SourceSpec {
     Snapcast {
         /// `tcp://…` URL.
         url: String,
+    },
+    /// A capture device (line-in, a microphone): a frame captured at T plays at T + buffer.
+    Capture {
+        /// The device and its period.
+        capture: crate::source::capture::CaptureSpec,
+        /// Group buffer, ns.
+        buffer_ns: i64,
     },
 }
 

@@ -67,6 +67,10 @@ impl Config {
                 ))
             }
         };
+        if kind != "capture" {
+            not_for("device", src.device.as_ref().map(|v| v.span()), kind)?;
+            not_for("period_ms", src.period_ms.as_ref().map(|v| v.span()), kind)?;
+        }
         let source = match kind {
             "tone" => {
                 not_for("url", src.url.as_ref().map(|v| v.span()), kind)?;
@@ -114,10 +118,32 @@ impl Config {
                 }
                 SourceSpec::Snapcast { url }
             }
+            "capture" => {
+                not_for("url", src.url.as_ref().map(|v| v.span()), kind)?;
+                not_for("path", src.path.as_ref().map(|v| v.span()), kind)?;
+                not_for("loop", src.looped.as_ref().map(|v| v.span()), kind)?;
+                let mut capture = crate::source::capture::CaptureSpec::default();
+                if let Some(d) = &src.device {
+                    crate::output::local::device::DeviceName::parse(d.get_ref())
+                        .map_err(|e| err_at(d.span(), format!("source.device: {e}")))?;
+                    capture.device = Some(d.get_ref().trim().to_string());
+                }
+                if let Some(p) = &src.period_ms {
+                    let v = *p.get_ref();
+                    if !(1.0..=100.0).contains(&v) {
+                        return Err(err_at(
+                            p.span(),
+                            format!("source.period_ms must be between 1 and 100, not {v}"),
+                        ));
+                    }
+                    capture.period_ms = v;
+                }
+                SourceSpec::Capture { capture, buffer_ns }
+            }
             other => {
                 return Err(err_at(
                     src.kind.span(),
-                    format!("source.kind {other:?} is unknown; known kinds: tone, file, snapcast"),
+                    format!("source.kind {other:?} is unknown; known kinds: tone, file, snapcast, capture"),
                 ))
             }
         };

@@ -33,7 +33,15 @@ pub struct Kind {
 }
 
 /// The keys every kind takes.
-pub const COMMON_KEYS: &[&str] = &["name", "kind", "offset_ms", "calibration_ms", "channel", "volume"];
+pub const COMMON_KEYS: &[&str] = &[
+    "name",
+    "kind",
+    "offset_ms",
+    "calibration_ms",
+    "channel",
+    "volume",
+    "drift_control",
+];
 
 /// Every kind this build knows, in the order `--help` lists them.
 pub const KINDS: &[Kind] = &[
@@ -197,6 +205,8 @@ pub struct OutputSpec {
     pub channel: ChannelMap,
     /// Software volume, percent.
     pub volume_pct: u8,
+    /// Rate correction against drift (default on; off only to measure what drift does).
+    pub drift_control: bool,
     /// The kind and its settings.
     pub settings: OutputSettings,
 }
@@ -256,6 +266,7 @@ pub fn parse(table: &OutputTable) -> Result<OutputSpec, SettingError> {
             ))
         }
     };
+    let drift_control = keys.take::<bool>("drift_control")?.is_none_or(|d| *d.get_ref());
     let settings = (kind.parse)(n, &mut keys)?;
     keys.finish(kind.name, |key| KINDS.iter().any(|k| k.keys.contains(&key)))?;
     Ok(OutputSpec {
@@ -264,6 +275,7 @@ pub fn parse(table: &OutputTable) -> Result<OutputSpec, SettingError> {
         calibration_ns,
         channel,
         volume_pct,
+        drift_control,
         settings,
     })
 }

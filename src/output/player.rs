@@ -329,9 +329,9 @@ impl Player {
 
     fn produce_block(&mut self, now: LocalTime, transport_ns: i64, sink_reported_ns: Option<i64>, encoder_ns: i64) {
         let settings = *self.feed.settings.lock().expect("settings lock");
-        let (offset_ns, clock_is_local) = {
+        let (mapping, clock_is_local) = {
             let clock = self.feed.server_clock.lock().expect("clock lock");
-            (clock.offset_ns(), clock.is_local())
+            (clock.mapping(), clock.is_local())
         };
         let tl = self.feed.timeline.lock().expect("timeline lock");
         if tl.generation() != self.generation || tl.format() != self.format {
@@ -355,7 +355,7 @@ impl Player {
         };
         self.status.delay = delay;
         self.status.sink_delay_assumed = sink_reported_ns.is_none();
-        let Some(offset_ns) = offset_ns else {
+        let Some(mapping) = mapping else {
             // No clock yet: silence, and start exactly once it is there.
             drop(tl);
             self.sync = None;
@@ -364,7 +364,8 @@ impl Player {
             return;
         };
         let heard = now.add_ns(delay.total_ns());
-        let wanted = ServerTime::from_ns(heard.as_ns() + offset_ns - settings.buffer_ns + settings.latency_ns);
+        // The frame heard now was captured (server time) `buffer − latency` earlier.
+        let wanted = mapping.to_server(heard.add_ns(settings.latency_ns - settings.buffer_ns));
         let ns_per_frame = 1e9 / self.format.rate_hz as f64;
         if !self.seeded {
             // An output that measures its own clock (a sound card) puts the drift controller at that rate once

@@ -129,6 +129,9 @@ impl Controller {
             SourceSpec::Tone { .. } => ("tone", String::new()),
             SourceSpec::File { path, .. } => ("file", path.clone()),
             SourceSpec::Snapcast { url } => ("snapcast", redact(url)),
+            SourceSpec::Capture { capture, .. } => {
+                ("capture", capture.device.clone().unwrap_or_else(|| "default".into()))
+            }
         };
         StatusReport {
             version: env!("CARGO_PKG_VERSION").into(),

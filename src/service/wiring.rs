@@ -3,6 +3,7 @@
 use crate::config::SourceSpec;
 use crate::output::player::{Feed, PlaySettings, PlayerConfig};
 use crate::output::OutputSpec;
+use crate::source::capture::CaptureSource;
 use crate::source::snapcast::SnapcastIngest;
 use crate::source::tone::{TestSignal, ToneSource, CLICK_OFFSET_FRAMES};
 use crate::source::wav::WavSource;
@@ -20,6 +21,7 @@ pub fn player_config(spec: &OutputSpec) -> PlayerConfig {
         calibration_ns: spec.calibration_ns,
         channels: spec.channel,
         volume_pct: spec.volume_pct,
+        drift_control: spec.drift_control,
         ..PlayerConfig::named(&spec.name)
     }
 }
@@ -69,6 +71,14 @@ impl Wiring {
             } => {
                 let (src, timeline) = WavSource::open(path, *looped, start)?;
                 (Self::Local(local_feed(timeline, *buffer_ns)), vec![Box::new(src)])
+            }
+            SourceSpec::Capture { capture, buffer_ns } => {
+                let timeline = TimelineBuffer::shared(crate::timeline::AudioFormat::STEREO_48K);
+                let server_clock: SharedServerClock = Arc::new(Mutex::new(ServerClock::new()));
+                let src = CaptureSource::open(capture, timeline.clone(), server_clock.clone())?;
+                let mut feed = local_feed(timeline, *buffer_ns);
+                feed.server_clock = server_clock;
+                (Self::Local(feed), vec![Box::new(src)])
             }
             SourceSpec::Snapcast { url } => (
                 Self::Snapcast {

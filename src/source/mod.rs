@@ -2,8 +2,10 @@
 //!
 //! A [`Source`] is pumped by the engine with the current local time and appends whatever audio is due. Built-in
 //! sources (test signal, WAV file) run on the local clock, so their server clock is the local one (offset 0).
-//! The Snapcast source is asynchronous and lives in [`crate::snapcast`]; it feeds the same kind of buffer.
+//! The Snapcast source is asynchronous and lives in [`crate::snapcast`]; it feeds the same kind of buffer. The
+//! capture source ([`capture`]) runs on a capture card's clock, estimated against the local one.
 
+pub mod capture;
 pub mod snapcast;
 pub mod tone;
 pub mod wav;
@@ -21,6 +23,9 @@ pub enum SourceError {
         /// What went wrong.
         reason: String,
     },
+    /// The capture device could not be opened (the message names it and lists the ones there are).
+    #[error("capture source: {0}")]
+    Capture(#[from] crate::output::local::device::DeviceError),
 }
 
 /// A source pumped by the engine. Object-safe.

@@ -23,6 +23,28 @@ pub struct ServerClock {
     offset_ns: Option<i64>,
     /// This is the local clock itself (a built-in source): never measured, no drift against local outputs.
     local: bool,
+    /// Set by [`set_estimate`](Self::set_estimate): the server clock's rate against the local one, ppm, and the
+    /// local time `offset_ns` holds at. None for the median estimate (its rate is taken as equal).
+    skew: Option<(LocalTime, f64)>,
+}
+
+/// The server-to-local mapping at one moment, copied out of a [`ServerClock`] (no lock held while it is used).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ClockMapping {
+    /// `server − local` at `at`.
+    pub offset_ns: i64,
+    /// The local time the offset holds at.
+    pub at: LocalTime,
+    /// How fast the server clock runs against the local one, ppm (0: the same rate).
+    pub ppm: f64,
+}
+
+impl ClockMapping {
+    /// The server time at local time `t`.
+    pub fn to_server(&self, t: LocalTime) -> ServerTime {
+        let drift = (t.ns_since(self.at) as f64 * self.ppm * 1e-6).round() as i64;
+        ServerTime::from_ns(t.as_ns() + self.offset_ns + drift)
+    }
 }
 
 /// An estimator shared by all connections to one server.
@@ -64,6 +86,7 @@ impl ServerClock {
     /// Adds one raw `server − local` sample measured at `now`.
     pub fn add_offset_sample(&mut self, offset_ns: i64, now: LocalTime) {
         self.local = false;
+        self.skew = None;
         if let Some(last) = self.last_sample {
             if now.ns_since(last) > STALE_AFTER_NS {
                 self.samples_ns.clear();
@@ -77,6 +100,24 @@ impl ServerClock {
         let mut sorted: Vec<i64> = self.samples_ns.iter().copied().collect();
         sorted.sort_unstable();
         self.offset_ns = Some(sorted[sorted.len() / 2]);
+    }
+
+    /// Replaces the estimate with one a source filtered itself (a capture card's clock fit, see
+    /// `source::capture`): `server − local` is `offset_ns` at local time `now` and the server clock runs `ppm`
+    /// faster than the local one. No median, no window: the caller's fit is the filter.
+    pub fn set_estimate(&mut self, offset_ns: i64, ppm: f64, now: LocalTime) {
+        self.local = false;
+        self.samples_ns.clear();
+        self.last_sample = Some(now);
+        self.offset_ns = Some(offset_ns);
+        self.skew = Some((now, ppm));
+    }
+
+    /// The mapping as it stands, if there is an estimate.
+    pub fn mapping(&self) -> Option<ClockMapping> {
+        let offset_ns = self.offset_ns?;
+        let (at, ppm) = self.skew.unwrap_or((LocalTime::from_ns(0), 0.0));
+        Some(ClockMapping { offset_ns, at, ppm })
     }
 
     /// Forgets every sample (after a reconnect to a possibly different server).
@@ -96,12 +137,16 @@ impl ServerClock {
 
     /// The local time at which the server clock shows `t`.
     pub fn to_local(&self, t: ServerTime) -> Option<LocalTime> {
-        self.offset_ns.map(|o| LocalTime::from_ns(t.as_ns() - o))
+        let m = self.mapping()?;
+        // Invert to_server: t = l + offset + (l − at)·ppm ⇒ l = (t − offset + at·ppm) / (1 + ppm).
+        let k = m.ppm * 1e-6;
+        let l = (t.as_ns() as f64 - m.offset_ns as f64 + m.at.as_ns() as f64 * k) / (1.0 + k);
+        Some(LocalTime::from_ns(l.round() as i64))
     }
 
     /// The server time at local time `t`.
     pub fn to_server(&self, t: LocalTime) -> Option<ServerTime> {
-        self.offset_ns.map(|o| ServerTime::from_ns(t.as_ns() + o))
+        self.mapping().map(|m| m.to_server(t))
     }
 }
 
@@ -125,6 +170,29 @@ mod tests {
             Some(ServerTime::from_ns(10 + offset))
         );
         assert_eq!(c.to_local(ServerTime::from_ns(offset)), Some(LocalTime::from_ns(0)));
+    }
+
+    #[test]
+    fn a_set_estimate_with_a_rate_maps_both_ways() {
+        // A capture card 300 ppm fast: server − local grows 300 ns per ms of local time.
+        let mut c = ServerClock::new();
+        c.set_estimate(5 * MS, 300.0, LocalTime::from_ns(1_000 * MS));
+        assert!(!c.is_local());
+        assert_eq!(
+            c.to_server(LocalTime::from_ns(1_000 * MS)),
+            Some(ServerTime::from_ns(1_005 * MS))
+        );
+        // 1 s later: 300 µs more.
+        assert_eq!(
+            c.to_server(LocalTime::from_ns(2_000 * MS)),
+            Some(ServerTime::from_ns(2_005 * MS + 300_000))
+        );
+        let back = c.to_local(ServerTime::from_ns(2_005 * MS + 300_000)).unwrap();
+        assert!((back.as_ns() - 2_000 * MS).abs() <= 1, "{back:?}");
+        // A median sample afterwards drops the rate again.
+        c.add_offset_sample(7 * MS, LocalTime::from_ns(3_000 * MS));
+        assert_eq!(c.mapping().unwrap().ppm, 0.0);
+        assert_eq!(c.to_server(LocalTime::from_ns(0)), Some(ServerTime::from_ns(7 * MS)));
     }
 
     #[test]

@@ -1,8 +1,10 @@
-//! `bluebridge-sink-recorder`: a test A2DP sink that timestamps what arrives (the rig's timing proof). A binary
+//! `bluebridge-sink-recorder`: a test A2DP sink that timestamps what arrives (the rig's timing proof); with
+//! `--alsa DEVICE`, the same for an ALSA capture device ([`alsa_capture`]). A binary
 //! of its own so that the service's library holds no test tool: the work is in [`recorder`] (BlueZ side) and
 //! [`packets`] (pure), the libsbc decoder in [`sbc_decode`]; this file is the command line. Built by
 //! `cargo build --release` beside `bluebridge`, carried into the VM by `scripts/rig`, never packaged.
 
+mod alsa_capture;
 mod packets;
 mod recorder;
 mod sbc_decode;
@@ -26,8 +28,11 @@ use std::time::Duration;
 #[command(name = "bluebridge-sink-recorder", version)]
 struct Args {
     /// Adapter to register the sink endpoint on, e.g. hci2.
-    #[arg(long)]
-    adapter: String,
+    #[arg(long, required_unless_present = "alsa")]
+    adapter: Option<String>,
+    /// Record this ALSA capture device instead (48 kHz stereo S16, kernel timestamps), e.g. hw:Loopback,1,0.
+    #[arg(long, conflicts_with = "adapter")]
+    alsa: Option<String>,
     /// Delay to report once the stream starts, ms (sent in 1/10 ms).
     #[arg(long, default_value_t = 150.0)]
     delay_ms: f64,
@@ -65,6 +70,25 @@ fn main() {
     }
 }
 
+/// Sets `stop` on SIGINT or SIGTERM (a thread with a small runtime of its own: the ALSA mode blocks in reads).
+fn stop_on_signals(stop: Arc<AtomicBool>) -> Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let (mut int, mut term) = rt.block_on(async {
+        use tokio::signal::unix::{signal, SignalKind};
+        anyhow::Ok((signal(SignalKind::interrupt())?, signal(SignalKind::terminate())?))
+    })?;
+    std::thread::spawn(move || {
+        rt.block_on(async {
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+            }
+        });
+        stop.store(true, Ordering::SeqCst);
+    });
+    Ok(())
+}
+
 fn main_result(args: Args) -> Result<()> {
     if delay_dms(args.delay_ms).is_none() {
         bail!("--delay-ms must be 0 to {MAX_DELAY_MS}, not {}", args.delay_ms);
@@ -80,6 +104,19 @@ fn main_result(args: Args) -> Result<()> {
     } else {
         Box::new(std::fs::File::create(&args.json).with_context(|| format!("creating {}", args.json))?)
     };
+    if let Some(device) = &args.alsa {
+        let stop = Arc::new(AtomicBool::new(false));
+        stop_on_signals(stop.clone())?;
+        let s = alsa_capture::run(device, args.seconds, out, &stop)?;
+        eprintln!(
+            "bluebridge-sink-recorder: {device}: {:.1} s read, {} clicks, {} overruns, rate {}",
+            s.frames as f64 / 48_000.0,
+            s.clicks,
+            s.overruns,
+            s.rate_ppm.map_or("unknown".into(), |p| format!("{p:+.1} ppm"))
+        );
+        return Ok(());
+    }
     let journal = Arc::new(Journal::new(out));
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -99,7 +136,7 @@ fn main_result(args: Args) -> Result<()> {
             });
         }
         let opts = RecorderOptions {
-            adapter: args.adapter.clone(),
+            adapter: args.adapter.clone().expect("clap: --adapter or --alsa"),
             delay_ms: args.delay_ms,
             changes: args.delay_change,
             seconds: args.seconds,

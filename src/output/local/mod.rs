@@ -7,7 +7,7 @@
 //! ```
 //!
 //! When is a frame heard? Every callback stamps the card frame it starts with and its playback time (cpal's
-//! playback timestamp against the callback time, read on the local clock); [`card_clock::CardClock`] fits a line
+//! playback timestamp against the callback time, read on the local clock); [`CardClock`] fits a line
 //! through those stamps, so the output knows when any card frame plays and how fast the card runs against the
 //! local clock. The next frame written is `queued` frames behind the last stamped one, so it is heard at the
 //! line's value there; that is the output's delay, reported as two named parts: `transport` (our ring) and the
@@ -19,7 +19,6 @@
 //! vanishes later (a USB DAC unplugged), the output goes `waiting`, keeps consuming audio at the local clock so it
 //! stays on the timeline, and a supervisor thread reopens the device when it returns.
 
-pub mod card_clock;
 pub mod convert;
 pub mod device;
 pub mod ring;
@@ -27,14 +26,13 @@ pub mod ring;
 use super::local_clocked::LocalClocked;
 use super::settings::{Keys, SettingError};
 use super::{Output, OutputError, OutputStatus, OUTPUT_FORMAT};
+use crate::timeline::card_clock::CardClock;
 use crate::timeline::LocalTime;
-use card_clock::CardClock;
 use convert::DeviceConverter;
 use device::{DeviceFormat, DeviceName};
 use ring::{RingCounters, RingWriter, Stamp};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
-use std::time::Duration;
 
 /// Default period of the device, ms (the device buffer holds two).
 pub const DEFAULT_PERIOD_MS: f64 = 10.0;
@@ -43,11 +41,6 @@ pub const DEFAULT_PERIOD_MS: f64 = 10.0;
 pub const DEFAULT_BUFFER_MS: f64 = 20.0;
 /// The ring holds this much more than the target, so a burst from the player never overflows it.
 const RING_HEADROOM_MS: f64 = 200.0;
-/// How often the supervisor looks at a running stream (whether it failed, whether to stop).
-const SUPERVISE_POLL: Duration = Duration::from_millis(50);
-/// First and largest wait between attempts to reopen a vanished device.
-const REOPEN_MIN: Duration = Duration::from_millis(500);
-const REOPEN_MAX: Duration = Duration::from_secs(5);
 
 /// A `local` output's settings.
 #[derive(Debug, Clone, PartialEq)]
@@ -207,57 +200,6 @@ fn open_link(name: &DeviceName, spec: &LocalSpec) -> Result<(cpal::Stream, Link)
     Ok((stream, Link::new(writer, format)))
 }
 
-/// Keeps the device open: watches the running stream, drops it when it fails, reopens it when it can.
-fn supervise(
-    output: String,
-    name: DeviceName,
-    spec: LocalSpec,
-    mut current: Option<(cpal::Stream, Arc<RingCounters>)>,
-    links: mpsc::SyncSender<Link>,
-    stop: Arc<AtomicBool>,
-) {
-    let mut backoff = REOPEN_MIN;
-    let mut last_error = String::new();
-    while !stop.load(Ordering::Relaxed) {
-        if let Some((_, counters)) = &current {
-            if counters.failed.load(Ordering::Relaxed) {
-                tracing::warn!(
-                    output,
-                    "sound device {name} failed or vanished; waiting for it to return"
-                );
-                current = None; // drops (closes) the stream
-                continue;
-            }
-            std::thread::sleep(SUPERVISE_POLL);
-            continue;
-        }
-        match open_link(&name, &spec) {
-            Ok((stream, link)) => {
-                tracing::info!(output, "sound device {name} is back ({:?})", link.format);
-                let counters = link.writer.counters().clone();
-                if links.send(link).is_err() {
-                    return;
-                }
-                current = Some((stream, counters));
-                backoff = REOPEN_MIN;
-                last_error.clear();
-            }
-            Err(e) => {
-                let msg = e.to_string();
-                if msg != last_error {
-                    tracing::info!(output, "sound device not usable yet: {msg}");
-                    last_error = msg;
-                }
-                let until = std::time::Instant::now() + backoff;
-                while std::time::Instant::now() < until && !stop.load(Ordering::Relaxed) {
-                    std::thread::sleep(SUPERVISE_POLL);
-                }
-                backoff = (backoff * 2).min(REOPEN_MAX);
-            }
-        }
-    }
-}
-
 impl LocalOutput {
     /// Opens the device of `spec` for the output `name`; a missing or busy device is an error naming it and the
     /// devices there are.
@@ -272,7 +214,25 @@ impl LocalOutput {
             let (output, spec, stop) = (name.to_string(), spec.clone(), stop.clone());
             std::thread::Builder::new()
                 .name(format!("bb-card-{name}"))
-                .spawn(move || supervise(output, device, spec, Some((stream, counters)), tx, stop))
+                .spawn(move || {
+                    let failed = |c: Arc<RingCounters>| -> device::FailedCheck {
+                        Box::new(move || c.failed.load(Ordering::Relaxed))
+                    };
+                    let open = || {
+                        open_link(&device, &spec).map(|(stream, link)| {
+                            let check = failed(link.writer.counters().clone());
+                            (stream, link, check)
+                        })
+                    };
+                    device::supervise(
+                        &format!("output {output}"),
+                        &device,
+                        Some((stream, failed(counters))),
+                        open,
+                        tx,
+                        &stop,
+                    )
+                })
                 .map_err(|e| OutputError::Io {
                     what: "starting the sound device thread".into(),
                     source: e,

@@ -1,8 +1,8 @@
-//! The sound card's clock, estimated from its callback timestamps: when card frame `n` is played on the local
-//! clock, and how fast the card runs against it.
+//! A sound card's clock, estimated from its callback timestamps: when card frame `n` is played (or, for a
+//! capture device, was captured) on the local clock, and how fast the card runs against it.
 //!
-//! Each callback says that card frame `c` plays at local time `t` (cpal's playback timestamp against the callback
-//! time, see [`super::ring::Stamp`]). Those times jitter: the hardware pointer moves in steps, the callback thread
+//! Each callback says that card frame `c` plays (is captured) at local time `t`: cpal's playback (capture)
+//! timestamp against the callback time, see `output::local::ring::Stamp` and `source::capture::ring::Stamp`. Those times jitter: the hardware pointer moves in steps, the callback thread
 //! wakes late. A least-squares line through the stamps of the last [`WINDOW_NS`] averages the jitter out; its
 //! slope is the card's rate (a crystal a few hundred ppm off shows as such), its value at a frame is when that
 //! frame is heard. Until the stamps span [`MIN_RATE_SPAN_NS`] the rate is taken as nominal and only the offset
@@ -122,6 +122,12 @@ impl CardClock {
     pub fn time_of(&self, card_frame: f64) -> Option<i64> {
         self.fit
             .map(|f| (f.ref_ns + (card_frame - f.ref_frame as f64) * f.ns_per_frame).round() as i64)
+    }
+
+    /// The card frame (fractional) that plays, or was captured, at local time `local_ns`; None before any stamp.
+    pub fn frame_at(&self, local_ns: i64) -> Option<f64> {
+        self.fit
+            .map(|f| f.ref_frame as f64 + (local_ns as f64 - f.ref_ns) / f.ns_per_frame)
     }
 
     /// The card's rate against the local clock, ppm (positive: it plays fast); None until the stamps span
