@@ -1,4 +1,4 @@
-//! `bluebridge bench a2dp`, `bluebridge bench broadcast` and `bluebridge bench pipe`: CPU of a whole output pipeline (timeline → player
+//! `bluebridge bench a2dp`, `bench broadcast`, `bench pipe` and `bench local`: CPU of a whole output pipeline (timeline → player
 //! with drift control and resampler → encoder → packets on a socket) against the bare codec encoding the same
 //! audio, measured in the same run as thread CPU time, so the figure is a ratio that does not depend on the
 //! machine's speed or load. Both parts get the same audio, made before timing starts. For instruction counts
@@ -131,6 +131,22 @@ pub fn bare_s16le(seconds: f64) -> f64 {
             bytes.extend_from_slice(&s.to_le_bytes());
         }
         std::hint::black_box(&bytes);
+    }
+    thread_cpu_s() - t
+}
+
+/// Bare copy of `seconds` of the test signal into a card's `f32` buffer, block by block (what a `local` output
+/// must do at least: take the player's S16 blocks and hand the card float samples).
+pub fn bare_f32_copy(seconds: f64) -> f64 {
+    let pcm = test_pcm(seconds);
+    let block = crate::output::player::BLOCK_FRAMES * 2;
+    let mut out = vec![0.0f32; block];
+    let t = thread_cpu_s();
+    for chunk in pcm.chunks(block) {
+        for (o, s) in out.iter_mut().zip(chunk) {
+            *o = *s as f32 / 32768.0;
+        }
+        std::hint::black_box(&out);
     }
     thread_cpu_s() - t
 }
@@ -392,6 +408,36 @@ pub fn pipe_pipeline(seconds: f64, clock: ServerClock) -> PipelineRun {
     }
 }
 
+/// The whole `local` pipeline in virtual time for `seconds`: player, device converter, the lock-free ring, and a
+/// simulated 48 kHz stereo F32 card that takes one 5 ms period per tick through the callback's code (ring →
+/// device samples, a playback stamp), on the same thread.
+pub fn local_pipeline(seconds: f64, clock: ServerClock) -> PipelineRun {
+    use crate::output::local::{device::DeviceFormat, ring, LocalOutput, LocalSpec};
+    let spec = LocalSpec::default();
+    let format = DeviceFormat {
+        rate_hz: 48_000,
+        channels: 2,
+        sample_format: cpal::SampleFormat::F32,
+        period_frames: 240,
+    };
+    let (writer, mut reader) = ring::ring(48_000, 2);
+    let output = Box::new(LocalOutput::on_link("bench", &spec, writer, format));
+    let mut card = vec![0.0f32; 240 * 2];
+    let mut periods = 0i64;
+    let start_ns = 1_000_000_000_000i64;
+    let (cpu_s, steady_allocs) = run_pipeline(seconds, clock, output, || {
+        periods += 1;
+        let playback = start_ns + periods * 5_000_000 + 20_000_000;
+        reader.fill(&mut card, 0.0, crate::output::local::convert::to_device::<f32>, playback, 20_000_000);
+        std::hint::black_box(&card);
+    });
+    PipelineRun {
+        cpu_s,
+        packets: periods as u64,
+        steady_allocs,
+    }
+}
+
 fn result(
     pipeline: &'static str,
     seconds: f64,
@@ -433,6 +479,11 @@ pub fn pipe(seconds: f64, parts: Parts) -> PipelineBench {
     result("pipe", seconds, parts, bare_s16le, pipe_pipeline)
 }
 
+/// `bench local`: the `local` (sound card) pipeline against a bare S16 → f32 copy of the same audio.
+pub fn local(seconds: f64, parts: Parts) -> PipelineBench {
+    result("local", seconds, parts, bare_f32_copy, local_pipeline)
+}
+
 /// `bench broadcast`: the broadcast pipeline (stereo [`BENCH_LC3_PRESET`]) against bare liblc3.
 pub fn broadcast(seconds: f64, parts: Parts) -> PipelineBench {
     result("broadcast", seconds, parts, bare_lc3, broadcast_pipeline)
@@ -452,6 +503,14 @@ mod tests {
             "{} packets, expected about {expect}",
             r.packets
         );
+    }
+
+    #[test]
+    fn the_local_pipeline_hands_the_card_the_test_signal() {
+        let r = local(3.0, Parts::Both);
+        // One 5 ms period per tick.
+        assert!((r.packets as f64 - 600.0).abs() <= 2.0, "{r:?}");
+        assert!(r.ratio.is_some_and(|x| x > 0.0), "{r:?}");
     }
 
     #[test]

@@ -186,6 +186,16 @@ enum Bench {
         #[arg(long)]
         part: Option<String>,
     },
+    /// CPU and allocations of the whole `local` (sound card) pipeline, a simulated card taking the ring through
+    /// the callback's code, vs a bare S16 → f32 copy of the same audio.
+    Local {
+        /// Seconds of audio.
+        #[arg(long, default_value_t = 60.0)]
+        seconds: f64,
+        /// Only one part: bare | pipeline | pipeline-local.
+        #[arg(long)]
+        part: Option<String>,
+    },
     /// The sync benchmark: the demo's scenario in virtual time (deterministic).
     Sync {
         /// Seconds of audio.
@@ -234,6 +244,9 @@ fn main() {
         }
         Command::Bench(Bench::Pipe { seconds, part }) => {
             bench_pipeline(bluebridge::bench::pipe, seconds, part.as_deref())
+        }
+        Command::Bench(Bench::Local { seconds, part }) => {
+            bench_pipeline(bluebridge::bench::local, seconds, part.as_deref())
         }
         Command::Adapters { json } => adapters(json),
         Command::Devices { json } => devices(json),

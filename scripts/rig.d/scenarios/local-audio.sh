@@ -24,6 +24,10 @@ PPM_TOL=${RIG_LOCAL_PPM_TOL:-20}
 SECS=${RIG_LOCAL_SECS:-60}
 BUFFER_MS=500
 RUNS=${RIG_LOCAL_RUNS:-on-time fast slow drift-off}
+# The device period and the output's ring: 10 ms periods (two in the device) underran 75 times in 20 s under TCG,
+# whose vCPUs stall for several ms at a time; a Pi keeps up with the defaults (10 ms, 20 ms).
+PERIOD_MS=${RIG_LOCAL_PERIOD_MS:-20}
+RING_MS=${RIG_LOCAL_RING_MS:-40}
 
 step "snd-aloop: one loopback cable"
 t 20 modprobe snd-aloop pcm_substreams=1 index=5 id=Loopback
@@ -36,8 +40,9 @@ bb 20 devices > "$O/devices.txt"
 grep -q 'hw:CARD=Loopback,DEV=0' "$O/devices.txt"
 check devices-listed $? "bluebridge devices: $(grep -c . "$O/devices.txt") lines, $(grep -o 'hw:CARD=Loopback[^ ]*' "$O/devices.txt" | sort -u | tr '\n' ' ')"
 
-shift_ppm() { # shift_ppm PPM: both loopback devices' rate shift (100000 = nominal)
-  local d v=$((100000 + $1 / 10))
+shift_ppm() { # shift_ppm PPM: both loopback devices' rate shift (100000 = nominal; snd-aloop runs at
+  # rate * 100000 / shift, so a larger value is a slower card: +300 ppm is 99970)
+  local d v=$((100000 - $1 / 10))
   for d in 0 1; do
     t 10 amixer -q -c Loopback cset "iface=PCM,name=PCM Rate Shift 100000,device=$d" "$v" >> "$O/amixer.log" 2>&1 || return 1
   done
@@ -46,9 +51,9 @@ shift_ppm() { # shift_ppm PPM: both loopback devices' rate shift (100000 = nomin
 run_one() { # run_one NAME PPM DRIFT_CONTROL
   local name=$1 ppm=$2 dc=$3 rec bbp rc
   step "run $name: rate shift ${ppm} ppm, drift_control = $dc, $SECS s recorded"
-  shift_ppm "$ppm"; check "shift-$name" $? "PCM Rate Shift $((100000 + ppm / 10)) on devices 0 and 1"
-  printf '[source]\nkind = "tone"\nbuffer_ms = %s\n\n[service]\ncontrol_socket = "/tmp/bb.sock"\n\n[[output]]\nname = "card"\nkind = "local"\ndevice = "hw:CARD=Loopback,DEV=0"\ndrift_control = %s\n' \
-    "$BUFFER_MS" "$dc" > "/tmp/bb-$name.toml"
+  shift_ppm "$ppm"; check "shift-$name" $? "PCM Rate Shift $((100000 - ppm / 10)) on devices 0 and 1"
+  printf '[source]\nkind = "tone"\nbuffer_ms = %s\n\n[service]\ncontrol_socket = "/tmp/bb.sock"\n\n[[output]]\nname = "card"\nkind = "local"\ndevice = "hw:CARD=Loopback,DEV=0"\nperiod_ms = %s\nbuffer_ms = %s\ndrift_control = %s\n' \
+    "$BUFFER_MS" "$PERIOD_MS" "$RING_MS" "$dc" > "/tmp/bb-$name.toml"
   : > "$O/bluebridge.log.$name"
   bluebridge-sink-recorder --alsa "hw:CARD=Loopback,DEV=1" --seconds "$SECS" --json "/run/rec-$name.jsonl" \
     2> "$O/recorder-$name.log" &
@@ -79,14 +84,19 @@ run_one() { # run_one NAME PPM DRIFT_CONTROL
   figure "drift_estimate_ppm_$name" "$est"; figure "loopback_rate_ppm_$name" "${rate:-none}"; figure "resyncs_$name" "$resyncs"
   within "$clicks" $((SECS - 3)) $((SECS + 1))
   check "clicks-$name" $? "$clicks clicks recorded in $SECS s (want $((SECS - 3))-$((SECS + 1)))"
-  within "${rate:-nan}" $((ppm - PPM_TOL)) $((ppm + PPM_TOL))
-  check "loopback-rate-$name" $? "the recorder's rate fit of the loopback: ${rate:-none} ppm, want ${ppm} +-$PPM_TOL (the shift applied)"
+  # The loopback runs on the guest's jiffies, which under TCG are themselves some tens of ppm off CLOCK_MONOTONIC
+  # (-32 ppm at shift 0 on the first run): the recorder's kernel-timestamped rate is the truth the output must
+  # find; against the nominal shift it only has to show that the shift applied.
+  within "${rate:-nan}" $((ppm - 3 * PPM_TOL)) $((ppm + 3 * PPM_TOL))
+  check "loopback-rate-$name" $? "the recorder's rate fit of the loopback: ${rate:-none} ppm, want ${ppm} +-$((3 * PPM_TOL)) (the shift applied)"
   # analyze_timing's error of every click, transitions included (Delay 0: no segments to settle).
   if [ "$dc" = true ]; then
     within "$(v all_err_ms_p95_card)" 0 "$TOL_MS"
     check "timing-$name" $? "click capture time - play time: |p50| $(v err_ms_p50_card) ms, |p95| $(v all_err_ms_p95_card) ms (max $(v err_ms_max_card), mean $(v err_ms_mean_card)), want |p95| <= $TOL_MS ms; $resyncs resyncs"
-    within "$est" $((ppm - PPM_TOL)) $((ppm + PPM_TOL))
-    check "drift-estimate-$name" $? "status: drift estimate $est ppm, want ${ppm} +-$PPM_TOL"
+    local lo hi
+    lo=$(awk -v r="${rate:-nan}" -v t="$PPM_TOL" 'BEGIN { print r - t }'); hi=$(awk -v r="${rate:-nan}" -v t="$PPM_TOL" 'BEGIN { print r + t }')
+    within "$est" "$lo" "$hi"
+    check "drift-estimate-$name" $? "status: drift estimate $est ppm, want the loopback's measured ${rate:-none} ppm +-$PPM_TOL"
   else
     awk -v p="$(v all_err_ms_p95_card)" -v t="$TOL_MS" 'BEGIN { exit !(p > t) }' && [ "$resyncs" -ge 2 ]
     check "walks-off-$name" $? "negative control (drift_control = false at ${ppm} ppm): |p95| $(v all_err_ms_p95_card) ms (want > $TOL_MS), $resyncs resyncs (want >= 2)"

@@ -381,10 +381,10 @@ impl Drop for LocalOutput {
     }
 }
 
-#[cfg(test)]
 impl LocalOutput {
-    /// An output on a link made by the test (a simulated card reads the ring), without a device or supervisor.
-    fn on_link(name: &str, spec: &LocalSpec, writer: RingWriter, format: DeviceFormat) -> Self {
+    /// An output on a ring the caller reads as a card would (a simulated card: the tests and `bench local`),
+    /// without a device or supervisor.
+    pub fn on_link(name: &str, spec: &LocalSpec, writer: RingWriter, format: DeviceFormat) -> Self {
         Self::on_link_with_supervisor(name, spec, writer, format).0
     }
 
