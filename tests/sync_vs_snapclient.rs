@@ -2,6 +2,10 @@
 //! `pipe` output, declared delay 0) and `snapclient --player file` (which assumes a fixed 10 ms DAC delay) both
 //! write into FIFOs whose reads are timestamped. Each click's onset at bluebridge is compared with snapclient's
 //! estimated DAC time of the same click. Both should land at the same moment (the sample's play time).
+//!
+//! Both clients and both timestamping readers run at the same real-time priority (SCHED_FIFO 10, bluebridge's
+//! engine priority) when the test may set it (root): on a loaded machine (a build beside the test) a reader or
+//! snapclient at normal priority woke up to 275 ms late and the comparison measured the load, not the clients.
 
 use crate::snap_support::{FifoWriter, SnapServer, StreamSpec};
 use bluebridge::report::{ClickDetector, Percentiles};
@@ -23,6 +27,7 @@ fn timed_clicks(
     dac_delay_ns: i64,
 ) -> std::thread::JoinHandle<Vec<LocalTime>> {
     std::thread::spawn(move || {
+        realtime_self();
         let mut f = std::fs::File::open(&path).expect("open fifo");
         let mut buf = vec![0u8; 1 << 16];
         let mut pending: Vec<u8> = vec![];
@@ -71,6 +76,35 @@ fn timed_clicks(
     })
 }
 
+/// The real-time priority of bluebridge's engine thread, for the readers and snapclient.
+const RT_PRIORITY: i32 = 10;
+
+/// SCHED_FIFO at [`RT_PRIORITY`] for the calling thread, where allowed (root); otherwise it stays as it is.
+fn realtime_self() {
+    let param = libc::sched_param {
+        sched_priority: RT_PRIORITY,
+    };
+    // SAFETY: pthread_self() is always valid; param is a valid sched_param.
+    unsafe { libc::pthread_setschedparam(libc::pthread_self(), libc::SCHED_FIFO, &param) };
+}
+
+/// snapclient, under `chrt -f` at [`RT_PRIORITY`] when that is allowed here (as bluebridge's engine thread is).
+fn snapclient() -> Command {
+    let rt = Command::new("chrt")
+        .args(["-f", &RT_PRIORITY.to_string(), "true"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if rt {
+        let mut c = Command::new("chrt");
+        c.args(["-f", &RT_PRIORITY.to_string(), "snapclient"]);
+        c
+    } else {
+        Command::new("snapclient")
+    }
+}
+
 fn mkfifo(p: &std::path::Path) {
     let c = std::ffi::CString::new(p.to_str().unwrap()).unwrap();
     // SAFETY: mkfifo with a valid path.
@@ -117,7 +151,7 @@ fn bluebridge_plays_clicks_when_snapclient_does() {
         .stderr(std::fs::File::create(dir.path().join("bb.log")).unwrap())
         .spawn()
         .unwrap();
-    let mut sc = Command::new("snapclient")
+    let mut sc = snapclient()
         .args([
             "-h",
             "127.0.0.1",

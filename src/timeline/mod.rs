@@ -7,6 +7,7 @@ pub mod card_clock;
 pub mod clock;
 pub mod delay;
 pub mod drift;
+pub mod envelope_clock;
 pub mod server_clock;
 
 pub use clock::{Clock, LocalTime, ManualClock, ServerTime, SystemClock};
