@@ -428,7 +428,13 @@ pub fn local_pipeline(seconds: f64, clock: ServerClock) -> PipelineRun {
     let (cpu_s, steady_allocs) = run_pipeline(seconds, clock, output, || {
         periods += 1;
         let playback = start_ns + periods * 5_000_000 + 20_000_000;
-        reader.fill(&mut card, 0.0, crate::output::local::convert::to_device::<f32>, playback, 20_000_000);
+        reader.fill(
+            &mut card,
+            0.0,
+            crate::output::local::convert::to_device::<f32>,
+            playback,
+            20_000_000,
+        );
         std::hint::black_box(&card);
     });
     PipelineRun {

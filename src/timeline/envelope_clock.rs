@@ -127,9 +127,7 @@ impl EnvelopeClock {
             .map(|m| ((m.frame - f0) as f64, (m.local_ns - t0) as f64))
             .collect();
         let n = points.len() as f64;
-        let (mx, my) = points
-            .iter()
-            .fold((0.0, 0.0), |(a, b), &(x, y)| (a + x / n, b + y / n));
+        let (mx, my) = points.iter().fold((0.0, 0.0), |(a, b), &(x, y)| (a + x / n, b + y / n));
         let span = points.last().map_or(0.0, |p| p.1) - points.first().map_or(0.0, |p| p.1);
         let mut slope = self.nominal_ns_per_frame;
         if span >= MIN_RATE_SPAN_NS as f64 && points.len() >= 3 {
@@ -141,10 +139,7 @@ impl EnvelopeClock {
             }
         } else {
             // Nominal rate through the earliest stamp so far (no line to average over yet).
-            let best = points
-                .iter()
-                .map(|&(x, y)| y - x * slope)
-                .fold(f64::INFINITY, f64::min);
+            let best = points.iter().map(|&(x, y)| y - x * slope).fold(f64::INFINITY, f64::min);
             self.line = Some((best, slope));
             return;
         }
@@ -244,6 +239,9 @@ mod tests {
         }
         assert_eq!(c.restarts(), 1);
         let t = c.time_of(399.0 * 480.0).unwrap();
-        assert!((t - (1_000_000_000 + 399 * 10_000_000 + 100_000_000)).abs() < 1_000_000, "{t}");
+        assert!(
+            (t - (1_000_000_000 + 399 * 10_000_000 + 100_000_000)).abs() < 1_000_000,
+            "{t}"
+        );
     }
 }
