@@ -61,7 +61,13 @@ impl CardClock {
         self.fit = None;
     }
 
-    /// Times the fit started again because a stamp was far off the line.
+    /// Starts the fit again from the next stamp, counted as a restart (the card's timeline jumped: an xrun).
+    pub fn restart(&mut self) {
+        self.restarts += 1;
+        self.reset();
+    }
+
+    /// Times the fit started again because a stamp was far off the line (or [`restart`](Self::restart)).
     pub fn restarts(&self) -> u64 {
         self.restarts
     }

@@ -64,6 +64,12 @@ impl EnvelopeClock {
         self.restarts
     }
 
+    /// Starts again from the next stamp, counted as a restart (the stream reported an overrun).
+    pub fn restart(&mut self) {
+        self.restarts += 1;
+        self.reset();
+    }
+
     fn reset(&mut self) {
         self.origin = None;
         self.closed.clear();

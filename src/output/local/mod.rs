@@ -147,6 +147,10 @@ impl Link {
         let clock = &mut self.clock;
         let last = &mut self.last;
         self.writer.take_stamps(|s| {
+            if s.after_xrun {
+                // The card played silence of its own or restarted: its frames no longer line up with the fit.
+                clock.restart();
+            }
             clock.push(s.card_frame, s.playback_local_ns);
             *last = Some(s);
         });

@@ -28,6 +28,9 @@ pub struct Stamp {
     pub playback_local_ns: i64,
     /// The device's own delay at this callback: playback time − callback time (ns).
     pub device_delay_ns: i64,
+    /// The stream reported an xrun since the previous callback: the card's timeline jumped (it played silence
+    /// of its own, or restarted), so the clock fit must start again here.
+    pub after_xrun: bool,
 }
 
 /// Counters shared by both sides (atomics: the callback never locks).
@@ -68,6 +71,7 @@ pub fn ring(capacity_frames: usize, channels: usize) -> (RingWriter, RingReader)
             card_frames: 0,
             ring_frames: 0,
             primed: false,
+            xruns_seen: 0,
         },
     )
 }
@@ -141,6 +145,8 @@ pub struct RingReader {
     ring_frames: u64,
     /// Audio has arrived at least once (silence before the first audio is not an underrun).
     primed: bool,
+    /// The xrun count the last callback saw.
+    xruns_seen: u64,
 }
 
 impl RingReader {
@@ -157,12 +163,15 @@ impl RingReader {
     ) {
         let ch = self.channels;
         let want_frames = out.len() / ch;
+        let xruns = self.counters.xruns.load(Ordering::Relaxed);
         let stamp = Stamp {
             card_frame: self.card_frames,
             ring_frame: self.ring_frames,
             playback_local_ns,
             device_delay_ns,
+            after_xrun: xruns != self.xruns_seen,
         };
+        self.xruns_seen = xruns;
         if self.stamps.push(stamp).is_err() {
             self.counters.stamps_dropped.fetch_add(1, Ordering::Relaxed);
         }
@@ -224,13 +233,15 @@ mod tests {
                     card_frame: 0,
                     ring_frame: 0,
                     playback_local_ns: 1_000,
-                    device_delay_ns: 500
+                    device_delay_ns: 500,
+                    after_xrun: false,
                 },
                 Stamp {
                     card_frame: 2,
                     ring_frame: 2,
                     playback_local_ns: 2_000,
-                    device_delay_ns: 500
+                    device_delay_ns: 500,
+                    after_xrun: false,
                 },
             ]
         );
@@ -242,6 +253,13 @@ mod tests {
         assert_eq!(c.underruns.load(Ordering::Relaxed), 2);
         assert_eq!(c.underrun_frames.load(Ordering::Relaxed), 3);
         assert_eq!(c.callbacks.load(Ordering::Relaxed), 3);
+        // An xrun reported by the stream: the next stamp says so, the one after it no longer.
+        r.counters().xruns.fetch_add(1, Ordering::Relaxed);
+        r.fill(&mut out, 0, |s| (s * 10.0) as i16, 3_000, 500);
+        r.fill(&mut out, 0, |s| (s * 10.0) as i16, 4_000, 500);
+        let mut after = vec![];
+        w.take_stamps(|s| after.push(s.after_xrun));
+        assert_eq!(after, [true, false]);
     }
 
     #[test]

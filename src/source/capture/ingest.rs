@@ -74,6 +74,9 @@ impl CaptureIngest {
     /// 48 kHz stereo chunk to `out`, stamped with its server time.
     pub fn push(&mut self, stamp: Stamp, samples: &[f32], mut out: impl FnMut(Chunk)) {
         self.base_ns.get_or_insert(stamp.capture_local_ns);
+        if stamp.after_xrun {
+            self.clock.restart();
+        }
         self.clock.push(stamp.card_frame, stamp.capture_local_ns);
         if self.next_card != Some(stamp.card_frame) {
             if self.next_card.is_some() {
@@ -188,6 +191,7 @@ mod tests {
                 card_frame: c0,
                 frames: self.period,
                 capture_local_ns: self.truth_ns(c0 as f64).round() as i64 + self.jitter(),
+                after_xrun: false,
             };
             (stamp, samples)
         }
@@ -313,6 +317,7 @@ mod tests {
                 card_frame: 0,
                 frames: CHUNK_FRAMES as u32,
                 capture_local_ns: 5,
+                after_xrun: false,
             },
             &samples,
             |c| chunks.push(c),

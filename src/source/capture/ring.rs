@@ -24,6 +24,9 @@ pub struct Stamp {
     pub frames: u32,
     /// When the first of them was captured, on the local clock (ns).
     pub capture_local_ns: i64,
+    /// The stream reported an overrun since the previous callback: frames were lost that the card-frame count
+    /// does not know of, so the clock fit must start again here.
+    pub after_xrun: bool,
 }
 
 /// Counters shared by both sides (atomics: the callback never locks).
@@ -54,6 +57,7 @@ pub fn ring(capacity_frames: usize, channels: usize) -> (CaptureWriter, CaptureR
             counters: counters.clone(),
             channels,
             card_frames: 0,
+            xruns_seen: 0,
         },
         CaptureReader {
             samples: samples_rx,
@@ -71,6 +75,7 @@ pub struct CaptureWriter {
     counters: Arc<CaptureCounters>,
     channels: usize,
     card_frames: u64,
+    xruns_seen: u64,
 }
 
 impl CaptureWriter {
@@ -84,6 +89,9 @@ impl CaptureWriter {
             return;
         }
         let n = frames * self.channels;
+        let xruns = c.xruns.load(Ordering::Relaxed);
+        let after_xrun = xruns != self.xruns_seen;
+        self.xruns_seen = xruns;
         let card_frame = self.card_frames;
         self.card_frames += frames as u64;
         if self.samples.slots() < n || self.stamps.slots() == 0 {
@@ -102,6 +110,7 @@ impl CaptureWriter {
             card_frame,
             frames: frames as u32,
             capture_local_ns,
+            after_xrun,
         });
     }
 
@@ -161,7 +170,8 @@ mod tests {
             Some(Stamp {
                 card_frame: 0,
                 frames: 2,
-                capture_local_ns: 100
+                capture_local_ns: 100,
+                after_xrun: false,
             })
         );
         assert_eq!(buf, [1.0, 2.0, 3.0, 4.0]);
