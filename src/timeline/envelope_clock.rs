@@ -1,10 +1,12 @@
-//! A capture card's clock from timestamps that can only be late: the lower envelope of (card frame, local time)
-//! stamps, and a line through it.
+//! A sound card's clock from timestamps that can only be late: the lower envelope of (card frame, local time)
+//! stamps, and a line through it. Used by the `local` output (when a frame is played) and the `capture` source
+//! (when a frame was captured).
 //!
 //! A capture callback's timestamp says when the first frame of its data was captured: the time of the last
-//! hardware-position update minus the frames waiting. Where the position moves in steps (`snd-aloop` moves it on
+//! hardware-position update minus the frames waiting; a playback callback's, when its first frame is played: now
+//! plus the frames still queued before it, counted from the same position. Where the position moves in steps (`snd-aloop` moves it on
 //! timer ticks of 4 ms, a USB interface per 1 ms frame, a DMA engine per period), the position read is the one of
-//! the last step, so the stamp is the true capture time plus up to one step: never early, often late. A
+//! the last step, so the stamp is the true time plus up to one step: never early, often late. A
 //! least-squares line through all stamps would be late by half a step on average and jitter by a whole one.
 //! Instead, the stamps are cut into [`BUCKET_NS`] buckets; in each, the stamp with the smallest residual against
 //! the nominal rate (the one read right after a step) is kept, and a least-squares line is fitted through those

@@ -3,7 +3,6 @@
 //! Everything here is pure logic (no sockets, no D-Bus, no threads) so it runs in virtual time in tests.
 
 pub mod buffer;
-pub mod card_clock;
 pub mod clock;
 pub mod delay;
 pub mod drift;

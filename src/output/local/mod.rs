@@ -7,9 +7,10 @@
 //! ```
 //!
 //! When is a frame heard? Every callback stamps the card frame it starts with and its playback time (cpal's
-//! playback timestamp against the callback time, read on the local clock); [`CardClock`] fits a line
-//! through those stamps, so the output knows when any card frame plays and how fast the card runs against the
-//! local clock. The next frame written is `queued` frames behind the last stamped one, so it is heard at the
+//! playback timestamp against the callback time, read on the local clock); [`EnvelopeClock`] fits a line
+//! through the earliest of those stamps (the device's delay is read after a hardware-position step, so a stamp
+//! can be late, never early), so the output knows when any card frame plays and how fast the card runs against
+//! the local clock. The next frame written is `queued` frames behind the last stamped one, so it is heard at the
 //! line's value there; that is the output's delay, reported as two named parts: `transport` (our ring) and the
 //! device's own delay as `sink_reported`. The player's drift controller then keeps the output on the group's
 //! timeline by resampling (a card a few hundred ppm off shows up in its error and is corrected like any speaker),
@@ -26,7 +27,7 @@ pub mod ring;
 use super::local_clocked::LocalClocked;
 use super::settings::{Keys, SettingError};
 use super::{Output, OutputError, OutputStatus, OUTPUT_FORMAT};
-use crate::timeline::card_clock::CardClock;
+use crate::timeline::envelope_clock::EnvelopeClock;
 use crate::timeline::LocalTime;
 use convert::DeviceConverter;
 use device::{DeviceFormat, DeviceName};
@@ -110,7 +111,7 @@ struct Link {
     writer: RingWriter,
     format: DeviceFormat,
     conv: DeviceConverter,
-    clock: CardClock,
+    clock: EnvelopeClock,
     last: Option<Stamp>,
     /// Device frames dropped because the ring was full.
     overflow_frames: u64,
@@ -121,7 +122,7 @@ impl Link {
         Self {
             writer,
             conv: DeviceConverter::new(format.rate_hz, format.channels as usize),
-            clock: CardClock::new(format.rate_hz),
+            clock: EnvelopeClock::new(format.rate_hz),
             format,
             last: None,
             overflow_frames: 0,
@@ -426,7 +427,7 @@ mod tests {
 
     const BUFFER_NS: i64 = 300_000_000;
     /// Jitter of the simulated card's stamps (either way) around the true playback time.
-    const JITTER_NS: i64 = 500_000;
+    const JITTER_NS: i64 = 1_000_000;
 
     struct Run {
         /// Acoustic time − play time of every click after the first `settle_s`, ns.
@@ -439,7 +440,8 @@ mod tests {
 
     /// Plays the test signal through a `local` output into a simulated card at `rate_hz` whose clock runs
     /// `card_ppm` off the local one: it calls back for a period when two periods remain queued, stamps each
-    /// callback's playback time with ±[`JITTER_NS`] of jitter, and plays what the ring gives it. Clicks are timed
+    /// callback's playback time up to [`JITTER_NS`] late (never early: the device's position is read after a
+    /// hardware step, so the delay it gives is too long, never too short), and plays what the ring gives it. Clicks are timed
     /// on the card's true clock.
     fn run(card_ppm: f64, rate_hz: u32, drift_control: bool, secs: u64, settle_s: u64) -> Run {
         let timeline =
@@ -481,7 +483,7 @@ mod tests {
             while play_ns(k.saturating_sub(2) as f64 * period as f64) <= now as f64 {
                 let first = k * period;
                 let playback = play_ns(first as f64) as i64;
-                let stamp = playback + rng.i64(-JITTER_NS..=JITTER_NS);
+                let stamp = playback + rng.i64(0..=JITTER_NS);
                 reader.fill(&mut buf, 0.0, |s| s, stamp, stamp - now);
                 detector.push(first, buf.chunks_exact(2).map(|f| f[0]), &mut found);
                 k += 1;

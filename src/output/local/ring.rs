@@ -7,7 +7,7 @@
 //!
 //! Every callback also sends the engine a [`Stamp`]: which card frame it starts with, which ring frame that is, and
 //! the local time at which that card frame is played. The engine fits the card's clock to these stamps
-//! ([`crate::timeline::card_clock`]), so it knows when every frame it writes will be heard.
+//! ([`crate::timeline::envelope_clock`]), so it knows when every frame it writes will be heard.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
