@@ -135,6 +135,9 @@ pub struct PlayerStatus {
     pub correction_ppm: f64,
     /// Estimated clock error of the output, ppm.
     pub drift_estimate_ppm: f64,
+    /// The output's own measurement of its consumer's clock against the local one, ppm (a sound card, from its
+    /// timestamps); None for outputs that do not measure it.
+    pub clock_ppm: Option<f64>,
     /// Hard resyncs so far.
     pub resyncs: u64,
     /// Going through the resampler (false: copied exactly, as a source on the local clock allows).
@@ -402,6 +405,9 @@ impl Player {
                     );
                     self.status.resyncs += 1;
                     self.sync = None;
+                    // Restart at the measured rate, if the output measures one (the error that made the jump
+                    // has pushed the integral off it).
+                    self.seeded = false;
                 }
             }
         }
@@ -426,6 +432,7 @@ impl Player {
         self.status.correction_ppm = self.conv.ppm();
         self.status.resampling = !self.conv.is_exact();
         self.status.drift_estimate_ppm = self.controller.drift_estimate_ppm();
+        self.status.clock_ppm = self.output.clock_ppm();
         let ch = self.format.channels as usize;
         let need = self.conv.input_needed();
         self.input.resize(need * ch, 0.0);

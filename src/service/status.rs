@@ -103,6 +103,7 @@ impl Controller {
                     correction_ppm: s.correction_ppm,
                     resampling: s.resampling,
                     drift_estimate_ppm: s.drift_estimate_ppm,
+                    clock_ppm: s.clock_ppm,
                     resyncs: s.resyncs,
                     write_errors: s.write_errors,
                     delay: DelayReport {

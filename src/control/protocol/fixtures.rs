@@ -29,6 +29,7 @@ pub(crate) fn report() -> StatusReport {
             correction_ppm: 199.0,
             resampling: true,
             drift_estimate_ppm: 200.0,
+            clock_ppm: None,
             resyncs: 1,
             write_errors: 0,
             delay: DelayReport {

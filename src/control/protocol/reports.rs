@@ -77,6 +77,10 @@ pub struct OutputReport {
     pub resampling: bool,
     /// Estimated clock error of the output, ppm.
     pub drift_estimate_ppm: f64,
+    /// The output's own measurement of its device's clock against the local one, ppm (a `local` sound card;
+    /// absent for outputs that do not measure it, and from older servers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clock_ppm: Option<f64>,
     /// Hard resyncs since the output was opened.
     pub resyncs: u64,
     /// Failed writes since the output was opened.
