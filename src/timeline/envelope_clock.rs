@@ -128,30 +128,36 @@ impl EnvelopeClock {
 
     fn refit(&mut self) {
         let Some((f0, t0)) = self.origin else { return };
-        let points: Vec<(f64, f64)> = self
-            .closed
-            .iter()
-            .chain(self.open.as_ref().map(|(_, m)| m))
-            .map(|m| ((m.frame - f0) as f64, (m.local_ns - t0) as f64))
-            .collect();
-        let n = points.len() as f64;
-        let (mx, my) = points.iter().fold((0.0, 0.0), |(a, b), &(x, y)| (a + x / n, b + y / n));
-        let span = points.last().map_or(0.0, |p| p.1) - points.first().map_or(0.0, |p| p.1);
+        // The bucket minima, relative to the origin (iterated twice, not collected: this runs on the engine
+        // thread for every stamp, which must not allocate).
+        let points = || {
+            self.closed
+                .iter()
+                .chain(self.open.as_ref().map(|(_, m)| m))
+                .map(move |m| ((m.frame - f0) as f64, (m.local_ns - t0) as f64))
+        };
+        let count = points().count();
+        if count == 0 {
+            return;
+        }
+        let n = count as f64;
+        let (mx, my) = points().fold((0.0, 0.0), |(a, b), (x, y)| (a + x / n, b + y / n));
+        let first_y = points().next().map_or(0.0, |p| p.1);
+        let last_y = points().last().map_or(0.0, |p| p.1);
         let mut slope = self.nominal_ns_per_frame;
-        if span >= MIN_RATE_SPAN_NS as f64 && points.len() >= 3 {
-            let (sxx, sxy) = points.iter().fold((0.0, 0.0), |(a, b), &(x, y)| {
+        if last_y - first_y >= MIN_RATE_SPAN_NS as f64 && count >= 3 {
+            let (sxx, sxy) = points().fold((0.0, 0.0), |(a, b), (x, y)| {
                 (a + (x - mx) * (x - mx), b + (x - mx) * (y - my))
             });
             if sxx > 0.0 {
                 slope = sxy / sxx;
             }
+            self.line = Some((my - slope * mx, slope));
         } else {
             // Nominal rate through the earliest stamp so far (no line to average over yet).
-            let best = points.iter().map(|&(x, y)| y - x * slope).fold(f64::INFINITY, f64::min);
+            let best = points().map(|(x, y)| y - x * slope).fold(f64::INFINITY, f64::min);
             self.line = Some((best, slope));
-            return;
         }
-        self.line = Some((my - slope * mx, slope));
     }
 
     fn time_of_f64(&self, frame: f64) -> Option<f64> {
