@@ -143,7 +143,7 @@ impl EnvelopeClock {
         let n = count as f64;
         let (mx, my) = points().fold((0.0, 0.0), |(a, b), (x, y)| (a + x / n, b + y / n));
         let first_y = points().next().map_or(0.0, |p| p.1);
-        let last_y = points().last().map_or(0.0, |p| p.1);
+        let last_y = points().next_back().map_or(0.0, |p| p.1);
         let mut slope = self.nominal_ns_per_frame;
         if last_y - first_y >= MIN_RATE_SPAN_NS as f64 && count >= 3 {
             let (sxx, sxy) = points().fold((0.0, 0.0), |(a, b), (x, y)| {
