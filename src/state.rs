@@ -147,15 +147,14 @@ impl State {
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
     /// A file operation failed; the previous state file is untouched.
-    #[error("cannot save {path}: {what}: {source}")]
+    #[error("cannot save {path}: {what}: {error}")]
     Io {
         /// The state file.
         path: String,
         /// The step that failed.
         what: &'static str,
         /// The error.
-        #[source]
-        source: io::Error,
+        error: io::Error,
     },
     /// A corrupt state file is there that could not be kept aside; it is not overwritten.
     #[error("not overwriting {path}: it is corrupt and could not be kept aside ({reason})")]
@@ -296,7 +295,7 @@ impl StateStore {
         let path = self.path();
         let err = |what: &'static str| {
             let path = path.display().to_string();
-            move |source| StateError::Io { path, what, source }
+            move |error| StateError::Io { path, what, error }
         };
         if let Some(reason) = &self.protected {
             return Err(StateError::Protected {

@@ -118,12 +118,12 @@ pub enum BaseError {
     #[error("BASE has {0} trailing bytes")]
     Trailing(usize),
     /// A codec configuration or metadata field that is not valid LTV.
-    #[error("BASE {what}: {source}")]
+    #[error("BASE {what}: {error}")]
     Ltv {
         /// Which field.
         what: &'static str,
         /// The LTV problem.
-        source: LtvError,
+        error: LtvError,
     },
 }
 
@@ -133,7 +133,7 @@ fn push_sized(out: &mut Vec<u8>, what: &'static str, bytes: &[u8]) -> Result<(),
         len: bytes.len(),
         max: 255,
     })?;
-    parse_ltvs(bytes).map_err(|source| BaseError::Ltv { what, source })?;
+    parse_ltvs(bytes).map_err(|error| BaseError::Ltv { what, error })?;
     out.push(len);
     out.extend_from_slice(bytes);
     Ok(())
@@ -342,7 +342,7 @@ impl<'a> Reader<'a> {
     fn sized(&mut self, what: &'static str) -> Result<Vec<u8>, BaseError> {
         let len = usize::from(self.u8(what)?);
         let v = self.take(len, what)?;
-        parse_ltvs(v).map_err(|source| BaseError::Ltv { what, source })?;
+        parse_ltvs(v).map_err(|error| BaseError::Ltv { what, error })?;
         Ok(v.to_vec())
     }
 }

@@ -156,10 +156,24 @@ pub enum BroadcastError {
     Big(u8),
     /// Metadata or codec configuration that cannot be encoded.
     #[error("broadcast configuration: {0}")]
-    Ltv(#[from] LtvError),
+    Ltv(LtvError),
     /// The resulting BASE is invalid (e.g. too long).
     #[error("broadcast configuration: {0}")]
-    Base(#[from] BaseError),
+    Base(BaseError),
+}
+
+// By hand rather than `#[from]`: the variants print their cause, and a `source` too would print it twice in
+// `{e:#}`.
+impl From<LtvError> for BroadcastError {
+    fn from(e: LtvError) -> Self {
+        Self::Ltv(e)
+    }
+}
+
+impl From<BaseError> for BroadcastError {
+    fn from(e: BaseError) -> Self {
+        Self::Base(e)
+    }
 }
 
 /// Everything that defines one broadcast (one BIG).

@@ -19,12 +19,12 @@ pub const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Debug, thiserror::Error)]
 pub enum MediaError {
     /// A D-Bus error (BlueZ's error name and message are in it).
-    #[error("{what}: {source}")]
+    #[error("{what}: {error}")]
     DBus {
         /// What was being done.
         what: String,
         /// The error.
-        source: dbus::Error,
+        error: dbus::Error,
     },
     /// Something BlueZ returned or did that makes no sense.
     #[error("{0}")]
@@ -35,12 +35,12 @@ impl MediaError {
     /// Wraps a D-Bus error with what was being done.
     pub fn dbus(what: impl Into<String>) -> impl FnOnce(dbus::Error) -> MediaError {
         let what = what.into();
-        move |source| MediaError::DBus { what, source }
+        move |error| MediaError::DBus { what, error }
     }
     /// The D-Bus error name, if this is a D-Bus error.
     pub fn name(&self) -> Option<&str> {
         match self {
-            MediaError::DBus { source, .. } => source.name(),
+            MediaError::DBus { error, .. } => error.name(),
             MediaError::Protocol(_) => None,
         }
     }

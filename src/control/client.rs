@@ -23,21 +23,19 @@ pub enum ClientError {
         reason: String,
     },
     /// The connection broke or timed out.
-    #[error("talking to {path}: {source}")]
+    #[error("talking to {path}: {error}")]
     Io {
         /// The socket.
         path: String,
         /// The error.
-        #[source]
-        source: io::Error,
+        error: io::Error,
     },
     /// The reply made no sense.
     #[error("{path}: {reason}")]
     Garbled {
         /// The socket.
         path: String,
-        /// What was wrong.
-        #[source]
+        /// What was wrong (in the text, not also a `source`: `{e:#}` would print it twice).
         reason: GarbledReply,
     },
     /// The service refused the request.
@@ -65,10 +63,7 @@ pub fn call(path: &Path, req: &Request, timeout: Duration) -> Result<(serde_json
             _ => e.to_string(),
         },
     })?;
-    let io_err = |source| ClientError::Io {
-        path: p.clone(),
-        source,
-    };
+    let io_err = |error| ClientError::Io { path: p.clone(), error };
     s.set_read_timeout(Some(timeout)).map_err(io_err)?;
     s.set_write_timeout(Some(timeout)).map_err(io_err)?;
     s.write_all(req.encode().as_bytes()).map_err(io_err)?;

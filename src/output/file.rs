@@ -114,7 +114,7 @@ impl FileOutput {
             .spawn(move || writer_thread(sink, blocks_rx, free_tx))
             .map_err(|e| OutputError::Io {
                 what: format!("cannot start the writer for {path}"),
-                source: e,
+                error: e,
             })?;
         Ok(Self {
             path: path.to_string(),

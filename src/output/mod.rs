@@ -73,13 +73,12 @@ pub trait DeviceControl {
 #[derive(Debug, thiserror::Error)]
 pub enum OutputError {
     /// An I/O error on the output's file, pipe or socket.
-    #[error("{what}: {source}")]
+    #[error("{what}: {error}")]
     Io {
         /// What was being done, naming the path.
         what: String,
-        /// The error.
-        #[source]
-        source: std::io::Error,
+        /// The error (in the text, not also a `source`: `{e:#}` would print it twice).
+        error: std::io::Error,
     },
     /// Anything else, said plainly.
     #[error("{0}")]

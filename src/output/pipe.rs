@@ -56,7 +56,7 @@ impl PipeOutput {
             .spawn(move || writer_thread(&path_owned, rx, &free_tx, &errs))
             .map_err(|e| OutputError::Io {
                 what: format!("cannot start the writer for {path}"),
-                source: e,
+                error: e,
             })?;
         Ok(Self {
             tx: Some(tx),

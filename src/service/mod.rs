@@ -63,34 +63,48 @@ pub enum ServiceError {
     Config(#[from] ConfigError),
     /// The source could not be opened.
     #[error("source: {0}")]
-    Source(#[from] SourceError),
+    Source(SourceError),
     /// An output could not be opened.
-    #[error("output {name:?}: {source}")]
+    #[error("output {name:?}: {error}")]
     Output {
         /// The output.
         name: String,
         /// Why.
-        source: OutputError,
+        error: OutputError,
     },
     /// The control socket could not be created.
-    #[error("control socket {path}: {source}")]
+    #[error("control socket {path}: {error}")]
     ControlSocket {
         /// Its path.
         path: String,
         /// Why.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The metrics endpoint could not be bound.
-    #[error("metrics endpoint {addr}: {source}")]
+    #[error("metrics endpoint {addr}: {error}")]
     Metrics {
         /// Its address.
         addr: std::net::SocketAddr,
         /// Why.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The async runtime could not start.
     #[error("cannot start the runtime: {0}")]
-    Runtime(#[from] std::io::Error),
+    Runtime(std::io::Error),
+}
+
+// The variants say their cause in their own text, so none is also an error `source` (with one, the cause would
+// print twice in `bluebridge: {e:#}`, "X: X"); hence the From impls by hand instead of `#[from]`.
+impl From<SourceError> for ServiceError {
+    fn from(e: SourceError) -> Self {
+        Self::Source(e)
+    }
+}
+
+impl From<std::io::Error> for ServiceError {
+    fn from(e: std::io::Error) -> Self {
+        Self::Runtime(e)
+    }
 }
 
 /// Runs the config at `config` until `stop` is set: the engine on this thread, control and notification on a
@@ -151,9 +165,9 @@ pub fn run_with_default_socket(config: &str, stop: Arc<AtomicBool>, default_sock
         ..Engine::default()
     };
     for spec in &loaded.outputs {
-        let p = controller.open(spec).map_err(|source| ServiceError::Output {
+        let p = controller.open(spec).map_err(|error| ServiceError::Output {
             name: spec.name.clone(),
-            source,
+            error,
         })?;
         engine.players.push(p);
     }
@@ -176,10 +190,10 @@ pub fn run_with_default_socket(config: &str, stop: Arc<AtomicBool>, default_sock
                 );
                 None
             }
-            Err(source) => {
+            Err(error) => {
                 return Err(ServiceError::ControlSocket {
                     path: socket.display().to_string(),
-                    source,
+                    error,
                 })
             }
         }
@@ -187,7 +201,7 @@ pub fn run_with_default_socket(config: &str, stop: Arc<AtomicBool>, default_sock
     let metrics = match loaded.service.metrics {
         Some(addr) => Some(
             rt.block_on(tokio::net::TcpListener::bind(addr))
-                .map_err(|source| ServiceError::Metrics { addr, source })?,
+                .map_err(|error| ServiceError::Metrics { addr, error })?,
         ),
         None => None,
     };
@@ -224,4 +238,38 @@ pub fn run_with_default_socket(config: &str, stop: Arc<AtomicBool>, default_sock
     rt.shutdown_timeout(Duration::from_millis(500));
     tracing::info!("stopped");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `bluebridge: {e:#}` prints the error and its chain of sources: a cause that is both in a variant's text and
+    /// its `source` would print twice ("X: X", seen for every output that failed to open).
+    #[test]
+    fn an_error_chain_says_each_cause_once() {
+        let io = || std::io::Error::new(std::io::ErrorKind::NotFound, "no such fifo");
+        let errors = [
+            ServiceError::Output {
+                name: "kitchen".into(),
+                error: OutputError::Io {
+                    what: "opening /run/x".into(),
+                    error: io(),
+                },
+            },
+            ServiceError::ControlSocket {
+                path: "/run/c.sock".into(),
+                error: io(),
+            },
+            ServiceError::from(SourceError::File {
+                path: "a.wav".into(),
+                reason: "no such fifo".into(),
+            }),
+            ServiceError::from(io()),
+        ];
+        for e in errors {
+            let text = format!("{:#}", anyhow::Error::from(e));
+            assert_eq!(text.matches("no such fifo").count(), 1, "{text}");
+        }
+    }
 }

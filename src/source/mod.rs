@@ -25,7 +25,14 @@ pub enum SourceError {
     },
     /// The capture device could not be opened (the message names it and lists the ones there are).
     #[error("capture source: {0}")]
-    Capture(#[from] crate::output::local::device::DeviceError),
+    Capture(crate::output::local::device::DeviceError),
+}
+
+// Not `#[from]`: the variant prints its cause itself, and a `source` too would print it twice in `{e:#}`.
+impl From<crate::output::local::device::DeviceError> for SourceError {
+    fn from(e: crate::output::local::device::DeviceError) -> Self {
+        Self::Capture(e)
+    }
 }
 
 /// A source pumped by the engine. Object-safe.

@@ -240,7 +240,7 @@ impl LocalOutput {
                 })
                 .map_err(|e| OutputError::Io {
                     what: "starting the sound device thread".into(),
-                    source: e,
+                    error: e,
                 })?
         };
         Ok(Self {
