@@ -69,6 +69,7 @@ kill -INT "$REC" 2>/dev/null; wait "$REC"; rc=$?
 check recorder "$rc" "exit status $rc: $(tail -1 "$O/recorder.log" | cut -c1-300)"
 cp /run/recorder.* "$O/"
 bluebridge status --json --socket /tmp/bb.sock > "$O/status.json" 2>> "$O/bluebridge.log"
+bluebridge status --json --socket /tmp/feed.sock > "$O/feeder-status.json" 2>> "$O/feeder.log"
 for p in "$BB" "$FEED"; do
   kill -TERM "$p"; t 10 sh -c "while kill -0 $p 2>/dev/null; do sleep 0.2; done"; wait "$p"; rc=$?
   check "clean-exit-$([ "$p" = "$BB" ] && echo bridge || echo feeder)" "$([ $rc -eq 0 ] && echo PASS || echo FAIL)" "exit status $rc"
