@@ -175,6 +175,17 @@ pub struct DeviceFormat {
     pub period_frames: u32,
 }
 
+impl DeviceFormat {
+    /// cpal's stream settings for this format (playback and capture alike).
+    pub fn stream_config(&self) -> cpal::StreamConfig {
+        cpal::StreamConfig {
+            channels: self.channels,
+            sample_rate: self.rate_hz,
+            buffer_size: cpal::BufferSize::Fixed(self.period_frames),
+        }
+    }
+}
+
 fn ser_format<S: serde::Serializer>(f: &SampleFormat, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&f.to_string())
 }
@@ -389,11 +400,7 @@ pub fn open_output(
     reader: RingReader,
     on_error: impl FnMut(cpal::Error) + Send + 'static,
 ) -> Result<cpal::Stream, DeviceError> {
-    let config = cpal::StreamConfig {
-        channels: format.channels,
-        sample_rate: format.rate_hz,
-        buffer_size: cpal::BufferSize::Fixed(format.period_frames),
-    };
+    let config = format.stream_config();
     let stream = match format.sample_format {
         SampleFormat::F32 => build::<f32>(device, &config, reader, on_error),
         SampleFormat::I32 => build::<i32>(device, &config, reader, on_error),
@@ -439,7 +446,8 @@ pub fn negotiate_output(
     })
 }
 
-fn describe_format(f: &DeviceFormat) -> String {
+/// `48000 Hz 2-channel i16 (480-frame periods)`, for errors and logs.
+pub fn describe_format(f: &DeviceFormat) -> String {
     format!(
         "{} Hz {}-channel {} ({}-frame periods)",
         f.rate_hz, f.channels, f.sample_format, f.period_frames

@@ -69,7 +69,8 @@ struct Link {
     buf: Vec<f32>,
 }
 
-fn open_link(name: &DeviceName, spec: &CaptureSpec) -> Result<(cpal::Stream, Link), DeviceError> {
+/// Opens the device and makes its link: the stream, the engine's side, and the check the supervisor watches.
+fn open_link(name: &DeviceName, spec: &CaptureSpec) -> Result<(cpal::Stream, Link, device::FailedCheck), DeviceError> {
     let dev = device::find(name, false)?;
     let period = |rate: u32| ((spec.period_ms * rate as f64 / 1e3).round() as u32).max(16);
     let mut format = stream::negotiate_input(name, &dev, period(48_000))?;
@@ -93,14 +94,13 @@ fn open_link(name: &DeviceName, spec: &CaptureSpec) -> Result<(cpal::Stream, Lin
         format.sample_format,
         format.period_frames
     );
-    Ok((
-        stream,
-        Link {
-            reader,
-            ingest: CaptureIngest::new(format.rate_hz, channels),
-            buf: Vec::with_capacity(4 * format.period_frames as usize * channels),
-        },
-    ))
+    let check = failed_check(reader.counters().clone());
+    let link = Link {
+        reader,
+        ingest: CaptureIngest::new(format.rate_hz, channels),
+        buf: Vec::with_capacity(4 * format.period_frames as usize * channels),
+    };
+    Ok((stream, link, check))
 }
 
 fn failed_check(c: Arc<CaptureCounters>) -> device::FailedCheck {
@@ -128,21 +128,15 @@ impl CaptureSource {
         server_clock: SharedServerClock,
     ) -> Result<Self, DeviceError> {
         let name = spec.device_name().map_err(|e| DeviceError::Host(e.to_string()))?;
-        let (stream, link) = open_link(&name, spec)?;
+        let (stream, link, check) = open_link(&name, spec)?;
         let (tx, rx) = mpsc::sync_channel(1);
         let stop = Arc::new(AtomicBool::new(false));
-        let check = failed_check(link.reader.counters().clone());
         let supervisor = {
             let (spec, stop) = (spec.clone(), stop.clone());
             std::thread::Builder::new()
                 .name("bb-capture".into())
                 .spawn(move || {
-                    let open = || {
-                        open_link(&name, &spec).map(|(stream, link)| {
-                            let check = failed_check(link.reader.counters().clone());
-                            (stream, link, check)
-                        })
-                    };
+                    let open = || open_link(&name, &spec);
                     device::supervise("capture source", &name, Some((stream, check)), open, tx, &stop)
                 })
                 .map_err(|e| DeviceError::Host(format!("cannot start the capture thread: {e}")))?

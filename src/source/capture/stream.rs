@@ -42,11 +42,7 @@ pub fn open_input(
     writer: CaptureWriter,
     on_error: impl FnMut(cpal::Error) + Send + 'static,
 ) -> Result<cpal::Stream, DeviceError> {
-    let config = cpal::StreamConfig {
-        channels: format.channels,
-        sample_rate: format.rate_hz,
-        buffer_size: cpal::BufferSize::Fixed(format.period_frames),
-    };
+    let config = format.stream_config();
     let stream = match format.sample_format {
         SampleFormat::F32 => build::<f32>(device, config, writer, on_error),
         SampleFormat::I32 => build::<i32>(device, config, writer, on_error),
@@ -61,10 +57,7 @@ pub fn open_input(
         device::unusable(
             name,
             false,
-            format!(
-                "cannot open a {} Hz {}-channel {} capture stream: {e}",
-                format.rate_hz, format.channels, format.sample_format
-            ),
+            format!("cannot open a {} capture stream: {e}", device::describe_format(&format)),
         )
     })?;
     stream
