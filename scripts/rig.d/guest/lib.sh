@@ -224,6 +224,26 @@ iso_sink() {
 iso_sink_stop() {
   pkill -TERM -P "$1" 2>/dev/null; kill -TERM "$1" 2>/dev/null; wait "$1" 2>/dev/null
 }
+# iso_sink_join IDX BROADCASTER OUT [BCODE_HEX]: iso_sink, then a bounded wait for its first SDU: up to
+# ISO_JOIN_TRIES (3) tries of ISO_JOIN_SECS (20 s) each, as a real receiver rescans. Between tries the sink is
+# stopped and its PA sync ended (pa_terminate.py), so the next try syncs from scratch. Why: the guest kernel (6.12)
+# sometimes never sends LE BIG Create Sync when the emulator's BIGInfo report arrives after the kernel has
+# disabled scanning (seen 6-7 Dec in `broadcast-reload`: PA sync established, BIGInfo reported, then nothing for
+# 60 s). Sets ISO_SINK_PID and ISO_SINK_TRIES (the tries used; 0 = never joined); returns 0 once OUT has data.
+# The log of the last try is $O/isotest-hciIDX.log; earlier tries' are kept as isotest-hciIDX.tryN.log.
+iso_sink_join() {
+  local try tries=${ISO_JOIN_TRIES:-3} secs=${ISO_JOIN_SECS:-20}
+  ISO_SINK_TRIES=0
+  for try in $(seq 1 "$tries"); do
+    iso_sink "$@"
+    if wait_for "$secs" test -s "$3"; then ISO_SINK_TRIES=$try; return 0; fi
+    log "iso_sink_join: hci$1 received nothing in $secs s (try $try of $tries): $(grep -v '^$' "$O/isotest-hci$1.log" | tail -1)"
+    iso_sink_stop "$ISO_SINK_PID"
+    cp "$O/isotest-hci$1.log" "$O/isotest-hci$1.try$try.log"
+    python3 -S "$IN/pa_terminate.py" "$BTSNOOP" "$1" >> "$O/pa-terminate.txt" 2>&1
+  done
+  return 1
+}
 # bis_sinks_away IDX...: after iso_sink_stop, takes the broadcast sink controllers hciIDX away before the BIG ends:
 # LE Periodic Advertising Terminate Sync on each (pa_terminate.py: the kernel ends the BIG sync when isotest's socket
 # closes but not the PA sync, and sid's btvirt crashes (GPF) when the broadcaster removes its advertising set while

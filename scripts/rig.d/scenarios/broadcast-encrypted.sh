@@ -25,9 +25,9 @@ step "run bluebridge: tone source, encrypted broadcast output on hci0"
 bb_broadcast_start 0 preset=48_2_1 broadcast_code="$CODE"
 
 step "sink on hci1 with the code (isotest on the kernel ISO socket, BIS 1)"
-iso_sink 1 "$A0" /tmp/right.bin "$HEX"; RIGHT=$ISO_SINK_PID
-wait_for 60 test -s /tmp/right.bin
-check right-synced $? "$(grep -v '^$' "$O/isotest-hci1.log" | tail -3 | tr '\n' ';')"
+iso_sink_join 1 "$A0" /tmp/right.bin "$HEX"; rc=$?; RIGHT=$ISO_SINK_PID
+check right-synced $rc "try $ISO_SINK_TRIES: $(grep -v '^$' "$O/isotest-hci1.log" | tail -3 | tr '\n' ';')"
+figure right_tries "$ISO_SINK_TRIES"
 bluebridge status --json --socket /tmp/bb.sock > "$O/status.json" 2>> "$O/bluebridge.log"
 sleep "$SECS"
 iso_sink_stop "$RIGHT"

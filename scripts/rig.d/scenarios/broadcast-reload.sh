@@ -50,10 +50,10 @@ grep -q auracast "$O/bb-without.toml"; [ $? -ne 0 ] && grep -q '"stays"' "$O/bb-
 check config-without $? "$(grep -c '^\[\[output\]\]' "$O/bb-without.toml") output(s) left: $(grep '^name' "$O/bb-without.toml" | tr '\n' ' ')"
 
 step "sink on hci1 (isotest) syncs to the BIG and receives BIS 1"
-iso_sink 1 "$A0" /tmp/bis-rx-before.bin
+iso_sink_join 1 "$A0" /tmp/bis-rx-before.bin; rc=$?
 SINK1=$ISO_SINK_PID
-wait_for 60 test -s /tmp/bis-rx-before.bin
-check sink-synced $? "$(grep -v '^$' "$O/isotest-hci1.log" | tail -3 | tr '\n' ';')"
+check sink-synced $rc "try $ISO_SINK_TRIES: $(grep -v '^$' "$O/isotest-hci1.log" | tail -3 | tr '\n' ';')"
+figure sink_tries "$ISO_SINK_TRIES"
 st > "$O/status-before.json"
 sleep 5
 
@@ -125,10 +125,10 @@ check reload-added $? "exit $rc: $(tr '\n' ' ' < "$O/reload-add.txt" | cut -c1-3
 wait_for 60 sh -c "[ \$(grep -c 'BIG up on hci0' $O/bluebridge.log) -ge 2 ]"
 check big-up-again $? "$(grep -c 'BIG up on hci0' "$O/bluebridge.log") times 'BIG up on hci0' in the log"
 figure big_up_again_s "$(el "$U_ADD" "$(uptime_s)")"
-iso_sink 2 "$A0" /tmp/bis-rx-again.bin
+iso_sink_join 2 "$A0" /tmp/bis-rx-again.bin; rc=$?
 SINK2=$ISO_SINK_PID
-wait_for 60 test -s /tmp/bis-rx-again.bin
-check sink-synced-again $? "$(grep -v '^$' "$O/isotest-hci2.log" | tail -3 | tr '\n' ';')"
+check sink-synced-again $rc "try $ISO_SINK_TRIES: $(grep -v '^$' "$O/isotest-hci2.log" | tail -3 | tr '\n' ';')"
+figure sink_tries_again "$ISO_SINK_TRIES"
 figure sink_synced_again_s "$(el "$U_ADD" "$(uptime_s)")"
 st > "$O/status.json"
 sleep "$SECS"

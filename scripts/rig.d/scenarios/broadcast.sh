@@ -24,9 +24,9 @@ bb_broadcast_start 0 preset="$PRESET" channels="$CHANNELS" broadcast_code="$CODE
 
 if [ "${RIG_BCAST_SINK:-isotest}" = isotest ]; then
   step "broadcast sink on hci1: isotest on the kernel's ISO socket syncs to the BIG and receives BIS 1"
-  iso_sink 1 "$A0" /tmp/bis-rx.bin "$([ -n "$CODE" ] && bcode_hex "$CODE")"
-  wait_for 60 test -s /tmp/bis-rx.bin
-  check sink-synced $? "$(grep -v '^$' "$O/isotest-hci1.log" | tail -3 | tr '\n' ';')"
+  iso_sink_join 1 "$A0" /tmp/bis-rx.bin "$([ -n "$CODE" ] && bcode_hex "$CODE")"
+  check sink-synced $? "try $ISO_SINK_TRIES: $(grep -v '^$' "$O/isotest-hci1.log" | tail -3 | tr '\n' ';')"
+  figure sink_tries "$ISO_SINK_TRIES"
   # The output's delay as bluebridge accounts it (presentation delay + transport latency + LC3): an SDU is handed
   # to the controller at its play time minus this.
   bluebridge status --json --socket /tmp/bb.sock > "$O/status.json" 2>> "$O/bluebridge.log"

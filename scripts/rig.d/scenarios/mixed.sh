@@ -50,11 +50,11 @@ name = \"speaker\"
 kind = \"a2dp\"
 address = \"$A1\"
 adapter = \"hci0\""
-iso_sink 2 "$ABC" /tmp/bis-rx.bin
 wait_for 90 grep -q 'acquired /org/bluez' "$O/bluebridge.log"
 check a2dp-streaming $? "$(grep -E 'acquired|streaming:' "$O/bluebridge.log" | sed 's/^.*INFO //' | tr '\n' ';' | cut -c1-300)"
-wait_for 60 test -s /tmp/bis-rx.bin
-check broadcast-synced $? "$(grep -v '^$' "$O/isotest-hci2.log" | tail -3 | tr '\n' ';')"
+iso_sink_join 2 "$ABC" /tmp/bis-rx.bin
+check broadcast-synced $? "try $ISO_SINK_TRIES: $(grep -v '^$' "$O/isotest-hci2.log" | tail -3 | tr '\n' ';')"
+figure bcast_sink_tries "$ISO_SINK_TRIES"
 bluebridge status --json --socket /tmp/bb.sock > "$O/status.json" 2>> "$O/bluebridge.log"
 
 step "record ${SECS} s on the A2DP sink while the broadcast sink receives"
