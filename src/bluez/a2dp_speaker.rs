@@ -4,7 +4,7 @@
 
 use super::media::{MediaBus, MediaError};
 use super::media_endpoint::{register_a2dp_source, EndpointEvent, EndpointHandle};
-use super::media_transport;
+use super::media_transport::{self, TransportProps};
 use crate::a2dp::sbc_caps::SbcQuality;
 use crate::a2dp::A2DP_SINK_UUID;
 use crate::output::a2dp::{Link, LinkState, SharedLink};
@@ -20,8 +20,11 @@ pub const RECONNECT_MIN: Duration = Duration::from_secs(1);
 pub const RECONNECT_MAX: Duration = Duration::from_secs(30);
 /// How long to wait for BlueZ to configure a transport after connecting.
 pub const CONFIGURE_TIMEOUT: Duration = Duration::from_secs(15);
-/// How often the transport's Delay and the link's health are checked.
+/// How often a released (idle) speaker's task looks at its output besides being woken by it.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(500);
+/// How often a streaming transport's properties are read in full. Their changes arrive as `PropertiesChanged`;
+/// this is the backstop for a lost signal and the check that the transport still exists.
+pub const REREAD_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Where a speaker is and how to reach it.
 #[derive(Debug, Clone)]
@@ -468,18 +471,36 @@ async fn speaker_task(
             delay,
             name,
         );
-        // 4. Follow it until it goes.
+        // 4. Follow it until it goes: its properties by PropertiesChanged, re-read in full now and then.
+        let mut watch = match media_transport::watch(&bus, &transport).await {
+            Ok(w) => Some(w),
+            Err(e) => {
+                tracing::warn!(
+                    output = name,
+                    "{e}; reading its properties every {REREAD_INTERVAL:?} instead"
+                );
+                None
+            }
+        };
+        let mut props = media_transport::properties(&bus, &transport)
+            .await
+            .unwrap_or(TransportProps {
+                delay_dms: delay,
+                ..TransportProps::default()
+            });
         let mut last_delay = delay;
         let mut volume = VolumeFollower::default();
-        let mut poll = tokio::time::interval(POLL_INTERVAL);
+        let mut reread = tokio::time::interval(REREAD_INTERVAL);
+        reread.tick().await; // the first tick is now: the properties were just read
         let changed = match shared.upgrade() {
             Some(link) => link.lock().expect("link lock").changed.clone(),
             None => Arc::default(),
         };
         let reason = loop {
-            // Woken by the real-time side (volume, silence, a failed socket) or by the poll (also Delay, State).
-            let polled = tokio::select! {
-                _ = changed.notified() => false,
+            // Woken by the real-time side (volume, silence, a failed socket), by BlueZ (Delay, State, Volume) or
+            // by the periodic re-read.
+            tokio::select! {
+                _ = changed.notified() => {}
                 ev = events.recv() => match ev {
                     Some(EndpointEvent::ClearConfiguration { transport: t }) if t == transport => {
                         configured = None;
@@ -495,8 +516,27 @@ async fn speaker_task(
                     Some(_) => continue,
                     None => break "another output took the speaker over".to_string(),
                 },
-                _ = poll.tick() => true,
-            };
+                u = async { match watch.as_mut() { Some(w) => w.next().await, None => std::future::pending().await } } => {
+                    match u {
+                        Some(u) => props.apply(&u),
+                        None => {
+                            tracing::warn!(output = name, "lost the subscription to {transport}'s properties; reading them every {REREAD_INTERVAL:?}");
+                            watch = None;
+                        }
+                    }
+                    if watch.as_ref().is_some_and(|w| w.take_lagged()) {
+                        reread.reset_immediately();
+                    }
+                }
+                _ = reread.tick() => match media_transport::properties(&bus, &transport).await {
+                    Ok(p) => props = p,
+                    Err(e) if e.is_gone() => {
+                        configured = None;
+                        break "the transport disappeared".to_string();
+                    }
+                    Err(e) => tracing::debug!(output = name, "{e} (not taken as gone)"),
+                },
+            }
             let Some(link) = shared.upgrade() else {
                 break "the output was removed".to_string();
             };
@@ -511,28 +551,21 @@ async fn speaker_task(
                 break "silence: released until sound returns".to_string();
             }
             if spec.avrcp_volume {
-                volume.follow(&bus, &transport, &link, name).await;
+                volume.follow(&bus, &transport, props.volume, &link, name).await;
             }
             drop(link);
-            if polled {
-                match media_transport::state(&bus, &transport).await {
-                    None => {
-                        configured = None;
-                        break "the transport disappeared".to_string();
-                    }
-                    Some(s) if s == "idle" => break "the speaker suspended the stream".to_string(),
-                    _ => {}
-                }
-                let d = media_transport::delay(&bus, &transport).await;
-                if d != last_delay {
-                    tracing::info!(output = name, "speaker reports delay {:?} (1/10 ms)", d);
-                    last_delay = d;
-                    if let Some(link) = shared.upgrade() {
-                        link.lock().expect("link lock").reported_delay_ns = d.map(|v| v as i64 * 100_000);
-                    }
+            if props.state.as_deref() == Some("idle") {
+                break "the speaker suspended the stream".to_string();
+            }
+            if props.delay_dms != last_delay {
+                tracing::info!(output = name, "speaker reports delay {:?} (1/10 ms)", props.delay_dms);
+                last_delay = props.delay_dms;
+                if let Some(link) = shared.upgrade() {
+                    link.lock().expect("link lock").reported_delay_ns = last_delay.map(|v| v as i64 * 100_000);
                 }
             }
         };
+        drop(watch);
         publish(&shared, None, None, name);
         let _ = media_transport::release(&bus, &transport).await;
         if events.is_closed() || shared.strong_count() == 0 {
@@ -574,7 +607,7 @@ async fn wait_while_idle(
 
 /// Keeps the speaker's AVRCP absolute volume at what the output wants, and the output told whether the speaker
 /// applies it. BlueZ shows `Volume` on the transport only once AVRCP reported an absolute volume (often a moment
-/// after the stream started), so it is looked for at every poll. A change made on the speaker itself (its
+/// after the stream started), so it is followed as its changes come in. A change made on the speaker itself (its
 /// buttons) is shown in status and left alone until the output's own volume changes again.
 #[derive(Debug, Default)]
 struct VolumeFollower {
@@ -587,11 +620,18 @@ struct VolumeFollower {
 }
 
 impl VolumeFollower {
-    async fn follow(&mut self, bus: &MediaBus, transport: &str, link: &Arc<Mutex<LinkState>>, name: &str) {
+    /// `now`: the speaker's `Volume` as last heard from BlueZ.
+    async fn follow(
+        &mut self,
+        bus: &MediaBus,
+        transport: &str,
+        now: Option<u16>,
+        link: &Arc<Mutex<LinkState>>,
+        name: &str,
+    ) {
         if self.refused {
             return;
         }
-        let now = media_transport::volume(bus, transport).await;
         let wanted = link
             .lock()
             .expect("link lock")

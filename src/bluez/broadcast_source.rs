@@ -395,22 +395,13 @@ pub async fn start(
 /// Whether `transport` is gone (BlueZ says the object or property is unknown). A slow or missing reply is not
 /// taken as gone: under load (a receiver scanning on the same bluetoothd) property reads can time out.
 async fn transport_gone(bus: &MediaBus, transport: &str) -> Option<String> {
-    let r: Result<String, dbus::Error> = bus
-        .bluez_proxy(transport.to_string())
-        .get(media_transport::INTERFACE, "State")
-        .await;
-    match r {
+    match media_transport::properties(bus, transport).await {
         Ok(_) => None,
-        Err(e) => match e.name() {
-            Some("org.freedesktop.DBus.Error.UnknownObject")
-            | Some("org.freedesktop.DBus.Error.UnknownMethod")
-            | Some("org.freedesktop.DBus.Error.UnknownInterface")
-            | Some("org.freedesktop.DBus.Error.InvalidArgs") => Some(format!("{transport} disappeared ({e})")),
-            _ => {
-                tracing::debug!("reading {transport} State: {e} (not taken as gone)");
-                None
-            }
-        },
+        Err(e) if e.is_gone() => Some(format!("{transport} disappeared ({e})")),
+        Err(e) => {
+            tracing::debug!("{e} (not taken as gone)");
+            None
+        }
     }
 }
 

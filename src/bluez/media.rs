@@ -37,6 +37,19 @@ impl MediaError {
         let what = what.into();
         move |error| MediaError::DBus { what, error }
     }
+    /// Whether BlueZ said the object (or its interface or property) does not exist: it is gone. A slow or missing
+    /// answer is not: under load property reads can time out.
+    pub fn is_gone(&self) -> bool {
+        matches!(
+            self.name(),
+            Some(
+                "org.freedesktop.DBus.Error.UnknownObject"
+                    | "org.freedesktop.DBus.Error.UnknownMethod"
+                    | "org.freedesktop.DBus.Error.UnknownInterface"
+                    | "org.freedesktop.DBus.Error.InvalidArgs"
+            )
+        )
+    }
     /// The D-Bus error name, if this is a D-Bus error.
     pub fn name(&self) -> Option<&str> {
         match self {

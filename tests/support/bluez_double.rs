@@ -1,8 +1,14 @@
 //! A BlueZ test double: a private `dbus-daemon` started by the test, and a small in-process `org.bluez` on it
-//! serving only what bluebridge's broadcast path calls (notes/bluez.md §B.1):
+//! serving only what bluebridge's broadcast and A2DP paths call (notes/bluez.md §B.1):
 //! - `/`: `org.freedesktop.DBus.ObjectManager.GetManagedObjects` (adapter `hci0` with `Adapter1` and `Media1`,
 //!   and the `pac_bcast0` endpoint BlueZ creates for a local broadcast source);
-//! - `/org/bluez/hci0`: `org.bluez.Media1` `RegisterEndpoint` / `UnregisterEndpoint`;
+//! - `/org/bluez/hci0`: `org.bluez.Media1` `RegisterEndpoint` / `UnregisterEndpoint`, `org.bluez.Adapter1`
+//!   (`Powered`);
+//! - [`DEVICE`]: `org.bluez.Device1` of one A2DP speaker (`Connected`, `ConnectProfile`, `Disconnect`). On
+//!   `ConnectProfile` the double plays BlueZ's part of AVDTP: `SelectConfiguration(`[`SINK_CAPS`]`)` on the A2DP
+//!   source endpoint registered, then `SetConfiguration(transport, {Device, Configuration, Delay, State})`;
+//! - `DEVICE/sep1/fdN`: its `org.bluez.MediaTransport1` (`State`, `Delay`, `Volume`, `Acquire`, `Release`),
+//!   changed by the test with [`Bluez::change_a2dp`], which emits `PropertiesChanged` as BlueZ does;
 //! - `/org/bluez/hci0/pac_bcast0`: `org.bluez.MediaEndpoint1.SetConfiguration`, which announces a BIS transport by
 //!   calling `SetConfiguration(transport, props)` back on the caller's endpoint, as BlueZ does;
 //! - `/org/bluez/hci0/pac_bcast0/fdN`: `org.bluez.MediaTransport1` (`State`, `Acquire`, `TryAcquire`, `Release`;
@@ -30,6 +36,26 @@ pub const BCAST_SOURCE_UUID: &str = "00001852-0000-1000-8000-00805f9b34fb";
 pub const PAC_BCAST: &str = "/org/bluez/hci0/pac_bcast0";
 /// How many transport objects the double serves.
 const TRANSPORTS: usize = 16;
+/// The A2DP speaker's address.
+pub const SPEAKER: &str = "AA:BB:CC:DD:EE:01";
+/// Its device object.
+pub const DEVICE: &str = "/org/bluez/hci0/dev_AA_BB_CC_DD_EE_01";
+/// The A2DP sink UUID (0x110b) and source UUID (0x110a).
+pub const A2DP_SINK_UUID: &str = "0000110b-0000-1000-8000-00805f9b34fb";
+/// The A2DP source UUID.
+pub const A2DP_SOURCE_UUID: &str = "0000110a-0000-1000-8000-00805f9b34fb";
+/// What the speaker offers: every sampling frequency, channel mode, block length, subband count and allocation,
+/// bitpool 2..53 (a typical speaker).
+pub const SINK_CAPS: [u8; 4] = [0xff, 0xff, 2, 53];
+/// The `Delay` the speaker reports when its stream is configured (1/10 ms).
+pub const INITIAL_DELAY_DMS: u16 = 1500;
+/// The speaker's AVRCP absolute volume when its stream starts.
+pub const INITIAL_VOLUME: u16 = 100;
+
+/// The A2DP transport object for stream number `n`.
+pub fn a2dp_transport(n: usize) -> String {
+    format!("{DEVICE}/sep1/fd{n}")
+}
 
 /// The double's tests share one bus and the name `org.bluez`: each holds this for its whole run.
 pub async fn serial() -> tokio::sync::MutexGuard<'static, ()> {
@@ -188,6 +214,23 @@ pub enum Call {
     },
     /// `GetManagedObjects`.
     GetManagedObjects,
+    /// `Device1.ConnectProfile`.
+    ConnectProfile {
+        /// The UUID asked for.
+        uuid: String,
+    },
+    /// `Device1.Disconnect`.
+    Disconnect,
+    /// The double's `SelectConfiguration(SINK_CAPS)` on the A2DP endpoint, and bluebridge's answer.
+    SelectConfiguration {
+        /// The configuration chosen, or the D-Bus error name.
+        result: Result<Vec<u8>, String>,
+    },
+    /// A `Volume` set on an A2DP transport (AVRCP SetAbsoluteVolume).
+    SetVolume {
+        /// The level, 0…127.
+        level: u16,
+    },
 }
 
 /// How the double misbehaves.
@@ -198,6 +241,38 @@ pub enum Behaviour {
     Normal,
     /// `GetManagedObjects` answers with the wrong type (`as` instead of `a{oa{sa{sv}}}`).
     MalformedManagedObjects,
+    /// The speaker's capabilities are 2 bytes, not SBC's 4.
+    MalformedSinkCaps,
+}
+
+/// The A2DP speaker as the double holds it.
+#[derive(Debug)]
+struct Speaker {
+    /// In range: `ConnectProfile` succeeds.
+    present: bool,
+    connected: bool,
+    /// The A2DP source endpoint bluebridge registered: (its unique name, its path).
+    endpoint: Option<(String, String)>,
+    /// Streams configured so far (the current one is `a2dp_transport(streams - 1)`).
+    streams: usize,
+    /// The current transport's properties.
+    state: String,
+    delay_dms: u16,
+    volume: u16,
+}
+
+impl Default for Speaker {
+    fn default() -> Self {
+        Self {
+            present: true,
+            connected: false,
+            endpoint: None,
+            streams: 0,
+            state: "idle".into(),
+            delay_dms: INITIAL_DELAY_DMS,
+            volume: INITIAL_VOLUME,
+        }
+    }
 }
 
 struct Shared {
@@ -206,6 +281,10 @@ struct Shared {
     next_transport: AtomicUsize,
     /// The far ends of the sockets handed out by Acquire (kept open).
     peers: Mutex<Vec<UnixDatagram>>,
+    /// The far end of the last A2DP transport acquired.
+    a2dp_peer: Mutex<Option<UnixDatagram>>,
+    speaker: Mutex<Speaker>,
+    behaviour: Behaviour,
 }
 
 impl Shared {
@@ -234,12 +313,18 @@ fn managed_objects() -> HashMap<dbus::Path<'static>, HashMap<String, PropMap>> {
             ("Name", Box::new("hci0".to_string())),
             ("Alias", Box::new("bluez-double".to_string())),
             ("Powered", Box::new(true)),
-            ("UUIDs", Box::new(vec![BCAST_SOURCE_UUID.to_string()])),
+            (
+                "UUIDs",
+                Box::new(vec![BCAST_SOURCE_UUID.to_string(), A2DP_SOURCE_UUID.to_string()]),
+            ),
         ]),
     );
     hci0.insert(
         "org.bluez.Media1".to_string(),
-        props(vec![("SupportedUUIDs", Box::new(vec![BCAST_SOURCE_UUID.to_string()]))]),
+        props(vec![(
+            "SupportedUUIDs",
+            Box::new(vec![BCAST_SOURCE_UUID.to_string(), A2DP_SOURCE_UUID.to_string()]),
+        )]),
     );
     objects.insert(dbus::Path::from("/org/bluez/hci0"), hci0);
     let mut pac = HashMap::new();
@@ -257,6 +342,73 @@ fn managed_objects() -> HashMap<dbus::Path<'static>, HashMap<String, PropMap>> {
 /// The in-process `org.bluez`.
 pub struct Bluez {
     shared: Arc<Shared>,
+    cr: Arc<Mutex<Crossroads>>,
+}
+
+/// Plays BlueZ's part after a profile connection: asks the endpoint for a configuration, then announces the
+/// transport to it (as BlueZ does after AVDTP SET_CONFIGURATION).
+async fn configure_stream(d: Data) {
+    let (endpoint, n, delay) = {
+        let mut sp = d.speaker.lock().unwrap();
+        let Some(e) = sp.endpoint.clone() else { return };
+        sp.streams += 1;
+        sp.state = "idle".into();
+        sp.delay_dms = INITIAL_DELAY_DMS;
+        sp.volume = INITIAL_VOLUME;
+        (e, sp.streams - 1, sp.delay_dms)
+    };
+    let proxy = dbus::nonblock::Proxy::new(endpoint.0, endpoint.1, Duration::from_secs(5), d.conn.clone());
+    let caps: Vec<u8> = match d.behaviour {
+        Behaviour::MalformedSinkCaps => SINK_CAPS[..2].to_vec(),
+        _ => SINK_CAPS.to_vec(),
+    };
+    let r: Result<(Vec<u8>,), dbus::Error> = proxy
+        .method_call("org.bluez.MediaEndpoint1", "SelectConfiguration", (caps,))
+        .await;
+    let conf = match r {
+        Ok((c,)) => {
+            d.record(Call::SelectConfiguration { result: Ok(c.clone()) });
+            c
+        }
+        Err(e) => {
+            d.record(Call::SelectConfiguration {
+                result: Err(e.name().unwrap_or("?").to_string()),
+            });
+            return;
+        }
+    };
+    let transport = a2dp_transport(n);
+    let p = props(vec![
+        ("Device", Box::new(dbus::Path::from(DEVICE))),
+        ("UUID", Box::new(A2DP_SINK_UUID.to_string())),
+        ("Codec", Box::new(0u8)),
+        ("Configuration", Box::new(conf)),
+        ("Delay", Box::new(delay)),
+        ("State", Box::new("idle".to_string())),
+    ]);
+    let r: Result<(), dbus::Error> = proxy
+        .method_call(
+            "org.bluez.MediaEndpoint1",
+            "SetConfiguration",
+            (dbus::Path::from(transport.clone()), p),
+        )
+        .await;
+    d.record(Call::AnnouncedTransport {
+        transport,
+        result: r.map_err(|e| e.name().unwrap_or("?").to_string()),
+    });
+}
+
+/// Emits `PropertiesChanged` on `path` for `MediaTransport1` from the double's connection (BlueZ's name).
+fn emit_transport_changed(conn: &SyncConnection, path: &str, changed: PropMap) {
+    use dbus::channel::Sender;
+    use dbus::message::SignalArgs;
+    let sig = dbus::nonblock::stdintf::org_freedesktop_dbus::PropertiesPropertiesChanged {
+        interface_name: "org.bluez.MediaTransport1".to_string(),
+        changed_properties: changed,
+        invalidated_properties: Vec::new(),
+    };
+    let _ = conn.send(sig.to_emit_message(&dbus::Path::from(path.to_string())));
 }
 
 impl Bluez {
@@ -268,12 +420,15 @@ impl Bluez {
             calls: Mutex::default(),
             next_transport: AtomicUsize::new(0),
             peers: Mutex::default(),
+            a2dp_peer: Mutex::default(),
+            speaker: Mutex::default(),
+            behaviour,
         });
         let mut cr = Crossroads::new();
         let om = cr.register(
             "org.freedesktop.DBus.ObjectManager",
             move |b: &mut IfaceBuilder<Data>| match behaviour {
-                Behaviour::Normal => {
+                Behaviour::Normal | Behaviour::MalformedSinkCaps => {
                     b.method("GetManagedObjects", (), ("objects",), |_, d: &mut Data, (): ()| {
                         d.record(Call::GetManagedObjects);
                         Ok((managed_objects(),))
@@ -294,6 +449,9 @@ impl Bluez {
                 (),
                 |ctx, d: &mut Data, (endpoint, p): (dbus::Path<'static>, PropMap)| {
                     let uuid = dbus::arg::prop_cast::<String>(&p, "UUID").cloned().unwrap_or_default();
+                    if uuid == A2DP_SOURCE_UUID {
+                        d.speaker.lock().unwrap().endpoint = Some((sender(ctx), endpoint.to_string()));
+                    }
                     d.record(Call::RegisterEndpoint {
                         sender: sender(ctx),
                         endpoint: endpoint.to_string(),
@@ -307,6 +465,11 @@ impl Bluez {
                 ("endpoint",),
                 (),
                 |ctx, d: &mut Data, (endpoint,): (dbus::Path<'static>,)| {
+                    let mut sp = d.speaker.lock().unwrap();
+                    if sp.endpoint.as_ref().is_some_and(|e| e.1 == *endpoint) {
+                        sp.endpoint = None;
+                    }
+                    drop(sp);
                     d.record(Call::UnregisterEndpoint {
                         sender: sender(ctx),
                         endpoint: endpoint.to_string(),
@@ -315,7 +478,86 @@ impl Bluez {
                 },
             );
             b.property("SupportedUUIDs")
-                .get(|_, _: &mut Data| Ok(vec![BCAST_SOURCE_UUID.to_string()]));
+                .get(|_, _: &mut Data| Ok(vec![BCAST_SOURCE_UUID.to_string(), A2DP_SOURCE_UUID.to_string()]));
+        });
+        let adapter = cr.register("org.bluez.Adapter1", |b: &mut IfaceBuilder<Data>| {
+            b.property("Powered")
+                .get(|_, _: &mut Data| Ok(true))
+                .set(|_, _, _: bool| Ok(None));
+            b.property("Address")
+                .get(|_, _: &mut Data| Ok("00:11:22:33:44:55".to_string()));
+        });
+        let device = cr.register("org.bluez.Device1", |b: &mut IfaceBuilder<Data>| {
+            b.method(
+                "ConnectProfile",
+                ("uuid",),
+                (),
+                |_, d: &mut Data, (uuid,): (String,)| {
+                    d.record(Call::ConnectProfile { uuid: uuid.clone() });
+                    let mut sp = d.speaker.lock().unwrap();
+                    if !sp.present {
+                        return Err(dbus::MethodErr::from((
+                            "org.bluez.Error.Failed",
+                            "br-connection-page-timeout",
+                        )));
+                    }
+                    if uuid != A2DP_SINK_UUID {
+                        return Err(dbus::MethodErr::from(("org.bluez.Error.InvalidArguments", "not A2DP")));
+                    }
+                    let first = !sp.connected;
+                    sp.connected = true;
+                    drop(sp);
+                    if first {
+                        tokio::spawn(configure_stream(d.clone()));
+                    }
+                    Ok(())
+                },
+            );
+            b.method("Disconnect", (), (), |_, d: &mut Data, (): ()| {
+                d.record(Call::Disconnect);
+                d.speaker.lock().unwrap().connected = false;
+                Ok(())
+            });
+            b.property("Connected")
+                .get(|_, d: &mut Data| Ok(d.speaker.lock().unwrap().connected));
+            b.property("Address").get(|_, _: &mut Data| Ok(SPEAKER.to_string()));
+        });
+        let a2dp_transport_iface = cr.register("org.bluez.MediaTransport1", |b: &mut IfaceBuilder<Data>| {
+            b.method("Acquire", (), ("fd", "mtu_r", "mtu_w"), |ctx, d: &mut Data, (): ()| {
+                d.record(Call::Acquire {
+                    transport: ctx.path().to_string(),
+                });
+                let (ours, theirs) = UnixDatagram::pair().map_err(|e| dbus::MethodErr::failed(&e))?;
+                theirs.set_nonblocking(true).map_err(|e| dbus::MethodErr::failed(&e))?;
+                *d.a2dp_peer.lock().unwrap() = Some(theirs);
+                d.speaker.lock().unwrap().state = "active".into();
+                emit_transport_changed(
+                    &d.conn,
+                    &ctx.path().to_string(),
+                    props(vec![("State", Box::new("active".to_string()))]),
+                );
+                // SAFETY: the descriptor was just taken out of its owner.
+                let fd = unsafe { dbus::arg::OwnedFd::new(ours.into_raw_fd()) };
+                Ok((fd, 672u16, 672u16))
+            });
+            b.method("Release", (), (), |ctx, d: &mut Data, (): ()| {
+                d.record(Call::Release {
+                    transport: ctx.path().to_string(),
+                });
+                d.speaker.lock().unwrap().state = "idle".into();
+                Ok(())
+            });
+            b.property("State")
+                .get(|_, d: &mut Data| Ok(d.speaker.lock().unwrap().state.clone()));
+            b.property("Delay")
+                .get(|_, d: &mut Data| Ok(d.speaker.lock().unwrap().delay_dms));
+            b.property("Volume")
+                .get(|_, d: &mut Data| Ok(d.speaker.lock().unwrap().volume))
+                .set(|_, d: &mut Data, level: u16| {
+                    d.record(Call::SetVolume { level });
+                    d.speaker.lock().unwrap().volume = level;
+                    Ok(Some(level))
+                });
         });
         let pac = cr.register("org.bluez.MediaEndpoint1", |b: &mut IfaceBuilder<Data>| {
             b.method(
@@ -389,16 +631,21 @@ impl Bluez {
             b.property("State").get(|_, _: &mut Data| Ok("idle".to_string()));
         });
         cr.insert("/", &[om], shared.clone());
-        cr.insert("/org/bluez/hci0", &[media], shared.clone());
+        cr.insert("/org/bluez/hci0", &[media, adapter], shared.clone());
+        cr.insert(DEVICE, &[device], shared.clone());
+        for n in 0..TRANSPORTS {
+            cr.insert(a2dp_transport(n), &[a2dp_transport_iface], shared.clone());
+        }
         cr.insert(PAC_BCAST, &[pac], shared.clone());
         for i in 0..TRANSPORTS {
             cr.insert(format!("{PAC_BCAST}/fd{i}"), &[transport], shared.clone());
         }
         let cr = Arc::new(Mutex::new(cr));
+        let cr2 = cr.clone();
         conn.start_receive(
             dbus::message::MatchRule::new_method_call(),
             Box::new(move |msg, conn| {
-                let _ = cr.lock().unwrap().handle_message(msg, conn);
+                let _ = cr2.lock().unwrap().handle_message(msg, conn);
                 true
             }),
         );
@@ -406,7 +653,94 @@ impl Bluez {
         conn.request_name("org.bluez", true, true, true)
             .await
             .expect("taking org.bluez on the private bus");
-        Bluez { shared }
+        Bluez { shared, cr }
+    }
+
+    /// The A2DP transport streaming now (the last configured), if any was.
+    pub fn a2dp_transport(&self) -> Option<String> {
+        let n = self.shared.speaker.lock().unwrap().streams;
+        n.checked_sub(1).map(a2dp_transport)
+    }
+
+    /// Changes the current A2DP transport's `Delay` / `State` / `Volume` and emits `PropertiesChanged`, as BlueZ
+    /// does when the speaker reports them. `store` false: the signal goes out but a read still gets the old value
+    /// (so a test can tell that the signal was followed, not a re-read).
+    pub fn change_a2dp(&self, delay_dms: Option<u16>, state: Option<&str>, volume: Option<u16>, store: bool) {
+        let Some(path) = self.a2dp_transport() else {
+            panic!("no A2DP stream configured yet")
+        };
+        let mut changed: Vec<(&str, Box<dyn RefArg>)> = Vec::new();
+        {
+            let mut sp = self.shared.speaker.lock().unwrap();
+            if let Some(d) = delay_dms {
+                changed.push(("Delay", Box::new(d)));
+                if store {
+                    sp.delay_dms = d;
+                }
+            }
+            if let Some(s) = state {
+                changed.push(("State", Box::new(s.to_string())));
+                if store {
+                    sp.state = s.to_string();
+                }
+            }
+            if let Some(v) = volume {
+                changed.push(("Volume", Box::new(v)));
+                if store {
+                    sp.volume = v;
+                }
+            }
+        }
+        emit_transport_changed(&self.shared.conn, &path, props(changed));
+    }
+
+    /// Stores the current A2DP transport's properties without a signal (after a `store: false` change).
+    pub fn store_a2dp(&self, delay_dms: u16) {
+        self.shared.speaker.lock().unwrap().delay_dms = delay_dms;
+    }
+
+    /// The speaker walks out of range: BlueZ clears the stream configuration on the endpoint, the transport
+    /// object goes, the device is disconnected and `ConnectProfile` fails until [`Bluez::speaker_back`].
+    pub async fn speaker_gone(&self) {
+        let (endpoint, transport) = {
+            let mut sp = self.shared.speaker.lock().unwrap();
+            sp.present = false;
+            sp.connected = false;
+            (sp.endpoint.clone(), sp.streams.checked_sub(1).map(a2dp_transport))
+        };
+        let (Some((owner, path)), Some(transport)) = (endpoint, transport) else {
+            panic!("no A2DP stream to take away")
+        };
+        self.cr
+            .lock()
+            .unwrap()
+            .remove::<Data>(&dbus::Path::from(transport.clone()));
+        let proxy = dbus::nonblock::Proxy::new(owner, path, Duration::from_secs(5), self.shared.conn.clone());
+        let r: Result<(), dbus::Error> = proxy
+            .method_call(
+                "org.bluez.MediaEndpoint1",
+                "ClearConfiguration",
+                (dbus::Path::from(transport),),
+            )
+            .await;
+        r.expect("bluebridge accepts BlueZ's ClearConfiguration");
+    }
+
+    /// The speaker is back in range: `ConnectProfile` succeeds again.
+    pub fn speaker_back(&self) {
+        self.shared.speaker.lock().unwrap().present = true;
+    }
+
+    /// Takes the packets waiting on the A2DP socket's far end (one datagram = one packet).
+    pub fn a2dp_packets(&self) -> Vec<Vec<u8>> {
+        let peer = self.shared.a2dp_peer.lock().unwrap();
+        let Some(peer) = peer.as_ref() else { return Vec::new() };
+        let mut out = Vec::new();
+        let mut buf = [0u8; 2048];
+        while let Ok(n) = peer.recv(&mut buf) {
+            out.push(buf[..n].to_vec());
+        }
+        out
     }
 
     /// Every call so far.
