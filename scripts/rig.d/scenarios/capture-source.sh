@@ -20,7 +20,10 @@
 # within 2 ms of play time - Delay on a quiet host).
 TOL_MS=${RIG_CAPTURE_TOL_MS:-5}
 SECS=30
-FEED_MS=200
+FEED_MS=300
+# The feeder is the instrument, not what is tested: a deep device buffer (6 periods of 20 ms) so that a guest stall
+# does not make it xrun (with 40 ms it xran 9 times in 30 s and resynced by up to 73 ms, 6 Dec).
+FEED_DEV_MS=120
 CAPTURE_MS=400
 DELAY_MS=150
 # Both devices run 20 ms periods: 10 ms ones underrun under TCG (see local-audio).
@@ -42,8 +45,8 @@ check recorder-up $? "$(grep -E 'registered|rror' "$O/recorder.log" | sed 's/^.*
 bb_pair 0 1 "$A1"
 
 step "feeder: tone (buffer $FEED_MS ms) into the loopback"
-printf '[source]\nkind = "tone"\nbuffer_ms = %s\n\n[service]\ncontrol_socket = "/tmp/feed.sock"\nstate_dir = "/tmp/feed-state"\n\n[[output]]\nname = "loop"\nkind = "local"\ndevice = "hw:CARD=Loopback,DEV=0"\nperiod_ms = 20\nbuffer_ms = 40\n' \
-  "$FEED_MS" > /tmp/feed.toml
+printf '[source]\nkind = "tone"\nbuffer_ms = %s\n\n[service]\ncontrol_socket = "/tmp/feed.sock"\nstate_dir = "/tmp/feed-state"\n\n[[output]]\nname = "loop"\nkind = "local"\ndevice = "hw:CARD=Loopback,DEV=0"\nperiod_ms = 20\nbuffer_ms = %s\n' \
+  "$FEED_MS" "$FEED_DEV_MS" > /tmp/feed.toml
 BLUEBRIDGE_LOG=info bluebridge run --config /tmp/feed.toml 2> "$O/feeder.log" &
 FEED=$!
 wait_for 30 grep -q "sound device .* open" "$O/feeder.log"
