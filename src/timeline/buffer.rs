@@ -272,14 +272,16 @@ impl TimelineBuffer {
     }
 
     /// Fills `out` (interleaved, a whole number of frames) with the frames at source times
-    /// `first + k / rate`; frames no chunk covers are silence.
+    /// `first + k / rate`; frames no chunk covers are silence. The first chunk that can hold `first` is found by
+    /// bisection (chunks are kept in time order without overlap, so their ends increase), not by a scan.
     pub fn read(&self, first: ServerTime, out: &mut [f32]) -> ReadInfo {
         let ch = self.format.channels as usize;
         let n = out.len() / ch;
         out.fill(0.0);
         let mut info = ReadInfo::default();
         let mut k = 0usize; // next output frame to fill
-        for c in &self.chunks {
+        let from = self.chunks.partition_point(|c| self.chunk_end(c) <= first);
+        for c in self.chunks.range(from..) {
             if k >= n {
                 break;
             }
@@ -326,6 +328,43 @@ mod tests {
         Chunk {
             start: ServerTime::from_ns(start_ms * MS),
             samples: (0..n).map(|i| base + i as f32).collect(),
+        }
+    }
+
+    #[test]
+    fn a_read_deep_into_many_chunks_finds_its_chunk_by_bisection() {
+        // 1000 chunks of 10 ms (10 frames at 1 kHz), each filled with its own index; every 7th is missing (a gap).
+        let mut b = TimelineBuffer::new(F, 60_000_000_000);
+        for i in 0..1000i64 {
+            if i % 7 == 3 {
+                continue;
+            }
+            b.push(Chunk {
+                start: ServerTime::from_ns(i * 10_000_000),
+                samples: vec![i as f32; 10],
+            })
+            .unwrap();
+        }
+        for start_ms in [0i64, 5, 29, 31, 4_995, 9_985] {
+            let mut out = [f32::NAN; 20];
+            let info = b.read(ServerTime::from_ns(start_ms * 1_000_000), &mut out);
+            for (k, v) in out.iter().enumerate() {
+                let t_ms = start_ms + k as i64;
+                let chunk = t_ms / 10;
+                let want = if chunk >= 1000 || chunk % 7 == 3 {
+                    0.0
+                } else {
+                    chunk as f32
+                };
+                assert_eq!(*v, want, "frame {k} of a read at {start_ms} ms");
+            }
+            let audio = (0..20)
+                .filter(|k| {
+                    let c = (start_ms + k) / 10;
+                    c < 1000 && c % 7 != 3
+                })
+                .count();
+            assert_eq!(info.audio_frames, audio, "at {start_ms} ms");
         }
     }
 
