@@ -22,7 +22,7 @@ use crate::a2dp::sbc_caps;
 use crate::codec::sbc::{Sbc, SBC_DELAY_FRAMES};
 use crate::timeline::LocalTime;
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 
 /// Audio kept queued ahead of sending: one packet (≈ 19 ms at the usual MTU) plus margin.
 const LEAD_NS: i64 = 40_000_000;
@@ -145,6 +145,54 @@ pub struct A2dpOutput {
     /// One period of the keep-alive tone (empty without keep-alive) and where in it the next frame is.
     keep_alive: Vec<i16>,
     keep_alive_pos: usize,
+    /// What the real-time side has to tell the control side, handed over at the next tick the shared state is
+    /// free: the real-time side never waits for the lock a tokio task holds.
+    pending: ToControl,
+    /// Ticks at which the shared state was held by the control side (the hand-over waited a tick).
+    handoff_deferred: u64,
+}
+
+/// The shared state if nobody holds it now (a poisoned lock is taken as it is: the data stay valid).
+fn try_shared(shared: &SharedLink) -> Option<MutexGuard<'_, LinkState>> {
+    match shared.try_lock() {
+        Ok(g) => Some(g),
+        Err(TryLockError::Poisoned(p)) => Some(p.into_inner()),
+        Err(TryLockError::WouldBlock) => None,
+    }
+}
+
+/// What the real-time side tells the control side: set, then handed over at once if the shared state is free,
+/// else at the next tick ([`A2dpOutput::sync_link`]).
+#[derive(Debug, Default)]
+struct ToControl {
+    idle: Option<bool>,
+    /// The socket of this link generation failed.
+    failed_generation: Option<u64>,
+    volume_pct: Option<u8>,
+}
+
+impl ToControl {
+    /// Writes what is pending into the shared state and wakes the control side if anything was.
+    fn hand_over(&mut self, st: &mut LinkState) {
+        let mut tell = false;
+        if let Some(idle) = self.idle.take() {
+            st.idle = idle;
+            tell = true;
+        }
+        if let Some(g) = self.failed_generation.take() {
+            if st.generation == g {
+                st.failed = true;
+                tell = true;
+            }
+        }
+        if let Some(pct) = self.volume_pct.take() {
+            st.wanted_volume_pct = Some(pct);
+            tell = true;
+        }
+        if tell {
+            st.changed.notify_one();
+        }
+    }
 }
 
 impl A2dpOutput {
@@ -176,6 +224,8 @@ impl A2dpOutput {
             idle: false,
             keep_alive,
             keep_alive_pos: 0,
+            pending: ToControl::default(),
+            handoff_deferred: 0,
         }
     }
 
@@ -198,14 +248,27 @@ impl A2dpOutput {
             } else {
                 tracing::info!(output = self.name, "sound again: taking the speaker back");
             }
-            let mut st = self.shared.lock().expect("link lock");
-            st.idle = idle;
-            st.changed.notify_one();
+            self.pending.idle = Some(idle);
+            self.hand_over();
         }
     }
 
+    /// Hands over what is pending now if the shared state is free (else [`Self::sync_link`] does at a later tick).
+    fn hand_over(&mut self) {
+        match try_shared(&self.shared) {
+            Some(mut st) => self.pending.hand_over(&mut st),
+            None => self.handoff_deferred += 1,
+        }
+    }
+
+    /// Hands over what is pending and copies the control side's news (link, delay, device volume), if the shared
+    /// state is free; otherwise leaves both for the next tick. Returns the sink's delay, ns.
     fn sync_link(&mut self) -> i64 {
-        let st = self.shared.lock().expect("link lock");
+        let Some(mut st) = try_shared(&self.shared) else {
+            self.handoff_deferred += 1;
+            return self.sink_delay_ns;
+        };
+        self.pending.hand_over(&mut st);
         let delay = st.reported_delay_ns.unwrap_or(self.options.fallback_delay_ns);
         self.device_volume = if st.device_volume { st.device_level } else { None };
         if st.generation != self.seen_generation {
@@ -252,10 +315,8 @@ impl A2dpOutput {
         let generation = a.generation;
         if self.sender.flush_due(&self.clock, now).is_err() {
             self.active = None;
-            let mut st = self.shared.lock().expect("link lock");
-            if st.generation == generation {
-                st.failed = true;
-            }
+            self.pending.failed_generation = Some(generation);
+            self.hand_over();
         }
     }
 }
@@ -361,6 +422,7 @@ impl Output for A2dpOutput {
             ("dropped_packets", c.dropped),
             ("write_errors", c.write_errors),
             ("streaming", self.active.is_some() as u64),
+            ("handoff_deferred", self.handoff_deferred),
         ]
     }
 }
@@ -369,9 +431,8 @@ impl DeviceControl for A2dpOutput {
     fn set_volume(&mut self, pct: u8) -> bool {
         if self.wanted_volume_pct != Some(pct) {
             self.wanted_volume_pct = Some(pct);
-            let mut st = self.shared.lock().expect("link lock");
-            st.wanted_volume_pct = Some(pct);
-            st.changed.notify_one();
+            self.pending.volume_pct = Some(pct);
+            self.hand_over();
         }
         self.active.is_some() && self.device_volume.is_some()
     }
@@ -456,6 +517,47 @@ mod tests {
         }
         let out = A2dpOutput::new("s", shared.clone(), options);
         (out, shared, b)
+    }
+
+    /// Issue 17: the real-time side never waits for the lock the control side (a tokio task) holds. While the shared
+    /// state is held elsewhere, ticks, writes and a volume change all go on; what the real-time side had to say
+    /// (the volume, the silence) arrives at the first tick after the lock is free. Run on a thread with a deadline:
+    /// before the hand-over, `poll` blocked on the held lock.
+    #[test]
+    fn the_real_time_side_goes_on_while_the_control_side_holds_the_lock() {
+        let (out, shared, _peer) = linked_output(A2dpOptions {
+            idle_release_ns: Some(20_000_000),
+            ..A2dpOptions::with_fallback_delay(0)
+        });
+        let held = shared.lock().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let worker = std::thread::spawn(move || {
+            let mut out = out;
+            let mut t = 0i64;
+            feed(&mut out, &mut t, 10, 0); // 50 ms of silence: idle after 20 ms
+            out.set_volume(30);
+            tx.send(()).unwrap();
+            (out, t)
+        });
+        rx.recv_timeout(std::time::Duration::from_secs(5))
+            .expect("the output's ticks waited for the held lock");
+        drop(held);
+        let (mut out, mut t) = worker.join().unwrap();
+        assert!(
+            out.handoff_deferred > 0,
+            "the hand-over was deferred while the lock was held"
+        );
+        {
+            let st = shared.lock().unwrap();
+            assert!(
+                !st.idle && st.wanted_volume_pct.is_none(),
+                "nothing handed over yet: {st:?}"
+            );
+        }
+        feed(&mut out, &mut t, 1, 0);
+        let st = shared.lock().unwrap();
+        assert!(st.idle, "the silence is handed over at the next tick");
+        assert_eq!(st.wanted_volume_pct, Some(30));
     }
 
     /// Writes `blocks` blocks of 5 ms (`value` in every sample), one per 5 ms tick from `*t`.

@@ -30,7 +30,7 @@ use crate::bap::broadcast::{BroadcastConfig, ChannelLayout};
 use crate::codec::lc3::Lc3Encoder;
 use crate::timeline::LocalTime;
 use std::os::fd::OwnedFd;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 
 /// Audio kept queued ahead of sending: four SDU intervals.
 const LEAD_NS: i64 = 40_000_000;
@@ -60,6 +60,15 @@ pub struct BigState {
 
 /// Shared between a [`BroadcastOutput`] and its control task.
 pub type SharedBig = Arc<Mutex<BigState>>;
+
+/// The shared state if nobody holds it now (a poisoned lock is taken as it is: the data stay valid).
+fn try_shared(shared: &SharedBig) -> Option<MutexGuard<'_, BigState>> {
+    match shared.try_lock() {
+        Ok(g) => Some(g),
+        Err(TryLockError::Poisoned(p)) => Some(p.into_inner()),
+        Err(TryLockError::WouldBlock) => None,
+    }
+}
 
 /// Opens the sinks (one per BIS, in order) of an acquired BIG.
 pub type SinkFactory = Box<dyn FnMut(&Arc<BigLink>) -> Vec<Box<dyn SduSink>> + Send>;
@@ -96,6 +105,10 @@ pub struct BroadcastOutput {
     /// Sends one SDU per BIS per interval when due (one buffer per BIS socket).
     sender: PacedSender,
     seen_generation: u64,
+    /// A BIS socket of this link generation failed, not yet told to the control task (its lock was held).
+    failed_pending: Option<u64>,
+    /// Ticks at which the shared state was held by the control task (the hand-over waited a tick).
+    handoff_deferred: u64,
     open_sinks: SinkFactory,
     /// When `status` was last called (the counters' "now").
     last_status: Option<LocalTime>,
@@ -117,6 +130,8 @@ impl BroadcastOutput {
             active: None,
             sender,
             seen_generation: 0,
+            failed_pending: None,
+            handoff_deferred: 0,
             open_sinks: Box::new(iso_sockets),
             last_status: None,
             follow_controller: true,
@@ -158,8 +173,18 @@ impl BroadcastOutput {
         Lc3Encoder::with_pcm_rate(p.frame_duration, p.sample_rate_hz, OUTPUT_FORMAT.rate_hz)
     }
 
+    /// Tells the control task of a failed socket and takes up a new BIG, if the shared state is free; otherwise
+    /// both wait for the next tick (the real-time side never waits for the control task's lock).
     fn sync_link(&mut self) {
-        let st = self.shared.lock().expect("big lock");
+        let Some(mut st) = try_shared(&self.shared) else {
+            self.handoff_deferred += 1;
+            return;
+        };
+        if let Some(g) = self.failed_pending.take() {
+            if st.generation == g {
+                st.failed = true;
+            }
+        }
         if st.generation == self.seen_generation {
             return;
         }
@@ -238,9 +263,13 @@ impl BroadcastOutput {
         let generation = a.generation;
         if self.sender.flush_due(&self.clock, now).is_err() {
             self.active = None;
-            let mut st = self.shared.lock().expect("big lock");
-            if st.generation == generation {
-                st.failed = true;
+            match try_shared(&self.shared) {
+                Some(mut st) if st.generation == generation => st.failed = true,
+                Some(_) => {}
+                None => {
+                    self.failed_pending = Some(generation);
+                    self.handoff_deferred += 1;
+                }
             }
         }
     }
@@ -329,6 +358,7 @@ impl Output for BroadcastOutput {
             ("write_errors", sent.write_errors),
             ("encode_errors", self.encode_errors),
             ("streaming", self.active.is_some() as u64),
+            ("handoff_deferred", self.handoff_deferred),
         ];
         // The controller's clock (see the module doc): SDUs waiting in the kernel (all BISes), SDUs per BIS sent
         // ahead, whether it is followed or cannot be observed, and its rate against ours in ppb (one of the two
@@ -399,6 +429,38 @@ mod tests {
             v.push(buf[..n].to_vec());
         }
         v
+    }
+
+    /// Issue 17: while the control task holds the shared state, the real-time side's ticks go on (on a thread with
+    /// a deadline: before, `poll` blocked on the held lock) and it takes up the BIG at the first tick after.
+    #[test]
+    fn the_real_time_side_goes_on_while_the_control_task_holds_the_lock() {
+        let cfg = BroadcastConfig::new(Preset::by_name("48_2_1").unwrap(), ChannelLayout::Stereo);
+        let (shared, peers) = big(2);
+        let out = BroadcastOutput::new("b", cfg, shared.clone());
+        let held = shared.lock().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let worker = std::thread::spawn(move || {
+            let mut out = out;
+            for i in 0..10 {
+                let now = LocalTime::from_ns(i * 10_000_000);
+                poll_status(&mut out, now);
+                out.write(now, &[0; 960]).unwrap();
+            }
+            tx.send(()).unwrap();
+            out
+        });
+        rx.recv_timeout(std::time::Duration::from_secs(5))
+            .expect("the output's ticks waited for the held lock");
+        drop(held);
+        let mut out = worker.join().unwrap();
+        assert!(
+            !out.linked() && out.handoff_deferred == 10,
+            "not linked while the state was held"
+        );
+        poll_status(&mut out, LocalTime::from_ns(100_000_000));
+        assert!(out.linked(), "the BIG is taken up at the first free tick");
+        drop(peers);
     }
 
     #[test]
