@@ -15,7 +15,7 @@ use crate::output::broadcast::{BigLink, BroadcastOutput, SharedBig};
 use crate::output::player::{Feed, PlaySettings, Player, PlayerConfig};
 use crate::output::Output;
 use crate::source::tone::TestSignal;
-use crate::timeline::buffer::TimelineBuffer;
+use crate::timeline::buffer::SharedTimeline;
 use crate::timeline::server_clock::ServerClock;
 use crate::timeline::{LocalTime, ManualClock};
 use serde::Serialize;
@@ -282,12 +282,9 @@ fn run_pipeline(
     let manual = ManualClock::new(start);
     let signal = TestSignal::standard();
     // The source's audio is made before timing: the benchmark measures what happens after it enters.
-    let timeline = Arc::new(Mutex::new(TimelineBuffer::new(
-        signal.format,
-        (seconds * 1e9) as i64 + 2_000_000_000,
-    )));
+    let timeline = SharedTimeline::with_capacity_ns(signal.format, (seconds * 1e9) as i64 + 2_000_000_000);
     {
-        let mut tl = timeline.lock().expect("lock");
+        let tl = &timeline;
         let chunk = 960u64;
         let total = (seconds * 48_000.0) as u64;
         let mut n = 0;
@@ -298,6 +295,8 @@ fn run_pipeline(
             let _ = tl.push(crate::timeline::buffer::Chunk { start, samples });
             n += chunk;
         }
+        // Everything queued goes into the buffer now, not in the timed part.
+        drop(tl.lock());
     }
     let feed = Feed {
         timeline: timeline.clone(),

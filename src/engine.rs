@@ -639,10 +639,10 @@ mod tests {
     fn wakes_at(name: &str, t: Option<LocalTime>) -> Player {
         use crate::output::player::{Feed, PlayerConfig};
         let feed = Feed {
-            timeline: Arc::new(Mutex::new(crate::timeline::buffer::TimelineBuffer::new(
+            timeline: crate::timeline::buffer::SharedTimeline::with_capacity_ns(
                 crate::output::OUTPUT_FORMAT,
                 1_000_000_000,
-            ))),
+            ),
             server_clock: Arc::new(Mutex::new(crate::timeline::server_clock::ServerClock::local())),
             settings: Arc::default(),
         };

@@ -182,6 +182,42 @@ pub struct Player {
     enabled: bool,
     /// The drift controller was started at the output's measured clock rate ([`Output::clock_ppm`]).
     seeded: bool,
+    /// The source's settings and clock mapping as last read: a block whose read finds them held by the source (a
+    /// tokio task updating them) uses these instead of waiting.
+    seen: Seen,
+}
+
+fn feed_settings(feed: &Feed) -> std::sync::MutexGuard<'_, PlaySettings> {
+    feed.settings.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// What the player last read of its feed's settings and server clock.
+#[derive(Debug, Clone, Copy)]
+struct Seen {
+    settings: PlaySettings,
+    mapping: Option<crate::timeline::server_clock::ClockMapping>,
+    clock_is_local: bool,
+}
+
+impl Seen {
+    /// Reads what is free now, keeps the rest.
+    fn refresh(&mut self, feed: &Feed) {
+        use std::sync::TryLockError;
+        match feed.settings.try_lock() {
+            Ok(s) => self.settings = *s,
+            Err(TryLockError::Poisoned(p)) => self.settings = *p.into_inner(),
+            Err(TryLockError::WouldBlock) => {}
+        }
+        let clock = match feed.server_clock.try_lock() {
+            Ok(c) => Some(c),
+            Err(TryLockError::Poisoned(p)) => Some(p.into_inner()),
+            Err(TryLockError::WouldBlock) => None,
+        };
+        if let Some(c) = clock {
+            self.mapping = c.mapping();
+            self.clock_is_local = c.is_local();
+        }
+    }
 }
 
 /// The volume a device applies for the group's volume and the output's local one, percent: their product (a
@@ -201,9 +237,15 @@ impl Player {
     /// A player for `output`, fed by `feed`.
     pub fn new(cfg: PlayerConfig, feed: Feed, output: Box<dyn Output>) -> Self {
         let (format, generation) = {
-            let tl = feed.timeline.lock().expect("timeline lock");
+            let tl = feed.timeline.lock();
             (tl.format(), tl.generation())
         };
+        let mut seen = Seen {
+            settings: *feed_settings(&feed),
+            mapping: None,
+            clock_is_local: false,
+        };
+        seen.refresh(&feed);
         let controller = if cfg.drift_control {
             DriftController::new()
         } else {
@@ -235,6 +277,7 @@ impl Player {
             status,
             enabled: true,
             seeded: false,
+            seen,
         }
     }
 
@@ -264,7 +307,7 @@ impl Player {
         s.linked = self.output.linked();
         s.device_volume = self.output.device().and_then(|d| d.volume());
         s.idle = self.output.device().is_some_and(|d| d.idle());
-        s.settings = *self.feed.settings.lock().expect("settings lock");
+        s.settings = self.seen.settings;
         s.counters = self
             .output
             .counters()
@@ -331,12 +374,13 @@ impl Player {
     }
 
     fn produce_block(&mut self, now: LocalTime, transport_ns: i64, sink_reported_ns: Option<i64>, encoder_ns: i64) {
-        let settings = *self.feed.settings.lock().expect("settings lock");
-        let (mapping, clock_is_local) = {
-            let clock = self.feed.server_clock.lock().expect("clock lock");
-            (clock.mapping(), clock.is_local())
-        };
-        let tl = self.feed.timeline.lock().expect("timeline lock");
+        self.seen.refresh(&self.feed);
+        let Seen {
+            settings,
+            mapping,
+            clock_is_local,
+        } = self.seen;
+        let tl = self.feed.timeline.lock();
         if tl.generation() != self.generation || tl.format() != self.format {
             self.format = tl.format();
             self.generation = tl.generation();
@@ -604,6 +648,52 @@ mod tests {
         let (dev, _) = play_at(ServerClock::local(), 50, Some(asked.clone()));
         assert!(exact_shift(&dev, 24_000, 91_000).is_some(), "full-scale exact copy");
         assert_eq!(*asked.lock().unwrap(), Some(50));
+    }
+
+    /// Issue 17: the player never waits for what a source holds. With the settings, the server clock and the
+    /// source's end of the timeline all held by "the source", ticks go on (on a thread, with a deadline) with the
+    /// values read before, and audio keeps coming.
+    #[test]
+    fn a_tick_does_not_wait_for_the_source() {
+        let timeline = crate::source::tone::standard_timeline(5 * 48_000 / 960, 10_000_000_000);
+        let feed = Feed {
+            timeline: timeline.clone(),
+            server_clock: Arc::new(Mutex::new(ServerClock::local())),
+            settings: Arc::new(Mutex::new(PlaySettings {
+                buffer_ns: 300_000_000,
+                ..PlaySettings::default()
+            })),
+        };
+        let frames = Arc::new(Mutex::new(Vec::new()));
+        let out = Recorder {
+            clock: LocalClocked::new(20_000_000, 0),
+            frames: frames.clone(),
+            delay_ns: Arc::new(AtomicI64::new(100_000_000)),
+            device_pct: None,
+        };
+        let mut player = Player::new(PlayerConfig::named("r"), feed.clone(), Box::new(out));
+        for tick in 0..100 {
+            player.tick(LocalTime::from_ns(tick * 5_000_000));
+        }
+        let settings = feed.settings.lock().unwrap();
+        let clock = feed.server_clock.lock().unwrap();
+        let sending = timeline.hold_source_end_for_test();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for tick in 100..400 {
+                player.tick(LocalTime::from_ns(tick * 5_000_000));
+            }
+            tx.send(()).unwrap();
+        });
+        rx.recv_timeout(std::time::Duration::from_secs(10))
+            .expect("the player's ticks waited for a lock the source held");
+        drop((settings, clock, sending));
+        let out = frames.lock().unwrap();
+        let audible = out[out.len() - 48_000..].iter().filter(|v| **v != 0).count();
+        assert!(
+            audible > 40_000,
+            "the last second played the signal ({audible} non-zero samples)"
+        );
     }
 
     #[test]

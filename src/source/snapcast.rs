@@ -101,15 +101,10 @@ pub fn apply(name: &str, feed: &Feed, ev: SnapEvent) {
         }
         SnapEvent::Format(f) => {
             tracing::info!(output = name, "stream format {f}");
-            feed.timeline.lock().expect("timeline lock").reset(f);
+            feed.timeline.reset(f);
         }
         SnapEvent::Audio { start, samples } => {
-            if let Err(e) = feed
-                .timeline
-                .lock()
-                .expect("timeline lock")
-                .push(Chunk { start, samples })
-            {
+            if let Err(e) = feed.timeline.push(Chunk { start, samples }) {
                 tracing::warn!(output = name, "chunk dropped: {e}");
             }
         }
@@ -127,8 +122,6 @@ pub fn apply(name: &str, feed: &Feed, ev: SnapEvent) {
                 muted,
             };
             feed.timeline
-                .lock()
-                .expect("timeline lock")
                 .set_capacity_ns((buffer_ns + CAPACITY_MARGIN_NS).max(DEFAULT_CAPACITY_NS));
             tracing::info!(
                 output = name,
@@ -190,7 +183,7 @@ mod tests {
                 samples: vec![0.5; 4],
             },
         );
-        let tl = feed.timeline.lock().unwrap();
+        let tl = feed.timeline.lock();
         assert_eq!(tl.format().rate_hz, 44_100);
         assert_eq!(tl.generation(), 1);
         assert_eq!(tl.start(), Some(ServerTime::from_ns(5)));
@@ -233,14 +226,14 @@ mod tests {
                     samples: vec![0.1; 96_000],
                 },
             );
-            let tl = feed.timeline.lock().unwrap();
+            let tl = feed.timeline.lock();
             assert!(
                 tl.held_bytes() <= bound,
                 "held {} bytes, bound {bound}",
                 tl.held_bytes()
             );
         }
-        let tl = feed.timeline.lock().unwrap();
+        let tl = feed.timeline.lock();
         assert_eq!(tl.max_bytes(), bound);
         assert_eq!(tl.end(), Some(ServerTime::from_ns(100_000_000_000)));
     }

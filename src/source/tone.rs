@@ -124,9 +124,8 @@ impl Source for ToneSource {
             let mut samples = vec![0.0f32; CHUNK_FRAMES as usize * f.channels as usize];
             self.fill(self.next_frame, &mut samples);
             let start = ServerTime::from_ns(self.start.as_ns() + f.frames_to_ns(self.next_frame as i64));
-            let mut tl = self.timeline.lock().expect("timeline lock");
             // The chunk length is a whole number of frames, so push cannot fail.
-            let _ = tl.push(Chunk { start, samples });
+            let _ = self.timeline.push(Chunk { start, samples });
             self.next_frame += CHUNK_FRAMES;
         }
     }
@@ -137,15 +136,12 @@ impl Source for ToneSource {
 #[cfg(test)]
 pub(crate) fn standard_timeline(chunks: u64, capacity_ns: i64) -> SharedTimeline {
     let signal = TestSignal::standard();
-    let timeline = std::sync::Arc::new(std::sync::Mutex::new(crate::timeline::buffer::TimelineBuffer::new(
-        signal.format,
-        capacity_ns,
-    )));
+    let timeline = SharedTimeline::with_capacity_ns(signal.format, capacity_ns);
     for c in 0..chunks {
         let mut samples = vec![0.0f32; 960 * 2];
         signal.fill(c * 960, &mut samples);
         let start = ServerTime::from_ns(signal.format.frames_to_ns(c as i64 * 960));
-        timeline.lock().unwrap().push(Chunk { start, samples }).unwrap();
+        timeline.push(Chunk { start, samples }).unwrap();
     }
     timeline
 }
@@ -199,9 +195,9 @@ mod tests {
         let tl = TimelineBuffer::shared(AudioFormat::STEREO_48K);
         let mut src = ToneSource::new(TestSignal::standard(), tl.clone(), LocalTime::from_ns(1_000_000_000));
         src.pump(LocalTime::from_ns(1_000_000_000 + 19_000_000));
-        assert_eq!(tl.lock().unwrap().end(), None);
+        assert_eq!(tl.lock().end(), None);
         src.pump(LocalTime::from_ns(1_000_000_000 + 100_000_000));
-        let end = tl.lock().unwrap().end().unwrap();
+        let end = tl.lock().end().unwrap();
         assert_eq!(end, ServerTime::from_ns(1_100_000_000));
     }
 }

@@ -100,11 +100,7 @@ impl Source for WavSource {
                 }
             }
             let start = ServerTime::from_ns(self.start.as_ns() + f.frames_to_ns(self.next_frame as i64));
-            let _ = self
-                .timeline
-                .lock()
-                .expect("timeline lock")
-                .push(Chunk { start, samples });
+            let _ = self.timeline.push(Chunk { start, samples });
             self.next_frame += CHUNK_FRAMES;
         }
     }
@@ -131,7 +127,7 @@ mod tests {
         w.finalize().unwrap();
         let (mut s, tl) = WavSource::open(p.to_str().unwrap(), false, LocalTime::from_ns(0)).unwrap();
         s.pump(LocalTime::from_ns(2_000_000_000));
-        let tl = tl.lock().unwrap();
+        let tl = tl.lock();
         let mut out = vec![0.0; 3];
         tl.read(ServerTime::from_ns(0), &mut out);
         assert_eq!(out, vec![0.0, 100.0 / 32768.0, 200.0 / 32768.0]);

@@ -14,7 +14,6 @@
 
 use super::{AudioFormat, ServerTime};
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
 
 /// How much audio a buffer keeps by default: more than Snapcast's default 1 s buffer plus margin.
 pub const DEFAULT_CAPACITY_NS: i64 = 4_000_000_000;
@@ -70,8 +69,7 @@ fn cost(c: &Chunk) -> usize {
     c.samples.capacity() * std::mem::size_of::<f32>() + CHUNK_OVERHEAD_BYTES
 }
 
-/// A timeline buffer shared between one source and its players.
-pub type SharedTimeline = Arc<Mutex<TimelineBuffer>>;
+pub use super::shared::SharedTimeline;
 
 /// What a [`TimelineBuffer::read`] found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -125,7 +123,7 @@ impl TimelineBuffer {
 
     /// A new shared buffer.
     pub fn shared(format: AudioFormat) -> SharedTimeline {
-        Arc::new(Mutex::new(Self::new(format, DEFAULT_CAPACITY_NS)))
+        SharedTimeline::new(format)
     }
 
     /// Keeps at least `capacity_ns` of audio from now on (a source announced a larger buffer). Clamped to [`MAX_CAPACITY_NS`].

@@ -45,6 +45,8 @@ pub struct EnvelopeClock {
     line: Option<(f64, f64)>,
     last_frame: Option<u64>,
     restarts: u64,
+    /// The rate fitted before the last restart: a restart (an xrun) loses the card's timeline, not its rate.
+    last_ppm: Option<f64>,
 }
 
 impl EnvelopeClock {
@@ -58,6 +60,7 @@ impl EnvelopeClock {
             line: None,
             last_frame: None,
             restarts: 0,
+            last_ppm: None,
         }
     }
 
@@ -73,6 +76,7 @@ impl EnvelopeClock {
     }
 
     fn reset(&mut self) {
+        self.last_ppm = self.ppm();
         self.origin = None;
         self.closed.clear();
         self.open = None;
@@ -177,8 +181,12 @@ impl EnvelopeClock {
     }
 
     /// The card's rate against the local clock, ppm (positive: it runs fast); None until the minima span
-    /// [`MIN_RATE_SPAN_NS`].
+    /// [`MIN_RATE_SPAN_NS`]. After a restart, the rate fitted before it until the new minima span that long.
     pub fn ppm(&self) -> Option<f64> {
+        self.fitted_ppm().or(self.last_ppm)
+    }
+
+    fn fitted_ppm(&self) -> Option<f64> {
         let first = self.closed.front()?;
         let last = self.open.as_ref().map(|(_, m)| m)?;
         if last.local_ns - first.local_ns < MIN_RATE_SPAN_NS {
@@ -212,6 +220,24 @@ mod tests {
             c.push(frame, (truth + late).round() as i64);
         }
         worst_raw
+    }
+
+    /// An xrun restarts the timeline but not the card's rate: until the new stamps span long enough for a slope,
+    /// the rate fitted before is reported (status and the drift controller's seed keep it), not nothing.
+    #[test]
+    fn a_restart_keeps_the_rate_fitted_before_until_a_new_one_is_fitted() {
+        let mut c = EnvelopeClock::new(48_000);
+        feed(&mut c, 300.0, 4_000_000, 1_000_000, 10, 5);
+        let before = c.ppm().expect("a rate after 10 s");
+        c.restart();
+        assert_eq!(c.ppm(), Some(before), "right after the restart");
+        c.push(0, 20_000_000_000);
+        c.push(480, 20_010_000_000);
+        assert_eq!(
+            c.ppm(),
+            Some(before),
+            "a few stamps later, before a slope can be fitted"
+        );
     }
 
     #[test]

@@ -8,6 +8,7 @@ pub mod delay;
 pub mod drift;
 pub mod envelope_clock;
 pub mod server_clock;
+pub mod shared;
 
 pub use clock::{Clock, LocalTime, ManualClock, ServerTime, SystemClock};
 

@@ -88,7 +88,7 @@ async fn measure_flood() {
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let end = ingest.feeds[0].timeline.lock().unwrap().end();
+    let end = ingest.feeds[0].timeline.lock().end();
     ingest.stop();
     eprintln!("flood: peak resident growth {:.1} MB", peak as f64 / 1e6);
     assert!(end.is_some(), "no audio reached the timeline");

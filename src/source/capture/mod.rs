@@ -187,7 +187,7 @@ impl Source for CaptureSource {
         }
         let mut any = false;
         {
-            let mut tl = self.timeline.lock().expect("timeline lock");
+            let tl = &self.timeline;
             while let Some(stamp) = link.reader.pop(&mut link.buf) {
                 any = true;
                 link.ingest.push(stamp, &link.buf, |chunk| {
@@ -263,7 +263,7 @@ mod tests {
         writer.write(&data, |s| s, 1_000_000_000);
         writer.write(&data, |s| s, 1_020_000_000);
         src.pump(LocalTime::from_ns(1_045_000_000));
-        let tl = timeline.lock().unwrap();
+        let tl = timeline.lock();
         assert_eq!(tl.start(), Some(crate::timeline::ServerTime::from_ns(1_000_000_000)));
         assert_eq!(tl.end(), Some(crate::timeline::ServerTime::from_ns(1_040_000_000)));
         let c = clock.lock().unwrap();
@@ -299,9 +299,6 @@ mod tests {
         w2.write(&[0.5f32; 480], |s| s, 7);
         src.pump(LocalTime::from_ns(20_000_000));
         assert_eq!((src.reopens, src.link.is_some()), (1, true));
-        assert_eq!(
-            timeline.lock().unwrap().start(),
-            Some(crate::timeline::ServerTime::from_ns(7))
-        );
+        assert_eq!(timeline.lock().start(), Some(crate::timeline::ServerTime::from_ns(7)));
     }
 }
