@@ -69,6 +69,21 @@ fn check_sender(ctx: &dbus_crossroads::Context, st: &State) -> Result<(), Method
     super::media::require_bluez(ctx, &st.bluez_owner, "broadcast endpoint")
 }
 
+impl super::media::EndpointOwner for State {
+    fn bluez_owner(&self) -> &str {
+        &self.bluez_owner
+    }
+    fn what(&self) -> &'static str {
+        "broadcast endpoint"
+    }
+    fn cleared(&self, transport: String) {
+        let _ = self.events.send(BcastEvent::ClearConfiguration { transport });
+    }
+    fn released(&self) {
+        let _ = self.events.send(BcastEvent::Released);
+    }
+}
+
 /// The registered broadcast source endpoint; unregisters itself when dropped.
 #[must_use = "the endpoint is unregistered when the handle is dropped"]
 pub struct SourceEndpoint {
@@ -156,23 +171,7 @@ pub async fn register(bus: &MediaBus, adapter: &str) -> Result<SourceEndpoint, M
                     Ok(())
                 },
             );
-            b.method(
-                "ClearConfiguration",
-                ("transport",),
-                (),
-                |ctx, st, (transport,): (dbus::Path<'static>,)| {
-                    check_sender(ctx, st)?;
-                    let _ = st.events.send(BcastEvent::ClearConfiguration {
-                        transport: transport.to_string(),
-                    });
-                    Ok(())
-                },
-            );
-            b.method("Release", (), (), |ctx, st, (): ()| {
-                check_sender(ctx, st)?;
-                let _ = st.events.send(BcastEvent::Released);
-                Ok(())
-            });
+            super::media::add_lifecycle_methods(b);
             b.method(
                 "SelectProperties",
                 ("capabilities",),

@@ -178,6 +178,38 @@ pub fn require_bluez(ctx: &dbus_crossroads::Context, owner: &str, what: &str) ->
     }
 }
 
+/// The state a served media endpoint keeps: whom to accept calls from and whom to tell about the end of a stream.
+pub trait EndpointOwner: Send + 'static {
+    /// BlueZ's unique name (calls from anyone else are refused).
+    fn bluez_owner(&self) -> &str;
+    /// What the endpoint is, for the refusal's log line.
+    fn what(&self) -> &'static str;
+    /// BlueZ cleared the configuration of `transport`.
+    fn cleared(&self, transport: String);
+    /// BlueZ released the endpoint.
+    fn released(&self);
+}
+
+/// `MediaEndpoint1.ClearConfiguration` and `Release`, which every endpoint kind answers alike: a caller that is not
+/// BlueZ is refused ([`require_bluez`]), otherwise the owner is told.
+pub fn add_lifecycle_methods<S: EndpointOwner>(b: &mut dbus_crossroads::IfaceBuilder<S>) {
+    b.method(
+        "ClearConfiguration",
+        ("transport",),
+        (),
+        |ctx, st: &mut S, (transport,): (dbus::Path<'static>,)| {
+            require_bluez(ctx, st.bluez_owner(), st.what())?;
+            st.cleared(transport.to_string());
+            Ok(())
+        },
+    );
+    b.method("Release", (), (), |ctx, st: &mut S, (): ()| {
+        require_bluez(ctx, st.bluez_owner(), st.what())?;
+        st.released();
+        Ok(())
+    });
+}
+
 /// A served media endpoint registered on an adapter: removes its object (state type `S`) from the crossroads and
 /// unregisters it from BlueZ (`Media1.UnregisterEndpoint`, in the background) when dropped. Shared by the A2DP
 /// endpoints and the broadcast source endpoint.

@@ -52,6 +52,21 @@ fn check_sender(ctx: &dbus_crossroads::Context, st: &EndpointState) -> Result<()
     super::media::require_bluez(ctx, &st.bluez_owner, "media endpoint")
 }
 
+impl super::media::EndpointOwner for EndpointState {
+    fn bluez_owner(&self) -> &str {
+        &self.bluez_owner
+    }
+    fn what(&self) -> &'static str {
+        "media endpoint"
+    }
+    fn cleared(&self, transport: String) {
+        let _ = self.events.send(EndpointEvent::ClearConfiguration { transport });
+    }
+    fn released(&self) {
+        let _ = self.events.send(EndpointEvent::Released);
+    }
+}
+
 /// A registered endpoint; unregisters itself when dropped.
 #[must_use = "the endpoint is unregistered when the handle is dropped"]
 pub struct EndpointHandle {
@@ -158,23 +173,7 @@ async fn register_a2dp(
                     Ok(())
                 },
             );
-            b.method(
-                "ClearConfiguration",
-                ("transport",),
-                (),
-                |ctx, st, (transport,): (dbus::Path<'static>,)| {
-                    check_sender(ctx, st)?;
-                    let _ = st.events.send(EndpointEvent::ClearConfiguration {
-                        transport: transport.to_string(),
-                    });
-                    Ok(())
-                },
-            );
-            b.method("Release", (), (), |ctx, st, (): ()| {
-                check_sender(ctx, st)?;
-                let _ = st.events.send(EndpointEvent::Released);
-                Ok(())
-            });
+            super::media::add_lifecycle_methods(b);
         });
         cr.insert(
             path.clone(),
