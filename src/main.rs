@@ -196,6 +196,16 @@ enum Bench {
         #[arg(long)]
         part: Option<String>,
     },
+    /// bluebridge and snapclient side by side on a real snapserver on loopback (both installed), each against
+    /// the truth (the chunks' timestamps + the server's buffer): p50/p99/max deviation of each and their ratio.
+    Snapcast {
+        /// Seconds measured (after 5 s of settling).
+        #[arg(long, default_value_t = 60.0)]
+        seconds: f64,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// The sync benchmark: the demo's scenario in virtual time (deterministic).
     Sync {
         /// Seconds of audio.
@@ -245,6 +255,7 @@ fn main() {
         Command::Bench(Bench::Pipe { seconds, part }) => {
             bench_pipeline(bluebridge::bench::pipe, seconds, part.as_deref())
         }
+        Command::Bench(Bench::Snapcast { seconds, json }) => bench_snapcast(seconds, json),
         Command::Bench(Bench::Local { seconds, part }) => {
             bench_pipeline(bluebridge::bench::local, seconds, part.as_deref())
         }
@@ -368,6 +379,43 @@ fn bench_sync(seconds: f64, n: usize, drift_control: bool, json: bool) -> Result
     } else {
         print!("{}", r.table());
         eprintln!("({seconds} s of audio simulated in {:.1} s)", t.elapsed().as_secs_f64());
+    }
+    Ok(())
+}
+
+fn bench_snapcast(seconds: f64, json: bool) -> Result<()> {
+    if !(5.0..=3_600.0).contains(&seconds) {
+        bail!("--seconds must be between 5 and 3600, not {seconds}");
+    }
+    let exe = std::env::current_exe().context("finding this program's path (to run it as the client)")?;
+    let r = bluebridge::bench::snapcast::run(&exe, seconds).map_err(anyhow::Error::msg)?;
+    if json {
+        println!("{}", serde_json::to_string(&r)?);
+    } else {
+        println!(
+            "{:<11} {:>6} {:>9} {:>9} {:>9} {:>9}",
+            "client", "clicks", "p50 µs", "p99 µs", "max µs", "mean µs"
+        );
+        for (name, d) in [("bluebridge", &r.bluebridge), ("snapclient", &r.snapclient)] {
+            println!(
+                "{name:<11} {:>6} {:>9.0} {:>9.0} {:>9.0} {:>9.0}",
+                d.clicks, d.p50_us, d.p99_us, d.max_us, d.mean_us
+            );
+        }
+        println!(
+            "ratio bluebridge/snapclient: p50 {:.2}, p99 {:.2} (below 1: bluebridge is closer to the truth)",
+            r.ratio_p50, r.ratio_p99
+        );
+        println!(
+            "{} truth clicks; server clock offset as estimated {}; real-time priority: {}",
+            r.truth_clicks,
+            r.server_offset_us.map_or("none".into(), |o| format!("{o:.0} µs")),
+            if r.realtime {
+                "yes"
+            } else {
+                "no (run as root for SCHED_FIFO)"
+            }
+        );
     }
     Ok(())
 }

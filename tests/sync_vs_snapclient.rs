@@ -8,101 +8,16 @@
 //! snapclient at normal priority woke up to 275 ms late and the comparison measured the load, not the clients.
 
 use crate::snap_support::{FifoWriter, SnapServer, StreamSpec};
-use bluebridge::report::{ClickDetector, Percentiles};
+use bluebridge::report::Percentiles;
 use bluebridge::source::tone::TestSignal;
-use bluebridge::timeline::{Clock, LocalTime, SystemClock};
-use std::io::Read;
+use bluebridge::timeline::LocalTime;
 use std::process::{Command, Stdio};
 
-/// Reads a FIFO until `secs` after the first byte, timestamping reads, and returns the time of each click.
-///
-/// The writer writes blocks of `block_frames` at the time of their first frame; a read returns at or after that
-/// time (the reader may wake late on a busy machine). So for each read, `t_read − block_start / rate` is an upper
-/// bound of the stream's origin, and its minimum over the reads within a second of a click is a tight estimate,
-/// immune to late wake-ups. A click at frame `p` is then heard at `origin + p / rate + dac_delay`.
-fn timed_clicks(
-    path: std::path::PathBuf,
-    secs: f64,
-    block_frames: u64,
-    dac_delay_ns: i64,
-) -> std::thread::JoinHandle<Vec<LocalTime>> {
-    std::thread::spawn(move || {
-        realtime_self();
-        let mut f = std::fs::File::open(&path).expect("open fifo");
-        let mut buf = vec![0u8; 1 << 16];
-        let mut pending: Vec<u8> = vec![];
-        let mut frame = 0u64;
-        let mut det = ClickDetector::new();
-        let mut found = vec![];
-        let mut origins: Vec<(LocalTime, f64)> = vec![]; // (read time, origin estimate in ns)
-        let clock = SystemClock;
-        let start = clock.now();
-        while clock.now().ns_since(start) < (secs * 1e9) as i64 {
-            let n = match f.read(&mut buf) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => n,
-            };
-            let t = clock.now();
-            pending.extend_from_slice(&buf[..n]);
-            let whole = pending.len() / 4 * 4;
-            let left: Vec<f32> = pending[..whole]
-                .chunks_exact(4)
-                .map(|b| i16::from_le_bytes([b[0], b[1]]) as f32 / 32768.0)
-                .collect();
-            det.push(frame, left.iter().copied(), &mut found);
-            frame += left.len() as u64;
-            pending.drain(..whole);
-            if frame > 0 {
-                let block_start = (frame - 1) / block_frames * block_frames;
-                origins.push((t, t.as_ns() as f64 - block_start as f64 * 1e9 / 48_000.0));
-            }
-        }
-        // Clicks in the last 2 s have origin estimates from one side only: leave them out.
-        let last = frame as f64 - 2.0 * 48_000.0;
-        found
-            .iter()
-            .filter(|&&pos| pos < last)
-            .filter_map(|&pos| {
-                let approx = origins.iter().map(|o| o.1).fold(f64::MAX, f64::min) + pos * 1e9 / 48_000.0;
-                let origin = origins
-                    .iter()
-                    .filter(|(t, _)| (t.as_ns() as f64 - approx).abs() < 1e9)
-                    .map(|o| o.1)
-                    .fold(f64::MAX, f64::min);
-                (origin < f64::MAX)
-                    .then(|| LocalTime::from_ns((origin + pos * 1e9 / 48_000.0).round() as i64 + dac_delay_ns))
-            })
-            .collect()
-    })
-}
+use bluebridge::bench::snapcast::{realtime_command, timed_clicks};
 
-/// The real-time priority of bluebridge's engine thread, for the readers and snapclient.
-const RT_PRIORITY: i32 = 10;
-
-/// SCHED_FIFO at [`RT_PRIORITY`] for the calling thread, where allowed (root); otherwise it stays as it is.
-fn realtime_self() {
-    let param = libc::sched_param {
-        sched_priority: RT_PRIORITY,
-    };
-    // SAFETY: pthread_self() is always valid; param is a valid sched_param.
-    unsafe { libc::pthread_setschedparam(libc::pthread_self(), libc::SCHED_FIFO, &param) };
-}
-
-/// snapclient, under `chrt -f` at [`RT_PRIORITY`] when that is allowed here (as bluebridge's engine thread is).
+/// snapclient, under `chrt -f` at bluebridge's engine priority when that is allowed here.
 fn snapclient() -> Command {
-    let rt = Command::new("chrt")
-        .args(["-f", &RT_PRIORITY.to_string(), "true"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if rt {
-        let mut c = Command::new("chrt");
-        c.args(["-f", &RT_PRIORITY.to_string(), "snapclient"]);
-        c
-    } else {
-        Command::new("snapclient")
-    }
+    realtime_command("snapclient")
 }
 
 fn mkfifo(p: &std::path::Path) {

@@ -5,6 +5,8 @@
 //! instead of CPU time, run one part at a time under `valgrind --tool=callgrind` (`--part bare`, `--part
 //! pipeline`).
 
+pub mod snapcast;
+
 use crate::bap::broadcast::{BroadcastConfig, ChannelLayout};
 use crate::bap::presets::Preset;
 use crate::codec::lc3::Lc3Encoder;

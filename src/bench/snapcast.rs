@@ -1,0 +1,478 @@
+//! `bluebridge bench snapcast`: bluebridge and the reference client, snapclient, side by side on a real snapserver
+//! on loopback, each measured against the truth.
+//!
+//! The truth: a snapserver chunk's timestamp is the server's steady clock (CLOCK_MONOTONIC on Linux) when its first
+//! sample was captured, and every client should play that sample at timestamp + the server's buffer (latency 0). On
+//! one host the server's clock is this machine's CLOCK_MONOTONIC, so a third client of our own (the protocol
+//! client alone, no player) reads each click's intended play time straight from the chunks. bluebridge plays into
+//! a FIFO through a `pipe` output (declared delay 0), snapclient through `--player file` into another (it assumes a
+//! fixed 10 ms DAC delay); both FIFOs are read by threads that timestamp their reads, and each click's onset is
+//! placed from the block it arrived in (the earliest read of a block bounds its write time; see
+//! [`timed_clicks`]). Both clients and both readers run at the same real-time priority (SCHED_FIFO 10, the
+//! engine's) when this process may set it.
+
+use crate::report::{ClickDetector, Percentiles};
+use crate::snapcast::{self, ClientConfig, SnapEvent};
+use crate::source::tone::TestSignal;
+use crate::timeline::server_clock::{ServerClock, SharedServerClock};
+use crate::timeline::{Clock, LocalTime, SystemClock};
+use serde::Serialize;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// The real-time priority of the clients and readers (bluebridge's engine priority).
+pub const RT_PRIORITY: i32 = 10;
+/// Clicks in the first seconds are left out: the clients start, measure the server clock and lock.
+pub const SETTLE_S: f64 = 5.0;
+/// The server's buffer (`--stream.buffer`), ms.
+pub const SERVER_BUFFER_MS: i64 = 1000;
+/// snapclient's file player writes blocks of 50 ms.
+pub const SNAPCLIENT_BLOCK_FRAMES: u64 = 2_400;
+/// …and assumes this DAC delay.
+pub const SNAPCLIENT_DAC_DELAY_NS: i64 = 10_000_000;
+
+/// One client's deviation from the truth over the clicks matched, µs.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Deviation {
+    /// Clicks matched with a truth click.
+    pub clicks: usize,
+    /// Mean signed deviation (positive: late).
+    pub mean_us: f64,
+    /// |deviation| percentiles.
+    pub p50_us: f64,
+    /// 99th percentile.
+    pub p99_us: f64,
+    /// Largest.
+    pub max_us: f64,
+}
+
+impl Deviation {
+    /// `measured` clicks against `truth` clicks: each measured click is matched with the nearest truth click
+    /// within 0.5 s.
+    pub fn of(measured: &[LocalTime], truth: &[LocalTime]) -> Self {
+        let devs: Vec<f64> = measured
+            .iter()
+            .filter_map(|m| truth.iter().map(|t| m.ns_since(*t)).min_by_key(|d| d.abs()))
+            .filter(|d| d.abs() < 500_000_000)
+            .map(|d| d as f64 / 1000.0)
+            .collect();
+        let p = Percentiles::of_abs(&devs);
+        Self {
+            clicks: devs.len(),
+            mean_us: devs.iter().sum::<f64>() / devs.len().max(1) as f64,
+            p50_us: p.p50,
+            p99_us: p.p99,
+            max_us: p.max,
+        }
+    }
+}
+
+/// What `bench snapcast` prints.
+#[derive(Debug, Clone, Serialize)]
+pub struct SnapcastBench {
+    /// Seconds measured (after [`SETTLE_S`]).
+    pub seconds: f64,
+    /// Whether the clients and readers ran at real-time priority.
+    pub realtime: bool,
+    /// Truth clicks seen by the protocol-only client.
+    pub truth_clicks: usize,
+    /// The protocol client's server-clock offset estimate at the end, µs (should be about 0 on one host).
+    pub server_offset_us: Option<f64>,
+    /// bluebridge against the truth.
+    pub bluebridge: Deviation,
+    /// snapclient against the truth.
+    pub snapclient: Deviation,
+    /// bluebridge's p50 / snapclient's p50 (below 1: bluebridge is closer).
+    pub ratio_p50: f64,
+    /// bluebridge's p99 / snapclient's p99.
+    pub ratio_p99: f64,
+}
+
+/// Reads a FIFO for `secs` after its first byte, timestamping reads, and returns each click's time.
+///
+/// The writer writes blocks of `block_frames` at the time of their first frame; a read returns at or after that
+/// time (the reader may wake late). So for each read, `t_read − block_start / rate` is an upper bound of the
+/// stream's origin, and its minimum over the reads within a second of a click is a tight estimate, immune to late
+/// wake-ups. A click at frame `p` is then heard at `origin + p / rate + dac_delay`. 16-bit stereo at 48 kHz.
+pub fn timed_clicks(
+    path: PathBuf,
+    secs: f64,
+    block_frames: u64,
+    dac_delay_ns: i64,
+) -> std::thread::JoinHandle<Vec<LocalTime>> {
+    std::thread::spawn(move || {
+        realtime_self();
+        let Ok(mut f) = std::fs::File::open(&path) else {
+            return Vec::new();
+        };
+        let mut buf = vec![0u8; 1 << 16];
+        let mut pending: Vec<u8> = vec![];
+        let mut frame = 0u64;
+        let mut det = ClickDetector::new();
+        let mut found = vec![];
+        let mut origins: Vec<(LocalTime, f64)> = vec![];
+        let clock = SystemClock;
+        let mut start = None;
+        while start.is_none_or(|s: LocalTime| clock.now().ns_since(s) < (secs * 1e9) as i64) {
+            let n = match f.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            let t = clock.now();
+            start.get_or_insert(t);
+            pending.extend_from_slice(&buf[..n]);
+            let whole = pending.len() / 4 * 4;
+            let left = pending[..whole]
+                .chunks_exact(4)
+                .map(|b| i16::from_le_bytes([b[0], b[1]]) as f32 / 32768.0);
+            let before = frame;
+            det.push(before, left, &mut found);
+            frame += (whole / 4) as u64;
+            pending.drain(..whole);
+            if frame > 0 {
+                let block_start = (frame - 1) / block_frames * block_frames;
+                origins.push((t, t.as_ns() as f64 - block_start as f64 * 1e9 / 48_000.0));
+            }
+        }
+        // Clicks in the last 2 s have origin estimates from one side only: leave them out.
+        let last = frame as f64 - 2.0 * 48_000.0;
+        let first_origin = origins.iter().map(|o| o.1).fold(f64::MAX, f64::min);
+        found
+            .iter()
+            .filter(|&&pos| pos < last)
+            .filter_map(|&pos| {
+                let approx = first_origin + pos * 1e9 / 48_000.0;
+                let origin = origins
+                    .iter()
+                    .filter(|(t, _)| (t.as_ns() as f64 - approx).abs() < 1e9)
+                    .map(|o| o.1)
+                    .fold(f64::MAX, f64::min);
+                (origin < f64::MAX)
+                    .then(|| LocalTime::from_ns((origin + pos * 1e9 / 48_000.0).round() as i64 + dac_delay_ns))
+            })
+            .collect()
+    })
+}
+
+/// SCHED_FIFO at [`RT_PRIORITY`] for the calling thread, where allowed; true if set.
+pub fn realtime_self() -> bool {
+    let param = libc::sched_param {
+        sched_priority: RT_PRIORITY,
+    };
+    // SAFETY: pthread_self() is always valid; param is a valid sched_param.
+    unsafe { libc::pthread_setschedparam(libc::pthread_self(), libc::SCHED_FIFO, &param) == 0 }
+}
+
+/// `program` under `chrt -f RT_PRIORITY` when that is allowed here, else plain.
+pub fn realtime_command(program: &str) -> Command {
+    let rt = Command::new("chrt")
+        .args(["-f", &RT_PRIORITY.to_string(), "true"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if rt {
+        let mut c = Command::new("chrt");
+        c.args(["-f", &RT_PRIORITY.to_string(), program]);
+        c
+    } else {
+        Command::new(program)
+    }
+}
+
+fn mkfifo(p: &Path) -> Result<(), String> {
+    let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).map_err(|e| e.to_string())?;
+    // SAFETY: mkfifo with a valid NUL-terminated path.
+    if unsafe { libc::mkfifo(c.as_ptr(), 0o600) } != 0 {
+        return Err(format!("mkfifo {}: {}", p.display(), std::io::Error::last_os_error()));
+    }
+    Ok(())
+}
+
+fn free_port() -> Result<u16, String> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| format!("finding a free port: {e}"))?;
+    Ok(l.local_addr().map_err(|e| e.to_string())?.port())
+}
+
+/// Child processes killed (and the work directory removed) when dropped.
+struct Children {
+    dir: PathBuf,
+    procs: Vec<Child>,
+}
+
+impl Drop for Children {
+    fn drop(&mut self) {
+        for p in &mut self.procs {
+            // SIGTERM first: bluebridge exits cleanly on it.
+            // SAFETY: kill(2) on our own child.
+            unsafe { libc::kill(p.id() as i32, libc::SIGTERM) };
+        }
+        let deadline = Instant::now() + Duration::from_secs(3);
+        for p in &mut self.procs {
+            while p.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = p.kill();
+            let _ = p.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Runs the comparison for `seconds` (plus [`SETTLE_S`]) with `bluebridge` (this program) and `snapclient`.
+pub fn run(bluebridge: &Path, seconds: f64) -> Result<SnapcastBench, String> {
+    for (prog, pkg) in [("snapserver", "snapserver"), ("snapclient", "snapclient")] {
+        let ok = Command::new(prog)
+            .arg("--version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            return Err(format!(
+                "{prog} is not installed or does not run: apt-get install {pkg} (scripts/setup does)"
+            ));
+        }
+    }
+    let dir = std::env::temp_dir().join(format!("bluebridge-bench-snapcast-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+    let mut kids = Children {
+        dir: dir.clone(),
+        procs: Vec::new(),
+    };
+    let total_s = seconds + SETTLE_S + 3.0;
+    let (stream_port, control_port) = (free_port()?, free_port()?);
+    let source = dir.join("source.fifo");
+    let log = |name: &str| std::fs::File::create(dir.join(name)).map_err(|e| format!("log file: {e}"));
+    let server = Command::new("snapserver")
+        .env("HOME", &dir)
+        .arg("-c")
+        .arg("/dev/null")
+        .arg(format!("--server.datadir={}", dir.display()))
+        .arg("--stream.bind_to_address=127.0.0.1")
+        .arg(format!("--stream.port={stream_port}"))
+        .arg("--tcp.bind_to_address=127.0.0.1")
+        .arg(format!("--tcp.port={control_port}"))
+        .arg("--http.enabled=false")
+        .arg(format!("--stream.buffer={SERVER_BUFFER_MS}"))
+        .arg("--logging.sink=stdout")
+        .arg(format!(
+            "--stream.source=pipe://{}?name=default&sampleformat=48000:16:2&codec=pcm&chunk_ms=20",
+            source.display()
+        ))
+        .stdout(log("snapserver.log")?)
+        .stderr(Stdio::null())
+        .stdin(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("starting snapserver: {e}"))?;
+    kids.procs.push(server);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !(std::net::TcpStream::connect(("127.0.0.1", control_port)).is_ok() && source.exists()) {
+        if Instant::now() > deadline {
+            return Err(format!(
+                "snapserver did not come up; see {}",
+                dir.join("snapserver.log").display()
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let url = format!("tcp://127.0.0.1:{stream_port}");
+
+    // The source: the test signal at about real time (the server paces its reads).
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let (source, stop) = (source.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let Ok(mut f) = std::fs::OpenOptions::new().write(true).open(&source) else {
+                return;
+            };
+            let sig = TestSignal::standard();
+            let mut n = 0u64;
+            let mut block = Vec::with_capacity(960 * 4);
+            while !stop.load(Ordering::Relaxed) {
+                block.clear();
+                for _ in 0..960 {
+                    let v = ((sig.sample(n) * 32767.0) as i16).to_le_bytes();
+                    block.extend_from_slice(&[v[0], v[1], v[0], v[1]]);
+                    n += 1;
+                }
+                if f.write_all(&block).is_err() {
+                    return;
+                }
+            }
+        });
+    }
+
+    // The truth: our protocol client alone, on a runtime of its own.
+    let truth: Arc<Mutex<Vec<LocalTime>>> = Arc::default();
+    let server_clock: SharedServerClock = Arc::new(Mutex::new(ServerClock::new()));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .map_err(|e| format!("tokio runtime: {e}"))?;
+    let (sd_tx, sd_rx) = tokio::sync::watch::channel(false);
+    {
+        let (truth, server_clock) = (truth.clone(), server_clock.clone());
+        let url = url.clone();
+        runtime.spawn(async move {
+            let (ev_tx, mut events) = tokio::sync::mpsc::channel(256);
+            let (_cmd_tx, cmd_rx) = tokio::sync::mpsc::channel(8);
+            let cfg = ClientConfig::new(url, "bench-truth");
+            tokio::spawn(snapcast::run(
+                cfg,
+                Arc::new(SystemClock),
+                server_clock,
+                ev_tx,
+                cmd_rx,
+                sd_rx,
+            ));
+            let mut det = ClickDetector::new();
+            let (mut frame, mut channels, mut buffer_ns) = (0u64, 2usize, SERVER_BUFFER_MS * 1_000_000);
+            let mut starts: Vec<(u64, i64)> = Vec::new(); // (first frame, server time ns) of each chunk
+            let mut found = Vec::new();
+            while let Some(ev) = events.recv().await {
+                match ev {
+                    SnapEvent::Format(f) => channels = f.channels.max(1) as usize,
+                    SnapEvent::Settings { buffer_ms, .. } => buffer_ns = buffer_ms.max(0) as i64 * 1_000_000,
+                    SnapEvent::Audio { start, samples } => {
+                        starts.push((frame, start.as_ns()));
+                        let n = samples.len() / channels;
+                        det.push(frame, samples.chunks_exact(channels).map(|f| f[0]), &mut found);
+                        frame += n as u64;
+                        for pos in found.drain(..) {
+                            let Some(&(f0, t0)) = starts.iter().rev().find(|(f0, _)| (*f0 as f64) <= pos) else {
+                                continue;
+                            };
+                            let t = t0 as f64 + (pos - f0 as f64) * 1e9 / 48_000.0 + buffer_ns as f64;
+                            truth
+                                .lock()
+                                .expect("truth lock")
+                                .push(LocalTime::from_ns(t.round() as i64));
+                        }
+                        if starts.len() > 500 {
+                            starts.drain(..250);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        });
+    }
+
+    // The two clients, each into a FIFO read by a timestamping thread.
+    let ours = dir.join("bluebridge.pcm");
+    let theirs = dir.join("snapclient.pcm");
+    mkfifo(&ours)?;
+    mkfifo(&theirs)?;
+    let cfg = dir.join("bluebridge.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[source]\nkind = \"snapcast\"\nurl = \"{url}\"\n\n[service]\ncontrol_socket = \"{}\"\nstate_dir = \"{}\"\n\n[[output]]\nname = \"bench\"\nkind = \"pipe\"\npath = \"{}\"\n",
+            dir.join("control.sock").display(),
+            dir.join("state").display(),
+            ours.display()
+        ),
+    )
+    .map_err(|e| format!("writing {}: {e}", cfg.display()))?;
+    let ours_clicks = timed_clicks(ours, total_s, crate::output::player::BLOCK_FRAMES as u64, 0);
+    let ref_clicks = timed_clicks(
+        theirs.clone(),
+        total_s,
+        SNAPCLIENT_BLOCK_FRAMES,
+        SNAPCLIENT_DAC_DELAY_NS,
+    );
+    let bb = Command::new(bluebridge)
+        .args(["run", "--config"])
+        .arg(&cfg)
+        .env("BLUEBRIDGE_LOG", "warn")
+        .stderr(log("bluebridge.log")?)
+        .stdout(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("starting {}: {e}", bluebridge.display()))?;
+    kids.procs.push(bb);
+    let sc = realtime_command("snapclient")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &stream_port.to_string(),
+            "--hostID",
+            "bench-snapclient",
+            "-i",
+            "1",
+        ])
+        .arg(format!("--player=file:filename={}", theirs.display()))
+        .args(["--logsink", "null"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("starting snapclient: {e}"))?;
+    kids.procs.push(sc);
+    let realtime = realtime_self();
+    let ours_clicks = ours_clicks.join().map_err(|_| "the bluebridge reader panicked")?;
+    let ref_clicks = ref_clicks.join().map_err(|_| "the snapclient reader panicked")?;
+    stop.store(true, Ordering::Relaxed);
+    let offset = server_clock.lock().ok().and_then(|c| c.offset_ns());
+    let _ = sd_tx.send(true);
+    drop(kids);
+    runtime.shutdown_timeout(Duration::from_secs(2));
+    let truth = truth.lock().map(|t| t.clone()).unwrap_or_default();
+    let settle = |c: &[LocalTime]| -> Vec<LocalTime> {
+        let t0 = c
+            .first()
+            .copied()
+            .unwrap_or(LocalTime::from_ns(0))
+            .add_ns((SETTLE_S * 1e9) as i64);
+        c.iter().copied().filter(|t| *t > t0).collect()
+    };
+    let (ours, theirs) = (settle(&ours_clicks), settle(&ref_clicks));
+    if truth.is_empty() || ours.is_empty() || theirs.is_empty() {
+        return Err(format!(
+            "too few clicks: truth {}, bluebridge {}, snapclient {} (logs were in {})",
+            truth.len(),
+            ours.len(),
+            theirs.len(),
+            dir.display()
+        ));
+    }
+    let bluebridge = Deviation::of(&ours, &truth);
+    let snapclient = Deviation::of(&theirs, &truth);
+    Ok(SnapcastBench {
+        seconds,
+        realtime,
+        truth_clicks: truth.len(),
+        server_offset_us: offset.map(|o| o as f64 / 1000.0),
+        ratio_p50: bluebridge.p50_us / snapclient.p50_us.max(1e-9),
+        ratio_p99: bluebridge.p99_us / snapclient.p99_us.max(1e-9),
+        bluebridge,
+        snapclient,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deviation_matches_each_click_with_the_nearest_truth_and_ignores_strays() {
+        let t = |ms: i64| LocalTime::from_ns(ms * 1_000_000);
+        let truth = [t(1000), t(2000), t(3000), t(4000)];
+        let measured = [
+            LocalTime::from_ns(1_000_000_000 + 100_000), // 100 µs late
+            LocalTime::from_ns(2_000_000_000 - 300_000), // 300 µs early
+            t(3000),
+            t(9000), // no truth within 0.5 s
+        ];
+        let d = Deviation::of(&measured, &truth);
+        assert_eq!(d.clicks, 3);
+        assert!((d.mean_us - (-200.0 / 3.0)).abs() < 1e-6, "{d:?}");
+        assert_eq!(d.max_us, 300.0);
+        assert_eq!(d.p50_us, 100.0);
+    }
+}
