@@ -98,6 +98,8 @@ pub struct SnapcastBench {
 /// time (the reader may wake late). So for each read, `t_read − block_start / rate` is an upper bound of the
 /// stream's origin, and its minimum over the reads within a second of a click is a tight estimate, immune to late
 /// wake-ups. A click at frame `p` is then heard at `origin + p / rate + dac_delay`. 16-bit stereo at 48 kHz.
+/// A writer that has not written within [`FIRST_BYTE_TIMEOUT`] ends the read with no clicks (a client that failed
+/// to start does not hang the caller).
 pub fn timed_clicks(
     path: PathBuf,
     secs: f64,
@@ -106,7 +108,7 @@ pub fn timed_clicks(
 ) -> std::thread::JoinHandle<Vec<LocalTime>> {
     std::thread::spawn(move || {
         realtime_self();
-        let Ok(mut f) = std::fs::File::open(&path) else {
+        let Some(mut f) = open_when_written(&path, FIRST_BYTE_TIMEOUT) else {
             return Vec::new();
         };
         let mut buf = vec![0u8; 1 << 16];
@@ -156,6 +158,48 @@ pub fn timed_clicks(
             })
             .collect()
     })
+}
+
+/// How long a FIFO reader waits for its writer's first byte.
+pub const FIRST_BYTE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Opens a FIFO for reading without waiting for a writer, waits (up to `timeout`) until there is something to
+/// read, then makes it blocking again. None if nothing came.
+fn open_when_written(path: &Path, timeout: Duration) -> Option<std::fs::File> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::OpenOptionsExt;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .ok()?;
+    let fd = f.as_raw_fd();
+    let deadline = Instant::now() + timeout;
+    loop {
+        let mut p = libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd.
+        let n = unsafe { libc::poll(&mut p, 1, 100) };
+        if n > 0 && p.revents & libc::POLLIN != 0 {
+            break;
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        if n > 0 {
+            // POLLHUP without data (a writer came and went): wait for the next one.
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+    // SAFETY: fcntl on our own descriptor.
+    unsafe {
+        let flags = libc::fcntl(fd, libc::F_GETFL);
+        libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_NONBLOCK);
+    }
+    Some(f)
 }
 
 /// SCHED_FIFO at [`RT_PRIORITY`] for the calling thread, where allowed; true if set.
@@ -458,6 +502,28 @@ pub fn run(bluebridge: &Path, seconds: f64) -> Result<SnapcastBench, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_fifo_nobody_writes_ends_the_wait_and_one_written_is_read() {
+        let dir = std::env::temp_dir().join(format!("bb-fifo-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("f");
+        mkfifo(&p).unwrap();
+        let t = Instant::now();
+        assert!(open_when_written(&p, Duration::from_millis(300)).is_none());
+        assert!(t.elapsed() >= Duration::from_millis(300));
+        let p2 = p.clone();
+        let writer = std::thread::spawn(move || {
+            let mut w = std::fs::OpenOptions::new().write(true).open(&p2).unwrap();
+            w.write_all(&[1, 2, 3, 4]).unwrap();
+        });
+        let mut f = open_when_written(&p, Duration::from_secs(10)).expect("written");
+        writer.join().unwrap();
+        let mut got = Vec::new();
+        f.read_to_end(&mut got).unwrap();
+        assert_eq!(got, [1, 2, 3, 4]);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn deviation_matches_each_click_with_the_nearest_truth_and_ignores_strays() {
