@@ -242,9 +242,8 @@ fn free_port() -> Result<u16, String> {
     Ok(l.local_addr().map_err(|e| e.to_string())?.port())
 }
 
-/// Child processes killed (and the work directory removed) when dropped.
+/// Child processes stopped when dropped (the work directory stays; [`run`] removes it after a good run).
 struct Children {
-    dir: PathBuf,
     procs: Vec<Child>,
 }
 
@@ -263,7 +262,6 @@ impl Drop for Children {
             let _ = p.kill();
             let _ = p.wait();
         }
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
@@ -284,10 +282,7 @@ pub fn run(bluebridge: &Path, seconds: f64) -> Result<SnapcastBench, String> {
     }
     let dir = std::env::temp_dir().join(format!("bluebridge-bench-snapcast-{}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
-    let mut kids = Children {
-        dir: dir.clone(),
-        procs: Vec::new(),
-    };
+    let mut kids = Children { procs: Vec::new() };
     let total_s = seconds + SETTLE_S + 3.0;
     let (stream_port, control_port) = (free_port()?, free_port()?);
     let source = dir.join("source.fifo");
@@ -478,13 +473,14 @@ pub fn run(bluebridge: &Path, seconds: f64) -> Result<SnapcastBench, String> {
     let (ours, theirs) = (settle(&ours_clicks), settle(&ref_clicks));
     if truth.is_empty() || ours.is_empty() || theirs.is_empty() {
         return Err(format!(
-            "too few clicks: truth {}, bluebridge {}, snapclient {} (logs were in {})",
+            "too few clicks: truth {}, bluebridge {}, snapclient {} (logs in {})",
             truth.len(),
             ours.len(),
             theirs.len(),
             dir.display()
         ));
     }
+    let _ = std::fs::remove_dir_all(&dir);
     let bluebridge = Deviation::of(&ours, &truth);
     let snapclient = Deviation::of(&theirs, &truth);
     Ok(SnapcastBench {
