@@ -14,6 +14,8 @@
 
 use crate::output::player::{Player, PlayerStatus};
 use crate::source::Source;
+use crate::timeline::clock::REALTIME_PRIORITY;
+use crate::timeline::lateness::{LatenessHistogram, LatenessSummary};
 use crate::timeline::{Clock, LocalTime, ManualClock, SystemClock};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::mpsc::{self, TryRecvError};
@@ -143,6 +145,10 @@ pub struct EngineLoad {
     pub players_pct: Vec<(String, f64)>,
     /// Wake-ups per second.
     pub wakeups_per_s: f64,
+    /// How late the loop woke against the time it slept until (None: no wake-up in the window).
+    pub wake_late: Option<LatenessSummary>,
+    /// The loop runs at real-time priority (SCHED_FIFO); false where it was refused.
+    pub realtime: bool,
 }
 
 /// Sums the loop's time per part over a window (wall time around each part, thread CPU time for the whole).
@@ -153,6 +159,9 @@ struct LoadMeter {
     wakeups: u64,
     sources_ns: i64,
     players_ns: Vec<(String, i64)>,
+    /// Each wake-up's lateness (kept across windows: cleared, never reallocated, on the real-time thread).
+    wake_late: LatenessHistogram,
+    realtime: bool,
 }
 
 impl LoadMeter {
@@ -163,6 +172,8 @@ impl LoadMeter {
             wakeups: 0,
             sources_ns: 0,
             players_ns: Vec::new(),
+            wake_late: LatenessHistogram::new(),
+            realtime: false,
         }
     }
 
@@ -185,8 +196,15 @@ impl LoadMeter {
             sources_pct: pct(self.sources_ns),
             players_pct: self.players_ns.iter().map(|(n, t)| (n.clone(), pct(*t))).collect(),
             wakeups_per_s: self.wakeups as f64 * 1e9 / window_ns as f64,
+            wake_late: self.wake_late.summary(),
+            realtime: self.realtime,
         };
-        *self = Self::new(now);
+        self.start = now;
+        self.cpu_start_ns = thread_cpu_ns();
+        self.wakeups = 0;
+        self.sources_ns = 0;
+        self.players_ns.clear();
+        self.wake_late.clear();
         Some(load)
     }
 }
@@ -482,15 +500,17 @@ impl Engine {
         mut ctl: Option<&mut EngineControl>,
         mut each_second: impl FnMut(&mut Engine, LocalTime),
     ) {
-        request_realtime_priority();
+        let realtime = request_realtime_priority();
         // Where real-time priority is refused, the tick's sleeps would otherwise end up to 50 µs late.
         SystemClock::precise_wakeups();
         let clock = SystemClock;
         let mut next = clock.now();
         let mut next_report = next.add_ns(1_000_000_000);
         let mut meter = LoadMeter::new(next);
+        meter.realtime = realtime;
         while !stop.load(Ordering::Relaxed) {
             let now = clock.now();
+            meter.wake_late.record_ns(now.ns_since(next));
             if until.is_some_and(|u| now >= u) {
                 break;
             }
@@ -536,26 +556,23 @@ impl Engine {
     }
 }
 
-/// Real-time priority asked for by the engine thread (SCHED_FIFO, low: above ordinary work, below the kernel's
-/// own real-time threads and audio servers).
-pub const ENGINE_RT_PRIORITY: i32 = 10;
+/// Real-time priority asked for by the engine thread (see [`REALTIME_PRIORITY`]).
+pub const ENGINE_RT_PRIORITY: i32 = REALTIME_PRIORITY;
 
-/// Asks for SCHED_FIFO on the calling thread, so a busy machine delays the 5 ms tick less. Allowed for root, or
-/// under systemd with `RestrictRealtime=no` and `LimitRTPRIO=` (the shipped unit); otherwise the loop runs at normal priority.
-fn request_realtime_priority() {
-    let param = libc::sched_param {
-        sched_priority: ENGINE_RT_PRIORITY,
-    };
-    // SAFETY: pthread_self() is always valid; param is a valid sched_param.
-    let rc = unsafe { libc::pthread_setschedparam(libc::pthread_self(), libc::SCHED_FIFO, &param) };
-    if rc == 0 {
-        tracing::info!("engine thread runs SCHED_FIFO priority {ENGINE_RT_PRIORITY}");
-    } else {
-        tracing::warn!(
-            "engine thread stays at normal priority: SCHED_FIFO {ENGINE_RT_PRIORITY} refused ({}); under systemd \
-             allow it with RestrictRealtime=no and LimitRTPRIO={ENGINE_RT_PRIORITY}",
-            std::io::Error::from_raw_os_error(rc)
-        );
+/// Asks for SCHED_FIFO on the calling thread, so a busy machine delays the 5 ms tick less; true if granted.
+fn request_realtime_priority() -> bool {
+    match SystemClock::realtime_priority(ENGINE_RT_PRIORITY) {
+        Ok(()) => {
+            tracing::info!("engine thread runs SCHED_FIFO priority {ENGINE_RT_PRIORITY}");
+            true
+        }
+        Err(e) => {
+            tracing::warn!(
+                "engine thread stays at normal priority: SCHED_FIFO {ENGINE_RT_PRIORITY} refused ({e}); under \
+                 systemd allow it with RestrictRealtime=no and LimitRTPRIO={ENGINE_RT_PRIORITY}"
+            );
+            false
+        }
     }
 }
 

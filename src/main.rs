@@ -392,30 +392,7 @@ fn bench_snapcast(seconds: f64, json: bool) -> Result<()> {
     if json {
         println!("{}", serde_json::to_string(&r)?);
     } else {
-        println!(
-            "{:<11} {:>6} {:>9} {:>9} {:>9} {:>9}",
-            "client", "clicks", "p50 µs", "p99 µs", "max µs", "mean µs"
-        );
-        for (name, d) in [("bluebridge", &r.bluebridge), ("snapclient", &r.snapclient)] {
-            println!(
-                "{name:<11} {:>6} {:>9.0} {:>9.0} {:>9.0} {:>9.0}",
-                d.clicks, d.p50_us, d.p99_us, d.max_us, d.mean_us
-            );
-        }
-        println!(
-            "ratio bluebridge/snapclient: p50 {:.2}, p99 {:.2} (below 1: bluebridge is closer to the truth)",
-            r.ratio_p50, r.ratio_p99
-        );
-        println!(
-            "{} truth clicks; server clock offset as estimated {}; real-time priority: {}",
-            r.truth_clicks,
-            r.server_offset_us.map_or("none".into(), |o| format!("{o:.0} µs")),
-            if r.realtime {
-                "yes"
-            } else {
-                "no (run as root for SCHED_FIFO)"
-            }
-        );
+        print!("{}", r.table());
     }
     Ok(())
 }

@@ -318,6 +318,7 @@ mod tests {
             source: SourceReport {
                 kind: "tone".into(),
                 detail: String::new(),
+                server_offset_us: None,
             },
             outputs: vec![OutputReport {
                 name: "kit\"chen".into(),

@@ -11,9 +11,11 @@
 //! [`timed_clicks`]). Both clients and both readers run at the same real-time priority (SCHED_FIFO 10, the
 //! engine's) when this process may set it.
 
+use crate::control::protocol::{Request, StatusReport};
 use crate::report::{ClickDetector, Percentiles};
 use crate::snapcast::{self, ClientConfig, SnapEvent};
 use crate::source::tone::TestSignal;
+use crate::timeline::lateness::LatenessSummary;
 use crate::timeline::server_clock::{ServerClock, SharedServerClock};
 use crate::timeline::{Clock, LocalTime, SystemClock};
 use serde::Serialize;
@@ -90,6 +92,207 @@ pub struct SnapcastBench {
     pub ratio_p50: f64,
     /// bluebridge's p99 / snapclient's p99.
     pub ratio_p99: f64,
+    /// bluebridge's deviation taken apart, from its own status during the run.
+    pub parts: Parts,
+}
+
+/// Where bluebridge's deviation comes from, part by part, read from its `status` every [`STATUS_PERIOD`] after
+/// [`SETTLE_S`]. Each part's sign is its effect on the deviation (positive: makes the sound late).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Parts {
+    /// Status reads that succeeded.
+    pub samples: usize,
+    /// The server-clock estimate's error, µs: `−(server − local)` as estimated (the truth is 0 on one host; an
+    /// estimate of +e maps every server time e early). Percentiles of |value|.
+    pub server_clock: Signed,
+    /// The sync loop's own measured error, µs, as it affects the sound: `−error_us` (where it believes the output
+    /// is against where it should be: the resampler's position bookkeeping and the control loop's residual).
+    pub sync_loop: Signed,
+    /// The real-time loop's wake-up lateness over its 10 s windows (median of their medians, largest p99 and max).
+    pub engine_wake: Option<LatenessSummary>,
+    /// The engine ran at real-time priority.
+    pub engine_realtime: Option<bool>,
+    /// The pipe writer's hand-off lateness (written into the pipe against the block's due time), same summary.
+    pub writer_handoff: Option<LatenessSummary>,
+    /// The mean deviation these parts predict, µs: server clock + sync loop means + the writer's earliest hand-off
+    /// (the FIFO reader places each second's clicks by the earliest block around them, see [`timed_clicks`]).
+    pub predicted_mean_us: f64,
+}
+
+/// Mean and |value| percentiles of one signed series, µs.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Signed {
+    /// Values in the series.
+    pub count: usize,
+    /// Mean (signed).
+    pub mean_us: f64,
+    /// Median of |value|.
+    pub p50_us: f64,
+    /// 99th percentile of |value|.
+    pub p99_us: f64,
+}
+
+impl Signed {
+    fn of(v: &[f64]) -> Self {
+        let p = Percentiles::of_abs(v);
+        Self {
+            count: v.len(),
+            mean_us: v.iter().sum::<f64>() / v.len().max(1) as f64,
+            p50_us: p.p50,
+            p99_us: p.p99,
+        }
+    }
+}
+
+/// How often the bench reads bluebridge's status.
+pub const STATUS_PERIOD: Duration = Duration::from_millis(500);
+
+/// The windows of a lateness series, each seen once, as one summary: the median of the windows' minimums,
+/// medians and means, the largest p99 and max (None without a window).
+fn combine(windows: &[LatenessSummary]) -> Option<LatenessSummary> {
+    if windows.is_empty() {
+        return None;
+    }
+    let median = |f: fn(&LatenessSummary) -> f64| {
+        let mut v: Vec<f64> = windows.iter().map(f).collect();
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    Some(LatenessSummary {
+        count: windows.iter().map(|w| w.count).sum(),
+        min_us: median(|w| w.min_us),
+        mean_us: median(|w| w.mean_us),
+        p50_us: median(|w| w.p50_us),
+        p99_us: windows.iter().map(|w| w.p99_us).fold(f64::MIN, f64::max),
+        max_us: windows.iter().map(|w| w.max_us).fold(f64::MIN, f64::max),
+    })
+}
+
+impl Parts {
+    /// The parts from the status reports read after the settling time.
+    pub fn of(reports: &[StatusReport]) -> Self {
+        let server: Vec<f64> = reports
+            .iter()
+            .filter_map(|r| r.source.server_offset_us)
+            .map(|o| -o)
+            .collect();
+        let out = |r: &StatusReport| r.outputs.first().cloned();
+        let sync: Vec<f64> = reports
+            .iter()
+            .filter_map(out)
+            .filter(|o| o.synced)
+            .map(|o| -o.error_us)
+            .collect();
+        let mut wake: Vec<LatenessSummary> = Vec::new();
+        let mut handoff: Vec<LatenessSummary> = Vec::new();
+        for r in reports {
+            // A window is reported until the next one ends: keep each once.
+            if let Some(w) = r.engine.wake_late_us {
+                if wake.last() != Some(&w) {
+                    wake.push(w);
+                }
+            }
+            if let Some(w) = out(r).and_then(|o| o.handoff_late_us) {
+                if handoff.last() != Some(&w) {
+                    handoff.push(w);
+                }
+            }
+        }
+        let (server_clock, sync_loop) = (Signed::of(&server), Signed::of(&sync));
+        let writer_handoff = combine(&handoff);
+        Self {
+            samples: reports.len(),
+            predicted_mean_us: server_clock.mean_us + sync_loop.mean_us + writer_handoff.map_or(0.0, |w| w.min_us),
+            server_clock,
+            sync_loop,
+            engine_wake: combine(&wake),
+            engine_realtime: reports.iter().rev().find_map(|r| r.engine.realtime),
+            writer_handoff,
+        }
+    }
+}
+
+impl SnapcastBench {
+    /// The human-readable report `bench snapcast` prints.
+    pub fn table(&self) -> String {
+        use std::fmt::Write as _;
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "{:<11} {:>6} {:>9} {:>9} {:>9} {:>9}",
+            "client", "clicks", "p50 µs", "p99 µs", "max µs", "mean µs"
+        );
+        for (name, d) in [("bluebridge", &self.bluebridge), ("snapclient", &self.snapclient)] {
+            let _ = writeln!(
+                s,
+                "{name:<11} {:>6} {:>9.0} {:>9.0} {:>9.0} {:>+9.0}",
+                d.clicks, d.p50_us, d.p99_us, d.max_us, d.mean_us
+            );
+        }
+        let _ = writeln!(
+            s,
+            "ratio bluebridge/snapclient: p50 {:.2}, p99 {:.2} (below 1: bluebridge is closer to the truth)",
+            self.ratio_p50, self.ratio_p99
+        );
+        let p = &self.parts;
+        let _ = writeln!(
+            s,
+            "bluebridge's parts ({} status reads; mean is signed, + makes it late; p50/p99 of |value|):",
+            p.samples
+        );
+        let _ = writeln!(s, "  {:<34} {:>9} {:>9} {:>9}", "part", "mean µs", "p50 µs", "p99 µs");
+        // (A lateness row's p50/p99 are of the lateness itself, and it shows its minimum and maximum.)
+        for (name, v) in [
+            ("server-clock estimate error", &p.server_clock),
+            ("sync loop's own error", &p.sync_loop),
+        ] {
+            let _ = writeln!(
+                s,
+                "  {name:<34} {:>+9.1} {:>9.1} {:>9.1}",
+                v.mean_us, v.p50_us, v.p99_us
+            );
+        }
+        for (name, v) in [
+            ("pipe writer hand-off lateness", &p.writer_handoff),
+            ("engine wake-up lateness (*)", &p.engine_wake),
+        ] {
+            match v {
+                Some(w) => {
+                    let _ = writeln!(
+                        s,
+                        "  {name:<34} {:>+9.1} {:>9.0} {:>9.0}  (min {:.0}, max {:.0})",
+                        w.mean_us, w.p50_us, w.p99_us, w.min_us, w.max_us
+                    );
+                }
+                None => {
+                    let _ = writeln!(s, "  {name:<34} {:>9}", "none");
+                }
+            }
+        }
+        let _ = writeln!(
+            s,
+            "  predicted mean (server clock + sync loop + the writer's earliest hand-off) {:+.1} µs, measured {:+.1} \
+             µs.\n  (*) the engine's lateness moves no sound: a block's time is decided by its frame count, and the \
+             writer waits for it",
+            p.predicted_mean_us, self.bluebridge.mean_us
+        );
+        let _ = writeln!(
+            s,
+            "{} truth clicks; the truth client's own server-clock estimate {}; real-time priority: {}{}",
+            self.truth_clicks,
+            self.server_offset_us.map_or("none".into(), |o| format!("{o:+.0} µs")),
+            if self.realtime {
+                "yes"
+            } else {
+                "no (run as root for SCHED_FIFO)"
+            },
+            match p.engine_realtime {
+                Some(false) => " (bluebridge's engine: refused)",
+                _ => "",
+            }
+        );
+        s
+    }
 }
 
 /// Reads a FIFO for `secs` after its first byte, timestamping reads, and returns each click's time.
@@ -435,6 +638,23 @@ pub fn run(bluebridge: &Path, seconds: f64) -> Result<SnapcastBench, String> {
         .spawn()
         .map_err(|e| format!("starting {}: {e}", bluebridge.display()))?;
     kids.procs.push(bb);
+    let statuses = {
+        let (sock, stop) = (dir.join("control.sock"), stop.clone());
+        std::thread::spawn(move || {
+            let (t0, mut got) = (Instant::now(), Vec::new());
+            while !stop.load(Ordering::Relaxed) && t0.elapsed().as_secs_f64() < total_s + 10.0 {
+                std::thread::sleep(STATUS_PERIOD);
+                if t0.elapsed().as_secs_f64() < SETTLE_S + 2.0 {
+                    continue;
+                }
+                let reply = crate::control::client::call(&sock, &Request::Status, Duration::from_secs(2));
+                if let Ok(r) = reply.map(|(v, _)| serde_json::from_value::<StatusReport>(v)) {
+                    got.extend(r.ok());
+                }
+            }
+            got
+        })
+    };
     let sc = realtime_command("snapclient")
         .args([
             "-h",
@@ -457,6 +677,7 @@ pub fn run(bluebridge: &Path, seconds: f64) -> Result<SnapcastBench, String> {
     let ours_clicks = ours_clicks.join().map_err(|_| "the bluebridge reader panicked")?;
     let ref_clicks = ref_clicks.join().map_err(|_| "the snapclient reader panicked")?;
     stop.store(true, Ordering::Relaxed);
+    let parts = Parts::of(&statuses.join().map_err(|_| "the status reader panicked")?);
     let offset = server_clock.lock().ok().and_then(|c| c.offset_ns());
     let _ = sd_tx.send(true);
     drop(kids);
@@ -490,6 +711,7 @@ pub fn run(bluebridge: &Path, seconds: f64) -> Result<SnapcastBench, String> {
         server_offset_us: offset.map(|o| o as f64 / 1000.0),
         ratio_p50: bluebridge.p50_us / snapclient.p50_us.max(1e-9),
         ratio_p99: bluebridge.p99_us / snapclient.p99_us.max(1e-9),
+        parts,
         bluebridge,
         snapclient,
     })

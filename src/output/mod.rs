@@ -27,6 +27,7 @@ pub mod sim;
 
 pub use kinds::{OutputSettings, OutputSpec, KINDS};
 
+use crate::timeline::lateness::LatenessSummary;
 use crate::timeline::{AudioFormat, LocalTime};
 use std::sync::Arc;
 
@@ -132,6 +133,11 @@ pub trait Output: Send {
     }
     /// The same, to change it.
     fn device_mut(&mut self) -> Option<&mut dyn DeviceControl> {
+        None
+    }
+    /// How late the output's own writer handed its last window of blocks over against their due time, for outputs
+    /// with such a writer (`pipe`); None (the default) for the others.
+    fn handoff_lateness(&self) -> Option<LatenessSummary> {
         None
     }
     /// Counters worth showing (underruns, dropped blocks…), as `(name, value)`.

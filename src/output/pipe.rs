@@ -10,12 +10,13 @@
 use super::local_clocked::LocalClocked;
 use super::player::BLOCK_FRAMES;
 use super::{Output, OutputError, OutputStatus};
-use crate::timeline::{LocalTime, SystemClock};
+use crate::timeline::lateness::{LatenessHistogram, LatenessSummary, WakeLead};
+use crate::timeline::{Clock, LocalTime, SystemClock};
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// How far ahead of its due time a block is handed to the writer thread.
 const LEAD_NS: i64 = 20_000_000;
@@ -26,6 +27,8 @@ pub const QUEUE_BLOCKS: usize = 64;
 /// than that is caught up by writing the late blocks at once instead of cutting audio: the snapclient comparison
 /// test failed once (3 Dec, 2 cores busy with 32 parallel tests) on an 11 ms stall that became a 31 ms skip.
 const LATE_TOLERANCE_NS: i64 = 250_000_000;
+/// The writer's hand-off lateness is summed up over windows this long (as the engine's load).
+const LATENESS_WINDOW_NS: i64 = 10_000_000_000;
 
 /// A pipe (or stdout) written in real time.
 pub struct PipeOutput {
@@ -36,6 +39,8 @@ pub struct PipeOutput {
     clock: LocalClocked,
     dropped_blocks: Arc<AtomicU64>,
     write_errors: Arc<AtomicU64>,
+    /// The writer thread's last window of hand-off lateness (written once a window, read with `try_lock`).
+    lateness: Arc<Mutex<Option<LatenessSummary>>>,
 }
 
 impl PipeOutput {
@@ -51,9 +56,11 @@ impl PipeOutput {
         let path_owned = path.to_string();
         let write_errors = Arc::new(AtomicU64::new(0));
         let errs = write_errors.clone();
+        let lateness: Arc<Mutex<Option<LatenessSummary>>> = Arc::default();
+        let late = lateness.clone();
         let thread = std::thread::Builder::new()
             .name(format!("pipe {path}"))
-            .spawn(move || writer_thread(&path_owned, rx, &free_tx, &errs))
+            .spawn(move || writer_thread(&path_owned, rx, &free_tx, &errs, &late))
             .map_err(|e| OutputError::Io {
                 what: format!("cannot start the writer for {path}"),
                 error: e,
@@ -65,6 +72,7 @@ impl PipeOutput {
             clock: LocalClocked::with_late_tolerance(LEAD_NS, delay_ns, LATE_TOLERANCE_NS),
             dropped_blocks: Arc::default(),
             write_errors,
+            lateness,
         })
     }
 }
@@ -89,13 +97,28 @@ fn open_sink(path: &str) -> std::io::Result<Box<dyn Write>> {
     Ok(Box::new(f))
 }
 
-fn writer_thread(path: &str, rx: Receiver<(LocalTime, Vec<u8>)>, free: &SyncSender<Vec<u8>>, errors: &AtomicU64) {
-    // Each block is written when due: without this, up to 50 µs late (the default timer slack).
+fn writer_thread(
+    path: &str,
+    rx: Receiver<(LocalTime, Vec<u8>)>,
+    free: &SyncSender<Vec<u8>>,
+    errors: &AtomicU64,
+    lateness: &Mutex<Option<LatenessSummary>>,
+) {
+    // Each block is written when due: without this, up to 50 µs late (the default timer slack); and at the
+    // engine's priority where allowed, so ordinary work does not delay the write either.
     SystemClock::precise_wakeups();
+    let _ = SystemClock::realtime_priority(crate::timeline::clock::REALTIME_PRIORITY);
     let mut sink: Option<Box<dyn Write>> = None;
     let mut logged = false;
+    let mut late = LatenessHistogram::new();
+    let mut window_start = SystemClock.now();
+    let mut lead = WakeLead::new();
     while let Ok((due, bytes)) = rx.recv() {
-        SystemClock::sleep_until(due);
+        // Set the timer early by its own measured overshoot, so the block goes in at its due time, not ~20 µs after.
+        let target = lead.target(due);
+        let slept = SystemClock.now() < target;
+        SystemClock::sleep_until(target);
+        lead.woke(target, SystemClock.now(), slept);
         if sink.is_none() {
             match open_sink(path) {
                 Ok(s) => {
@@ -114,10 +137,25 @@ fn writer_thread(path: &str, rx: Receiver<(LocalTime, Vec<u8>)>, free: &SyncSend
             }
         }
         if let Some(s) = sink.as_mut() {
-            if let Err(e) = s.write_all(&bytes).and_then(|_| s.flush()) {
-                tracing::warn!("pipe {path}: write failed ({e}); reopening");
-                errors.fetch_add(1, Ordering::Relaxed);
-                sink = None;
+            // How late the block goes in against its due time (taken before the write: a reader of higher priority
+            // may run as soon as the bytes are in, and its time is not ours).
+            let now = SystemClock.now();
+            match s.write_all(&bytes).and_then(|_| s.flush()) {
+                Ok(()) => {
+                    late.record_ns(now.ns_since(due));
+                    if now.ns_since(window_start) >= LATENESS_WINDOW_NS {
+                        if let Ok(mut l) = lateness.lock() {
+                            *l = late.summary();
+                        }
+                        late.clear();
+                        window_start = now;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!("pipe {path}: write failed ({e}); reopening");
+                    errors.fetch_add(1, Ordering::Relaxed);
+                    sink = None;
+                }
             }
         }
         // Back to the pool (it has room: every buffer came from it).
@@ -160,6 +198,10 @@ impl Output for PipeOutput {
 
     fn take_markers(&mut self) -> Vec<LocalTime> {
         self.clock.take_markers()
+    }
+    fn handoff_lateness(&self) -> Option<LatenessSummary> {
+        // Never wait on the writer thread (this runs on the real-time loop): None for this status, then.
+        self.lateness.try_lock().ok().and_then(|l| *l)
     }
     fn counters(&self) -> Vec<(&'static str, u64)> {
         vec![

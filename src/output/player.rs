@@ -19,6 +19,7 @@ use super::{Output, OutputStatus, OUTPUT_FORMAT};
 use crate::timeline::buffer::SharedTimeline;
 use crate::timeline::delay::OutputDelay;
 use crate::timeline::drift::{Correction, DriftController};
+use crate::timeline::lateness::LatenessSummary;
 use crate::timeline::server_clock::SharedServerClock;
 use crate::timeline::{AudioFormat, LocalTime, ServerTime};
 use serde::Serialize;
@@ -150,6 +151,8 @@ pub struct PlayerStatus {
     pub write_errors: u64,
     /// Output counters.
     pub counters: Vec<(String, u64)>,
+    /// The output writer's hand-off lateness (see [`Output::handoff_lateness`]).
+    pub handoff_late: Option<LatenessSummary>,
     /// The device applies the volume (AVRCP absolute volume): its level and maximum; None: software volume.
     pub device_volume: Option<(u16, u16)>,
     /// The output let its sink go after a silence (see [`Output::idle`]).
@@ -314,6 +317,7 @@ impl Player {
             .into_iter()
             .map(|(k, v)| (k.to_string(), v))
             .collect();
+        s.handoff_late = self.output.handoff_lateness();
         s
     }
 

@@ -113,6 +113,7 @@ impl Controller {
                     sink_delay_assumed: s.sink_delay_assumed,
                     counters: s.counters.iter().cloned().collect(),
                     error,
+                    handoff_late_us: s.handoff_late,
                 }
             })
             .collect();
@@ -141,6 +142,7 @@ impl Controller {
             source: SourceReport {
                 kind: kind.into(),
                 detail,
+                server_offset_us: self.wiring.server_offset_ns().map(|o| o as f64 / 1e3),
             },
             outputs,
             skew_us,
@@ -150,6 +152,8 @@ impl Controller {
                 healthy: age.is_some_and(|a| a < HEALTHY_TICK_AGE_NS),
                 cpu_pct: load.as_ref().map(|l| l.cpu_pct),
                 wakeups_per_s: load.as_ref().map(|l| l.wakeups_per_s),
+                wake_late_us: load.as_ref().and_then(|l| l.wake_late),
+                realtime: load.as_ref().map(|l| l.realtime),
             },
             state: StateReport {
                 path: self.store.path().display().to_string(),

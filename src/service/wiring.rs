@@ -115,6 +115,14 @@ impl Wiring {
         }
     }
 
+    /// The Snapcast server-clock estimate `server − local`, ns, once measured (None for the other sources).
+    pub(super) fn server_offset_ns(&self) -> Option<i64> {
+        match self {
+            Self::Snapcast { server_clock, .. } => server_clock.lock().ok().and_then(|c| c.offset_ns()),
+            Self::Local(_) => None,
+        }
+    }
+
     /// Output `name` is gone: stop what only it used.
     pub(super) fn forget(&mut self, name: &str) {
         if let Self::Snapcast { clients, .. } = self {

@@ -73,6 +73,19 @@ impl SystemClock {
         unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong, 0, 0, 0) == 0 }
     }
 
+    /// Asks for SCHED_FIFO at `priority` on the calling thread. Allowed for root, or under systemd with
+    /// `RestrictRealtime=no` and `LimitRTPRIO=` (the shipped unit); the error says why not.
+    pub fn realtime_priority(priority: i32) -> std::io::Result<()> {
+        let param = libc::sched_param {
+            sched_priority: priority,
+        };
+        // SAFETY: pthread_self() is always valid; param is a valid sched_param.
+        match unsafe { libc::pthread_setschedparam(libc::pthread_self(), libc::SCHED_FIFO, &param) } {
+            0 => Ok(()),
+            rc => Err(std::io::Error::from_raw_os_error(rc)),
+        }
+    }
+
     /// The calling thread's timer slack, ns.
     pub fn timer_slack_ns() -> i64 {
         // SAFETY: PR_GET_TIMERSLACK takes no arguments and returns the slack.
@@ -110,6 +123,10 @@ mod system_clock_tests {
         .unwrap();
     }
 }
+
+/// The real-time priority (SCHED_FIFO) of the threads that put audio out on time: the engine's loop and an
+/// output's writer thread. Low: above ordinary work, below the kernel's own real-time threads and audio servers.
+pub const REALTIME_PRIORITY: i32 = 10;
 
 /// A virtual clock that moves only when told to. Cloning shares the same time.
 #[derive(Debug, Default, Clone)]

@@ -7,6 +7,7 @@ pub mod clock;
 pub mod delay;
 pub mod drift;
 pub mod envelope_clock;
+pub mod lateness;
 pub mod server_clock;
 pub mod shared;
 

@@ -1,6 +1,7 @@
 //! Test fixtures shared by the control protocol's tests and the metrics endpoint's tests.
 
 use super::reports::*;
+use crate::timeline::lateness::LatenessSummary;
 
 /// A full `status` report, every field set: the fixture the protocol and metrics tests share.
 pub(crate) fn report() -> StatusReport {
@@ -11,6 +12,7 @@ pub(crate) fn report() -> StatusReport {
         source: SourceReport {
             kind: "snapcast".into(),
             detail: "tcp://host:1704".into(),
+            server_offset_us: Some(-12.5),
         },
         outputs: vec![OutputReport {
             name: "kitchen".into(),
@@ -43,6 +45,14 @@ pub(crate) fn report() -> StatusReport {
             sink_delay_assumed: false,
             counters: [("underrun_frames".to_string(), 3)].into_iter().collect(),
             error: None,
+            handoff_late_us: Some(LatenessSummary {
+                count: 200,
+                min_us: 1.0,
+                mean_us: 6.0,
+                p50_us: 5.0,
+                p99_us: 30.0,
+                max_us: 41.0,
+            }),
         }],
         skew_us: Some(0.5),
         engine: EngineReport {
@@ -51,6 +61,15 @@ pub(crate) fn report() -> StatusReport {
             healthy: true,
             cpu_pct: Some(2.5),
             wakeups_per_s: Some(107.0),
+            wake_late_us: Some(LatenessSummary {
+                count: 2000,
+                min_us: 0.5,
+                mean_us: 4.2,
+                p50_us: 3.0,
+                p99_us: 21.0,
+                max_us: 80.5,
+            }),
+            realtime: Some(true),
         },
         state: StateReport {
             path: "/var/lib/bluebridge/state.json".into(),

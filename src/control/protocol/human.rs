@@ -27,6 +27,16 @@ impl StatusReport {
         if let (Some(cpu), Some(w)) = (self.engine.cpu_pct, self.engine.wakeups_per_s) {
             let _ = write!(tick, ", {cpu:.1} % of a core, {w:.0} wake-ups/s");
         }
+        if let Some(l) = self.engine.wake_late_us {
+            let _ = write!(
+                tick,
+                ", woke late by {:.0} µs (p50) / {:.0} µs (p99)",
+                l.p50_us, l.p99_us
+            );
+        }
+        if self.engine.realtime == Some(false) {
+            tick.push_str(", not real-time");
+        }
         let _ = writeln!(
             s,
             "engine: {} ({tick}){}",

@@ -1,5 +1,6 @@
 //! The report types replies carry (`status`, `speakers`, a changed speaker, `reload`), with their serde defaults.
 
+use crate::timeline::lateness::LatenessSummary;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -33,6 +34,10 @@ pub struct SourceReport {
     pub kind: String,
     /// Its URL or path ("" for the tone).
     pub detail: String,
+    /// The server-clock estimate `server − local`, µs (a Snapcast source once it has measured; absent otherwise).
+    /// On one host the truth is 0, so this is the estimate's error there (`bench snapcast` reads it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_offset_us: Option<f64>,
 }
 
 /// One output in a status.
@@ -93,6 +98,10 @@ pub struct OutputReport {
     pub counters: BTreeMap<String, u64>,
     /// What is wrong, if anything.
     pub error: Option<String>,
+    /// How late the output's writer handed its blocks over against their due time, over its last window (outputs
+    /// with a writer of their own: `pipe`; absent for the others).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handoff_late_us: Option<LatenessSummary>,
 }
 
 /// The parts of an output's delay, ms.
@@ -150,6 +159,12 @@ pub struct EngineReport {
     /// The loop's wake-ups per second over the same window.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wakeups_per_s: Option<f64>,
+    /// How late the loop woke against the time it slept until, over the same window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wake_late_us: Option<LatenessSummary>,
+    /// The loop runs at real-time priority (SCHED_FIFO); absent before the first window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub realtime: Option<bool>,
 }
 
 /// The persisted state in a status.
