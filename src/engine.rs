@@ -125,6 +125,8 @@ pub struct StatusSnapshot {
     pub players: Vec<PlayerStatus>,
     /// When it was taken (None: not published yet).
     pub taken_at: Option<LocalTime>,
+    /// The sources' counters (see [`Source::counters`]), all sources together.
+    pub source_counters: Vec<(&'static str, u64)>,
     /// Ticks run so far.
     pub ticks: u64,
     /// The loop's load over the last [`LOAD_WINDOW_NS`] (None: no window completed yet).
@@ -439,6 +441,7 @@ impl Engine {
         if applied > 0 || ctl.next_publish.is_none_or(|t| now >= t) {
             if let Ok(mut st) = ctl.status.try_lock() {
                 st.players = self.status();
+                st.source_counters = self.sources.iter().flat_map(|s| s.counters()).collect();
                 st.taken_at = Some(now);
                 st.ticks = ctl.ticks;
                 st.load = ctl.load.clone();

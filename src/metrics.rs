@@ -319,6 +319,7 @@ mod tests {
                 kind: "tone".into(),
                 detail: String::new(),
                 server_offset_us: None,
+                counters: Default::default(),
             },
             outputs: vec![OutputReport {
                 name: "kit\"chen".into(),

@@ -143,6 +143,13 @@ impl Controller {
                 kind: kind.into(),
                 detail,
                 server_offset_us: self.wiring.server_offset_ns().map(|o| o as f64 / 1e3),
+                counters: self
+                    .engine
+                    .status()
+                    .source_counters
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), *v))
+                    .collect(),
             },
             outputs,
             skew_us,

@@ -39,4 +39,9 @@ impl From<crate::output::local::device::DeviceError> for SourceError {
 pub trait Source: Send {
     /// Appends to the timeline every frame captured up to `now`. Called every engine tick.
     fn pump(&mut self, now: LocalTime);
+    /// Counters worth showing in `status` (a capture card's overruns, clock restarts…), as `(name, value)`; the
+    /// default has none. Called about once a second on the real-time loop: must not block.
+    fn counters(&self) -> Vec<(&'static str, u64)> {
+        Vec::new()
+    }
 }

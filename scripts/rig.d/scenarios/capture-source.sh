@@ -99,3 +99,9 @@ check audio "$?" "$(c segments_good) of $(c segments) one-second segments correl
 within "$(c segments_good)" "$(( $(c segments) - 3 ))" 99
 check audio-all "$?" "$(c segments_good) of $(c segments) one-second segments correlate > 0.9 (want all but 3)"
 figure capture_ppm "$(python3 -S -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d["outputs"][0]["drift_estimate_ppm"])' "$O/status.json" 2>/dev/null || echo nan)"
+# The bridge's capture counters (status source.counters): overruns, dropped callbacks, gaps and clock restarts in
+# the run. Figures, not gated: they say whether an A2DP resync in the run followed a capture-clock restart.
+for k in xruns dropped_callbacks gaps clock_restarts reopens; do
+  figure "capture_$k" "$(python3 -S -c 'import json,sys; print(json.load(open(sys.argv[1]))["source"]["counters"].get(sys.argv[2], "nan"))' "$O/status.json" "$k" 2>/dev/null || echo nan)"
+done
+figure bridge_resyncs "$(python3 -S -c 'import json,sys; print(json.load(open(sys.argv[1]))["outputs"][0]["resyncs"])' "$O/status.json" 2>/dev/null || echo nan)"

@@ -13,6 +13,7 @@ pub(crate) fn report() -> StatusReport {
             kind: "snapcast".into(),
             detail: "tcp://host:1704".into(),
             server_offset_us: Some(-12.5),
+            counters: [("xruns".to_string(), 2)].into_iter().collect(),
         },
         outputs: vec![OutputReport {
             name: "kitchen".into(),

@@ -20,6 +20,10 @@ impl StatusReport {
             self.config
         );
         let _ = writeln!(s, "source: {}{detail}", self.source.kind);
+        if !self.source.counters.is_empty() {
+            let c: Vec<String> = self.source.counters.iter().map(|(k, v)| format!("{k} {v}")).collect();
+            let _ = writeln!(s, "  counters: {}", c.join(", "));
+        }
         let mut tick = match self.engine.last_tick_age_ms {
             Some(a) => format!("last tick {a:.0} ms ago"),
             None => "not ticking yet".into(),

@@ -38,6 +38,10 @@ pub struct SourceReport {
     /// On one host the truth is 0, so this is the estimate's error there (`bench snapcast` reads it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server_offset_us: Option<f64>,
+    /// The source's own counters (a capture card: callbacks, dropped callbacks and frames, xruns, gaps, clock
+    /// restarts since it was opened, and reopens); empty for sources that keep none.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub counters: BTreeMap<String, u64>,
 }
 
 /// One output in a status.

@@ -173,6 +173,9 @@ impl CaptureSource {
 }
 
 impl Source for CaptureSource {
+    fn counters(&self) -> Vec<(&'static str, u64)> {
+        self.link_counters()
+    }
     fn pump(&mut self, now: LocalTime) {
         if let Ok(link) = self.links.try_recv() {
             self.reopens += 1;
@@ -217,6 +220,25 @@ impl Source for CaptureSource {
             );
             self.logged_gaps = gaps;
         }
+    }
+}
+
+impl CaptureSource {
+    /// The counters of the open device (since it was last opened) and the reopens so far.
+    fn link_counters(&self) -> Vec<(&'static str, u64)> {
+        let mut v = vec![("reopens", self.reopens)];
+        if let Some(link) = &self.link {
+            let c = link.reader.counters();
+            v.extend([
+                ("callbacks", c.callbacks.load(Ordering::Relaxed)),
+                ("dropped_callbacks", c.overflows.load(Ordering::Relaxed)),
+                ("dropped_frames", c.overflow_frames.load(Ordering::Relaxed)),
+                ("xruns", c.xruns.load(Ordering::Relaxed)),
+                ("gaps", link.ingest.gaps()),
+                ("clock_restarts", link.ingest.clock_restarts()),
+            ]);
+        }
+        v
     }
 }
 
@@ -300,5 +322,14 @@ mod tests {
         src.pump(LocalTime::from_ns(20_000_000));
         assert_eq!((src.reopens, src.link.is_some()), (1, true));
         assert_eq!(timeline.lock().start(), Some(crate::timeline::ServerTime::from_ns(7)));
+        // Its counters say so: one reopen, the new device's one callback, nothing dropped.
+        let c: std::collections::BTreeMap<_, _> = src.counters().into_iter().collect();
+        assert_eq!(c["reopens"], 1);
+        assert_eq!(c["callbacks"], 1, "{c:?}");
+        assert_eq!(
+            (c["dropped_callbacks"], c["gaps"], c["clock_restarts"]),
+            (0, 0, 0),
+            "{c:?}"
+        );
     }
 }
