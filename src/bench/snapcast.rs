@@ -114,8 +114,12 @@ pub struct Parts {
     pub engine_realtime: Option<bool>,
     /// The pipe writer's hand-off lateness (written into the pipe against the block's due time), same summary.
     pub writer_handoff: Option<LatenessSummary>,
-    /// The mean deviation these parts predict, µs: server clock + sync loop means + the writer's earliest hand-off
-    /// (the FIFO reader places each second's clicks by the earliest block around them, see [`timed_clicks`]).
+    /// The FIFO readers' own delay after a write (see [`reader_floor`]): the instrument's part, the same for both
+    /// clients; its minimum is in every measured click.
+    pub reader_floor: Option<LatenessSummary>,
+    /// The mean deviation these parts predict, µs: server clock + sync loop means + the writer's hand-off at its
+    /// 1st percentile (the FIFO reader places each second's clicks by the earliest of the ~400 blocks around them,
+    /// see [`timed_clicks`]) + the reader's floor.
     pub predicted_mean_us: f64,
 }
 
@@ -147,8 +151,8 @@ impl Signed {
 /// How often the bench reads bluebridge's status.
 pub const STATUS_PERIOD: Duration = Duration::from_millis(500);
 
-/// The windows of a lateness series, each seen once, as one summary: the median of the windows' minimums,
-/// medians and means, the largest p99 and max (None without a window).
+/// The windows of a lateness series, each seen once, as one summary: the median of the windows' minimums, 1st
+/// percentiles, medians and means, the largest p99 and max (None without a window).
 fn combine(windows: &[LatenessSummary]) -> Option<LatenessSummary> {
     if windows.is_empty() {
         return None;
@@ -161,6 +165,7 @@ fn combine(windows: &[LatenessSummary]) -> Option<LatenessSummary> {
     Some(LatenessSummary {
         count: windows.iter().map(|w| w.count).sum(),
         min_us: median(|w| w.min_us),
+        p01_us: median(|w| w.p01_us),
         mean_us: median(|w| w.mean_us),
         p50_us: median(|w| w.p50_us),
         p99_us: windows.iter().map(|w| w.p99_us).fold(f64::MIN, f64::max),
@@ -170,7 +175,7 @@ fn combine(windows: &[LatenessSummary]) -> Option<LatenessSummary> {
 
 impl Parts {
     /// The parts from the status reports read after the settling time.
-    pub fn of(reports: &[StatusReport]) -> Self {
+    pub fn of(reports: &[StatusReport], reader_floor: Option<LatenessSummary>) -> Self {
         let server: Vec<f64> = reports
             .iter()
             .filter_map(|r| r.source.server_offset_us)
@@ -202,7 +207,11 @@ impl Parts {
         let writer_handoff = combine(&handoff);
         Self {
             samples: reports.len(),
-            predicted_mean_us: server_clock.mean_us + sync_loop.mean_us + writer_handoff.map_or(0.0, |w| w.min_us),
+            predicted_mean_us: server_clock.mean_us
+                + sync_loop.mean_us
+                + writer_handoff.map_or(0.0, |w| w.p01_us)
+                + reader_floor.map_or(0.0, |r| r.min_us),
+            reader_floor,
             server_clock,
             sync_loop,
             engine_wake: combine(&wake),
@@ -255,13 +264,14 @@ impl SnapcastBench {
         for (name, v) in [
             ("pipe writer hand-off lateness", &p.writer_handoff),
             ("engine wake-up lateness (*)", &p.engine_wake),
+            ("FIFO reader's delay (instrument)", &p.reader_floor),
         ] {
             match v {
                 Some(w) => {
                     let _ = writeln!(
                         s,
-                        "  {name:<34} {:>+9.1} {:>9.0} {:>9.0}  (min {:.0}, max {:.0})",
-                        w.mean_us, w.p50_us, w.p99_us, w.min_us, w.max_us
+                        "  {name:<34} {:>+9.1} {:>9.0} {:>9.0}  (min {:.0}, p1 {:.0}, max {:.0})",
+                        w.mean_us, w.p50_us, w.p99_us, w.min_us, w.p01_us, w.max_us
                     );
                 }
                 None => {
@@ -271,7 +281,7 @@ impl SnapcastBench {
         }
         let _ = writeln!(
             s,
-            "  predicted mean (server clock + sync loop + the writer's earliest hand-off) {:+.1} µs, measured {:+.1} \
+            "  predicted mean (server clock + sync loop + the writer's p1 hand-off + the reader's min) {:+.1} µs, measured {:+.1} \
              µs.\n  (*) the engine's lateness moves no sound: a block's time is decided by its frame count, and the \
              writer waits for it",
             p.predicted_mean_us, self.bluebridge.mean_us
@@ -361,6 +371,41 @@ pub fn timed_clicks(
             })
             .collect()
     })
+}
+
+/// The FIFO readers' own delay: how long after a write a reader like [`timed_clicks`]'s (same priority, same
+/// calls) has its bytes, measured by a writer at the same priority sending its `CLOCK_MONOTONIC` stamp every 5 ms
+/// for `secs`. Its minimum is what [`timed_clicks`] adds to every click of both clients (it takes the earliest read
+/// around each click); the bench reports it as the instrument's own part. None if the FIFO cannot be made.
+pub fn reader_floor(dir: &Path, secs: f64) -> Option<LatenessSummary> {
+    let path = dir.join("floor.fifo");
+    mkfifo(&path).ok()?;
+    let writer = {
+        let path = path.clone();
+        std::thread::spawn(move || {
+            realtime_self();
+            SystemClock::precise_wakeups();
+            let mut f = std::fs::OpenOptions::new().write(true).open(&path).ok()?;
+            let clock = SystemClock;
+            let mut next = clock.now();
+            for _ in 0..(secs * 200.0) as usize {
+                next = next.add_ns(5_000_000);
+                SystemClock::sleep_until(next);
+                f.write_all(&clock.now().as_ns().to_le_bytes()).ok()?;
+            }
+            Some(())
+        })
+    };
+    realtime_self();
+    let mut f = std::fs::File::open(&path).ok()?;
+    let mut h = crate::timeline::lateness::LatenessHistogram::new();
+    let mut stamp = [0u8; 8];
+    while f.read_exact(&mut stamp).is_ok() {
+        h.record_ns(SystemClock.now().as_ns() - i64::from_le_bytes(stamp));
+    }
+    let _ = writer.join();
+    let _ = std::fs::remove_file(&path);
+    h.summary()
 }
 
 /// How long a FIFO reader waits for its writer's first byte.
@@ -677,7 +722,10 @@ pub fn run(bluebridge: &Path, seconds: f64) -> Result<SnapcastBench, String> {
     let ours_clicks = ours_clicks.join().map_err(|_| "the bluebridge reader panicked")?;
     let ref_clicks = ref_clicks.join().map_err(|_| "the snapclient reader panicked")?;
     stop.store(true, Ordering::Relaxed);
-    let parts = Parts::of(&statuses.join().map_err(|_| "the status reader panicked")?);
+    let parts = Parts::of(
+        &statuses.join().map_err(|_| "the status reader panicked")?,
+        reader_floor(&dir, 2.0),
+    );
     let offset = server_clock.lock().ok().and_then(|c| c.offset_ns());
     let _ = sd_tx.send(true);
     drop(kids);

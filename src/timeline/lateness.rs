@@ -3,13 +3,16 @@
 //! part), and the [`WakeLead`] that takes a timer's fixed overshoot out of a writer's sleeps. Recording never
 //! allocates, locks or blocks, so it may run on the real-time thread.
 //!
-//! Lateness below 0 (early) counts in the first bin, lateness of [`MAX_BIN_US`] µs or more in the last; the
+//! The bins run from [`MIN_BIN_US`] (early) to [`MAX_BIN_US`]; anything beyond counts in the end bins, and the
 //! minimum and maximum are kept exactly.
 
 use serde::{Deserialize, Serialize};
 
-/// Bins of 1 µs from 0 up to this, the last one also holding everything later.
-pub const MAX_BIN_US: usize = 2_000;
+/// The earliest bin, µs (also holding everything earlier).
+pub const MIN_BIN_US: i64 = -200;
+/// The latest bin, µs (also holding everything later).
+pub const MAX_BIN_US: i64 = 2_000;
+const BINS: usize = (MAX_BIN_US - MIN_BIN_US + 1) as usize;
 
 /// A summary of one window of lateness samples, µs.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
@@ -21,7 +24,10 @@ pub struct LatenessSummary {
     pub min_us: f64,
     /// Mean lateness, µs (signed: early samples count below 0).
     pub mean_us: f64,
-    /// Median, µs (to the bin: 1 µs).
+    /// 1st percentile, µs (to the bin: 1 µs).
+    #[serde(default)]
+    pub p01_us: f64,
+    /// Median, µs (to the bin).
     pub p50_us: f64,
     /// 99th percentile, µs (to the bin).
     pub p99_us: f64,
@@ -32,7 +38,7 @@ pub struct LatenessSummary {
 /// Lateness samples of one window (see the module doc).
 #[derive(Debug, Clone)]
 pub struct LatenessHistogram {
-    bins: Box<[u32; MAX_BIN_US + 1]>,
+    bins: Box<[u32; BINS]>,
     count: u64,
     sum_ns: i128,
     min_ns: i64,
@@ -49,7 +55,7 @@ impl LatenessHistogram {
     /// An empty histogram (the only allocation it makes).
     pub fn new() -> Self {
         Self {
-            bins: Box::new([0; MAX_BIN_US + 1]),
+            bins: Box::new([0; BINS]),
             count: 0,
             sum_ns: 0,
             min_ns: i64::MAX,
@@ -59,7 +65,7 @@ impl LatenessHistogram {
 
     /// Counts one sample: done `late_ns` after it was due (negative: early).
     pub fn record_ns(&mut self, late_ns: i64) {
-        let bin = (late_ns.max(0) / 1_000).min(MAX_BIN_US as i64) as usize;
+        let bin = (late_ns.div_euclid(1_000).clamp(MIN_BIN_US, MAX_BIN_US) - MIN_BIN_US) as usize;
         self.bins[bin] = self.bins[bin].saturating_add(1);
         self.count += 1;
         self.sum_ns += late_ns as i128;
@@ -80,10 +86,10 @@ impl LatenessHistogram {
         let at = |q: f64| -> f64 {
             let rank = ((self.count as f64 * q).ceil() as u64).max(1);
             let mut seen = 0u64;
-            for (us, n) in self.bins.iter().enumerate() {
+            for (i, n) in self.bins.iter().enumerate() {
                 seen += *n as u64;
                 if seen >= rank {
-                    return us as f64;
+                    return (i as i64 + MIN_BIN_US) as f64;
                 }
             }
             MAX_BIN_US as f64
@@ -92,6 +98,7 @@ impl LatenessHistogram {
             count: self.count,
             min_us: self.min_ns as f64 / 1_000.0,
             mean_us: self.sum_ns as f64 / self.count as f64 / 1_000.0,
+            p01_us: at(0.01),
             p50_us: at(0.50),
             p99_us: at(0.99),
             max_us: self.max_ns as f64 / 1_000.0,
@@ -208,16 +215,19 @@ mod tests {
     }
 
     #[test]
-    fn early_samples_count_as_on_time_in_the_bins_but_not_in_the_mean() {
+    fn early_samples_have_bins_of_their_own_down_to_the_first() {
         let mut h = LatenessHistogram::new();
         h.record_ns(-10_000);
         h.record_ns(10_000);
         let s = h.summary().unwrap();
-        assert_eq!(s.p50_us, 0.0);
+        assert_eq!(s.p01_us, -10.0);
+        assert_eq!(s.p50_us, -10.0);
         assert_eq!(s.p99_us, 10.0);
         assert_eq!(s.mean_us, 0.0);
         assert_eq!(s.max_us, 10.0);
         assert_eq!(s.min_us, -10.0);
+        h.record_ns(-1_000_000);
+        assert_eq!(h.summary().unwrap().p01_us, MIN_BIN_US as f64);
         h.clear();
         assert_eq!(h.count(), 0);
         assert_eq!(h.summary(), None);

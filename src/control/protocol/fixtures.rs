@@ -49,6 +49,7 @@ pub(crate) fn report() -> StatusReport {
             handoff_late_us: Some(LatenessSummary {
                 count: 200,
                 min_us: 1.0,
+                p01_us: 2.0,
                 mean_us: 6.0,
                 p50_us: 5.0,
                 p99_us: 30.0,
@@ -65,6 +66,7 @@ pub(crate) fn report() -> StatusReport {
             wake_late_us: Some(LatenessSummary {
                 count: 2000,
                 min_us: 0.5,
+                p01_us: 1.0,
                 mean_us: 4.2,
                 p50_us: 3.0,
                 p99_us: 21.0,
