@@ -10,6 +10,11 @@
 //! placed from the block it arrived in (the earliest read of a block bounds its write time; see
 //! [`timed_clicks`]). Both clients and both readers run at the same real-time priority (SCHED_FIFO 10, the
 //! engine's) when this process may set it.
+//!
+//! bluebridge's deviation is also taken apart ([`Parts`]): its status, read every [`STATUS_PERIOD`], gives the
+//! server-clock estimate, the sync loop's own error, the pipe writer's hand-off lateness and the engine's wake-up
+//! lateness; [`reader_floor`] measures the instrument's own FIFO delay. The table prints each with the mean they
+//! predict beside the mean measured.
 
 use crate::control::protocol::{Request, StatusReport};
 use crate::report::{ClickDetector, Percentiles};
