@@ -1,7 +1,9 @@
-//! The output kinds: one [`KINDS`] table (name, help, keys, parse, open) that both the config and the registry
-//! read, the typed [`OutputSpec`] an `[[output]]` becomes, and the parsing of the keys every kind shares.
+//! The output kinds: one [`KINDS`] table (name, help, keys, parse) that the config and `--help` read, the typed
+//! [`OutputSpec`] an `[[output]]` becomes with [`OutputSettings::open`] (one match: the variant says the kind), and
+//! the parsing of the keys every kind shares.
 //!
-//! Adding a kind: its file (the output and its settings), a variant of [`OutputSettings`] and a row of [`KINDS`].
+//! Adding a kind: its file (the output and its settings), a variant of [`OutputSettings`] (with its arm in `open`,
+//! `kind_name` and `describe`) and a row of [`KINDS`].
 
 use super::a2dp_settings::{self, A2dpSettings};
 use super::broadcast_settings::{self, BroadcastSettings};
@@ -15,9 +17,6 @@ use super::{a2dp, broadcast, file, pipe, sim, Output, OutputContext, OutputError
 use std::sync::Arc;
 use toml::Spanned;
 
-/// Opens an output of one kind from its spec.
-pub type OpenFn = fn(&OutputSpec, &OutputContext) -> Result<Box<dyn Output>, OutputError>;
-
 /// One output kind.
 pub struct Kind {
     /// Its name in `kind = "…"`.
@@ -28,8 +27,6 @@ pub struct Kind {
     pub keys: &'static [&'static str],
     /// Parses those keys for the output named in the first argument.
     pub parse: fn(&str, &mut Keys) -> Result<OutputSettings, SettingError>,
-    /// Opens an output of this kind.
-    pub open: OpenFn,
 }
 
 /// The keys every kind takes.
@@ -50,20 +47,12 @@ pub const KINDS: &[Kind] = &[
         help: "a simulated speaker (parameters in `sim = { … }`)",
         keys: SimParams::KEYS,
         parse: |_, k| SimParams::parse(k).map(OutputSettings::Sim),
-        open: |spec, _| match &spec.settings {
-            OutputSettings::Sim(p) => Ok(Box::new(sim::SimOutput::new(p.clone()))),
-            _ => Err(mismatch(spec)),
-        },
     },
     Kind {
         name: "file",
         help: "a WAV file (`path`, default NAME.wav)",
         keys: FileSettings::KEYS,
         parse: |name, k| FileSettings::parse(name, k).map(OutputSettings::File),
-        open: |spec, _| match &spec.settings {
-            OutputSettings::File(f) => Ok(Box::new(file::FileOutput::create(&f.path)?)),
-            _ => Err(mismatch(spec)),
-        },
     },
     Kind {
         name: "a2dp",
@@ -71,67 +60,26 @@ pub const KINDS: &[Kind] = &[
                `avrcp_volume`, `idle_release_s`, `keep_alive`)",
         keys: a2dp_settings::KEYS,
         parse: |_, k| A2dpSettings::parse(k).map(OutputSettings::A2dp),
-        open: |spec, ctx| match &spec.settings {
-            OutputSettings::A2dp(s) => {
-                let shared: a2dp::SharedLink = Arc::default();
-                ctx.bluetooth.start_a2dp(&spec.name, s, &shared)?;
-                let options = a2dp::A2dpOptions {
-                    fallback_delay_ns: s.fallback_delay_ns,
-                    idle_release_ns: s.idle_release_ns,
-                    keep_alive: s.keep_alive,
-                };
-                Ok(Box::new(a2dp::A2dpOutput::new(&spec.name, shared, options)))
-            }
-            _ => Err(mismatch(spec)),
-        },
     },
     Kind {
         name: "pipe",
         help: "raw S16LE 48 kHz stereo in real time to a FIFO or `-` for stdout (`path`, `delay_ms`)",
         keys: pipe_settings::KEYS,
         parse: |name, k| PipeSettings::parse(name, k).map(OutputSettings::Pipe),
-        open: |spec, _| match &spec.settings {
-            OutputSettings::Pipe(p) => Ok(Box::new(pipe::PipeOutput::open(&p.path, p.delay_ns)?)),
-            _ => Err(mismatch(spec)),
-        },
     },
     Kind {
         name: "broadcast",
         help: "an LE Audio broadcast (`preset`, `presentation_delay_ms`, `broadcast_code`, `channels`, `adapter`)",
         keys: broadcast_settings::KEYS,
         parse: |_, k| BroadcastSettings::parse(k).map(OutputSettings::Broadcast),
-        open: |spec, ctx| match &spec.settings {
-            OutputSettings::Broadcast(b) => {
-                let shared: broadcast::SharedBig = Arc::default();
-                ctx.bluetooth.start_broadcast(&spec.name, b, &shared)?;
-                Ok(Box::new(broadcast::BroadcastOutput::new(
-                    &spec.name,
-                    b.config.clone(),
-                    shared,
-                )))
-            }
-            _ => Err(mismatch(spec)),
-        },
     },
     Kind {
         name: "local",
         help: "this box's sound card through ALSA (`device`, default the default device; `period_ms`, `buffer_ms`)",
         keys: local::KEYS,
         parse: |_, k| LocalSpec::parse(k).map(OutputSettings::Local),
-        open: |spec, _| match &spec.settings {
-            OutputSettings::Local(l) => Ok(Box::new(local::LocalOutput::open(&spec.name, l)?)),
-            _ => Err(mismatch(spec)),
-        },
     },
 ];
-
-fn mismatch(spec: &OutputSpec) -> OutputError {
-    OutputError::Other(format!(
-        "output {:?}: the {} row of the kinds table opened other settings",
-        spec.name,
-        spec.settings.kind_name()
-    ))
-}
 
 /// One kind's typed settings.
 #[derive(Debug, Clone, PartialEq)]
@@ -161,6 +109,32 @@ impl OutputSettings {
             Self::Broadcast(_) => "broadcast",
             Self::Local(_) => "local",
         }
+    }
+
+    /// Opens the output `name` these settings describe (the kind follows from the variant: one match, no row
+    /// that could open the wrong settings).
+    pub fn open(&self, name: &str, ctx: &OutputContext) -> Result<Box<dyn Output>, OutputError> {
+        Ok(match self {
+            Self::Sim(p) => Box::new(sim::SimOutput::new(p.clone())),
+            Self::File(f) => Box::new(file::FileOutput::create(&f.path)?),
+            Self::A2dp(s) => {
+                let shared: a2dp::SharedLink = Arc::default();
+                ctx.bluetooth.start_a2dp(name, s, &shared)?;
+                let options = a2dp::A2dpOptions {
+                    fallback_delay_ns: s.fallback_delay_ns,
+                    idle_release_ns: s.idle_release_ns,
+                    keep_alive: s.keep_alive,
+                };
+                Box::new(a2dp::A2dpOutput::new(name, shared, options))
+            }
+            Self::Pipe(p) => Box::new(pipe::PipeOutput::open(&p.path, p.delay_ns)?),
+            Self::Broadcast(b) => {
+                let shared: broadcast::SharedBig = Arc::default();
+                ctx.bluetooth.start_broadcast(name, b, &shared)?;
+                Box::new(broadcast::BroadcastOutput::new(name, b.config.clone(), shared))
+            }
+            Self::Local(l) => Box::new(local::LocalOutput::open(name, l)?),
+        })
     }
 
     /// The kind's row of [`KINDS`].

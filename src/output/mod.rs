@@ -211,7 +211,7 @@ impl BluetoothEdge for NoBluetooth {
     }
 }
 
-/// Opens the output `spec` describes, by its kind's row of [`kinds::KINDS`].
+/// Opens the output `spec` describes (see [`OutputSettings::open`]).
 pub fn open(spec: &OutputSpec, ctx: &OutputContext) -> Result<Box<dyn Output>, OutputError> {
-    (spec.settings.kind().open)(spec, ctx)
+    spec.settings.open(&spec.name, ctx)
 }
