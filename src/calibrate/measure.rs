@@ -261,6 +261,125 @@ mod tests {
         assert_eq!(corrections_ms(&rs, true), vec![10.0, 20.0, 30.0]);
     }
 
+    use crate::calibrate::signal::burst;
+    use crate::calibrate::sim_room::{SimRoom, SimSpeaker};
+
+    const PLAY_NS: i64 = 100_000_000_000;
+
+    /// Four speakers whose reports are wrong by hidden amounts between −60 and +60 ms, drawn from `seed`, at
+    /// different distances in a reverberant, noisy room.
+    fn room(seed: u64) -> SimRoom {
+        let mut rng = fastrand::Rng::with_seed(seed);
+        let specs = [
+            ("kitchen", 150.0, 2.0),
+            ("hall", 230.0, 3.5),
+            ("porch", 40.0, 1.2),
+            ("den", 10.0, 4.0),
+        ];
+        let speakers = specs
+            .iter()
+            .enumerate()
+            .map(|(k, &(name, reported, d))| {
+                let hidden = -60.0 + 120.0 * rng.f64();
+                SimSpeaker::new(name, reported, reported + hidden, d, seed * 10 + k as u64)
+            })
+            .collect();
+        SimRoom::new(speakers, seed)
+    }
+
+    /// Calibrates every speaker of `room` once and returns the worst relative error after, ms: how far each
+    /// speaker's arrival at the microphone is from the speakers' mean, with the new calibrations in place.
+    fn calibrate_all(room: &mut SimRoom) -> (f64, f64) {
+        let b = burst(1);
+        let results: Vec<SpeakerResult> = (0..room.speakers.len())
+            .map(|i| room.measure(i, 0.0, DEFAULT_REPEATS, &b, PLAY_NS).unwrap())
+            .collect();
+        let cal: Vec<f64> = corrections_ms(&results, false)
+            .iter()
+            .map(|c| new_calibration_ms(0.0, *c))
+            .collect();
+        let late = |cals: &[f64]| -> Vec<f64> {
+            room.speakers
+                .iter()
+                .zip(cals)
+                .map(|(s, c)| s.late_at_listener_ms(*c))
+                .collect()
+        };
+        let rel = |v: Vec<f64>| {
+            let mean = v.iter().sum::<f64>() / v.len() as f64;
+            v.iter().map(|x| (x - mean).abs()).fold(0.0, f64::max)
+        };
+        (rel(late(&[0.0; 4])), rel(late(&cal)))
+    }
+
+    #[test]
+    fn four_speakers_wrong_by_up_to_60_ms_end_within_half_a_millisecond_of_each_other() {
+        for seed in [1, 2, 3] {
+            let mut r = room(seed);
+            let hidden: Vec<f64> = r.speakers.iter().map(|s| s.hidden_error_ms()).collect();
+            assert!(hidden.iter().all(|h| (-60.0..=60.0).contains(h)));
+            let (before, after) = calibrate_all(&mut r);
+            eprintln!(
+                "seed {seed}: hidden {hidden:.1?} ms; worst relative error before {before:.3} ms, after {after:.4} ms"
+            );
+            assert!(before > 5.0, "the scenario must start out of step: {before}");
+            assert!(after <= 0.5, "seed {seed}: {after} ms");
+        }
+    }
+
+    #[test]
+    fn the_measured_error_is_hidden_error_plus_flight_plus_capture_latency() {
+        let mut r = room(4);
+        let b = burst(1);
+        let res = r.measure(1, 0.0, 3, &b, PLAY_NS).unwrap();
+        let s = &r.speakers[1];
+        let want = s.hidden_error_ms() + s.flight_ms() + r.capture_latency_ms;
+        assert!((res.error_ms - want).abs() < 0.05, "{res:?} want {want}");
+        assert!(res.spread_ms < 0.05 && res.confidence > 0.9, "{res:?}");
+        // With a calibration in place, what is left is measured.
+        let res2 = r.measure(1, res.error_ms, 3, &b, PLAY_NS).unwrap();
+        assert!(res2.error_ms.abs() < 0.05, "{res2:?}");
+    }
+
+    #[test]
+    fn refusals_in_the_room_no_signal_clipping_disagreeing_repeats_silent_speaker() {
+        let b = burst(1);
+        // Buried in the noise: heard, but too weak to trust.
+        let mut r = room(5);
+        r.speakers[0].gain = 0.0012;
+        r.noise_rms = 0.02;
+        let e = r.measure(0, 0.0, 3, &b, PLAY_NS).unwrap_err();
+        assert!(matches!(e, CalibrateError::TooWeak { .. }), "{e}");
+        assert!(e.to_string().starts_with("kitchen: signal too weak"), "{e}");
+        // Clipping: the microphone's gain far too high.
+        let mut r = room(5);
+        r.mic_gain = 8.0;
+        let e = r.measure(1, 0.0, 3, &b, PLAY_NS).unwrap_err();
+        assert!(matches!(e, CalibrateError::Clipped { .. }), "{e}");
+        assert!(e.to_string().starts_with("hall: the microphone input clipped"), "{e}");
+        // Disagreeing repeats: a latency that wanders by ±10 ms between plays.
+        let mut r = room(5);
+        r.speakers[2].jitter_ms = 10.0;
+        let e = r.measure(2, 0.0, 3, &b, PLAY_NS).unwrap_err();
+        assert!(matches!(e, CalibrateError::RepeatsDisagree { .. }), "{e}");
+        assert!(e.to_string().starts_with("porch: the repeats disagree"), "{e}");
+        // A speaker that does not play: only noise and the other speakers' silence.
+        let mut r = room(5);
+        r.speakers[3].plays = false;
+        let e = r.measure(3, 0.0, 3, &b, PLAY_NS).unwrap_err();
+        assert!(matches!(e, CalibrateError::SpeakerSilent { .. }), "{e}");
+        assert!(e.to_string().starts_with("den: not heard at all"), "{e}");
+        // A microphone that delivers nothing.
+        let mut r = room(5);
+        r.speakers[3].plays = false;
+        r.noise_rms = 0.0;
+        let e = r.measure(3, 0.0, 3, &b, PLAY_NS).unwrap_err();
+        assert!(matches!(e, CalibrateError::NoInput { .. }), "{e}");
+        // The same room without the faults measures fine (the refusals above come from the faults).
+        let mut r = room(5);
+        assert!((0..4).all(|i| r.measure(i, 0.0, 3, &b, PLAY_NS).is_ok()));
+    }
+
     #[test]
     fn peak_to_noise_thresholds_name_silence_and_weakness() {
         assert!(matches!(

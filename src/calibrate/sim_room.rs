@@ -7,8 +7,10 @@
 //! speaker at `play_ns − (reported + calibration)` (the delay model) and so really sounds at
 //! `play_ns + true − reported − calibration`, then reaches the microphone `distance / c` later.
 
+use super::measure::{combine, measure_repeat, Capture, SpeakerResult};
 use super::recording::resample;
 use super::signal::RATE_HZ;
+use super::CalibrateError;
 use realfft::{num_complex::Complex, RealFftPlanner};
 
 /// Speed of sound at 20 °C, m/s.
@@ -214,6 +216,37 @@ impl SimRoom {
         let x = self.finish(x);
         // The recorder takes out_rate · (1 + ppm) samples per true second and calls them out_rate.
         resample(&x, out_rate_hz as f64 / RATE_HZ as f64 * (1.0 + recorder_ppm * 1e-6))
+    }
+}
+
+impl SimRoom {
+    /// Measures speaker `i` the way the service would: `repeats` bursts, each scheduled to be heard at a known
+    /// play time (4 s apart, from `first_play_ns`), captured and checked, then combined. The capture latency is
+    /// not known to the measurement (`None`): the result carries it, the same for every speaker.
+    pub fn measure(
+        &mut self,
+        i: usize,
+        calibration_ms: f64,
+        repeats: usize,
+        burst: &[f32],
+        first_play_ns: i64,
+    ) -> Result<SpeakerResult, CalibrateError> {
+        let name = self.speakers[i].name.clone();
+        let mut rs = Vec::with_capacity(repeats);
+        for k in 0..repeats {
+            let scheduled_ns = first_play_ns + k as i64 * 4_000_000_000;
+            let (x, first_sample_ns) = self.capture(i, calibration_ms, burst, scheduled_ns);
+            rs.push(measure_repeat(
+                &name,
+                Capture {
+                    samples: &x,
+                    first_sample_ns,
+                    scheduled_ns,
+                },
+                burst,
+            )?);
+        }
+        combine(&name, &rs, None)
     }
 }
 
