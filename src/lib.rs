@@ -15,6 +15,7 @@ pub mod a2dp;
 pub mod bap;
 pub mod bench;
 pub mod bluez;
+pub mod calibrate;
 pub mod codec;
 pub mod config;
 pub mod control;

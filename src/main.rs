@@ -51,6 +51,13 @@ enum Command {
         /// Print the report as one JSON object instead of a table (and no live status).
         #[arg(long)]
         json: bool,
+        /// Instead: acoustic calibration of 4 simulated speakers whose reported delays are wrong by hidden
+        /// amounts (−60…+60 ms, from --seed), skew between them before and after.
+        #[arg(long)]
+        calibrate: bool,
+        /// The seed the hidden errors are drawn from (with --calibrate).
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
     },
     /// Benchmarks.
     #[command(subcommand)]
@@ -239,7 +246,15 @@ fn main() {
     let result = match cli.command {
         Command::Run { config } => stop_flag().and_then(|stop| Ok(bluebridge::service::run(&config, stop)?)),
         Command::CheckConfig { file } => check_config(&file),
-        Command::Demo { seconds, outputs, json } => run_demo(seconds, outputs, json),
+        Command::Demo {
+            calibrate: true,
+            seed,
+            json,
+            ..
+        } => demo_calibrate(seed, json),
+        Command::Demo {
+            seconds, outputs, json, ..
+        } => run_demo(seconds, outputs, json),
         Command::Bench(Bench::Sync {
             seconds,
             outputs,
@@ -325,6 +340,16 @@ fn status_line(s: &PlayerStatus) -> String {
         s.delay.total_ns() as f64 / 1e6,
         s.resyncs
     )
+}
+
+fn demo_calibrate(seed: u64, json: bool) -> Result<()> {
+    let d = demo::calibration::run(seed)?;
+    if json {
+        println!("{}", serde_json::to_string(&d)?);
+    } else {
+        print!("{}", d.table());
+    }
+    Ok(())
 }
 
 fn run_demo(seconds: f64, n: usize, json: bool) -> Result<()> {

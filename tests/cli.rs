@@ -180,3 +180,30 @@ fn pipe_output_streams_in_real_time_to_a_fifo() {
     // Written in real time: 48000 frames per second (20 ms of lead at most, so within a few percent over 3 s).
     assert!((rate - 48_000.0).abs() < 48_000.0 * 0.05, "{rate} frames/s");
 }
+
+#[test]
+fn demo_calibrate_json_aligns_four_misreporting_speakers_within_half_a_millisecond() {
+    // One run: about 30 s in a debug build (FFTs of 2^19 points), under 2 s in release.
+    let out = bin()
+        .args(["demo", "--calibrate", "--json", "--seed", "3"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let speakers = v["speakers"].as_array().unwrap();
+    assert_eq!(speakers.len(), 4, "{v}");
+    assert_eq!(v["seed"], 3);
+    assert_eq!(v["repeats"], 3);
+    for s in speakers {
+        let hidden = s["hidden_error_ms"].as_f64().unwrap();
+        assert!((-60.0..=60.0).contains(&hidden), "{s}");
+        assert!(s["relative_error_ms"].as_f64().unwrap().abs() <= 0.5, "{s}");
+        assert!(s["measured"]["spread_ms"].as_f64().unwrap() <= 1.0, "{s}");
+        assert_eq!(s["measured"]["repeats_ms"].as_array().unwrap().len(), 3, "{s}");
+    }
+    // Hidden errors of up to ±60 ms leave the speakers well apart before; the calibration brings them together.
+    assert!(v["skew_before_ms"].as_f64().unwrap() > 5.0, "{v}");
+    assert!(v["skew_after_ms"].as_f64().unwrap() <= 0.5, "{v}");
+    assert!(v["skew_after_measured_ms"].as_f64().unwrap() <= 0.5, "{v}");
+    assert!(v["max_relative_error_ms"].as_f64().unwrap() <= 0.5, "{v}");
+}
