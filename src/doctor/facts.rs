@@ -95,12 +95,6 @@ pub struct MachineFacts {
     pub euid: u32,
 }
 
-/// Where `bluetoothd` is installed on Debian, Raspberry Pi OS and others.
-const BLUETOOTHD_PATHS: &[&str] = &[
-    "/usr/libexec/bluetooth/bluetoothd",
-    "/usr/lib/bluetooth/bluetoothd",
-    "/usr/sbin/bluetoothd",
-];
 /// bluetoothd's configuration.
 const MAIN_CONF: &str = "/etc/bluetooth/main.conf";
 /// Linux `AF_BLUETOOTH`.
@@ -147,12 +141,7 @@ pub fn gather() -> MachineFacts {
 }
 
 fn bluez() -> BluezFacts {
-    let version = std::iter::once("bluetoothd")
-        .chain(BLUETOOTHD_PATHS.iter().copied())
-        .find_map(|p| {
-            let out = std::process::Command::new(p).arg("--version").output().ok()?;
-            BluezVersion::find(&String::from_utf8_lossy(&out.stdout))
-        });
+    let version = crate::bluez::version::installed();
     let (on_dbus, adapters) = bluez_dbus();
     BluezFacts {
         version,

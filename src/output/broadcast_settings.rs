@@ -114,6 +114,12 @@ impl BroadcastSettings {
         })
     }
 
+    /// What of its identity (Broadcast Name, PBP, manufacturer data) `bluez` cannot advertise, in one line for
+    /// the log and `status`; `None` when it can carry all of it.
+    pub fn identity_warning(&self, bluez: Option<advertising::BluezVersion>) -> Option<String> {
+        advertising::identity_support(bluez, None, self.manufacturer.is_some()).warning(bluez)
+    }
+
     /// The Broadcast Name it advertises: the configured one, else from `host` (this machine's host name).
     pub fn broadcast_name(&self, host: Option<&str>) -> String {
         self.name.clone().unwrap_or_else(|| advertising::default_name(host))
