@@ -8,7 +8,8 @@ use serde::Serialize;
 
 /// The oldest BlueZ bluebridge's broadcast is tested on (the rig's guest; Debian and Raspberry Pi OS trixie).
 pub const BROADCAST_MIN_BLUEZ: BluezVersion = BluezVersion::new(5, 82);
-/// The first liblc3 whose downsampling (48 kHz PCM into a 16/24/32 kHz stream) is right.
+/// The first liblc3 whose downsampling (48 kHz PCM into a 16/24/32 kHz stream) is right; with an older one the
+/// broadcast works around it (its own low-pass and decimation, `docs/configuration.md`), so it is a warning.
 pub const LC3_FIXED_DOWNSAMPLING: (u32, u32, u32) = (1, 1, 0);
 /// Where bluetoothd's configuration lives (for the fixes' words).
 const MAIN_CONF: &str = "/etc/bluetooth/main.conf";
@@ -478,10 +479,10 @@ fn lc3(needs: &Needs, facts: &MachineFacts, out: &mut Vec<Finding>) {
             } else {
                 out.push(found(
                     "liblc3",
-                    Level::Missing,
+                    Level::Warn,
                     format!(
                         "liblc3 {v} downsamples wrongly (fixed in {ma}.{mi}.{pa}); output(s) {} encode 48 kHz into \
-                         a lower rate",
+                         a lower rate, so bluebridge low-passes and decimates itself (0.5-2 ms more delay)",
                         downsampled.join(", ")
                     ),
                     Some("upgrade to Debian / Raspberry Pi OS trixie (liblc3-1), or use a 48_x preset".into()),
