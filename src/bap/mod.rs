@@ -4,6 +4,8 @@
 //!
 //! - [`advertising`]: what a broadcast advertises (Broadcast Name, PBP, manufacturer data, Broadcast_ID) and
 //!   which of it a BlueZ can carry.
+//! - [`bass`]: Broadcast Audio Scan Service operations (Add/Modify/Remove Source, Set Broadcast Code) and the
+//!   Broadcast Receive State, for a Broadcast Assistant.
 //! - [`presets`]: BAP Table 6.4 by name (`48_2_1` default).
 //! - [`ltv`]: codec capabilities / configuration / metadata LTVs.
 //! - [`base`]: the BASE receivers read (encode, parse, BlueZ's grouping).
@@ -11,6 +13,7 @@
 
 pub mod advertising;
 pub mod base;
+pub mod bass;
 pub mod broadcast;
 pub mod ltv;
 pub mod presets;
