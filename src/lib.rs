@@ -20,6 +20,7 @@ pub mod codec;
 pub mod config;
 pub mod control;
 pub mod demo;
+pub mod doctor;
 pub mod engine;
 pub mod metrics;
 pub mod output;

@@ -74,6 +74,15 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Check this machine for what the config's outputs need; exit status 1 if something is missing.
+    Doctor {
+        /// The TOML config file.
+        #[arg(long, short, default_value = "/etc/bluebridge/bluebridge.toml")]
+        config: String,
+        /// Print one JSON object instead of lines.
+        #[arg(long)]
+        json: bool,
+    },
     /// Look for Bluetooth devices nearby (put the speaker in pairing mode first).
     Scan {
         /// Adapter to scan with (default: the first).
@@ -276,6 +285,7 @@ fn main() {
         }
         Command::Adapters { json } => adapters(json),
         Command::Devices { json } => devices(json),
+        Command::Doctor { config, json } => doctor(&config, json),
         Command::Status { socket, json } => control(&socket, Request::Status, json),
         Command::Speakers { socket, json } => control(&socket, Request::Speakers, json),
         Command::SetOffset { name, ms, socket } => control(&socket, Request::SetOffset { name, ms }, false),
@@ -457,6 +467,24 @@ fn devices(json: bool) -> Result<()> {
             };
             println!("{}\t{dir}\t{}", d.name, d.description);
         }
+    }
+    Ok(())
+}
+
+fn doctor(config: &str, json: bool) -> Result<()> {
+    use bluebridge::doctor;
+    let loaded = Config::load_all(config)?;
+    let findings = doctor::check(&doctor::Needs::of(&loaded.outputs), &doctor::gather());
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({ "config": config, "ok": !doctor::failed(&findings), "findings": findings })
+        );
+    } else {
+        print!("{}", doctor::render(&findings));
+    }
+    if doctor::failed(&findings) {
+        std::process::exit(1);
     }
     Ok(())
 }

@@ -89,6 +89,9 @@ impl BluetoothEdge for BluezEdge {
     }
 
     fn start_broadcast(&self, name: &str, settings: &BroadcastSettings, big: &SharedBig) -> Result<(), OutputError> {
+        if let Some(w) = settings.identity_warning(super::version::installed()) {
+            tracing::warn!(output = name, "{w}");
+        }
         self.runtime.spawn(super::broadcast_source::run(
             name.to_string(),
             settings.adapter().to_string(),

@@ -8,3 +8,4 @@ pub mod media;
 pub mod media_endpoint;
 pub mod media_transport;
 pub mod pairing;
+pub mod version;

@@ -222,8 +222,22 @@ fn broadcast_keys_have_defaults_and_line_precise_errors() {
     assert!(e.starts_with("t.toml:6:") && e.contains("presentation_delay_ms"), "{e}");
     let e = err(&format!("{base}broadcast_code = \"seventeen bytes!!\"\n"));
     assert!(e.starts_with("t.toml:6:") && e.contains("broadcast_code"), "{e}");
-    let e = err(&format!("{base}broadcast_name = \"Kitchen\"\n"));
-    assert!(e.starts_with("t.toml:6:") && e.contains("Broadcast Name"), "{e}");
+    let e = err(&format!("{base}broadcast_name = \"abc\"\n"));
+    assert!(
+        e.starts_with("t.toml:6:") && e.contains("broadcast_name") && e.contains("4 to 32"),
+        "{e}"
+    );
+    let e = err(&format!(
+        "{base}manufacturer_data = {{ company = 87, data = \"0g\" }}\n"
+    ));
+    assert!(
+        e.starts_with("t.toml:6:") && e.contains("manufacturer_data") && e.contains("hex"),
+        "{e}"
+    );
+    let e = err(&format!("{base}manufacturer_data = {{ company = 70000 }}\n"));
+    assert!(e.starts_with("t.toml:6:") && e.contains("company"), "{e}");
+    let e = err(&format!("{base}manufacturer_data = {{ company = 87, dat = \"01\" }}\n"));
+    assert!(e.starts_with("t.toml:6:") && e.contains("\"dat\""), "{e}");
     let e = err(&format!("{base}address = \"00:11:22:33:44:55\"\n"));
     assert!(e.starts_with("t.toml:6:") && e.contains("address"), "{e}");
     let e = err("[source]\nkind = \"tone\"\n[[output]]\nname = \"s\"\nkind = \"sim\"\npreset = \"48_2_1\"\n");
@@ -264,4 +278,23 @@ fn a2dp_volume_and_idle_keys_have_defaults_and_line_precise_errors() {
         let e = err(&format!("{sim}{key}\n"));
         assert!(e.starts_with("t.toml:6:") && e.contains("does not apply"), "{key}: {e}");
     }
+}
+
+#[test]
+fn broadcast_name_and_manufacturer_data_are_parsed() {
+    let text = "[source]\nkind = \"tone\"\n[[output]]\nname = \"b\"\nkind = \"broadcast\"\n\
+                broadcast_name = \"Living room\"\nmanufacturer_data = { company = 87, data = \"01 ab\" }\n";
+    let (_, outputs) = Config::parse("t.toml", text).unwrap();
+    let b = broadcast(&outputs[0]);
+    assert_eq!(b.broadcast_name(Some("host")), "Living room");
+    let m = b.manufacturer.as_ref().unwrap();
+    assert_eq!((m.company, m.data.clone()), (87, vec![0x01, 0xab]));
+    let (_, outputs) = Config::parse(
+        "t.toml",
+        "[source]\nkind = \"tone\"\n[[output]]\nname = \"b\"\nkind = \"broadcast\"\n",
+    )
+    .unwrap();
+    let b = broadcast(&outputs[0]);
+    assert_eq!((b.name.clone(), b.manufacturer.clone()), (None, None));
+    assert_eq!(b.broadcast_name(Some("kitchen-pi")), "kitchen-pi");
 }

@@ -1,7 +1,9 @@
-//! The `broadcast` kind's settings: preset, layout, presentation delay, code and adapter, checked as BlueZ would;
-//! parsed from its `[[output]]` keys. (Beside [`super::broadcast`], the output itself.)
+//! The `broadcast` kind's settings: preset, layout, presentation delay, code, adapter, and what it advertises
+//! about itself (Broadcast Name, manufacturer data), checked as BlueZ and the specs would; parsed from its
+//! `[[output]]` keys. (Beside [`super::broadcast`], the output itself.)
 
 use super::settings::{Keys, SettingError};
+use crate::bap::advertising::{self, ManufacturerData};
 use crate::bap::broadcast::{BroadcastCode, BroadcastConfig, ChannelLayout};
 use crate::bap::presets::Preset;
 
@@ -12,6 +14,7 @@ pub const KEYS: &[&str] = &[
     "broadcast_code",
     "channels",
     "broadcast_name",
+    "manufacturer_data",
     "adapter",
 ];
 
@@ -25,18 +28,30 @@ pub struct BroadcastSettings {
     pub config: BroadcastConfig,
     /// The adapter, if named (default [`DEFAULT_BROADCAST_ADAPTER`]).
     pub adapter: Option<String>,
+    /// The Broadcast Name, if set (default: the host name, see [`advertising::default_name`]).
+    pub name: Option<String>,
+    /// Manufacturer data to advertise, if set.
+    pub manufacturer: Option<ManufacturerData>,
 }
 
 impl BroadcastSettings {
     /// Parses the kind's keys.
     pub fn parse(keys: &mut Keys) -> Result<Self, SettingError> {
-        if let Some(n) = keys.take::<String>("broadcast_name")? {
-            return Err(SettingError::at(
-                n.span(),
-                "output.broadcast_name cannot be honoured: BlueZ 5.82's Media API gives a broadcast source no way to \
-                 set a Broadcast Name (receivers list the broadcast by its Broadcast_ID); remove the key",
-            ));
-        }
+        let name = match keys.take::<String>("broadcast_name")? {
+            None => None,
+            Some(n) => {
+                advertising::check_name(n.get_ref())
+                    .map_err(|e| SettingError::at(n.span(), format!("output.broadcast_name: {e}")))?;
+                Some(n.into_inner())
+            }
+        };
+        let manufacturer = match keys.take::<toml::Value>("manufacturer_data")? {
+            None => None,
+            Some(m) => Some(
+                parse_manufacturer(m.get_ref())
+                    .map_err(|e| SettingError::at(m.span(), format!("output.manufacturer_data: {e}")))?,
+            ),
+        };
         let preset_key = keys.take::<String>("preset")?;
         let preset = match &preset_key {
             None => Preset::default_preset(),
@@ -91,7 +106,23 @@ impl BroadcastSettings {
             .validate()
             .map_err(|e| SettingError::at(keys.kind_span.clone(), format!("output: {e}")))?;
         let adapter = keys.adapter()?;
-        Ok(Self { config, adapter })
+        Ok(Self {
+            config,
+            adapter,
+            name,
+            manufacturer,
+        })
+    }
+
+    /// What of its identity (Broadcast Name, PBP, manufacturer data) `bluez` cannot advertise, in one line for
+    /// the log and `status`; `None` when it can carry all of it.
+    pub fn identity_warning(&self, bluez: Option<advertising::BluezVersion>) -> Option<String> {
+        advertising::identity_support(bluez, None, self.manufacturer.is_some()).warning(bluez)
+    }
+
+    /// The Broadcast Name it advertises: the configured one, else from `host` (this machine's host name).
+    pub fn broadcast_name(&self, host: Option<&str>) -> String {
+        self.name.clone().unwrap_or_else(|| advertising::default_name(host))
     }
 
     /// The adapter it runs on.
@@ -103,4 +134,40 @@ impl BroadcastSettings {
     pub fn describe(&self) -> (Option<String>, Vec<String>) {
         (None, self.adapter.iter().map(|a| format!("adapter {a}")).collect())
     }
+}
+
+/// `{ company = 87, data = "hex" }` → [`ManufacturerData`]; the error says what is wrong.
+fn parse_manufacturer(v: &toml::Value) -> Result<ManufacturerData, String> {
+    let Some(t) = v.as_table() else {
+        return Err("must be a table like { company = 87, data = \"0102ab\" }".into());
+    };
+    if let Some(k) = t.keys().find(|k| *k != "company" && *k != "data") {
+        return Err(format!("unknown key {k:?}; it takes company and data"));
+    }
+    let company = match t.get("company") {
+        None => return Err("needs company (the Bluetooth SIG company identifier, e.g. 87)".into()),
+        Some(c) => c
+            .as_integer()
+            .and_then(|c| u16::try_from(c).ok())
+            .ok_or_else(|| format!("company must be a company identifier 0..=65535, not {c}"))?,
+    };
+    let hex = match t.get("data") {
+        None => "",
+        Some(d) => d
+            .as_str()
+            .ok_or_else(|| format!("data must be a string of hex digits, not {d}"))?,
+    };
+    let digits: String = hex.chars().filter(|c| !c.is_whitespace() && *c != ':').collect();
+    if digits.len() % 2 != 0 || !digits.chars().all(|c| c.is_ascii_hexdigit()) {
+        return Err(format!(
+            "data {hex:?} must be hex digits, two per byte (e.g. \"0102ab\")"
+        ));
+    }
+    let data = (0..digits.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&digits[i..i + 2], 16).expect("checked hex"))
+        .collect();
+    let m = ManufacturerData { company, data };
+    advertising::check_manufacturer(&m).map_err(|e| e.to_string())?;
+    Ok(m)
 }

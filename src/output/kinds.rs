@@ -69,7 +69,7 @@ pub const KINDS: &[Kind] = &[
     },
     Kind {
         name: "broadcast",
-        help: "an LE Audio broadcast (`preset`, `presentation_delay_ms`, `broadcast_code`, `channels`, `adapter`)",
+        help: "an LE Audio broadcast (`preset`, `presentation_delay_ms`, `broadcast_code`, `channels`, `broadcast_name`, `manufacturer_data`, `adapter`)",
         keys: broadcast_settings::KEYS,
         parse: |_, k| BroadcastSettings::parse(k).map(OutputSettings::Broadcast),
     },

@@ -113,6 +113,13 @@ impl Controller {
                     sink_delay_assumed: s.sink_delay_assumed,
                     counters: s.counters.iter().cloned().collect(),
                     error,
+                    notes: match &spec.settings {
+                        OutputSettings::Broadcast(b) => b
+                            .identity_warning(crate::bluez::version::installed())
+                            .into_iter()
+                            .collect(),
+                        _ => Vec::new(),
+                    },
                     handoff_late_us: s.handoff_late,
                 }
             })

@@ -46,6 +46,7 @@ pub(crate) fn report() -> StatusReport {
             sink_delay_assumed: false,
             counters: [("underrun_frames".to_string(), 3)].into_iter().collect(),
             error: None,
+            notes: vec!["not advertised: Broadcast Name (BlueZ 5.82 cannot)".into()],
             handoff_late_us: Some(LatenessSummary {
                 count: 200,
                 min_us: 1.0,

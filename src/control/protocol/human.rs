@@ -109,6 +109,9 @@ impl StatusReport {
             if let Some(e) = &o.error {
                 let _ = writeln!(s, "  error: {e}");
             }
+            for n in &o.notes {
+                let _ = writeln!(s, "  note: {n}");
+            }
         }
         let _ = writeln!(s, "\nstate: {}", self.state.path);
         for p in &self.state.problems {
@@ -191,6 +194,7 @@ mod tests {
             "delay 187.50 ms = encoder 0.00 + queue 0.00 + transport 40.00 + sink 150.00 + offset -2.50",
             "sync error +1.2 µs, correction +199.0 ppm, drift +200.0 ppm, resyncs 1",
             "underrun_frames 3",
+            "note: not advertised: Broadcast Name (BlueZ 5.82 cannot)",
             "problem: was corrupt; kept as X",
             "last save FAILED: disk full",
             "REFUSED: t.toml:3:1: bad",

@@ -102,6 +102,9 @@ pub struct OutputReport {
     pub counters: BTreeMap<String, u64>,
     /// What is wrong, if anything.
     pub error: Option<String>,
+    /// What the output cannot do on this machine, though it plays (a broadcast's identity on an old BlueZ).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
     /// How late the output's writer handed its blocks over against their due time, over its last window (outputs
     /// with a writer of their own: `pipe`; absent for the others).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -1,0 +1,473 @@
+//! Broadcast Audio Scan Service (BASS), the assistant's side, pure: the Broadcast Audio Scan Control Point
+//! operations a Broadcast Assistant writes (Add Source, Modify Source, Set Broadcast Code, Remove Source, remote
+//! scan started/stopped), and the Broadcast Receive State a receiver (scan delegator) reports, decoded. No GATT
+//! or D-Bus here: whoever talks to the receiver writes and reads these bytes.
+
+/// Control point opcodes.
+pub mod opcode {
+    /// Remote Scan Stopped.
+    pub const REMOTE_SCAN_STOPPED: u8 = 0x00;
+    /// Remote Scan Started.
+    pub const REMOTE_SCAN_STARTED: u8 = 0x01;
+    /// Add Source.
+    pub const ADD_SOURCE: u8 = 0x02;
+    /// Modify Source.
+    pub const MODIFY_SOURCE: u8 = 0x03;
+    /// Set Broadcast Code.
+    pub const SET_BROADCAST_CODE: u8 = 0x04;
+    /// Remove Source.
+    pub const REMOVE_SOURCE: u8 = 0x05;
+}
+
+/// `BIS_Sync` value: sync to any BIS, no preference.
+pub const BIS_SYNC_NO_PREFERENCE: u32 = 0xFFFF_FFFF;
+/// `BIS_Sync_State` value: the receiver failed to sync to the BIG.
+pub const BIS_SYNC_FAILED: u32 = 0xFFFF_FFFF;
+/// `PA_Interval` value: unknown.
+pub const PA_INTERVAL_UNKNOWN: u16 = 0xFFFF;
+
+/// Whether the receiver should sync to the source's periodic advertising.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PaSync {
+    /// Do not sync (or stop).
+    DoNotSync = 0x00,
+    /// Sync; the assistant can transfer the sync (PAST).
+    SyncPastAvailable = 0x01,
+    /// Sync; no PAST: the receiver scans for it itself.
+    SyncPastNotAvailable = 0x02,
+}
+
+/// One subgroup of an Add/Modify Source: which BISes to sync (bit n = BIS n+1) and its metadata (LTVs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubgroupRequest {
+    /// `BIS_Sync` bitmap, or [`BIS_SYNC_NO_PREFERENCE`].
+    pub bis_sync: u32,
+    /// Metadata LTVs.
+    pub metadata: Vec<u8>,
+}
+
+/// The broadcast a source operation is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SourceAddress {
+    /// 0 public, 1 random.
+    pub address_type: u8,
+    /// The advertiser's address, most significant byte first as printed (`AA:BB:…` → `[0xAA, 0xBB, …]`).
+    pub address: [u8; 6],
+    /// Advertising_SID.
+    pub adv_sid: u8,
+    /// Broadcast_ID (24 bits).
+    pub broadcast_id: u32,
+}
+
+/// A control point operation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Operation {
+    /// The assistant stopped scanning for the receiver.
+    RemoteScanStopped,
+    /// The assistant scans for the receiver.
+    RemoteScanStarted,
+    /// Add a broadcast source.
+    AddSource {
+        /// The broadcast.
+        source: SourceAddress,
+        /// Whether to sync to its PA.
+        pa_sync: PaSync,
+        /// Its PA interval (1.25 ms units) or [`PA_INTERVAL_UNKNOWN`].
+        pa_interval: u16,
+        /// Subgroups.
+        subgroups: Vec<SubgroupRequest>,
+    },
+    /// Change what the receiver syncs to of a source it has.
+    ModifySource {
+        /// The receiver's Source_ID.
+        source_id: u8,
+        /// Whether to sync to its PA.
+        pa_sync: PaSync,
+        /// PA interval or [`PA_INTERVAL_UNKNOWN`].
+        pa_interval: u16,
+        /// Subgroups.
+        subgroups: Vec<SubgroupRequest>,
+    },
+    /// Hand the receiver the code of an encrypted BIG.
+    SetBroadcastCode {
+        /// The receiver's Source_ID.
+        source_id: u8,
+        /// The 16-byte Broadcast_Code, as sent over the air.
+        code: [u8; 16],
+    },
+    /// Forget a source.
+    RemoveSource {
+        /// The receiver's Source_ID.
+        source_id: u8,
+    },
+}
+
+/// Why bytes do not decode.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BassError {
+    /// Ran out of bytes.
+    #[error("BASS value truncated: needed {needed} bytes at offset {at}, have {have}")]
+    Truncated {
+        /// Offset.
+        at: usize,
+        /// Bytes needed there.
+        needed: usize,
+        /// Bytes in all.
+        have: usize,
+    },
+    /// A field outside its range.
+    #[error("BASS value: {0}")]
+    Bad(String),
+}
+
+fn push_subgroups(out: &mut Vec<u8>, subgroups: &[SubgroupRequest]) -> Result<(), BassError> {
+    let n = u8::try_from(subgroups.len()).map_err(|_| BassError::Bad("more than 255 subgroups".into()))?;
+    out.push(n);
+    for s in subgroups {
+        out.extend_from_slice(&s.bis_sync.to_le_bytes());
+        let len = u8::try_from(s.metadata.len()).map_err(|_| BassError::Bad("metadata over 255 bytes".into()))?;
+        out.push(len);
+        out.extend_from_slice(&s.metadata);
+    }
+    Ok(())
+}
+
+/// Over-the-air address order: least significant byte first.
+fn push_address(out: &mut Vec<u8>, address: &[u8; 6]) {
+    out.extend(address.iter().rev());
+}
+
+impl Operation {
+    /// The bytes to write to the Broadcast Audio Scan Control Point.
+    pub fn encode(&self) -> Result<Vec<u8>, BassError> {
+        let mut out = Vec::new();
+        match self {
+            Self::RemoteScanStopped => out.push(opcode::REMOTE_SCAN_STOPPED),
+            Self::RemoteScanStarted => out.push(opcode::REMOTE_SCAN_STARTED),
+            Self::AddSource {
+                source,
+                pa_sync,
+                pa_interval,
+                subgroups,
+            } => {
+                if source.broadcast_id > 0xFF_FFFF {
+                    return Err(BassError::Bad(format!(
+                        "broadcast id {:#x} over 24 bits",
+                        source.broadcast_id
+                    )));
+                }
+                out.push(opcode::ADD_SOURCE);
+                out.push(source.address_type);
+                push_address(&mut out, &source.address);
+                out.push(source.adv_sid);
+                out.extend_from_slice(&source.broadcast_id.to_le_bytes()[..3]);
+                out.push(*pa_sync as u8);
+                out.extend_from_slice(&pa_interval.to_le_bytes());
+                push_subgroups(&mut out, subgroups)?;
+            }
+            Self::ModifySource {
+                source_id,
+                pa_sync,
+                pa_interval,
+                subgroups,
+            } => {
+                out.extend_from_slice(&[opcode::MODIFY_SOURCE, *source_id, *pa_sync as u8]);
+                out.extend_from_slice(&pa_interval.to_le_bytes());
+                push_subgroups(&mut out, subgroups)?;
+            }
+            Self::SetBroadcastCode { source_id, code } => {
+                out.extend_from_slice(&[opcode::SET_BROADCAST_CODE, *source_id]);
+                out.extend_from_slice(code);
+            }
+            Self::RemoveSource { source_id } => out.extend_from_slice(&[opcode::REMOVE_SOURCE, *source_id]),
+        }
+        Ok(out)
+    }
+}
+
+/// The receiver's PA sync state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PaSyncState {
+    /// Not synchronized to the PA.
+    NotSynced,
+    /// Asks the assistant for SyncInfo (PAST).
+    SyncInfoRequest,
+    /// Synchronized.
+    Synced,
+    /// Failed to synchronize.
+    Failed,
+    /// No PAST.
+    NoPast,
+}
+
+/// The receiver's view of the BIG's encryption.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BigEncryption {
+    /// Not encrypted.
+    NotEncrypted,
+    /// Needs the Broadcast_Code.
+    CodeRequired,
+    /// Decrypting.
+    Decrypting,
+    /// The code it has is wrong; the bad code.
+    BadCode([u8; 16]),
+}
+
+/// One subgroup's state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubgroupState {
+    /// Synced BISes (bit n = BIS n+1), or [`BIS_SYNC_FAILED`].
+    pub bis_sync: u32,
+    /// Metadata LTVs.
+    pub metadata: Vec<u8>,
+}
+
+/// A Broadcast Receive State characteristic value (one source the receiver knows).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceiveState {
+    /// The receiver's Source_ID.
+    pub source_id: u8,
+    /// The broadcast.
+    pub source: SourceAddress,
+    /// PA sync.
+    pub pa_sync: PaSyncState,
+    /// Encryption.
+    pub encryption: BigEncryption,
+    /// Subgroups.
+    pub subgroups: Vec<SubgroupState>,
+}
+
+impl ReceiveState {
+    /// Decodes a Broadcast Receive State value; `Ok(None)` for an empty one (no source).
+    pub fn decode(b: &[u8]) -> Result<Option<Self>, BassError> {
+        if b.is_empty() {
+            return Ok(None);
+        }
+        let mut r = Reader { b, at: 0 };
+        let source_id = r.u8()?;
+        let address_type = r.u8()?;
+        let mut address: [u8; 6] = r.take(6)?.try_into().expect("6 bytes");
+        address.reverse();
+        let adv_sid = r.u8()?;
+        let id = r.take(3)?;
+        let broadcast_id = u32::from_le_bytes([id[0], id[1], id[2], 0]);
+        let pa_sync = match r.u8()? {
+            0 => PaSyncState::NotSynced,
+            1 => PaSyncState::SyncInfoRequest,
+            2 => PaSyncState::Synced,
+            3 => PaSyncState::Failed,
+            4 => PaSyncState::NoPast,
+            v => return Err(BassError::Bad(format!("PA_Sync_State {v:#04x} is reserved"))),
+        };
+        let encryption = match r.u8()? {
+            0 => BigEncryption::NotEncrypted,
+            1 => BigEncryption::CodeRequired,
+            2 => BigEncryption::Decrypting,
+            3 => BigEncryption::BadCode(r.take(16)?.try_into().expect("16 bytes")),
+            v => return Err(BassError::Bad(format!("BIG_Encryption {v:#04x} is reserved"))),
+        };
+        let n = r.u8()?;
+        let mut subgroups = Vec::with_capacity(n as usize);
+        for _ in 0..n {
+            let bis_sync = u32::from_le_bytes(r.take(4)?.try_into().expect("4 bytes"));
+            let len = r.u8()? as usize;
+            subgroups.push(SubgroupState {
+                bis_sync,
+                metadata: r.take(len)?.to_vec(),
+            });
+        }
+        if r.at != b.len() {
+            return Err(BassError::Bad(format!(
+                "{} bytes after the last subgroup",
+                b.len() - r.at
+            )));
+        }
+        Ok(Some(Self {
+            source_id,
+            source: SourceAddress {
+                address_type,
+                address,
+                adv_sid,
+                broadcast_id,
+            },
+            pa_sync,
+            encryption,
+            subgroups,
+        }))
+    }
+
+    /// The receiver plays: PA synced and some BIS synced (none failed).
+    pub fn playing(&self) -> bool {
+        self.pa_sync == PaSyncState::Synced
+            && self
+                .subgroups
+                .iter()
+                .any(|s| s.bis_sync != 0 && s.bis_sync != BIS_SYNC_FAILED)
+    }
+}
+
+struct Reader<'a> {
+    b: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], BassError> {
+        let end = self.at + n;
+        if end > self.b.len() {
+            return Err(BassError::Truncated {
+                at: self.at,
+                needed: n,
+                have: self.b.len(),
+            });
+        }
+        let s = &self.b[self.at..end];
+        self.at = end;
+        Ok(s)
+    }
+
+    fn u8(&mut self) -> Result<u8, BassError> {
+        Ok(self.take(1)?[0])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn source() -> SourceAddress {
+        SourceAddress {
+            address_type: 1,
+            address: [0xC0, 0x11, 0x22, 0x33, 0x44, 0x55],
+            adv_sid: 2,
+            broadcast_id: 0x123456,
+        }
+    }
+
+    #[test]
+    fn add_source_bytes() {
+        let op = Operation::AddSource {
+            source: source(),
+            pa_sync: PaSync::SyncPastNotAvailable,
+            pa_interval: PA_INTERVAL_UNKNOWN,
+            subgroups: vec![SubgroupRequest {
+                bis_sync: 0b11,
+                metadata: vec![0x03, 0x02, 0x04, 0x00],
+            }],
+        };
+        assert_eq!(
+            op.encode().unwrap(),
+            vec![
+                0x02, // Add Source
+                0x01, 0x55, 0x44, 0x33, 0x22, 0x11, 0xC0, // random, address LSB first
+                0x02, // SID
+                0x56, 0x34, 0x12, // Broadcast_ID
+                0x02, // PA sync, no PAST
+                0xFF, 0xFF, // PA interval unknown
+                0x01, // one subgroup
+                0x03, 0x00, 0x00, 0x00, // BIS 1 and 2
+                0x04, 0x03, 0x02, 0x04, 0x00, // metadata: contexts = media
+            ]
+        );
+        let bad = Operation::AddSource {
+            source: SourceAddress {
+                broadcast_id: 0x100_0000,
+                ..source()
+            },
+            pa_sync: PaSync::DoNotSync,
+            pa_interval: 0,
+            subgroups: vec![],
+        };
+        assert!(bad.encode().is_err());
+    }
+
+    #[test]
+    fn modify_code_remove_and_scan_bytes() {
+        let modify = Operation::ModifySource {
+            source_id: 7,
+            pa_sync: PaSync::DoNotSync,
+            pa_interval: 0x0030,
+            subgroups: vec![SubgroupRequest {
+                bis_sync: 0,
+                metadata: vec![],
+            }],
+        };
+        assert_eq!(
+            modify.encode().unwrap(),
+            vec![0x03, 0x07, 0x00, 0x30, 0x00, 0x01, 0, 0, 0, 0, 0x00]
+        );
+        let mut code = [0u8; 16];
+        code[..6].copy_from_slice(b"secret");
+        let set = Operation::SetBroadcastCode { source_id: 7, code };
+        let bytes = set.encode().unwrap();
+        assert_eq!(
+            (bytes.len(), &bytes[..2], &bytes[2..8]),
+            (18, &[0x04, 0x07][..], &b"secret"[..])
+        );
+        assert_eq!(
+            Operation::RemoveSource { source_id: 7 }.encode().unwrap(),
+            vec![0x05, 0x07]
+        );
+        assert_eq!(Operation::RemoteScanStarted.encode().unwrap(), vec![0x01]);
+        assert_eq!(Operation::RemoteScanStopped.encode().unwrap(), vec![0x00]);
+    }
+
+    fn state_bytes(encryption: &[u8], bis_sync: u32) -> Vec<u8> {
+        let mut b = vec![
+            0x01, 0x01, 0x55, 0x44, 0x33, 0x22, 0x11, 0xC0, 0x02, 0x56, 0x34, 0x12, 0x02,
+        ];
+        b.extend_from_slice(encryption);
+        b.push(1);
+        b.extend_from_slice(&bis_sync.to_le_bytes());
+        b.extend_from_slice(&[0x02, 0x01, 0x05]);
+        b
+    }
+
+    #[test]
+    fn receive_state_decodes() {
+        let s = ReceiveState::decode(&state_bytes(&[0x02], 0b01)).unwrap().unwrap();
+        assert_eq!(s.source_id, 1);
+        assert_eq!(s.source, source());
+        assert_eq!(s.pa_sync, PaSyncState::Synced);
+        assert_eq!(s.encryption, BigEncryption::Decrypting);
+        assert_eq!(
+            s.subgroups,
+            vec![SubgroupState {
+                bis_sync: 1,
+                metadata: vec![0x01, 0x05]
+            }]
+        );
+        assert!(s.playing());
+        let failed = ReceiveState::decode(&state_bytes(&[0x00], BIS_SYNC_FAILED))
+            .unwrap()
+            .unwrap();
+        assert!(!failed.playing());
+        assert_eq!(ReceiveState::decode(&[]).unwrap(), None);
+    }
+
+    #[test]
+    fn bad_code_carries_the_code() {
+        let mut enc = vec![0x03];
+        enc.extend_from_slice(&[0xAB; 16]);
+        let s = ReceiveState::decode(&state_bytes(&enc, 0)).unwrap().unwrap();
+        assert_eq!(s.encryption, BigEncryption::BadCode([0xAB; 16]));
+        assert!(!s.playing());
+    }
+
+    #[test]
+    fn malformed_receive_states_are_refused() {
+        let good = state_bytes(&[0x00], 1);
+        for cut in 1..good.len() {
+            assert!(ReceiveState::decode(&good[..cut]).is_err(), "cut at {cut}");
+        }
+        let mut extra = good.clone();
+        extra.push(0);
+        assert!(ReceiveState::decode(&extra).is_err());
+        let mut reserved = good.clone();
+        reserved[12] = 9;
+        assert!(ReceiveState::decode(&reserved).is_err());
+        let mut reserved_enc = good;
+        reserved_enc[13] = 9;
+        assert!(ReceiveState::decode(&reserved_enc).is_err());
+    }
+}
