@@ -3,7 +3,7 @@
 Runs the reference `SendspinServer` in-process, mounts its WebSocket handler on its own aiohttp route (no mDNS:
 `start_server()` always starts it), uses CLOCK_MONOTONIC as the server clock (so its timestamps are the test
 machine's monotonic clock in microseconds), waits for `--players` players, groups them and streams a click track
-(PCM, s16 stereo). Everything it sees is printed as one JSON object per line on stdout:
+(PCM, s16 stereo: a Gaussian click every --click-interval-ms). Everything it sees is printed as one JSON object per line on stdout:
   {"event": "listening", "port": P}
   {"event": "client", "id": ..., "name": ...}
   {"event": "player", "id": ..., "name": ..., "output_delay_ms": ..., "volume": ..., "muted": ...}
@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import sys
 import time
 
@@ -97,7 +98,10 @@ async def main() -> None:
     fmt = AudioFormat(sample_rate=args.rate, bit_depth=16, channels=2)
     chunk = args.rate * args.chunk_ms // 1000
     interval = args.rate * args.click_interval_ms // 1000
-    click_len = args.rate // 1000  # a 1 ms full-scale square click
+    # The click: a Gaussian pulse (sigma 1.5 frames, peak 0.8) centred exactly on frame CENTRE of each interval, as
+    # bluebridge's own test signal, so its time is known to a fraction of a frame.
+    centre = 64
+    pulse = {d: round(0.8 * 32767 * math.exp(-0.5 * (d / 1.5) ** 2)) for d in range(-8, 9)}
     stream = group.start_stream()
     frame = 0
     total = int(args.seconds * args.rate)
@@ -106,17 +110,15 @@ async def main() -> None:
         pcm = bytearray(chunk * 4)
         clicks = []
         for i in range(chunk):
-            pos = (frame + i) % interval
-            if pos < click_len:
-                if pos == 0:
+            d = (frame + i) % interval - centre
+            if d in pulse:
+                if d == 0:
                     clicks.append(i)
-                v = 20000 if (pos // 12) % 2 == 0 else -20000
-                s = v.to_bytes(2, "little", signed=True)
-                pcm[i * 4 : i * 4 + 4] = s + s
+                pcm[i * 4 : i * 4 + 4] = pulse[d].to_bytes(2, "little", signed=True) * 2
         stream.prepare_audio(bytes(pcm), fmt)
         start_us = await stream.commit_audio()
         for i in clicks:
-            emit(event="click", play_us=start_us + i * 1_000_000 // args.rate)
+            emit(event="click", play_us=start_us + i * 1_000_000 / args.rate)
         frame += chunk
         await stream.sleep_to_limit_buffer(1_500_000)
         if time.monotonic() - last_report > 1.0:
