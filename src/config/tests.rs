@@ -265,3 +265,28 @@ fn a2dp_volume_and_idle_keys_have_defaults_and_line_precise_errors() {
         assert!(e.starts_with("t.toml:6:") && e.contains("does not apply"), "{key}: {e}");
     }
 }
+
+#[test]
+fn a_sendspin_source_needs_a_ws_url_and_takes_no_buffer() {
+    let cfg = |source: &str| format!("[source]\n{source}\n\n[[output]]\nname = \"k\"\nkind = \"sim\"\n");
+    let l = Config::parse_all(
+        "t.toml",
+        &cfg("kind = \"sendspin\"\nurl = \"ws://10.0.0.2:8927/sendspin\""),
+    )
+    .unwrap();
+    assert_eq!(
+        l.source,
+        SourceSpec::Sendspin {
+            url: "ws://10.0.0.2:8927/sendspin".into()
+        }
+    );
+    let e = err(&cfg("kind = \"sendspin\""));
+    assert!(
+        e.contains("t.toml:") && e.contains("source.url is required for sendspin"),
+        "{e}"
+    );
+    let e = err(&cfg("kind = \"sendspin\"\nurl = \"tcp://10.0.0.2:1704\""));
+    assert!(e.contains("t.toml:3:") && e.contains("ws://host:port/path"), "{e}");
+    let e = err(&cfg("kind = \"sendspin\"\nurl = \"ws://h:1/s\"\nbuffer_ms = 500"));
+    assert!(e.contains("buffer_ms"), "{e}");
+}
