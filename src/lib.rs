@@ -25,6 +25,7 @@ pub mod engine;
 pub mod metrics;
 pub mod output;
 pub mod report;
+pub mod sendspin;
 pub mod service;
 pub mod snapcast;
 pub mod source;

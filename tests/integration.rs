@@ -1,5 +1,7 @@
 //! Integration tests (one binary).
 mod cli;
+#[path = "sendspin/sync.rs"]
+mod sendspin_sync;
 mod service;
 #[path = "snapcast/flood.rs"]
 mod snap_flood;

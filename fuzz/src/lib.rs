@@ -9,6 +9,9 @@ use bluebridge::bap::ltv::{parse_ltvs, CodecConfig};
 use bluebridge::codec::sbc::Sbc;
 use bluebridge::config::Config;
 use bluebridge::control::protocol::{Request, Response};
+use bluebridge::sendspin::proto::audio::{decode_frame, decode_pcm};
+use bluebridge::sendspin::proto::stream::PcmFormat;
+use bluebridge::sendspin::proto::{decode_server_text, ServerMessage};
 use bluebridge::snapcast::decoder::new_decoder;
 use bluebridge::snapcast::proto::{decode, encode, split_frame};
 use bluebridge::state::State;
@@ -38,7 +41,48 @@ pub const TARGETS: &[Target] = &[
     ("a2dp_packet", a2dp_packet),
     ("config", config),
     ("state", state),
+    ("sendspin_text", sendspin_text),
+    ("sendspin_frame", sendspin_frame),
 ];
+
+/// The Sendspin text-message decoder: any bytes (as text) either fail with a typed error or decode; a decoded
+/// command, stream format and time reply are read on as the client reads them.
+pub fn sendspin_text(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    match decode_server_text(&text) {
+        Ok(ServerMessage::Command(c)) => {
+            let _ = c.command();
+        }
+        Ok(ServerMessage::StreamStart(s)) => {
+            if let Some(p) = s.player {
+                let _ = p.pcm();
+            }
+        }
+        Ok(ServerMessage::Time(t)) => {
+            let _ = t.exchange(i64::from_le_bytes(
+                data.get(..8).and_then(|b| b.try_into().ok()).unwrap_or([0; 8]),
+            ));
+        }
+        _ => {}
+    }
+}
+
+/// The Sendspin binary frame decoder and its PCM payload decoder, with a format taken from the frame's last byte.
+pub fn sendspin_frame(data: &[u8]) {
+    if let Ok(c) = decode_frame(data) {
+        assert!(c.payload.len() + 13 == data.len());
+        let sel = data.last().copied().unwrap_or(0);
+        let f = PcmFormat {
+            rate_hz: 48_000,
+            channels: 1 + (sel % 8) as u16,
+            bytes_per_sample: 2 + ((sel / 8) % 3) as u16,
+        };
+        if let Ok(s) = decode_pcm(c.payload, f) {
+            assert_eq!(s.len() * f.bytes_per_sample as usize, c.payload.len());
+            assert!(s.iter().all(|v| (-1.0..1.0).contains(v)));
+        }
+    }
+}
 
 /// The Snapcast wire decoder: the input is a byte stream cut into messages with `split_frame` and decoded one by
 /// one; every decoded message must re-encode and decode to itself.

@@ -189,6 +189,11 @@ pub enum SourceSpec {
         /// `tcp://…` URL.
         url: String,
     },
+    /// A Sendspin server (Music Assistant): each output is a player of its own; chunks carry their play times.
+    Sendspin {
+        /// `ws://host:port/path` URL.
+        url: String,
+    },
     /// A capture device (line-in, a microphone): a frame captured at T plays at T + buffer.
     Capture {
         /// The device and its period.

@@ -118,6 +118,29 @@ impl Config {
                 }
                 SourceSpec::Snapcast { url }
             }
+            "sendspin" => {
+                not_for("path", src.path.as_ref().map(|v| v.span()), kind)?;
+                not_for("loop", src.looped.as_ref().map(|v| v.span()), kind)?;
+                not_for(
+                    "buffer_ms (the server sets the play times)",
+                    src.buffer_ms.as_ref().map(|v| v.span()),
+                    kind,
+                )?;
+                let span = src.url.as_ref().map(|u| u.span()).unwrap_or(src.kind.span());
+                let url = src.url.as_ref().map(|u| u.get_ref().clone()).ok_or_else(|| {
+                    err_at(
+                        span.clone(),
+                        "source.url is required for sendspin: ws://host:port/sendspin".to_string(),
+                    )
+                })?;
+                if !url.starts_with("ws://") || url.len() <= "ws://".len() {
+                    return Err(err_at(
+                        span,
+                        format!("source.url must look like ws://host:port/path, not {url:?}"),
+                    ));
+                }
+                SourceSpec::Sendspin { url }
+            }
             "capture" => {
                 not_for("url", src.url.as_ref().map(|v| v.span()), kind)?;
                 not_for("path", src.path.as_ref().map(|v| v.span()), kind)?;

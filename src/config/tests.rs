@@ -298,3 +298,28 @@ fn broadcast_name_and_manufacturer_data_are_parsed() {
     assert_eq!((b.name.clone(), b.manufacturer.clone()), (None, None));
     assert_eq!(b.broadcast_name(Some("kitchen-pi")), "kitchen-pi");
 }
+
+#[test]
+fn a_sendspin_source_needs_a_ws_url_and_takes_no_buffer() {
+    let cfg = |source: &str| format!("[source]\n{source}\n\n[[output]]\nname = \"k\"\nkind = \"sim\"\n");
+    let l = Config::parse_all(
+        "t.toml",
+        &cfg("kind = \"sendspin\"\nurl = \"ws://10.0.0.2:8927/sendspin\""),
+    )
+    .unwrap();
+    assert_eq!(
+        l.source,
+        SourceSpec::Sendspin {
+            url: "ws://10.0.0.2:8927/sendspin".into()
+        }
+    );
+    let e = err(&cfg("kind = \"sendspin\""));
+    assert!(
+        e.contains("t.toml:") && e.contains("source.url is required for sendspin"),
+        "{e}"
+    );
+    let e = err(&cfg("kind = \"sendspin\"\nurl = \"tcp://10.0.0.2:1704\""));
+    assert!(e.contains("t.toml:3:") && e.contains("ws://host:port/path"), "{e}");
+    let e = err(&cfg("kind = \"sendspin\"\nurl = \"ws://h:1/s\"\nbuffer_ms = 500"));
+    assert!(e.contains("buffer_ms"), "{e}");
+}

@@ -4,6 +4,7 @@ use crate::config::SourceSpec;
 use crate::output::player::{Feed, PlaySettings, PlayerConfig};
 use crate::output::OutputSpec;
 use crate::source::capture::CaptureSource;
+use crate::source::sendspin::SendspinIngest;
 use crate::source::snapcast::SnapcastIngest;
 use crate::source::tone::{TestSignal, ToneSource, CLICK_OFFSET_FRAMES};
 use crate::source::wav::WavSource;
@@ -45,6 +46,12 @@ pub(super) enum Wiring {
         url: String,
         server_clock: SharedServerClock,
         clients: BTreeMap<String, SnapcastIngest>,
+    },
+    /// One Sendspin player per output, sharing one server-clock estimate.
+    Sendspin {
+        url: String,
+        server_clock: SharedServerClock,
+        players: BTreeMap<String, SendspinIngest>,
     },
 }
 
@@ -88,6 +95,14 @@ impl Wiring {
                 },
                 vec![],
             ),
+            SourceSpec::Sendspin { url } => (
+                Self::Sendspin {
+                    url: url.clone(),
+                    server_clock: Arc::new(Mutex::new(ServerClock::new())),
+                    players: BTreeMap::new(),
+                },
+                vec![],
+            ),
         })
     }
 
@@ -112,13 +127,24 @@ impl Wiring {
                 })
                 .feeds[0]
                 .clone(),
+            Self::Sendspin {
+                url,
+                server_clock,
+                players,
+            } => players
+                .entry(name.to_string())
+                .or_insert_with(|| SendspinIngest::start(rt, url, name, Arc::new(SystemClock), server_clock.clone()))
+                .feed
+                .clone(),
         }
     }
 
     /// The Snapcast server-clock estimate `server − local`, ns, once measured (None for the other sources).
     pub(super) fn server_offset_ns(&self) -> Option<i64> {
         match self {
-            Self::Snapcast { server_clock, .. } => server_clock.lock().ok().and_then(|c| c.offset_ns()),
+            Self::Snapcast { server_clock, .. } | Self::Sendspin { server_clock, .. } => {
+                server_clock.lock().ok().and_then(|c| c.offset_ns())
+            }
             Self::Local(_) => None,
         }
     }
@@ -130,12 +156,22 @@ impl Wiring {
                 c.stop();
             }
         }
+        if let Self::Sendspin { players, .. } = self {
+            if let Some(p) = players.remove(name) {
+                p.stop();
+            }
+        }
     }
 
     pub(super) fn stop(&mut self) {
         if let Self::Snapcast { clients, .. } = self {
             for (_, c) in std::mem::take(clients) {
                 c.stop();
+            }
+        }
+        if let Self::Sendspin { players, .. } = self {
+            for (_, p) in std::mem::take(players) {
+                p.stop();
             }
         }
     }

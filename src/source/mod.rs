@@ -6,6 +6,7 @@
 //! capture source ([`capture`]) runs on a capture card's clock, estimated against the local one.
 
 pub mod capture;
+pub mod sendspin;
 pub mod snapcast;
 pub mod tone;
 pub mod wav;

@@ -1,0 +1,442 @@
+//! One Sendspin player connection: connects to the server's WebSocket URL, says hello (transition mode: a plain
+//! `client/hello`), syncs its clock into the shared [`ServerClock`] estimate, reports `client/state` (available once
+//! the clock is synced, then after every volume or mute change), turns PCM chunks into timeline audio stamped with
+//! their server play times, and reconnects with exponential backoff ([`BACKOFF_MIN_MS`] doubling to
+//! [`BACKOFF_MAX_MS`], back to the minimum after a connection that played for [`HEALTHY_AFTER_MS`]).
+//!
+//! It emits the same events as the Snapcast client ([`SnapEvent`]), so the source glue that feeds an output's
+//! timeline is shared. A Sendspin chunk's timestamp is already its play time at the output, so the settings it
+//! reports carry no buffer and no latency.
+//!
+//! [`ServerClock`]: crate::timeline::server_clock::ServerClock
+
+use super::proto::audio::{decode_frame, decode_pcm};
+use super::proto::hello::ClientHello;
+use super::proto::state::{ClientState, Command, PlayerState, SUPPORTED_COMMANDS};
+use super::proto::stream::PcmFormat;
+use super::proto::time::ClientTime;
+use super::proto::{decode_server_text, ServerMessage, MAX_FRAME_BYTES, MAX_TEXT_BYTES};
+use crate::snapcast::SnapEvent;
+use crate::timeline::server_clock::SharedServerClock;
+use crate::timeline::{AudioFormat, Clock, ServerTime};
+use futures::{SinkExt, StreamExt};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, watch};
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::Message;
+
+/// Giving up on connecting (TCP and the WebSocket upgrade) after this long, ms.
+pub const CONNECT_TIMEOUT_MS: u64 = 5_000;
+/// The server must answer the hello within this time, ms.
+pub const HANDSHAKE_TIMEOUT_MS: u64 = 5_000;
+/// Giving up on a write after this long, ms.
+pub const WRITE_TIMEOUT_MS: u64 = 2_000;
+/// A connection that hears nothing for this long is dead (the server answers a `client/time` every second), ms.
+pub const SILENCE_TIMEOUT_MS: u64 = 10_000;
+/// First reconnect delay, ms.
+pub const BACKOFF_MIN_MS: u64 = 500;
+/// Longest reconnect delay, ms.
+pub const BACKOFF_MAX_MS: u64 = 10_000;
+/// A connection that stayed up this long resets the backoff, ms.
+pub const HEALTHY_AFTER_MS: u64 = 5_000;
+/// Clock requests right after connecting, and their spacing (a fast start), ms.
+pub const SYNC_BURST: usize = 10;
+/// Spacing of the burst's requests, ms.
+pub const SYNC_BURST_INTERVAL_MS: u64 = 50;
+/// Spacing of clock requests after the burst, ms.
+pub const SYNC_INTERVAL_MS: u64 = 1_000;
+/// Exchanges needed before the player says it is available (the server sends no audio before).
+pub const MIN_SYNC_SAMPLES: usize = 5;
+/// A chunk stamped further than this from the server's current time is nonsense, ns.
+pub const MAX_CHUNK_SKEW_NS: i64 = 60_000_000_000;
+/// Bytes of not-yet-played audio the player tells the server it buffers (the timeline holds more).
+pub const BUFFER_CAPACITY_BYTES: u32 = 4 * 1024 * 1024;
+/// Startup lead the player asks for, ms.
+pub const REQUIRED_LEAD_TIME_MS: u32 = 250;
+/// Ongoing buffer the player asks the server to keep, ms.
+pub const MIN_BUFFER_MS: u32 = 500;
+
+/// Who this player is and where it connects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlayerConfig {
+    /// `ws://host:port/path`.
+    pub url: String,
+    /// The output's name (the name the server lists).
+    pub name: String,
+    /// Stable player id.
+    pub client_id: String,
+    /// The output's delay, reported as `output_delay_ms`.
+    pub output_delay_ms: u32,
+}
+
+impl PlayerConfig {
+    /// The player of output `name`: id `bluebridge-<name>` (the same id scheme as its Snapcast client).
+    pub fn new(url: impl Into<String>, name: impl Into<String>) -> Self {
+        let name = name.into();
+        Self {
+            url: url.into(),
+            client_id: crate::snapcast::client::client_id_for(&name),
+            name,
+            output_delay_ms: 0,
+        }
+    }
+}
+
+/// Runs the player until `shutdown` turns true or `events` closes.
+pub async fn run(
+    cfg: PlayerConfig,
+    clock: Arc<dyn Clock>,
+    server_clock: SharedServerClock,
+    events: mpsc::Sender<SnapEvent>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut backoff_ms = BACKOFF_MIN_MS;
+    let mut volume = (100u8, false);
+    loop {
+        if *shutdown.borrow() {
+            return;
+        }
+        let started = Instant::now();
+        let mut s = Session {
+            cfg: &cfg,
+            clock: clock.clone(),
+            server_clock: server_clock.clone(),
+            events: &events,
+            volume,
+            format: None,
+            samples: 0,
+            available_sent: false,
+            connected: false,
+        };
+        let reason = match s.serve(&mut shutdown).await {
+            Ok(()) => return,
+            Err(r) => r,
+        };
+        volume = s.volume;
+        if started.elapsed() >= Duration::from_millis(HEALTHY_AFTER_MS) {
+            backoff_ms = BACKOFF_MIN_MS;
+        }
+        let delay_ms = backoff_ms;
+        backoff_ms = (backoff_ms * 2).min(BACKOFF_MAX_MS);
+        tracing::warn!(
+            output = cfg.name,
+            url = cfg.url,
+            "sendspin: {reason}; reconnecting in {delay_ms} ms"
+        );
+        if s.connected && events.send(SnapEvent::Disconnected { reason }).await.is_err() {
+            return;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(delay_ms)) => {}
+            _ = shutdown.changed() => {}
+        }
+    }
+}
+
+struct Session<'a> {
+    cfg: &'a PlayerConfig,
+    clock: Arc<dyn Clock>,
+    server_clock: SharedServerClock,
+    events: &'a mpsc::Sender<SnapEvent>,
+    volume: (u8, bool),
+    format: Option<PcmFormat>,
+    samples: usize,
+    available_sent: bool,
+    connected: bool,
+}
+
+type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+impl Session<'_> {
+    fn now_us(&self) -> i64 {
+        self.clock.now().as_ns() / 1000
+    }
+
+    /// One connection; `Ok` means stop for good (shutdown, or the owner went away).
+    async fn serve(&mut self, shutdown: &mut watch::Receiver<bool>) -> Result<(), String> {
+        let config = WebSocketConfig::default()
+            .max_message_size(Some(MAX_FRAME_BYTES.max(MAX_TEXT_BYTES)))
+            .max_frame_size(Some(MAX_FRAME_BYTES));
+        let connect = tokio_tungstenite::connect_async_with_config(self.cfg.url.as_str(), Some(config), true);
+        let (mut ws, _) = tokio::time::timeout(Duration::from_millis(CONNECT_TIMEOUT_MS), connect)
+            .await
+            .map_err(|_| format!("no connection within {CONNECT_TIMEOUT_MS} ms"))?
+            .map_err(|e| format!("connect: {e}"))?;
+        let hello = ClientHello::player(&self.cfg.client_id, &self.cfg.name, BUFFER_CAPACITY_BYTES);
+        send(&mut ws, hello.encode()).await?;
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(HANDSHAKE_TIMEOUT_MS);
+        loop {
+            let msg = tokio::time::timeout_at(deadline, ws.next())
+                .await
+                .map_err(|_| format!("no server/hello within {HANDSHAKE_TIMEOUT_MS} ms"))?;
+            match msg {
+                Some(Ok(Message::Text(t))) => match decode_server_text(&t) {
+                    Ok(ServerMessage::Hello(h)) => {
+                        tracing::info!(output = self.cfg.name, server = h.name, roles = ?h.active_roles, "sendspin: connected");
+                        if !h.active_roles.iter().any(|r| r == super::proto::hello::PLAYER_ROLE) {
+                            return Err(format!(
+                                "the server did not activate the player role ({:?})",
+                                h.active_roles
+                            ));
+                        }
+                        break;
+                    }
+                    Ok(other) => return Err(format!("expected server/hello, got {other:?}")),
+                    Err(e) => return Err(format!("expected server/hello: {e}")),
+                },
+                Some(Ok(Message::Close(c))) => return Err(format!("server closed the connection: {c:?}")),
+                Some(Ok(_)) => {}
+                Some(Err(e)) => return Err(format!("read: {e}")),
+                None => return Err("server closed the connection".into()),
+            }
+        }
+        self.connected = true;
+        if self
+            .events
+            .send(SnapEvent::Connected {
+                server: self.cfg.url.clone(),
+            })
+            .await
+            .is_err()
+        {
+            return Ok(());
+        }
+        self.settings().await;
+        let mut requests = 0usize;
+        let mut next_request = tokio::time::Instant::now();
+        loop {
+            let silence = tokio::time::sleep(Duration::from_millis(SILENCE_TIMEOUT_MS));
+            tokio::select! {
+                _ = tokio::time::sleep_until(next_request) => {
+                    send(&mut ws, ClientTime { client_transmitted: self.now_us() }.encode()).await?;
+                    requests += 1;
+                    let gap = if requests < SYNC_BURST { SYNC_BURST_INTERVAL_MS } else { SYNC_INTERVAL_MS };
+                    next_request = tokio::time::Instant::now() + Duration::from_millis(gap);
+                }
+                _ = silence => return Err(format!("nothing from the server for {SILENCE_TIMEOUT_MS} ms")),
+                stop = shutdown.changed() => {
+                    if stop.is_err() || *shutdown.borrow() {
+                        let _ = ws.send(Message::Text(r#"{"type":"client/goodbye","payload":{"reason":"shutdown"}}"#.into())).await;
+                        let _ = ws.close(None).await;
+                        return Ok(());
+                    }
+                }
+                msg = ws.next() => match msg {
+                    Some(Ok(Message::Text(t))) => {
+                        if let Some(reply) = self.text(&t).await? {
+                            send(&mut ws, reply).await?;
+                        }
+                    }
+                    Some(Ok(Message::Binary(b))) => {
+                        if !self.audio(&b).await {
+                            return Ok(());
+                        }
+                    }
+                    Some(Ok(Message::Close(c))) => return Err(format!("server closed the connection: {c:?}")),
+                    Some(Ok(_)) => {}
+                    Some(Err(e)) => return Err(format!("read: {e}")),
+                    None => return Err("server closed the connection".into()),
+                },
+            }
+        }
+    }
+
+    fn state(&self) -> String {
+        ClientState {
+            available: true,
+            player: PlayerState {
+                volume: self.volume.0,
+                muted: self.volume.1,
+                output_delay_ms: self.cfg.output_delay_ms,
+                required_lead_time_ms: REQUIRED_LEAD_TIME_MS,
+                min_buffer_ms: MIN_BUFFER_MS,
+                supported_commands: SUPPORTED_COMMANDS.to_vec(),
+            },
+        }
+        .encode()
+    }
+
+    /// Tells the glue the play settings: the timestamps are play times (no buffer, no latency), the volume.
+    async fn settings(&self) {
+        let _ = self
+            .events
+            .send(SnapEvent::Settings {
+                buffer_ms: 0,
+                latency_ms: 0,
+                volume_pct: self.volume.0,
+                muted: self.volume.1,
+            })
+            .await;
+    }
+
+    /// Handles a text message; returns what to send back. A message it cannot read is logged and skipped.
+    async fn text(&mut self, t: &str) -> Result<Option<String>, String> {
+        let received_us = self.now_us();
+        let msg = match decode_server_text(t) {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(output = self.cfg.name, "sendspin: skipped a message: {e}");
+                return Ok(None);
+            }
+        };
+        match msg {
+            ServerMessage::Time(r) => {
+                let Some(x) = r.exchange(received_us) else {
+                    tracing::debug!(output = self.cfg.name, "sendspin: inconsistent time reply {r:?}");
+                    return Ok(None);
+                };
+                self.server_clock
+                    .lock()
+                    .expect("server clock lock")
+                    .add_exchange(x.c2s_ns, x.s2c_ns, self.clock.now());
+                self.samples += 1;
+                if self.samples >= MIN_SYNC_SAMPLES && !self.available_sent {
+                    self.available_sent = true;
+                    return Ok(Some(self.state()));
+                }
+            }
+            ServerMessage::StreamStart(s) => match s.player.map(|p| p.pcm()) {
+                Some(Ok(f)) => {
+                    tracing::info!(output = self.cfg.name, ?f, "sendspin: stream start");
+                    self.format = Some(f);
+                    self.reset_timeline(f).await;
+                }
+                Some(Err(e)) => {
+                    tracing::warn!(output = self.cfg.name, "sendspin: cannot play this stream: {e}");
+                    self.format = None;
+                }
+                None => {}
+            },
+            ServerMessage::StreamClear | ServerMessage::StreamEnd => {
+                if let Some(f) = self.format {
+                    self.reset_timeline(f).await;
+                }
+            }
+            ServerMessage::Command(c) => match c.command() {
+                Ok(Command::Volume(v)) => {
+                    self.volume.0 = v;
+                    self.settings().await;
+                    return Ok(Some(self.state()));
+                }
+                Ok(Command::Mute(m)) => {
+                    self.volume.1 = m;
+                    self.settings().await;
+                    return Ok(Some(self.state()));
+                }
+                Err(e) => tracing::warn!(output = self.cfg.name, "sendspin: {e}"),
+            },
+            ServerMessage::GroupUpdate(g) => {
+                tracing::info!(output = self.cfg.name, group = ?g.group_name, state = ?g.playback_state, "sendspin: group")
+            }
+            ServerMessage::Hello(_) => tracing::warn!(output = self.cfg.name, "sendspin: a second server/hello"),
+            ServerMessage::Ignored(_) => {}
+        }
+        Ok(None)
+    }
+
+    async fn reset_timeline(&self, f: PcmFormat) {
+        let _ = self
+            .events
+            .send(SnapEvent::Format(AudioFormat {
+                rate_hz: f.rate_hz,
+                channels: f.channels,
+            }))
+            .await;
+    }
+
+    /// Handles a binary frame; false when the owner went away.
+    async fn audio(&mut self, b: &[u8]) -> bool {
+        let chunk = match decode_frame(b) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::debug!(output = self.cfg.name, "sendspin: skipped a binary frame: {e}");
+                return true;
+            }
+        };
+        let Some(f) = self.format else {
+            tracing::debug!(
+                output = self.cfg.name,
+                "sendspin: audio before a playable stream/start, skipped"
+            );
+            return true;
+        };
+        let Some(start_ns) = chunk.timestamp_us.checked_mul(1000) else {
+            tracing::warn!(
+                output = self.cfg.name,
+                ts = chunk.timestamp_us,
+                "sendspin: chunk timestamp out of range"
+            );
+            return true;
+        };
+        let server_now = self
+            .server_clock
+            .lock()
+            .expect("server clock lock")
+            .to_server(self.clock.now());
+        if let Some(now) = server_now {
+            if start_ns.saturating_sub(now.as_ns()).abs() > MAX_CHUNK_SKEW_NS {
+                tracing::warn!(
+                    output = self.cfg.name,
+                    ts = chunk.timestamp_us,
+                    "sendspin: chunk stamped over 60 s from now, skipped"
+                );
+                return true;
+            }
+        }
+        match decode_pcm(chunk.payload, f) {
+            Ok(samples) => self
+                .events
+                .send(SnapEvent::Audio {
+                    start: ServerTime::from_ns(start_ns),
+                    samples,
+                })
+                .await
+                .is_ok(),
+            Err(e) => {
+                tracing::warn!(output = self.cfg.name, "sendspin: {e}");
+                true
+            }
+        }
+    }
+}
+
+async fn send(ws: &mut Ws, text: String) -> Result<(), String> {
+    match tokio::time::timeout(
+        Duration::from_millis(WRITE_TIMEOUT_MS),
+        ws.send(Message::Text(text.into())),
+    )
+    .await
+    {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(format!("write: {e}")),
+        Err(_) => Err(format!("write stalled for {WRITE_TIMEOUT_MS} ms")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn players_are_named_after_their_outputs_with_the_snapcast_id_scheme() {
+        let c = PlayerConfig::new("ws://127.0.0.1:8927/sendspin", "kitchen");
+        assert_eq!(c.client_id, crate::snapcast::client::client_id_for("kitchen"));
+        assert_eq!(c.name, "kitchen");
+    }
+
+    #[test]
+    fn run_is_a_send_future() {
+        fn assert_send<T: Send>(_: &T) {}
+        let (tx, _rx) = mpsc::channel(1);
+        let (_s, srx) = watch::channel(false);
+        let f = run(
+            PlayerConfig::new("ws://127.0.0.1:1/sendspin", "o"),
+            Arc::new(crate::timeline::SystemClock),
+            Default::default(),
+            tx,
+            srx,
+        );
+        assert_send(&f);
+    }
+}

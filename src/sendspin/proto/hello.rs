@@ -1,0 +1,118 @@
+//! `client/hello` (who the player is and what it plays) and `server/hello` (the server's answer).
+
+use serde::{Deserialize, Serialize};
+
+/// The role this player takes.
+pub const PLAYER_ROLE: &str = "player@v1";
+
+/// A PCM format the player accepts (`player@v1_support.supported_formats`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SupportedFormat {
+    /// `pcm` (this slice accepts PCM only).
+    pub codec: &'static str,
+    /// Channels.
+    pub channels: u16,
+    /// Frames per second.
+    pub sample_rate: u32,
+    /// Bits per sample.
+    pub bit_depth: u16,
+}
+
+/// `player@v1_support`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PlayerSupport {
+    /// In order of preference.
+    pub supported_formats: Vec<SupportedFormat>,
+    /// Bytes of not-yet-played audio the player buffers at most.
+    pub buffer_capacity: u32,
+}
+
+/// `client/hello` in the transition-mode form (plain text: the id and version travel in the hello itself).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ClientHello {
+    /// Stable id of this player.
+    pub client_id: String,
+    /// The name users see.
+    pub name: String,
+    /// Protocol version (1).
+    pub version: u32,
+    /// `["player@v1"]`.
+    pub supported_roles: Vec<&'static str>,
+    /// What the player plays.
+    #[serde(rename = "player@v1_support")]
+    pub player_support: PlayerSupport,
+}
+
+impl ClientHello {
+    /// The hello of a player named `name` with id `client_id` that plays 16-bit stereo PCM at 48 or 44.1 kHz.
+    pub fn player(client_id: &str, name: &str, buffer_capacity: u32) -> Self {
+        let pcm = |sample_rate| SupportedFormat {
+            codec: "pcm",
+            channels: 2,
+            sample_rate,
+            bit_depth: 16,
+        };
+        Self {
+            client_id: client_id.into(),
+            name: name.into(),
+            version: 1,
+            supported_roles: vec![PLAYER_ROLE],
+            player_support: PlayerSupport {
+                supported_formats: vec![pcm(48_000), pcm(44_100)],
+                buffer_capacity,
+            },
+        }
+    }
+
+    /// The message text.
+    pub fn encode(&self) -> String {
+        super::encode("client/hello", self)
+    }
+}
+
+/// `server/hello` (transition mode: it also says which roles are active).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct ServerHello {
+    /// The server's id.
+    pub server_id: String,
+    /// Its name.
+    pub name: String,
+    /// Protocol version.
+    #[serde(default)]
+    pub version: Option<u32>,
+    /// The roles the server activated for this client.
+    #[serde(default)]
+    pub active_roles: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{decode_server_text, ServerMessage};
+    use super::*;
+
+    #[test]
+    fn the_hello_names_the_player_its_role_and_formats() {
+        let v: serde_json::Value =
+            serde_json::from_str(&ClientHello::player("bluebridge-k", "k", 1 << 20).encode()).unwrap();
+        assert_eq!(v["type"], "client/hello");
+        assert_eq!(v["payload"]["client_id"], "bluebridge-k");
+        assert_eq!(v["payload"]["supported_roles"][0], "player@v1");
+        assert_eq!(
+            v["payload"]["player@v1_support"]["supported_formats"][0]["sample_rate"],
+            48_000
+        );
+        assert_eq!(v["payload"]["player@v1_support"]["buffer_capacity"], 1 << 20);
+    }
+
+    #[test]
+    fn the_reference_servers_hello_parses() {
+        // As aiosendspin 10.2.1 sends it in transition mode.
+        let m = decode_server_text(
+            r#"{"payload":{"server_id":"-g9q","name":"t","version":1,"connection_reason":"discovery","active_roles":["player@v1"]},"type":"server/hello"}"#,
+        )
+        .unwrap();
+        let ServerMessage::Hello(h) = m else { panic!("{m:?}") };
+        assert_eq!(h.active_roles, vec!["player@v1".to_string()]);
+        assert_eq!(h.version, Some(1));
+    }
+}

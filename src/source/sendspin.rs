@@ -1,0 +1,64 @@
+//! Sendspin as a source: one player connection per output (each output is its own Sendspin player, named after
+//! it), one server-clock estimator shared by all of them; the player's events feed the output's timeline through
+//! the same glue as the Snapcast source ([`super::snapcast::apply`]).
+
+use crate::output::player::{Feed, PlaySettings};
+use crate::sendspin::PlayerConfig;
+use crate::timeline::buffer::TimelineBuffer;
+use crate::timeline::server_clock::SharedServerClock;
+use crate::timeline::{AudioFormat, Clock};
+use std::sync::{Arc, Mutex};
+use tokio::sync::{mpsc, watch};
+
+/// Events queued between a player and its glue task (each at most one chunk, ≤ 1 MiB of PCM as bounded by
+/// [`MAX_FRAME_BYTES`](crate::sendspin::proto::MAX_FRAME_BYTES)); a full queue stops the socket being read.
+const EVENT_QUEUE: usize = 16;
+
+/// A running Sendspin player: its output's feed and a handle to stop it.
+pub struct SendspinIngest {
+    /// The output's feed.
+    pub feed: Feed,
+    shutdown: watch::Sender<bool>,
+}
+
+impl SendspinIngest {
+    /// Starts the player of output `name` on `rt`, sharing `server_clock` with the other players of this server.
+    pub fn start(
+        rt: &tokio::runtime::Handle,
+        url: &str,
+        name: &str,
+        clock: Arc<dyn Clock>,
+        server_clock: SharedServerClock,
+    ) -> Self {
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let feed = Feed {
+            timeline: TimelineBuffer::shared(AudioFormat::STEREO_48K),
+            server_clock: server_clock.clone(),
+            settings: Arc::new(Mutex::new(PlaySettings {
+                buffer_ns: 0,
+                ..PlaySettings::default()
+            })),
+        };
+        let (ev_tx, mut ev_rx) = mpsc::channel(EVENT_QUEUE);
+        rt.spawn(crate::sendspin::run(
+            PlayerConfig::new(url, name),
+            clock,
+            server_clock,
+            ev_tx,
+            shutdown_rx,
+        ));
+        let glue_feed = feed.clone();
+        let glue_name = name.to_string();
+        rt.spawn(async move {
+            while let Some(ev) = ev_rx.recv().await {
+                super::snapcast::apply(&glue_name, &glue_feed, ev);
+            }
+        });
+        Self { feed, shutdown }
+    }
+
+    /// Asks the player to say goodbye and disconnect.
+    pub fn stop(&self) {
+        let _ = self.shutdown.send(true);
+    }
+}

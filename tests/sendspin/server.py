@@ -1,0 +1,135 @@
+"""A loopback aiosendspin server for bluebridge's integration tests.
+
+Runs the reference `SendspinServer` in-process, mounts its WebSocket handler on its own aiohttp route (no mDNS:
+`start_server()` always starts it), uses CLOCK_MONOTONIC as the server clock (so its timestamps are the test
+machine's monotonic clock in microseconds), waits for `--players` players, groups them and streams a click track
+(PCM, s16 stereo: a Gaussian click every --click-interval-ms). Everything it sees is printed as one JSON object per line on stdout:
+  {"event": "listening", "port": P}
+  {"event": "client", "id": ..., "name": ...}
+  {"event": "player", "id": ..., "name": ..., "output_delay_ms": ..., "volume": ..., "muted": ...}
+  {"event": "click", "play_us": T}       scheduled play time (server clock = CLOCK_MONOTONIC, µs) of a click onset
+  {"event": "done"}
+Transition mode (`allow_unencrypted`) admits players that send a plain `client/hello`; `--encrypted-only` turns it
+off (the library's default).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import sys
+import time
+
+from aiohttp import web
+
+from aiosendspin.audio.format import AudioFormat
+from aiosendspin.noise.keys import Identity
+from aiosendspin.noise.trust_store import InMemoryServerPairingStore
+from aiosendspin.server.server import ClientAddedEvent, SendspinServer
+
+
+class MonotonicClock:
+    """CLOCK_MONOTONIC in µs: the clock bluebridge's timeline and the test's onset times use."""
+
+    def now_us(self) -> int:
+        return time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1_000
+
+
+def emit(**obj: object) -> None:
+    sys.stdout.write(json.dumps(obj) + "\n")
+    sys.stdout.flush()
+
+
+async def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--players", type=int, default=1)
+    ap.add_argument("--seconds", type=float, default=10.0)
+    ap.add_argument("--click-interval-ms", type=int, default=500)
+    ap.add_argument("--rate", type=int, default=48000)
+    ap.add_argument("--chunk-ms", type=int, default=20)
+    ap.add_argument("--encrypted-only", action="store_true")
+    args = ap.parse_args()
+
+    loop = asyncio.get_running_loop()
+    server = SendspinServer(
+        loop,
+        Identity.generate(),
+        "bluebridge-test",
+        pairing_store=InMemoryServerPairingStore(),
+        allow_unencrypted=not args.encrypted_only,
+        clock=MonotonicClock(),
+    )
+    added: list[str] = []
+
+    def on_event(_srv: SendspinServer, ev: object) -> None:
+        if isinstance(ev, ClientAddedEvent):
+            c = server.get_client(ev.client_id)
+            emit(event="client", id=ev.client_id, name=c.name if c else None)
+            added.append(ev.client_id)
+
+    server.add_event_listener(on_event)
+    app = web.Application()
+    app.router.add_get(SendspinServer.API_PATH, server.on_client_connect)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", args.port)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # noqa: SLF001
+    emit(event="listening", port=port, path=SendspinServer.API_PATH)
+
+    while len(added) < args.players:
+        await asyncio.sleep(0.05)
+    clients = [server.get_client(cid) for cid in added[: args.players]]
+    group = clients[0].group
+    for c in clients[1:]:
+        await group.add_client(c)
+
+    def report_players() -> None:
+        for c in clients:
+            role = c.role("player@v1")
+            if role is None:
+                continue
+            emit(event="player", id=c.client_id, name=c.name, output_delay_ms=role.output_delay_ms,
+                 volume=role.volume, muted=role.muted)
+
+    fmt = AudioFormat(sample_rate=args.rate, bit_depth=16, channels=2)
+    chunk = args.rate * args.chunk_ms // 1000
+    interval = args.rate * args.click_interval_ms // 1000
+    # The click: a Gaussian pulse (sigma 1.5 frames, peak 0.8) centred exactly on frame CENTRE of each interval, as
+    # bluebridge's own test signal, so its time is known to a fraction of a frame.
+    centre = 64
+    pulse = {d: round(0.8 * 32767 * math.exp(-0.5 * (d / 1.5) ** 2)) for d in range(-8, 9)}
+    stream = group.start_stream()
+    frame = 0
+    total = int(args.seconds * args.rate)
+    last_report = 0.0
+    while frame < total:
+        pcm = bytearray(chunk * 4)
+        clicks = []
+        for i in range(chunk):
+            d = (frame + i) % interval - centre
+            if d in pulse:
+                if d == 0:
+                    clicks.append(i)
+                pcm[i * 4 : i * 4 + 4] = pulse[d].to_bytes(2, "little", signed=True) * 2
+        stream.prepare_audio(bytes(pcm), fmt)
+        start_us = await stream.commit_audio()
+        for i in clicks:
+            emit(event="click", play_us=start_us + i * 1_000_000 / args.rate)
+        frame += chunk
+        await stream.sleep_to_limit_buffer(1_500_000)
+        if time.monotonic() - last_report > 1.0:
+            last_report = time.monotonic()
+            report_players()
+    # Let the buffered audio play out before leaving.
+    await asyncio.sleep(2.0)
+    report_players()
+    emit(event="done")
+    await runner.cleanup()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

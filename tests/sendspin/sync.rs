@@ -1,0 +1,178 @@
+//! End to end against the reference Sendspin server: aiosendspin 10.2.1 (`tests/sendspin/server.py`, in the venv
+//! `scripts/sendspin-server-setup` builds on a trixie root's Python 3.13) runs on loopback with CLOCK_MONOTONIC as
+//! its clock and streams a click track to bluebridge (one `pipe` output, declared delay 0, whose FIFO reads are
+//! timestamped). Each click's onset at bluebridge is compared with the play time the server stamped on it; the
+//! server's log also has to show the player under its output's name with the output delay it reported.
+//!
+//! Without the venv (or without root, which `chroot` needs) the test says so and passes, unless `BLUEBRIDGE_CI`
+//! is set: then it fails, since `scripts/test` builds the venv first.
+
+use bluebridge::bench::snapcast::timed_clicks;
+use bluebridge::report::Percentiles;
+use std::io::BufRead;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The root `scripts/sendspin-server-setup` builds (`BLUEBRIDGE_SENDSPIN_CACHE` as there).
+fn server_root() -> std::path::PathBuf {
+    let cache = std::env::var_os("BLUEBRIDGE_SENDSPIN_CACHE")
+        .map(Into::into)
+        .unwrap_or_else(|| {
+            std::path::Path::new(&std::env::var_os("HOME").unwrap_or_else(|| "/root".into()))
+                .join(".cache/bluebridge-sendspin")
+        });
+    cache.join("root-trixie")
+}
+
+fn mkfifo(p: &std::path::Path) {
+    let c = std::ffi::CString::new(p.to_str().unwrap()).unwrap();
+    // SAFETY: mkfifo with a valid path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+}
+
+#[test]
+fn bluebridge_plays_the_reference_servers_clicks_at_their_play_times() {
+    let root = server_root();
+    // SAFETY: geteuid has no preconditions.
+    let is_root = unsafe { libc::geteuid() } == 0;
+    let missing = if !root.join("opt/venv/.done").exists() {
+        Some(format!(
+            "no aiosendspin venv at {} (run scripts/sendspin-server-setup)",
+            root.display()
+        ))
+    } else if !is_root {
+        Some("running the aiosendspin server needs root (chroot)".to_string())
+    } else {
+        None
+    };
+    if let Some(why) = missing {
+        assert!(
+            std::env::var_os("BLUEBRIDGE_CI").is_none(),
+            "BLUEBRIDGE_CI is set: {why}"
+        );
+        eprintln!("SKIPPED bluebridge_plays_the_reference_servers_clicks_at_their_play_times: {why}");
+        return;
+    }
+    let secs = 14.0;
+    let script = format!("srv/server-test-{}.py", std::process::id());
+    std::fs::copy(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sendspin/server.py"),
+        root.join(&script),
+    )
+    .unwrap();
+    let mut server = Command::new("chroot")
+        .arg(&root)
+        .args(["/opt/venv/bin/python", &format!("/{script}")])
+        .args([
+            "--port",
+            "0",
+            "--players",
+            "1",
+            "--seconds",
+            &format!("{}", secs + 2.0),
+            "--click-interval-ms",
+            "500",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("chroot");
+    let stdout = server.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<serde_json::Value>();
+    let reader = std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Ok(v) = serde_json::from_str(&line) {
+                let _ = tx.send(v);
+            }
+        }
+    });
+    let first = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the server did not start");
+    assert_eq!(first["event"], "listening", "{first}");
+    let url = format!("ws://127.0.0.1:{}{}", first["port"], first["path"].as_str().unwrap());
+
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("bb.pcm");
+    mkfifo(&fifo);
+    let cfg = dir.path().join("c.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[service]\ncontrol_socket = \"{}\"\n\n[source]\nkind = \"sendspin\"\nurl = \"{url}\"\n\n[[output]]\nname = \"bb\"\n\
+             kind = \"pipe\"\npath = \"{}\"\n",
+            dir.path().join("control.sock").display(),
+            fifo.display()
+        ),
+    )
+    .unwrap();
+    let onsets = timed_clicks(fifo.clone(), secs, bluebridge::output::player::BLOCK_FRAMES as u64, 0);
+    let mut bb = Command::new(env!("CARGO_BIN_EXE_bluebridge"))
+        .args(["run", "--config", cfg.to_str().unwrap()])
+        .stderr(std::fs::File::create(dir.path().join("bb.log")).unwrap())
+        .spawn()
+        .unwrap();
+    let onsets = onsets.join().unwrap();
+    // SAFETY: kill(2) on our own child.
+    unsafe { libc::kill(bb.id() as i32, libc::SIGTERM) };
+    let _ = bb.wait();
+    let mut events = vec![first];
+    let until = Instant::now() + Duration::from_secs(20);
+    while let Ok(v) = rx.recv_timeout(until.saturating_duration_since(Instant::now())) {
+        let done = v["event"] == "done";
+        events.push(v);
+        if done {
+            break;
+        }
+    }
+    let _ = server.kill();
+    let mut err = String::new();
+    let _ = std::io::Read::read_to_string(server.stderr.as_mut().unwrap(), &mut err);
+    let _ = server.wait();
+    let _ = reader.join();
+    let _ = std::fs::remove_file(root.join(&script));
+    let log = std::fs::read_to_string(dir.path().join("bb.log")).unwrap_or_default();
+
+    let player = events
+        .iter()
+        .find(|e| e["event"] == "player")
+        .unwrap_or_else(|| panic!("the server never saw a player: {events:?}\nserver: {err}\n{log}"));
+    assert_eq!(player["name"], "bb", "{player}");
+    assert_eq!(player["id"], "bluebridge-bb", "{player}");
+    assert_eq!(player["output_delay_ms"], 0, "{player}");
+    let scheduled_ns: Vec<i64> = events
+        .iter()
+        .filter(|e| e["event"] == "click")
+        .map(|e| (e["play_us"].as_f64().unwrap() * 1000.0).round() as i64)
+        .collect();
+    // Skip the first 2 s: the player syncs its clock and the output locks.
+    let t_skip = onsets.first().map(|t| t.as_ns() + 2_000_000_000).unwrap_or(0);
+    let diffs_us: Vec<f64> = onsets
+        .iter()
+        .filter(|t| t.as_ns() > t_skip)
+        .filter_map(|t| scheduled_ns.iter().map(|s| t.as_ns() - s).min_by_key(|d| d.abs()))
+        .filter(|d| d.abs() < 250_000_000)
+        .map(|d| d as f64 / 1000.0)
+        .collect();
+    let p = Percentiles::of_abs(&diffs_us);
+    let mean = diffs_us.iter().sum::<f64>() / diffs_us.len().max(1) as f64;
+    eprintln!(
+        "bluebridge vs aiosendspin's play times: {} clicks, mean {mean:.0} µs, |diff| p50 {:.0} µs p99 {:.0} µs max {:.0} µs",
+        diffs_us.len(),
+        p.p50,
+        p.p99,
+        p.max
+    );
+    assert!(
+        diffs_us.len() >= 10,
+        "too few clicks matched: {} onsets, {} scheduled\nserver: {err}\n{log}",
+        onsets.len(),
+        scheduled_ns.len()
+    );
+    // The spec's floor is ±1 ms at the output; the bound is loose for this noisy machine but catches any error in
+    // the timing model (a wrong clock or a buffer counted twice is ≥ 10 ms).
+    assert!(
+        p.p50 <= 1_000.0 && p.p99 <= 3_000.0,
+        "{diffs_us:?}\nserver: {err}\n{log}"
+    );
+}
