@@ -481,7 +481,8 @@ pub fn realtime_command(program: &str) -> Command {
     }
 }
 
-fn mkfifo(p: &Path) -> Result<(), String> {
+/// Makes a FIFO at `p` (mode 0600); the error names the path.
+pub fn mkfifo(p: &Path) -> Result<(), String> {
     let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).map_err(|e| e.to_string())?;
     // SAFETY: mkfifo with a valid NUL-terminated path.
     if unsafe { libc::mkfifo(c.as_ptr(), 0o600) } != 0 {

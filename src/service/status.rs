@@ -16,12 +16,7 @@ fn ms(ns: i64) -> f64 {
 }
 impl Controller {
     pub(super) fn snapshot(&self) -> BTreeMap<String, PlayerStatus> {
-        self.engine
-            .status()
-            .players
-            .into_iter()
-            .map(|p| (p.name.clone(), p))
-            .collect()
+        by_name(self.engine.status())
     }
 
     pub(super) fn state_word(&self, name: &str, enabled: bool, p: Option<&PlayerStatus>) -> &'static str {
@@ -63,7 +58,10 @@ impl Controller {
     }
 
     pub(super) fn status(&self) -> StatusReport {
-        let players = self.snapshot();
+        // One snapshot for the whole report: players, load and the sources' counters from the same moment.
+        let snap = self.engine.status();
+        let (load, source_counters) = (snap.load.clone(), snap.source_counters.clone());
+        let players = by_name(snap);
         let outputs: Vec<OutputReport> = self
             .specs
             .iter()
@@ -133,7 +131,6 @@ impl Controller {
             .then(|| errs.iter().cloned().fold(f64::MIN, f64::max) - errs.iter().cloned().fold(f64::MAX, f64::min));
         let hb = self.engine.heartbeat();
         let age = hb.age_ns(SystemClock.now());
-        let load = self.engine.status().load;
         let (kind, detail) = match &self.source {
             SourceSpec::Tone { .. } => ("tone", String::new()),
             SourceSpec::File { path, .. } => ("file", path.clone()),
@@ -151,13 +148,7 @@ impl Controller {
                 kind: kind.into(),
                 detail,
                 server_offset_us: self.wiring.server_offset_ns().map(|o| o as f64 / 1e3),
-                counters: self
-                    .engine
-                    .status()
-                    .source_counters
-                    .iter()
-                    .map(|(k, v)| (k.to_string(), *v))
-                    .collect(),
+                counters: source_counters.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
             },
             outputs,
             skew_us,
@@ -178,6 +169,11 @@ impl Controller {
             reload: self.reload.clone(),
         }
     }
+}
+
+/// The snapshot's players by name.
+fn by_name(snap: crate::engine::StatusSnapshot) -> BTreeMap<String, PlayerStatus> {
+    snap.players.into_iter().map(|p| (p.name.clone(), p)).collect()
 }
 
 /// A URL without its password, for display.
