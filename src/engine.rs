@@ -170,7 +170,7 @@ impl LoadMeter {
     fn new(now: LocalTime) -> Self {
         Self {
             start: now,
-            cpu_start_ns: thread_cpu_ns(),
+            cpu_start_ns: SystemClock::thread_cpu_ns(),
             wakeups: 0,
             sources_ns: 0,
             players_ns: Vec::new(),
@@ -194,7 +194,7 @@ impl LoadMeter {
         }
         let pct = |ns: i64| ns as f64 * 100.0 / window_ns as f64;
         let load = EngineLoad {
-            cpu_pct: pct(thread_cpu_ns() - self.cpu_start_ns),
+            cpu_pct: pct(SystemClock::thread_cpu_ns() - self.cpu_start_ns),
             sources_pct: pct(self.sources_ns),
             players_pct: self.players_ns.iter().map(|(n, t)| (n.clone(), pct(*t))).collect(),
             wakeups_per_s: self.wakeups as f64 * 1e9 / window_ns as f64,
@@ -202,21 +202,13 @@ impl LoadMeter {
             realtime: self.realtime,
         };
         self.start = now;
-        self.cpu_start_ns = thread_cpu_ns();
+        self.cpu_start_ns = SystemClock::thread_cpu_ns();
         self.wakeups = 0;
         self.sources_ns = 0;
         self.players_ns.clear();
         self.wake_late.clear();
         Some(load)
     }
-}
-
-/// The calling thread's CPU time, ns.
-fn thread_cpu_ns() -> i64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    // SAFETY: a valid timespec pointer.
-    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    ts.tv_sec * 1_000_000_000 + ts.tv_nsec
 }
 
 /// The loop's pulse: the local time of its last tick, stored once per tick.

@@ -114,10 +114,7 @@ pub const BENCH_LC3_PRESET: &str = "48_2_1";
 
 /// CPU time of the calling thread, in seconds (benchmarks compare two parts measured this way in one run).
 pub fn thread_cpu_s() -> f64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    // SAFETY: valid timespec pointer.
-    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
+    crate::timeline::clock::SystemClock::thread_cpu_ns() as f64 * 1e-9
 }
 
 /// Bare conversion of `seconds` of the test signal to the pipe's S16LE bytes, block by block (the pipe's only

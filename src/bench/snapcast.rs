@@ -419,24 +419,19 @@ pub const FIRST_BYTE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Opens a FIFO for reading without waiting for a writer, waits (up to `timeout`) until there is something to
 /// read, then makes it blocking again. None if nothing came.
 fn open_when_written(path: &Path, timeout: Duration) -> Option<std::fs::File> {
-    use std::os::fd::AsRawFd;
+    use nix::poll::{poll, PollFd, PollFlags};
+    use std::os::fd::AsFd;
     use std::os::unix::fs::OpenOptionsExt;
     let f = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NONBLOCK)
         .open(path)
         .ok()?;
-    let fd = f.as_raw_fd();
     let deadline = Instant::now() + timeout;
     loop {
-        let mut p = libc::pollfd {
-            fd,
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: one valid pollfd.
-        let n = unsafe { libc::poll(&mut p, 1, 100) };
-        if n > 0 && p.revents & libc::POLLIN != 0 {
+        let mut p = [PollFd::new(f.as_fd(), PollFlags::POLLIN)];
+        let n = poll(&mut p, 100u16).unwrap_or(0);
+        if n > 0 && p[0].revents().is_some_and(|r| r.contains(PollFlags::POLLIN)) {
             break;
         }
         if Instant::now() > deadline {
@@ -447,21 +442,13 @@ fn open_when_written(path: &Path, timeout: Duration) -> Option<std::fs::File> {
             std::thread::sleep(Duration::from_millis(10));
         }
     }
-    // SAFETY: fcntl on our own descriptor.
-    unsafe {
-        let flags = libc::fcntl(fd, libc::F_GETFL);
-        libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_NONBLOCK);
-    }
+    crate::output::pipe::set_blocking(&f).ok()?;
     Some(f)
 }
 
 /// SCHED_FIFO at [`RT_PRIORITY`] for the calling thread, where allowed; true if set.
 pub fn realtime_self() -> bool {
-    let param = libc::sched_param {
-        sched_priority: RT_PRIORITY,
-    };
-    // SAFETY: pthread_self() is always valid; param is a valid sched_param.
-    unsafe { libc::pthread_setschedparam(libc::pthread_self(), libc::SCHED_FIFO, &param) == 0 }
+    crate::timeline::clock::SystemClock::realtime_priority(RT_PRIORITY).is_ok()
 }
 
 /// `program` under `chrt -f RT_PRIORITY` when that is allowed here, else plain.
@@ -483,12 +470,8 @@ pub fn realtime_command(program: &str) -> Command {
 
 /// Makes a FIFO at `p` (mode 0600); the error names the path.
 pub fn mkfifo(p: &Path) -> Result<(), String> {
-    let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).map_err(|e| e.to_string())?;
-    // SAFETY: mkfifo with a valid NUL-terminated path.
-    if unsafe { libc::mkfifo(c.as_ptr(), 0o600) } != 0 {
-        return Err(format!("mkfifo {}: {}", p.display(), std::io::Error::last_os_error()));
-    }
-    Ok(())
+    nix::unistd::mkfifo(p, nix::sys::stat::Mode::from_bits_truncate(0o600))
+        .map_err(|e| format!("mkfifo {}: {}", p.display(), std::io::Error::from(e)))
 }
 
 fn free_port() -> Result<u16, String> {
@@ -505,8 +488,7 @@ impl Drop for Children {
     fn drop(&mut self) {
         for p in &mut self.procs {
             // SIGTERM first: bluebridge exits cleanly on it.
-            // SAFETY: kill(2) on our own child.
-            unsafe { libc::kill(p.id() as i32, libc::SIGTERM) };
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(p.id() as i32), nix::sys::signal::SIGTERM);
         }
         let deadline = Instant::now() + Duration::from_secs(3);
         for p in &mut self.procs {

@@ -94,13 +94,11 @@ pub fn bind(path: &Path) -> io::Result<UnixListener> {
     // `@privileged` system calls the unit's filter refuses (EPERM): change the group only when it differs.
     let have_gid = std::fs::symlink_metadata(path)?.gid();
     if let Some(gid) = group_id(SOCKET_GROUP).filter(|&gid| gid != have_gid) {
-        let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).map_err(io::Error::other)?;
-        // SAFETY: chown(2) with a valid NUL-terminated path; uid -1 leaves the owner as it is.
-        if unsafe { libc::chown(c.as_ptr(), u32::MAX, gid) } != 0 {
+        if let Err(e) = nix::unistd::chown(path, None, Some(nix::unistd::Gid::from_raw(gid))) {
             tracing::warn!(
                 "control socket {}: cannot give it group {SOCKET_GROUP}: {}",
                 path.display(),
-                io::Error::last_os_error()
+                io::Error::from(e)
             );
         }
     }
@@ -109,13 +107,7 @@ pub fn bind(path: &Path) -> io::Result<UnixListener> {
 
 /// The id of group `name`, if it exists.
 pub fn group_id(name: &str) -> Option<u32> {
-    let c = std::ffi::CString::new(name).ok()?;
-    let mut grp: libc::group = unsafe { std::mem::zeroed() };
-    let mut buf = vec![0 as libc::c_char; 16 * 1024];
-    let mut out: *mut libc::group = std::ptr::null_mut();
-    // SAFETY: getgrnam_r with valid pointers to a zeroed group, a buffer of the given length and an out pointer.
-    let rc = unsafe { libc::getgrnam_r(c.as_ptr(), &mut grp, buf.as_mut_ptr(), buf.len(), &mut out) };
-    (rc == 0 && !out.is_null()).then_some(grp.gr_gid)
+    Some(nix::unistd::Group::from_name(name).ok()??.gid.as_raw())
 }
 
 /// Serves `listener` until `shutdown` turns true, passing each request to `handler`.

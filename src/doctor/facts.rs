@@ -135,8 +135,7 @@ pub fn gather() -> MachineFacts {
         sound_devices,
         sound_error,
         realtime: realtime(),
-        // SAFETY: geteuid has no preconditions and cannot fail.
-        euid: unsafe { libc::geteuid() },
+        euid: nix::unistd::geteuid().as_raw(),
     }
 }
 
@@ -262,16 +261,8 @@ fn lc3() -> Lc3Facts {
 }
 
 fn realtime() -> RealtimeFacts {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit writes the struct we pass.
-    let rlimit_rtprio = if unsafe { libc::getrlimit(libc::RLIMIT_RTPRIO, &mut lim) } == 0 {
-        lim.rlim_cur
-    } else {
-        0
-    };
+    let rlimit_rtprio =
+        nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_RTPRIO).map_or(0, |(cur, _)| cur);
     let cap_sys_nice = std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {

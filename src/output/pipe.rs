@@ -88,13 +88,17 @@ fn open_sink(path: &str) -> std::io::Result<Box<dyn Write>> {
         .truncate(false)
         .custom_flags(libc::O_NONBLOCK)
         .open(path)?;
-    use std::os::fd::AsRawFd;
-    // SAFETY: fcntl on a file descriptor we own.
-    unsafe {
-        let fl = libc::fcntl(f.as_raw_fd(), libc::F_GETFL);
-        libc::fcntl(f.as_raw_fd(), libc::F_SETFL, fl & !libc::O_NONBLOCK);
-    }
+    set_blocking(&f)?;
     Ok(Box::new(f))
+}
+
+/// Clears O_NONBLOCK on `f` (opened non-blocking only so that opening a FIFO without a reader does not hang).
+pub fn set_blocking(f: &impl std::os::fd::AsRawFd) -> std::io::Result<()> {
+    use nix::fcntl::{fcntl, FcntlArg, OFlag};
+    let fd = f.as_raw_fd();
+    let flags = OFlag::from_bits_truncate(fcntl(fd, FcntlArg::F_GETFL)?);
+    fcntl(fd, FcntlArg::F_SETFL(flags - OFlag::O_NONBLOCK))?;
+    Ok(())
 }
 
 fn writer_thread(

@@ -5,6 +5,8 @@
 //! distinct types makes it impossible to mix them up. Code never reads the system clock directly: it is handed a
 //! [`Clock`], so tests run in virtual time with [`ManualClock`].
 
+use nix::sys::time::TimeSpec;
+use nix::time::ClockId;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
@@ -48,17 +50,20 @@ pub trait Clock: Send + Sync {
     fn now(&self) -> LocalTime;
 }
 
+/// Nanoseconds on clock `id`. CLOCK_MONOTONIC and the thread CPU clock always exist on Linux, so a failure here
+/// can only be a broken kernel: it reads as 0 rather than panicking in the real-time loop.
+fn read_ns(id: ClockId) -> i64 {
+    let ts = nix::time::clock_gettime(id).unwrap_or_else(|_| TimeSpec::new(0, 0));
+    ts.tv_sec() * 1_000_000_000 + ts.tv_nsec()
+}
+
 /// The real clock: `CLOCK_MONOTONIC`, the same clock Snapcast stamps its messages with on Linux.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct SystemClock;
 
 impl Clock for SystemClock {
     fn now(&self) -> LocalTime {
-        let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-        // SAFETY: `ts` is a valid, writable timespec; CLOCK_MONOTONIC is always available on Linux.
-        let rc = unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-        debug_assert_eq!(rc, 0);
-        LocalTime::from_ns(ts.tv_sec * 1_000_000_000 + ts.tv_nsec)
+        LocalTime::from_ns(read_ns(ClockId::CLOCK_MONOTONIC))
     }
 }
 
@@ -69,12 +74,12 @@ impl SystemClock {
     /// threads have no slack; this matters where that priority is refused, and for helper threads.) Returns
     /// whether the kernel took it.
     pub fn precise_wakeups() -> bool {
-        // SAFETY: PR_SET_TIMERSLACK takes an unsigned long and affects only the calling thread.
-        unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong, 0, 0, 0) == 0 }
+        nix::sys::prctl::set_timerslack(1).is_ok()
     }
 
     /// Asks for SCHED_FIFO at `priority` on the calling thread. Allowed for root, or under systemd with
-    /// `RestrictRealtime=no` and `LimitRTPRIO=` (the shipped unit); the error says why not.
+    /// `RestrictRealtime=no` and `LimitRTPRIO=` (the shipped unit); the error says why not. (libc: nix 0.29 has no
+    /// sched_setscheduler/pthread_setschedparam.)
     pub fn realtime_priority(priority: i32) -> std::io::Result<()> {
         let param = libc::sched_param {
             sched_priority: priority,
@@ -88,24 +93,19 @@ impl SystemClock {
 
     /// The calling thread's timer slack, ns.
     pub fn timer_slack_ns() -> i64 {
-        // SAFETY: PR_GET_TIMERSLACK takes no arguments and returns the slack.
-        unsafe { libc::prctl(libc::PR_GET_TIMERSLACK, 0, 0, 0, 0) as i64 }
+        nix::sys::prctl::get_timerslack().map_or(-1, i64::from)
+    }
+
+    /// The calling thread's CPU time, ns (the real-time loop's load and the benchmarks' CPU figures).
+    pub fn thread_cpu_ns() -> i64 {
+        read_ns(ClockId::CLOCK_THREAD_CPUTIME_ID)
     }
 
     /// Sleeps until the monotonic clock reads `t` (returns at once if it has passed).
     pub fn sleep_until(t: LocalTime) {
-        let ts = libc::timespec {
-            tv_sec: t.as_ns().div_euclid(1_000_000_000),
-            tv_nsec: t.as_ns().rem_euclid(1_000_000_000),
-        };
-        loop {
-            // SAFETY: `ts` is a valid timespec; a null remainder is allowed with TIMER_ABSTIME.
-            let rc =
-                unsafe { libc::clock_nanosleep(libc::CLOCK_MONOTONIC, libc::TIMER_ABSTIME, &ts, std::ptr::null_mut()) };
-            if rc != libc::EINTR {
-                break;
-            }
-        }
+        let ts = TimeSpec::new(t.as_ns().div_euclid(1_000_000_000), t.as_ns().rem_euclid(1_000_000_000));
+        let flags = nix::time::ClockNanosleepFlags::TIMER_ABSTIME;
+        while let Err(nix::errno::Errno::EINTR) = nix::time::clock_nanosleep(ClockId::CLOCK_MONOTONIC, flags, &ts) {}
     }
 }
 
