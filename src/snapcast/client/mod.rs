@@ -21,17 +21,19 @@
 //! slowed by TCP flow control; the timeline buffer at the end is bounded in bytes and drops (counts, logs) the
 //! oldest audio beyond its bound, see [`TimelineBuffer`](crate::timeline::buffer::TimelineBuffer).
 
-use super::decoder::{new_decoder, Decoder};
-use super::proto::{self, BaseHeader, ClientInfo, Hello, Message, Time, Tv, BASE_HEADER_SIZE};
-use super::time_sync::{Due, TimeSync};
+mod error;
+mod reader;
+mod session;
+
+pub use error::SessionError;
+
+use super::proto::{self, ClientInfo, Hello};
 use super::url::ServerUrl;
 use crate::timeline::server_clock::{ServerClock, SharedServerClock};
-use crate::timeline::{AudioFormat, Clock, LocalTime, ServerTime};
+use crate::timeline::{AudioFormat, Clock, ServerTime};
+use session::{End, Session};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
 
 /// Giving up on a TCP connect after this long, in milliseconds.
@@ -219,18 +221,19 @@ pub async fn run(
             next_id: 1,
             decoder: None,
             settings_seen: false,
-            auth_refused: false,
         };
         let result = session
             .serve(&url, &hello, &mut link, &mut commands, &mut shutdown)
             .await;
         let reason = match result {
             Ok(End::Shutdown) | Ok(End::EventsClosed) => return,
-            Err(reason) => reason,
+            Err(e) => e,
         };
+        let auth_refused = reason.is_auth_refusal();
         let healthy = session.settings_seen && started.elapsed() >= Duration::from_millis(HEALTHY_AFTER_MS);
-        let delay_ms = backoff.next_delay_ms(healthy, session.auth_refused);
-        if session.auth_refused {
+        let delay_ms = backoff.next_delay_ms(healthy, auth_refused);
+        let reason = reason.to_string();
+        if auth_refused {
             tracing::error!(output = name, server = %url.address(), "{reason}; retrying in {delay_ms} ms");
         } else {
             tracing::warn!(output = name, server = %url.address(), "{reason}; reconnecting in {delay_ms} ms");
@@ -253,7 +256,7 @@ pub async fn run(
 }
 
 /// Waits for a change of the shutdown flag; true if the client should stop.
-async fn shutdown_requested(shutdown: &mut watch::Receiver<bool>) -> bool {
+pub(super) async fn shutdown_requested(shutdown: &mut watch::Receiver<bool>) -> bool {
     match shutdown.changed().await {
         Ok(()) => *shutdown.borrow(),
         Err(_) => true,
@@ -287,13 +290,13 @@ impl Backoff {
 }
 
 /// State that outlives one connection.
-struct Link {
-    commands_open: bool,
-    pending_report: Option<ClientInfo>,
+pub(super) struct Link {
+    pub(super) commands_open: bool,
+    pub(super) pending_report: Option<ClientInfo>,
 }
 
 impl Link {
-    fn command(&mut self, cmd: Option<ClientCommand>) {
+    pub(super) fn command(&mut self, cmd: Option<ClientCommand>) {
         match cmd {
             None => self.commands_open = false,
             Some(ClientCommand::ReportVolume { volume_pct, muted }) => {
@@ -301,280 +304,6 @@ impl Link {
                     volume_pct: volume_pct.min(100).into(),
                     muted,
                 });
-            }
-        }
-    }
-}
-
-/// Why a connection ended without an error.
-enum End {
-    Shutdown,
-    EventsClosed,
-}
-
-/// One message from the socket reader.
-struct Incoming {
-    header: BaseHeader,
-    msg: Message,
-    /// Local time at which its header had been read.
-    received: LocalTime,
-}
-
-/// Reads, size-checks and decodes messages until the first error, which it reports and then stops.
-async fn read_messages(mut rd: OwnedReadHalf, clock: Arc<dyn Clock>, tx: mpsc::Sender<Result<Incoming, String>>) {
-    loop {
-        let mut raw = [0u8; BASE_HEADER_SIZE];
-        if let Err(e) = rd.read_exact(&mut raw).await {
-            let reason = if e.kind() == std::io::ErrorKind::UnexpectedEof {
-                "server closed the connection".to_string()
-            } else {
-                format!("read error: {e}")
-            };
-            let _ = tx.send(Err(reason)).await;
-            return;
-        }
-        let received = clock.now();
-        let header = match BaseHeader::parse(&raw) {
-            Ok(h) => h,
-            Err(e) => {
-                let _ = tx.send(Err(e.to_string())).await;
-                return;
-            }
-        };
-        // `parse` checked size ≤ MAX_PAYLOAD_SIZE (1 MB), so this allocation is bounded.
-        let mut payload = vec![0u8; header.size as usize];
-        if let Err(e) = rd.read_exact(&mut payload).await {
-            let what = proto::message_name(header.msg_type);
-            let reason = format!("connection lost inside a {what} message of {} bytes: {e}", header.size);
-            let _ = tx.send(Err(reason)).await;
-            return;
-        }
-        let item = proto::decode(&header, &payload).map(|msg| Incoming { header, msg, received });
-        let failed = item.is_err();
-        if tx.send(item.map_err(|e| e.to_string())).await.is_err() || failed {
-            return;
-        }
-    }
-}
-
-/// Aborts the reader task when the connection ends.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
-/// One connection.
-struct Session<'a> {
-    name: &'a str,
-    clock: Arc<dyn Clock>,
-    server_clock: SharedServerClock,
-    /// This connection's own offset estimate: checks chunk timestamps and detects server clock jumps.
-    own_clock: ServerClock,
-    events: &'a mpsc::Sender<SnapEvent>,
-    /// Set once connected.
-    writer: Option<OwnedWriteHalf>,
-    next_id: u16,
-    decoder: Option<Box<dyn Decoder>>,
-    settings_seen: bool,
-    auth_refused: bool,
-}
-
-impl Session<'_> {
-    async fn serve(
-        &mut self,
-        url: &ServerUrl,
-        hello: &Hello,
-        link: &mut Link,
-        commands: &mut mpsc::Receiver<ClientCommand>,
-        shutdown: &mut watch::Receiver<bool>,
-    ) -> Result<End, String> {
-        let addr = url.address();
-        let stream = match tokio::time::timeout(
-            Duration::from_millis(CONNECT_TIMEOUT_MS),
-            TcpStream::connect((url.host.as_str(), url.port)),
-        )
-        .await
-        {
-            Ok(Ok(s)) => s,
-            Ok(Err(e)) => return Err(format!("cannot connect to {addr}: {e}")),
-            Err(_) => {
-                return Err(format!(
-                    "cannot connect to {addr}: no answer in {CONNECT_TIMEOUT_MS} ms"
-                ))
-            }
-        };
-        let _ = stream.set_nodelay(true);
-        let (rd, wr) = stream.into_split();
-        self.writer = Some(wr);
-        tracing::info!(output = self.name, server = %addr, id = %hello.id, "connected");
-        if self.events.send(SnapEvent::Connected { server: addr }).await.is_err() {
-            return Ok(End::EventsClosed);
-        }
-        let (tx, mut rx) = mpsc::channel(INCOMING_QUEUE);
-        let _reader = AbortOnDrop(tokio::spawn(read_messages(rd, self.clock.clone(), tx)));
-
-        self.send(&Message::Hello(hello.clone())).await?;
-        if let Some(report) = link.pending_report.take() {
-            self.send(&Message::ClientInfo(report)).await?;
-        }
-        let handshake_deadline = self.clock.now().add_ns(HANDSHAKE_TIMEOUT_MS as i64 * 1_000_000);
-        let mut sync = TimeSync::new(self.clock.now());
-        loop {
-            let now = self.clock.now();
-            let mut wake = match sync.due(now) {
-                Due::Send => {
-                    let id = self.send(&Message::Time(Time::default())).await?;
-                    sync.sent(id, self.clock.now());
-                    continue;
-                }
-                Due::TimedOut(id) => {
-                    return Err(format!(
-                        "Time request {id} unanswered for {} ms",
-                        super::time_sync::REPLY_TIMEOUT_NS / 1_000_000
-                    ))
-                }
-                Due::WaitUntil(t) => t,
-            };
-            if !self.settings_seen {
-                if now >= handshake_deadline {
-                    return Err(format!("no ServerSettings within {HANDSHAKE_TIMEOUT_MS} ms of Hello"));
-                }
-                wake = wake.min(handshake_deadline);
-            }
-            let sleep = tokio::time::sleep(Duration::from_nanos(wake.ns_since(now).max(0) as u64));
-            tokio::select! {
-                biased;
-                stop = shutdown_requested(shutdown) => if stop { return Ok(End::Shutdown) },
-                item = rx.recv() => {
-                    let inc = item.unwrap_or_else(|| Err("socket reader stopped".to_string()))?;
-                    if let Some(end) = self.handle(inc, &mut sync).await? {
-                        return Ok(end);
-                    }
-                }
-                cmd = commands.recv(), if link.commands_open => {
-                    link.command(cmd);
-                    if let Some(report) = link.pending_report.take() {
-                        self.send(&Message::ClientInfo(report)).await?;
-                    }
-                }
-                _ = sleep => {}
-            }
-        }
-    }
-
-    /// Sends a message as a request with a fresh id; returns the id.
-    async fn send(&mut self, msg: &Message) -> Result<u16, String> {
-        let id = self.next_id;
-        self.next_id = self.next_id.checked_add(1).unwrap_or(1);
-        let what = proto::message_name(msg.msg_type());
-        let bytes = proto::encode(msg, id, 0, Tv::from_ns(self.clock.now().as_ns())).map_err(|e| e.to_string())?;
-        let wr = self.writer.as_mut().ok_or_else(|| "not connected".to_string())?;
-        match tokio::time::timeout(Duration::from_millis(WRITE_TIMEOUT_MS), wr.write_all(&bytes)).await {
-            Ok(Ok(())) => Ok(id),
-            Ok(Err(e)) => Err(format!("cannot send {what}: {e}")),
-            Err(_) => Err(format!("cannot send {what}: socket blocked for {WRITE_TIMEOUT_MS} ms")),
-        }
-    }
-
-    /// Sends an event (not a `&self` method: `Session` is not `Sync`, and the future must stay `Send`).
-    async fn emit(events: &mpsc::Sender<SnapEvent>, event: SnapEvent) -> Option<End> {
-        events.send(event).await.err().map(|_| End::EventsClosed)
-    }
-
-    /// Handles one message; `Err` ends the connection with that reason.
-    async fn handle(&mut self, inc: Incoming, sync: &mut TimeSync) -> Result<Option<End>, String> {
-        let h = inc.header;
-        match inc.msg {
-            Message::Time(t) => {
-                if let Some(x) = sync.on_reply(h.refers_to, t.latency.to_ns(), h.sent.to_ns(), inc.received) {
-                    self.own_clock.add_exchange(x.c2s_ns, x.s2c_ns, inc.received);
-                    let mut shared = self.server_clock.lock().unwrap_or_else(|e| e.into_inner());
-                    shared.add_exchange(x.c2s_ns, x.s2c_ns, inc.received);
-                    if let (Some(own), Some(all)) = (self.own_clock.offset_ns(), shared.offset_ns()) {
-                        if self.own_clock.sample_count() >= MIN_SESSION_SAMPLES && (own - all).abs() > CLOCK_JUMP_NS {
-                            tracing::warn!(
-                                output = self.name,
-                                "server clock jumped by {:.3} s (server restarted?); restarting the estimate",
-                                (own - all) as f64 / 1e9
-                            );
-                            *shared = self.own_clock.clone();
-                        }
-                    }
-                }
-                Ok(None)
-            }
-            Message::ServerSettings(s) => {
-                self.settings_seen = true;
-                tracing::debug!(output = self.name, ?s, "server settings");
-                Ok(Self::emit(
-                    self.events,
-                    SnapEvent::Settings {
-                        buffer_ms: s.buffer_ms,
-                        latency_ms: s.latency_ms,
-                        volume_pct: s.volume_pct.min(100) as u8,
-                        muted: s.muted,
-                    },
-                )
-                .await)
-            }
-            Message::CodecHeader(ch) => {
-                let decoder = new_decoder(&ch.codec, &ch.header).map_err(|e| format!("CodecHeader: {e}"))?;
-                let format = decoder.format();
-                tracing::info!(output = self.name, codec = %ch.codec, %format, "stream format");
-                self.decoder = Some(decoder);
-                Ok(Self::emit(self.events, SnapEvent::Format(format)).await)
-            }
-            Message::WireChunk(chunk) => {
-                let decoder = self.decoder.as_mut().ok_or("WireChunk before any CodecHeader")?;
-                let start = ServerTime::from_ns(chunk.timestamp.to_ns());
-                if self.own_clock.sample_count() > 0 {
-                    if let Some(server_now) = self.own_clock.to_server(self.clock.now()) {
-                        let skew_ns = start.ns_since(server_now);
-                        if skew_ns.abs() > MAX_CHUNK_SKEW_NS {
-                            return Err(format!(
-                                "WireChunk timestamp {:.3} s is {:.1} s away from the server's now {:.3} s (limit {} s)",
-                                start.as_secs_f64(),
-                                skew_ns as f64 / 1e9,
-                                server_now.as_secs_f64(),
-                                MAX_CHUNK_SKEW_NS / 1_000_000_000
-                            ));
-                        }
-                    }
-                }
-                let mut samples = Vec::new();
-                let frames = decoder
-                    .decode(&chunk.payload, &mut samples)
-                    .map_err(|e| format!("WireChunk: {e}"))?;
-                if frames == 0 {
-                    return Ok(None);
-                }
-                Ok(Self::emit(self.events, SnapEvent::Audio { start, samples }).await)
-            }
-            Message::Error(e) => {
-                self.auth_refused = matches!(e.code, 401 | 403);
-                Err(format!(
-                    "server refused this client: {} {}: {}",
-                    e.code, e.error, e.message
-                ))
-            }
-            Message::Hello(_) | Message::ClientInfo(_) => {
-                tracing::debug!(
-                    output = self.name,
-                    "ignoring a client-to-server message sent by the server"
-                );
-                Ok(None)
-            }
-            Message::Unknown { msg_type } => {
-                tracing::debug!(
-                    output = self.name,
-                    msg_type,
-                    size = h.size,
-                    "skipping unknown message type"
-                );
-                Ok(None)
             }
         }
     }
