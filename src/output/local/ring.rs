@@ -93,11 +93,8 @@ impl RingWriter {
             return 0;
         }
         let n = frames * self.channels;
-        let mut chunk = self.samples.write_chunk(n).expect("checked free space");
-        let (a, b) = chunk.as_mut_slices();
-        a.copy_from_slice(&interleaved[..a.len()]);
-        b.copy_from_slice(&interleaved[a.len()..n]);
-        chunk.commit_all();
+        let chunk = self.samples.write_chunk_uninit(n).expect("checked free space");
+        chunk.fill_from_iter(interleaved[..n].iter().copied());
         self.written_frames += frames as u64;
         frames
     }
@@ -178,12 +175,11 @@ impl RingReader {
         let frames = (self.samples.slots() / ch).min(want_frames);
         let n = frames * ch;
         if n > 0 {
+            // The chunk's iterator commits each sample it hands out; `out` has room for all n.
             let chunk = self.samples.read_chunk(n).expect("checked available");
-            let (a, b) = chunk.as_slices();
-            for (o, s) in out.iter_mut().zip(a.iter().chain(b.iter())) {
-                *o = convert(*s);
+            for (o, s) in out.iter_mut().zip(chunk) {
+                *o = convert(s);
             }
-            chunk.commit_all();
             self.primed = true;
         }
         out[n..].fill(silence);

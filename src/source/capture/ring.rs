@@ -99,12 +99,8 @@ impl CaptureWriter {
             c.overflow_frames.fetch_add(frames as u64, Ordering::Relaxed);
             return;
         }
-        let mut chunk = self.samples.write_chunk(n).expect("checked free space");
-        let (a, b) = chunk.as_mut_slices();
-        for (d, &s) in a.iter_mut().chain(b.iter_mut()).zip(&data[..n]) {
-            *d = to_f32(s);
-        }
-        chunk.commit_all();
+        let chunk = self.samples.write_chunk_uninit(n).expect("checked free space");
+        chunk.fill_from_iter(data[..n].iter().map(|&s| to_f32(s)));
         // After the samples: a stamp the engine sees always has its frames in the ring.
         let _ = self.stamps.push(Stamp {
             card_frame,
@@ -137,10 +133,7 @@ impl CaptureReader {
         out.clear();
         // The writer committed these samples before pushing the stamp.
         let chunk = self.samples.read_chunk(n).expect("a stamp's samples are in the ring");
-        let (a, b) = chunk.as_slices();
-        out.extend_from_slice(a);
-        out.extend_from_slice(b);
-        chunk.commit_all();
+        out.extend(chunk);
         Some(stamp)
     }
 
