@@ -10,6 +10,7 @@ use bluebridge::codec::sbc::Sbc;
 use bluebridge::config::Config;
 use bluebridge::control::protocol::{Request, Response};
 use bluebridge::sendspin::proto::audio::{decode_frame, decode_pcm};
+use bluebridge::sendspin::proto::codec::decoder_setup;
 use bluebridge::sendspin::proto::stream::PcmFormat;
 use bluebridge::sendspin::proto::{decode_server_text, ServerMessage};
 use bluebridge::snapcast::decoder::new_decoder;
@@ -46,7 +47,7 @@ pub const TARGETS: &[Target] = &[
 ];
 
 /// The Sendspin text-message decoder: any bytes (as text) either fail with a typed error or decode; a decoded
-/// command, stream format and time reply are read on as the client reads them.
+/// command, stream format (its PCM layout and its decoder setup) and time reply are read on as the client reads them.
 pub fn sendspin_text(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
     match decode_server_text(&text) {
@@ -56,6 +57,10 @@ pub fn sendspin_text(data: &[u8]) {
         Ok(ServerMessage::StreamStart(s)) => {
             if let Some(p) = s.player {
                 let _ = p.pcm();
+                // The codec setup and the decoder it builds (the lying-header checks) must never panic.
+                if let Ok(setup) = decoder_setup(&p) {
+                    let _ = bluebridge::snapcast::decoder::new_decoder(setup.codec, &setup.header);
+                }
             }
         }
         Ok(ServerMessage::Time(t)) => {

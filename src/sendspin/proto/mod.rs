@@ -3,13 +3,15 @@
 //!
 //! One module per message group: [`hello`] (client/hello, server/hello), [`time`] (client/time, server/time),
 //! [`state`] (client/state, server/command), [`stream`] (stream/start, stream/clear, stream/end, group/update),
-//! [`audio`] (the binary audio chunk and its PCM payload).
+//! [`audio`] (the binary audio chunk and its PCM payload); [`codec`] turns a stream/start format into a decoder
+//! setup (PCM, FLAC, Opus).
 //!
 //! Fields the player does not know are ignored, never refused: the spec lets servers add fields, and the reference
 //! server does (`application_objects`, `server_transmitted` in stream/start). A message type the player does not
 //! know is a typed error ([`ProtoError::UnknownType`]) its caller logs and skips.
 
 pub mod audio;
+pub mod codec;
 pub mod hello;
 pub mod state;
 pub mod stream;
