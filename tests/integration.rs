@@ -1,5 +1,7 @@
 //! Integration tests (one binary).
 mod cli;
+#[path = "sendspin/refused.rs"]
+mod sendspin_refused;
 #[path = "sendspin/sync.rs"]
 mod sendspin_sync;
 mod service;

@@ -13,6 +13,9 @@ use bluebridge::sendspin::proto::audio::{decode_frame, decode_pcm};
 use bluebridge::sendspin::proto::codec::decoder_setup;
 use bluebridge::sendspin::proto::stream::PcmFormat;
 use bluebridge::sendspin::proto::{decode_server_text, ServerMessage};
+use bluebridge::sendspin::secure::init::{handshake_text, parse_handshake, parse_message1, parse_server_init};
+use bluebridge::sendspin::secure::peer_key;
+use bluebridge::sendspin::secure::transport::{Plain, Reassembler, MAX_REASSEMBLED_BYTES};
 use bluebridge::snapcast::decoder::new_decoder;
 use bluebridge::snapcast::proto::{decode, encode, split_frame};
 use bluebridge::state::State;
@@ -44,7 +47,50 @@ pub const TARGETS: &[Target] = &[
     ("state", state),
     ("sendspin_text", sendspin_text),
     ("sendspin_frame", sendspin_frame),
+    ("sendspin_secure", sendspin_secure),
 ];
+
+/// The Sendspin encryption's parsers of outside input. The first byte picks one: 0 `server/init` (a key it
+/// accepts decodes from its id again), 1 `noise/handshake` (round trip), 2 the payload of Noise message 1, 3 the
+/// framing inside the encrypted channel, fed plaintexts cut from the rest by 2-byte big-endian lengths (what it
+/// assembles keeps its type and stays within the bound).
+pub fn sendspin_secure(data: &[u8]) {
+    let Some((&sel, rest)) = data.split_first() else {
+        return;
+    };
+    let text = String::from_utf8_lossy(rest);
+    match sel % 4 {
+        0 => {
+            if let Ok(s) = parse_server_init(&text) {
+                assert_eq!(peer_key(&s.server_id, "server_id").unwrap(), s.key);
+            }
+        }
+        1 => {
+            if let Ok(b) = parse_handshake(&text) {
+                assert_eq!(parse_handshake(&handshake_text(&b)).unwrap(), b);
+            }
+        }
+        2 => {
+            let _ = parse_message1(rest);
+        }
+        _ => {
+            let mut r = Reassembler::default();
+            let mut buf = rest;
+            while buf.len() >= 2 {
+                let n = (u16::from_be_bytes([buf[0], buf[1]]) as usize).min(buf.len() - 2);
+                let (chunk, tail) = buf[2..].split_at(n);
+                buf = tail;
+                match r.push(chunk) {
+                    Ok(Some(Plain::Binary(b))) => {
+                        assert!(b[0] > 1 && b.len() <= MAX_REASSEMBLED_BYTES + 1, "type {}", b[0]);
+                    }
+                    Ok(Some(Plain::Text(t))) => assert!(t.len() <= MAX_REASSEMBLED_BYTES),
+                    Ok(None) | Err(_) => {}
+                }
+            }
+        }
+    }
+}
 
 /// The Sendspin text-message decoder: any bytes (as text) either fail with a typed error or decode; a decoded
 /// command, stream format (its PCM layout and its decoder setup) and time reply are read on as the client reads them.

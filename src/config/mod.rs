@@ -165,6 +165,9 @@ pub struct SourceConfig {
     /// Capture: the device period, ms (default 10).
     #[serde(default)]
     pub period_ms: Option<Spanned<f64>>,
+    /// Sendspin: Noise encryption (default true); false speaks the server's plain transition mode.
+    #[serde(default)]
+    pub encryption: Option<Spanned<bool>>,
 }
 
 /// The source, resolved.
@@ -193,6 +196,8 @@ pub enum SourceSpec {
     Sendspin {
         /// `ws://host:port/path` URL.
         url: String,
+        /// Noise KKpsk2 with a per-output identity (the server's default); false: the plain transition mode.
+        encryption: bool,
     },
     /// A capture device (line-in, a microphone): a frame captured at T plays at T + buffer.
     Capture {

@@ -67,6 +67,9 @@ impl Config {
                 ))
             }
         };
+        if kind != "sendspin" {
+            not_for("encryption", src.encryption.as_ref().map(|v| v.span()), kind)?;
+        }
         if kind != "capture" {
             not_for("device", src.device.as_ref().map(|v| v.span()), kind)?;
             not_for("period_ms", src.period_ms.as_ref().map(|v| v.span()), kind)?;
@@ -139,7 +142,10 @@ impl Config {
                         format!("source.url must look like ws://host:port/path, not {url:?}"),
                     ));
                 }
-                SourceSpec::Sendspin { url }
+                SourceSpec::Sendspin {
+                    url,
+                    encryption: src.encryption.as_ref().is_none_or(|e| *e.get_ref()),
+                }
             }
             "capture" => {
                 not_for("url", src.url.as_ref().map(|v| v.span()), kind)?;

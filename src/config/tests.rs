@@ -310,9 +310,18 @@ fn a_sendspin_source_needs_a_ws_url_and_takes_no_buffer() {
     assert_eq!(
         l.source,
         SourceSpec::Sendspin {
-            url: "ws://10.0.0.2:8927/sendspin".into()
+            url: "ws://10.0.0.2:8927/sendspin".into(),
+            encryption: true,
         }
     );
+    let l = Config::parse_all(
+        "t.toml",
+        &cfg("kind = \"sendspin\"\nurl = \"ws://h:1/s\"\nencryption = false"),
+    )
+    .unwrap();
+    assert!(matches!(l.source, SourceSpec::Sendspin { encryption: false, .. }));
+    let e = err(&cfg("kind = \"tone\"\nencryption = false"));
+    assert!(e.contains("encryption"), "{e}");
     let e = err(&cfg("kind = \"sendspin\""));
     assert!(
         e.contains("t.toml:") && e.contains("source.url is required for sendspin"),

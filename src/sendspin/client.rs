@@ -1,8 +1,9 @@
-//! One Sendspin player connection: connects to the server's WebSocket URL, says hello (transition mode: a plain
-//! `client/hello`), syncs its clock into the shared [`ServerClock`] estimate, reports `client/state` (available once
+//! One Sendspin player connection: connects to the server's WebSocket URL, runs the Noise handshake and the hello
+//! exchange ([`super::link`]; or, in the server's transition mode, a plain `client/hello`), syncs its clock into the shared [`ServerClock`] estimate, reports `client/state` (available once
 //! the clock is synced, then after every volume or mute change), turns PCM chunks into timeline audio stamped with
 //! their server play times, and reconnects with exponential backoff ([`BACKOFF_MIN_MS`] doubling to
-//! [`BACKOFF_MAX_MS`], back to the minimum after a connection that played for [`HEALTHY_AFTER_MS`]).
+//! [`BACKOFF_MAX_MS`], back to the minimum after a connection that was activated and lasted [`HEALTHY_AFTER_MS`]; a
+//! player the server does not trust yet waits [`link::UNTRUSTED_WAIT_MS`] connected, then backs off likewise).
 //!
 //! It emits the same events as the Snapcast client ([`SnapEvent`]), so the source glue that feeds an output's
 //! timeline is shared. A Sendspin chunk's timestamp is already its play time at the output, so the settings it
@@ -10,35 +11,27 @@
 //!
 //! [`ServerClock`]: crate::timeline::server_clock::ServerClock
 
+use super::link::{self, Incoming, Security};
 use super::proto::audio::{decode_frame, decode_pcm};
-use super::proto::hello::ClientHello;
 use super::proto::state::{ClientState, Command, PlayerState, SUPPORTED_COMMANDS};
 use super::proto::stream::PcmFormat;
 use super::proto::time::ClientTime;
-use super::proto::{decode_server_text, ServerMessage, MAX_FRAME_BYTES, MAX_TEXT_BYTES};
+use super::proto::{decode_server_text, ServerMessage};
 use crate::snapcast::SnapEvent;
 use crate::timeline::server_clock::SharedServerClock;
 use crate::timeline::{AudioFormat, Clock, ServerTime};
-use futures::{SinkExt, StreamExt};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
-use tokio_tungstenite::tungstenite::Message;
 
-/// Giving up on connecting (TCP and the WebSocket upgrade) after this long, ms.
-pub const CONNECT_TIMEOUT_MS: u64 = 5_000;
-/// The server must answer the hello within this time, ms.
-pub const HANDSHAKE_TIMEOUT_MS: u64 = 5_000;
-/// Giving up on a write after this long, ms.
-pub const WRITE_TIMEOUT_MS: u64 = 2_000;
+pub use super::link::{CONNECT_TIMEOUT_MS, HANDSHAKE_TIMEOUT_MS, WRITE_TIMEOUT_MS};
 /// A connection that hears nothing for this long is dead (the server answers a `client/time` every second), ms.
 pub const SILENCE_TIMEOUT_MS: u64 = 10_000;
 /// First reconnect delay, ms.
 pub const BACKOFF_MIN_MS: u64 = 500;
 /// Longest reconnect delay, ms.
 pub const BACKOFF_MAX_MS: u64 = 10_000;
-/// A connection that stayed up this long resets the backoff, ms.
+/// A connection that was activated and stayed up this long resets the backoff, ms.
 pub const HEALTHY_AFTER_MS: u64 = 5_000;
 /// Clock requests right after connecting, and their spacing (a fast start), ms.
 pub const SYNC_BURST: usize = 10;
@@ -64,21 +57,35 @@ pub struct PlayerConfig {
     pub url: String,
     /// The output's name (the name the server lists).
     pub name: String,
-    /// Stable player id.
+    /// Stable player id (the public key of its identity when encrypted).
     pub client_id: String,
     /// The output's delay, reported as `output_delay_ms`.
     pub output_delay_ms: u32,
+    /// Encrypted (its identity) or the plain transition mode.
+    pub security: Security,
 }
 
 impl PlayerConfig {
-    /// The player of output `name`: id `bluebridge-<name>` (the same id scheme as its Snapcast client).
+    /// The player of output `name` in the server's plain transition mode: id `bluebridge-<name>` (the same id
+    /// scheme as its Snapcast client).
     pub fn new(url: impl Into<String>, name: impl Into<String>) -> Self {
         let name = name.into();
+        let client_id = crate::snapcast::client::client_id_for(&name);
         Self {
             url: url.into(),
-            client_id: crate::snapcast::client::client_id_for(&name),
+            security: Security::Plain(client_id.clone()),
+            client_id,
             name,
             output_delay_ms: 0,
+        }
+    }
+
+    /// The player of output `name`, encrypted, with identity `keys` (its client_id is their public key).
+    pub fn encrypted(url: impl Into<String>, name: impl Into<String>, keys: super::secure::handshake::Keypair) -> Self {
+        Self {
+            client_id: keys.client_id(),
+            security: Security::Noise(keys),
+            ..Self::new(url, name)
         }
     }
 }
@@ -114,7 +121,7 @@ pub async fn run(
             Err(r) => r,
         };
         volume = s.volume;
-        if started.elapsed() >= Duration::from_millis(HEALTHY_AFTER_MS) {
+        if s.connected && started.elapsed() >= Duration::from_millis(HEALTHY_AFTER_MS) {
             backoff_ms = BACKOFF_MIN_MS;
         }
         let delay_ms = backoff_ms;
@@ -146,8 +153,6 @@ struct Session<'a> {
     connected: bool,
 }
 
-type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
 impl Session<'_> {
     fn now_us(&self) -> i64 {
         self.clock.now().as_ns() / 1000
@@ -155,42 +160,19 @@ impl Session<'_> {
 
     /// One connection; `Ok` means stop for good (shutdown, or the owner went away).
     async fn serve(&mut self, shutdown: &mut watch::Receiver<bool>) -> Result<(), String> {
-        let config = WebSocketConfig::default()
-            .max_message_size(Some(MAX_FRAME_BYTES.max(MAX_TEXT_BYTES)))
-            .max_frame_size(Some(MAX_FRAME_BYTES));
-        let connect = tokio_tungstenite::connect_async_with_config(self.cfg.url.as_str(), Some(config), true);
-        let (mut ws, _) = tokio::time::timeout(Duration::from_millis(CONNECT_TIMEOUT_MS), connect)
-            .await
-            .map_err(|_| format!("no connection within {CONNECT_TIMEOUT_MS} ms"))?
-            .map_err(|e| format!("connect: {e}"))?;
-        let hello = ClientHello::player(&self.cfg.client_id, &self.cfg.name, BUFFER_CAPACITY_BYTES);
-        send(&mut ws, hello.encode()).await?;
-        let deadline = tokio::time::Instant::now() + Duration::from_millis(HANDSHAKE_TIMEOUT_MS);
-        loop {
-            let msg = tokio::time::timeout_at(deadline, ws.next())
-                .await
-                .map_err(|_| format!("no server/hello within {HANDSHAKE_TIMEOUT_MS} ms"))?;
-            match msg {
-                Some(Ok(Message::Text(t))) => match decode_server_text(&t) {
-                    Ok(ServerMessage::Hello(h)) => {
-                        tracing::info!(output = self.cfg.name, server = h.name, roles = ?h.active_roles, "sendspin: connected");
-                        if !h.active_roles.iter().any(|r| r == super::proto::hello::PLAYER_ROLE) {
-                            return Err(format!(
-                                "the server did not activate the player role ({:?})",
-                                h.active_roles
-                            ));
-                        }
-                        break;
-                    }
-                    Ok(other) => return Err(format!("expected server/hello, got {other:?}")),
-                    Err(e) => return Err(format!("expected server/hello: {e}")),
-                },
-                Some(Ok(Message::Close(c))) => return Err(format!("server closed the connection: {c:?}")),
-                Some(Ok(_)) => {}
-                Some(Err(e)) => return Err(format!("read: {e}")),
-                None => return Err("server closed the connection".into()),
-            }
-        }
+        let setup = link::connect(&self.cfg.url, &self.cfg.name, &self.cfg.security, BUFFER_CAPACITY_BYTES);
+        let (mut ws, met) = tokio::select! {
+            r = setup => r.map_err(|e| e.reason)?,
+            _ = shutdown.changed() => return Ok(()),
+        };
+        tracing::info!(
+            output = self.cfg.name,
+            server = met.server_name,
+            server_id = met.server_id,
+            client_id = self.cfg.client_id,
+            encrypted = matches!(self.cfg.security, Security::Noise(_)),
+            "sendspin: connected"
+        );
         self.connected = true;
         if self
             .events
@@ -209,7 +191,7 @@ impl Session<'_> {
             let silence = tokio::time::sleep(Duration::from_millis(SILENCE_TIMEOUT_MS));
             tokio::select! {
                 _ = tokio::time::sleep_until(next_request) => {
-                    send(&mut ws, ClientTime { client_transmitted: self.now_us() }.encode()).await?;
+                    ws.send_text(ClientTime { client_transmitted: self.now_us() }.encode()).await?;
                     requests += 1;
                     let gap = if requests < SYNC_BURST { SYNC_BURST_INTERVAL_MS } else { SYNC_INTERVAL_MS };
                     next_request = tokio::time::Instant::now() + Duration::from_millis(gap);
@@ -217,26 +199,21 @@ impl Session<'_> {
                 _ = silence => return Err(format!("nothing from the server for {SILENCE_TIMEOUT_MS} ms")),
                 stop = shutdown.changed() => {
                     if stop.is_err() || *shutdown.borrow() {
-                        let _ = ws.send(Message::Text(r#"{"type":"client/goodbye","payload":{"reason":"shutdown"}}"#.into())).await;
-                        let _ = ws.close(None).await;
+                        ws.goodbye("shutdown").await;
                         return Ok(());
                     }
                 }
-                msg = ws.next() => match msg {
-                    Some(Ok(Message::Text(t))) => {
+                msg = ws.recv() => match msg? {
+                    Incoming::Text(t) => {
                         if let Some(reply) = self.text(&t).await? {
-                            send(&mut ws, reply).await?;
+                            ws.send_text(reply).await?;
                         }
                     }
-                    Some(Ok(Message::Binary(b))) => {
+                    Incoming::Binary(b) => {
                         if !self.audio(&b).await {
                             return Ok(());
                         }
                     }
-                    Some(Ok(Message::Close(c))) => return Err(format!("server closed the connection: {c:?}")),
-                    Some(Ok(_)) => {}
-                    Some(Err(e)) => return Err(format!("read: {e}")),
-                    None => return Err("server closed the connection".into()),
                 },
             }
         }
@@ -330,6 +307,13 @@ impl Session<'_> {
                 tracing::info!(output = self.cfg.name, group = ?g.group_name, state = ?g.playback_state, "sendspin: group")
             }
             ServerMessage::Hello(_) => tracing::warn!(output = self.cfg.name, "sendspin: a second server/hello"),
+            ServerMessage::Activate(a) => {
+                if a.active_roles
+                    .is_some_and(|r| !r.iter().any(|r| r == super::proto::hello::PLAYER_ROLE))
+                {
+                    return Err("the server deactivated the player role (it no longer trusts this player)".into());
+                }
+            }
             ServerMessage::Ignored(_) => {}
         }
         Ok(None)
@@ -398,19 +382,6 @@ impl Session<'_> {
                 true
             }
         }
-    }
-}
-
-async fn send(ws: &mut Ws, text: String) -> Result<(), String> {
-    match tokio::time::timeout(
-        Duration::from_millis(WRITE_TIMEOUT_MS),
-        ws.send(Message::Text(text.into())),
-    )
-    .await
-    {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(e)) => Err(format!("write: {e}")),
-        Err(_) => Err(format!("write stalled for {WRITE_TIMEOUT_MS} ms")),
     }
 }
 

@@ -6,10 +6,17 @@
 //!   server-clock estimate, PCM chunks onto the timeline by their server timestamps, volume and mute commands,
 //!   reconnects with backoff.
 //!
-//! This slice speaks the reference server's transition mode (a plain `client/hello`, admitted by aiosendspin's
-//! `allow_unencrypted=True`); the Noise KKpsk2 handshake that servers require by default is not implemented yet.
+//! - [`secure`]: the Noise KKpsk2 handshake and the encrypted framing servers require by default (pure).
+//! - [`identity`]: each output's X25519 keypair, kept in the state directory (its client_id).
+//! - [`link`]: the connection up to playing: WebSocket, handshake, hello, activation.
+//!
+//! Encryption is the default; the reference server's plain transition mode (a plain `client/hello`, admitted by
+//! aiosendspin's `allow_unencrypted=True`) stays available (`[source] encryption = false`).
 
 pub mod client;
+pub mod identity;
+pub mod link;
 pub mod proto;
+pub mod secure;
 
 pub use client::{run, PlayerConfig};

@@ -233,7 +233,11 @@ impl Controller {
         let summary;
         if new.source != self.source {
             // A new source means new timelines for everyone: every output is rebuilt.
-            match Wiring::start(&new.source, SystemClock.now()) {
+            match Wiring::start(
+                &new.source,
+                SystemClock.now(),
+                std::path::Path::new(&self.service.state_dir),
+            ) {
                 Err(e) => {
                     return format!("source: {e}; the running source and outputs stay");
                 }

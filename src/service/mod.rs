@@ -135,7 +135,11 @@ pub fn run_with_default_socket(config: &str, stop: Arc<AtomicBool>, default_sock
     if let Some(p) = &state.problem {
         tracing::error!("state: {p}");
     }
-    let (wiring, sources) = Wiring::start(&loaded.source, SystemClock.now())?;
+    let (wiring, sources) = Wiring::start(
+        &loaded.source,
+        SystemClock.now(),
+        std::path::Path::new(&loaded.service.state_dir),
+    )?;
     let (handle, mut ctl) = control_channel();
     let bluez = Arc::new(BluezEdge::new(
         rt.handle().clone(),

@@ -135,7 +135,7 @@ impl Controller {
             SourceSpec::Tone { .. } => ("tone", String::new()),
             SourceSpec::File { path, .. } => ("file", path.clone()),
             SourceSpec::Snapcast { url } => ("snapcast", redact(url)),
-            SourceSpec::Sendspin { url } => ("sendspin", redact(url)),
+            SourceSpec::Sendspin { url, .. } => ("sendspin", redact(url)),
             SourceSpec::Capture { capture, .. } => {
                 ("capture", capture.device.clone().unwrap_or_else(|| "default".into()))
             }

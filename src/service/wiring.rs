@@ -50,6 +50,8 @@ pub(super) enum Wiring {
     /// One Sendspin player per output, sharing one server-clock estimate.
     Sendspin {
         url: String,
+        /// Where each player's identity is kept; `None`: the plain transition mode (no identity).
+        identities: Option<std::path::PathBuf>,
         server_clock: SharedServerClock,
         players: BTreeMap<String, SendspinIngest>,
     },
@@ -57,7 +59,11 @@ pub(super) enum Wiring {
 
 impl Wiring {
     /// Starts `source`; built-in sources are returned to be pumped by the engine.
-    pub(super) fn start(source: &SourceSpec, start: LocalTime) -> Result<(Self, Vec<Box<dyn Source>>), SourceError> {
+    pub(super) fn start(
+        source: &SourceSpec,
+        start: LocalTime,
+        state_dir: &std::path::Path,
+    ) -> Result<(Self, Vec<Box<dyn Source>>), SourceError> {
         Ok(match source {
             SourceSpec::Tone { buffer_ns } => {
                 let signal = TestSignal::standard();
@@ -95,9 +101,10 @@ impl Wiring {
                 },
                 vec![],
             ),
-            SourceSpec::Sendspin { url } => (
+            SourceSpec::Sendspin { url, encryption } => (
                 Self::Sendspin {
                     url: url.clone(),
+                    identities: encryption.then(|| state_dir.to_path_buf()),
                     server_clock: Arc::new(Mutex::new(ServerClock::new())),
                     players: BTreeMap::new(),
                 },
@@ -129,11 +136,21 @@ impl Wiring {
                 .clone(),
             Self::Sendspin {
                 url,
+                identities,
                 server_clock,
                 players,
             } => players
                 .entry(name.to_string())
-                .or_insert_with(|| SendspinIngest::start(rt, url, name, Arc::new(SystemClock), server_clock.clone()))
+                .or_insert_with(|| {
+                    SendspinIngest::start(
+                        rt,
+                        url,
+                        name,
+                        identities.as_deref(),
+                        Arc::new(SystemClock),
+                        server_clock.clone(),
+                    )
+                })
                 .feed
                 .clone(),
         }

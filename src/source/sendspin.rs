@@ -23,10 +23,14 @@ pub struct SendspinIngest {
 
 impl SendspinIngest {
     /// Starts the player of output `name` on `rt`, sharing `server_clock` with the other players of this server.
+    /// With `identities` (the state directory) it is encrypted, with the output's identity kept there (made on first
+    /// start); an identity that cannot be read is logged as an error naming its file, and that output's player stays
+    /// off (the file is never replaced). Without, it speaks the server's plain transition mode.
     pub fn start(
         rt: &tokio::runtime::Handle,
         url: &str,
         name: &str,
+        identities: Option<&std::path::Path>,
         clock: Arc<dyn Clock>,
         server_clock: SharedServerClock,
     ) -> Self {
@@ -40,13 +44,29 @@ impl SendspinIngest {
             })),
         };
         let (ev_tx, mut ev_rx) = mpsc::channel(EVENT_QUEUE);
-        rt.spawn(crate::sendspin::run(
-            PlayerConfig::new(url, name),
-            clock,
-            server_clock,
-            ev_tx,
-            shutdown_rx,
-        ));
+        let player = match identities {
+            None => Some(PlayerConfig::new(url, name)),
+            Some(dir) => match crate::sendspin::identity::load_or_create(dir, name) {
+                Ok((keys, made)) => {
+                    let path = crate::sendspin::identity::key_path(dir, name);
+                    tracing::info!(
+                        output = name,
+                        client_id = keys.client_id(),
+                        "sendspin: {} identity {}",
+                        if made { "made a new" } else { "using the" },
+                        path.display()
+                    );
+                    Some(PlayerConfig::encrypted(url, name, keys))
+                }
+                Err(e) => {
+                    tracing::error!(output = name, "{e}; this output's Sendspin player stays off");
+                    None
+                }
+            },
+        };
+        if let Some(player) = player {
+            rt.spawn(crate::sendspin::run(player, clock, server_clock, ev_tx, shutdown_rx));
+        }
         let glue_feed = feed.clone();
         let glue_name = name.to_string();
         rt.spawn(async move {

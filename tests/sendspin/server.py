@@ -5,12 +5,17 @@ Runs the reference `SendspinServer` in-process, mounts its WebSocket handler on 
 machine's monotonic clock in microseconds), waits for `--players` players, groups them and streams a click track
 (PCM, s16 stereo: a Gaussian click every --click-interval-ms). Everything it sees is printed as one JSON object per line on stdout:
   {"event": "listening", "port": P}
+  {"event": "connection"}                  a WebSocket connection arrived (before any handshake)
   {"event": "client", "id": ..., "name": ...}
+  {"event": "trusted", "id": ...}          the client id was trusted for unpaired playback (--trust-after-ms)
   {"event": "player", "id": ..., "name": ..., "output_delay_ms": ..., "volume": ..., "muted": ...}
   {"event": "click", "play_us": T}       scheduled play time (server clock = CLOCK_MONOTONIC, µs) of a click onset
   {"event": "done"}
 Transition mode (`allow_unencrypted`) admits players that send a plain `client/hello`; `--encrypted-only` turns it
-off (the library's default).
+off (the library's default). An encrypted player plays only once the server trusts its client id for unpaired
+playback, which Music Assistant does when the user accepts the player: `--trust-after-ms N` does it N ms after the
+client first appears (`SendspinServer.trust_unpaired`, which re-activates a connected client); -1 (the default)
+never trusts anyone.
 """
 
 from __future__ import annotations
@@ -51,6 +56,7 @@ async def main() -> None:
     ap.add_argument("--rate", type=int, default=48000)
     ap.add_argument("--chunk-ms", type=int, default=20)
     ap.add_argument("--encrypted-only", action="store_true")
+    ap.add_argument("--trust-after-ms", type=int, default=-1)
     args = ap.parse_args()
 
     loop = asyncio.get_running_loop()
@@ -63,16 +69,32 @@ async def main() -> None:
         clock=MonotonicClock(),
     )
     added: list[str] = []
+    tasks: set[asyncio.Task[None]] = set()
+
+    async def trust(client_id: str) -> None:
+        await asyncio.sleep(args.trust_after_ms / 1000)
+        await server.trust_unpaired(client_id)
+        emit(event="trusted", id=client_id)
+        added.append(client_id)
 
     def on_event(_srv: SendspinServer, ev: object) -> None:
         if isinstance(ev, ClientAddedEvent):
             c = server.get_client(ev.client_id)
             emit(event="client", id=ev.client_id, name=c.name if c else None)
-            added.append(ev.client_id)
+            if args.trust_after_ms >= 0 and c is not None and c.connection.is_encrypted:
+                t = loop.create_task(trust(ev.client_id))
+                tasks.add(t)
+                t.add_done_callback(tasks.discard)
+            else:
+                added.append(ev.client_id)
+
+    async def on_connect(request: web.Request) -> web.StreamResponse:
+        emit(event="connection")
+        return await server.on_client_connect(request)
 
     server.add_event_listener(on_event)
     app = web.Application()
-    app.router.add_get(SendspinServer.API_PATH, server.on_client_connect)
+    app.router.add_get(SendspinServer.API_PATH, on_connect)
     runner = web.AppRunner(app)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", args.port)

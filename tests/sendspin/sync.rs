@@ -1,7 +1,10 @@
 //! End to end against the reference Sendspin server: aiosendspin 10.2.1 (`tests/sendspin/server.py`, in the venv
 //! `scripts/sendspin-server-setup` builds on a trixie root's Python 3.13) runs on loopback with CLOCK_MONOTONIC as
 //! its clock and streams a click track to bluebridge (one `pipe` output, declared delay 0, whose FIFO reads are
-//! timestamped). Each click's onset at bluebridge is compared with the play time the server stamped on it; the
+//! timestamped). Encrypted, as servers run by default (`--encrypted-only`): the player makes its identity in the
+//! state directory, and the server trusts its client id once it appears, as Music Assistant does when the user
+//! accepts the player (`--trust-after-ms 0`: the player first sees an activation without its role, then the one
+//! with it). Each click's onset at bluebridge is compared with the play time the server stamped on it; the
 //! server's log also has to show the player under its output's name with the output delay it reported.
 //!
 //! Without the venv (or without root, which `chroot` needs) the test says so and passes, unless `BLUEBRIDGE_CI`
@@ -14,7 +17,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// The root `scripts/sendspin-server-setup` builds (`BLUEBRIDGE_SENDSPIN_CACHE` as there).
-fn server_root() -> std::path::PathBuf {
+pub(crate) fn server_root() -> std::path::PathBuf {
     let cache = std::env::var_os("BLUEBRIDGE_SENDSPIN_CACHE")
         .map(Into::into)
         .unwrap_or_else(|| {
@@ -66,6 +69,9 @@ fn bluebridge_plays_the_reference_servers_clicks_at_their_play_times() {
             &format!("{}", secs + 2.0),
             "--click-interval-ms",
             "500",
+            "--encrypted-only",
+            "--trust-after-ms",
+            "0",
         ])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -93,9 +99,10 @@ fn bluebridge_plays_the_reference_servers_clicks_at_their_play_times() {
     std::fs::write(
         &cfg,
         format!(
-            "[service]\ncontrol_socket = \"{}\"\n\n[source]\nkind = \"sendspin\"\nurl = \"{url}\"\n\n[[output]]\nname = \"bb\"\n\
+            "[service]\ncontrol_socket = \"{}\"\nstate_dir = \"{}\"\n\n[source]\nkind = \"sendspin\"\nurl = \"{url}\"\n\n[[output]]\nname = \"bb\"\n\
              kind = \"pipe\"\npath = \"{}\"\n",
             dir.path().join("control.sock").display(),
+            dir.path().join("state").display(),
             fifo.display()
         ),
     )
@@ -132,7 +139,16 @@ fn bluebridge_plays_the_reference_servers_clicks_at_their_play_times() {
         .find(|e| e["event"] == "player")
         .unwrap_or_else(|| panic!("the server never saw a player: {events:?}\nserver: {err}\n{log}"));
     assert_eq!(player["name"], "bb", "{player}");
-    assert_eq!(player["id"], "bluebridge-bb", "{player}");
+    // Its id is the public key of the identity it made (mode 0600) in the state directory.
+    let key = bluebridge::sendspin::identity::key_path(&dir.path().join("state"), "bb");
+    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&key).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600, "{}", key.display());
+    let id = bluebridge::sendspin::identity::read_key(&key).unwrap().client_id();
+    assert_eq!(player["id"], id.as_str(), "{player}");
+    assert!(
+        events.iter().any(|e| e["event"] == "trusted" && e["id"] == id.as_str()),
+        "{events:?}"
+    );
     assert_eq!(player["output_delay_ms"], 0, "{player}");
     let scheduled: Vec<LocalTime> = events
         .iter()

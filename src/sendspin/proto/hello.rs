@@ -27,20 +27,48 @@ pub struct PlayerSupport {
     pub buffer_capacity: u32,
 }
 
-/// `client/hello` in the transition-mode form (plain text: the id and version travel in the hello itself).
+/// `client/hello`, in either form: the transition-mode one (plain text: the id and version travel in the hello
+/// itself) or the encrypted one (the id and version were in `client/init`; the hello says which pairing methods the
+/// player offers and that it admits unpaired access).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ClientHello {
-    /// Stable id of this player.
-    pub client_id: String,
+    /// Stable id of this player (transition mode only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
     /// The name users see.
     pub name: String,
-    /// Protocol version (1).
-    pub version: u32,
+    /// Protocol version (1; transition mode only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<u32>,
     /// `["player@v1"]`.
     pub supported_roles: Vec<&'static str>,
     /// What the player plays.
     #[serde(rename = "player@v1_support")]
     pub player_support: PlayerSupport,
+    /// Encrypted only: the pairing methods offered. aiosendspin's server flags a hello without `pairing_psk` as
+    /// non-compliant (and a strict server refuses it, `server/connection.py` `_note_pair_method_wire`), so it is
+    /// offered, with no hint where its secret is; this player never pairs (it holds no Pairing PSK), it plays
+    /// unpaired.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub supported_pair_methods: Option<PairMethods>,
+    /// Encrypted only: `{"enabled": true}`: the player plays unpaired once the server trusts its client_id
+    /// (`server/connection.py` `_playback_capable`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unpaired_access: Option<UnpairedAccess>,
+}
+
+/// `supported_pair_methods`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PairMethods {
+    /// `pairing_psk`: an empty descriptor.
+    pub pairing_psk: serde_json::Map<String, serde_json::Value>,
+}
+
+/// `unpaired_access`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct UnpairedAccess {
+    /// Whether the player admits unpaired playback.
+    pub enabled: bool,
 }
 
 impl ClientHello {
@@ -53,14 +81,29 @@ impl ClientHello {
             bit_depth: 16,
         };
         Self {
-            client_id: client_id.into(),
+            client_id: Some(client_id.into()),
             name: name.into(),
-            version: 1,
+            version: Some(1),
             supported_roles: vec![PLAYER_ROLE],
             player_support: PlayerSupport {
                 supported_formats: vec![pcm(48_000), pcm(44_100)],
                 buffer_capacity,
             },
+            supported_pair_methods: None,
+            unpaired_access: None,
+        }
+    }
+
+    /// The same player's hello on an encrypted connection (`client/connection.py` `_build_client_hello`).
+    pub fn secure_player(name: &str, buffer_capacity: u32) -> Self {
+        Self {
+            client_id: None,
+            version: None,
+            supported_pair_methods: Some(PairMethods {
+                pairing_psk: Default::default(),
+            }),
+            unpaired_access: Some(UnpairedAccess { enabled: true }),
+            ..Self::player("", name, buffer_capacity)
         }
     }
 
@@ -70,10 +113,12 @@ impl ClientHello {
     }
 }
 
-/// `server/hello` (transition mode: it also says which roles are active).
+/// `server/hello`. In transition mode it also carries the server's id and the roles it activated; on an encrypted
+/// connection it has the name only (the id was in `server/init`, the roles follow in `server/activate`).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct ServerHello {
-    /// The server's id.
+    /// The server's id (transition mode).
+    #[serde(default)]
     pub server_id: String,
     /// Its name.
     pub name: String,
@@ -83,6 +128,17 @@ pub struct ServerHello {
     /// The roles the server activated for this client.
     #[serde(default)]
     pub active_roles: Vec<String>,
+}
+
+/// `server/activate` (encrypted connections): what the connection is for now, and the roles active on it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct ServerActivate {
+    /// `playback`, `pairing`, … (may be empty).
+    #[serde(default)]
+    pub activities: Vec<String>,
+    /// The active roles; absent means "as before" (`models/core.py` `ServerActivatePayload`: sticky).
+    #[serde(default)]
+    pub active_roles: Option<Vec<String>>,
 }
 
 #[cfg(test)]
@@ -102,6 +158,39 @@ mod tests {
             48_000
         );
         assert_eq!(v["payload"]["player@v1_support"]["buffer_capacity"], 1 << 20);
+        assert!(v["payload"].get("unpaired_access").is_none());
+    }
+
+    #[test]
+    fn the_encrypted_hello_leaves_the_id_to_client_init_and_asks_for_unpaired_access() {
+        let v: serde_json::Value = serde_json::from_str(&ClientHello::secure_player("k", 1 << 20).encode()).unwrap();
+        let p = &v["payload"];
+        assert!(p.get("client_id").is_none() && p.get("version").is_none(), "{p}");
+        assert_eq!(p["unpaired_access"]["enabled"], true);
+        assert_eq!(p["supported_pair_methods"]["pairing_psk"], serde_json::json!({}));
+        assert_eq!(p["name"], "k");
+        assert_eq!(p["supported_roles"][0], "player@v1");
+    }
+
+    #[test]
+    fn the_encrypted_servers_hello_and_activate_parse() {
+        // As aiosendspin 10.2.1 sends them on an encrypted connection.
+        let m = decode_server_text(r#"{"payload":{"name":"t"},"type":"server/hello"}"#).unwrap();
+        let ServerMessage::Hello(h) = m else { panic!("{m:?}") };
+        assert_eq!(h.name, "t");
+        assert!(h.active_roles.is_empty());
+        let m =
+            decode_server_text(r#"{"payload":{"activities":[],"active_roles":[]},"type":"server/activate"}"#).unwrap();
+        assert_eq!(
+            m,
+            ServerMessage::Activate(ServerActivate {
+                activities: vec![],
+                active_roles: Some(vec![])
+            })
+        );
+        let m = decode_server_text(r#"{"payload":{"activities":["playback"]},"type":"server/activate"}"#).unwrap();
+        let ServerMessage::Activate(a) = m else { panic!("{m:?}") };
+        assert_eq!(a.active_roles, None);
     }
 
     #[test]

@@ -70,6 +70,9 @@ pub enum ProtoError {
 pub enum ServerMessage {
     /// `server/hello` (the transition-mode hello: identity, version and the roles it activated).
     Hello(hello::ServerHello),
+    /// `server/activate` (encrypted connections): the roles the server activated, or none while it does not trust
+    /// the player.
+    Activate(hello::ServerActivate),
     /// `server/time`: the answer to a `client/time`.
     Time(time::ServerTimeReply),
     /// `server/command`: volume, mute or output delay.
@@ -134,7 +137,18 @@ pub fn decode_server_text(text: &str) -> Result<ServerMessage, ProtoError> {
         "stream/clear" => ServerMessage::StreamClear,
         "stream/end" => ServerMessage::StreamEnd,
         "group/update" => ServerMessage::GroupUpdate(payload(kind, env.payload)?),
-        "server/state" | "server/activate" => ServerMessage::Ignored(kind.to_string()),
+        "server/activate" => {
+            let a: hello::ServerActivate = payload(kind, env.payload)?;
+            let roles = a.active_roles.as_ref().map_or(0, |r| r.len());
+            if a.activities.len() > MAX_LIST_ENTRIES || roles > MAX_LIST_ENTRIES {
+                return Err(ProtoError::TooManyEntries {
+                    what: "server/activate lists",
+                    len: a.activities.len().max(roles),
+                });
+            }
+            ServerMessage::Activate(a)
+        }
+        "server/state" => ServerMessage::Ignored(kind.to_string()),
         other => return Err(ProtoError::UnknownType(other.chars().take(64).collect())),
     })
 }
