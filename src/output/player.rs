@@ -15,6 +15,7 @@
 //! positive offset makes the output play later.
 
 use super::resample::RateConverter;
+use crate::calibrate::overlay::Overlay;
 use super::{Output, OutputStatus, OUTPUT_FORMAT};
 use crate::timeline::buffer::SharedTimeline;
 use crate::timeline::delay::OutputDelay;
@@ -188,6 +189,8 @@ pub struct Player {
     /// The source's settings and clock mapping as last read: a block whose read finds them held by the source (a
     /// tokio task updating them) uses these instead of waiting.
     seen: Seen,
+    /// A calibration burst to lay over the input (see [`crate::calibrate::overlay`]).
+    overlay: Option<Overlay>,
 }
 
 fn feed_settings(feed: &Feed) -> std::sync::MutexGuard<'_, PlaySettings> {
@@ -281,6 +284,7 @@ impl Player {
             enabled: true,
             seeded: false,
             seen,
+            overlay: None,
         }
     }
 
@@ -292,6 +296,33 @@ impl Player {
     /// Changes the manual offset (takes effect at the next block; large changes resync).
     pub fn set_offset_ns(&mut self, ns: i64) {
         self.cfg.offset_ns = ns;
+    }
+
+    /// Changes the acoustic calibration (takes effect at the next block; large changes resync).
+    pub fn set_calibration_ns(&mut self, ns: i64) {
+        self.cfg.calibration_ns = ns;
+    }
+
+    /// Lays the calibration `burst` (mono, 48 kHz) over this output's audio so that it is *heard* at local time
+    /// `heard_at`: at the source time whose play time that is (`to_server(heard_at + latency − buffer)`, the
+    /// player's own formula run backwards), so it goes through the resampler, the drift control and the output
+    /// like the music. It plays whatever the output's mute and enabled state, at the output's volume, and
+    /// removes itself once played. Returns the source time it sits at, ns; refused while the player has no
+    /// clock for its source yet.
+    pub fn schedule_burst(&mut self, heard_at: LocalTime, burst: Arc<Vec<f32>>) -> Result<i64, &'static str> {
+        self.seen.refresh(&self.feed);
+        let Some(mapping) = self.seen.mapping else {
+            return Err("the output has no clock for its source yet (is the source playing?)");
+        };
+        let s = self.seen.settings;
+        let at = mapping.to_server(heard_at.add_ns(s.latency_ns - s.buffer_ns)).as_ns();
+        self.overlay = Some(Overlay { burst_at_ns: at, burst });
+        Ok(at)
+    }
+
+    /// Removes a calibration burst not yet played.
+    pub fn clear_burst(&mut self) {
+        self.overlay = None;
     }
 
     /// Changes the local volume.
@@ -489,11 +520,19 @@ impl Player {
             .add_ns(self.format.frames_to_ns(self.conv.fed_frames() as i64));
         tl.read(read_from, &mut self.input);
         drop(tl);
+        let silenced = settings.muted || !self.enabled;
+        let mut overlaid = false;
+        if let Some(o) = &self.overlay {
+            overlaid = o.apply(read_from.as_ns(), ns_per_frame, ch, &mut self.input, silenced);
+            if read_from.as_ns() >= o.end_ns() {
+                self.overlay = None;
+            }
+        }
         self.block.resize(BLOCK_FRAMES * ch, 0.0);
         self.conv.process(&self.input, &mut self.block);
         let device_pct = device_volume_pct(settings.volume_pct, self.cfg.volume_pct);
         let on_device = self.output.device_mut().is_some_and(|d| d.set_volume(device_pct));
-        let gain = if settings.muted || !self.enabled {
+        let gain = if silenced && !overlaid {
             0.0
         } else if on_device {
             1.0
