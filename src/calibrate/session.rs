@@ -1,7 +1,7 @@
 //! One calibration run over several outputs, against two small traits so that the service drives real
 //! outputs and a real microphone and the tests drive a simulated room ([`super::sim_room`]):
 //!
-//! - [`Stage`]: the running outputs — mute all but one, schedule the burst to be heard through one at a local
+//! - [`Stage`]: the running outputs — mute all but one (or all), schedule the burst to be heard through one at a local
 //!   time, say how far ahead that must be;
 //! - [`Microphone`]: records the local-clock window asked for, with the capture timestamp of its first sample.
 //!
@@ -40,8 +40,13 @@ pub trait Microphone {
 pub trait Stage {
     /// The local clock, ns.
     fn now_ns(&self) -> i64;
-    /// Mutes every output being calibrated except `solo`; `None` puts each back as it was.
-    fn solo(&mut self, solo: Option<&str>) -> Result<(), CalibrateError>;
+    /// Mutes every output except `except` (None: all of them; a scheduled burst plays through a muted output
+    /// all the same, the music does not).
+    fn mute(&mut self, except: Option<&str>) -> Result<(), CalibrateError>;
+    /// Puts every output back as it was before the first [`Stage::mute`].
+    fn restore(&mut self) -> Result<(), CalibrateError>;
+    /// Waits until local time `at_ns`.
+    fn wait_until(&mut self, at_ns: i64);
     /// Schedules `burst` (mono, 48 kHz) to be heard through `output` at local time `at_ns`.
     fn play(&mut self, output: &str, at_ns: i64, burst: Arc<Vec<f32>>) -> Result<(), CalibrateError>;
     /// How far ahead of now a burst must be scheduled on `output` so its player has not yet passed that time,
@@ -98,10 +103,10 @@ pub fn measure_all(
 ) -> Vec<Result<SpeakerResult, CalibrateError>> {
     let mut out = Vec::with_capacity(outputs.len());
     for name in outputs {
-        let r = stage.solo(Some(name)).and_then(|()| measure_one(stage, mic, name, opts));
+        let r = stage.mute(Some(name)).and_then(|()| measure_one(stage, mic, name, opts));
         out.push(r);
     }
-    if let Err(e) = stage.solo(None) {
+    if let Err(e) = stage.restore() {
         // The outputs could not all be put back: every result carries that.
         for r in out.iter_mut() {
             if r.is_ok() {
@@ -140,6 +145,73 @@ fn measure_one(
     combine(name, &repeats, None)
 }
 
+/// From one burst of a played sequence to the next, ns: more than the burst's 2.73 s plus twice the largest
+/// offset a recording is searched for (see [`super::recording`]).
+pub const SEQUENCE_SPACING_NS: i64 = 4_000_000_000;
+
+/// Plays the sequence a recording made elsewhere is analysed against ([`super::recording::SequenceLayout`]):
+/// every output muted, `reference`'s burst heard at `t0`, `order[k]`'s at `t0 + (k + 1) · spacing`, `reference`'s
+/// again at `t0 + (n + 1) · spacing`; each scheduled once the previous one on the same output has played.
+/// Returns `t0`, ns. The outputs are put back at the end.
+pub fn play_sequence(
+    stage: &mut dyn Stage,
+    reference: &str,
+    order: &[String],
+    burst: Arc<Vec<f32>>,
+) -> Result<i64, CalibrateError> {
+    let burst_ns = burst.len() as i64 * 1_000_000_000 / RATE_HZ as i64;
+    let r = (|| {
+        stage.mute(None)?;
+        let lead = order
+            .iter()
+            .map(|o| stage.lead_ns(o))
+            .chain([stage.lead_ns(reference)])
+            .max()
+            .unwrap_or(0);
+        let t0 = stage.now_ns() + lead;
+        let mut plays: Vec<(&str, i64)> = vec![(reference, t0)];
+        for (k, o) in order.iter().enumerate() {
+            plays.push((o, t0 + (k as i64 + 1) * SEQUENCE_SPACING_NS));
+        }
+        plays.push((reference, t0 + (order.len() as i64 + 1) * SEQUENCE_SPACING_NS));
+        for (name, at) in plays {
+            // Schedule one lead ahead (so the output's earlier burst, one spacing before, has played).
+            stage.wait_until(at - stage.lead_ns(name));
+            stage.play(name, at, burst.clone())?;
+        }
+        let end = t0 + (order.len() as i64 + 1) * SEQUENCE_SPACING_NS + burst_ns + (POST_ROLL_MS * 1e6) as i64;
+        stage.wait_until(end);
+        Ok(t0)
+    })();
+    let back = stage.restore();
+    let t0 = r?;
+    back?;
+    Ok(t0)
+}
+
+/// Each output's correction from a recording's relative offsets (`offsets_ms[i]`: how much later than the
+/// reference output `i` is heard): relative to their mean, the same rule as [`Reference::Mean`].
+pub fn plan_from_recording(outputs: &[String], current_ms: &[f64], offsets_ms: &[f64]) -> Vec<Outcome> {
+    let mean = offsets_ms.iter().sum::<f64>() / offsets_ms.len().max(1) as f64;
+    outputs
+        .iter()
+        .zip(current_ms)
+        .zip(offsets_ms)
+        .map(|((name, &cur), &off)| Outcome {
+            name: name.clone(),
+            measured_ms: Some(off),
+            repeats_ms: vec![off],
+            spread_ms: None,
+            pnr_db: None,
+            confidence: None,
+            error_ms: Some(off - mean),
+            calibration_ms: cur,
+            new_calibration_ms: new_calibration_ms(cur, off - mean),
+            refused: None,
+        })
+        .collect()
+}
+
 /// One output's outcome, as the report and the state hold it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Outcome {
@@ -160,10 +232,29 @@ pub struct Outcome {
     pub error_ms: Option<f64>,
     /// `calibration_ms` before.
     pub calibration_ms: f64,
-    /// `calibration_ms` after (the same as before when refused, checked or dry-run).
+    /// `calibration_ms` after (a dry run: what it would be; the same as before when refused or checked).
     pub new_calibration_ms: f64,
     /// Why it was refused.
     pub refused: Option<String>,
+}
+
+/// What the state keeps of an output's last applied calibration, and status shows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CalibrationRecord {
+    /// When it was measured, Unix seconds.
+    pub at_unix_s: u64,
+    /// The error that was corrected, ms (positive: the output was heard late).
+    pub error_ms: f64,
+    /// Spread of the repeats, ms (None from a recording: one play each).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spread_ms: Option<f64>,
+    /// Confidence 0…1 (None from a recording).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confidence: Option<f64>,
+    /// What the error was taken against ([`Reference::describe`]).
+    pub reference: String,
+    /// `microphone` or `recording`.
+    pub source: String,
 }
 
 /// Turns the measurements into each output's error against `reference` and its new `calibration_ms`

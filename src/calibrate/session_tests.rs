@@ -15,6 +15,7 @@ struct World {
     /// (output, heard at) of the last burst scheduled and not yet recorded.
     pending: Option<(usize, i64)>,
     solo_calls: Vec<Option<String>>,
+    plays: Vec<(String, i64)>,
 }
 
 struct SimStage(Rc<RefCell<World>>);
@@ -30,16 +31,30 @@ impl Stage for SimStage {
     fn now_ns(&self) -> i64 {
         self.0.borrow().now_ns
     }
-    fn solo(&mut self, solo: Option<&str>) -> Result<(), CalibrateError> {
+    fn mute(&mut self, except: Option<&str>) -> Result<(), CalibrateError> {
         let mut w = self.0.borrow_mut();
-        w.solo = solo.map(str::to_string);
+        w.solo = except.map(str::to_string);
         let s = w.solo.clone();
         w.solo_calls.push(s);
         Ok(())
     }
+    fn restore(&mut self) -> Result<(), CalibrateError> {
+        let mut w = self.0.borrow_mut();
+        w.solo = None;
+        w.solo_calls.push(Some("(restored)".into()));
+        Ok(())
+    }
+    fn wait_until(&mut self, at_ns: i64) {
+        let mut w = self.0.borrow_mut();
+        w.now_ns = w.now_ns.max(at_ns);
+    }
     fn play(&mut self, output: &str, at_ns: i64, _burst: Arc<Vec<f32>>) -> Result<(), CalibrateError> {
         let mut w = self.0.borrow_mut();
-        assert_eq!(w.solo.as_deref(), Some(output), "only the measured output plays");
+        assert!(
+            w.solo.is_none() || w.solo.as_deref() == Some(output),
+            "only the measured output plays (or none, in a sequence)"
+        );
+        w.plays.push((output.to_string(), at_ns));
         assert!(at_ns >= w.now_ns + 500_000_000, "scheduled with its lead");
         let i = w.index(output);
         w.pending = Some((i, at_ns));
@@ -83,6 +98,7 @@ fn world(seed: u64) -> Rc<RefCell<World>> {
         solo: None,
         pending: None,
         solo_calls: vec![],
+        plays: vec![],
     }))
 }
 
@@ -131,7 +147,7 @@ fn a_run_aligns_four_misreporting_speakers_and_a_check_then_reads_zero() {
     // Every output was soloed in turn and all were put back at the end.
     let calls = w.borrow().solo_calls.clone();
     assert_eq!(calls.len(), 5);
-    assert_eq!(calls.last(), Some(&None));
+    assert_eq!(calls.last(), Some(&Some("(restored)".to_string())));
     // A check (measure again, change nothing) reads each speaker's error as ~0.
     let check = run(&w, &Reference::Mean);
     for o in &check {
@@ -173,4 +189,29 @@ fn a_silent_speaker_is_refused_by_name_and_the_others_are_still_calibrated() {
     let out = run(&w, &Reference::Output { name: "hall".into() });
     assert!(out.iter().all(|o| o.refused.is_some() && o.error_ms.is_none()), "{out:?}");
     assert!(out[0].refused.as_deref().unwrap().contains("reference output could not be measured"));
+}
+
+#[test]
+fn a_played_sequence_puts_each_burst_one_spacing_after_the_last_and_all_outputs_back() {
+    let w = world(14);
+    let order = vec!["kitchen".to_string(), "hall".to_string(), "attic".to_string()];
+    let t0 = play_sequence(&mut SimStage(w.clone()), "kitchen", &order, Arc::new(burst(1))).unwrap();
+    let w = w.borrow();
+    let want: Vec<(String, i64)> = [("kitchen", 0), ("kitchen", 1), ("hall", 2), ("attic", 3), ("kitchen", 4)]
+        .iter()
+        .map(|(n, k)| (n.to_string(), t0 + k * SEQUENCE_SPACING_NS))
+        .collect();
+    assert_eq!(w.plays, want);
+    assert_eq!(w.solo_calls, vec![None, Some("(restored)".to_string())], "all muted, then put back");
+    assert!(w.now_ns > t0 + 4 * SEQUENCE_SPACING_NS, "returns once the last burst has played");
+}
+
+#[test]
+fn offsets_from_a_recording_are_corrected_relative_to_their_mean() {
+    let names = vec!["a".to_string(), "b".to_string(), "c".to_string()];
+    let out = plan_from_recording(&names, &[1.0, 0.0, -2.0], &[0.0, 3.0, -1.5]);
+    let errors: Vec<f64> = out.iter().map(|o| o.error_ms.unwrap()).collect();
+    assert_eq!(errors, vec![-0.5, 2.5, -2.0]);
+    let new: Vec<f64> = out.iter().map(|o| o.new_calibration_ms).collect();
+    assert_eq!(new, vec![0.5, 2.5, -4.0], "late b gets more delay");
 }
