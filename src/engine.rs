@@ -427,9 +427,7 @@ impl Engine {
             EngineCommand::SetOffset { name, ns } => set(self.player_mut(&name), &|p| p.set_offset_ns(ns)),
             EngineCommand::SetVolume { name, pct } => set(self.player_mut(&name), &|p| p.set_volume_pct(pct)),
             EngineCommand::Enable { name, on } => set(self.player_mut(&name), &|p| p.set_enabled(on)),
-            EngineCommand::SetCalibration { name, ns } => {
-                set(self.player_mut(&name), &|p| p.set_calibration_ns(ns))
-            }
+            EngineCommand::SetCalibration { name, ns } => set(self.player_mut(&name), &|p| p.set_calibration_ns(ns)),
             EngineCommand::Burst { name, burst } => match (self.player_mut(&name), burst) {
                 (Err(e), _) => e,
                 (Ok(p), None) => {

@@ -14,8 +14,8 @@
 //! `calibration_ms`.
 
 use super::measure::{combine, corrections_ms, measure_repeat, new_calibration_ms, Capture, SpeakerResult};
-use super::sim_room::{POST_ROLL_MS, PRE_ROLL_MS};
 use super::signal::RATE_HZ;
+use super::sim_room::{POST_ROLL_MS, PRE_ROLL_MS};
 use super::CalibrateError;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -103,7 +103,9 @@ pub fn measure_all(
 ) -> Vec<Result<SpeakerResult, CalibrateError>> {
     let mut out = Vec::with_capacity(outputs.len());
     for name in outputs {
-        let r = stage.mute(Some(name)).and_then(|()| measure_one(stage, mic, name, opts));
+        let r = stage
+            .mute(Some(name))
+            .and_then(|()| measure_one(stage, mic, name, opts));
         out.push(r);
     }
     if let Err(e) = stage.restore() {

@@ -158,12 +158,7 @@ fn a_run_aligns_four_misreporting_speakers_and_a_check_then_reads_zero() {
 #[test]
 fn a_reference_output_is_taken_as_on_time_and_the_others_are_absolute_against_it() {
     let w = world(12);
-    let out = run(
-        &w,
-        &Reference::Output {
-            name: "attic".into(),
-        },
-    );
+    let out = run(&w, &Reference::Output { name: "attic".into() });
     assert!(out[2].error_ms.unwrap().abs() < 1e-9, "{:?}", out[2]);
     let room = w.borrow().room.clone();
     let truth = |i: usize| room.speakers[i].late_at_listener_ms(0.0) - room.speakers[2].late_at_listener_ms(0.0);
@@ -173,7 +168,11 @@ fn a_reference_output_is_taken_as_on_time_and_the_others_are_absolute_against_it
     // A known microphone latency: measured − latency.
     let out = run(&w, &Reference::MicLatency { ms: 7.3 });
     let want = room.speakers[0].late_at_listener_ms(0.0);
-    assert!((out[0].error_ms.unwrap() - want).abs() < 0.1, "{:?} want {want}", out[0]);
+    assert!(
+        (out[0].error_ms.unwrap() - want).abs() < 0.1,
+        "{:?} want {want}",
+        out[0]
+    );
 }
 
 #[test]
@@ -187,8 +186,15 @@ fn a_silent_speaker_is_refused_by_name_and_the_others_are_still_calibrated() {
     assert!(out.iter().enumerate().all(|(i, o)| i == 1 || o.error_ms.is_some()));
     // The refused reference leaves nothing to correct against.
     let out = run(&w, &Reference::Output { name: "hall".into() });
-    assert!(out.iter().all(|o| o.refused.is_some() && o.error_ms.is_none()), "{out:?}");
-    assert!(out[0].refused.as_deref().unwrap().contains("reference output could not be measured"));
+    assert!(
+        out.iter().all(|o| o.refused.is_some() && o.error_ms.is_none()),
+        "{out:?}"
+    );
+    assert!(out[0]
+        .refused
+        .as_deref()
+        .unwrap()
+        .contains("reference output could not be measured"));
 }
 
 #[test]
@@ -197,13 +203,26 @@ fn a_played_sequence_puts_each_burst_one_spacing_after_the_last_and_all_outputs_
     let order = vec!["kitchen".to_string(), "hall".to_string(), "attic".to_string()];
     let t0 = play_sequence(&mut SimStage(w.clone()), "kitchen", &order, Arc::new(burst(1))).unwrap();
     let w = w.borrow();
-    let want: Vec<(String, i64)> = [("kitchen", 0), ("kitchen", 1), ("hall", 2), ("attic", 3), ("kitchen", 4)]
-        .iter()
-        .map(|(n, k)| (n.to_string(), t0 + k * SEQUENCE_SPACING_NS))
-        .collect();
+    let want: Vec<(String, i64)> = [
+        ("kitchen", 0),
+        ("kitchen", 1),
+        ("hall", 2),
+        ("attic", 3),
+        ("kitchen", 4),
+    ]
+    .iter()
+    .map(|(n, k)| (n.to_string(), t0 + k * SEQUENCE_SPACING_NS))
+    .collect();
     assert_eq!(w.plays, want);
-    assert_eq!(w.solo_calls, vec![None, Some("(restored)".to_string())], "all muted, then put back");
-    assert!(w.now_ns > t0 + 4 * SEQUENCE_SPACING_NS, "returns once the last burst has played");
+    assert_eq!(
+        w.solo_calls,
+        vec![None, Some("(restored)".to_string())],
+        "all muted, then put back"
+    );
+    assert!(
+        w.now_ns > t0 + 4 * SEQUENCE_SPACING_NS,
+        "returns once the last burst has played"
+    );
 }
 
 #[test]

@@ -15,8 +15,8 @@
 //! positive offset makes the output play later.
 
 use super::resample::RateConverter;
-use crate::calibrate::overlay::Overlay;
 use super::{Output, OutputStatus, OUTPUT_FORMAT};
+use crate::calibrate::overlay::Overlay;
 use crate::timeline::buffer::SharedTimeline;
 use crate::timeline::delay::OutputDelay;
 use crate::timeline::drift::{Correction, DriftController};
@@ -676,6 +676,55 @@ mod tests {
         assert_eq!(st.resyncs, 1, "one resync for the jump: {st:?}");
         assert_eq!(st.correction_ppm, 0.0);
         assert!(!st.resampling);
+    }
+
+    /// Issue 18: a calibration burst scheduled to be heard at T sits where the music of T's source time would
+    /// have been, sample for sample (the same path: the player's mapping, its delay, the output), and a disabled
+    /// output plays the burst but none of the music.
+    #[test]
+    fn a_calibration_burst_takes_the_place_of_the_music_heard_at_its_time() {
+        let (music, _) = play(ServerClock::local());
+        let k = exact_shift(&music, 24_000, 91_000).expect("exact copy");
+        let timeline = crate::source::tone::standard_timeline(5 * 48_000 / 960, 10_000_000_000);
+        let feed = Feed {
+            timeline,
+            server_clock: Arc::new(Mutex::new(ServerClock::local())),
+            settings: Arc::new(Mutex::new(PlaySettings {
+                buffer_ns: 300_000_000,
+                ..PlaySettings::default()
+            })),
+        };
+        let frames = Arc::new(Mutex::new(Vec::new()));
+        let out = Recorder {
+            clock: LocalClocked::new(20_000_000, 0),
+            frames: frames.clone(),
+            delay_ns: Arc::new(AtomicI64::new(100_000_000)),
+            device_pct: None,
+        };
+        let mut player = Player::new(PlayerConfig::named("r"), feed, Box::new(out));
+        player.set_enabled(false);
+        let burst: Vec<f32> = (0..4_800).map(|i| if i % 7 < 3 { 0.25 } else { -0.25 }).collect();
+        // Heard at 1.5 s: source time 1.5 − 0.3 (buffer) = 1.2 s, source frame 57 600.
+        let at = player
+            .schedule_burst(LocalTime::from_ns(1_500_000_000), Arc::new(burst.clone()))
+            .unwrap();
+        assert_eq!(at, 1_200_000_000);
+        for tick in 0..400 {
+            player.tick(LocalTime::from_ns(tick * 5_000_000));
+        }
+        let left: Vec<i16> = frames.lock().unwrap().chunks_exact(2).map(|f| f[0]).collect();
+        let j0 = (57_600 - k) as usize;
+        for (i, v) in burst.iter().enumerate() {
+            assert_eq!(
+                left[j0 + i],
+                (v * 32767.0).round() as i16,
+                "burst sample {i} at output frame {}",
+                j0 + i
+            );
+        }
+        assert!(left[..j0].iter().all(|v| *v == 0), "disabled: no music before");
+        assert!(left[j0 + burst.len()..].iter().all(|v| *v == 0), "nor after");
+        assert!(player.overlay.is_none(), "the burst removed itself once played");
     }
 
     #[test]

@@ -34,7 +34,10 @@ struct EngineStage {
 
 impl EngineStage {
     fn enable(&self, name: &str, on: bool) -> Result<(), CalibrateError> {
-        match self.engine.call_blocking(EngineCommand::Enable { name: name.into(), on }) {
+        match self
+            .engine
+            .call_blocking(EngineCommand::Enable { name: name.into(), on })
+        {
             Ok(EngineReply::Done) | Ok(EngineReply::UnknownOutput { .. }) => Ok(()),
             Ok(other) => Err(playback(name, format!("unexpected engine reply {other:?}"))),
             Err(e) => Err(playback(name, e)),

@@ -87,11 +87,19 @@ impl CalibrateArgs {
 
     /// How long the service may take over it, for `outputs` outputs in the config.
     pub fn timeout(&self, outputs: usize) -> Duration {
-        let n = if self.names.is_empty() { outputs } else { self.names.len() } as u64;
+        let n = if self.names.is_empty() {
+            outputs
+        } else {
+            self.names.len()
+        } as u64;
         if self.from_recording.is_some() {
             return Duration::from_secs(10);
         }
-        let per = if self.play_sequence { 1 } else { self.repeats.max(1) as u64 };
+        let per = if self.play_sequence {
+            1
+        } else {
+            self.repeats.max(1) as u64
+        };
         Duration::from_secs(15 + (n + 2) * per * REPEAT_BUDGET_S)
     }
 
@@ -214,7 +222,9 @@ impl CalibrateArgs {
                 let mut offs = BTreeMap::new();
                 for (k, v) in o {
                     let k = name(&json!(k), "each from_recording name")?;
-                    let ms = v.as_f64().ok_or_else(|| bad("calibrate: each from_recording offset must be a number"))?;
+                    let ms = v
+                        .as_f64()
+                        .ok_or_else(|| bad("calibrate: each from_recording offset must be a number"))?;
                     if !(-2_000.0..=2_000.0).contains(&ms) {
                         return Err(invalid(format!(
                             "calibrate: from_recording offset of {k:?} must be between -2000 and 2000 ms, not {ms}"
@@ -227,7 +237,9 @@ impl CalibrateArgs {
             Some(_) => return Err(bad("calibrate: \"from_recording\" must be an object {name: offset_ms}")),
         }
         if a.play_sequence && a.from_recording.is_some() {
-            return Err(invalid("calibrate: play_sequence and from_recording exclude each other"));
+            return Err(invalid(
+                "calibrate: play_sequence and from_recording exclude each other",
+            ));
         }
         Ok(a)
     }

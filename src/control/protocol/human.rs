@@ -81,7 +81,10 @@ impl StatusReport {
                 d.calibration_ms
             );
             if let Some(c) = &o.calibrated {
-                let conf = c.confidence.map(|c| format!(", confidence {:.0} %", c * 100.0)).unwrap_or_default();
+                let conf = c
+                    .confidence
+                    .map(|c| format!(", confidence {:.0} %", c * 100.0))
+                    .unwrap_or_default();
                 let spread = c.spread_ms.map(|s| format!(", spread {s:.2} ms")).unwrap_or_default();
                 let _ = writeln!(
                     s,
@@ -295,4 +298,3 @@ mod tests {
         assert_eq!(r.speakers[0].human(), "kitchen: disabled, volume 7 %, offset +12.0 ms");
     }
 }
-

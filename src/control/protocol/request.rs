@@ -308,14 +308,46 @@ mod tests {
                 ErrorCode::InvalidArgument,
                 "its arguments: name",
             ),
-            (r#"{"v":1,"cmd":"calibrate","repeats":0}"#, ErrorCode::InvalidArgument, "1-10"),
-            (r#"{"v":1,"cmd":"calibrate","repeats":11}"#, ErrorCode::InvalidArgument, "1-10"),
-            (r#"{"v":1,"cmd":"calibrate","names":[]}"#, ErrorCode::InvalidArgument, "1-32 names"),
-            (r#"{"v":1,"cmd":"calibrate","names":"a"}"#, ErrorCode::BadRequest, "array"),
-            (r#"{"v":1,"cmd":"calibrate","names":["a","a"]}"#, ErrorCode::InvalidArgument, "named twice"),
-            (r#"{"v":1,"cmd":"calibrate","mode":"now"}"#, ErrorCode::InvalidArgument, "\"dry-run\""),
-            (r#"{"v":1,"cmd":"calibrate","mic":""}"#, ErrorCode::InvalidArgument, "printable"),
-            (r#"{"v":1,"cmd":"calibrate","mic_latency_ms":900}"#, ErrorCode::InvalidArgument, "0 and 500"),
+            (
+                r#"{"v":1,"cmd":"calibrate","repeats":0}"#,
+                ErrorCode::InvalidArgument,
+                "1-10",
+            ),
+            (
+                r#"{"v":1,"cmd":"calibrate","repeats":11}"#,
+                ErrorCode::InvalidArgument,
+                "1-10",
+            ),
+            (
+                r#"{"v":1,"cmd":"calibrate","names":[]}"#,
+                ErrorCode::InvalidArgument,
+                "1-32 names",
+            ),
+            (
+                r#"{"v":1,"cmd":"calibrate","names":"a"}"#,
+                ErrorCode::BadRequest,
+                "array",
+            ),
+            (
+                r#"{"v":1,"cmd":"calibrate","names":["a","a"]}"#,
+                ErrorCode::InvalidArgument,
+                "named twice",
+            ),
+            (
+                r#"{"v":1,"cmd":"calibrate","mode":"now"}"#,
+                ErrorCode::InvalidArgument,
+                "\"dry-run\"",
+            ),
+            (
+                r#"{"v":1,"cmd":"calibrate","mic":""}"#,
+                ErrorCode::InvalidArgument,
+                "printable",
+            ),
+            (
+                r#"{"v":1,"cmd":"calibrate","mic_latency_ms":900}"#,
+                ErrorCode::InvalidArgument,
+                "0 and 500",
+            ),
             (
                 r#"{"v":1,"cmd":"calibrate","mic_latency_ms":5,"reference":"a"}"#,
                 ErrorCode::InvalidArgument,
@@ -331,7 +363,11 @@ mod tests {
                 ErrorCode::InvalidArgument,
                 "-2000 and 2000",
             ),
-            (r#"{"v":1,"cmd":"calibrate","sweep":1}"#, ErrorCode::InvalidArgument, "unknown key \"sweep\""),
+            (
+                r#"{"v":1,"cmd":"calibrate","sweep":1}"#,
+                ErrorCode::InvalidArgument,
+                "unknown key \"sweep\"",
+            ),
         ];
         for (line, code, text) in cases {
             let e = err(line);

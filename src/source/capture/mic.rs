@@ -45,8 +45,8 @@ impl CpalMic {
         };
         let label = name.to_string();
         let dev = device::find(&name, false).map_err(|e| CalibrateError::Microphone(e.to_string()))?;
-        let mut format =
-            stream::negotiate_input(&name, &dev, PERIOD_FRAMES).map_err(|e| CalibrateError::Microphone(e.to_string()))?;
+        let mut format = stream::negotiate_input(&name, &dev, PERIOD_FRAMES)
+            .map_err(|e| CalibrateError::Microphone(e.to_string()))?;
         if format.rate_hz != RATE_HZ {
             return Err(mic_err(
                 &label,
@@ -93,7 +93,10 @@ impl Microphone for CpalMic {
                     continue; // stale: before the window
                 }
                 if st.after_xrun && !frames.is_empty() {
-                    return Err(mic_err(&self.name, "the capture overran during the recording (frames lost)"));
+                    return Err(mic_err(
+                        &self.name,
+                        "the capture overran during the recording (frames lost)",
+                    ));
                 }
                 offsets.push(st.capture_local_ns as f64 - st.card_frame as f64 * ns_per_frame);
                 for (j, f) in self.buf.chunks_exact(ch).enumerate() {
@@ -129,14 +132,20 @@ impl Microphone for CpalMic {
             if k > want {
                 return Err(mic_err(
                     &self.name,
-                    format!("{} frames were lost during the recording (the reader fell behind)", k - want),
+                    format!(
+                        "{} frames were lost during the recording (the reader fell behind)",
+                        k - want
+                    ),
                 ));
             }
             samples.push(v);
             want += 1;
         }
         if samples.is_empty() {
-            return Err(mic_err(&self.name, "the recording holds no frame of the window asked for"));
+            return Err(mic_err(
+                &self.name,
+                "the recording holds no frame of the window asked for",
+            ));
         }
         Ok(MicRecording {
             samples,
