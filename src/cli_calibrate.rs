@@ -52,7 +52,7 @@ pub struct CalibrateCli {
 
 /// Runs the command against the service at `socket`; returns the text to print.
 pub fn run(c: CalibrateCli, socket: &Path) -> Result<String> {
-    if c.all == !c.names.is_empty() {
+    if c.all != c.names.is_empty() {
         bail!("calibrate: name the outputs to measure, or give --all (not both)");
     }
     if c.dry_run && c.check {
