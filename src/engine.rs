@@ -60,6 +60,21 @@ pub enum EngineCommand {
         /// On or off.
         on: bool,
     },
+    /// Sets an output's acoustic calibration, ns (positive: the sink is slower than it reports).
+    SetCalibration {
+        /// Output name.
+        name: String,
+        /// Calibration, ns.
+        ns: i64,
+    },
+    /// Schedules a calibration burst to be heard through an output at a local time (see
+    /// [`Player::schedule_burst`]); `None` removes one not yet played.
+    Burst {
+        /// Output name.
+        name: String,
+        /// When it must be heard and the burst (mono, 48 kHz).
+        burst: Option<(LocalTime, Arc<Vec<f32>>)>,
+    },
     /// Adds a player (opened on the control side). Refused if one with the same name is there.
     Add(Box<Player>),
     /// Removes a player; the reply hands it back to be closed off the real-time path.
@@ -77,6 +92,8 @@ impl std::fmt::Debug for EngineCommand {
             Self::SetOffset { name, ns } => write!(f, "SetOffset({name}, {ns} ns)"),
             Self::SetVolume { name, pct } => write!(f, "SetVolume({name}, {pct} %)"),
             Self::Enable { name, on } => write!(f, "Enable({name}, {on})"),
+            Self::SetCalibration { name, ns } => write!(f, "SetCalibration({name}, {ns} ns)"),
+            Self::Burst { name, burst } => write!(f, "Burst({name}, at {:?})", burst.as_ref().map(|b| b.0)),
             Self::Add(p) => write!(f, "Add({})", p.name()),
             Self::Remove { name } => write!(f, "Remove({name})"),
             Self::SetSources(s) => write!(f, "SetSources({} sources)", s.len()),
@@ -97,6 +114,8 @@ pub enum EngineReply {
     AlreadyThere(Box<Player>),
     /// `Remove`: the player, to be closed by the caller.
     Removed(Box<Player>),
+    /// The command could not be carried out, and why.
+    Refused(String),
     /// `SetSources`: the previous sources, to be dropped by the caller.
     OldSources(Vec<Box<dyn Source>>),
 }
@@ -109,6 +128,7 @@ impl std::fmt::Debug for EngineReply {
             Self::AlreadyThere(p) => write!(f, "AlreadyThere({})", p.name()),
             Self::Removed(p) => write!(f, "Removed({})", p.name()),
             Self::OldSources(s) => write!(f, "OldSources({})", s.len()),
+            Self::Refused(why) => write!(f, "Refused({why})"),
         }
     }
 }
@@ -263,6 +283,15 @@ impl EngineHandle {
         rx.await.map_err(|_| EngineGone)
     }
 
+    /// [`Self::call`] from a thread outside the async runtime (the calibration's): waits for the reply.
+    pub fn call_blocking(&self, cmd: EngineCommand) -> Result<EngineReply, EngineGone> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.commands
+            .send(Envelope { cmd, reply: Some(tx) })
+            .map_err(|_| EngineGone)?;
+        rx.blocking_recv().map_err(|_| EngineGone)
+    }
+
     /// Queues `cmd` without waiting for a reply.
     pub fn send(&self, cmd: EngineCommand) -> Result<(), EngineGone> {
         self.commands
@@ -390,6 +419,18 @@ impl Engine {
             EngineCommand::SetOffset { name, ns } => set(self.player_mut(&name), &|p| p.set_offset_ns(ns)),
             EngineCommand::SetVolume { name, pct } => set(self.player_mut(&name), &|p| p.set_volume_pct(pct)),
             EngineCommand::Enable { name, on } => set(self.player_mut(&name), &|p| p.set_enabled(on)),
+            EngineCommand::SetCalibration { name, ns } => set(self.player_mut(&name), &|p| p.set_calibration_ns(ns)),
+            EngineCommand::Burst { name, burst } => match (self.player_mut(&name), burst) {
+                (Err(e), _) => e,
+                (Ok(p), None) => {
+                    p.clear_burst();
+                    EngineReply::Done
+                }
+                (Ok(p), Some((at, b))) => match p.schedule_burst(at, b) {
+                    Ok(_) => EngineReply::Done,
+                    Err(why) => EngineReply::Refused(why.to_string()),
+                },
+            },
             EngineCommand::Add(p) => {
                 if self.players.iter().any(|q| q.name() == p.name()) {
                     EngineReply::AlreadyThere(p)

@@ -8,6 +8,8 @@ use bluebridge::output::player::PlayerStatus;
 use bluebridge::report;
 use bluebridge::timeline::{Clock, SystemClock};
 use clap::{Parser, Subcommand};
+
+mod cli_calibrate;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -161,6 +163,14 @@ enum Command {
         #[command(flatten)]
         socket: SocketArg,
     },
+    /// Measure with a microphone when each speaker is really heard and set its calibration (docs/calibration.md);
+    /// put the microphone where people listen.
+    Calibrate {
+        #[command(flatten)]
+        args: cli_calibrate::CalibrateCli,
+        #[command(flatten)]
+        socket: SocketArg,
+    },
 }
 
 /// Where the running service listens.
@@ -293,6 +303,7 @@ fn main() {
         Command::Enable { name, socket } => control(&socket, Request::Enable { name }, false),
         Command::Disable { name, socket } => control(&socket, Request::Disable { name }, false),
         Command::Reload { socket } => control(&socket, Request::Reload, false),
+        Command::Calibrate { args, socket } => cli_calibrate::run(args, &socket.socket).and_then(|t| out(&t)),
         Command::Scan { adapter, seconds, json } => scan(adapter.as_deref(), seconds, json),
         Command::Pair {
             address,

@@ -72,6 +72,9 @@ pub struct OutputState {
     /// Acoustic calibration, ms (positive: the sink is slower than it reports).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub calibration_ms: Option<f64>,
+    /// How the calibration was last measured (when, how confident, against what).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calibrated: Option<crate::calibrate::session::CalibrationRecord>,
     /// Where the speaker is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub placement: Option<Placement>,

@@ -519,3 +519,72 @@ fn snapcast_volume_mute_and_latency_from_the_server_show_in_status_and_metrics()
     assert_eq!(output(&s, "kitchen")["effective_volume_pct"].as_f64(), Some(0.0));
     svc.stop();
 }
+
+/// Issue 18: `calibrate` through the service: refusals, a played sequence that puts the outputs back, offsets from
+/// a recording applied, persisted with their record, shown in status and kept across a restart.
+#[test]
+fn calibrate_plays_a_sequence_applies_recording_offsets_and_keeps_them() {
+    let dir = tempfile::tempdir().unwrap();
+    Service::write_config(dir.path(), TWO_SIMS, "");
+    let svc = Service::start(dir.path());
+    svc.wait_for("both playing", |s| {
+        output(s, "kitchen")["state"] == "playing" && output(s, "hall")["state"] == "playing"
+    });
+    assert!(svc.ok(&["disable", "hall"]).contains("disabled"));
+    let e = svc.fails(&["calibrate"]);
+    assert!(e.contains("name the outputs to measure, or give --all"), "{e}");
+    let e = svc.fails(&["calibrate", "nope"]);
+    assert!(e.contains("no output \"nope\""), "{e}");
+    let e = svc.fails(&["calibrate", "--all", "--repeat", "11"]);
+    assert!(e.contains("1-10"), "{e}");
+    let e = svc.fails(&["calibrate", "--all", "--mic", "hw:CARD=NoSuchMic,DEV=0"]);
+    assert!(e.contains("microphone") || e.contains("NoSuchMic"), "{e}");
+    // The sequence plays through both (hall disabled: its burst plays all the same) and puts them back.
+    let t = Instant::now();
+    let out = svc.ok(&["calibrate", "kitchen", "hall", "--play-sequence"]);
+    assert!(
+        out.contains("played the sequence: reference kitchen at 0, then kitchen, hall every 4000 ms"),
+        "{out}"
+    );
+    assert!(
+        t.elapsed() >= Duration::from_secs(12),
+        "it waits for the sequence to play"
+    );
+    let s = svc.status();
+    assert_eq!(output(&s, "kitchen")["enabled"], true);
+    assert_eq!(output(&s, "hall")["enabled"], false, "hall stays as the user had it");
+    // Offsets from a recording (as `--from-recording` sends them): hall heard 3 ms after kitchen.
+    let mut raw = std::os::unix::net::UnixStream::connect(svc.socket()).unwrap();
+    raw.write_all(b"{\"v\":1,\"cmd\":\"calibrate\",\"from_recording\":{\"kitchen\":0.0,\"hall\":3.0}}\n")
+        .unwrap();
+    let mut reply = vec![0u8; 8192];
+    let n = raw.read(&mut reply).unwrap();
+    let reply: Value = serde_json::from_slice(&reply[..n]).unwrap();
+    assert_eq!(reply["ok"], true, "{reply}");
+    let s = svc.wait_for("the calibration in the delay", |s| {
+        output(s, "kitchen")["delay"]["calibration_ms"] == -1.5
+    });
+    assert_eq!(output(&s, "hall")["calibrated"]["error_ms"], 1.5);
+    assert_eq!(output(&s, "hall")["calibrated"]["source"], "recording");
+    assert!(svc.ok(&["status"]).contains("calibrated "), "human status shows it");
+    let e = svc.fails(&["calibrate", "--all", "--from-recording", "/nonexistent.wav"]);
+    assert!(e.contains("/nonexistent.wav"), "{e}");
+    svc.stop();
+    let svc = Service::start(dir.path());
+    let s = svc.status();
+    assert_eq!(
+        output(&s, "hall")["calibrated"]["error_ms"],
+        1.5,
+        "kept across a restart"
+    );
+    let sp: Value = serde_json::from_str(&svc.ok(&["speakers", "--json"])).unwrap();
+    let hall = sp["speakers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["name"] == "hall")
+        .unwrap()
+        .clone();
+    assert_eq!(hall["calibration_ms"], 1.5);
+    svc.stop();
+}

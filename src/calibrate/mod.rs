@@ -5,8 +5,11 @@
 //! - [`detect`]: FFT cross-correlation and the first arrival (the direct sound, not the loudest reflection);
 //! - [`measure`]: one speaker's repeats → its error, spread, confidence and new `calibration_ms`, or a typed
 //!   refusal ([`CalibrateError`]);
+//! - [`overlay`]: the burst laid over one output's audio at a source time, inside its player;
 //! - [`recording`]: a recording of the played sequence made with any recorder (a phone): decode, resample, the
 //!   recorder's clock ratio from the two reference bursts, each speaker's relative offset;
+//! - [`session`]: one run over several outputs against a [`session::Stage`] (the outputs) and a
+//!   [`session::Microphone`], and the plan of corrections against a [`session::Reference`];
 //! - [`sim_room`]: a simulated room (speakers that misreport their delay, distance, reverberation, noise, a
 //!   microphone with a capture latency, a recorder with a clock error) for the tests and `demo --calibrate`.
 //!
@@ -18,7 +21,9 @@
 
 pub mod detect;
 pub mod measure;
+pub mod overlay;
 pub mod recording;
+pub mod session;
 pub mod signal;
 pub mod sim_room;
 
@@ -84,6 +89,17 @@ pub enum CalibrateError {
     NoRepeats {
         /// The speaker being measured.
         speaker: String,
+    },
+    /// The microphone could not be opened or stopped delivering.
+    #[error("microphone: {0}")]
+    Microphone(String),
+    /// An output could not be made to play the burst (or to be muted meanwhile).
+    #[error("{speaker}: cannot play the measurement burst: {message}")]
+    Playback {
+        /// The output.
+        speaker: String,
+        /// Why.
+        message: String,
     },
     /// A recording that cannot be decoded.
     #[error("recording: {0}")]

@@ -230,7 +230,14 @@ async fn connection(stream: UnixStream, handler: mpsc::Sender<Call>, limits: Lim
                 }
                 match Request::parse(&line) {
                     Err(e) => (Response::Err(e), false),
-                    Ok(req) => (dispatch(&handler, req, limits.handler_timeout).await, false),
+                    Ok(req) => {
+                        // A calibration plays and records for seconds per output: its own bound.
+                        let timeout = match &req {
+                            Request::Calibrate(a) => a.timeout(32).max(limits.handler_timeout),
+                            _ => limits.handler_timeout,
+                        };
+                        (dispatch(&handler, req, timeout).await, false)
+                    }
                 }
             }
         };

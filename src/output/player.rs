@@ -16,6 +16,7 @@
 
 use super::resample::RateConverter;
 use super::{Output, OutputStatus, OUTPUT_FORMAT};
+use crate::calibrate::overlay::Overlay;
 use crate::timeline::buffer::SharedTimeline;
 use crate::timeline::delay::OutputDelay;
 use crate::timeline::drift::{Correction, DriftController};
@@ -188,6 +189,8 @@ pub struct Player {
     /// The source's settings and clock mapping as last read: a block whose read finds them held by the source (a
     /// tokio task updating them) uses these instead of waiting.
     seen: Seen,
+    /// A calibration burst to lay over the input (see [`crate::calibrate::overlay`]).
+    overlay: Option<Overlay>,
 }
 
 fn feed_settings(feed: &Feed) -> std::sync::MutexGuard<'_, PlaySettings> {
@@ -281,6 +284,7 @@ impl Player {
             enabled: true,
             seeded: false,
             seen,
+            overlay: None,
         }
     }
 
@@ -292,6 +296,33 @@ impl Player {
     /// Changes the manual offset (takes effect at the next block; large changes resync).
     pub fn set_offset_ns(&mut self, ns: i64) {
         self.cfg.offset_ns = ns;
+    }
+
+    /// Changes the acoustic calibration (takes effect at the next block; large changes resync).
+    pub fn set_calibration_ns(&mut self, ns: i64) {
+        self.cfg.calibration_ns = ns;
+    }
+
+    /// Lays the calibration `burst` (mono, 48 kHz) over this output's audio so that it is *heard* at local time
+    /// `heard_at`: at the source time whose play time that is (`to_server(heard_at + latency − buffer)`, the
+    /// player's own formula run backwards), so it goes through the resampler, the drift control and the output
+    /// like the music. It plays whatever the output's mute and enabled state, at the output's volume, and
+    /// removes itself once played. Returns the source time it sits at, ns; refused while the player has no
+    /// clock for its source yet.
+    pub fn schedule_burst(&mut self, heard_at: LocalTime, burst: Arc<Vec<f32>>) -> Result<i64, &'static str> {
+        self.seen.refresh(&self.feed);
+        let Some(mapping) = self.seen.mapping else {
+            return Err("the output has no clock for its source yet (is the source playing?)");
+        };
+        let s = self.seen.settings;
+        let at = mapping.to_server(heard_at.add_ns(s.latency_ns - s.buffer_ns)).as_ns();
+        self.overlay = Some(Overlay { burst_at_ns: at, burst });
+        Ok(at)
+    }
+
+    /// Removes a calibration burst not yet played.
+    pub fn clear_burst(&mut self) {
+        self.overlay = None;
     }
 
     /// Changes the local volume.
@@ -489,11 +520,19 @@ impl Player {
             .add_ns(self.format.frames_to_ns(self.conv.fed_frames() as i64));
         tl.read(read_from, &mut self.input);
         drop(tl);
+        let silenced = settings.muted || !self.enabled;
+        let mut overlaid = false;
+        if let Some(o) = &self.overlay {
+            overlaid = o.apply(read_from.as_ns(), ns_per_frame, ch, &mut self.input, silenced);
+            if read_from.as_ns() >= o.end_ns() {
+                self.overlay = None;
+            }
+        }
         self.block.resize(BLOCK_FRAMES * ch, 0.0);
         self.conv.process(&self.input, &mut self.block);
         let device_pct = device_volume_pct(settings.volume_pct, self.cfg.volume_pct);
         let on_device = self.output.device_mut().is_some_and(|d| d.set_volume(device_pct));
-        let gain = if settings.muted || !self.enabled {
+        let gain = if silenced && !overlaid {
             0.0
         } else if on_device {
             1.0
@@ -637,6 +676,55 @@ mod tests {
         assert_eq!(st.resyncs, 1, "one resync for the jump: {st:?}");
         assert_eq!(st.correction_ppm, 0.0);
         assert!(!st.resampling);
+    }
+
+    /// Issue 18: a calibration burst scheduled to be heard at T sits where the music of T's source time would
+    /// have been, sample for sample (the same path: the player's mapping, its delay, the output), and a disabled
+    /// output plays the burst but none of the music.
+    #[test]
+    fn a_calibration_burst_takes_the_place_of_the_music_heard_at_its_time() {
+        let (music, _) = play(ServerClock::local());
+        let k = exact_shift(&music, 24_000, 91_000).expect("exact copy");
+        let timeline = crate::source::tone::standard_timeline(5 * 48_000 / 960, 10_000_000_000);
+        let feed = Feed {
+            timeline,
+            server_clock: Arc::new(Mutex::new(ServerClock::local())),
+            settings: Arc::new(Mutex::new(PlaySettings {
+                buffer_ns: 300_000_000,
+                ..PlaySettings::default()
+            })),
+        };
+        let frames = Arc::new(Mutex::new(Vec::new()));
+        let out = Recorder {
+            clock: LocalClocked::new(20_000_000, 0),
+            frames: frames.clone(),
+            delay_ns: Arc::new(AtomicI64::new(100_000_000)),
+            device_pct: None,
+        };
+        let mut player = Player::new(PlayerConfig::named("r"), feed, Box::new(out));
+        player.set_enabled(false);
+        let burst: Vec<f32> = (0..4_800).map(|i| if i % 7 < 3 { 0.25 } else { -0.25 }).collect();
+        // Heard at 1.5 s: source time 1.5 − 0.3 (buffer) = 1.2 s, source frame 57 600.
+        let at = player
+            .schedule_burst(LocalTime::from_ns(1_500_000_000), Arc::new(burst.clone()))
+            .unwrap();
+        assert_eq!(at, 1_200_000_000);
+        for tick in 0..400 {
+            player.tick(LocalTime::from_ns(tick * 5_000_000));
+        }
+        let left: Vec<i16> = frames.lock().unwrap().chunks_exact(2).map(|f| f[0]).collect();
+        let j0 = (57_600 - k) as usize;
+        for (i, v) in burst.iter().enumerate() {
+            assert_eq!(
+                left[j0 + i],
+                (v * 32767.0).round() as i16,
+                "burst sample {i} at output frame {}",
+                j0 + i
+            );
+        }
+        assert!(left[..j0].iter().all(|v| *v == 0), "disabled: no music before");
+        assert!(left[j0 + burst.len()..].iter().all(|v| *v == 0), "nor after");
+        assert!(player.overlay.is_none(), "the burst removed itself once played");
     }
 
     #[test]

@@ -99,6 +99,7 @@ impl Controller {
     pub(super) async fn handle(&mut self, req: Request) -> Response {
         match req {
             Request::Status => Response::ok(self.status()),
+            Request::Calibrate(a) => self.calibrate(a).await,
             Request::Speakers => Response::ok(self.speakers()),
             Request::Reload => {
                 let r = self.reload().await;

@@ -18,6 +18,7 @@
 //! `controller` (control calls, reloads, opening outputs), `status` (the reports and the one-line summary),
 //! `notify` (sd_notify). This file holds the errors and [`run`], which starts them all.
 
+mod calibrate;
 mod controller;
 mod notify;
 mod reload;

@@ -119,6 +119,7 @@ impl Controller {
                         _ => Vec::new(),
                     },
                     handoff_late_us: s.handoff_late,
+                    calibrated: self.state.outputs.get(&spec.name).and_then(|o| o.calibrated.clone()),
                 }
             })
             .collect();

@@ -56,6 +56,14 @@ pub(crate) fn report() -> StatusReport {
                 p99_us: 30.0,
                 max_us: 41.0,
             }),
+            calibrated: Some(crate::calibrate::session::CalibrationRecord {
+                at_unix_s: 1_796_644_800,
+                error_ms: 12.25,
+                spread_ms: Some(0.12),
+                confidence: Some(0.88),
+                reference: "relative: microphone latency unknown, the speakers are aligned to each other".into(),
+                source: "microphone".into(),
+            }),
         }],
         skew_us: Some(0.5),
         engine: EngineReport {

@@ -80,6 +80,21 @@ impl StatusReport {
                 d.offset_ms,
                 d.calibration_ms
             );
+            if let Some(c) = &o.calibrated {
+                let conf = c
+                    .confidence
+                    .map(|c| format!(", confidence {:.0} %", c * 100.0))
+                    .unwrap_or_default();
+                let spread = c.spread_ms.map(|s| format!(", spread {s:.2} ms")).unwrap_or_default();
+                let _ = writeln!(
+                    s,
+                    "  calibrated {} by {}: corrected {:+.2} ms{spread}{conf}; {}",
+                    unix_time(c.at_unix_s),
+                    c.source,
+                    c.error_ms,
+                    c.reference
+                );
+            }
             if d.snapcast_latency_ms != 0.0 {
                 let _ = writeln!(
                     s,
@@ -173,6 +188,23 @@ fn duration(s: f64) -> String {
     }
 }
 
+/// Unix seconds as `YYYY-MM-DD HH:MM UTC`.
+fn unix_time(s: u64) -> String {
+    let days = (s / 86_400) as i64;
+    let (h, m) = ((s % 86_400) / 3_600, (s % 3_600) / 60);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let mo = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(mo <= 2);
+    format!("{y:04}-{mo:02}-{d:02} {h:02}:{m:02} UTC")
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::fixtures::report;
@@ -198,6 +230,8 @@ mod tests {
             "problem: was corrupt; kept as X",
             "last save FAILED: disk full",
             "REFUSED: t.toml:3:1: bad",
+            "calibrated 2026-12-07 12:00 UTC by microphone: corrected +12.25 ms, spread 0.12 ms, confidence 88 %; \
+             relative: microphone latency unknown",
         ] {
             assert!(h.contains(want), "missing {want:?} in\n{h}");
         }

@@ -10,6 +10,7 @@
 //! | `set-volume` | `name`, `pct` (0…100) | [`Speaker`] after the change |
 //! | `enable`, `disable` | `name` | [`Speaker`] after the change |
 //! | `reload` | — | [`ReloadReport`] (the same as SIGHUP) |
+//! | `calibrate` | see [`calibrate`] (all optional) | [`CalibrateReport`] |
 //!
 //! Replies are `{"v":1,"ok":true,"result":…}` (with `"warnings":[…]` when something went half right, e.g. a change
 //! applied but not persisted) or `{"v":1,"ok":false,"error":{"code":…,"message":…}}` with an [`ErrorCode`].
@@ -20,6 +21,7 @@
 //! The parts: `request` and `response` (the wire format), `reports` (the reply types), `human` (how the
 //! CLI prints them); `fixtures` holds the test fixtures other modules' tests share.
 
+pub mod calibrate;
 #[cfg(test)]
 pub(crate) mod fixtures;
 mod human;
@@ -29,6 +31,7 @@ mod response;
 
 use serde::{Deserialize, Serialize};
 
+pub use calibrate::{CalibrateArgs, CalibrateMode, CalibrateReport};
 pub use reports::*;
 pub use request::Request;
 pub use response::Response;
@@ -46,6 +49,7 @@ pub const COMMANDS: &[&str] = &[
     "enable",
     "disable",
     "reload",
+    "calibrate",
 ];
 /// Offsets accepted, ms.
 pub const OFFSET_RANGE_MS: std::ops::RangeInclusive<f64> = crate::state::OFFSET_RANGE_MS;

@@ -109,6 +109,9 @@ pub struct OutputReport {
     /// with a writer of their own: `pipe`; absent for the others).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub handoff_late_us: Option<LatenessSummary>,
+    /// How its calibration was last measured (when, how confident, against what); absent if never.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calibrated: Option<crate::calibrate::session::CalibrationRecord>,
 }
 
 /// The parts of an output's delay, ms.

@@ -1,5 +1,6 @@
 //! Requests on the wire: the command enum, its encoding and the strict parser.
 
+use super::calibrate::CalibrateArgs;
 use super::{bad, invalid, ErrorCode, ProtocolError, COMMANDS, OFFSET_RANGE_MS, VERSION};
 use serde_json::{json, Map, Value};
 
@@ -36,6 +37,8 @@ pub enum Request {
     },
     /// Re-reads the config file.
     Reload,
+    /// Measures outputs acoustically and sets their calibration (see [`super::calibrate`]).
+    Calibrate(CalibrateArgs),
 }
 
 impl Request {
@@ -49,6 +52,7 @@ impl Request {
             Self::Enable { .. } => "enable",
             Self::Disable { .. } => "disable",
             Self::Reload => "reload",
+            Self::Calibrate(_) => "calibrate",
         }
     }
 
@@ -69,6 +73,7 @@ impl Request {
             Self::Enable { name } | Self::Disable { name } => {
                 m.insert("name".into(), json!(name));
             }
+            Self::Calibrate(a) => a.encode(m),
         }
         format!("{v}\n")
     }
@@ -108,6 +113,7 @@ impl Request {
             "set-offset" => &["name", "ms"],
             "set-volume" => &["name", "pct"],
             "enable" | "disable" => &["name"],
+            "calibrate" => CalibrateArgs::KEYS,
             other => {
                 return Err(ProtocolError::new(
                     ErrorCode::UnknownCommand,
@@ -163,6 +169,7 @@ impl Request {
             }
             "enable" => Self::Enable { name: name()? },
             "disable" => Self::Disable { name: name()? },
+            "calibrate" => Self::Calibrate(CalibrateArgs::parse(&m)?),
             _ => unreachable!("checked above"),
         })
     }
@@ -201,6 +208,14 @@ mod tests {
             },
             Request::Enable { name: "a".into() },
             Request::Disable { name: "b".into() },
+            Request::Calibrate(CalibrateArgs {
+                names: vec!["a".into(), "b".into()],
+                mic: Some("hw:Loopback,1".into()),
+                repeats: 5,
+                mode: super::super::calibrate::CalibrateMode::Check,
+                reference: Some("a".into()),
+                ..CalibrateArgs::all()
+            }),
         ];
         assert_eq!(all.len(), COMMANDS.len());
         for r in all {
@@ -292,6 +307,66 @@ mod tests {
                 r#"{"v":1,"cmd":"disable","name":"a","pct":3}"#,
                 ErrorCode::InvalidArgument,
                 "its arguments: name",
+            ),
+            (
+                r#"{"v":1,"cmd":"calibrate","repeats":0}"#,
+                ErrorCode::InvalidArgument,
+                "1-10",
+            ),
+            (
+                r#"{"v":1,"cmd":"calibrate","repeats":11}"#,
+                ErrorCode::InvalidArgument,
+                "1-10",
+            ),
+            (
+                r#"{"v":1,"cmd":"calibrate","names":[]}"#,
+                ErrorCode::InvalidArgument,
+                "1-32 names",
+            ),
+            (
+                r#"{"v":1,"cmd":"calibrate","names":"a"}"#,
+                ErrorCode::BadRequest,
+                "array",
+            ),
+            (
+                r#"{"v":1,"cmd":"calibrate","names":["a","a"]}"#,
+                ErrorCode::InvalidArgument,
+                "named twice",
+            ),
+            (
+                r#"{"v":1,"cmd":"calibrate","mode":"now"}"#,
+                ErrorCode::InvalidArgument,
+                "\"dry-run\"",
+            ),
+            (
+                r#"{"v":1,"cmd":"calibrate","mic":""}"#,
+                ErrorCode::InvalidArgument,
+                "printable",
+            ),
+            (
+                r#"{"v":1,"cmd":"calibrate","mic_latency_ms":900}"#,
+                ErrorCode::InvalidArgument,
+                "0 and 500",
+            ),
+            (
+                r#"{"v":1,"cmd":"calibrate","mic_latency_ms":5,"reference":"a"}"#,
+                ErrorCode::InvalidArgument,
+                "not both",
+            ),
+            (
+                r#"{"v":1,"cmd":"calibrate","from_recording":{"a":1}}"#,
+                ErrorCode::InvalidArgument,
+                "2-32 outputs",
+            ),
+            (
+                r#"{"v":1,"cmd":"calibrate","from_recording":{"a":1,"b":3000}}"#,
+                ErrorCode::InvalidArgument,
+                "-2000 and 2000",
+            ),
+            (
+                r#"{"v":1,"cmd":"calibrate","sweep":1}"#,
+                ErrorCode::InvalidArgument,
+                "unknown key \"sweep\"",
             ),
         ];
         for (line, code, text) in cases {

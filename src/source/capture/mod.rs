@@ -16,6 +16,7 @@
 //! when it returns ([`device::supervise`]).
 
 pub mod ingest;
+pub mod mic;
 pub mod ring;
 pub mod stream;
 
