@@ -1,5 +1,9 @@
 //! Integration tests (one binary).
 mod cli;
+#[path = "sendspin/players.rs"]
+mod sendspin_players;
+#[path = "sendspin/support.rs"]
+mod sendspin_support;
 #[path = "sendspin/sync.rs"]
 mod sendspin_sync;
 mod service;

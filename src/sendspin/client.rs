@@ -50,8 +50,10 @@ pub const SYNC_INTERVAL_MS: u64 = 1_000;
 pub const MIN_SYNC_SAMPLES: usize = 5;
 /// A chunk stamped further than this from the server's current time is nonsense, ns.
 pub const MAX_CHUNK_SKEW_NS: i64 = 60_000_000_000;
-/// Bytes of not-yet-played audio the player tells the server it buffers (the timeline holds more).
-pub const BUFFER_CAPACITY_BYTES: u32 = 4 * 1024 * 1024;
+/// Audio the player tells the server it can hold ahead of the play position, ms: `buffer_capacity` is this much
+/// of its fastest format, which fits in the timeline's
+/// [`DEFAULT_CAPACITY_NS`](crate::timeline::buffer::DEFAULT_CAPACITY_NS) (4 s) with a second to spare.
+pub const BUFFER_AHEAD_MS: u32 = 3_000;
 /// Startup lead the player asks for, ms.
 pub const REQUIRED_LEAD_TIME_MS: u32 = 250;
 /// Ongoing buffer the player asks the server to keep, ms.
@@ -66,8 +68,6 @@ pub struct PlayerConfig {
     pub name: String,
     /// Stable player id.
     pub client_id: String,
-    /// The output's delay, reported as `output_delay_ms`.
-    pub output_delay_ms: u32,
 }
 
 impl PlayerConfig {
@@ -78,17 +78,18 @@ impl PlayerConfig {
             url: url.into(),
             client_id: crate::snapcast::client::client_id_for(&name),
             name,
-            output_delay_ms: 0,
         }
     }
 }
 
-/// Runs the player until `shutdown` turns true or `events` closes.
+/// Runs the player until `shutdown` turns true or `events` closes. `output_delay_ms` is the output's delay as
+/// the player reports it (see [`super::delay`]); each change is reported to the server with a `client/state`.
 pub async fn run(
     cfg: PlayerConfig,
     clock: Arc<dyn Clock>,
     server_clock: SharedServerClock,
     events: mpsc::Sender<SnapEvent>,
+    mut output_delay_ms: watch::Receiver<u32>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut backoff_ms = BACKOFF_MIN_MS;
@@ -108,8 +109,9 @@ pub async fn run(
             samples: 0,
             available_sent: false,
             connected: false,
+            output_delay_ms: *output_delay_ms.borrow_and_update(),
         };
-        let reason = match s.serve(&mut shutdown).await {
+        let reason = match s.serve(&mut output_delay_ms, &mut shutdown).await {
             Ok(()) => return,
             Err(r) => r,
         };
@@ -144,6 +146,7 @@ struct Session<'a> {
     samples: usize,
     available_sent: bool,
     connected: bool,
+    output_delay_ms: u32,
 }
 
 type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
@@ -154,7 +157,11 @@ impl Session<'_> {
     }
 
     /// One connection; `Ok` means stop for good (shutdown, or the owner went away).
-    async fn serve(&mut self, shutdown: &mut watch::Receiver<bool>) -> Result<(), String> {
+    async fn serve(
+        &mut self,
+        delay_ms: &mut watch::Receiver<u32>,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Result<(), String> {
         let config = WebSocketConfig::default()
             .max_message_size(Some(MAX_FRAME_BYTES.max(MAX_TEXT_BYTES)))
             .max_frame_size(Some(MAX_FRAME_BYTES));
@@ -163,7 +170,7 @@ impl Session<'_> {
             .await
             .map_err(|_| format!("no connection within {CONNECT_TIMEOUT_MS} ms"))?
             .map_err(|e| format!("connect: {e}"))?;
-        let hello = ClientHello::player(&self.cfg.client_id, &self.cfg.name, BUFFER_CAPACITY_BYTES);
+        let hello = ClientHello::player(&self.cfg.client_id, &self.cfg.name, BUFFER_AHEAD_MS);
         send(&mut ws, hello.encode()).await?;
         let deadline = tokio::time::Instant::now() + Duration::from_millis(HANDSHAKE_TIMEOUT_MS);
         loop {
@@ -215,6 +222,20 @@ impl Session<'_> {
                     next_request = tokio::time::Instant::now() + Duration::from_millis(gap);
                 }
                 _ = silence => return Err(format!("nothing from the server for {SILENCE_TIMEOUT_MS} ms")),
+                changed = delay_ms.changed() => {
+                    if changed.is_err() {
+                        return Ok(());
+                    }
+                    let ms = *delay_ms.borrow_and_update();
+                    if ms != self.output_delay_ms {
+                        self.output_delay_ms = ms;
+                        tracing::info!(output = self.cfg.name, output_delay_ms = ms, "sendspin: reporting a new output delay");
+                        // Before the first state the server has no player state to update: the first carries it.
+                        if self.available_sent {
+                            send(&mut ws, self.state()).await?;
+                        }
+                    }
+                }
                 stop = shutdown.changed() => {
                     if stop.is_err() || *shutdown.borrow() {
                         let _ = ws.send(Message::Text(r#"{"type":"client/goodbye","payload":{"reason":"shutdown"}}"#.into())).await;
@@ -248,7 +269,7 @@ impl Session<'_> {
             player: PlayerState {
                 volume: self.volume.0,
                 muted: self.volume.1,
-                output_delay_ms: self.cfg.output_delay_ms,
+                output_delay_ms: self.output_delay_ms,
                 required_lead_time_ms: REQUIRED_LEAD_TIME_MS,
                 min_buffer_ms: MIN_BUFFER_MS,
                 supported_commands: SUPPORTED_COMMANDS.to_vec(),
@@ -430,11 +451,13 @@ mod tests {
         fn assert_send<T: Send>(_: &T) {}
         let (tx, _rx) = mpsc::channel(1);
         let (_s, srx) = watch::channel(false);
+        let (_d, drx) = watch::channel(0);
         let f = run(
             PlayerConfig::new("ws://127.0.0.1:1/sendspin", "o"),
             Arc::new(crate::timeline::SystemClock),
             Default::default(),
             tx,
+            drx,
             srx,
         );
         assert_send(&f);

@@ -10,6 +10,7 @@
 //! `allow_unencrypted=True`); the Noise KKpsk2 handshake that servers require by default is not implemented yet.
 
 pub mod client;
+pub mod delay;
 pub mod proto;
 
 pub use client::{run, PlayerConfig};

@@ -43,23 +43,37 @@ pub struct ClientHello {
     pub player_support: PlayerSupport,
 }
 
+/// `buffer_capacity` for a player that holds `ahead_ms` of audio in any of `formats`: that long at the fastest
+/// format's PCM byte rate (the spec counts the bytes of the audio messages it holds unplayed; for PCM those are the
+/// samples), so the server never sends further ahead than the player's buffer, whichever format it picks.
+pub fn buffer_capacity_bytes(ahead_ms: u32, formats: &[SupportedFormat]) -> u32 {
+    let per_s = formats
+        .iter()
+        .map(|f| f.sample_rate as u64 * f.channels as u64 * (f.bit_depth as u64).div_ceil(8))
+        .max()
+        .unwrap_or(0);
+    (per_s * ahead_ms as u64 / 1000).min(u32::MAX as u64) as u32
+}
+
 impl ClientHello {
-    /// The hello of a player named `name` with id `client_id` that plays 16-bit stereo PCM at 48 or 44.1 kHz.
-    pub fn player(client_id: &str, name: &str, buffer_capacity: u32) -> Self {
+    /// The hello of a player named `name` with id `client_id` that plays 16-bit stereo PCM at 48 or 44.1 kHz and
+    /// buffers `ahead_ms` of it (see [`buffer_capacity_bytes`]).
+    pub fn player(client_id: &str, name: &str, ahead_ms: u32) -> Self {
         let pcm = |sample_rate| SupportedFormat {
             codec: "pcm",
             channels: 2,
             sample_rate,
             bit_depth: 16,
         };
+        let supported_formats = vec![pcm(48_000), pcm(44_100)];
         Self {
             client_id: client_id.into(),
             name: name.into(),
             version: 1,
             supported_roles: vec![PLAYER_ROLE],
             player_support: PlayerSupport {
-                supported_formats: vec![pcm(48_000), pcm(44_100)],
-                buffer_capacity,
+                buffer_capacity: buffer_capacity_bytes(ahead_ms, &supported_formats),
+                supported_formats,
             },
         }
     }
@@ -93,7 +107,7 @@ mod tests {
     #[test]
     fn the_hello_names_the_player_its_role_and_formats() {
         let v: serde_json::Value =
-            serde_json::from_str(&ClientHello::player("bluebridge-k", "k", 1 << 20).encode()).unwrap();
+            serde_json::from_str(&ClientHello::player("bluebridge-k", "k", 3_000).encode()).unwrap();
         assert_eq!(v["type"], "client/hello");
         assert_eq!(v["payload"]["client_id"], "bluebridge-k");
         assert_eq!(v["payload"]["supported_roles"][0], "player@v1");
@@ -101,7 +115,25 @@ mod tests {
             v["payload"]["player@v1_support"]["supported_formats"][0]["sample_rate"],
             48_000
         );
-        assert_eq!(v["payload"]["player@v1_support"]["buffer_capacity"], 1 << 20);
+        // 3 s of 48 kHz stereo s16, the fastest format listed.
+        assert_eq!(v["payload"]["player@v1_support"]["buffer_capacity"], 576_000);
+    }
+
+    #[test]
+    fn the_buffer_capacity_is_the_time_ahead_at_the_fastest_format() {
+        let f = |sample_rate, channels, bit_depth| SupportedFormat {
+            codec: "pcm",
+            channels,
+            sample_rate,
+            bit_depth,
+        };
+        assert_eq!(buffer_capacity_bytes(1_000, &[f(44_100, 2, 16)]), 176_400);
+        assert_eq!(
+            buffer_capacity_bytes(1_000, &[f(44_100, 2, 16), f(48_000, 2, 24)]),
+            288_000
+        );
+        assert_eq!(buffer_capacity_bytes(1_000, &[]), 0);
+        assert_eq!(buffer_capacity_bytes(u32::MAX, &[f(192_000, 8, 32)]), u32::MAX);
     }
 
     #[test]
