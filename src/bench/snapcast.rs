@@ -337,8 +337,8 @@ pub struct Level {
     pub peak: f32,
 }
 
-/// The window of [`Level`]s: 0.25 s at 48 kHz.
-pub const LEVEL_WINDOW_FRAMES: u64 = 12_000;
+/// The window of [`Level`]s: 0.5 s at 48 kHz (one click of the test signals in each).
+pub const LEVEL_WINDOW_FRAMES: u64 = 24_000;
 
 /// [`timed_clicks`]' reader on the calling thread, also returning the stream's [`Level`]s (for checking that a
 /// volume or mute changed what was played).

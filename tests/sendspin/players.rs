@@ -12,7 +12,7 @@
 //!   0.8 · 0.5^1.5 (the spec's curve); `set_mute(true)` on the porch silences it.
 
 use super::sendspin_support::{last_player, unavailable, Server};
-use bluebridge::bench::snapcast::{mkfifo, timed_clicks_and_levels, Deviation, Level};
+use bluebridge::bench::snapcast::{mkfifo, timed_clicks_and_levels, Deviation, Level, LEVEL_WINDOW_FRAMES};
 use bluebridge::timeline::LocalTime;
 use std::process::Command;
 use std::time::Duration;
@@ -25,6 +25,7 @@ const MUTE_AT_S: f64 = 12.5;
 const KITCHEN_DELAY_MS: i64 = 40;
 /// The click's peak at full volume (server.py).
 const CLICK_PEAK: f32 = 0.8;
+const WINDOW_NS: i64 = LEVEL_WINDOW_FRAMES as i64 * 1_000_000_000 / 48_000;
 
 fn config(dir: &std::path::Path, url: &str) -> std::path::PathBuf {
     let cfg = dir.join("c.toml");
@@ -52,7 +53,7 @@ fn around(levels: &[Level], from_ns: i64, t_ns: i64) -> (Vec<f32>, Vec<f32>) {
     let margin = 400_000_000;
     let before = levels
         .iter()
-        .filter(|l| l.at.as_ns() > from_ns && l.at.as_ns() + 250_000_000 < t_ns - margin)
+        .filter(|l| l.at.as_ns() > from_ns && l.at.as_ns() + WINDOW_NS < t_ns - margin)
         .map(|l| l.peak)
         .collect();
     let after = levels
@@ -189,19 +190,27 @@ fn two_players_follow_the_reference_servers_clock_volume_and_mute() {
     let start = |levels: &[Level]| levels.first().map(|l| l.at.as_ns() + 2_000_000_000).unwrap_or(0);
     let (k_before, k_after) = around(&results[0].1, start(&results[0].1), volume_at);
     let (p_before, p_after) = around(&results[1].1, start(&results[1].1), mute_at);
-    assert!(k_after.len() >= 8 && p_after.len() >= 4, "too few level windows\n{ctx}");
-    let (kb, ka, pb, pa) = (median(k_before), median(k_after), median(p_before), median(p_after));
+    assert!(k_after.len() >= 4 && p_after.len() >= 4, "too few level windows\n{ctx}");
+    let (kb, ka, pb, pa) = (
+        median(k_before),
+        median(k_after),
+        median(p_before),
+        median(p_after.clone()),
+    );
     eprintln!(
         "kitchen peak {kb:.4} → {ka:.4} after volume 50 (ratio {:.4}); porch peak {pb:.4} → {pa:.4} after mute",
         ka / kb
     );
+    // A click's peak lands between output frames after the rate converter, so it reads a little under 0.8 and
+    // varies by ~2 % from click to click: the bound tells the spec's curve (0.354) from Snapcast's (0.240) and a
+    // linear one (0.5).
     assert!(
-        (kb - CLICK_PEAK).abs() < 0.01 && (pb - CLICK_PEAK).abs() < 0.01,
+        (kb - CLICK_PEAK).abs() < 0.05 && (pb - CLICK_PEAK).abs() < 0.05,
         "full-volume peaks {kb} {pb}"
     );
     let want = 0.5f32.powf(1.5);
     assert!(
-        ((ka / kb) - want).abs() < 0.01,
+        ((ka / kb) - want).abs() < 0.02,
         "volume 50 played at {} of full, the spec's curve says {want}",
         ka / kb
     );

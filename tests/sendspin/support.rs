@@ -80,7 +80,7 @@ impl Server {
                 }
             }
         });
-        let listening = events
+        let listening: serde_json::Value = events
             .recv_timeout(Duration::from_secs(30))
             .expect("the server did not start");
         assert_eq!(listening["event"], "listening", "{listening}");
