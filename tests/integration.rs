@@ -1,5 +1,7 @@
 //! Integration tests (one binary).
 mod cli;
+#[path = "sendspin/hostile.rs"]
+mod sendspin_hostile;
 #[path = "sendspin/players.rs"]
 mod sendspin_players;
 #[path = "sendspin/support.rs"]

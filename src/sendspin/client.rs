@@ -11,7 +11,7 @@
 //! [`ServerClock`]: crate::timeline::server_clock::ServerClock
 
 use super::proto::audio::{decode_frame, decode_pcm};
-use super::proto::hello::ClientHello;
+use super::proto::hello::{offered, player_formats, ClientHello};
 use super::proto::state::{ClientState, Command, PlayerState, SUPPORTED_COMMANDS};
 use super::proto::stream::PcmFormat;
 use super::proto::time::ClientTime;
@@ -110,6 +110,7 @@ pub async fn run(
             available_sent: false,
             connected: false,
             output_delay_ms: *output_delay_ms.borrow_and_update(),
+            skipped_frames: 0,
         };
         let reason = match s.serve(&mut output_delay_ms, &mut shutdown).await {
             Ok(()) => return,
@@ -147,6 +148,7 @@ struct Session<'a> {
     available_sent: bool,
     connected: bool,
     output_delay_ms: u32,
+    skipped_frames: u64,
 }
 
 type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
@@ -212,8 +214,11 @@ impl Session<'_> {
         self.settings().await;
         let mut requests = 0usize;
         let mut next_request = tokio::time::Instant::now();
+        // Counted from the last message heard, not from the last loop turn: the player's own clock requests turn
+        // the loop every second, and a server that stalls (reads, never answers) must still time out.
+        let mut heard = tokio::time::Instant::now();
         loop {
-            let silence = tokio::time::sleep(Duration::from_millis(SILENCE_TIMEOUT_MS));
+            let silence = tokio::time::sleep_until(heard + Duration::from_millis(SILENCE_TIMEOUT_MS));
             tokio::select! {
                 _ = tokio::time::sleep_until(next_request) => {
                     send(&mut ws, ClientTime { client_transmitted: self.now_us() }.encode()).await?;
@@ -243,22 +248,25 @@ impl Session<'_> {
                         return Ok(());
                     }
                 }
-                msg = ws.next() => match msg {
-                    Some(Ok(Message::Text(t))) => {
-                        if let Some(reply) = self.text(&t).await? {
-                            send(&mut ws, reply).await?;
+                msg = ws.next() => {
+                    heard = tokio::time::Instant::now();
+                    match msg {
+                        Some(Ok(Message::Text(t))) => {
+                            if let Some(reply) = self.text(&t).await? {
+                                send(&mut ws, reply).await?;
+                            }
                         }
-                    }
-                    Some(Ok(Message::Binary(b))) => {
-                        if !self.audio(&b).await {
-                            return Ok(());
+                        Some(Ok(Message::Binary(b))) => {
+                            if !self.audio(&b).await {
+                                return Ok(());
+                            }
                         }
+                        Some(Ok(Message::Close(c))) => return Err(format!("server closed the connection: {c:?}")),
+                        Some(Ok(_)) => {}
+                        Some(Err(e)) => return Err(format!("read: {e}")),
+                        None => return Err("server closed the connection".into()),
                     }
-                    Some(Ok(Message::Close(c))) => return Err(format!("server closed the connection: {c:?}")),
-                    Some(Ok(_)) => {}
-                    Some(Err(e)) => return Err(format!("read: {e}")),
-                    None => return Err("server closed the connection".into()),
-                },
+                }
             }
         }
     }
@@ -317,7 +325,19 @@ impl Session<'_> {
                     return Ok(Some(self.state()));
                 }
             }
-            ServerMessage::StreamStart(s) => match s.player.map(|p| p.pcm()) {
+            ServerMessage::StreamStart(s) => match s.player.map(|p| {
+                if offered(&player_formats(), &p) {
+                    p.pcm()
+                } else {
+                    Err(format!(
+                        "stream/start format {}/{} Hz/{} ch/{} bit is not one this player offered",
+                        p.codec.chars().take(16).collect::<String>(),
+                        p.sample_rate,
+                        p.channels,
+                        p.bit_depth
+                    ))
+                }
+            }) {
                 Some(Ok(f)) => {
                     tracing::info!(output = self.cfg.name, ?f, "sendspin: stream start");
                     self.format = Some(f);
@@ -366,28 +386,35 @@ impl Session<'_> {
             .await;
     }
 
+    /// Logs a skipped binary frame: the 1st, 10th, 100th… of a connection (a server sending nothing but bad frames
+    /// gets a log line per decade, not one per frame).
+    fn skipped(&mut self, why: std::fmt::Arguments<'_>) {
+        self.skipped_frames += 1;
+        let n = self.skipped_frames;
+        if n == 1 || (n % 10 == 0 && 10u64.pow(n.ilog10()) == n) {
+            tracing::warn!(
+                output = self.cfg.name,
+                skipped = n,
+                "sendspin: skipped a binary frame: {why}"
+            );
+        }
+    }
+
     /// Handles a binary frame; false when the owner went away.
     async fn audio(&mut self, b: &[u8]) -> bool {
         let chunk = match decode_frame(b) {
             Ok(c) => c,
             Err(e) => {
-                tracing::debug!(output = self.cfg.name, "sendspin: skipped a binary frame: {e}");
+                self.skipped(format_args!("{e}"));
                 return true;
             }
         };
         let Some(f) = self.format else {
-            tracing::debug!(
-                output = self.cfg.name,
-                "sendspin: audio before a playable stream/start, skipped"
-            );
+            self.skipped(format_args!("audio before a playable stream/start"));
             return true;
         };
         let Some(start_ns) = chunk.timestamp_us.checked_mul(1000) else {
-            tracing::warn!(
-                output = self.cfg.name,
-                ts = chunk.timestamp_us,
-                "sendspin: chunk timestamp out of range"
-            );
+            self.skipped(format_args!("chunk timestamp {} µs out of range", chunk.timestamp_us));
             return true;
         };
         let server_now = self
@@ -397,11 +424,10 @@ impl Session<'_> {
             .to_server(self.clock.now());
         if let Some(now) = server_now {
             if start_ns.saturating_sub(now.as_ns()).abs() > MAX_CHUNK_SKEW_NS {
-                tracing::warn!(
-                    output = self.cfg.name,
-                    ts = chunk.timestamp_us,
-                    "sendspin: chunk stamped over 60 s from now, skipped"
-                );
+                self.skipped(format_args!(
+                    "chunk stamped {} µs, over 60 s from the server's now",
+                    chunk.timestamp_us
+                ));
                 return true;
             }
         }
@@ -415,7 +441,7 @@ impl Session<'_> {
                 .await
                 .is_ok(),
             Err(e) => {
-                tracing::warn!(output = self.cfg.name, "sendspin: {e}");
+                self.skipped(format_args!("{e}"));
                 true
             }
         }

@@ -55,17 +55,30 @@ pub fn buffer_capacity_bytes(ahead_ms: u32, formats: &[SupportedFormat]) -> u32 
     (per_s * ahead_ms as u64 / 1000).min(u32::MAX as u64) as u32
 }
 
+/// The formats this player lists in its hello, in order of preference: 16-bit stereo PCM at 48 and 44.1 kHz.
+pub fn player_formats() -> Vec<SupportedFormat> {
+    let pcm = |sample_rate| SupportedFormat {
+        codec: "pcm",
+        channels: 2,
+        sample_rate,
+        bit_depth: 16,
+    };
+    vec![pcm(48_000), pcm(44_100)]
+}
+
+/// Whether `f` (a `stream/start` format) is one of `offered` (the spec: the server's format MUST be one the player
+/// listed; one it did not is a lie, refused rather than guessed at).
+pub fn offered(offered: &[SupportedFormat], f: &super::stream::StreamFormat) -> bool {
+    offered.iter().any(|o| {
+        o.codec == f.codec && o.sample_rate == f.sample_rate && o.channels == f.channels && o.bit_depth == f.bit_depth
+    })
+}
+
 impl ClientHello {
     /// The hello of a player named `name` with id `client_id` that plays 16-bit stereo PCM at 48 or 44.1 kHz and
     /// buffers `ahead_ms` of it (see [`buffer_capacity_bytes`]).
     pub fn player(client_id: &str, name: &str, ahead_ms: u32) -> Self {
-        let pcm = |sample_rate| SupportedFormat {
-            codec: "pcm",
-            channels: 2,
-            sample_rate,
-            bit_depth: 16,
-        };
-        let supported_formats = vec![pcm(48_000), pcm(44_100)];
+        let supported_formats = player_formats();
         Self {
             client_id: client_id.into(),
             name: name.into(),
