@@ -2,6 +2,17 @@
 //! operations a Broadcast Assistant writes (Add Source, Modify Source, Set Broadcast Code, Remove Source, remote
 //! scan started/stopped), and the Broadcast Receive State a receiver (scan delegator) reports, decoded. No GATT
 //! or D-Bus here: whoever talks to the receiver writes and reads these bytes.
+//!
+//! Layouts checked against BlueZ 5.87 (tag `5.87`), the scan delegator a Linux receiver runs:
+//! `src/shared/bass.h:62-94` (the packed `bt_bass_add_src_params`, `_mod_src_params`, `_set_bcast_code_params`,
+//! `_remove_src_params`; opcodes 0x00..0x05 at `:43-90`; `bdaddr_t` is least significant byte first), the
+//! delegator's checks `src/shared/bass.c:712-764` (`bass_validate_bis_sync`: no BIS in two subgroups;
+//! `bass_validate_add_src_params`: `PA_Sync` ≤ 2, address type ≤ 1, `Advertising_SID` ≤ 0x0F; an Add Source that
+//! fails them is acknowledged and then *silently ignored*, which is why [`Operation::encode`] refuses them), and its
+//! Broadcast Receive State parser and builder (`bass.c:261-429` `bass_build_bcast_src`, `:431-494`
+//! `bass_parse_bcast_src`: id, address type, address, SID, Broadcast_ID LE24, PA sync state, encryption, the bad
+//! code only when encryption = 3, subgroups of LE32 BIS sync + metadata). Bumble's `bumble/profiles/bass.py`
+//! (`AddSourceOperation`: `struct.pack("<B6sB3sBH", …)` + subgroups) agrees.
 
 /// Control point opcodes.
 pub mod opcode {
@@ -25,6 +36,10 @@ pub const BIS_SYNC_NO_PREFERENCE: u32 = 0xFFFF_FFFF;
 pub const BIS_SYNC_FAILED: u32 = 0xFFFF_FFFF;
 /// `PA_Interval` value: unknown.
 pub const PA_INTERVAL_UNKNOWN: u16 = 0xFFFF;
+/// Largest `Advertising_SID` (4 bits; BlueZ's delegator ignores an Add Source with more, `bass.c:756`).
+pub const ADV_SID_MAX: u8 = 0x0F;
+/// Largest address type: 0 public, 1 random (`bass.c:753`).
+pub const ADDRESS_TYPE_MAX: u8 = 0x01;
 
 /// Whether the receiver should sync to the source's periodic advertising.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -122,6 +137,17 @@ pub enum BassError {
 
 fn push_subgroups(out: &mut Vec<u8>, subgroups: &[SubgroupRequest]) -> Result<(), BassError> {
     let n = u8::try_from(subgroups.len()).map_err(|_| BassError::Bad("more than 255 subgroups".into()))?;
+    // A BIS may be asked for in one subgroup only (`bass.c:712-738`); "no preference" is exempt.
+    let mut seen = 0u32;
+    for s in subgroups.iter().filter(|s| s.bis_sync != BIS_SYNC_NO_PREFERENCE) {
+        if seen & s.bis_sync != 0 {
+            return Err(BassError::Bad(format!(
+                "BIS_Sync {:#010x} names a BIS another subgroup already asks for",
+                s.bis_sync
+            )));
+        }
+        seen |= s.bis_sync;
+    }
     out.push(n);
     for s in subgroups {
         out.extend_from_slice(&s.bis_sync.to_le_bytes());
@@ -154,6 +180,18 @@ impl Operation {
                     return Err(BassError::Bad(format!(
                         "broadcast id {:#x} over 24 bits",
                         source.broadcast_id
+                    )));
+                }
+                if source.address_type > ADDRESS_TYPE_MAX {
+                    return Err(BassError::Bad(format!(
+                        "address type {} is neither public (0) nor random (1)",
+                        source.address_type
+                    )));
+                }
+                if source.adv_sid > ADV_SID_MAX {
+                    return Err(BassError::Bad(format!(
+                        "advertising SID {:#04x} over {ADV_SID_MAX:#04x}",
+                        source.adv_sid
                     )));
                 }
                 out.push(opcode::ADD_SOURCE);
@@ -379,6 +417,88 @@ mod tests {
             subgroups: vec![],
         };
         assert!(bad.encode().is_err());
+    }
+
+    /// What BlueZ's delegator would acknowledge and then ignore (`src/shared/bass.c:712-764`) is refused here.
+    #[test]
+    fn add_sources_bluez_would_ignore_are_refused() {
+        let add = |source: SourceAddress, subgroups: Vec<SubgroupRequest>| Operation::AddSource {
+            source,
+            pa_sync: PaSync::SyncPastNotAvailable,
+            pa_interval: PA_INTERVAL_UNKNOWN,
+            subgroups,
+        };
+        let sg = |bis_sync| SubgroupRequest {
+            bis_sync,
+            metadata: vec![],
+        };
+        let e = add(
+            SourceAddress {
+                adv_sid: 0x10,
+                ..source()
+            },
+            vec![],
+        )
+        .encode();
+        assert!(matches!(&e, Err(BassError::Bad(m)) if m.contains("SID")), "{e:?}");
+        let e = add(
+            SourceAddress {
+                address_type: 2,
+                ..source()
+            },
+            vec![],
+        )
+        .encode();
+        assert!(
+            matches!(&e, Err(BassError::Bad(m)) if m.contains("address type")),
+            "{e:?}"
+        );
+        let e = add(source(), vec![sg(0b011), sg(0b110)]).encode();
+        assert!(
+            matches!(&e, Err(BassError::Bad(m)) if m.contains("another subgroup")),
+            "{e:?}"
+        );
+        // Disjoint subgroups, and "no preference" beside anything, are fine; SID 15 is the largest.
+        assert!(add(source(), vec![sg(0b01), sg(0b10)]).encode().is_ok());
+        assert!(add(source(), vec![sg(BIS_SYNC_NO_PREFERENCE), sg(0b1)])
+            .encode()
+            .is_ok());
+        assert!(add(
+            SourceAddress {
+                adv_sid: 0x0F,
+                ..source()
+            },
+            vec![]
+        )
+        .encode()
+        .is_ok());
+        let modify = Operation::ModifySource {
+            source_id: 1,
+            pa_sync: PaSync::SyncPastNotAvailable,
+            pa_interval: 0,
+            subgroups: vec![sg(1), sg(1)],
+        };
+        assert!(modify.encode().is_err());
+    }
+
+    /// The bytes of a Broadcast Receive State as BlueZ's `bass_parse_bcast_src` (`bass.c:464-491`) pushes them for
+    /// a source with a bad code: the 16 code bytes sit between the encryption state and the subgroup count.
+    #[test]
+    fn receive_state_in_bluez_push_order() {
+        let mut b = vec![
+            0x02, 0x00, 0x06, 0x05, 0x04, 0x03, 0x02, 0x01, 0x0F, 0x01, 0x00, 0x80, 0x03, 0x03,
+        ];
+        b.extend_from_slice(&[0x11; 16]);
+        b.extend_from_slice(&[0x02, 0x01, 0x00, 0x00, 0x00, 0x00, 0xFF, 0xFF, 0xFF, 0xFF, 0x00]);
+        let s = ReceiveState::decode(&b).unwrap().unwrap();
+        assert_eq!(s.source_id, 2);
+        assert_eq!(s.source.address, [0x01, 0x02, 0x03, 0x04, 0x05, 0x06]);
+        assert_eq!((s.source.adv_sid, s.source.broadcast_id), (0x0F, 0x800001));
+        assert_eq!(s.pa_sync, PaSyncState::Failed);
+        assert_eq!(s.encryption, BigEncryption::BadCode([0x11; 16]));
+        assert_eq!(s.subgroups[0].bis_sync, 1);
+        assert_eq!(s.subgroups[1].bis_sync, BIS_SYNC_FAILED);
+        assert!(!s.playing());
     }
 
     #[test]
