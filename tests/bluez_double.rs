@@ -193,7 +193,7 @@ async fn a_malformed_reply_is_a_clear_error() {
     let config = b.config.clone();
     let r = tokio::time::timeout(
         Duration::from_secs(10),
-        bluebridge::bluez::broadcast_source::start(&media, "hci0", &config),
+        bluebridge::bluez::broadcast_source::start(&media, "hci0", &config, None),
     )
     .await
     .unwrap_or_else(|_| {
