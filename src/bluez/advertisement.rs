@@ -98,12 +98,17 @@ pub async fn register(bus: &MediaBus, adapter: &str, fields: AdvertisementFields
             b.property::<String, _>("Type").get(|_, _| Ok("broadcast".to_string()));
             b.property::<HashMap<String, Variant<Vec<u8>>>, _>("ServiceData")
                 .get(|_, st| Ok(service_data(&st.fields)));
-            b.property::<HashMap<u8, Variant<Vec<u8>>>, _>("Data").get(|_, st| {
-                Ok(st.fields.data.iter().map(|(t, d)| (*t, Variant(d.clone()))).collect())
-            });
-            b.property::<HashMap<u16, Variant<Vec<u8>>>, _>("ManufacturerData").get(|_, st| {
-                Ok(st.fields.manufacturer.iter().map(|(c, d)| (*c, Variant(d.clone()))).collect())
-            });
+            b.property::<HashMap<u8, Variant<Vec<u8>>>, _>("Data")
+                .get(|_, st| Ok(st.fields.data.iter().map(|(t, d)| (*t, Variant(d.clone()))).collect()));
+            b.property::<HashMap<u16, Variant<Vec<u8>>>, _>("ManufacturerData")
+                .get(|_, st| {
+                    Ok(st
+                        .fields
+                        .manufacturer
+                        .iter()
+                        .map(|(c, d)| (*c, Variant(d.clone())))
+                        .collect())
+                });
             b.property::<u8, _>("Instance")
                 .get(|_, st| Ok(*st.instance.lock().expect("instance lock")))
                 .set(|ctx, st, v| {
@@ -149,7 +154,9 @@ pub async fn register(bus: &MediaBus, adapter: &str, fields: AdvertisementFields
         .bluez_proxy(adapter_path)
         .method_call(MANAGER_INTERFACE, "RegisterAdvertisement", (path.clone(), options))
         .await;
-    r.map_err(MediaError::dbus(format!("registering the broadcast's advertisement on {adapter}")))?;
+    r.map_err(MediaError::dbus(format!(
+        "registering the broadcast's advertisement on {adapter}"
+    )))?;
     tracing::info!(
         "broadcast advertisement registered on {adapter} at {path}, instance {:?}",
         handle.instance()

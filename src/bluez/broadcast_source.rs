@@ -16,9 +16,9 @@
 
 use super::advertisement::{self, Advertisement};
 use super::media::{MediaBus, MediaError};
-use crate::bap::advertising::AdvertisementFields;
 use super::media_endpoint::{INTERFACE, MEDIA_INTERFACE};
 use super::media_transport;
+use crate::bap::advertising::AdvertisementFields;
 use crate::bap::broadcast::{BisSetup, BroadcastConfig, PropValue};
 use crate::bap::ltv::Lc3Capabilities;
 use crate::output::broadcast::{BigLink, BigState};

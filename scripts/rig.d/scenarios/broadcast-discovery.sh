@@ -54,12 +54,13 @@ step "receiver hci1 scans (hq)"
 scan hq
 # PBA metadata: Program_Info "Jazz" (05 03 4a617a7a) then Language "eng" (04 04 656e67); features 0x04 = HQ.
 judge hq "Kitchen Radio" 0x04 05034a617a7a0404656e67 0057:0102ab
-step "btmon's own decode of hci1's reports (sid's 5.87)"
-t 60 btmon -r "$BTSNOOP" -i 1 > "$O/btmon-hci1-hq.txt" 2>&1 || t 60 btmon -r "$BTSNOOP" > "$O/btmon-hci1-hq.txt" 2>&1
-check btmon-name "$(grep -q 'Broadcast Name: Kitchen Radio' "$O/btmon-hci1-hq.txt" && echo PASS || echo FAIL)" \
-  "$(grep -m1 -o 'Broadcast Name: .*' "$O/btmon-hci1-hq.txt"); $(grep -m1 -o 'Public Broadcast Announcement.*' "$O/btmon-hci1-hq.txt")"
-figure btmon_pba_invalid_features "$(grep -c 'invalid features' "$O/btmon-hci1-hq.txt")"
-
+step "btmon's own decode of hci1's reports (trixie's 5.82: sid's needs glibc 2.42)"
+t 60 /usr/bin/btmon -r "$BTSNOOP" -i 1 > "$O/btmon-hci1-hq.txt" 2>&1
+# 5.82 prints AD type 0x30 as "Unknown EIR field 0x30: <hex>" and 0x1856's bytes as data; 5.87 decodes the name
+# but its PBA decoder hides the bytes (monitor/packet.c:3766).
+NAME_HEX=$(printf '%s' "Kitchen Radio" | od -An -tx1 | tr -d ' \n')
+check btmon-name "$(grep -qi "Broadcast Name: Kitchen Radio\|Unknown EIR field 0x30: $NAME_HEX" "$O/btmon-hci1-hq.txt" && echo PASS || echo FAIL)" \
+  "$(grep -m1 -io "Broadcast Name: .*\|Unknown EIR field 0x30: .*" "$O/btmon-hci1-hq.txt"); $(grep -m1 -A1 'Public Broadcast Announcement' "$O/btmon-hci1-hq.txt" | tr -s ' \n' ' ')"
 step "the broadcast plays: isotest on hci1 syncs to the BIG and receives BIS 1 for 10 s"
 iso_sink_join 1 "$A0" /tmp/bis-rx.bin
 check sink-synced $? "try $ISO_SINK_TRIES: $(grep -v '^$' "$O/isotest-hci1.log" | tail -2 | tr '\n' ';')"
