@@ -3,7 +3,13 @@ monitor datalink): every LE Extended Advertising Report event (LE Meta subevent 
 structures decoded from the raw bytes (btmon 5.87's own Public Broadcast Announcement decoder prints "invalid
 features" for every announcement: monitor/packet.c:3766, the success of util_iov_pull_u8 taken for failure).
 
-usage: adv_reports.py CAPTURE.btsnoop IDX
+usage: adv_reports.py CAPTURE.btsnoop IDX          (what receiver IDX heard)
+       adv_reports.py CAPTURE.btsnoop sets IDX     (what broadcaster IDX's host told its controller)
+The second prints `ext_adv_data idx=I handle=H <AD fields>` for each LE Set Extended Advertising Data,
+`per_adv_data idx=I handle=H base=0|1` for each LE Set Periodic Advertising Data (base=1: it holds 0x1851), and
+`create_big idx=I big=B adv_handle=H` for each LE Create BIG: the BIG's set is the one whose handle matches. (btvirt
+leaves the Periodic_Advertising_Interval of its reports at 0, emulator/btdev.c:5486-5522 in 5.87, so a receiver's
+report cannot say which set has the periodic advertising.)
 Prints one line per distinct advertisement (consecutive repeats counted): `adv idx=I addr=AA:.. type=T sid=S
 pa_interval=N broadcast_id=0xHHHHHH name=NAME pba_features=0xFF pba_meta=HEX mfr=CCCC:HEX count=K` (fields absent
 when the report lacks them), then `summary reports=N with_name=N`.
@@ -11,7 +17,8 @@ when the report lacks them), then `summary reports=N with_name=N`.
 import struct, sys
 from rigaudio import btsnoop_records
 
-EVENT = 3
+COMMAND, EVENT = 2, 3
+LE_SET_EXT_ADV_DATA, LE_SET_PER_ADV_DATA, LE_CREATE_BIG = 0x2037, 0x203F, 0x2068
 LE_META, SUB_EXT_ADV_REPORT = 0x3E, 0x0D
 
 
@@ -43,7 +50,25 @@ def describe(addr, addr_type, sid, pa_interval, data):
     return ' '.join(f)
 
 
+def sets(path, want):
+    for op, idx, _ts, d in btsnoop_records(path):
+        if op != COMMAND or idx != want or len(d) < 3:
+            continue
+        opcode, plen = struct.unpack_from('<HB', d, 0)
+        p = bytes(d[3:3 + plen])
+        if opcode == LE_SET_EXT_ADV_DATA and len(p) >= 4:
+            f = describe(b'\0' * 6, 0, 0, 0, p[4:4 + p[3]]).split(' ')[4:]
+            print('ext_adv_data idx=%d handle=%d %s' % (idx, p[0], ' '.join(f) or '-'))
+        elif opcode == LE_SET_PER_ADV_DATA and len(p) >= 3:
+            base = any(t == 0x16 and v[:2] == b'\x51\x18' for t, v in ad_structures(p[3:3 + p[2]]))
+            print('per_adv_data idx=%d handle=%d base=%d' % (idx, p[0], base))
+        elif opcode == LE_CREATE_BIG and len(p) >= 2:
+            print('create_big idx=%d big=%d adv_handle=%d' % (idx, p[0], p[1]))
+
+
 def main():
+    if sys.argv[2] == 'sets':
+        return sets(sys.argv[1], int(sys.argv[3]))
     path, want = sys.argv[1], int(sys.argv[2])
     last, count, reports, named = None, 0, 0, 0
     for op, idx, _ts, ev in btsnoop_records(path):
