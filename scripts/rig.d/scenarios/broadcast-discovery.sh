@@ -38,7 +38,7 @@ judge() {
   check "heard-$tag" "$([ -n "$id" ] && [ -n "$line" ] && echo PASS || echo FAIL)" \
     "hci1 heard $A0 with Broadcast_ID ${id:-?}: ${line:-none} ($(grep -c '^adv' "$O/adv-$tag.txt") distinct reports)"
   python3 -S "$IN/adv_reports.py" "$BTSNOOP" sets 0 > "$O/sets-$tag.txt" 2>&1
-  h=$(grep "^ext_adv_data .* broadcast_id=$id .* name=${name// /_}" "$O/sets-$tag.txt" | tail -1 | sed -n 's/.* handle=\([0-9]*\).*/\1/p')
+  h=$(grep "^ext_adv_data .* broadcast_id=$id " "$O/sets-$tag.txt" | grep " name=${name// /_}\( \|$\)" | tail -1 | sed -n 's/.* handle=\([0-9]*\).*/\1/p')
   check "on-big-set-$tag" "$([ -n "$h" ] && grep -q "^per_adv_data idx=0 handle=$h base=1" "$O/sets-$tag.txt" && grep -q "^create_big idx=0 big=[0-9]* adv_handle=$h\$" "$O/sets-$tag.txt" && echo PASS || echo FAIL)" \
     "hci0: identity on advertising set ${h:-none}; $(grep -v '^ext_adv' "$O/sets-$tag.txt" | tail -2 | tr '\n' ';')"
   check "name-$tag" "$(grep -q " name=${name// /_} " <<< "$line " && echo PASS || echo FAIL)" "want Broadcast Name '$name'"
