@@ -79,4 +79,7 @@ cross_aarch64_env() {
   # pkg-config finds the arm64 .pc files of the multiarch -dev packages, never the host's.
   export PKG_CONFIG_ALLOW_CROSS=1
   export PKG_CONFIG_LIBDIR=/usr/lib/aarch64-linux-gnu/pkgconfig:/usr/share/pkgconfig
+  # Set (empty) so cargo-deb does not add its own PKG_CONFIG_PATH_<target> (cargo-deb 3.8 config.rs:651-657): the
+  # -sys build scripts track that variable, so scripts/package would rebuild what scripts/cross-check built (~75 s).
+  export PKG_CONFIG_PATH=
 }
