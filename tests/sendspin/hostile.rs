@@ -318,12 +318,18 @@ fn a_hostile_sendspin_server_is_logged_survived_and_bounded() {
     let peak = rss.iter().copied().max().unwrap_or(0);
     eprintln!(
         "hostile sendspin: {n} connections ({} full cycles), flood {:.1} MB sent, RSS {:.1} MB after 5 s, peak {:.1} MB, \
-         last {:.1} MB",
+         last {:.1} MB; at each tenth of the run: {}",
         n / CASES.len(),
         flood_bytes.load(Ordering::Relaxed) as f64 / 1e6,
         baseline as f64 / 1e6,
         peak as f64 / 1e6,
-        rss.last().copied().unwrap_or(0) as f64 / 1e6
+        rss.last().copied().unwrap_or(0) as f64 / 1e6,
+        (1..=10)
+            .filter_map(|k| (rss.len() * k / 10).checked_sub(usize::from(k == 10)))
+            .filter_map(|i| rss.get(i))
+            .map(|r| format!("{:.1}", *r as f64 / 1e6))
+            .collect::<Vec<_>>()
+            .join(" ")
     );
     assert!(status.status.success(), "status failed after the run: {status:?}");
     assert!(
