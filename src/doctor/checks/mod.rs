@@ -82,7 +82,8 @@ impl Needs {
                     manufacturer: b.manufacturer.is_some(),
                 }),
                 OutputSettings::Local(l) => n.locals.push((o.name.clone(), l.device.clone())),
-                OutputSettings::Sim(_) | OutputSettings::File(_) | OutputSettings::Pipe(_) => continue,
+                // sim, file, pipe (and a new kind until it names a need here) ask nothing of the machine.
+                _ => continue,
             }
             n.realtime = true;
         }
