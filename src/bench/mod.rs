@@ -412,12 +412,7 @@ pub fn pipe_pipeline(seconds: f64, clock: ServerClock) -> PipelineRun {
 pub fn local_pipeline(seconds: f64, clock: ServerClock) -> PipelineRun {
     use crate::output::local::{device::DeviceFormat, ring, LocalOutput, LocalSpec};
     let spec = LocalSpec::default();
-    let format = DeviceFormat {
-        rate_hz: 48_000,
-        channels: 2,
-        sample_format: cpal::SampleFormat::F32,
-        period_frames: 240,
-    };
+    let format = DeviceFormat::stereo(48_000, cpal::SampleFormat::F32, 240);
     let (writer, mut reader) = ring::ring(48_000, 2);
     let output = Box::new(LocalOutput::on_link("bench", &spec, writer, format));
     let mut card = vec![0.0f32; 240 * 2];

@@ -20,6 +20,7 @@
 //! Calls (`Release`, `Set`) are accepted only from BlueZ's unique name. Dropping the handle unregisters it.
 
 use super::media::{require_bluez, MediaBus, MediaError};
+use super::unregister::unregister_in_background;
 use crate::bap::advertising::{uuid16_string, AdvertisementFields, FIRST_BIG_ADV_INSTANCE};
 use dbus::arg::{RefArg, Variant};
 use std::collections::HashMap;
@@ -170,20 +171,13 @@ impl Drop for Advertisement {
         if self.released() {
             return;
         }
-        let proxy = self.bus.bluez_proxy(self.adapter_path.clone());
-        let path = self.path.clone();
-        let bus = self.bus.clone();
-        if let Ok(rt) = tokio::runtime::Handle::try_current() {
-            rt.spawn(async move {
-                let _bus = bus;
-                let r: Result<(), _> = proxy
-                    .method_call(MANAGER_INTERFACE, "UnregisterAdvertisement", (path,))
-                    .await;
-                if let Err(e) = r {
-                    tracing::debug!("UnregisterAdvertisement: {e}");
-                }
-            });
-        }
+        unregister_in_background(
+            &self.bus,
+            self.adapter_path.clone(),
+            MANAGER_INTERFACE,
+            "UnregisterAdvertisement",
+            self.path.clone(),
+        );
     }
 }
 

@@ -240,20 +240,12 @@ impl<S: Send + 'static> Registration<S> {
 impl<S: Send + 'static> Drop for Registration<S> {
     fn drop(&mut self) {
         self.bus.cr.lock().expect("crossroads lock").remove::<S>(&self.path);
-        let proxy = self.bus.bluez_proxy(self.adapter_path.clone());
-        let path = self.path.clone();
-        // The task keeps the connection open until the call is answered.
-        let bus = self.bus.clone();
-        if let Ok(rt) = tokio::runtime::Handle::try_current() {
-            rt.spawn(async move {
-                let _bus = bus;
-                let r: Result<(), _> = proxy
-                    .method_call("org.bluez.Media1", "UnregisterEndpoint", (path,))
-                    .await;
-                if let Err(e) = r {
-                    tracing::debug!("UnregisterEndpoint: {e}");
-                }
-            });
-        }
+        super::unregister::unregister_in_background(
+            &self.bus,
+            self.adapter_path.clone(),
+            "org.bluez.Media1",
+            "UnregisterEndpoint",
+            self.path.clone(),
+        );
     }
 }

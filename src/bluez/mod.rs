@@ -9,4 +9,5 @@ pub mod media;
 pub mod media_endpoint;
 pub mod media_transport;
 pub mod pairing;
+pub mod unregister;
 pub mod version;

@@ -620,6 +620,31 @@ mod tests {
         }
     }
 
+    /// A feed of the standard test signal (5 s) from a source on `clock`, played with a 300 ms buffer.
+    fn tone_feed(clock: ServerClock) -> Feed {
+        Feed {
+            timeline: crate::source::tone::standard_timeline(5 * 48_000 / 960, 10_000_000_000),
+            server_clock: Arc::new(Mutex::new(clock)),
+            settings: Arc::new(Mutex::new(PlaySettings {
+                buffer_ns: 300_000_000,
+                ..PlaySettings::default()
+            })),
+        }
+    }
+
+    /// A [`Recorder`] with a 100 ms sink delay, with the frames it records and its delay (to change it).
+    fn recorder(device_pct: Option<Arc<Mutex<Option<u8>>>>) -> (Recorder, Arc<Mutex<Vec<i16>>>, Arc<AtomicI64>) {
+        let frames = Arc::new(Mutex::new(Vec::new()));
+        let delay_ns = Arc::new(AtomicI64::new(100_000_000));
+        let out = Recorder {
+            clock: LocalClocked::new(20_000_000, 0),
+            frames: frames.clone(),
+            delay_ns: delay_ns.clone(),
+            device_pct,
+        };
+        (out, frames, delay_ns)
+    }
+
     /// Plays 4 s of the test signal from a source on `clock` to a [`Recorder`]; the sink's delay grows by 30 ms at
     /// 2 s. Returns the left channel written and the player's status.
     fn play(clock: ServerClock) -> (Vec<i16>, PlayerStatus) {
@@ -632,23 +657,8 @@ mod tests {
         volume_pct: u8,
         device_pct: Option<Arc<Mutex<Option<u8>>>>,
     ) -> (Vec<i16>, PlayerStatus) {
-        let timeline = crate::source::tone::standard_timeline(5 * 48_000 / 960, 10_000_000_000);
-        let feed = Feed {
-            timeline,
-            server_clock: Arc::new(Mutex::new(clock)),
-            settings: Arc::new(Mutex::new(PlaySettings {
-                buffer_ns: 300_000_000,
-                ..PlaySettings::default()
-            })),
-        };
-        let frames = Arc::new(Mutex::new(Vec::new()));
-        let delay_ns = Arc::new(AtomicI64::new(100_000_000));
-        let out = Recorder {
-            clock: LocalClocked::new(20_000_000, 0),
-            frames: frames.clone(),
-            delay_ns: delay_ns.clone(),
-            device_pct,
-        };
+        let feed = tone_feed(clock);
+        let (out, frames, delay_ns) = recorder(device_pct);
         let mut cfg = PlayerConfig::named("r");
         cfg.volume_pct = volume_pct;
         let mut player = Player::new(cfg, feed, Box::new(out));
@@ -688,22 +698,8 @@ mod tests {
     fn a_calibration_burst_takes_the_place_of_the_music_heard_at_its_time() {
         let (music, _) = play(ServerClock::local());
         let k = exact_shift(&music, 24_000, 91_000).expect("exact copy");
-        let timeline = crate::source::tone::standard_timeline(5 * 48_000 / 960, 10_000_000_000);
-        let feed = Feed {
-            timeline,
-            server_clock: Arc::new(Mutex::new(ServerClock::local())),
-            settings: Arc::new(Mutex::new(PlaySettings {
-                buffer_ns: 300_000_000,
-                ..PlaySettings::default()
-            })),
-        };
-        let frames = Arc::new(Mutex::new(Vec::new()));
-        let out = Recorder {
-            clock: LocalClocked::new(20_000_000, 0),
-            frames: frames.clone(),
-            delay_ns: Arc::new(AtomicI64::new(100_000_000)),
-            device_pct: None,
-        };
+        let feed = tone_feed(ServerClock::local());
+        let (out, frames, _) = recorder(None);
         let mut player = Player::new(PlayerConfig::named("r"), feed, Box::new(out));
         player.set_enabled(false);
         let burst: Vec<f32> = (0..4_800).map(|i| if i % 7 < 3 { 0.25 } else { -0.25 }).collect();
@@ -750,22 +746,9 @@ mod tests {
     /// values read before, and audio keeps coming.
     #[test]
     fn a_tick_does_not_wait_for_the_source() {
-        let timeline = crate::source::tone::standard_timeline(5 * 48_000 / 960, 10_000_000_000);
-        let feed = Feed {
-            timeline: timeline.clone(),
-            server_clock: Arc::new(Mutex::new(ServerClock::local())),
-            settings: Arc::new(Mutex::new(PlaySettings {
-                buffer_ns: 300_000_000,
-                ..PlaySettings::default()
-            })),
-        };
-        let frames = Arc::new(Mutex::new(Vec::new()));
-        let out = Recorder {
-            clock: LocalClocked::new(20_000_000, 0),
-            frames: frames.clone(),
-            delay_ns: Arc::new(AtomicI64::new(100_000_000)),
-            device_pct: None,
-        };
+        let feed = tone_feed(ServerClock::local());
+        let timeline = feed.timeline.clone();
+        let (out, frames, _) = recorder(None);
         let mut player = Player::new(PlayerConfig::named("r"), feed.clone(), Box::new(out));
         for tick in 0..100 {
             player.tick(LocalTime::from_ns(tick * 5_000_000));

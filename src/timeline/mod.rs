@@ -2,6 +2,7 @@
 //!
 //! Everything here is pure logic (no sockets, no D-Bus, no threads) so it runs in virtual time in tests.
 
+pub mod backoff;
 pub mod buffer;
 pub mod clock;
 pub mod delay;

@@ -1,5 +1,5 @@
 use super::*;
-use crate::doctor::facts::{AdapterFacts, BluezFacts, Lc3Facts, RealtimeFacts, SoundDevice};
+use crate::doctor::facts::{AdapterFacts, BluezFacts, Lc3Facts, RealtimeFacts, SoundDevice, ISO_SOCKET_UUID};
 
 fn broadcast(rate: u32) -> Needs {
     Needs {

@@ -176,6 +176,16 @@ pub struct DeviceFormat {
 }
 
 impl DeviceFormat {
+    /// Interleaved stereo at `rate_hz` in `sample_format`, `period_frames` a period.
+    pub fn stereo(rate_hz: u32, sample_format: SampleFormat, period_frames: u32) -> Self {
+        Self {
+            rate_hz,
+            channels: 2,
+            sample_format,
+            period_frames,
+        }
+    }
+
     /// cpal's stream settings for this format (playback and capture alike).
     pub fn stream_config(&self) -> cpal::StreamConfig {
         cpal::StreamConfig {

@@ -456,12 +456,7 @@ mod tests {
         };
         let spec = LocalSpec::default();
         let period = spec.period_frames(rate_hz) as u64;
-        let format = DeviceFormat {
-            rate_hz,
-            channels: 2,
-            sample_format: cpal::SampleFormat::F32,
-            period_frames: period as u32,
-        };
+        let format = DeviceFormat::stereo(rate_hz, cpal::SampleFormat::F32, period as u32);
         let (writer, mut reader) = ring::ring(rate_hz as usize, 2);
         let out = LocalOutput::on_link("card", &spec, writer, format);
         let mut cfg = PlayerConfig::named("card");
@@ -548,12 +543,7 @@ mod tests {
     #[test]
     fn a_vanished_device_makes_the_output_wait_and_a_reopened_one_plays_on() {
         let spec = LocalSpec::default();
-        let format = DeviceFormat {
-            rate_hz: 48_000,
-            channels: 2,
-            sample_format: cpal::SampleFormat::I16,
-            period_frames: 480,
-        };
+        let format = DeviceFormat::stereo(48_000, cpal::SampleFormat::I16, 480);
         let (writer, mut reader) = ring::ring(48_000, 2);
         let (mut out, supervisor) = LocalOutput::on_link_with_supervisor("card", &spec, writer, format);
         let mut buf = [0i16; 960];

@@ -29,6 +29,7 @@ pub use error::SessionError;
 
 use super::proto::{self, ClientInfo, Hello};
 use super::url::ServerUrl;
+use crate::timeline::backoff::Backoff;
 use crate::timeline::server_clock::{ServerClock, SharedServerClock};
 use crate::timeline::{AudioFormat, Clock, ServerTime};
 use session::{End, Session};
@@ -201,7 +202,7 @@ pub async fn run(
         }
     };
     let hello = cfg.hello(url.auth());
-    let mut backoff = Backoff::default();
+    let mut backoff = Backoff::new(BACKOFF_MIN_MS, BACKOFF_MAX_MS);
     let mut link = Link {
         commands_open: true,
         pending_report: None,
@@ -260,32 +261,6 @@ pub(super) async fn shutdown_requested(shutdown: &mut watch::Receiver<bool>) -> 
     match shutdown.changed().await {
         Ok(()) => *shutdown.borrow(),
         Err(_) => true,
-    }
-}
-
-/// Reconnect delays: doubling from [`BACKOFF_MIN_MS`] to [`BACKOFF_MAX_MS`].
-#[derive(Debug)]
-struct Backoff {
-    next_ms: u64,
-}
-
-impl Default for Backoff {
-    fn default() -> Self {
-        Self {
-            next_ms: BACKOFF_MIN_MS,
-        }
-    }
-}
-
-impl Backoff {
-    /// The delay after a failed connection (`healthy`: it had been up long enough to reset the backoff).
-    fn next_delay_ms(&mut self, healthy: bool, auth_refused: bool) -> u64 {
-        if healthy {
-            self.next_ms = BACKOFF_MIN_MS;
-        }
-        let delay = if auth_refused { BACKOFF_MAX_MS } else { self.next_ms };
-        self.next_ms = (self.next_ms * 2).min(BACKOFF_MAX_MS);
-        delay
     }
 }
 
@@ -369,7 +344,7 @@ mod tests {
 
     #[test]
     fn backoff_doubles_caps_and_resets() {
-        let mut b = Backoff::default();
+        let mut b = Backoff::new(BACKOFF_MIN_MS, BACKOFF_MAX_MS);
         let delays: Vec<u64> = (0..7).map(|_| b.next_delay_ms(false, false)).collect();
         assert_eq!(delays, [500, 1000, 2000, 4000, 8000, 10_000, 10_000]);
         assert_eq!(b.next_delay_ms(true, false), 500);

@@ -2,8 +2,8 @@
 //!
 //! Payload: `u32` length + JSON `{"volume":0-100,"muted":bool}`. The server turns it into `Client.OnVolumeChanged`.
 
-use super::wire::{put_sized, Reader};
-use super::{ProtoError, MAX_JSON_LEN};
+use super::wire::{decode_sized_json, put_sized_json};
+use super::ProtoError;
 use serde::{Deserialize, Serialize};
 
 const NAME: &str = "ClientInfo";
@@ -21,11 +21,7 @@ pub struct ClientInfo {
 impl ClientInfo {
     /// Parses and validates the payload.
     pub fn decode(payload: &[u8]) -> Result<Self, ProtoError> {
-        let json = Reader::new(NAME, payload).sized_bytes("JSON", MAX_JSON_LEN)?;
-        let c: Self = serde_json::from_slice(json).map_err(|e| ProtoError::BadJson {
-            message: NAME,
-            reason: e.to_string(),
-        })?;
+        let c: Self = decode_sized_json(NAME, payload)?;
         if c.volume_pct > 100 {
             return Err(ProtoError::OutOfRange {
                 message: NAME,
@@ -39,13 +35,14 @@ impl ClientInfo {
 
     /// Appends the payload.
     pub fn encode(&self, out: &mut Vec<u8>) {
-        put_sized(out, &serde_json::to_vec(self).unwrap_or_default());
+        put_sized_json(out, self);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::snapcast::proto::wire::put_sized;
 
     #[test]
     fn golden_round_trip_truncation() {

@@ -4,8 +4,8 @@
 //! `SnapStreamProtocolVersion` and, for servers with authorization (≥ 0.32), `Auth`. The server keys the client by
 //! [`Hello::unique_id`]: `ID` (or `MAC` when `ID` is empty), plus `#Instance` when the instance is not 1.
 
-use super::wire::{put_sized, Reader};
-use super::{ProtoError, MAX_JSON_LEN};
+use super::wire::{decode_sized_json, put_sized_json};
+use super::ProtoError;
 use serde::{Deserialize, Serialize};
 
 const NAME: &str = "Hello";
@@ -85,16 +85,12 @@ impl Hello {
 
     /// Parses the payload.
     pub fn decode(payload: &[u8]) -> Result<Self, ProtoError> {
-        let json = Reader::new(NAME, payload).sized_bytes("JSON", MAX_JSON_LEN)?;
-        serde_json::from_slice(json).map_err(|e| ProtoError::BadJson {
-            message: NAME,
-            reason: e.to_string(),
-        })
+        decode_sized_json(NAME, payload)
     }
 
     /// Appends the payload.
     pub fn encode(&self, out: &mut Vec<u8>) {
-        put_sized(out, &serde_json::to_vec(self).unwrap_or_default());
+        put_sized_json(out, self);
     }
 }
 

@@ -4,7 +4,7 @@
 //! Hello and pushed unsolicited whenever a controller changes the client. Missing fields take snapclient's
 //! defaults (0, 0, 100, false); fields of the wrong type or out of range are errors, unknown fields are ignored.
 
-use super::wire::{put_sized, Reader};
+use super::wire::{put_sized_json, Reader};
 use super::{ProtoError, MAX_JSON_LEN};
 use serde::{Deserialize, Serialize};
 
@@ -86,14 +86,14 @@ impl ServerSettings {
 
     /// Appends the payload.
     pub fn encode(&self, out: &mut Vec<u8>) {
-        let json = serde_json::to_vec(self).unwrap_or_default();
-        put_sized(out, &json);
+        put_sized_json(out, self);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::snapcast::proto::wire::put_sized;
 
     fn with_json(json: &str) -> Vec<u8> {
         let mut out = Vec::new();

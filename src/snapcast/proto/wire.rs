@@ -89,3 +89,21 @@ pub(crate) fn put_sized(out: &mut Vec<u8>, bytes: &[u8]) {
     out.extend_from_slice(&(bytes.len().min(u32::MAX as usize) as u32).to_le_bytes());
     out.extend_from_slice(bytes);
 }
+
+/// Reads a `u32`-sized JSON field of at most [`super::MAX_JSON_LEN`] bytes from `payload` and deserializes it;
+/// every failure names `message`. The JSON messages (Hello, ClientInfo) validate their values afterwards.
+pub(crate) fn decode_sized_json<T: serde::de::DeserializeOwned>(
+    message: &'static str,
+    payload: &[u8],
+) -> Result<T, ProtoError> {
+    let json = Reader::new(message, payload).sized_bytes("JSON", super::MAX_JSON_LEN)?;
+    serde_json::from_slice(json).map_err(|e| ProtoError::BadJson {
+        message,
+        reason: e.to_string(),
+    })
+}
+
+/// Appends `value` as a `u32`-sized JSON field.
+pub(crate) fn put_sized_json<T: serde::Serialize>(out: &mut Vec<u8>, value: &T) {
+    put_sized(out, &serde_json::to_vec(value).unwrap_or_default());
+}
