@@ -1,7 +1,7 @@
 # rig: about=`bluebridge calibrate --all` with a real microphone (cpal on snd-aloop's capture side): two A2DP sinks sound into the loopback at arrival schedule + a hidden latency; each hidden error recovered within 1 ms, clicks of both within 2 ms after; a 44.1 kHz recording of --play-sequence checked with --from-recording
 # rig: controllers=4
 # rig: bluetoothd=-E -K
-# rig: timeout=420
+# rig: timeout=480
 # rig: bin=required
 # rig: default=no
 # rig: retry=1
@@ -18,10 +18,10 @@ CAL_TOL_MS=${RIG_CAL_TOL_MS:-1}
 SKEW_TOL_MS=${RIG_CAL_SKEW_MS:-2}
 BUFFER_MS=500
 MIC="hw:CARD=Loopback,DEV=1"
-# Reported Delays, and hidden latencies (>= 160 ms: the mixer writes 40 ms ahead and packets wait in the
+# Reported Delays, and hidden latencies (>= 250 ms: the mixer writes 120 ms ahead and packets wait in the
 # emulated link for up to ~100 ms; a sample due before it arrives is lost).
 DELAY_a=100; DELAY_b=60
-LAT_a=${RIG_CAL_LAT_A:-$((160 + RANDOM % 120))}; LAT_b=${RIG_CAL_LAT_B:-$((160 + RANDOM % 120))}
+LAT_a=${RIG_CAL_LAT_A:-$((250 + RANDOM % 120))}; LAT_b=${RIG_CAL_LAT_B:-$((250 + RANDOM % 120))}
 SRC_a=0; SNK_a=2; SRC_b=1; SNK_b=3
 A0=$(addr 0); A1=$(addr 1); A2=$(addr 2); A3=$(addr 3)
 log "hidden: sink a latency $LAT_a ms, Delay $DELAY_a ms; sink b latency $LAT_b ms, Delay $DELAY_b ms"
@@ -37,7 +37,7 @@ if ! command -v bluebridge-sink-recorder > /dev/null; then
   exit 0
 fi
 BLUEBRIDGE_LOG=info bluebridge-sink-recorder --mixer hw:CARD=Loopback,DEV=0 --listen /run/mix.sock \
-  --mixer-period-frames 480 2> "$O/mixer.log" &
+  --mixer-period-frames 960 2> "$O/mixer.log" &
 MIX=$!
 wait_for 10 grep -q "mixer: t0" "$O/mixer.log"
 check mixer-up $? "$(grep -E 'mixer:|rror' "$O/mixer.log" | sed 's/^.*\(INFO\|ERROR\) //' | head -3 | tr '\n' ';' | cut -c1-300)"
@@ -74,16 +74,14 @@ sleep 10   # clicks before the calibration (the skew it must take away)
 
 step "a phone's recording: --play-sequence recorded at 44.1 kHz (plughw resamples), --from-recording --dry-run"
 # The loopback has one capture substream: the recording is made before the microphone run, not during it.
-t 40 arecord -q -D plughw:CARD=Loopback,DEV=1 -f S16_LE -r 44100 -c 1 -d 24 /run/phone.wav 2> "$O/arecord.log" &
+t 40 arecord -q -D plughw:CARD=Loopback,DEV=1 -f S16_LE -r 44100 -c 1 -d 19 /run/phone.wav 2> "$O/arecord.log" &
 REC_PHONE=$!
 sleep 1
 T_SEQ0=$(mono)
 bb 60 calibrate --all --play-sequence --json --socket /tmp/bb.sock > "$O/play-sequence.json"
 check play-sequence $? "$(tr -d '\n ' < "$O/play-sequence.json" | cut -c1-300)"
 wait "$REC_PHONE"
-cp /run/phone.wav "$O/phone-44k1.wav"
-bb 60 calibrate --all --from-recording /run/phone.wav --dry-run --json --socket /tmp/bb.sock > "$O/from-recording.json"
-check from-recording-ran $? "$(tr -d '\n ' < "$O/from-recording.json" | cut -c1-300)"
+cp /run/phone.wav "$O/phone-44k1.wav"   # analysed at the end, when the sinks no longer load the guest
 
 step "calibrate --all with the loopback as the microphone"
 T_CAL0=$(mono)
@@ -106,6 +104,10 @@ for x in a b; do
 done
 kill -INT "$MIX" 2>/dev/null; wait "$MIX"; rc=$?
 check mixer "$rc" "exit status $rc: $(tail -1 "$O/mixer.log" | cut -c1-300)"
+T_FR0=$(mono)
+bb 200 calibrate --all --from-recording /run/phone.wav --dry-run --json --socket /tmp/bb.sock > "$O/from-recording.json"
+check from-recording-ran $? "$(tr -d '\n ' < "$O/from-recording.json" | cut -c1-300)"
+figure from_recording_s "$(( ($(mono) - T_FR0) / 1000000000 ))"
 bb_stop "$BB"
 
 step "analyse: hidden vs measured, skew before and after"

@@ -11,8 +11,8 @@
 //!
 //! **The mixer**: one process owns the playback side (two sinks cannot both open it). Frame `f` it writes
 //! sounds at `t0 + f / 48 kHz`; `t0` is taken once, after the prefill, as `now + delay / rate − written / rate`
-//! (snd-aloop plays on the system timer, so the mapping holds without drift until an underrun, which it counts
-//! and after which it takes `t0` again). A constant error in `t0` is common to every sink and cancels in a
+//! (snd-aloop plays on the system timer, so the mapping holds without drift; after an underrun, which it counts,
+//! it skips to the frame that sounds at `now + delay`). A constant error in `t0` is common to every sink and cancels in a
 //! relative calibration. Datagrams: `[sink id u8][due_ns i64 LE][mono i16 LE …]`; a sample due before the
 //! frame being written (late) or more than the ring ahead is dropped and counted.
 
@@ -25,6 +25,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 const RATE_HZ: f64 = 48_000.0;
 /// Packets this far back make the speaker's base (its lower envelope of arrivals).
 pub const BASE_WINDOW_NS: i64 = 2_000_000_000;
+/// The mixer's device buffer, periods (with 20 ms periods, 120 ms: 40 ms underran under TCG).
+const BUFFER_PERIODS: i64 = 6;
+/// The mixer takes its mapping once this much has been written (the first statuses after the start are off).
+const SETTLE_FRAMES: i64 = 48_000;
 /// Largest datagram: id + stamp + 4096 mono samples.
 const MAX_DATAGRAM: usize = 9 + 2 * 4096;
 
@@ -182,7 +186,7 @@ pub fn run_mixer(device: &str, listen: &Path, period_frames: i64, stop: &AtomicB
         hwp.set_format(Format::s16()).context("S16")?;
         hwp.set_access(Access::RWInterleaved)?;
         hwp.set_period_size_near(period_frames, ValueOr::Nearest)?;
-        hwp.set_buffer_size_near(period_frames * 4)?;
+        hwp.set_buffer_size_near(period_frames * BUFFER_PERIODS)?;
         pcm.hw_params(&hwp).context("hardware parameters")?;
     }
     let period = pcm.hw_params_current()?.get_period_size()?;
@@ -202,7 +206,7 @@ pub fn run_mixer(device: &str, listen: &Path, period_frames: i64, stop: &AtomicB
         let t_next = now + delay * 1e9 / RATE_HZ;
         let anchor = t_next - written as f64 * 1e9 / RATE_HZ;
         match t0 {
-            None if written >= period * 4 => {
+            None if written >= SETTLE_FRAMES => {
                 t0 = Some(anchor);
                 tracing::info!("mixer: t0 = {anchor:.0} ns (frame 0 sounds then)");
             }
@@ -240,12 +244,20 @@ pub fn run_mixer(device: &str, listen: &Path, period_frames: i64, stop: &AtomicB
             Ok(n) => written += n as i64,
             Err(e) => {
                 s.underruns += 1;
-                tracing::warn!("mixer: underrun ({e}); the mapping is taken again");
                 pcm.try_recover(e, true).context("recovering from an underrun")?;
-                t0 = None;
-                written = 0;
-                for v in ring.acc.iter_mut() {
-                    *v = 0;
+                // The mapping stays: what is written next sounds now + delay, so skip to that frame (the frames
+                // in between are lost, their slots cleared).
+                if let Some(t) = t0 {
+                    let delay = pcm.delay().unwrap_or(0) as f64;
+                    let at = mono_ns() as f64 + delay * 1e9 / RATE_HZ;
+                    let next = ((at - t) * RATE_HZ / 1e9).round() as i64;
+                    for f in written..next.min(written + len) {
+                        ring.acc[(f % len) as usize] = 0;
+                    }
+                    tracing::warn!("mixer: underrun ({e}); {} frames skipped", next - written);
+                    written = written.max(next);
+                } else {
+                    tracing::warn!("mixer: underrun ({e}) before the mapping was taken");
                 }
             }
         }

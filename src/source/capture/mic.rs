@@ -15,10 +15,11 @@ use crate::output::local::device::{self, DeviceName};
 use crate::timeline::{Clock, SystemClock};
 use std::time::Duration;
 
-/// Device period asked for, frames (5 ms).
-const PERIOD_FRAMES: u32 = 240;
-/// The ring holds this much when nobody reads it, frames (1 s).
-const RING_FRAMES: usize = 48_000;
+/// Device period asked for, frames (20 ms: one ring stamp per callback, and the ring holds
+/// [`ring::STAMP_CAPACITY`] stamps, so 5 ms periods gave 1.3 s, which a loaded guest in the rig overran).
+const PERIOD_FRAMES: u32 = 960;
+/// The ring holds this much when nobody reads it, frames (4 s).
+const RING_FRAMES: usize = 4 * 48_000;
 /// No callback for this long is a dead microphone.
 const SILENT_DEVICE: Duration = Duration::from_secs(2);
 
@@ -130,11 +131,14 @@ impl Microphone for CpalMic {
                 continue;
             }
             if k > want {
+                let c = self.reader.counters();
                 return Err(mic_err(
                     &self.name,
                     format!(
-                        "{} frames were lost during the recording (the reader fell behind)",
-                        k - want
+                        "{} frames were lost during the recording (the reader fell behind: {} callbacks dropped \
+                         on a full ring since the device opened)",
+                        k - want,
+                        c.overflows.load(std::sync::atomic::Ordering::Relaxed)
                     ),
                 ));
             }
