@@ -134,8 +134,8 @@ fn main_result(args: Args) -> Result<()> {
         let listen = args.listen.as_deref().expect("clap: --listen with --mixer");
         let s = sound::run_mixer(device, listen, args.mixer_period_frames, &stop)?;
         eprintln!(
-            "bluebridge-sink-recorder: mixer {device}: {:.1} s written, datagrams per sink {:?}, {} samples late, {} ahead, {} underruns, mapping wandered {:.3} ms at most",
-            s.written_s, s.received, s.late, s.ahead, s.underruns, s.wander_ms_max
+            "bluebridge-sink-recorder: mixer {device}: {:.1} s written, datagrams per sink {:?}, {} samples late, {} ahead, {} underruns, {} delay jumps, mapping wandered {:.3} ms at most",
+            s.written_s, s.received, s.late, s.ahead, s.underruns, s.jumps, s.wander_ms_max
         );
         return Ok(());
     }

@@ -29,6 +29,10 @@ pub const BASE_WINDOW_NS: i64 = 2_000_000_000;
 const BUFFER_PERIODS: i64 = 6;
 /// The mixer takes its mapping once this much has been written (the first statuses after the start are off).
 const SETTLE_FRAMES: i64 = 48_000;
+/// A mapping this far off (ms) for [`JUMP_STATUSES`] statuses in a row is a jump of the device's delay, not the
+/// jitter of its position (snd-aloop moves it in timer ticks of 4 ms).
+const JUMP_MS: f64 = 8.0;
+const JUMP_STATUSES: u32 = 5;
 /// Largest datagram: id + stamp + 4096 mono samples.
 const MAX_DATAGRAM: usize = 9 + 2 * 4096;
 
@@ -139,6 +143,8 @@ pub struct MixerSummary {
     pub late: u64,
     pub ahead: u64,
     pub underruns: u64,
+    /// Jumps of the device's delay followed.
+    pub jumps: u64,
     /// The largest |now + delay/rate − written/rate − t0| seen, ms (how well the mapping held).
     pub wander_ms_max: f64,
 }
@@ -194,10 +200,11 @@ pub fn run_mixer(device: &str, listen: &Path, period_frames: i64, stop: &AtomicB
     let mut ring = Ring { acc: vec![0; 48_000 * 2] };
     let mut out = vec![0i16; period as usize * 2];
     let mut dgram = vec![0u8; MAX_DATAGRAM];
-    let mut s = MixerSummary { written_s: 0.0, received: [0; 4], late: 0, ahead: 0, underruns: 0, wander_ms_max: 0.0 };
+    let mut s = MixerSummary { written_s: 0.0, received: [0; 4], late: 0, ahead: 0, underruns: 0, jumps: 0, wander_ms_max: 0.0 };
     let mut written: i64 = 0;
     let mut t0: Option<f64> = None;
     let mut last_log = mono_ns();
+    let mut jumped = 0;
     tracing::info!("mixer: {device}, period {period} frames, listening on {}", listen.display());
     while !stop.load(Ordering::Relaxed) {
         // Where the next frame to write sounds, by the device's own account.
@@ -213,6 +220,20 @@ pub fn run_mixer(device: &str, listen: &Path, period_frames: i64, stop: &AtomicB
             Some(t) => {
                 let w = (anchor - t).abs() / 1e6;
                 s.wander_ms_max = s.wander_ms_max.max(w);
+                // The device's delay jumped (seen: +120 ms, the whole buffer, when the capture side was
+                // opened): keep the time mapping and move the write position to the frame that sounds next.
+                jumped = if w > JUMP_MS { jumped + 1 } else { 0 };
+                if jumped >= JUMP_STATUSES {
+                    let next = ((t_next - t) * RATE_HZ / 1e9).round() as i64;
+                    let len = ring.acc.len() as i64;
+                    for f in written..next.min(written + len) {
+                        ring.acc[(f % len) as usize] = 0;
+                    }
+                    tracing::warn!("mixer: the device's delay moved by {:+.1} ms; {} frames skipped", (anchor - t) / 1e6, next - written);
+                    s.jumps += 1;
+                    written = next;
+                    jumped = 0;
+                }
                 if now as i64 - last_log > 10_000_000_000 {
                     last_log = now as i64;
                     tracing::info!("mixer: mapping off by {:+.3} ms, {} late, {} ahead", (anchor - t) / 1e6, s.late, s.ahead);

@@ -3,8 +3,9 @@
 //!
 //! Each callback's stamp gives the local capture time of its first frame and its card-frame number. Over one
 //! recording the card's clock is taken as nominal (a few ppm over 4 s is far below a sample) and the offset
-//! `capture time − card frame / rate` as the median over the window's stamps, which takes out the callbacks'
-//! scheduling jitter: frame `k` was captured at `offset + k / rate`.
+//! `capture time − card frame / rate` as the lower envelope (5th percentile) over the window's stamps: a stamp is
+//! late by its callback's scheduling, never early, so this takes out the jitter: frame `k` was captured at
+//! `offset + k / rate`.
 
 use super::ring::{self, CaptureReader};
 use super::stream;
@@ -90,7 +91,8 @@ impl Microphone for CpalMic {
             while let Some(st) = self.reader.pop(&mut self.buf) {
                 last_data = std::time::Instant::now();
                 let end_ns = st.capture_local_ns as f64 + st.frames as f64 * ns_per_frame;
-                if end_ns < from_ns as f64 - 50e6 {
+                // Generous: a stamp's time can be late by the callback's scheduling (hundreds of ms in the rig).
+                if end_ns < from_ns as f64 - 1e9 {
                     continue; // stale: before the window
                 }
                 if st.after_xrun && !frames.is_empty() {
@@ -119,8 +121,11 @@ impl Microphone for CpalMic {
             let wait = (until_ns - clock.now().as_ns()).clamp(2_000_000, 20_000_000);
             std::thread::sleep(Duration::from_nanos(wait as u64));
         }
+        // Each stamp is the callback's run time less the frames buffered, so a late callback gives a late stamp:
+        // the offset is the lower envelope (5th percentile, one wild stamp aside), not the median, which under
+        // load moved by tens of ms from one repeat to the next (the rig's `calibrate`, 7 Dec).
         offsets.sort_by(f64::total_cmp);
-        let offset = offsets[offsets.len() / 2];
+        let offset = offsets[offsets.len() / 20];
         // The first card frame at or after from_ns, then the frames up to until_ns without a gap.
         let first = ((from_ns as f64 - offset) / ns_per_frame).ceil().max(0.0) as u64;
         let last = ((until_ns as f64 - offset) / ns_per_frame).floor().max(0.0) as u64;
