@@ -127,7 +127,10 @@ fn main_result(args: Args) -> Result<()> {
     };
     if let Some(device) = &args.mixer {
         if !(64..=4800).contains(&args.mixer_period_frames) {
-            bail!("--mixer-period-frames must be 64 to 4800, not {}", args.mixer_period_frames);
+            bail!(
+                "--mixer-period-frames must be 64 to 4800, not {}",
+                args.mixer_period_frames
+            );
         }
         let stop = Arc::new(AtomicBool::new(false));
         stop_on_signals(stop.clone())?;
@@ -181,7 +184,10 @@ fn main_result(args: Args) -> Result<()> {
             wav: args.wav,
             stream_window: Duration::from_millis(args.stream_window_ms),
             packet_lines: args.packet_lines,
-            sound: args.sound_to.clone().map(|p| (p, args.sink_id, args.latency_ms.unwrap_or(0.0))),
+            sound: args
+                .sound_to
+                .clone()
+                .map(|p| (p, args.sink_id, args.latency_ms.unwrap_or(0.0))),
         };
         let summary = run(opts, journal, stop).await?;
         eprintln!(

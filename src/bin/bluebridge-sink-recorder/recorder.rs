@@ -262,10 +262,12 @@ pub async fn run(
     if let Some(r) = &mut recording {
         r.packet_lines = opts.packet_lines;
         if let Some((to, id, latency_ms)) = &opts.sound {
-            r.speaker = Some(crate::sound::Speaker::new(to, *id, *latency_ms).map_err(|e| RecorderError::Io {
-                what: "--sound-to".into(),
-                source: std::io::Error::other(e.to_string()),
-            })?);
+            r.speaker = Some(
+                crate::sound::Speaker::new(to, *id, *latency_ms).map_err(|e| RecorderError::Io {
+                    what: "--sound-to".into(),
+                    source: std::io::Error::other(e.to_string()),
+                })?,
+            );
             r.decode_all = true;
         }
     }

@@ -129,7 +129,11 @@ impl Speaker {
             if self.sock.send_to(&self.buf, &self.to).is_err() {
                 self.unsent += 1;
                 if self.unsent.is_power_of_two() {
-                    tracing::warn!("the mixer at {} took no audio; {} packets so far", self.to.display(), self.unsent);
+                    tracing::warn!(
+                        "the mixer at {} took no audio; {} packets so far",
+                        self.to.display(),
+                        self.unsent
+                    );
                 }
             }
         }
@@ -162,7 +166,14 @@ struct Ring {
 }
 
 impl Ring {
-    fn add(&mut self, from_frame: i64, samples: impl Iterator<Item = i16>, written: i64, late: &mut u64, ahead: &mut u64) {
+    fn add(
+        &mut self,
+        from_frame: i64,
+        samples: impl Iterator<Item = i16>,
+        written: i64,
+        late: &mut u64,
+        ahead: &mut u64,
+    ) {
         let len = self.acc.len() as i64;
         for (j, s) in samples.enumerate() {
             let f = from_frame + j as i64;
@@ -197,15 +208,28 @@ pub fn run_mixer(device: &str, listen: &Path, period_frames: i64, stop: &AtomicB
     }
     let period = pcm.hw_params_current()?.get_period_size()?;
     let io = pcm.io_i16()?;
-    let mut ring = Ring { acc: vec![0; 48_000 * 2] };
+    let mut ring = Ring {
+        acc: vec![0; 48_000 * 2],
+    };
     let mut out = vec![0i16; period as usize * 2];
     let mut dgram = vec![0u8; MAX_DATAGRAM];
-    let mut s = MixerSummary { written_s: 0.0, received: [0; 4], late: 0, ahead: 0, underruns: 0, jumps: 0, wander_ms_max: 0.0 };
+    let mut s = MixerSummary {
+        written_s: 0.0,
+        received: [0; 4],
+        late: 0,
+        ahead: 0,
+        underruns: 0,
+        jumps: 0,
+        wander_ms_max: 0.0,
+    };
     let mut written: i64 = 0;
     let mut t0: Option<f64> = None;
     let mut last_log = mono_ns();
     let mut jumped = 0;
-    tracing::info!("mixer: {device}, period {period} frames, listening on {}", listen.display());
+    tracing::info!(
+        "mixer: {device}, period {period} frames, listening on {}",
+        listen.display()
+    );
     while !stop.load(Ordering::Relaxed) {
         // Where the next frame to write sounds, by the device's own account.
         let now = mono_ns() as f64;
@@ -229,14 +253,23 @@ pub fn run_mixer(device: &str, listen: &Path, period_frames: i64, stop: &AtomicB
                     for f in written..next.min(written + len) {
                         ring.acc[(f % len) as usize] = 0;
                     }
-                    tracing::warn!("mixer: the device's delay moved by {:+.1} ms; {} frames skipped", (anchor - t) / 1e6, next - written);
+                    tracing::warn!(
+                        "mixer: the device's delay moved by {:+.1} ms; {} frames skipped",
+                        (anchor - t) / 1e6,
+                        next - written
+                    );
                     s.jumps += 1;
                     written = next;
                     jumped = 0;
                 }
                 if now as i64 - last_log > 10_000_000_000 {
                     last_log = now as i64;
-                    tracing::info!("mixer: mapping off by {:+.3} ms, {} late, {} ahead", (anchor - t) / 1e6, s.late, s.ahead);
+                    tracing::info!(
+                        "mixer: mapping off by {:+.3} ms, {} late, {} ahead",
+                        (anchor - t) / 1e6,
+                        s.late,
+                        s.ahead
+                    );
                 }
             }
             None => {}

@@ -126,6 +126,14 @@ impl Microphone for CpalMic {
         // load moved by tens of ms from one repeat to the next (the rig's `calibrate`, 7 Dec).
         offsets.sort_by(f64::total_cmp);
         let offset = offsets[offsets.len() / 20];
+        // How far the stamps scatter above their envelope: the callbacks' lateness (for a refused repeat's why).
+        tracing::info!(
+            "microphone {}: {} stamps in the window, offset above the envelope: p50 {:.2} ms, max {:.2} ms",
+            self.name,
+            offsets.len(),
+            (offsets[offsets.len() / 2] - offset) / 1e6,
+            (offsets[offsets.len() - 1] - offset) / 1e6
+        );
         // The first card frame at or after from_ns, then the frames up to until_ns without a gap.
         let first = ((from_ns as f64 - offset) / ns_per_frame).ceil().max(0.0) as u64;
         let last = ((until_ns as f64 - offset) / ns_per_frame).floor().max(0.0) as u64;
