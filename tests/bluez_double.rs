@@ -193,7 +193,7 @@ async fn a_malformed_reply_is_a_clear_error() {
     let config = b.config.clone();
     let r = tokio::time::timeout(
         Duration::from_secs(10),
-        bluebridge::bluez::broadcast_source::start(&media, "hci0", &config),
+        bluebridge::bluez::broadcast_source::start(&media, "hci0", &config, None),
     )
     .await
     .unwrap_or_else(|_| {
@@ -216,6 +216,118 @@ async fn a_malformed_reply_is_a_clear_error() {
             |c| c.iter().any(|c| matches!(c, Call::UnregisterEndpoint { .. })),
         )
         .await;
+}
+
+/// Issue 14 on a BlueZ 5.87 double: the broadcast's advertisement is registered before any BIS is acquired (so the
+/// kernel can put the BIG on its set), carries the Broadcast Name, PBA, Broadcast_ID and manufacturer data as
+/// `LEAdvertisement1` fields, takes the `Instance` BlueZ writes into it, and is unregistered with the broadcast.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broadcast_advertises_its_identity_before_its_big() {
+    let _serial = serial().await;
+    logs();
+    let bus = PrivateBus::system();
+    let bluez = Bluez::start(bus, Behaviour::Normal).await;
+    let media = bluebridge::bluez::media::MediaBus::connect().expect("connecting to the private system bus");
+    let cfg =
+        "[source]\nkind = \"tone\"\n[[output]]\nname = \"b\"\nkind = \"broadcast\"\nbroadcast_name = \"Kitchen\"\n\
+               preset = \"16_2_1\"\nbroadcast_code = \"secret\"\nprogram_info = \"Jazz\"\n\
+               manufacturer_data = { company = 87, data = \"01ab\" }\n";
+    let (_, specs) = bluebridge::config::Config::parse("t.toml", cfg).expect("config");
+    let bluebridge::output::OutputSettings::Broadcast(b) = &specs[0].settings else {
+        panic!("a broadcast config")
+    };
+    let fields = b.identity(Some("host"), 0x123456).advertisement().expect("fits");
+    let (bc, _link) = tokio::time::timeout(
+        Duration::from_secs(20),
+        bluebridge::bluez::broadcast_source::start(&media, "hci0", &b.config, Some(&fields)),
+    )
+    .await
+    .expect("start answered within 20 s")
+    .expect("the broadcast starts");
+    let calls = bluez.calls();
+    let adv_at = calls
+        .iter()
+        .position(|c| matches!(c, Call::RegisterAdvertisement { .. }))
+        .unwrap_or_else(|| panic!("no RegisterAdvertisement: {calls:#?}"));
+    let first_acquire = calls
+        .iter()
+        .position(|c| matches!(c, Call::Acquire { .. }))
+        .expect("an Acquire");
+    assert!(
+        adv_at < first_acquire,
+        "advertised after the BIG was acquired: {calls:#?}"
+    );
+    let Call::RegisterAdvertisement {
+        kind,
+        service_data,
+        data,
+        manufacturer,
+        instance_set,
+    } = &calls[adv_at]
+    else {
+        unreachable!()
+    };
+    assert_eq!(kind, "broadcast");
+    assert_eq!(
+        service_data,
+        &vec![
+            (
+                "00001852-0000-1000-8000-00805f9b34fb".to_string(),
+                vec![0x56, 0x34, 0x12]
+            ),
+            // Encrypted + standard quality; Program_Info "Jazz".
+            (
+                "00001856-0000-1000-8000-00805f9b34fb".to_string(),
+                vec![0x03, 0x06, 0x05, 0x03, b'J', b'a', b'z', b'z']
+            ),
+        ]
+    );
+    assert_eq!(data, &vec![(0x30u8, b"Kitchen".to_vec())]);
+    assert_eq!(manufacturer, &vec![(87u16, vec![0x01, 0xab])]);
+    assert_eq!(instance_set, &Some(Ok(())), "BlueZ could write Instance");
+    let adv = bc
+        .advertisement
+        .as_ref()
+        .expect("the advertisement is kept with the broadcast");
+    assert_eq!(adv.instance(), Some(1));
+    assert_eq!(adv.check_instance(), Ok(1));
+    drop(bc);
+    bluez
+        .wait_for(
+            "UnregisterAdvertisement with the broadcast",
+            Duration::from_secs(5),
+            |c| c.iter().any(|c| matches!(c, Call::UnregisterAdvertisement)),
+        )
+        .await;
+}
+
+/// A BlueZ that never writes `Instance` (before 5.87): the broadcast still comes up, and the advertisement says it
+/// cannot tell whether it is on the BIG's set.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_instance_the_broadcast_still_starts() {
+    let _serial = serial().await;
+    logs();
+    let bus = PrivateBus::system();
+    let bluez = Bluez::start(bus, Behaviour::NoInstance).await;
+    let media = bluebridge::bluez::media::MediaBus::connect().expect("connecting to the private system bus");
+    let cfg = "[source]\nkind = \"tone\"\n[[output]]\nname = \"b\"\nkind = \"broadcast\"\n";
+    let (_, specs) = bluebridge::config::Config::parse("t.toml", cfg).expect("config");
+    let bluebridge::output::OutputSettings::Broadcast(b) = &specs[0].settings else {
+        panic!("a broadcast config")
+    };
+    let fields = b.identity(Some("host"), 7).advertisement().expect("fits");
+    let (bc, _link) = tokio::time::timeout(
+        Duration::from_secs(20),
+        bluebridge::bluez::broadcast_source::start(&media, "hci0", &b.config, Some(&fields)),
+    )
+    .await
+    .expect("start answered within 20 s")
+    .expect("the broadcast starts");
+    let adv = bc.advertisement.as_ref().expect("registered");
+    assert_eq!(adv.instance(), None);
+    let w = adv.check_instance().unwrap_err();
+    assert!(w.contains("5.87"), "{w}");
+    assert_eq!(count(&bluez.calls(), |c| matches!(c, Call::Acquire { .. })), 2);
 }
 
 // ---- A2DP ------------------------------------------------------------------------------------------------------

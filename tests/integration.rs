@@ -1,7 +1,13 @@
 //! Integration tests (one binary).
 mod cli;
+#[path = "sendspin/hostile.rs"]
+mod sendspin_hostile;
+#[path = "sendspin/players.rs"]
+mod sendspin_players;
 #[path = "sendspin/refused.rs"]
 mod sendspin_refused;
+#[path = "sendspin/support.rs"]
+mod sendspin_support;
 #[path = "sendspin/sync.rs"]
 mod sendspin_sync;
 mod service;

@@ -324,58 +324,99 @@ pub fn timed_clicks(
     block_frames: u64,
     dac_delay_ns: i64,
 ) -> std::thread::JoinHandle<Vec<LocalTime>> {
-    std::thread::spawn(move || {
-        realtime_self();
-        let Some(mut f) = open_when_written(&path, FIRST_BYTE_TIMEOUT) else {
-            return Vec::new();
+    std::thread::spawn(move || timed_clicks_and_levels(path, secs, block_frames, dac_delay_ns).0)
+}
+
+/// The loudest left-channel sample of one [`LEVEL_WINDOW_FRAMES`] window of a FIFO's stream, and when the window
+/// started (local time, from the same origin estimate as the clicks).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Level {
+    /// When the window's first frame was heard.
+    pub at: LocalTime,
+    /// Its largest |sample|, full scale 1.0.
+    pub peak: f32,
+}
+
+/// The window of [`Level`]s: 0.5 s at 48 kHz (one click of the test signals in each).
+pub const LEVEL_WINDOW_FRAMES: u64 = 24_000;
+
+/// [`timed_clicks`]' reader on the calling thread, also returning the stream's [`Level`]s (for checking that a
+/// volume or mute changed what was played).
+pub fn timed_clicks_and_levels(
+    path: PathBuf,
+    secs: f64,
+    block_frames: u64,
+    dac_delay_ns: i64,
+) -> (Vec<LocalTime>, Vec<Level>) {
+    realtime_self();
+    let Some(mut f) = open_when_written(&path, FIRST_BYTE_TIMEOUT) else {
+        return (Vec::new(), Vec::new());
+    };
+    let mut peaks: Vec<f32> = vec![];
+    let mut buf = vec![0u8; 1 << 16];
+    let mut pending: Vec<u8> = vec![];
+    let mut frame = 0u64;
+    let mut det = ClickDetector::new();
+    let mut found = vec![];
+    let mut origins: Vec<(LocalTime, f64)> = vec![];
+    let clock = SystemClock;
+    let mut start = None;
+    while start.is_none_or(|s: LocalTime| clock.now().ns_since(s) < (secs * 1e9) as i64) {
+        let n = match f.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
         };
-        let mut buf = vec![0u8; 1 << 16];
-        let mut pending: Vec<u8> = vec![];
-        let mut frame = 0u64;
-        let mut det = ClickDetector::new();
-        let mut found = vec![];
-        let mut origins: Vec<(LocalTime, f64)> = vec![];
-        let clock = SystemClock;
-        let mut start = None;
-        while start.is_none_or(|s: LocalTime| clock.now().ns_since(s) < (secs * 1e9) as i64) {
-            let n = match f.read(&mut buf) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => n,
-            };
-            let t = clock.now();
-            start.get_or_insert(t);
-            pending.extend_from_slice(&buf[..n]);
-            let whole = pending.len() / 4 * 4;
-            let left = pending[..whole]
-                .chunks_exact(4)
-                .map(|b| i16::from_le_bytes([b[0], b[1]]) as f32 / 32768.0);
-            let before = frame;
-            det.push(before, left, &mut found);
-            frame += (whole / 4) as u64;
-            pending.drain(..whole);
-            if frame > 0 {
-                let block_start = (frame - 1) / block_frames * block_frames;
-                origins.push((t, t.as_ns() as f64 - block_start as f64 * 1e9 / 48_000.0));
+        let t = clock.now();
+        start.get_or_insert(t);
+        pending.extend_from_slice(&buf[..n]);
+        let whole = pending.len() / 4 * 4;
+        for (i, b) in pending[..whole].chunks_exact(4).enumerate() {
+            let w = ((frame + i as u64) / LEVEL_WINDOW_FRAMES) as usize;
+            if peaks.len() <= w {
+                peaks.resize(w + 1, 0.0);
             }
+            peaks[w] = peaks[w].max((i16::from_le_bytes([b[0], b[1]]) as f32 / 32768.0).abs());
         }
-        // Clicks in the last 2 s have origin estimates from one side only: leave them out.
-        let last = frame as f64 - 2.0 * 48_000.0;
-        let first_origin = origins.iter().map(|o| o.1).fold(f64::MAX, f64::min);
-        found
-            .iter()
-            .filter(|&&pos| pos < last)
-            .filter_map(|&pos| {
-                let approx = first_origin + pos * 1e9 / 48_000.0;
-                let origin = origins
-                    .iter()
-                    .filter(|(t, _)| (t.as_ns() as f64 - approx).abs() < 1e9)
-                    .map(|o| o.1)
-                    .fold(f64::MAX, f64::min);
-                (origin < f64::MAX)
-                    .then(|| LocalTime::from_ns((origin + pos * 1e9 / 48_000.0).round() as i64 + dac_delay_ns))
-            })
-            .collect()
-    })
+        let left = pending[..whole]
+            .chunks_exact(4)
+            .map(|b| i16::from_le_bytes([b[0], b[1]]) as f32 / 32768.0);
+        let before = frame;
+        det.push(before, left, &mut found);
+        frame += (whole / 4) as u64;
+        pending.drain(..whole);
+        if frame > 0 {
+            let block_start = (frame - 1) / block_frames * block_frames;
+            origins.push((t, t.as_ns() as f64 - block_start as f64 * 1e9 / 48_000.0));
+        }
+    }
+    // Clicks in the last 2 s have origin estimates from one side only: leave them out.
+    let last = frame as f64 - 2.0 * 48_000.0;
+    let first_origin = origins.iter().map(|o| o.1).fold(f64::MAX, f64::min);
+    let levels = peaks
+        .iter()
+        .enumerate()
+        .map(|(w, &peak)| Level {
+            at: LocalTime::from_ns(
+                (first_origin + (w as u64 * LEVEL_WINDOW_FRAMES) as f64 * 1e9 / 48_000.0).round() as i64 + dac_delay_ns,
+            ),
+            peak,
+        })
+        .collect();
+    let clicks = found
+        .iter()
+        .filter(|&&pos| pos < last)
+        .filter_map(|&pos| {
+            let approx = first_origin + pos * 1e9 / 48_000.0;
+            let origin = origins
+                .iter()
+                .filter(|(t, _)| (t.as_ns() as f64 - approx).abs() < 1e9)
+                .map(|o| o.1)
+                .fold(f64::MAX, f64::min);
+            (origin < f64::MAX)
+                .then(|| LocalTime::from_ns((origin + pos * 1e9 / 48_000.0).round() as i64 + dac_delay_ns))
+        })
+        .collect();
+    (clicks, levels)
 }
 
 /// The FIFO readers' own delay: how long after a write a reader like [`timed_clicks`]'s (same priority, same

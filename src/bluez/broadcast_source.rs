@@ -9,12 +9,16 @@
 //! `SetConfiguration`, `ClearConfiguration` and `Release` (`SelectProperties`/`SelectConfiguration` belong to
 //! unicast and A2DP and are refused). Calls are accepted only from BlueZ's unique name.
 //!
-//! A Broadcast Name cannot be set: BlueZ 5.82's Media API has no property for it (the kernel advertises the
-//! Broadcast Audio Announcement with a random Broadcast_ID and no name).
+//! The Broadcast Name, PBP and manufacturer data are not part of the Media API: on BlueZ ≥ 5.87 an advertisement of
+//! our own (`super::advertisement`) is registered before the BIG is created, and the kernel puts the BIG on its
+//! advertising set; on older BlueZ the kernel advertises the Broadcast Audio Announcement alone, with a random
+//! Broadcast_ID (the edge warns once).
 
+use super::advertisement::{self, Advertisement};
 use super::media::{MediaBus, MediaError};
 use super::media_endpoint::{INTERFACE, MEDIA_INTERFACE};
 use super::media_transport;
+use crate::bap::advertising::AdvertisementFields;
 use crate::bap::broadcast::{BisSetup, BroadcastConfig, PropValue};
 use crate::bap::ltv::Lc3Capabilities;
 use crate::output::broadcast::{BigLink, BigState};
@@ -329,15 +333,42 @@ pub struct Broadcast {
     pub endpoint: SourceEndpoint,
     /// Transport object per BIS.
     pub transports: Vec<String>,
+    /// Our advertisement on the BIG's advertising set, if one was asked for and BlueZ took it.
+    pub advertisement: Option<Advertisement>,
 }
 
-/// Registers, configures every BIS of `config` on `adapter` and acquires them all.
+/// Registers the broadcast's advertisement (Broadcast Name, PBP, Broadcast_ID, manufacturer data) on `adapter`; a
+/// failure is logged and the broadcast goes on without it.
+async fn advertise(bus: &MediaBus, adapter: &str, fields: AdvertisementFields) -> Option<Advertisement> {
+    match advertisement::register(bus, adapter, fields).await {
+        Ok(a) => Some(a),
+        Err(e) => {
+            tracing::warn!("broadcast: {e}; broadcasting without Broadcast Name and PBP");
+            None
+        }
+    }
+}
+
+/// Registers, configures every BIS of `config` on `adapter` and acquires them all; with `identity`, first puts
+/// the advertisement the BIG's advertising set will carry in place.
 pub async fn start(
     bus: &MediaBus,
     adapter: &str,
     config: &BroadcastConfig,
+    identity: Option<&AdvertisementFields>,
 ) -> Result<(Broadcast, BigLink), MediaError> {
     let setups: Vec<BisSetup> = config.bis_setups().map_err(|e| MediaError::Protocol(e.to_string()))?;
+    // Before the BIG exists: the kernel reuses the advertising instance it finds (module doc of `advertisement`).
+    let advertisement = match identity {
+        Some(f) => advertise(bus, adapter, f.clone()).await,
+        None => None,
+    };
+    if let Some(a) = &advertisement {
+        match a.check_instance() {
+            Ok(i) => tracing::info!("broadcast: advertisement on instance {i}, the set the BIG will use"),
+            Err(w) => tracing::warn!("broadcast: {w}"),
+        }
+    }
     let mut endpoint = register(bus, adapter).await?;
     let pac = find_pac_bcast(bus, adapter).await?;
     tracing::info!("broadcast: configuring {} BIS on {pac}", setups.len());
@@ -388,7 +419,14 @@ pub async fn start(
         fds: acquired.into_iter().map(|a| a.fd).collect(),
     };
     tracing::info!("broadcast: BIG up on {adapter}, write MTUs {:?}", link.write_mtu);
-    Ok((Broadcast { endpoint, transports }, link))
+    Ok((
+        Broadcast {
+            endpoint,
+            transports,
+            advertisement,
+        },
+        link,
+    ))
 }
 
 /// Whether `transport` is gone (BlueZ says the object or property is unknown). A slow or missing reply is not
@@ -417,7 +455,13 @@ fn publish(shared: &Weak<Mutex<BigState>>, link: Option<BigLink>) {
 /// Ends with its output: it holds `shared` weakly and, once the output is dropped, releases the transports,
 /// unregisters the endpoint (dropping it) and returns, so a reload that removes or rebuilds a broadcast leaves no
 /// BIG or D-Bus connection behind.
-pub async fn run(name: String, adapter: String, config: BroadcastConfig, shared: Weak<Mutex<BigState>>) {
+pub async fn run(
+    name: String,
+    adapter: String,
+    config: BroadcastConfig,
+    identity: Option<AdvertisementFields>,
+    shared: Weak<Mutex<BigState>>,
+) {
     let mut backoff = RETRY_MIN;
     let mut bus: Option<MediaBus> = None;
     loop {
@@ -437,7 +481,7 @@ pub async fn run(name: String, adapter: String, config: BroadcastConfig, shared:
             }
         }
         let b = bus.clone().expect("just set");
-        let (mut bc, link) = match start(&b, &adapter, &config).await {
+        let (mut bc, link) = match start(&b, &adapter, &config, identity.as_ref()).await {
             Ok(x) => x,
             Err(e) => {
                 tracing::warn!(output = name, "broadcast not ready: {e}; retrying in {backoff:?}");

@@ -88,16 +88,53 @@ impl BluetoothEdge for BluezEdge {
         Ok(())
     }
 
+    /// Starts a broadcast's control task. On a BlueZ that can put the broadcast's identity on its advertising set
+    /// (≥ 5.87), the task advertises the Broadcast Name, PBP, a Broadcast_ID stable for this host and output, and
+    /// the manufacturer data; on an older one it says once what is missing and broadcasts without them.
     fn start_broadcast(&self, name: &str, settings: &BroadcastSettings, big: &SharedBig) -> Result<(), OutputError> {
-        if let Some(w) = settings.identity_warning(super::version::installed()) {
-            tracing::warn!(output = name, "{w}");
-        }
+        let identity = match settings.identity_warning(super::version::installed()) {
+            Some(w) => {
+                tracing::warn!(output = name, "{w}");
+                None
+            }
+            None => {
+                let host = host_name();
+                let id = settings.identity(
+                    host.as_deref(),
+                    crate::bap::advertising::stable_broadcast_id(host.as_deref().unwrap_or(""), name),
+                );
+                tracing::info!(
+                    output = name,
+                    "advertising Broadcast Name {:?}, Broadcast_ID {:#08x}, PBP features {:#04x}{}",
+                    id.name,
+                    id.broadcast_id,
+                    id.features,
+                    id.manufacturer
+                        .as_ref()
+                        .map(|m| format!(", manufacturer data for company {}", m.company))
+                        .unwrap_or_default()
+                );
+                // Checked when the config was read; an error here would be a bug, not bad input.
+                id.advertisement()
+                    .map_err(|e| OutputError::Other(format!("broadcast identity: {e}")))
+                    .map(Some)?
+            }
+        };
         self.runtime.spawn(super::broadcast_source::run(
             name.to_string(),
             settings.adapter().to_string(),
             settings.config.clone(),
+            identity,
             Arc::downgrade(big),
         ));
         Ok(())
     }
+}
+
+/// This machine's host name (`/proc/sys/kernel/hostname`), if it has one.
+fn host_name() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
 }

@@ -2,6 +2,7 @@
 
 pub mod a2dp_speaker;
 pub mod adapters;
+pub mod advertisement;
 pub mod broadcast_source;
 pub mod edge;
 pub mod media;

@@ -332,3 +332,46 @@ fn a_sendspin_source_needs_a_ws_url_and_takes_no_buffer() {
     let e = err(&cfg("kind = \"sendspin\"\nurl = \"ws://h:1/s\"\nbuffer_ms = 500"));
     assert!(e.contains("buffer_ms"), "{e}");
 }
+
+#[test]
+fn program_info_and_language_reach_the_base_and_the_announcement() {
+    let base = "[source]\nkind = \"tone\"\n[[output]]\nname = \"b\"\nkind = \"broadcast\"\n";
+    let (_, outputs) = Config::parse(
+        "t.toml",
+        &format!("{base}program_info = \"Jazz\"\nlanguage = \"eng\"\n"),
+    )
+    .unwrap();
+    let b = broadcast(&outputs[0]);
+    assert_eq!(b.config.metadata.program_info.as_deref(), Some("Jazz"));
+    assert_eq!(b.config.metadata.language.as_deref(), Some("eng"));
+    // The BASE subgroup metadata every BIS's SetConfiguration carries: contexts (media), program info, language.
+    let meta = b.config.metadata.to_bytes().unwrap();
+    assert_eq!(
+        meta,
+        vec![0x03, 0x02, 0x04, 0x00, 0x05, 0x03, b'J', b'a', b'z', b'z', 0x04, 0x04, b'e', b'n', b'g']
+    );
+    // The PBA carries program info and language, not the contexts.
+    let pba = b.identity(Some("host"), 1).pba_service_data().unwrap();
+    assert_eq!(&pba[..2], &[0x04, 11]);
+    let e = err(&format!("{base}language = \"EN\"\n"));
+    assert!(
+        e.starts_with("t.toml:6:") && e.contains("language") && e.contains("639-3"),
+        "{e}"
+    );
+}
+
+#[test]
+fn the_whole_advertisement_must_fit_or_the_config_is_refused() {
+    let base = "[source]\nkind = \"tone\"\n[[output]]\nname = \"b\"\nkind = \"broadcast\"\n";
+    // 200 bytes fit beside the longest default name; 230 do not (251 in all, src/shared/ad.h:18).
+    let ok = format!(
+        "{base}manufacturer_data = {{ company = 87, data = \"{}\" }}\n",
+        "ab".repeat(200)
+    );
+    assert!(Config::parse("t.toml", &ok).is_ok());
+    let e = err(&format!(
+        "{base}manufacturer_data = {{ company = 87, data = \"{}\" }}\n",
+        "ab".repeat(230)
+    ));
+    assert!(e.starts_with("t.toml:5:") && e.contains("251"), "{e}");
+}

@@ -15,6 +15,8 @@ pub const KEYS: &[&str] = &[
     "channels",
     "broadcast_name",
     "manufacturer_data",
+    "program_info",
+    "language",
     "adapter",
 ];
 
@@ -96,6 +98,19 @@ impl BroadcastSettings {
             }
             config.presentation_delay_us = (d.get_ref() * 1_000.0).round() as u32;
         }
+        // Program info and language go into the BASE's subgroup metadata (BlueZ builds the BASE from each BIS's
+        // `Metadata`, src/shared/bap.c:7454-7473) and into the Public Broadcast Announcement.
+        if let Some(p) = keys.take::<String>("program_info")? {
+            config.metadata.program_info = Some(p.get_ref().clone());
+        }
+        if let Some(l) = keys.take::<String>("language")? {
+            let span = l.span();
+            config.metadata.language = Some(l.into_inner());
+            config
+                .metadata
+                .to_bytes()
+                .map_err(|e| SettingError::at(span, format!("output.language: {e}")))?;
+        }
         if let Some(c) = keys.take::<String>("broadcast_code")? {
             config.code = Some(
                 BroadcastCode::parse(c.get_ref())
@@ -106,12 +121,29 @@ impl BroadcastSettings {
             .validate()
             .map_err(|e| SettingError::at(keys.kind_span.clone(), format!("output: {e}")))?;
         let adapter = keys.adapter()?;
-        Ok(Self {
+        let settings = Self {
             config,
             adapter,
             name,
             manufacturer,
-        })
+        };
+        // Everything must fit one extended advertising set; without a configured name, with the longest default.
+        let worst_name = "n".repeat(advertising::BROADCAST_NAME_MAX);
+        let probe = settings.identity(Some(&worst_name), 1);
+        if let Err(e) = probe.advertising_data() {
+            return Err(SettingError::at(keys.kind_span.clone(), format!("output: {e}")));
+        }
+        Ok(settings)
+    }
+
+    /// What it advertises about itself, on a machine called `host`, with `broadcast_id`.
+    pub fn identity(&self, host: Option<&str>, broadcast_id: u32) -> advertising::BroadcastIdentity {
+        advertising::BroadcastIdentity::for_broadcast(
+            &self.config,
+            &self.broadcast_name(host),
+            broadcast_id,
+            self.manufacturer.clone(),
+        )
     }
 
     /// What of its identity (Broadcast Name, PBP, manufacturer data) `bluez` cannot advertise, in one line for

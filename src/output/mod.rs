@@ -24,6 +24,7 @@ pub mod player;
 pub mod resample;
 pub mod settings;
 pub mod sim;
+pub mod volume;
 
 pub use kinds::{OutputSettings, OutputSpec, KINDS};
 

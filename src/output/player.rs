@@ -15,6 +15,7 @@
 //! positive offset makes the output play later.
 
 use super::resample::RateConverter;
+use super::volume::VolumeCurve;
 use super::{Output, OutputStatus, OUTPUT_FORMAT};
 use crate::calibrate::overlay::Overlay;
 use crate::timeline::buffer::SharedTimeline;
@@ -44,6 +45,8 @@ pub struct PlaySettings {
     pub volume_pct: u8,
     /// Muted by the group.
     pub muted: bool,
+    /// What the group's volume percentage means (each protocol defines its own curve).
+    pub volume_curve: VolumeCurve,
 }
 
 impl Default for PlaySettings {
@@ -53,6 +56,7 @@ impl Default for PlaySettings {
             latency_ns: 0,
             volume_pct: 100,
             muted: false,
+            volume_curve: VolumeCurve::Snapcast,
         }
     }
 }
@@ -233,10 +237,9 @@ pub fn device_volume_pct(group_pct: u8, local_pct: u8) -> u8 {
     ((group_pct.min(100) as u32 * local_pct.min(100) as u32 + 50) / 100) as u8
 }
 
+/// The gain of the output's own (local) volume: Snapcast's "exp" curve, whatever the source.
 fn volume_gain(pct: u8) -> f32 {
-    // Snapcast's default "exp" curve: (10^v − 1) / 9, v in 0..1.
-    let v = pct.min(100) as f32 / 100.0;
-    (10f32.powf(v) - 1.0) / 9.0
+    VolumeCurve::Snapcast.gain(pct)
 }
 
 impl Player {
@@ -537,7 +540,7 @@ impl Player {
         } else if on_device {
             1.0
         } else {
-            volume_gain(settings.volume_pct) * volume_gain(self.cfg.volume_pct)
+            settings.volume_curve.gain(settings.volume_pct) * volume_gain(self.cfg.volume_pct)
         };
         let to_i16 = |v: f32| (v * gain * 32767.0).round().clamp(-32768.0, 32767.0) as i16;
         for (i, out) in self.pcm.chunks_exact_mut(2).enumerate() {

@@ -13,6 +13,7 @@
 
 use super::link::{self, Incoming, Security};
 use super::proto::audio::{decode_frame, decode_pcm};
+use super::proto::hello::{offered, player_formats};
 use super::proto::state::{ClientState, Command, PlayerState, SUPPORTED_COMMANDS};
 use super::proto::stream::PcmFormat;
 use super::proto::time::ClientTime;
@@ -43,8 +44,10 @@ pub const SYNC_INTERVAL_MS: u64 = 1_000;
 pub const MIN_SYNC_SAMPLES: usize = 5;
 /// A chunk stamped further than this from the server's current time is nonsense, ns.
 pub const MAX_CHUNK_SKEW_NS: i64 = 60_000_000_000;
-/// Bytes of not-yet-played audio the player tells the server it buffers (the timeline holds more).
-pub const BUFFER_CAPACITY_BYTES: u32 = 4 * 1024 * 1024;
+/// Audio the player tells the server it can hold ahead of the play position, ms: `buffer_capacity` is this much
+/// of its fastest format, which fits in the timeline's
+/// [`DEFAULT_CAPACITY_NS`](crate::timeline::buffer::DEFAULT_CAPACITY_NS) (4 s) with a second to spare.
+pub const BUFFER_AHEAD_MS: u32 = 3_000;
 /// Startup lead the player asks for, ms.
 pub const REQUIRED_LEAD_TIME_MS: u32 = 250;
 /// Ongoing buffer the player asks the server to keep, ms.
@@ -59,8 +62,6 @@ pub struct PlayerConfig {
     pub name: String,
     /// Stable player id (the public key of its identity when encrypted).
     pub client_id: String,
-    /// The output's delay, reported as `output_delay_ms`.
-    pub output_delay_ms: u32,
     /// Encrypted (its identity) or the plain transition mode.
     pub security: Security,
 }
@@ -76,7 +77,6 @@ impl PlayerConfig {
             security: Security::Plain(client_id.clone()),
             client_id,
             name,
-            output_delay_ms: 0,
         }
     }
 
@@ -90,12 +90,14 @@ impl PlayerConfig {
     }
 }
 
-/// Runs the player until `shutdown` turns true or `events` closes.
+/// Runs the player until `shutdown` turns true or `events` closes. `output_delay_ms` is the output's delay as
+/// the player reports it (see [`super::delay`]); each change is reported to the server with a `client/state`.
 pub async fn run(
     cfg: PlayerConfig,
     clock: Arc<dyn Clock>,
     server_clock: SharedServerClock,
     events: mpsc::Sender<SnapEvent>,
+    mut output_delay_ms: watch::Receiver<u32>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut backoff_ms = BACKOFF_MIN_MS;
@@ -115,8 +117,10 @@ pub async fn run(
             samples: 0,
             available_sent: false,
             connected: false,
+            output_delay_ms: *output_delay_ms.borrow_and_update(),
+            skipped_frames: 0,
         };
-        let reason = match s.serve(&mut shutdown).await {
+        let reason = match s.serve(&mut output_delay_ms, &mut shutdown).await {
             Ok(()) => return,
             Err(r) => r,
         };
@@ -151,6 +155,8 @@ struct Session<'a> {
     samples: usize,
     available_sent: bool,
     connected: bool,
+    output_delay_ms: u32,
+    skipped_frames: u64,
 }
 
 impl Session<'_> {
@@ -159,8 +165,12 @@ impl Session<'_> {
     }
 
     /// One connection; `Ok` means stop for good (shutdown, or the owner went away).
-    async fn serve(&mut self, shutdown: &mut watch::Receiver<bool>) -> Result<(), String> {
-        let setup = link::connect(&self.cfg.url, &self.cfg.name, &self.cfg.security, BUFFER_CAPACITY_BYTES);
+    async fn serve(
+        &mut self,
+        delay_ms: &mut watch::Receiver<u32>,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Result<(), String> {
+        let setup = link::connect(&self.cfg.url, &self.cfg.name, &self.cfg.security, BUFFER_AHEAD_MS);
         let (mut ws, met) = tokio::select! {
             r = setup => r.map_err(|e| e.reason)?,
             _ = shutdown.changed() => return Ok(()),
@@ -187,8 +197,11 @@ impl Session<'_> {
         self.settings().await;
         let mut requests = 0usize;
         let mut next_request = tokio::time::Instant::now();
+        // Counted from the last message heard, not from the last loop turn: the player's own clock requests turn
+        // the loop every second, and a server that stalls (reads, never answers) must still time out.
+        let mut heard = tokio::time::Instant::now();
         loop {
-            let silence = tokio::time::sleep(Duration::from_millis(SILENCE_TIMEOUT_MS));
+            let silence = tokio::time::sleep_until(heard + Duration::from_millis(SILENCE_TIMEOUT_MS));
             tokio::select! {
                 _ = tokio::time::sleep_until(next_request) => {
                     ws.send_text(ClientTime { client_transmitted: self.now_us() }.encode()).await?;
@@ -203,18 +216,35 @@ impl Session<'_> {
                         return Ok(());
                     }
                 }
-                msg = ws.recv() => match msg? {
-                    Incoming::Text(t) => {
-                        if let Some(reply) = self.text(&t).await? {
-                            ws.send_text(reply).await?;
+                changed = delay_ms.changed() => {
+                    if changed.is_err() {
+                        return Ok(());
+                    }
+                    let ms = *delay_ms.borrow_and_update();
+                    if ms != self.output_delay_ms {
+                        self.output_delay_ms = ms;
+                        tracing::info!(output = self.cfg.name, output_delay_ms = ms, "sendspin: reporting a new output delay");
+                        // Before the first state the server has no player state to update: the first carries it.
+                        if self.available_sent {
+                            ws.send_text(self.state()).await?;
                         }
                     }
-                    Incoming::Binary(b) => {
-                        if !self.audio(&b).await {
-                            return Ok(());
+                }
+                msg = ws.recv() => {
+                    heard = tokio::time::Instant::now();
+                    match msg? {
+                        Incoming::Text(t) => {
+                            if let Some(reply) = self.text(&t).await? {
+                                ws.send_text(reply).await?;
+                            }
+                        }
+                        Incoming::Binary(b) => {
+                            if !self.audio(&b).await {
+                                return Ok(());
+                            }
                         }
                     }
-                },
+                }
             }
         }
     }
@@ -225,7 +255,7 @@ impl Session<'_> {
             player: PlayerState {
                 volume: self.volume.0,
                 muted: self.volume.1,
-                output_delay_ms: self.cfg.output_delay_ms,
+                output_delay_ms: self.output_delay_ms,
                 required_lead_time_ms: REQUIRED_LEAD_TIME_MS,
                 min_buffer_ms: MIN_BUFFER_MS,
                 supported_commands: SUPPORTED_COMMANDS.to_vec(),
@@ -273,7 +303,19 @@ impl Session<'_> {
                     return Ok(Some(self.state()));
                 }
             }
-            ServerMessage::StreamStart(s) => match s.player.map(|p| p.pcm()) {
+            ServerMessage::StreamStart(s) => match s.player.map(|p| {
+                if offered(&player_formats(), &p) {
+                    p.pcm()
+                } else {
+                    Err(format!(
+                        "stream/start format {}/{} Hz/{} ch/{} bit is not one this player offered",
+                        p.codec.chars().take(16).collect::<String>(),
+                        p.sample_rate,
+                        p.channels,
+                        p.bit_depth
+                    ))
+                }
+            }) {
                 Some(Ok(f)) => {
                     tracing::info!(output = self.cfg.name, ?f, "sendspin: stream start");
                     self.format = Some(f);
@@ -306,7 +348,6 @@ impl Session<'_> {
             ServerMessage::GroupUpdate(g) => {
                 tracing::info!(output = self.cfg.name, group = ?g.group_name, state = ?g.playback_state, "sendspin: group")
             }
-            ServerMessage::Hello(_) => tracing::warn!(output = self.cfg.name, "sendspin: a second server/hello"),
             ServerMessage::Activate(a) => {
                 if a.active_roles
                     .is_some_and(|r| !r.iter().any(|r| r == super::proto::hello::PLAYER_ROLE))
@@ -314,6 +355,7 @@ impl Session<'_> {
                     return Err("the server deactivated the player role (it no longer trusts this player)".into());
                 }
             }
+            ServerMessage::Hello(_) => tracing::warn!(output = self.cfg.name, "sendspin: a second server/hello"),
             ServerMessage::Ignored(_) => {}
         }
         Ok(None)
@@ -329,28 +371,35 @@ impl Session<'_> {
             .await;
     }
 
+    /// Logs a skipped binary frame: the 1st, 10th, 100th… of a connection (a server sending nothing but bad frames
+    /// gets a log line per decade, not one per frame).
+    fn skipped(&mut self, why: std::fmt::Arguments<'_>) {
+        self.skipped_frames += 1;
+        let n = self.skipped_frames;
+        if n == 1 || (n % 10 == 0 && 10u64.pow(n.ilog10()) == n) {
+            tracing::warn!(
+                output = self.cfg.name,
+                skipped = n,
+                "sendspin: skipped a binary frame: {why}"
+            );
+        }
+    }
+
     /// Handles a binary frame; false when the owner went away.
     async fn audio(&mut self, b: &[u8]) -> bool {
         let chunk = match decode_frame(b) {
             Ok(c) => c,
             Err(e) => {
-                tracing::debug!(output = self.cfg.name, "sendspin: skipped a binary frame: {e}");
+                self.skipped(format_args!("{e}"));
                 return true;
             }
         };
         let Some(f) = self.format else {
-            tracing::debug!(
-                output = self.cfg.name,
-                "sendspin: audio before a playable stream/start, skipped"
-            );
+            self.skipped(format_args!("audio before a playable stream/start"));
             return true;
         };
         let Some(start_ns) = chunk.timestamp_us.checked_mul(1000) else {
-            tracing::warn!(
-                output = self.cfg.name,
-                ts = chunk.timestamp_us,
-                "sendspin: chunk timestamp out of range"
-            );
+            self.skipped(format_args!("chunk timestamp {} µs out of range", chunk.timestamp_us));
             return true;
         };
         let server_now = self
@@ -360,11 +409,10 @@ impl Session<'_> {
             .to_server(self.clock.now());
         if let Some(now) = server_now {
             if start_ns.saturating_sub(now.as_ns()).abs() > MAX_CHUNK_SKEW_NS {
-                tracing::warn!(
-                    output = self.cfg.name,
-                    ts = chunk.timestamp_us,
-                    "sendspin: chunk stamped over 60 s from now, skipped"
-                );
+                self.skipped(format_args!(
+                    "chunk stamped {} µs, over 60 s from the server's now",
+                    chunk.timestamp_us
+                ));
                 return true;
             }
         }
@@ -378,7 +426,7 @@ impl Session<'_> {
                 .await
                 .is_ok(),
             Err(e) => {
-                tracing::warn!(output = self.cfg.name, "sendspin: {e}");
+                self.skipped(format_args!("{e}"));
                 true
             }
         }
@@ -401,11 +449,13 @@ mod tests {
         fn assert_send<T: Send>(_: &T) {}
         let (tx, _rx) = mpsc::channel(1);
         let (_s, srx) = watch::channel(false);
+        let (_d, drx) = watch::channel(0);
         let f = run(
             PlayerConfig::new("ws://127.0.0.1:1/sendspin", "o"),
             Arc::new(crate::timeline::SystemClock),
             Default::default(),
             tx,
+            drx,
             srx,
         );
         assert_send(&f);

@@ -100,13 +100,13 @@ impl From<String> for SetupError {
     }
 }
 
-/// Connects to `url`, runs the handshake `security` asks for, says hello as `name`, and waits until the server
-/// activates the player role.
+/// Connects to `url`, runs the handshake `security` asks for, says hello as `name` (a player holding
+/// `buffer_ahead_ms` of audio), and waits until the server activates the player role.
 pub async fn connect(
     url: &str,
     name: &str,
     security: &Security,
-    buffer_capacity: u32,
+    buffer_ahead_ms: u32,
 ) -> Result<(Link, Met), SetupError> {
     let config = WebSocketConfig::default()
         .max_message_size(Some(MAX_FRAME_BYTES.max(MAX_TEXT_BYTES)))
@@ -119,7 +119,7 @@ pub async fn connect(
     let mut link = Link { ws, secure: None };
     match security {
         Security::Plain(id) => {
-            link.send_text(ClientHello::player(id, name, buffer_capacity).encode())
+            link.send_text(ClientHello::player(id, name, buffer_ahead_ms).encode())
                 .await?;
             let text = link.raw_text("server/hello").await?;
             if let Err(SecureError::Refused { reason }) = super::secure::init::parse_server_init(&text) {
@@ -151,7 +151,7 @@ pub async fn connect(
                 ServerMessage::Hello(h) => h,
                 other => return Err(format!("expected server/hello, got {other:?}").into()),
             };
-            link.send_text(ClientHello::secure_player(name, buffer_capacity).encode())
+            link.send_text(ClientHello::secure_player(name, buffer_ahead_ms).encode())
                 .await?;
             link.await_activation(name, &keys.client_id(), &hello.name).await?;
             Ok((

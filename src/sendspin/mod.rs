@@ -14,6 +14,7 @@
 //! aiosendspin's `allow_unencrypted=True`) stays available (`[source] encryption = false`).
 
 pub mod client;
+pub mod delay;
 pub mod identity;
 pub mod link;
 pub mod proto;

@@ -317,8 +317,16 @@ impl Controller {
         // No caller left (no control socket and no metrics endpoint, or both stopped) is not a reason to stop:
         // the sources and outputs this task owns keep running until shutdown.
         let mut calls_open = true;
+        let mut delays = tokio::time::interval(super::DELAY_OBSERVE_PERIOD);
+        delays.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
+                _ = delays.tick() => {
+                    let status = self.engine.status();
+                    if status.taken_at.is_some() {
+                        self.wiring.observe_delays(&status.players);
+                    }
+                }
                 c = calls.recv(), if calls_open => match c {
                     Some((req, reply)) => {
                         let r = self.handle(req).await;

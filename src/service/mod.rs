@@ -53,6 +53,8 @@ pub const HEALTHY_TICK_AGE_NS: i64 = 1_000_000_000;
 pub const NOTIFY_PERIOD: Duration = Duration::from_secs(1);
 /// How often the one-line `STATUS=` summary is refreshed.
 pub const STATUS_LINE_PERIOD: Duration = Duration::from_secs(5);
+/// How often each Sendspin player is given its output's delay to report (see [`crate::sendspin::delay`]).
+pub const DELAY_OBSERVE_PERIOD: Duration = Duration::from_secs(1);
 /// Requests queued for the controller before clients wait.
 const CALL_QUEUE: usize = 32;
 

@@ -166,6 +166,18 @@ impl Wiring {
         }
     }
 
+    /// Hands each Sendspin player its output's current total delay (from the engine's status), which it reports
+    /// to the server as `output_delay_ms` once it settles; nothing for the other sources.
+    pub(super) fn observe_delays(&mut self, players: &[crate::output::player::PlayerStatus]) {
+        if let Self::Sendspin { players: ingests, .. } = self {
+            for p in players {
+                if let Some(i) = ingests.get_mut(&p.name) {
+                    i.observe_delay(p.delay.total_ns());
+                }
+            }
+        }
+    }
+
     /// Output `name` is gone: stop what only it used.
     pub(super) fn forget(&mut self, name: &str) {
         if let Self::Snapcast { clients, .. } = self {

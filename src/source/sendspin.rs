@@ -3,6 +3,8 @@
 //! the same glue as the Snapcast source ([`super::snapcast::apply`]).
 
 use crate::output::player::{Feed, PlaySettings};
+use crate::output::volume::VolumeCurve;
+use crate::sendspin::delay::DelayReporter;
 use crate::sendspin::PlayerConfig;
 use crate::timeline::buffer::TimelineBuffer;
 use crate::timeline::server_clock::SharedServerClock;
@@ -19,6 +21,8 @@ pub struct SendspinIngest {
     /// The output's feed.
     pub feed: Feed,
     shutdown: watch::Sender<bool>,
+    output_delay_ms: watch::Sender<u32>,
+    reporter: DelayReporter,
 }
 
 impl SendspinIngest {
@@ -40,10 +44,12 @@ impl SendspinIngest {
             server_clock: server_clock.clone(),
             settings: Arc::new(Mutex::new(PlaySettings {
                 buffer_ns: 0,
+                volume_curve: VolumeCurve::Sendspin,
                 ..PlaySettings::default()
             })),
         };
         let (ev_tx, mut ev_rx) = mpsc::channel(EVENT_QUEUE);
+        let (output_delay_ms, delay_rx) = watch::channel(0);
         let player = match identities {
             None => Some(PlayerConfig::new(url, name)),
             Some(dir) => match crate::sendspin::identity::load_or_create(dir, name) {
@@ -65,7 +71,14 @@ impl SendspinIngest {
             },
         };
         if let Some(player) = player {
-            rt.spawn(crate::sendspin::run(player, clock, server_clock, ev_tx, shutdown_rx));
+            rt.spawn(crate::sendspin::run(
+                player,
+                clock,
+                server_clock,
+                ev_tx,
+                delay_rx,
+                shutdown_rx,
+            ));
         }
         let glue_feed = feed.clone();
         let glue_name = name.to_string();
@@ -74,7 +87,20 @@ impl SendspinIngest {
                 super::snapcast::apply(&glue_name, &glue_feed, ev);
             }
         });
-        Self { feed, shutdown }
+        Self {
+            feed,
+            shutdown,
+            output_delay_ms,
+            reporter: DelayReporter::default(),
+        }
+    }
+
+    /// One observation of the output's total delay (as status shows it); the player reports it to the server
+    /// once it settles (see [`crate::sendspin::delay`]).
+    pub fn observe_delay(&mut self, total_ns: i64) {
+        if let Some(ms) = self.reporter.observe(total_ns) {
+            let _ = self.output_delay_ms.send(ms);
+        }
     }
 
     /// Asks the player to say goodbye and disconnect.

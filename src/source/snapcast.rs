@@ -115,12 +115,16 @@ pub fn apply(name: &str, feed: &Feed, ev: SnapEvent) {
             muted,
         } => {
             let buffer_ns = buffer_ms.max(0) as i64 * 1_000_000;
-            *feed.settings.lock().expect("settings lock") = PlaySettings {
+            let mut settings = feed.settings.lock().expect("settings lock");
+            // The curve is the source's (set when the feed is made), not the server's to change.
+            *settings = PlaySettings {
                 buffer_ns,
                 latency_ns: latency_ms as i64 * 1_000_000,
                 volume_pct,
                 muted,
+                volume_curve: settings.volume_curve,
             };
+            drop(settings);
             feed.timeline
                 .set_capacity_ns((buffer_ns + CAPACITY_MARGIN_NS).max(DEFAULT_CAPACITY_NS));
             tracing::info!(

@@ -7,6 +7,7 @@
 //!
 //! Skips as `sendspin_sync` does without the venv or root.
 
+use super::sendspin_support::{server_root, unavailable};
 use std::io::BufRead;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -17,18 +18,8 @@ const RUN_S: u64 = 9;
 /// Runs the server (`server.py` with `args`) and bluebridge (one `sim` output, `source` lines) for [`RUN_S`];
 /// returns the server's events and bluebridge's log, or None when the test cannot run here.
 fn run(name: &str, server_args: &[&str], source: &str) -> Option<(Vec<serde_json::Value>, String)> {
-    let root = crate::sendspin_sync::server_root();
-    // SAFETY: geteuid has no preconditions.
-    let is_root = unsafe { libc::geteuid() } == 0;
-    if !root.join("opt/venv/.done").exists() || !is_root {
-        assert!(
-            std::env::var_os("BLUEBRIDGE_CI").is_none(),
-            "BLUEBRIDGE_CI is set: no aiosendspin venv at {} or not root",
-            root.display()
-        );
-        eprintln!("SKIPPED {name}: no aiosendspin venv (scripts/sendspin-server-setup) or not root");
-        return None;
-    }
+    unavailable(name)?;
+    let root = server_root();
     let script = format!("srv/server-{name}-{}.py", std::process::id());
     std::fs::copy(
         concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sendspin/server.py"),

@@ -10,12 +10,15 @@ machine's monotonic clock in microseconds), waits for `--players` players, group
   {"event": "trusted", "id": ...}          the client id was trusted for unpaired playback (--trust-after-ms)
   {"event": "player", "id": ..., "name": ..., "output_delay_ms": ..., "volume": ..., "muted": ...}
   {"event": "click", "play_us": T}       scheduled play time (server clock = CLOCK_MONOTONIC, µs) of a click onset
+  {"event": "command", "name": N, "command": C, "value": V, "at_us": T}   a --command was sent (server clock, µs)
   {"event": "done"}
 Transition mode (`allow_unencrypted`) admits players that send a plain `client/hello`; `--encrypted-only` turns it
 off (the library's default). An encrypted player plays only once the server trusts its client id for unpaired
 playback, which Music Assistant does when the user accepts the player: `--trust-after-ms N` does it N ms after the
 client first appears (`SendspinServer.trust_unpaired`, which re-activates a connected client); -1 (the default)
 never trusts anyone.
+`--command AT_S:NAME:volume:V` / `--command AT_S:NAME:mute:true|false` (repeatable) sends that player command
+through the server's own player role (`set_volume`, `set_mute`) AT_S seconds after the stream started.
 """
 
 from __future__ import annotations
@@ -57,6 +60,7 @@ async def main() -> None:
     ap.add_argument("--chunk-ms", type=int, default=20)
     ap.add_argument("--encrypted-only", action="store_true")
     ap.add_argument("--trust-after-ms", type=int, default=-1)
+    ap.add_argument("--command", action="append", default=[], metavar="AT_S:NAME:volume|mute:VALUE")
     args = ap.parse_args()
 
     loop = asyncio.get_running_loop()
@@ -124,6 +128,29 @@ async def main() -> None:
     # bluebridge's own test signal, so its time is known to a fraction of a frame.
     centre = 64
     pulse = {d: round(0.8 * 32767 * math.exp(-0.5 * (d / 1.5) ** 2)) for d in range(-8, 9)}
+    commands = []
+    for spec in args.command:
+        at_s, name, what, value = spec.split(":")
+        if what not in ("volume", "mute"):
+            ap.error(f"--command {spec}: volume or mute")
+        commands.append((float(at_s), name, what, value))
+
+    async def run_commands() -> None:
+        t0 = time.monotonic()
+        for at_s, name, what, value in sorted(commands):
+            await asyncio.sleep(max(0.0, t0 + at_s - time.monotonic()))
+            targets = [c for c in clients if c.name == name]
+            if not targets:
+                emit(event="command_error", name=name, reason="no such player")
+                continue
+            role = targets[0].role("player@v1")
+            if what == "volume":
+                role.set_volume(int(value))
+            else:
+                role.set_mute(value == "true")
+            emit(event="command", name=name, command=what, value=value, at_us=server.clock.now_us())
+
+    command_task = asyncio.create_task(run_commands())
     stream = group.start_stream()
     frame = 0
     total = int(args.seconds * args.rate)
@@ -148,6 +175,7 @@ async def main() -> None:
             report_players()
     # Let the buffered audio play out before leaving.
     await asyncio.sleep(2.0)
+    command_task.cancel()
     report_players()
     emit(event="done")
     await runner.cleanup()

@@ -10,46 +10,19 @@
 //! Without the venv (or without root, which `chroot` needs) the test says so and passes, unless `BLUEBRIDGE_CI`
 //! is set: then it fails, since `scripts/test` builds the venv first.
 
+use super::sendspin_support::{server_root, unavailable};
 use bluebridge::bench::snapcast::{mkfifo, timed_clicks, Deviation};
 use bluebridge::timeline::LocalTime;
 use std::io::BufRead;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// The root `scripts/sendspin-server-setup` builds (`BLUEBRIDGE_SENDSPIN_CACHE` as there).
-pub(crate) fn server_root() -> std::path::PathBuf {
-    let cache = std::env::var_os("BLUEBRIDGE_SENDSPIN_CACHE")
-        .map(Into::into)
-        .unwrap_or_else(|| {
-            std::path::Path::new(&std::env::var_os("HOME").unwrap_or_else(|| "/root".into()))
-                .join(".cache/bluebridge-sendspin")
-        });
-    cache.join("root-trixie")
-}
-
 #[test]
 fn bluebridge_plays_the_reference_servers_clicks_at_their_play_times() {
-    let root = server_root();
-    // SAFETY: geteuid has no preconditions.
-    let is_root = unsafe { libc::geteuid() } == 0;
-    let missing = if !root.join("opt/venv/.done").exists() {
-        Some(format!(
-            "no aiosendspin venv at {} (run scripts/sendspin-server-setup)",
-            root.display()
-        ))
-    } else if !is_root {
-        Some("running the aiosendspin server needs root (chroot)".to_string())
-    } else {
-        None
-    };
-    if let Some(why) = missing {
-        assert!(
-            std::env::var_os("BLUEBRIDGE_CI").is_none(),
-            "BLUEBRIDGE_CI is set: {why}"
-        );
-        eprintln!("SKIPPED bluebridge_plays_the_reference_servers_clicks_at_their_play_times: {why}");
+    if unavailable("bluebridge_plays_the_reference_servers_clicks_at_their_play_times").is_some() {
         return;
     }
+    let root = server_root();
     let secs = 14.0;
     let script = format!("srv/server-test-{}.py", std::process::id());
     std::fs::copy(

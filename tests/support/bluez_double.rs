@@ -3,7 +3,9 @@
 //! - `/`: `org.freedesktop.DBus.ObjectManager.GetManagedObjects` (adapter `hci0` with `Adapter1` and `Media1`,
 //!   and the `pac_bcast0` endpoint BlueZ creates for a local broadcast source);
 //! - `/org/bluez/hci0`: `org.bluez.Media1` `RegisterEndpoint` / `UnregisterEndpoint`, `org.bluez.Adapter1`
-//!   (`Powered`);
+//!   (`Powered`), `org.bluez.LEAdvertisingManager1` `RegisterAdvertisement` / `UnregisterAdvertisement` as BlueZ
+//!   5.87 answers them (reads the advertisement's properties, writes `Instance` = 1 when the object has that
+//!   property, then replies: `src/advertising.c:1396-1401`; [`Behaviour::NoInstance`] as BlueZ before 5.87);
 //! - [`DEVICE`]: `org.bluez.Device1` of one A2DP speaker (`Connected`, `ConnectProfile`, `Disconnect`). On
 //!   `ConnectProfile` the double plays BlueZ's part of AVDTP: `SelectConfiguration(`[`SINK_CAPS`]`)` on the A2DP
 //!   source endpoint registered, then `SetConfiguration(transport, {Device, Configuration, Delay, State})`;
@@ -231,6 +233,22 @@ pub enum Call {
         /// The level, 0…127.
         level: u16,
     },
+    /// `LEAdvertisingManager1.RegisterAdvertisement`: what the advertisement's `GetAll` gave, and whether the
+    /// double's `Set("Instance", 1)` succeeded (`None`: not tried, no such property or BlueZ before 5.87).
+    RegisterAdvertisement {
+        /// `Type`.
+        kind: String,
+        /// `ServiceData` keys and values.
+        service_data: Vec<(String, Vec<u8>)>,
+        /// `Data` (AD type → bytes).
+        data: Vec<(u8, Vec<u8>)>,
+        /// `ManufacturerData`.
+        manufacturer: Vec<(u16, Vec<u8>)>,
+        /// The outcome of setting `Instance`.
+        instance_set: Option<Result<(), String>>,
+    },
+    /// `LEAdvertisingManager1.UnregisterAdvertisement`.
+    UnregisterAdvertisement,
 }
 
 /// How the double misbehaves.
@@ -243,6 +261,8 @@ pub enum Behaviour {
     MalformedManagedObjects,
     /// The speaker's capabilities are 2 bytes, not SBC's 4.
     MalformedSinkCaps,
+    /// A BlueZ before 5.87: `RegisterAdvertisement` never writes `Instance`.
+    NoInstance,
 }
 
 /// The A2DP speaker as the double holds it.
@@ -347,6 +367,48 @@ pub struct Bluez {
 
 /// Plays BlueZ's part after a profile connection: asks the endpoint for a configuration, then announces the
 /// transport to it (as BlueZ does after AVDTP SET_CONFIGURATION).
+/// BlueZ 5.87's `RegisterAdvertisement` (`src/advertising.c`): reads the advertisement's properties from its owner,
+/// and, if it has `Instance`, writes the instance (1: the first free) into it before the reply.
+async fn register_advertisement(d: Data, owner: String, path: dbus::Path<'static>) {
+    use dbus::nonblock::stdintf::org_freedesktop_dbus::Properties;
+    const IFACE: &str = "org.bluez.LEAdvertisement1";
+    let proxy = dbus::nonblock::Proxy::new(owner, path, Duration::from_secs(5), d.conn.clone());
+    let props: PropMap = proxy.get_all(IFACE).await.unwrap_or_default();
+    let kind = dbus::arg::prop_cast::<String>(&props, "Type")
+        .cloned()
+        .unwrap_or_default();
+    // A dictionary of `ay` variants, read the way BlueZ does: entry by entry (`prop_cast` cannot see into it).
+    fn pairs<K: Ord>(props: &PropMap, key: &str, k: impl Fn(&dyn RefArg) -> Option<K>) -> Vec<(K, Vec<u8>)> {
+        let Some(dict) = props.get(key).and_then(|v| v.0.as_iter()) else {
+            return Vec::new();
+        };
+        let items: Vec<&dyn RefArg> = dict.collect();
+        let mut out: Vec<(K, Vec<u8>)> = items
+            .chunks(2)
+            .filter_map(|kv| {
+                let key = k(kv.first()?)?;
+                let bytes = kv.get(1)?.as_iter()?.next()?.as_iter()?;
+                Some((key, bytes.filter_map(|b| b.as_u64().map(|b| b as u8)).collect()))
+            })
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+    let instance_set = if d.behaviour == Behaviour::NoInstance || !props.contains_key("Instance") {
+        None
+    } else {
+        let r: Result<(), dbus::Error> = proxy.set(IFACE, "Instance", 1u8).await;
+        Some(r.map_err(|e| e.name().unwrap_or("?").to_string()))
+    };
+    d.record(Call::RegisterAdvertisement {
+        kind,
+        service_data: pairs(&props, "ServiceData", |k| k.as_str().map(str::to_string)),
+        data: pairs(&props, "Data", |k| k.as_u64().map(|k| k as u8)),
+        manufacturer: pairs(&props, "ManufacturerData", |k| k.as_u64().map(|k| k as u16)),
+        instance_set,
+    });
+}
+
 async fn configure_stream(d: Data) {
     let (endpoint, n, delay) = {
         let mut sp = d.speaker.lock().unwrap();
@@ -425,10 +487,16 @@ impl Bluez {
             behaviour,
         });
         let mut cr = Crossroads::new();
+        cr.set_async_support(Some((
+            conn.clone(),
+            Box::new(|f| {
+                tokio::spawn(f);
+            }),
+        )));
         let om = cr.register(
             "org.freedesktop.DBus.ObjectManager",
             move |b: &mut IfaceBuilder<Data>| match behaviour {
-                Behaviour::Normal | Behaviour::MalformedSinkCaps => {
+                Behaviour::Normal | Behaviour::MalformedSinkCaps | Behaviour::NoInstance => {
                     b.method("GetManagedObjects", (), ("objects",), |_, d: &mut Data, (): ()| {
                         d.record(Call::GetManagedObjects);
                         Ok((managed_objects(),))
@@ -631,7 +699,31 @@ impl Bluez {
             b.property("State").get(|_, _: &mut Data| Ok("idle".to_string()));
         });
         cr.insert("/", &[om], shared.clone());
-        cr.insert("/org/bluez/hci0", &[media, adapter], shared.clone());
+        let advertising = cr.register("org.bluez.LEAdvertisingManager1", |b: &mut IfaceBuilder<Data>| {
+            b.method_with_cr_async(
+                "RegisterAdvertisement",
+                ("advertisement", "options"),
+                (),
+                |mut ctx, cr, (path, _options): (dbus::Path<'static>, PropMap)| {
+                    let d: Data = cr.data_mut::<Data>(ctx.path()).expect("the adapter's data").clone();
+                    let owner = ctx.message().sender().map(|s| s.to_string()).unwrap_or_default();
+                    async move {
+                        register_advertisement(d, owner, path).await;
+                        ctx.reply(Ok(()))
+                    }
+                },
+            );
+            b.method(
+                "UnregisterAdvertisement",
+                ("advertisement",),
+                (),
+                |_, d: &mut Data, (_path,): (dbus::Path<'static>,)| {
+                    d.record(Call::UnregisterAdvertisement);
+                    Ok(())
+                },
+            );
+        });
+        cr.insert("/org/bluez/hci0", &[media, adapter, advertising], shared.clone());
         cr.insert(DEVICE, &[device], shared.clone());
         for n in 0..TRANSPORTS {
             cr.insert(a2dp_transport(n), &[a2dp_transport_iface], shared.clone());

@@ -176,6 +176,7 @@ bb_pair() {
 #   buffer_ms=MS        the tone source's buffer (300)
 #   preset=NAME         the broadcast preset (48_2_1); the one place a scenario's preset goes into the config
 #   extra=TOML          other [[output]] tables, written before the broadcast output
+#   raw=TOML            a line of the broadcast output as it is (e.g. manufacturer_data = { company = 87, … })
 #   anything else       a `key = "value"` line of the broadcast output (channels, broadcast_code, …); an empty
 #                       value leaves the line out (e.g. broadcast_code="$CODE" with no code)
 bb_broadcast_start() {
@@ -186,6 +187,7 @@ bb_broadcast_start() {
       buffer_ms) buffer_ms=$v;;
       preset) preset=$v;;
       extra) extra=$v;;
+      raw) [ -n "$v" ] && lines+="$v"$'\n';;
       *) [ -n "$v" ] && lines+="$k = \"$v\""$'\n';;
     esac
   done

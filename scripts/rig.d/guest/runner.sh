@@ -38,7 +38,9 @@ else
   mkdir -p /run/dbus
   t 20 dbus-daemon --system --fork || ok=0
 fi
-btmon -w "$BTSNOOP" > /dev/null 2>&1 &
+# Always trixie's btmon: sid's (bluez=sid puts it first on PATH) needs glibc 2.42, which trixie lacks, and then no
+# trace is written at all (seen 7 Dec, broadcast-discovery).
+/usr/bin/btmon -w "$BTSNOOP" > /dev/null 2>&1 &
 BTMON=$!
 sleep 0.3
 if [ "$CONTROLLERS" -gt 0 ]; then
@@ -100,7 +102,7 @@ dmesg > "$O/dmesg.log" 2>&1
 [ "$INIT" = systemd ] && t 60 journalctl -b --no-pager -o short-monotonic > "$O/journal.log" 2>&1
 # Decoding the trace is slow under TCG: only when a check failed (or RIG_DECODE=always). Else: btmon -r hci.btsnoop
 if [ -s "$O/hci.btsnoop" ] && { [ "${RIG_DECODE:-}" = always ] || grep -q "$(printf '\tFAIL\t')" "$O/checks.tsv" 2>/dev/null; }; then
-  t 90 btmon -T -r "$O/hci.btsnoop" > "$O/hci.txt" 2>&1
+  t 90 /usr/bin/btmon -T -r "$O/hci.btsnoop" > "$O/hci.txt" 2>&1
 fi
 log "teardown done"
 echo "done" > "$O/guest-done"

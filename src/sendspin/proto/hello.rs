@@ -71,23 +71,50 @@ pub struct UnpairedAccess {
     pub enabled: bool,
 }
 
+/// `buffer_capacity` for a player that holds `ahead_ms` of audio in any of `formats`: that long at the fastest
+/// format's PCM byte rate (the spec counts the bytes of the audio messages it holds unplayed; for PCM those are the
+/// samples), so the server never sends further ahead than the player's buffer, whichever format it picks.
+pub fn buffer_capacity_bytes(ahead_ms: u32, formats: &[SupportedFormat]) -> u32 {
+    let per_s = formats
+        .iter()
+        .map(|f| f.sample_rate as u64 * f.channels as u64 * (f.bit_depth as u64).div_ceil(8))
+        .max()
+        .unwrap_or(0);
+    (per_s * ahead_ms as u64 / 1000).min(u32::MAX as u64) as u32
+}
+
+/// The formats this player lists in its hello, in order of preference: 16-bit stereo PCM at 48 and 44.1 kHz.
+pub fn player_formats() -> Vec<SupportedFormat> {
+    let pcm = |sample_rate| SupportedFormat {
+        codec: "pcm",
+        channels: 2,
+        sample_rate,
+        bit_depth: 16,
+    };
+    vec![pcm(48_000), pcm(44_100)]
+}
+
+/// Whether `f` (a `stream/start` format) is one of `offered` (the spec: the server's format MUST be one the player
+/// listed; one it did not is a lie, refused rather than guessed at).
+pub fn offered(offered: &[SupportedFormat], f: &super::stream::StreamFormat) -> bool {
+    offered.iter().any(|o| {
+        o.codec == f.codec && o.sample_rate == f.sample_rate && o.channels == f.channels && o.bit_depth == f.bit_depth
+    })
+}
+
 impl ClientHello {
-    /// The hello of a player named `name` with id `client_id` that plays 16-bit stereo PCM at 48 or 44.1 kHz.
-    pub fn player(client_id: &str, name: &str, buffer_capacity: u32) -> Self {
-        let pcm = |sample_rate| SupportedFormat {
-            codec: "pcm",
-            channels: 2,
-            sample_rate,
-            bit_depth: 16,
-        };
+    /// The hello of a player named `name` with id `client_id` that plays 16-bit stereo PCM at 48 or 44.1 kHz and
+    /// buffers `ahead_ms` of it (see [`buffer_capacity_bytes`]).
+    pub fn player(client_id: &str, name: &str, ahead_ms: u32) -> Self {
+        let supported_formats = player_formats();
         Self {
             client_id: Some(client_id.into()),
             name: name.into(),
             version: Some(1),
             supported_roles: vec![PLAYER_ROLE],
             player_support: PlayerSupport {
-                supported_formats: vec![pcm(48_000), pcm(44_100)],
-                buffer_capacity,
+                buffer_capacity: buffer_capacity_bytes(ahead_ms, &supported_formats),
+                supported_formats,
             },
             supported_pair_methods: None,
             unpaired_access: None,
@@ -95,7 +122,7 @@ impl ClientHello {
     }
 
     /// The same player's hello on an encrypted connection (`client/connection.py` `_build_client_hello`).
-    pub fn secure_player(name: &str, buffer_capacity: u32) -> Self {
+    pub fn secure_player(name: &str, ahead_ms: u32) -> Self {
         Self {
             client_id: None,
             version: None,
@@ -103,7 +130,7 @@ impl ClientHello {
                 pairing_psk: Default::default(),
             }),
             unpaired_access: Some(UnpairedAccess { enabled: true }),
-            ..Self::player("", name, buffer_capacity)
+            ..Self::player("", name, ahead_ms)
         }
     }
 
@@ -149,7 +176,7 @@ mod tests {
     #[test]
     fn the_hello_names_the_player_its_role_and_formats() {
         let v: serde_json::Value =
-            serde_json::from_str(&ClientHello::player("bluebridge-k", "k", 1 << 20).encode()).unwrap();
+            serde_json::from_str(&ClientHello::player("bluebridge-k", "k", 3_000).encode()).unwrap();
         assert_eq!(v["type"], "client/hello");
         assert_eq!(v["payload"]["client_id"], "bluebridge-k");
         assert_eq!(v["payload"]["supported_roles"][0], "player@v1");
@@ -157,13 +184,14 @@ mod tests {
             v["payload"]["player@v1_support"]["supported_formats"][0]["sample_rate"],
             48_000
         );
-        assert_eq!(v["payload"]["player@v1_support"]["buffer_capacity"], 1 << 20);
+        // 3 s of 48 kHz stereo s16, the fastest format listed.
+        assert_eq!(v["payload"]["player@v1_support"]["buffer_capacity"], 576_000);
         assert!(v["payload"].get("unpaired_access").is_none());
     }
 
     #[test]
     fn the_encrypted_hello_leaves_the_id_to_client_init_and_asks_for_unpaired_access() {
-        let v: serde_json::Value = serde_json::from_str(&ClientHello::secure_player("k", 1 << 20).encode()).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&ClientHello::secure_player("k", 3_000).encode()).unwrap();
         let p = &v["payload"];
         assert!(p.get("client_id").is_none() && p.get("version").is_none(), "{p}");
         assert_eq!(p["unpaired_access"]["enabled"], true);
@@ -191,6 +219,23 @@ mod tests {
         let m = decode_server_text(r#"{"payload":{"activities":["playback"]},"type":"server/activate"}"#).unwrap();
         let ServerMessage::Activate(a) = m else { panic!("{m:?}") };
         assert_eq!(a.active_roles, None);
+    }
+
+    #[test]
+    fn the_buffer_capacity_is_the_time_ahead_at_the_fastest_format() {
+        let f = |sample_rate, channels, bit_depth| SupportedFormat {
+            codec: "pcm",
+            channels,
+            sample_rate,
+            bit_depth,
+        };
+        assert_eq!(buffer_capacity_bytes(1_000, &[f(44_100, 2, 16)]), 176_400);
+        assert_eq!(
+            buffer_capacity_bytes(1_000, &[f(44_100, 2, 16), f(48_000, 2, 24)]),
+            288_000
+        );
+        assert_eq!(buffer_capacity_bytes(1_000, &[]), 0);
+        assert_eq!(buffer_capacity_bytes(u32::MAX, &[f(192_000, 8, 32)]), u32::MAX);
     }
 
     #[test]

@@ -2,6 +2,17 @@
 //! operations a Broadcast Assistant writes (Add Source, Modify Source, Set Broadcast Code, Remove Source, remote
 //! scan started/stopped), and the Broadcast Receive State a receiver (scan delegator) reports, decoded. No GATT
 //! or D-Bus here: whoever talks to the receiver writes and reads these bytes.
+//!
+//! Layouts checked against BlueZ 5.87 (tag `5.87`), the scan delegator a Linux receiver runs:
+//! `src/shared/bass.h:62-94` (the packed `bt_bass_add_src_params`, `_mod_src_params`, `_set_bcast_code_params`,
+//! `_remove_src_params`; opcodes 0x00..0x05 at `:43-90`; `bdaddr_t` is least significant byte first), the
+//! delegator's checks `src/shared/bass.c:712-764` (`bass_validate_bis_sync`: no BIS in two subgroups;
+//! `bass_validate_add_src_params`: `PA_Sync` ≤ 2, address type ≤ 1, `Advertising_SID` ≤ 0x0F; an Add Source that
+//! fails them is acknowledged and then *silently ignored*, which is why [`Operation::encode`] refuses them), and its
+//! Broadcast Receive State parser and builder (`bass.c:261-429` `bass_build_bcast_src`, `:431-494`
+//! `bass_parse_bcast_src`: id, address type, address, SID, Broadcast_ID LE24, PA sync state, encryption, the bad
+//! code only when encryption = 3, subgroups of LE32 BIS sync + metadata). Bumble's `bumble/profiles/bass.py`
+//! (`AddSourceOperation`: `struct.pack("<B6sB3sBH", …)` + subgroups) agrees.
 
 /// Control point opcodes.
 pub mod opcode {
@@ -25,6 +36,10 @@ pub const BIS_SYNC_NO_PREFERENCE: u32 = 0xFFFF_FFFF;
 pub const BIS_SYNC_FAILED: u32 = 0xFFFF_FFFF;
 /// `PA_Interval` value: unknown.
 pub const PA_INTERVAL_UNKNOWN: u16 = 0xFFFF;
+/// Largest `Advertising_SID` (4 bits; BlueZ's delegator ignores an Add Source with more, `bass.c:756`).
+pub const ADV_SID_MAX: u8 = 0x0F;
+/// Largest address type: 0 public, 1 random (`bass.c:753`).
+pub const ADDRESS_TYPE_MAX: u8 = 0x01;
 
 /// Whether the receiver should sync to the source's periodic advertising.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -122,6 +137,17 @@ pub enum BassError {
 
 fn push_subgroups(out: &mut Vec<u8>, subgroups: &[SubgroupRequest]) -> Result<(), BassError> {
     let n = u8::try_from(subgroups.len()).map_err(|_| BassError::Bad("more than 255 subgroups".into()))?;
+    // A BIS may be asked for in one subgroup only (`bass.c:712-738`); "no preference" is exempt.
+    let mut seen = 0u32;
+    for s in subgroups.iter().filter(|s| s.bis_sync != BIS_SYNC_NO_PREFERENCE) {
+        if seen & s.bis_sync != 0 {
+            return Err(BassError::Bad(format!(
+                "BIS_Sync {:#010x} names a BIS another subgroup already asks for",
+                s.bis_sync
+            )));
+        }
+        seen |= s.bis_sync;
+    }
     out.push(n);
     for s in subgroups {
         out.extend_from_slice(&s.bis_sync.to_le_bytes());
@@ -154,6 +180,18 @@ impl Operation {
                     return Err(BassError::Bad(format!(
                         "broadcast id {:#x} over 24 bits",
                         source.broadcast_id
+                    )));
+                }
+                if source.address_type > ADDRESS_TYPE_MAX {
+                    return Err(BassError::Bad(format!(
+                        "address type {} is neither public (0) nor random (1)",
+                        source.address_type
+                    )));
+                }
+                if source.adv_sid > ADV_SID_MAX {
+                    return Err(BassError::Bad(format!(
+                        "advertising SID {:#04x} over {ADV_SID_MAX:#04x}",
+                        source.adv_sid
                     )));
                 }
                 out.push(opcode::ADD_SOURCE);
@@ -332,142 +370,4 @@ impl<'a> Reader<'a> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn source() -> SourceAddress {
-        SourceAddress {
-            address_type: 1,
-            address: [0xC0, 0x11, 0x22, 0x33, 0x44, 0x55],
-            adv_sid: 2,
-            broadcast_id: 0x123456,
-        }
-    }
-
-    #[test]
-    fn add_source_bytes() {
-        let op = Operation::AddSource {
-            source: source(),
-            pa_sync: PaSync::SyncPastNotAvailable,
-            pa_interval: PA_INTERVAL_UNKNOWN,
-            subgroups: vec![SubgroupRequest {
-                bis_sync: 0b11,
-                metadata: vec![0x03, 0x02, 0x04, 0x00],
-            }],
-        };
-        assert_eq!(
-            op.encode().unwrap(),
-            vec![
-                0x02, // Add Source
-                0x01, 0x55, 0x44, 0x33, 0x22, 0x11, 0xC0, // random, address LSB first
-                0x02, // SID
-                0x56, 0x34, 0x12, // Broadcast_ID
-                0x02, // PA sync, no PAST
-                0xFF, 0xFF, // PA interval unknown
-                0x01, // one subgroup
-                0x03, 0x00, 0x00, 0x00, // BIS 1 and 2
-                0x04, 0x03, 0x02, 0x04, 0x00, // metadata: contexts = media
-            ]
-        );
-        let bad = Operation::AddSource {
-            source: SourceAddress {
-                broadcast_id: 0x100_0000,
-                ..source()
-            },
-            pa_sync: PaSync::DoNotSync,
-            pa_interval: 0,
-            subgroups: vec![],
-        };
-        assert!(bad.encode().is_err());
-    }
-
-    #[test]
-    fn modify_code_remove_and_scan_bytes() {
-        let modify = Operation::ModifySource {
-            source_id: 7,
-            pa_sync: PaSync::DoNotSync,
-            pa_interval: 0x0030,
-            subgroups: vec![SubgroupRequest {
-                bis_sync: 0,
-                metadata: vec![],
-            }],
-        };
-        assert_eq!(
-            modify.encode().unwrap(),
-            vec![0x03, 0x07, 0x00, 0x30, 0x00, 0x01, 0, 0, 0, 0, 0x00]
-        );
-        let mut code = [0u8; 16];
-        code[..6].copy_from_slice(b"secret");
-        let set = Operation::SetBroadcastCode { source_id: 7, code };
-        let bytes = set.encode().unwrap();
-        assert_eq!(
-            (bytes.len(), &bytes[..2], &bytes[2..8]),
-            (18, &[0x04, 0x07][..], &b"secret"[..])
-        );
-        assert_eq!(
-            Operation::RemoveSource { source_id: 7 }.encode().unwrap(),
-            vec![0x05, 0x07]
-        );
-        assert_eq!(Operation::RemoteScanStarted.encode().unwrap(), vec![0x01]);
-        assert_eq!(Operation::RemoteScanStopped.encode().unwrap(), vec![0x00]);
-    }
-
-    fn state_bytes(encryption: &[u8], bis_sync: u32) -> Vec<u8> {
-        let mut b = vec![
-            0x01, 0x01, 0x55, 0x44, 0x33, 0x22, 0x11, 0xC0, 0x02, 0x56, 0x34, 0x12, 0x02,
-        ];
-        b.extend_from_slice(encryption);
-        b.push(1);
-        b.extend_from_slice(&bis_sync.to_le_bytes());
-        b.extend_from_slice(&[0x02, 0x01, 0x05]);
-        b
-    }
-
-    #[test]
-    fn receive_state_decodes() {
-        let s = ReceiveState::decode(&state_bytes(&[0x02], 0b01)).unwrap().unwrap();
-        assert_eq!(s.source_id, 1);
-        assert_eq!(s.source, source());
-        assert_eq!(s.pa_sync, PaSyncState::Synced);
-        assert_eq!(s.encryption, BigEncryption::Decrypting);
-        assert_eq!(
-            s.subgroups,
-            vec![SubgroupState {
-                bis_sync: 1,
-                metadata: vec![0x01, 0x05]
-            }]
-        );
-        assert!(s.playing());
-        let failed = ReceiveState::decode(&state_bytes(&[0x00], BIS_SYNC_FAILED))
-            .unwrap()
-            .unwrap();
-        assert!(!failed.playing());
-        assert_eq!(ReceiveState::decode(&[]).unwrap(), None);
-    }
-
-    #[test]
-    fn bad_code_carries_the_code() {
-        let mut enc = vec![0x03];
-        enc.extend_from_slice(&[0xAB; 16]);
-        let s = ReceiveState::decode(&state_bytes(&enc, 0)).unwrap().unwrap();
-        assert_eq!(s.encryption, BigEncryption::BadCode([0xAB; 16]));
-        assert!(!s.playing());
-    }
-
-    #[test]
-    fn malformed_receive_states_are_refused() {
-        let good = state_bytes(&[0x00], 1);
-        for cut in 1..good.len() {
-            assert!(ReceiveState::decode(&good[..cut]).is_err(), "cut at {cut}");
-        }
-        let mut extra = good.clone();
-        extra.push(0);
-        assert!(ReceiveState::decode(&extra).is_err());
-        let mut reserved = good.clone();
-        reserved[12] = 9;
-        assert!(ReceiveState::decode(&reserved).is_err());
-        let mut reserved_enc = good;
-        reserved_enc[13] = 9;
-        assert!(ReceiveState::decode(&reserved_enc).is_err());
-    }
-}
+mod tests;
