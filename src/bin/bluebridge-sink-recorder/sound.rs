@@ -13,7 +13,9 @@
 //! sounds at `t0 + f / 48 kHz`; `t0` is taken once, after the prefill, as `now + delay / rate − written / rate`
 //! (snd-aloop plays on the system timer, so the mapping holds without drift; after an underrun, which it counts,
 //! it skips to the frame that sounds at `now + delay`). A constant error in `t0` is common to every sink and cancels in a
-//! relative calibration. Datagrams: `[sink id u8][due_ns i64 LE][mono i16 LE …]`; a sample due before the
+//! relative calibration. The mixer runs SCHED_FIFO where allowed, and a status whose delay read was not bracketed
+//! tightly by two clock reads is not believed (under load such statuses looked like jumps, and following them moved
+//! the room by ±10–20 ms). Datagrams: `[sink id u8][due_ns i64 LE][mono i16 LE …]`; a sample due before the
 //! frame being written (late) or more than the ring ahead is dropped and counted.
 
 use anyhow::{bail, Context, Result};
@@ -29,10 +31,16 @@ pub const BASE_WINDOW_NS: i64 = 2_000_000_000;
 const BUFFER_PERIODS: i64 = 6;
 /// The mixer takes its mapping once this much has been written (the first statuses after the start are off).
 const SETTLE_FRAMES: i64 = 48_000;
-/// A mapping this far off (ms) for [`JUMP_STATUSES`] statuses in a row is a jump of the device's delay, not the
-/// jitter of its position (snd-aloop moves it in timer ticks of 4 ms).
-const JUMP_MS: f64 = 8.0;
-const JUMP_STATUSES: u32 = 5;
+/// The mapping is the lower envelope of the last [`ENVELOPE_STATUSES`] clean statuses (one per period: 0.5 s with
+/// 20 ms periods). snd-aloop counts its position in jiffies, which in a starved TCG guest lag CLOCK_MONOTONIC by
+/// 10–20 ms for a few hundred ms at a time (the delay then reads long, the anchor late, never early); the room
+/// itself stays exact in card frames, since the capture side copies each frame at the same jiffy.
+const ENVELOPE_STATUSES: usize = 25;
+/// An envelope this far off t0 (ms) is a jump of the device's delay (seen: +120 ms, the whole buffer, when the
+/// capture side opened), not the jiffies' lag.
+const JUMP_MS: f64 = 40.0;
+/// A status whose delay read took longer than this (between two clock reads) is not used for the mapping, ns.
+const CLEAN_STATUS_NS: i64 = 1_000_000;
 /// Largest datagram: id + stamp + 4096 mono samples.
 const MAX_DATAGRAM: usize = 9 + 2 * 4096;
 
@@ -225,50 +233,74 @@ pub fn run_mixer(device: &str, listen: &Path, period_frames: i64, stop: &AtomicB
     let mut written: i64 = 0;
     let mut t0: Option<f64> = None;
     let mut last_log = mono_ns();
-    let mut jumped = 0;
+    let mut anchors: VecDeque<f64> = VecDeque::with_capacity(ENVELOPE_STATUSES + 1);
     tracing::info!(
         "mixer: {device}, period {period} frames, listening on {}",
         listen.display()
     );
+    // Real time where allowed (root in the guest): a starved mixer underruns, and every underrun moves the room.
+    match bluebridge::timeline::SystemClock::realtime_priority(bluebridge::timeline::clock::REALTIME_PRIORITY) {
+        Ok(()) => tracing::info!("mixer: SCHED_FIFO"),
+        Err(e) => tracing::warn!("mixer: SCHED_FIFO refused ({e}); a busy guest will make it underrun"),
+    }
+    let mut unclean = 0u64;
     while !stop.load(Ordering::Relaxed) {
-        // Where the next frame to write sounds, by the device's own account.
-        let now = mono_ns() as f64;
+        // Where the next frame to write sounds, by the device's own account: the delay read between two clock
+        // reads, and only believed when they are close (a thread preempted in between reads a delay that is
+        // already older than its `now`, which looked like a jump of the device's delay under load).
+        let before = mono_ns();
         let delay = pcm.delay().unwrap_or(0) as f64;
+        let after = mono_ns();
+        let clean = after - before <= CLEAN_STATUS_NS;
+        if !clean {
+            unclean += 1;
+        }
+        let now = before as f64;
         let t_next = now + delay * 1e9 / RATE_HZ;
         let anchor = t_next - written as f64 * 1e9 / RATE_HZ;
+        if clean {
+            anchors.push_back(anchor);
+            if anchors.len() > ENVELOPE_STATUSES {
+                anchors.pop_front();
+            }
+        }
+        let env = anchors.iter().cloned().fold(f64::INFINITY, f64::min);
         match t0 {
-            None if written >= SETTLE_FRAMES => {
-                t0 = Some(anchor);
-                tracing::info!("mixer: t0 = {anchor:.0} ns (frame 0 sounds then)");
+            _ if !clean => {}
+            None if written >= SETTLE_FRAMES && anchors.len() >= ENVELOPE_STATUSES => {
+                t0 = Some(env);
+                tracing::info!("mixer: t0 = {env:.0} ns (frame 0 sounds then)");
             }
             Some(t) => {
-                let w = (anchor - t).abs() / 1e6;
-                s.wander_ms_max = s.wander_ms_max.max(w);
-                // The device's delay jumped (seen: +120 ms, the whole buffer, when the capture side was
-                // opened): keep the time mapping and move the write position to the frame that sounds next.
-                jumped = if w > JUMP_MS { jumped + 1 } else { 0 };
-                if jumped >= JUMP_STATUSES {
-                    let next = ((t_next - t) * RATE_HZ / 1e9).round() as i64;
+                let w = (env - t).abs() / 1e6;
+                s.wander_ms_max = s.wander_ms_max.max((anchor - t).abs() / 1e6);
+                // The device's delay jumped: keep the time mapping and move the write position to the frame
+                // that sounds next.
+                if w > JUMP_MS {
+                    let next = written + ((env - t) * RATE_HZ / 1e9).round() as i64;
                     let len = ring.acc.len() as i64;
                     for f in written..next.min(written + len) {
                         ring.acc[(f % len) as usize] = 0;
                     }
                     tracing::warn!(
                         "mixer: the device's delay moved by {:+.1} ms; {} frames skipped",
-                        (anchor - t) / 1e6,
+                        (env - t) / 1e6,
                         next - written
                     );
                     s.jumps += 1;
                     written = next;
-                    jumped = 0;
+                    anchors.clear();
                 }
                 if now as i64 - last_log > 10_000_000_000 {
                     last_log = now as i64;
                     tracing::info!(
-                        "mixer: mapping off by {:+.3} ms, {} late, {} ahead",
+                        "mixer: mapping off by {:+.3} ms (this status {:+.3} ms), {} late, {} ahead, {} statuses \
+                         not clean",
+                        (env - t) / 1e6,
                         (anchor - t) / 1e6,
                         s.late,
-                        s.ahead
+                        s.ahead,
+                        unclean
                     );
                 }
             }
@@ -298,7 +330,13 @@ pub fn run_mixer(device: &str, listen: &Path, period_frames: i64, stop: &AtomicB
             Ok(n) => written += n as i64,
             Err(e) => {
                 s.underruns += 1;
-                pcm.try_recover(e, true).context("recovering from an underrun")?;
+                anchors.clear();
+                if let Err(r) = pcm.try_recover(e, true) {
+                    // Seen in a starved guest: writei failed with EIO (its wait timed out), which try_recover
+                    // does not take; prepare once more before giving up.
+                    tracing::warn!("mixer: recovering from an underrun failed ({r}); preparing again");
+                    pcm.prepare().context("preparing after a failed recovery")?;
+                }
                 // The mapping stays: what is written next sounds now + delay, so skip to that frame (the frames
                 // in between are lost, their slots cleared).
                 if let Some(t) = t0 {

@@ -19,11 +19,15 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Device period asked for, frames (20 ms: one ring stamp per callback, and the ring holds
-/// [`ring::STAMP_CAPACITY`] stamps, so 5 ms periods gave 1.3 s, which a loaded guest in the rig overran).
-const PERIOD_FRAMES: u32 = 960;
+/// Device period asked for, frames (100 ms). cpal double-buffers (cpal 0.18.2 src/host/alsa/mod.rs,
+/// `DEFAULT_PERIODS = 2`), so a callback later than one period overruns: with 20 ms periods a loaded rig guest
+/// overran 31 times in one 3.7 s window (1.5 s lost). Latency does not matter here, only that nothing is lost;
+/// a window still holds ~37 stamps for the envelope, and the ring's [`ring::STAMP_CAPACITY`] stamps hold 25 s.
+const PERIOD_FRAMES: u32 = 4_800;
 /// The ring holds this much when nobody reads it, frames (4 s).
 const RING_FRAMES: usize = 4 * 48_000;
+/// Frames read and dropped after opening (1 s).
+const WARM_UP_FRAMES: usize = 48_000;
 /// No callback for this long is a dead microphone.
 const SILENT_DEVICE: Duration = Duration::from_secs(2);
 
@@ -75,21 +79,50 @@ impl CpalMic {
                 c.failed.store(true, Ordering::Relaxed);
             }
         };
-        let s = stream::open_input(&name, &dev, format, writer, on_error)
+        // SCHED_FIFO where allowed, at the engine's priority: the engine's own real-time thread would otherwise
+        // delay the callback past its period on a busy machine.
+        let rt = Some(crate::timeline::clock::REALTIME_PRIORITY);
+        let s = stream::open_input(&name, &dev, format, writer, on_error, rt)
             .map_err(|e| CalibrateError::Microphone(e.to_string()))?;
         tracing::info!(
             "calibration microphone {label}: {} Hz, {} channels",
             format.rate_hz,
             format.channels
         );
-        Ok(Self {
+        let mut mic = Self {
             _stream: s,
             reader,
             counters,
             rate_hz: format.rate_hz,
             name: label,
             buf: vec![],
-        })
+        };
+        mic.warm_up()?;
+        Ok(mic)
+    }
+
+    /// Reads and drops [`WARM_UP_FRAMES`] before the first burst is scheduled: a device's first moments are not
+    /// to be trusted (a USB microphone's start-up, and in the rig snd-aloop moves its playback side by a whole
+    /// buffer when the capture side starts), and a device that delivers nothing fails here, before anything plays.
+    fn warm_up(&mut self) -> Result<(), CalibrateError> {
+        let start = std::time::Instant::now();
+        let mut frames = 0usize;
+        while frames < WARM_UP_FRAMES {
+            while let Some(st) = self.reader.pop(&mut self.buf) {
+                frames += st.frames as usize;
+            }
+            if self.counters.failed.load(Ordering::Relaxed) {
+                return Err(mic_err(&self.name, "the capture stream failed"));
+            }
+            if start.elapsed() > SILENT_DEVICE + Duration::from_secs(1) {
+                return Err(mic_err(
+                    &self.name,
+                    format!("no audio from the device for {} s", SILENT_DEVICE.as_secs() + 1),
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(())
     }
 }
 
