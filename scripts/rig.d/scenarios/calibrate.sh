@@ -3,7 +3,6 @@
 # rig: bluetoothd=-E -K
 # rig: timeout=480
 # rig: bin=required
-# rig: default=no
 # rig: retry=1
 
 # The room: snd-aloop. One `bluebridge-sink-recorder --mixer` owns the loopback's playback side (device 0); the
@@ -91,7 +90,7 @@ T_CAL1=$(mono)
 figure calibrate_s "$(( (T_CAL1 - T_CAL0) / 1000000000 ))"
 sleep 12   # clicks after it
 T_CHK0=$(mono)
-bb 180 calibrate --all --check --mic "$MIC" --json --socket /tmp/bb.sock > "$O/check.json"
+bb 180 calibrate --all --check --repeat 1 --mic "$MIC" --json --socket /tmp/bb.sock > "$O/check.json"
 check check-ran $? "$(tr -d '\n ' < "$O/check.json" | cut -c1-300)"
 bluebridge status --json --socket /tmp/bb.sock > "$O/status.json" 2>> "$O/bluebridge.log"
 
