@@ -25,9 +25,6 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 const RATE_HZ: f64 = 48_000.0;
-/// A packet later than the base by this much restarts it (the hidden latencies are at least 250 ms and the mixer
-/// writes 120 ms ahead, so a packet 130 ms late would be lost).
-pub const RESTART_NS: i64 = 120_000_000;
 /// Packets this far back make the speaker's base (its lower envelope of arrivals).
 /// (8 s: with 2 s the floor of the emulated link's delay moved by ±1–2.5 ms under a loaded host, so the room's
 /// skew did too, before and after a calibration alike.)
@@ -65,11 +62,6 @@ impl Base {
     /// A packet whose first frame is `first_frame` arrived at `arrival_ns`; returns the base now in force.
     pub fn push(&mut self, first_frame: u64, arrival_ns: i64) -> i64 {
         let base = arrival_ns - (first_frame as f64 * 1e9 / RATE_HZ).round() as i64;
-        // A packet this much later than the schedule would be lost in the mixer (its samples due before the one
-        // being written): the sender moved its schedule (a resync). Play on from it, as a speaker re-buffers.
-        if self.window.front().is_some_and(|&(_, b)| base - b > RESTART_NS) {
-            self.window.clear();
-        }
         while self.window.back().is_some_and(|&(_, b)| b >= base) {
             self.window.pop_back();
         }
@@ -381,11 +373,6 @@ mod tests {
         assert_eq!(b.push(0, 1000 * ms), 1000 * ms);
         assert_eq!(b.push(480, 1040 * ms), 1000 * ms);
         assert_eq!(b.push(960, 1019 * ms), 999 * ms);
-        // A packet 150 ms behind the schedule (the sender resynchronised) restarts it; the next on time lowers it.
-        let mut r = Base::default();
-        assert_eq!(r.push(0, 1000 * ms), 1000 * ms);
-        assert_eq!(r.push(480, 1160 * ms), 1150 * ms);
-        assert_eq!(r.push(960, 1021 * ms), 1001 * ms);
         // 8.5 s later everything before has left the window: the base follows a later schedule.
         assert_eq!(b.push(960 + 48_000 * 17 / 2, 9519 * ms + 5 * ms), 1004 * ms);
     }
