@@ -9,6 +9,7 @@ mod packets;
 mod recorder;
 mod sbc_decode;
 mod sbc_frame;
+mod sound;
 
 use anyhow::{bail, Context, Result};
 // What sbc_decode's `use super::…` names (it is also a module of the library's tests, under codec::sbc).
@@ -28,7 +29,7 @@ use std::time::Duration;
 #[command(name = "bluebridge-sink-recorder", version)]
 struct Args {
     /// Adapter to register the sink endpoint on, e.g. hci2.
-    #[arg(long, required_unless_present = "alsa")]
+    #[arg(long, required_unless_present_any = ["alsa", "mixer"])]
     adapter: Option<String>,
     /// Record this ALSA capture device instead (48 kHz stereo S16, kernel timestamps), e.g. hw:Loopback,1,0.
     #[arg(long, conflicts_with = "adapter")]
@@ -54,6 +55,26 @@ struct Args {
     /// Also write a JSON line per packet (sequence number, RTP timestamp, position, arrival).
     #[arg(long)]
     packet_lines: bool,
+    /// Sound what arrives: send the decoded audio to the mixer listening on this socket (`--mixer`), due at the
+    /// sink's schedule + --latency-ms (the rig's calibration room).
+    #[arg(long, requires = "latency_ms")]
+    sound_to: Option<PathBuf>,
+    /// With --sound-to: the hidden latency, ms after the schedule the source sent on (0 to 2000).
+    #[arg(long)]
+    latency_ms: Option<f64>,
+    /// With --sound-to: this sink's number in the mixer's counters (0 to 3).
+    #[arg(long, default_value_t = 0)]
+    sink_id: u8,
+    /// Be the mixer instead: play what the --sound-to sinks send into this ALSA playback device (48 kHz stereo
+    /// S16, e.g. hw:Loopback,0,0), each sample at its due time.
+    #[arg(long, conflicts_with_all = ["adapter", "alsa"], requires = "listen")]
+    mixer: Option<String>,
+    /// With --mixer: the datagram socket to listen on.
+    #[arg(long)]
+    listen: Option<PathBuf>,
+    /// With --mixer: the device period, frames (the device buffer is 4 periods).
+    #[arg(long, default_value_t = 480)]
+    mixer_period_frames: i64,
 }
 
 fn main() {
@@ -104,6 +125,26 @@ fn main_result(args: Args) -> Result<()> {
     } else {
         Box::new(std::fs::File::create(&args.json).with_context(|| format!("creating {}", args.json))?)
     };
+    if let Some(device) = &args.mixer {
+        if !(64..=4800).contains(&args.mixer_period_frames) {
+            bail!(
+                "--mixer-period-frames must be 64 to 4800, not {}",
+                args.mixer_period_frames
+            );
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        stop_on_signals(stop.clone())?;
+        let listen = args.listen.as_deref().expect("clap: --listen with --mixer");
+        let s = sound::run_mixer(device, listen, args.mixer_period_frames, &stop)?;
+        eprintln!(
+            "bluebridge-sink-recorder: mixer {device}: {:.1} s written, datagrams per sink {:?}, {} samples late, {} ahead, {} underruns, {} delay jumps, mapping wandered {:.3} ms at most",
+            s.written_s, s.received, s.late, s.ahead, s.underruns, s.jumps, s.wander_ms_max
+        );
+        return Ok(());
+    }
+    if args.sink_id > 3 {
+        bail!("--sink-id must be 0 to 3, not {}", args.sink_id);
+    }
     if let Some(device) = &args.alsa {
         let stop = Arc::new(AtomicBool::new(false));
         stop_on_signals(stop.clone())?;
@@ -143,6 +184,10 @@ fn main_result(args: Args) -> Result<()> {
             wav: args.wav,
             stream_window: Duration::from_millis(args.stream_window_ms),
             packet_lines: args.packet_lines,
+            sound: args
+                .sound_to
+                .clone()
+                .map(|p| (p, args.sink_id, args.latency_ms.unwrap_or(0.0))),
         };
         let summary = run(opts, journal, stop).await?;
         eprintln!(

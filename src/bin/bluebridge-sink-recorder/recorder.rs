@@ -93,6 +93,8 @@ pub struct RecorderOptions {
     pub stream_window: Duration,
     /// Also write a `packet` line per packet (seq, RTP timestamp, first decoded frame, frames, arrival).
     pub packet_lines: bool,
+    /// Sound what arrives through the mixer (`--sound-to`): (its socket, this sink's id, hidden latency ms).
+    pub sound: Option<(PathBuf, u8, f64)>,
 }
 
 /// Why the recorder could not run.
@@ -259,6 +261,15 @@ pub async fn run(
     let mut recording = Some(Recording::new(opts.wav.clone(), opts.stream_window));
     if let Some(r) = &mut recording {
         r.packet_lines = opts.packet_lines;
+        if let Some((to, id, latency_ms)) = &opts.sound {
+            r.speaker = Some(
+                crate::sound::Speaker::new(to, *id, *latency_ms).map_err(|e| RecorderError::Io {
+                    what: "--sound-to".into(),
+                    source: std::io::Error::other(e.to_string()),
+                })?,
+            );
+            r.decode_all = true;
+        }
     }
     let mut configured: Option<(String, [u8; 4])> = None;
     let mut receiver: Option<Receiver> = None;
@@ -448,7 +459,9 @@ struct Recording {
     /// Decode every frame (a WAV is written); else only the frames around loud ones.
     decode_all: bool,
     /// Clicks found whose stream time waits for the packets after them: (position, its packet, its arrival).
-    pending_clicks: Vec<(f64, PacketArrival, i64)>,
+    pending_clicks: Vec<(f64, PacketArrival, i64, Option<i64>)>,
+    /// `--sound-to`: the sink as a loudspeaker into the mixer.
+    speaker: Option<crate::sound::Speaker>,
     /// Sparse decoding: the decoder's state is continuous up to the last frame (it was decoded).
     warm: bool,
     /// Sparse decoding: the last frame was loud, so the next one is decoded too (a click's tail).
@@ -486,6 +499,7 @@ impl Recording {
             detector: ClickDetector::new(),
             was_loud: false,
             pending_clicks: vec![],
+            speaker: None,
             warm: false,
             tail: false,
             kept: Default::default(),
@@ -531,6 +545,9 @@ impl Recording {
             })?);
         }
         self.seq.restart();
+        if let Some(sp) = &mut self.speaker {
+            sp.restart();
+        }
         self.next_timestamp = None;
         self.forget_decoder_state();
         Ok(())
@@ -649,10 +666,14 @@ impl Recording {
                 tracing::warn!("undecodable packet seq {} ({e}); {} so far", m.seq, self.bad_packets);
             }
         }
+        if let Some(sp) = &mut self.speaker {
+            sp.play(self.decoded_frames, arrival_ns, &self.pcm, self.stream_channels);
+        }
         self.decoded_frames += frames as u64;
         for pos in std::mem::take(&mut self.found) {
+            let sound = self.speaker.as_ref().and_then(|sp| sp.sound_ns(pos));
             match self.arrivals.time_of(pos) {
-                Some((p, t)) => self.pending_clicks.push((pos, p, t)),
+                Some((p, t)) => self.pending_clicks.push((pos, p, t, sound)),
                 None => tracing::debug!("click at frame {pos:.2} fell in lost audio"),
             }
         }
@@ -663,7 +684,7 @@ impl Recording {
     /// all of them (`all`: the stream ended).
     fn flush_clicks(&mut self, shared: &Shared, all: bool) {
         let newest = self.arrivals.newest_frame().unwrap_or(0) as f64;
-        while let Some(&(pos, p, t)) = self.pending_clicks.first() {
+        while let Some(&(pos, p, t, sound)) = self.pending_clicks.first() {
             if !all && newest < pos + self.arrivals.window_frames() as f64 {
                 break;
             }
@@ -677,7 +698,7 @@ impl Recording {
                 "stream_ns": stream, "queue_ms": (t - stream) as f64 / 1e6, "delay_ms": delay,
                 "pos_frames": pos, "seq": p.seq, "packet": p.index, "packet_arrival_ns": p.arrival_ns,
                 "packet_first_frame": p.first_frame, "stamp": if p.kernel_stamp { "kernel" } else { "user" },
-                "wake_us": p.wake_ns as f64 / 1e3, "codec_delay_frames": SBC_DELAY_FRAMES}));
+                "wake_us": p.wake_ns as f64 / 1e3, "codec_delay_frames": SBC_DELAY_FRAMES, "sound_ns": sound}));
         }
     }
 

@@ -87,7 +87,7 @@ fn open_link(name: &DeviceName, spec: &CaptureSpec) -> Result<(cpal::Stream, Lin
             counters.failed.store(true, Ordering::Relaxed);
         }
     };
-    let stream = stream::open_input(name, &dev, format, writer, on_error)?;
+    let stream = stream::open_input(name, &dev, format, writer, on_error, None)?;
     tracing::info!(
         "capture source: {name} open, {} Hz {}-channel {}, {}-frame periods",
         format.rate_hz,

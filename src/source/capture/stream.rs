@@ -34,23 +34,27 @@ pub fn negotiate_input(
 }
 
 /// Starts a capture stream on `device` (named `name`, for errors) in `format`, its callback writing `writer`;
-/// the stream is running when this returns. `on_error` is told of every stream error.
+/// the stream is running when this returns. `on_error` is told of every stream error. With `realtime`, the
+/// callback thread asks for SCHED_FIFO at that priority on its first call (logged once if refused): cpal
+/// double-buffers, so a callback later than one period loses frames to an overrun.
 pub fn open_input(
     name: &DeviceName,
     device: &cpal::Device,
     format: DeviceFormat,
     writer: CaptureWriter,
     on_error: impl FnMut(cpal::Error) + Send + 'static,
+    realtime: Option<i32>,
 ) -> Result<cpal::Stream, DeviceError> {
     let config = format.stream_config();
+    let rt = realtime;
     let stream = match format.sample_format {
-        SampleFormat::F32 => build::<f32>(device, config, writer, on_error),
-        SampleFormat::I32 => build::<i32>(device, config, writer, on_error),
-        SampleFormat::I24 => build::<cpal::I24>(device, config, writer, on_error),
-        SampleFormat::I16 => build::<i16>(device, config, writer, on_error),
-        SampleFormat::U16 => build::<u16>(device, config, writer, on_error),
-        SampleFormat::U8 => build::<u8>(device, config, writer, on_error),
-        SampleFormat::I8 => build::<i8>(device, config, writer, on_error),
+        SampleFormat::F32 => build::<f32>(device, config, writer, on_error, rt),
+        SampleFormat::I32 => build::<i32>(device, config, writer, on_error, rt),
+        SampleFormat::I24 => build::<cpal::I24>(device, config, writer, on_error, rt),
+        SampleFormat::I16 => build::<i16>(device, config, writer, on_error, rt),
+        SampleFormat::U16 => build::<u16>(device, config, writer, on_error, rt),
+        SampleFormat::U8 => build::<u8>(device, config, writer, on_error, rt),
+        SampleFormat::I8 => build::<i8>(device, config, writer, on_error, rt),
         other => unreachable!("choose_config picks only formats bluebridge converts, not {other}"),
     }
     .map_err(|e| {
@@ -71,6 +75,7 @@ fn build<T>(
     config: cpal::StreamConfig,
     mut writer: CaptureWriter,
     on_error: impl FnMut(cpal::Error) + Send + 'static,
+    mut realtime: Option<i32>,
 ) -> Result<cpal::Stream, cpal::Error>
 where
     T: cpal::SizedSample + Send + 'static,
@@ -81,6 +86,12 @@ where
     device.build_input_stream::<T, _, _>(
         config,
         move |data: &[T], info: &cpal::InputCallbackInfo| {
+            if let Some(p) = realtime.take() {
+                // Once, on the callback's own thread (a system call, before the clock is read).
+                if let Err(e) = crate::timeline::SystemClock::realtime_priority(p) {
+                    tracing::warn!("capture thread stays at normal priority: SCHED_FIFO {p} refused ({e})");
+                }
+            }
             let now = clock.now();
             let ts = info.timestamp();
             let age_ns = ts
