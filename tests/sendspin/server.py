@@ -61,6 +61,9 @@ async def main() -> None:
     ap.add_argument("--encrypted-only", action="store_true")
     ap.add_argument("--trust-after-ms", type=int, default=-1)
     ap.add_argument("--command", action="append", default=[], metavar="AT_S:NAME:volume|mute:VALUE")
+    ap.add_argument("--mdns-host", default=None, metavar="IP",
+                    help="run the server as Music Assistant does (start_server: its own listener on IP:--port, "
+                         "mDNS on that interface, advertising _sendspin-server._tcp and dialling _sendspin._tcp players)")
     args = ap.parse_args()
 
     loop = asyncio.get_running_loop()
@@ -92,19 +95,41 @@ async def main() -> None:
             else:
                 added.append(ev.client_id)
 
+    server.add_event_listener(on_event)
+    runner = None
+    if args.mdns_host is not None:
+        await server.start_server(port=args.port, host=args.mdns_host, advertise_addresses=[args.mdns_host])
+        emit(event="listening", port=args.port, path=SendspinServer.API_PATH)
+    else:
+        runner = await serve_loopback(server, args.port)
+
+    await stream_clicks(server, args, added)
+    if runner is not None:
+        await runner.cleanup()
+    else:
+        await server.close()
+
+
+async def serve_loopback(server: SendspinServer, port: int) -> web.AppRunner:
+    """The server's WebSocket handler on its own loopback route (no mDNS)."""
+
     async def on_connect(request: web.Request) -> web.StreamResponse:
         emit(event="connection")
         return await server.on_client_connect(request)
 
-    server.add_event_listener(on_event)
     app = web.Application()
     app.router.add_get(SendspinServer.API_PATH, on_connect)
     runner = web.AppRunner(app)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", args.port)
+    site = web.TCPSite(runner, "127.0.0.1", port)
     await site.start()
     port = site._server.sockets[0].getsockname()[1]  # noqa: SLF001
     emit(event="listening", port=port, path=SendspinServer.API_PATH)
+    return runner
+
+
+async def stream_clicks(server: SendspinServer, args: argparse.Namespace, added: list[str]) -> None:
+    """Waits for the players, groups them, streams the click track."""
 
     while len(added) < args.players:
         await asyncio.sleep(0.05)
@@ -132,7 +157,7 @@ async def main() -> None:
     for spec in args.command:
         at_s, name, what, value = spec.split(":")
         if what not in ("volume", "mute"):
-            ap.error(f"--command {spec}: volume or mute")
+            sys.exit(f"--command {spec}: volume or mute")
         commands.append((float(at_s), name, what, value))
 
     async def run_commands() -> None:
@@ -178,7 +203,6 @@ async def main() -> None:
     command_task.cancel()
     report_players()
     emit(event="done")
-    await runner.cleanup()
 
 
 if __name__ == "__main__":
