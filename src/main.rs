@@ -232,6 +232,16 @@ enum Bench {
         #[arg(long)]
         json: bool,
     },
+    /// bluebridge and aiosendspin's reference player side by side on the reference Sendspin server (loopback, one
+    /// run), each against the play times the server stamped: p50/p99/max deviation of each and their ratio.
+    Sendspin {
+        /// Seconds measured (after 3 s of settling).
+        #[arg(long, default_value_t = 30.0)]
+        seconds: f64,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// The sync benchmark: the demo's scenario in virtual time (deterministic).
     Sync {
         /// Seconds of audio.
@@ -290,6 +300,7 @@ fn main() {
             bench_pipeline(bluebridge::bench::pipe, seconds, part.as_deref())
         }
         Command::Bench(Bench::Snapcast { seconds, json }) => bench_snapcast(seconds, json),
+        Command::Bench(Bench::Sendspin { seconds, json }) => bench_sendspin(seconds, json),
         Command::Bench(Bench::Local { seconds, part }) => {
             bench_pipeline(bluebridge::bench::local, seconds, part.as_deref())
         }
@@ -435,6 +446,20 @@ fn bench_snapcast(seconds: f64, json: bool) -> Result<()> {
     }
     let exe = std::env::current_exe().context("finding this program's path (to run it as the client)")?;
     let r = bluebridge::bench::snapcast::run(&exe, seconds).map_err(anyhow::Error::msg)?;
+    if json {
+        println!("{}", serde_json::to_string(&r)?);
+    } else {
+        print!("{}", r.table());
+    }
+    Ok(())
+}
+
+fn bench_sendspin(seconds: f64, json: bool) -> Result<()> {
+    if !(5.0..=3_600.0).contains(&seconds) {
+        bail!("--seconds must be between 5 and 3600, not {seconds}");
+    }
+    let exe = std::env::current_exe().context("finding this program's path (to run it as the player)")?;
+    let r = bluebridge::bench::sendspin::run(&exe, seconds).map_err(anyhow::Error::msg)?;
     if json {
         println!("{}", serde_json::to_string(&r)?);
     } else {

@@ -521,8 +521,8 @@ fn free_port() -> Result<u16, String> {
 }
 
 /// Child processes stopped when dropped (the work directory stays; [`run`] removes it after a good run).
-struct Children {
-    procs: Vec<Child>,
+pub(crate) struct Children {
+    pub(crate) procs: Vec<Child>,
 }
 
 impl Drop for Children {

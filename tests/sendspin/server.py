@@ -64,6 +64,10 @@ async def main() -> None:
     ap.add_argument("--mdns-host", default=None, metavar="IP",
                     help="run the server as Music Assistant does (start_server: its own listener on IP:--port, "
                          "mDNS on that interface, advertising _sendspin-server._tcp and dialling _sendspin._tcp players)")
+    ap.add_argument("--ref-client", default=None, metavar="NAME",
+                    help="also run aiosendspin's own reference client (SendspinClient) as player NAME on the same "
+                         "server; it prints {\"event\": \"ref_click\", \"play_us\": T} with the play time its "
+                         "compute_play_time() gives each click it receives")
     args = ap.parse_args()
 
     loop = asyncio.get_running_loop()
@@ -102,6 +106,10 @@ async def main() -> None:
         emit(event="listening", port=args.port, path=SendspinServer.API_PATH)
     else:
         runner = await serve_loopback(server, args.port)
+    if args.ref_client is not None:
+        ref = loop.create_task(run_ref_client(f"ws://127.0.0.1:{LISTENING['port']}{SendspinServer.API_PATH}",
+                                              args.ref_client, args.rate))
+        tasks.add(ref)
 
     await stream_clicks(server, args, added)
     if runner is not None:
@@ -125,7 +133,45 @@ async def serve_loopback(server: SendspinServer, port: int) -> web.AppRunner:
     await site.start()
     port = site._server.sockets[0].getsockname()[1]  # noqa: SLF001
     emit(event="listening", port=port, path=SendspinServer.API_PATH)
+    LISTENING["port"] = port
     return runner
+
+
+LISTENING: dict[str, int] = {}
+# The click's centre sample (see stream_clicks): only it has this value.
+PEAK = round(0.8 * 32767)
+
+
+async def run_ref_client(url: str, name: str, rate: int) -> None:
+    """aiosendspin's reference player: the library decides when each chunk plays with compute_play_time() (its
+    time filter, on the same CLOCK_MONOTONIC as the server); each click's play time is printed."""
+    from aiosendspin.client import SendspinClient
+    from aiosendspin.models.player import ClientHelloPlayerSupport, SupportedAudioFormat
+    from aiosendspin.models.types import AudioCodec, Roles
+    from aiosendspin.noise.trust_store import InMemoryClientPairingStore
+
+    client = SendspinClient(
+        Identity.generate(),
+        name,
+        [Roles.PLAYER],
+        pairing_store=InMemoryClientPairingStore(),
+        player_support=ClientHelloPlayerSupport(
+            supported_formats=[SupportedAudioFormat(codec=AudioCodec.PCM, channels=2, sample_rate=rate, bit_depth=16)],
+            buffer_capacity=576_000,
+        ),
+        clock=MonotonicClock(),
+    )
+    await client.set_unpaired_access(enabled=True)
+
+    def on_chunk(ts: int, data: bytes, _fmt: object, _send_ahead: int) -> None:
+        left = memoryview(data).cast("h")[::2]
+        for i, v in enumerate(left):
+            if v == PEAK:
+                emit(event="ref_click", play_us=client.compute_play_time(ts) + i * 1_000_000 / rate)
+
+    client.add_audio_chunk_listener(on_chunk)
+    await client.connect(url)
+    await asyncio.Event().wait()
 
 
 async def stream_clicks(server: SendspinServer, args: argparse.Namespace, added: list[str]) -> None:
