@@ -50,7 +50,10 @@ impl SendspinBench {
             "{:<22} {:>6} {:>9} {:>9} {:>9} {:>9}",
             "player", "clicks", "p50 µs", "p99 µs", "max µs", "mean µs"
         );
-        for (name, d) in [("bluebridge", &self.bluebridge), ("aiosendspin reference", &self.reference)] {
+        for (name, d) in [
+            ("bluebridge", &self.bluebridge),
+            ("aiosendspin reference", &self.reference),
+        ] {
             let _ = writeln!(
                 s,
                 "{name:<22} {:>6} {:>9.0} {:>9.0} {:>9.0} {:>+9.0}",
@@ -71,7 +74,9 @@ impl SendspinBench {
 pub fn server_root() -> PathBuf {
     let cache = std::env::var_os("BLUEBRIDGE_SENDSPIN_CACHE")
         .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(&std::env::var_os("HOME").unwrap_or_else(|| "/root".into())).join(".cache/bluebridge-sendspin"));
+        .unwrap_or_else(|| {
+            Path::new(&std::env::var_os("HOME").unwrap_or_else(|| "/root".into())).join(".cache/bluebridge-sendspin")
+        });
     cache.join("root-trixie")
 }
 
@@ -127,7 +132,15 @@ fn run_in(bluebridge: &Path, seconds: f64, root: &Path, script: &str) -> Result<
     let mut server = Command::new("chroot")
         .arg(root)
         .args(["/opt/venv/bin/python", &format!("/{script}")])
-        .args(["--port", "0", "--players", "2", "--encrypted-only", "--trust-after-ms", "0"])
+        .args([
+            "--port",
+            "0",
+            "--players",
+            "2",
+            "--encrypted-only",
+            "--trust-after-ms",
+            "0",
+        ])
         .args(["--ref-client", REFERENCE_NAME])
         .args(["--click-interval-ms", &CLICK_INTERVAL_MS.to_string()])
         .args(["--seconds", &format!("{}", total_s + 3.0)])
@@ -138,10 +151,17 @@ fn run_in(bluebridge: &Path, seconds: f64, root: &Path, script: &str) -> Result<
         .map_err(|e| format!("starting the aiosendspin server (chroot): {e}"))?;
     let rx = json_lines(&mut server);
     kids.procs.push(server);
-    let first = rx
-        .recv_timeout(Duration::from_secs(30))
-        .map_err(|_| format!("the aiosendspin server did not start; see {}", dir.join("server.log").display()))?;
-    let url = format!("ws://127.0.0.1:{}{}", first["port"], first["path"].as_str().unwrap_or("/sendspin"));
+    let first = rx.recv_timeout(Duration::from_secs(30)).map_err(|_| {
+        format!(
+            "the aiosendspin server did not start; see {}",
+            dir.join("server.log").display()
+        )
+    })?;
+    let url = format!(
+        "ws://127.0.0.1:{}{}",
+        first["port"],
+        first["path"].as_str().unwrap_or("/sendspin")
+    );
     let fifo = dir.join("bb.pcm");
     let _ = std::fs::remove_file(&fifo);
     mkfifo(&fifo)?;

@@ -346,15 +346,39 @@ fn a_sendspin_source_needs_a_ws_url_and_takes_no_buffer() {
         SendspinMeet::Browse { interface: None }
     );
     for (src, says) in [
-        ("discovery = \"shout\"", "t.toml:3:13: source.discovery must be \"advertise\" or \"browse\", not \"shout\""),
-        ("listen_port = 70000", "t.toml:3:15: source.listen_port must be between 0 and 65535, not 70000"),
-        ("listen_port = -1", "source.listen_port must be between 0 and 65535, not -1"),
-        ("discovery = \"browse\"\nlisten_port = 1", "t.toml:4:15: source.listen_port is for discovery = \"advertise\""),
-        ("interface = \"a/b\"", "source.interface must be a network interface name such as \"eth0\", not \"a/b\""),
+        (
+            "discovery = \"shout\"",
+            "t.toml:3:13: source.discovery must be \"advertise\" or \"browse\", not \"shout\"",
+        ),
+        (
+            "listen_port = 70000",
+            "t.toml:3:15: source.listen_port must be between 0 and 65535, not 70000",
+        ),
+        (
+            "listen_port = -1",
+            "source.listen_port must be between 0 and 65535, not -1",
+        ),
+        (
+            "discovery = \"browse\"\nlisten_port = 1",
+            "t.toml:4:15: source.listen_port is for discovery = \"advertise\"",
+        ),
+        (
+            "interface = \"a/b\"",
+            "source.interface must be a network interface name such as \"eth0\", not \"a/b\"",
+        ),
         ("interface = \"\"", "source.interface must be a network interface name"),
-        ("interface = \"abcdefghijklmnop\"", "source.interface must be a network interface name"),
-        ("url = \"ws://h:1/s\"\ndiscovery = \"browse\"", "t.toml:4:13: source.discovery is for mDNS; with source.url set"),
-        ("url = \"ws://h:1/s\"\nlisten_port = 1", "source.listen_port is for mDNS"),
+        (
+            "interface = \"abcdefghijklmnop\"",
+            "source.interface must be a network interface name",
+        ),
+        (
+            "url = \"ws://h:1/s\"\ndiscovery = \"browse\"",
+            "t.toml:4:13: source.discovery is for mDNS; with source.url set",
+        ),
+        (
+            "url = \"ws://h:1/s\"\nlisten_port = 1",
+            "source.listen_port is for mDNS",
+        ),
     ] {
         let e = err(&cfg(&format!("kind = \"sendspin\"\n{src}")));
         assert!(e.contains(says), "{src}: {e}");

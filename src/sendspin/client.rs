@@ -131,10 +131,18 @@ pub async fn run(
         }
         // A listening player does not dial: it takes the server's next connection (after a short pause, so a peer
         // that fails every setup at once cannot spin it).
-        let delay_ms = if cfg.meet.is_listen() { BACKOFF_MIN_MS } else { backoff_ms };
+        let delay_ms = if cfg.meet.is_listen() {
+            BACKOFF_MIN_MS
+        } else {
+            backoff_ms
+        };
         backoff_ms = (backoff_ms * 2).min(BACKOFF_MAX_MS);
         if cfg.meet.is_listen() {
-            tracing::warn!(output = cfg.name, from = cfg.meet.describe(), "sendspin: {reason}; waiting for the server to connect again");
+            tracing::warn!(
+                output = cfg.name,
+                from = cfg.meet.describe(),
+                "sendspin: {reason}; waiting for the server to connect again"
+            );
         } else {
             tracing::warn!(
                 output = cfg.name,
@@ -191,14 +199,7 @@ impl Session<'_> {
             "sendspin: connected"
         );
         self.connected = true;
-        if self
-            .events
-            .send(SnapEvent::Connected {
-                server: peer,
-            })
-            .await
-            .is_err()
-        {
+        if self.events.send(SnapEvent::Connected { server: peer }).await.is_err() {
             return Ok(());
         }
         self.settings().await;

@@ -81,7 +81,9 @@ impl Drop for Listener {
 async fn accept_loop(listener: tokio::net::TcpListener, routes: Routes) {
     let upgrading = Arc::new(Semaphore::new(MAX_UPGRADING));
     loop {
-        let Ok(permit) = upgrading.clone().acquire_owned().await else { return };
+        let Ok(permit) = upgrading.clone().acquire_owned().await else {
+            return;
+        };
         let (tcp, peer) = match listener.accept().await {
             Ok(c) => c,
             Err(e) => {
@@ -116,8 +118,7 @@ async fn upgrade(tcp: tokio::net::TcpStream, peer: SocketAddr, routes: Routes) {
             }
         }
     };
-    let accept =
-        tokio_tungstenite::accept_hdr_async_with_config(MaybeTlsStream::Plain(tcp), check, Some(ws_config()));
+    let accept = tokio_tungstenite::accept_hdr_async_with_config(MaybeTlsStream::Plain(tcp), check, Some(ws_config()));
     let ws = match tokio::time::timeout(Duration::from_millis(UPGRADE_TIMEOUT_MS), accept).await {
         Ok(Ok(ws)) => ws,
         Ok(Err(e)) => {
@@ -129,7 +130,9 @@ async fn upgrade(tcp: tokio::net::TcpStream, peer: SocketAddr, routes: Routes) {
             return;
         }
     };
-    let Some((path, tx)) = chosen.lock().expect("pick lock").take() else { return };
+    let Some((path, tx)) = chosen.lock().expect("pick lock").take() else {
+        return;
+    };
     match tx.try_send(Accepted { ws, peer }) {
         Ok(()) => tracing::debug!(%peer, path, "sendspin: a server connected"),
         Err(mpsc::error::TrySendError::Full(_)) => {

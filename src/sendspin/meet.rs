@@ -33,7 +33,9 @@ impl std::fmt::Display for MeetSpec {
         let on = |i: &Option<String>| i.as_ref().map(|i| format!(" on {i}")).unwrap_or_default();
         match self {
             Self::Url(u) => f.write_str(u),
-            Self::Advertise { port, interface } => write!(f, "advertised over mDNS, listening on port {port}{}", on(interface)),
+            Self::Advertise { port, interface } => {
+                write!(f, "advertised over mDNS, listening on port {port}{}", on(interface))
+            }
             Self::Browse { interface } => write!(f, "a server found over mDNS{}", on(interface)),
         }
     }

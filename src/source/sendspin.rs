@@ -64,7 +64,9 @@ impl Meeting {
         self.mdns
             .get_or_insert_with(|| {
                 Mdns::start(interface).map(Arc::new).map_err(|e| {
-                    let on = interface.map(|i| format!(" on interface {i:?} ([source] interface)")).unwrap_or_default();
+                    let on = interface
+                        .map(|i| format!(" on interface {i:?} ([source] interface)"))
+                        .unwrap_or_default();
                     let e = format!("sendspin: cannot start mDNS{on}: {e}");
                     tracing::error!("{e}");
                     e
@@ -113,12 +115,10 @@ impl Meeting {
                     .clone()?;
                 let path = names::player_path(client_id);
                 let incoming = listener.route(&path);
-                let fullname = mdns
-                    .advertise(client_id, name, listener.port(), &path)
-                    .map_err(|e| {
-                        listener.unroute(&path);
-                        format!("sendspin: cannot advertise player {name:?}: {e}")
-                    })?;
+                let fullname = mdns.advertise(client_id, name, listener.port(), &path).map_err(|e| {
+                    listener.unroute(&path);
+                    format!("sendspin: cannot advertise player {name:?}: {e}")
+                })?;
                 tracing::info!(
                     output = name,
                     record = fullname,

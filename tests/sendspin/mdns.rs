@@ -32,7 +32,11 @@ impl Veth {
             if out.status.success() {
                 Ok(())
             } else {
-                Err(format!("ip {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim()))
+                Err(format!(
+                    "ip {}: {}",
+                    args.join(" "),
+                    String::from_utf8_lossy(&out.stderr).trim()
+                ))
             }
         };
         ip_cmd(&["link", "add", &name, "type", "veth", "peer", "name", &peer])?;
@@ -51,7 +55,11 @@ impl Drop for Veth {
 }
 
 fn free_port(ip: &str) -> u16 {
-    std::net::TcpListener::bind((ip, 0)).unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind((ip, 0))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// The server on the veth, bluebridge with `discovery`, one pipe output `bb`: the deviations of its clicks, the
@@ -63,7 +71,10 @@ fn run(test: &str, n: u32, discovery: &str) -> Option<(Deviation, Vec<serde_json
     let veth = match Veth::new(n) {
         Ok(v) => v,
         Err(why) => {
-            assert!(std::env::var_os("BLUEBRIDGE_CI").is_none(), "BLUEBRIDGE_CI is set: {why}");
+            assert!(
+                std::env::var_os("BLUEBRIDGE_CI").is_none(),
+                "BLUEBRIDGE_CI is set: {why}"
+            );
             eprintln!("SKIPPED {test}: this machine cannot make a veth pair for multicast: {why}");
             return None;
         }
@@ -89,7 +100,11 @@ fn run(test: &str, n: u32, discovery: &str) -> Option<(Deviation, Vec<serde_json
     let fifo = dir.path().join("bb.pcm");
     mkfifo(&fifo).unwrap();
     let cfg = dir.path().join("c.toml");
-    let listen = if discovery == "advertise" { "listen_port = 0\n" } else { "" };
+    let listen = if discovery == "advertise" {
+        "listen_port = 0\n"
+    } else {
+        ""
+    };
     std::fs::write(
         &cfg,
         format!(
@@ -142,14 +157,20 @@ fn run(test: &str, n: u32, discovery: &str) -> Option<(Deviation, Vec<serde_json
         onsets.len(),
         scheduled.len()
     );
-    assert!(d.p50_us <= 1_000.0 && d.p99_us <= 3_000.0, "{d:?}\nserver: {err}\n{log}");
+    assert!(
+        d.p50_us <= 1_000.0 && d.p99_us <= 3_000.0,
+        "{d:?}\nserver: {err}\n{log}"
+    );
     Some((d, events, log))
 }
 
 #[test]
 fn the_reference_server_finds_the_player_over_mdns_and_dials_it() {
-    let Some((_, _, log)) = run("the_reference_server_finds_the_player_over_mdns_and_dials_it", 0, "advertise")
-    else {
+    let Some((_, _, log)) = run(
+        "the_reference_server_finds_the_player_over_mdns_and_dials_it",
+        0,
+        "advertise",
+    ) else {
         return;
     };
     assert!(log.contains("advertised the player over mDNS"), "{log}");

@@ -11,7 +11,10 @@ machine's monotonic clock in microseconds), waits for `--players` players, group
   {"event": "player", "id": ..., "name": ..., "output_delay_ms": ..., "volume": ..., "muted": ...}
   {"event": "click", "play_us": T}       scheduled play time (server clock = CLOCK_MONOTONIC, µs) of a click onset
   {"event": "command", "name": N, "command": C, "value": V, "at_us": T}   a --command was sent (server clock, µs)
+  {"event": "ref_click", "play_us": T}   --ref-client: the reference player's compute_play_time() of a click (µs)
   {"event": "done"}
+`--mdns-host IP` runs the server as Music Assistant does instead (`start_server` on IP:--port with its zeroconf on
+that interface: it advertises `_sendspin-server._tcp` and dials the `_sendspin._tcp` players it finds).
 Transition mode (`allow_unencrypted`) admits players that send a plain `client/hello`; `--encrypted-only` turns it
 off (the library's default). An encrypted player plays only once the server trusts its client id for unpaired
 playback, which Music Assistant does when the user accepts the player: `--trust-after-ms N` does it N ms after the

@@ -102,7 +102,11 @@ pub fn server_url(addresses: &[IpAddr], port: u16, path: Option<&str>) -> Result
 
 /// A server's `name` TXT value, cut for the log.
 pub fn display_name(name: Option<&str>) -> String {
-    name.unwrap_or("?").chars().filter(|c| !c.is_control()).take(MAX_NAME_CHARS).collect()
+    name.unwrap_or("?")
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(MAX_NAME_CHARS)
+        .collect()
 }
 
 /// The servers found so far and the one the players use: the first found that is still announced, so a second
@@ -165,7 +169,10 @@ mod tests {
             server_url(&[ll, v6, v4], 8927, Some("/sendspin")).unwrap(),
             "ws://192.168.1.10:8927/sendspin"
         );
-        assert_eq!(server_url(&[v6ll, v6], 1, Some("/s")).unwrap(), "ws://[2001:db8::1]:1/s");
+        assert_eq!(
+            server_url(&[v6ll, v6], 1, Some("/s")).unwrap(),
+            "ws://[2001:db8::1]:1/s"
+        );
         assert_eq!(server_url(&[ll, v6ll], 1, Some("/s")), Err(RecordError::NoAddress));
         assert_eq!(server_url(&[v4], 1, None), Err(RecordError::NoPath));
         assert_eq!(server_url(&[v4], 0, Some("/s")), Err(RecordError::NoPort));
@@ -174,7 +181,10 @@ mod tests {
             assert!(e.to_string().contains("is not a path"), "{bad}: {e}");
         }
         let long = format!("/{}", "a".repeat(255));
-        assert!(matches!(server_url(&[v4], 1, Some(&long)), Err(RecordError::BadPath(_))));
+        assert!(matches!(
+            server_url(&[v4], 1, Some(&long)),
+            Err(RecordError::BadPath(_))
+        ));
         assert_eq!(display_name(Some(&format!("a\u{1b}[31m{}", "b".repeat(100)))).len(), 64);
     }
 
