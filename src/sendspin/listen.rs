@@ -31,6 +31,8 @@ pub struct Accepted {
 }
 
 type Routes = Arc<Mutex<HashMap<String, mpsc::Sender<Accepted>>>>;
+/// The route an upgrade's request picked: its path and its player's hand-off.
+type Picked = Arc<Mutex<Option<(String, mpsc::Sender<Accepted>)>>>;
 
 /// The listener; it stops when dropped.
 pub struct Listener {
@@ -100,9 +102,11 @@ async fn accept_loop(listener: tokio::net::TcpListener, routes: Routes) {
     }
 }
 
+// The callback's error type is tungstenite's `ErrorResponse` (an HTTP response), fixed by its `Callback` trait.
+#[allow(clippy::result_large_err)]
 async fn upgrade(tcp: tokio::net::TcpStream, peer: SocketAddr, routes: Routes) {
     let _ = tcp.set_nodelay(true);
-    let chosen: Arc<Mutex<Option<(String, mpsc::Sender<Accepted>)>>> = Arc::default();
+    let chosen: Picked = Arc::default();
     let pick = chosen.clone();
     let check = move |req: &Request, resp: Response| -> Result<Response, ErrorResponse> {
         let path = req.uri().path().to_string();
