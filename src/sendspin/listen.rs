@@ -5,9 +5,10 @@
 //! ([`super::link::setup`]: the player speaks first either way).
 //!
 //! Bounds: at most [`MAX_UPGRADING`] upgrades at once, each within [`UPGRADE_TIMEOUT_MS`]; an unknown path is
-//! answered 404; a player already holding a queued connection gets no second one (it is closed).
+//! answered 404 (paths are compared decoded: a client may normalise percent-escapes); a player already holding a queued connection gets no second one (it is closed).
 
 use super::link::{ws_config, Ws};
+use super::mdns::names::decoded_path;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -64,13 +65,13 @@ impl Listener {
     /// Connections to `path` from now on go to the returned receiver (replacing an earlier route of that path).
     pub fn route(&self, path: &str) -> mpsc::Receiver<Accepted> {
         let (tx, rx) = mpsc::channel(1);
-        self.routes.lock().expect("routes lock").insert(path.to_string(), tx);
+        self.routes.lock().expect("routes lock").insert(decoded_path(path), tx);
         rx
     }
 
     /// Stops routing `path` (its connections are answered 404).
     pub fn unroute(&self, path: &str) {
-        self.routes.lock().expect("routes lock").remove(path);
+        self.routes.lock().expect("routes lock").remove(&decoded_path(path));
     }
 }
 
@@ -109,7 +110,7 @@ async fn upgrade(tcp: tokio::net::TcpStream, peer: SocketAddr, routes: Routes) {
     let chosen: Picked = Arc::default();
     let pick = chosen.clone();
     let check = move |req: &Request, resp: Response| -> Result<Response, ErrorResponse> {
-        let path = req.uri().path().to_string();
+        let path = decoded_path(req.uri().path());
         match routes.lock().expect("routes lock").get(&path) {
             Some(tx) => {
                 *pick.lock().expect("pick lock") = Some((path, tx.clone()));

@@ -43,10 +43,27 @@ pub enum RecordError {
     NoAddress,
 }
 
-/// The path a server dials a player at on bluebridge's listener: `/sendspin/<client id>`, the id percent-encoded.
+/// What a path segment keeps as it is: RFC 3986's unreserved characters. Clients normalise `%2D` to `-` before
+/// they send (aiohttp's yarl does), so encoding an unreserved character would make the path the server asks for
+/// differ from the one advertised; the listener compares decoded paths besides ([`decoded_path`]).
+const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// The path a server dials a player at on bluebridge's listener: `/sendspin/<client id>`, the id percent-encoded
+/// (a base64url client id needs none).
 pub fn player_path(client_id: &str) -> String {
-    let id: String = percent_encoding::utf8_percent_encode(client_id, percent_encoding::NON_ALPHANUMERIC).collect();
+    let id: String = percent_encoding::utf8_percent_encode(client_id, SEGMENT).collect();
     format!("/sendspin/{id}")
+}
+
+/// A request path with its percent-escapes decoded, the form the listener routes by.
+pub fn decoded_path(path: &str) -> String {
+    percent_encoding::percent_decode_str(path)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 /// The instance name a player advertises under: its client id (as aiosendspin's listener does), cut to one DNS
@@ -152,8 +169,11 @@ mod tests {
 
     #[test]
     fn a_players_path_is_its_client_id_made_url_safe() {
-        assert_eq!(player_path("j0DF-x_9"), "/sendspin/j0DF%2Dx%5F9");
-        assert_eq!(player_path("bluebridge-a b"), "/sendspin/bluebridge%2Da%20b");
+        // A base64url id (the encrypted players') is its own path: a client normalising the URL changes nothing.
+        assert_eq!(player_path("LBU-wJMb_1~x.y"), "/sendspin/LBU-wJMb_1~x.y");
+        assert_eq!(player_path("bluebridge-a b/c"), "/sendspin/bluebridge-a%20b%2Fc");
+        assert_eq!(decoded_path("/sendspin/LBU%2DwJ"), "/sendspin/LBU-wJ");
+        assert_eq!(decoded_path(&player_path("a b/é")), "/sendspin/a b/é");
         check_path(&player_path(&"é".repeat(20))).unwrap();
         assert_eq!(instance_name(&"x".repeat(80)).len(), 63);
         assert_eq!(instance_name(&"é".repeat(40)).len(), 62);
