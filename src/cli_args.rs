@@ -216,6 +216,16 @@ pub enum Bench {
         #[arg(long)]
         json: bool,
     },
+    /// bluebridge and aiosendspin's reference player side by side on the reference Sendspin server (loopback, one
+    /// run), each against the play times the server stamped: p50/p99/max deviation of each and their ratio.
+    Sendspin {
+        /// Seconds measured (after 3 s of settling).
+        #[arg(long, default_value_t = 30.0)]
+        seconds: f64,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// The sync benchmark: the demo's scenario in virtual time (deterministic).
     Sync {
         /// Seconds of audio.

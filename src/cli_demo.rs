@@ -100,6 +100,20 @@ pub fn bench_snapcast(seconds: f64, json: bool) -> Result<()> {
     Ok(())
 }
 
+pub fn bench_sendspin(seconds: f64, json: bool) -> Result<()> {
+    if !(5.0..=3_600.0).contains(&seconds) {
+        bail!("--seconds must be between 5 and 3600, not {seconds}");
+    }
+    let exe = std::env::current_exe().context("finding this program's path (to run it as the player)")?;
+    let r = bluebridge::bench::sendspin::run(&exe, seconds).map_err(anyhow::Error::msg)?;
+    if json {
+        println!("{}", serde_json::to_string(&r)?);
+    } else {
+        print!("{}", r.table());
+    }
+    Ok(())
+}
+
 pub fn bench_pipeline(
     bench: fn(f64, bluebridge::bench::Parts) -> bluebridge::bench::PipelineBench,
     seconds: f64,

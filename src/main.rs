@@ -7,7 +7,7 @@ use clap::Parser;
 use cli_args::{Bench, Cli, Command};
 use cli_bluetooth::{adapters, pair, scan};
 use cli_control::{control, out};
-use cli_demo::{bench_pipeline, bench_snapcast, bench_sync, demo_calibrate, run_demo};
+use cli_demo::{bench_pipeline, bench_sendspin, bench_snapcast, bench_sync, demo_calibrate, run_demo};
 use cli_inspect::{check_config, devices, doctor};
 
 mod cli_args;
@@ -66,6 +66,7 @@ fn main() {
             bench_pipeline(bluebridge::bench::pipe, seconds, part.as_deref())
         }
         Command::Bench(Bench::Snapcast { seconds, json }) => bench_snapcast(seconds, json),
+        Command::Bench(Bench::Sendspin { seconds, json }) => bench_sendspin(seconds, json),
         Command::Bench(Bench::Local { seconds, part }) => {
             bench_pipeline(bluebridge::bench::local, seconds, part.as_deref())
         }

@@ -2,6 +2,8 @@
 mod cli;
 #[path = "sendspin/hostile.rs"]
 mod sendspin_hostile;
+#[path = "sendspin/mdns.rs"]
+mod sendspin_mdns;
 #[path = "sendspin/players.rs"]
 mod sendspin_players;
 #[path = "sendspin/refused.rs"]

@@ -5,6 +5,7 @@
 //! instead of CPU time, run one part at a time under `valgrind --tool=callgrind` (`--part bare`, `--part
 //! pipeline`).
 
+pub mod sendspin;
 pub mod snapcast;
 
 use crate::bap::broadcast::{BroadcastConfig, ChannelLayout};

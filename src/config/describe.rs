@@ -17,8 +17,8 @@ pub fn describe(file: &str, source: &SourceSpec, outputs: &[OutputSpec]) -> Stri
             buffer_ns / 1_000_000
         ),
         SourceSpec::Snapcast { url } => format!("snapcast {url}"),
-        SourceSpec::Sendspin { url, encryption } => {
-            format!("sendspin {url}{}", if *encryption { "" } else { " (unencrypted)" })
+        SourceSpec::Sendspin { meet, encryption } => {
+            format!("sendspin {meet}{}", if *encryption { "" } else { " (unencrypted)" })
         }
         SourceSpec::Capture { capture, buffer_ns } => format!(
             "capture {}, period {} ms, buffer {} ms",

@@ -26,6 +26,7 @@
 mod describe;
 mod errors;
 mod parse;
+mod sendspin;
 #[cfg(test)]
 mod tests;
 
@@ -168,7 +169,20 @@ pub struct SourceConfig {
     /// Sendspin: Noise encryption (default true); false speaks the server's plain transition mode.
     #[serde(default)]
     pub encryption: Option<Spanned<bool>>,
+    /// Sendspin without `url`: `advertise` (default; the players advertise `_sendspin._tcp` and the server dials
+    /// them) or `browse` (find `_sendspin-server._tcp` and dial it).
+    #[serde(default)]
+    pub discovery: Option<Spanned<String>>,
+    /// Sendspin, `discovery = "advertise"`: the players' listener port (default 8928; 0 picks a free one).
+    #[serde(default)]
+    pub listen_port: Option<Spanned<i64>>,
+    /// Sendspin mDNS: only on this network interface (default: every non-loopback IPv4 interface).
+    #[serde(default)]
+    pub interface: Option<Spanned<String>>,
 }
+
+/// How Sendspin players meet their server (the type lives with the players).
+pub use crate::sendspin::meet::MeetSpec as SendspinMeet;
 
 /// The source, resolved.
 #[derive(Debug, Clone, PartialEq)]
@@ -194,8 +208,8 @@ pub enum SourceSpec {
     },
     /// A Sendspin server (Music Assistant): each output is a player of its own; chunks carry their play times.
     Sendspin {
-        /// `ws://host:port/path` URL.
-        url: String,
+        /// A `ws://host:port/path` URL, or mDNS either way.
+        meet: SendspinMeet,
         /// Noise KKpsk2 with a per-output identity (the server's default); false: the plain transition mode.
         encryption: bool,
     },

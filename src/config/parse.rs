@@ -69,6 +69,9 @@ impl Config {
         };
         if kind != "sendspin" {
             not_for("encryption", src.encryption.as_ref().map(|v| v.span()), kind)?;
+            not_for("discovery", src.discovery.as_ref().map(|v| v.span()), kind)?;
+            not_for("listen_port", src.listen_port.as_ref().map(|v| v.span()), kind)?;
+            not_for("interface", src.interface.as_ref().map(|v| v.span()), kind)?;
         }
         if kind != "capture" {
             not_for("device", src.device.as_ref().map(|v| v.span()), kind)?;
@@ -129,21 +132,8 @@ impl Config {
                     src.buffer_ms.as_ref().map(|v| v.span()),
                     kind,
                 )?;
-                let span = src.url.as_ref().map(|u| u.span()).unwrap_or(src.kind.span());
-                let url = src.url.as_ref().map(|u| u.get_ref().clone()).ok_or_else(|| {
-                    err_at(
-                        span.clone(),
-                        "source.url is required for sendspin: ws://host:port/sendspin".to_string(),
-                    )
-                })?;
-                if !url.starts_with("ws://") || url.len() <= "ws://".len() {
-                    return Err(err_at(
-                        span,
-                        format!("source.url must look like ws://host:port/path, not {url:?}"),
-                    ));
-                }
                 SourceSpec::Sendspin {
-                    url,
+                    meet: Self::sendspin_meet(src, err_at)?,
                     encryption: src.encryption.as_ref().is_none_or(|e| *e.get_ref()),
                 }
             }

@@ -310,7 +310,7 @@ fn a_sendspin_source_needs_a_ws_url_and_takes_no_buffer() {
     assert_eq!(
         l.source,
         SourceSpec::Sendspin {
-            url: "ws://10.0.0.2:8927/sendspin".into(),
+            meet: SendspinMeet::Url("ws://10.0.0.2:8927/sendspin".into()),
             encryption: true,
         }
     );
@@ -322,11 +322,69 @@ fn a_sendspin_source_needs_a_ws_url_and_takes_no_buffer() {
     assert!(matches!(l.source, SourceSpec::Sendspin { encryption: false, .. }));
     let e = err(&cfg("kind = \"tone\"\nencryption = false"));
     assert!(e.contains("encryption"), "{e}");
-    let e = err(&cfg("kind = \"sendspin\""));
-    assert!(
-        e.contains("t.toml:") && e.contains("source.url is required for sendspin"),
-        "{e}"
+    // Without a url: mDNS, the players advertised and dialled by the server unless told to browse.
+    let meet = |src: &str| match Config::parse_all("t.toml", &cfg(src)).unwrap().source {
+        SourceSpec::Sendspin { meet, .. } => meet,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(
+        meet("kind = \"sendspin\""),
+        SendspinMeet::Advertise {
+            port: 8928,
+            interface: None
+        }
     );
+    assert_eq!(
+        meet("kind = \"sendspin\"\ndiscovery = \"advertise\"\nlisten_port = 0\ninterface = \"eth0\""),
+        SendspinMeet::Advertise {
+            port: 0,
+            interface: Some("eth0".into())
+        }
+    );
+    assert_eq!(
+        meet("kind = \"sendspin\"\ndiscovery = \"browse\""),
+        SendspinMeet::Browse { interface: None }
+    );
+    for (src, says) in [
+        (
+            "discovery = \"shout\"",
+            "t.toml:3:13: source.discovery must be \"advertise\" or \"browse\", not \"shout\"",
+        ),
+        (
+            "listen_port = 70000",
+            "t.toml:3:15: source.listen_port must be between 0 and 65535, not 70000",
+        ),
+        (
+            "listen_port = -1",
+            "source.listen_port must be between 0 and 65535, not -1",
+        ),
+        (
+            "discovery = \"browse\"\nlisten_port = 1",
+            "t.toml:4:15: source.listen_port is for discovery = \"advertise\"",
+        ),
+        (
+            "interface = \"a/b\"",
+            "source.interface must be a network interface name such as \"eth0\", not \"a/b\"",
+        ),
+        ("interface = \"\"", "source.interface must be a network interface name"),
+        (
+            "interface = \"abcdefghijklmnop\"",
+            "source.interface must be a network interface name",
+        ),
+        (
+            "url = \"ws://h:1/s\"\ndiscovery = \"browse\"",
+            "t.toml:4:13: source.discovery is for mDNS; with source.url set",
+        ),
+        (
+            "url = \"ws://h:1/s\"\nlisten_port = 1",
+            "source.listen_port is for mDNS",
+        ),
+    ] {
+        let e = err(&cfg(&format!("kind = \"sendspin\"\n{src}")));
+        assert!(e.contains(says), "{src}: {e}");
+    }
+    let e = err(&cfg("kind = \"tone\"\ndiscovery = \"browse\""));
+    assert!(e.contains("source.discovery does not apply to kind \"tone\""), "{e}");
     let e = err(&cfg("kind = \"sendspin\"\nurl = \"tcp://10.0.0.2:1704\""));
     assert!(e.contains("t.toml:3:") && e.contains("ws://host:port/path"), "{e}");
     let e = err(&cfg("kind = \"sendspin\"\nurl = \"ws://h:1/s\"\nbuffer_ms = 500"));

@@ -11,7 +11,8 @@
 //!
 //! [`ServerClock`]: crate::timeline::server_clock::ServerClock
 
-use super::link::{self, Incoming, Security};
+use super::link::{Incoming, Security};
+use super::meet::Meet;
 use super::proto::audio::{decode_frame, decode_pcm};
 use super::proto::hello::{offered, player_formats};
 use super::proto::state::{ClientState, Command, PlayerState, SUPPORTED_COMMANDS};
@@ -54,10 +55,10 @@ pub const REQUIRED_LEAD_TIME_MS: u32 = 250;
 pub const MIN_BUFFER_MS: u32 = 500;
 
 /// Who this player is and where it connects.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct PlayerConfig {
-    /// `ws://host:port/path`.
-    pub url: String,
+    /// Where its connections come from: a `ws://host:port/path` URL, mDNS, or the server dialling it.
+    pub meet: Meet,
     /// The output's name (the name the server lists).
     pub name: String,
     /// Stable player id (the public key of its identity when encrypted).
@@ -73,7 +74,7 @@ impl PlayerConfig {
         let name = name.into();
         let client_id = crate::snapcast::client::client_id_for(&name);
         Self {
-            url: url.into(),
+            meet: Meet::Url(url.into()),
             security: Security::Plain(client_id.clone()),
             client_id,
             name,
@@ -128,13 +129,27 @@ pub async fn run(
         if s.connected && started.elapsed() >= Duration::from_millis(HEALTHY_AFTER_MS) {
             backoff_ms = BACKOFF_MIN_MS;
         }
-        let delay_ms = backoff_ms;
+        // A listening player does not dial: it takes the server's next connection (after a short pause, so a peer
+        // that fails every setup at once cannot spin it).
+        let delay_ms = if cfg.meet.is_listen() {
+            BACKOFF_MIN_MS
+        } else {
+            backoff_ms
+        };
         backoff_ms = (backoff_ms * 2).min(BACKOFF_MAX_MS);
-        tracing::warn!(
-            output = cfg.name,
-            url = cfg.url,
-            "sendspin: {reason}; reconnecting in {delay_ms} ms"
-        );
+        if cfg.meet.is_listen() {
+            tracing::warn!(
+                output = cfg.name,
+                from = cfg.meet.describe(),
+                "sendspin: {reason}; waiting for the server to connect again"
+            );
+        } else {
+            tracing::warn!(
+                output = cfg.name,
+                from = cfg.meet.describe(),
+                "sendspin: {reason}; reconnecting in {delay_ms} ms"
+            );
+        }
         if s.connected && events.send(SnapEvent::Disconnected { reason }).await.is_err() {
             return;
         }
@@ -170,8 +185,8 @@ impl Session<'_> {
         delay_ms: &mut watch::Receiver<u32>,
         shutdown: &mut watch::Receiver<bool>,
     ) -> Result<(), String> {
-        let setup = link::connect(&self.cfg.url, &self.cfg.name, &self.cfg.security, BUFFER_AHEAD_MS);
-        let (mut ws, met) = tokio::select! {
+        let setup = self.cfg.meet.open(&self.cfg.name, &self.cfg.security, BUFFER_AHEAD_MS);
+        let (mut ws, met, peer) = tokio::select! {
             r = setup => r.map_err(|e| e.reason)?,
             _ = shutdown.changed() => return Ok(()),
         };
@@ -184,14 +199,7 @@ impl Session<'_> {
             "sendspin: connected"
         );
         self.connected = true;
-        if self
-            .events
-            .send(SnapEvent::Connected {
-                server: self.cfg.url.clone(),
-            })
-            .await
-            .is_err()
-        {
+        if self.events.send(SnapEvent::Connected { server: peer }).await.is_err() {
             return Ok(());
         }
         self.settings().await;

@@ -65,7 +65,15 @@ pub enum Incoming {
     Binary(Vec<u8>),
 }
 
-type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+/// A WebSocket, dialled by the player or accepted from a server ([`super::listen`]).
+pub type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// The bounds of every WebSocket a player speaks: no message or frame over [`MAX_FRAME_BYTES`].
+pub fn ws_config() -> WebSocketConfig {
+    WebSocketConfig::default()
+        .max_message_size(Some(MAX_FRAME_BYTES.max(MAX_TEXT_BYTES)))
+        .max_frame_size(Some(MAX_FRAME_BYTES))
+}
 
 /// A connection that passed the handshake.
 pub struct Link {
@@ -108,14 +116,18 @@ pub async fn connect(
     security: &Security,
     buffer_ahead_ms: u32,
 ) -> Result<(Link, Met), SetupError> {
-    let config = WebSocketConfig::default()
-        .max_message_size(Some(MAX_FRAME_BYTES.max(MAX_TEXT_BYTES)))
-        .max_frame_size(Some(MAX_FRAME_BYTES));
-    let connect = tokio_tungstenite::connect_async_with_config(url, Some(config), true);
+    let connect = tokio_tungstenite::connect_async_with_config(url, Some(ws_config()), true);
     let (ws, _) = tokio::time::timeout(Duration::from_millis(CONNECT_TIMEOUT_MS), connect)
         .await
         .map_err(|_| format!("no connection within {CONNECT_TIMEOUT_MS} ms"))?
         .map_err(|e| format!("connect: {e}"))?;
+    setup(ws, name, security, buffer_ahead_ms).await
+}
+
+/// The same setup as [`connect`] on a WebSocket that is already open: one the player dialled, or one a server
+/// opened to the player's listener (server-initiated, aiosendspin's `connect_to_client`). The player speaks first
+/// either way (`server/connection.py` `_establish_transport` reads the client's first frame on both).
+pub async fn setup(ws: Ws, name: &str, security: &Security, buffer_ahead_ms: u32) -> Result<(Link, Met), SetupError> {
     let mut link = Link { ws, secure: None };
     match security {
         Security::Plain(id) => {

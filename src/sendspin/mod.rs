@@ -9,6 +9,8 @@
 //! - [`secure`]: the Noise KKpsk2 handshake and the encrypted framing servers require by default (pure).
 //! - [`identity`]: each output's X25519 keypair, kept in the state directory (its client_id).
 //! - [`link`]: the connection up to playing: WebSocket, handshake, hello, activation.
+//! - [`meet`]: where a player's connections come from: a configured URL, a server found over mDNS, or a server
+//!   dialling the player's [`listen`]er after finding its [`mdns`] record.
 //!
 //! Encryption is the default; the reference server's plain transition mode (a plain `client/hello`, admitted by
 //! aiosendspin's `allow_unencrypted=True`) stays available (`[source] encryption = false`).
@@ -17,7 +19,11 @@ pub mod client;
 pub mod delay;
 pub mod identity;
 pub mod link;
+pub mod listen;
+pub mod mdns;
+pub mod meet;
 pub mod proto;
 pub mod secure;
 
 pub use client::{run, PlayerConfig};
+pub use meet::Meet;

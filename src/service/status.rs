@@ -136,7 +136,11 @@ impl Controller {
             SourceSpec::Tone { .. } => ("tone", String::new()),
             SourceSpec::File { path, .. } => ("file", path.clone()),
             SourceSpec::Snapcast { url } => ("snapcast", redact(url)),
-            SourceSpec::Sendspin { url, .. } => ("sendspin", redact(url)),
+            SourceSpec::Sendspin {
+                meet: crate::config::SendspinMeet::Url(url),
+                ..
+            } => ("sendspin", redact(url)),
+            SourceSpec::Sendspin { meet, .. } => ("sendspin", meet.to_string()),
             SourceSpec::Capture { capture, .. } => {
                 ("capture", capture.device.clone().unwrap_or_else(|| "default".into()))
             }

@@ -49,7 +49,7 @@ pub(super) enum Wiring {
     },
     /// One Sendspin player per output, sharing one server-clock estimate.
     Sendspin {
-        url: String,
+        meeting: crate::source::sendspin::Meeting,
         /// Where each player's identity is kept; `None`: the plain transition mode (no identity).
         identities: Option<std::path::PathBuf>,
         server_clock: SharedServerClock,
@@ -101,9 +101,9 @@ impl Wiring {
                 },
                 vec![],
             ),
-            SourceSpec::Sendspin { url, encryption } => (
+            SourceSpec::Sendspin { meet, encryption } => (
                 Self::Sendspin {
-                    url: url.clone(),
+                    meeting: crate::source::sendspin::Meeting::new(meet.clone()),
                     identities: encryption.then(|| state_dir.to_path_buf()),
                     server_clock: Arc::new(Mutex::new(ServerClock::new())),
                     players: BTreeMap::new(),
@@ -135,7 +135,7 @@ impl Wiring {
                 .feeds[0]
                 .clone(),
             Self::Sendspin {
-                url,
+                meeting,
                 identities,
                 server_clock,
                 players,
@@ -144,7 +144,7 @@ impl Wiring {
                 .or_insert_with(|| {
                     SendspinIngest::start(
                         rt,
-                        url,
+                        meeting,
                         name,
                         identities.as_deref(),
                         Arc::new(SystemClock),

@@ -11,7 +11,10 @@ machine's monotonic clock in microseconds), waits for `--players` players, group
   {"event": "player", "id": ..., "name": ..., "output_delay_ms": ..., "volume": ..., "muted": ...}
   {"event": "click", "play_us": T}       scheduled play time (server clock = CLOCK_MONOTONIC, µs) of a click onset
   {"event": "command", "name": N, "command": C, "value": V, "at_us": T}   a --command was sent (server clock, µs)
+  {"event": "ref_click", "play_us": T}   --ref-client: the reference player's compute_play_time() of a click (µs)
   {"event": "done"}
+`--mdns-host IP` runs the server as Music Assistant does instead (`start_server` on IP:--port with its zeroconf on
+that interface: it advertises `_sendspin-server._tcp` and dials the `_sendspin._tcp` players it finds).
 Transition mode (`allow_unencrypted`) admits players that send a plain `client/hello`; `--encrypted-only` turns it
 off (the library's default). An encrypted player plays only once the server trusts its client id for unpaired
 playback, which Music Assistant does when the user accepts the player: `--trust-after-ms N` does it N ms after the
@@ -61,6 +64,13 @@ async def main() -> None:
     ap.add_argument("--encrypted-only", action="store_true")
     ap.add_argument("--trust-after-ms", type=int, default=-1)
     ap.add_argument("--command", action="append", default=[], metavar="AT_S:NAME:volume|mute:VALUE")
+    ap.add_argument("--mdns-host", default=None, metavar="IP",
+                    help="run the server as Music Assistant does (start_server: its own listener on IP:--port, "
+                         "mDNS on that interface, advertising _sendspin-server._tcp and dialling _sendspin._tcp players)")
+    ap.add_argument("--ref-client", default=None, metavar="NAME",
+                    help="also run aiosendspin's own reference client (SendspinClient) as player NAME on the same "
+                         "server; it prints {\"event\": \"ref_click\", \"play_us\": T} with the play time its "
+                         "compute_play_time() gives each click it receives")
     args = ap.parse_args()
 
     loop = asyncio.get_running_loop()
@@ -92,19 +102,83 @@ async def main() -> None:
             else:
                 added.append(ev.client_id)
 
+    server.add_event_listener(on_event)
+    runner = None
+    if args.mdns_host is not None:
+        await server.start_server(port=args.port, host=args.mdns_host, advertise_addresses=[args.mdns_host])
+        emit(event="listening", port=args.port, path=SendspinServer.API_PATH)
+    else:
+        runner = await serve_loopback(server, args.port)
+    if args.ref_client is not None:
+        ref = loop.create_task(run_ref_client(f"ws://127.0.0.1:{LISTENING['port']}{SendspinServer.API_PATH}",
+                                              args.ref_client, args.rate))
+        tasks.add(ref)
+
+    await stream_clicks(server, args, added)
+    if runner is not None:
+        await runner.cleanup()
+    else:
+        await server.close()
+
+
+async def serve_loopback(server: SendspinServer, port: int) -> web.AppRunner:
+    """The server's WebSocket handler on its own loopback route (no mDNS)."""
+
     async def on_connect(request: web.Request) -> web.StreamResponse:
         emit(event="connection")
         return await server.on_client_connect(request)
 
-    server.add_event_listener(on_event)
     app = web.Application()
     app.router.add_get(SendspinServer.API_PATH, on_connect)
     runner = web.AppRunner(app)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", args.port)
+    site = web.TCPSite(runner, "127.0.0.1", port)
     await site.start()
     port = site._server.sockets[0].getsockname()[1]  # noqa: SLF001
     emit(event="listening", port=port, path=SendspinServer.API_PATH)
+    LISTENING["port"] = port
+    return runner
+
+
+LISTENING: dict[str, int] = {}
+# The click's centre sample (see stream_clicks): only it has this value.
+PEAK = round(0.8 * 32767)
+
+
+async def run_ref_client(url: str, name: str, rate: int) -> None:
+    """aiosendspin's reference player: the library decides when each chunk plays with compute_play_time() (its
+    time filter, on the same CLOCK_MONOTONIC as the server); each click's play time is printed."""
+    from aiosendspin.client import SendspinClient
+    from aiosendspin.models.player import ClientHelloPlayerSupport, SupportedAudioFormat
+    from aiosendspin.models.types import AudioCodec, Roles
+    from aiosendspin.noise.trust_store import InMemoryClientPairingStore
+
+    client = SendspinClient(
+        Identity.generate(),
+        name,
+        [Roles.PLAYER],
+        pairing_store=InMemoryClientPairingStore(),
+        player_support=ClientHelloPlayerSupport(
+            supported_formats=[SupportedAudioFormat(codec=AudioCodec.PCM, channels=2, sample_rate=rate, bit_depth=16)],
+            buffer_capacity=576_000,
+        ),
+        clock=MonotonicClock(),
+    )
+    await client.set_unpaired_access(enabled=True)
+
+    def on_chunk(ts: int, data: bytes, _fmt: object, _send_ahead: int) -> None:
+        left = memoryview(data).cast("h")[::2]
+        for i, v in enumerate(left):
+            if v == PEAK:
+                emit(event="ref_click", play_us=client.compute_play_time(ts) + i * 1_000_000 / rate)
+
+    client.add_audio_chunk_listener(on_chunk)
+    await client.connect(url)
+    await asyncio.Event().wait()
+
+
+async def stream_clicks(server: SendspinServer, args: argparse.Namespace, added: list[str]) -> None:
+    """Waits for the players, groups them, streams the click track."""
 
     while len(added) < args.players:
         await asyncio.sleep(0.05)
@@ -132,7 +206,7 @@ async def main() -> None:
     for spec in args.command:
         at_s, name, what, value = spec.split(":")
         if what not in ("volume", "mute"):
-            ap.error(f"--command {spec}: volume or mute")
+            sys.exit(f"--command {spec}: volume or mute")
         commands.append((float(at_s), name, what, value))
 
     async def run_commands() -> None:
@@ -178,7 +252,6 @@ async def main() -> None:
     command_task.cancel()
     report_players()
     emit(event="done")
-    await runner.cleanup()
 
 
 if __name__ == "__main__":

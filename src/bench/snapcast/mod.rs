@@ -28,7 +28,8 @@ pub use fifo::{
 pub use processes::{realtime_command, realtime_self};
 pub use results::{Deviation, Parts, Signed, SnapcastBench, STATUS_PERIOD};
 
-use processes::{free_port, Children};
+pub(crate) use processes::Children;
+use processes::free_port;
 
 use crate::control::protocol::{Request, StatusReport};
 use crate::report::ClickDetector;

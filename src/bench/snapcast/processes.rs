@@ -32,8 +32,8 @@ pub(super) fn free_port() -> Result<u16, String> {
 }
 
 /// Child processes stopped when dropped (the work directory stays; [`run`] removes it after a good run).
-pub(super) struct Children {
-    pub(super) procs: Vec<Child>,
+pub(crate) struct Children {
+    pub(crate) procs: Vec<Child>,
 }
 
 impl Drop for Children {
