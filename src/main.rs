@@ -9,6 +9,7 @@ use bluebridge::report;
 use bluebridge::timeline::{Clock, SystemClock};
 use clap::{Parser, Subcommand};
 
+mod cli_assist;
 mod cli_calibrate;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -108,6 +109,8 @@ enum Command {
         #[arg(long, default_value_t = 20)]
         seconds: u64,
     },
+    /// Tell an LE Audio receiver (over its BASS, as a Broadcast Assistant) to play a configured broadcast, once.
+    Assist(cli_assist::AssistArgs),
     /// Show the running service: source, each output's state, delay components, drift, errors, resyncs.
     Status {
         #[command(flatten)]
@@ -310,6 +313,7 @@ fn main() {
             adapter,
             seconds,
         } => pair(&address, adapter.as_deref(), seconds),
+        Command::Assist(args) => cli_assist::run(args),
     };
     // Flush the log queue before exiting.
     drop(log_guard);
