@@ -6,7 +6,7 @@
 //!
 //! Why GATT and not `MediaAssistant1.Push` (read in BlueZ 5.87, `profiles/audio/bass.c`): Push with `Device` for
 //! a local broadcast (5.85) sends the Broadcast_ID as 0 (`push_add_src`: "TODO: Add a way to recover BID",
-//! `:1181-1183`), exists only while BlueZ's own stream is streaming, and cannot be used on 5.82. Direct GATT
+//! `:1169`, tag 5.87), exists only while BlueZ's own stream is streaming, and cannot be used on 5.82. Direct GATT
 //! works on any BlueZ, with one condition: when bluetoothd runs its own BASS plugin (`-E`), it claims the
 //! receiver's BASS service, and writes to a claimed service are refused (`NotAuthorized`) unless
 //! `/etc/bluetooth/main.conf` has `[GATT] ExportClaimedServices = read-write` (BlueZ ≥ 5.80; default read-only,

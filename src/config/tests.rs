@@ -389,12 +389,21 @@ fn receivers_are_addresses_listed_once() {
         b.receivers.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
         ["00:11:22:33:44:55", "AA:BB:CC:DD:EE:FF"]
     );
-    assert!(b.describe().1.iter().any(|w| w == "assists 00:11:22:33:44:55, AA:BB:CC:DD:EE:FF"));
+    assert!(b
+        .describe()
+        .1
+        .iter()
+        .any(|w| w == "assists 00:11:22:33:44:55, AA:BB:CC:DD:EE:FF"));
     let (_, outputs) = Config::parse("t.toml", base).unwrap();
     assert!(broadcast(&outputs[0]).receivers.is_empty());
     let e = err(&format!("{base}receivers = [\"00:11:22:33:44\"]\n"));
-    assert!(e.starts_with("t.toml:6:") && e.contains("output.receivers") && e.contains("\"00:11:22:33:44\""), "{e}");
-    let e = err(&format!("{base}receivers = [\"00:11:22:33:44:55\", \"00:11:22:33:44:55\"]\n"));
+    assert!(
+        e.starts_with("t.toml:6:") && e.contains("output.receivers") && e.contains("\"00:11:22:33:44\""),
+        "{e}"
+    );
+    let e = err(&format!(
+        "{base}receivers = [\"00:11:22:33:44:55\", \"00:11:22:33:44:55\"]\n"
+    ));
     assert!(e.contains("listed twice"), "{e}");
     let e = err(&format!("{base}receivers = \"00:11:22:33:44:55\"\n"));
     assert!(e.contains("receivers"), "{e}");
