@@ -92,6 +92,8 @@ pub enum Command {
         #[arg(long, default_value_t = 20)]
         seconds: u64,
     },
+    /// Tell an LE Audio receiver (over its BASS, as a Broadcast Assistant) to play a configured broadcast, once.
+    Assist(crate::cli_assist::AssistArgs),
     /// Show the running service: source, each output's state, delay components, drift, errors, resyncs.
     Status {
         #[command(flatten)]

@@ -11,6 +11,7 @@ use cli_demo::{bench_pipeline, bench_sendspin, bench_snapcast, bench_sync, demo_
 use cli_inspect::{check_config, devices, doctor};
 
 mod cli_args;
+mod cli_assist;
 mod cli_bluetooth;
 mod cli_calibrate;
 mod cli_control;
@@ -87,6 +88,7 @@ fn main() {
             adapter,
             seconds,
         } => pair(&address, adapter.as_deref(), seconds),
+        Command::Assist(args) => cli_assist::run(args),
     };
     // Flush the log queue before exiting.
     drop(log_guard);

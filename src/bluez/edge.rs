@@ -92,6 +92,8 @@ impl BluetoothEdge for BluezEdge {
     /// (≥ 5.87), the task advertises the Broadcast Name, PBP, a Broadcast_ID stable for this host and output, and
     /// the manufacturer data; on an older one it says once what is missing and broadcasts without them.
     fn start_broadcast(&self, name: &str, settings: &BroadcastSettings, big: &SharedBig) -> Result<(), OutputError> {
+        // The Broadcast_ID receivers are told (0: unknown, the kernel's random one on a BlueZ before 5.87).
+        let mut broadcast_id = 0;
         let identity = match settings.identity_warning(super::version::installed()) {
             Some(w) => {
                 tracing::warn!(output = name, "{w}");
@@ -99,10 +101,8 @@ impl BluetoothEdge for BluezEdge {
             }
             None => {
                 let host = host_name();
-                let id = settings.identity(
-                    host.as_deref(),
-                    crate::bap::advertising::stable_broadcast_id(host.as_deref().unwrap_or(""), name),
-                );
+                broadcast_id = stable_broadcast_id(name);
+                let id = settings.identity(host.as_deref(), broadcast_id);
                 tracing::info!(
                     output = name,
                     "advertising Broadcast Name {:?}, Broadcast_ID {:#08x}, PBP features {:#04x}{}",
@@ -127,8 +127,31 @@ impl BluetoothEdge for BluezEdge {
             identity,
             Arc::downgrade(big),
         ));
+        for &receiver in &settings.receivers {
+            let (output, adapter, weak) = (name.to_string(), settings.adapter().to_string(), Arc::downgrade(big));
+            let code = settings.config.code.as_ref().map(|c| *c.as_bytes());
+            self.runtime.spawn(async move {
+                let ours = loop {
+                    match super::assistant::our_broadcast_on(&adapter, broadcast_id, code).await {
+                        Ok(o) => break o,
+                        Err(e) if weak.strong_count() > 0 => {
+                            tracing::warn!(output, "assist {receiver}: {e}; retrying in {A2DP_RETRY_MAX:?}");
+                            tokio::time::sleep(A2DP_RETRY_MAX).await;
+                        }
+                        Err(_) => return,
+                    }
+                };
+                super::assistant::keep(output, adapter, receiver, ours, move || weak.strong_count() > 0).await;
+            });
+        }
         Ok(())
     }
+}
+
+/// The Broadcast_ID output `name` advertises on a BlueZ that carries its identity (≥ 5.87): stable for this host
+/// and output.
+pub fn stable_broadcast_id(name: &str) -> u32 {
+    crate::bap::advertising::stable_broadcast_id(host_name().as_deref().unwrap_or(""), name)
 }
 
 /// This machine's host name (`/proc/sys/kernel/hostname`), if it has one.

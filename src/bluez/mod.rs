@@ -3,6 +3,7 @@
 pub mod a2dp_speaker;
 pub mod adapters;
 pub mod advertisement;
+pub mod assistant;
 pub mod broadcast_source;
 pub mod edge;
 pub mod media;

@@ -433,3 +433,36 @@ fn the_whole_advertisement_must_fit_or_the_config_is_refused() {
     ));
     assert!(e.starts_with("t.toml:5:") && e.contains("251"), "{e}");
 }
+
+#[test]
+fn receivers_are_addresses_listed_once() {
+    let base = "[source]\nkind = \"tone\"\n[[output]]\nname = \"b\"\nkind = \"broadcast\"\n";
+    let (_, outputs) = Config::parse(
+        "t.toml",
+        &format!("{base}receivers = [\"00:11:22:33:44:55\", \"AA:BB:CC:DD:EE:FF\"]\n"),
+    )
+    .unwrap();
+    let b = broadcast(&outputs[0]);
+    assert_eq!(
+        b.receivers.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
+        ["00:11:22:33:44:55", "AA:BB:CC:DD:EE:FF"]
+    );
+    assert!(b
+        .describe()
+        .1
+        .iter()
+        .any(|w| w == "assists 00:11:22:33:44:55, AA:BB:CC:DD:EE:FF"));
+    let (_, outputs) = Config::parse("t.toml", base).unwrap();
+    assert!(broadcast(&outputs[0]).receivers.is_empty());
+    let e = err(&format!("{base}receivers = [\"00:11:22:33:44\"]\n"));
+    assert!(
+        e.starts_with("t.toml:6:") && e.contains("output.receivers") && e.contains("\"00:11:22:33:44\""),
+        "{e}"
+    );
+    let e = err(&format!(
+        "{base}receivers = [\"00:11:22:33:44:55\", \"00:11:22:33:44:55\"]\n"
+    ));
+    assert!(e.contains("listed twice"), "{e}");
+    let e = err(&format!("{base}receivers = \"00:11:22:33:44:55\"\n"));
+    assert!(e.contains("receivers"), "{e}");
+}

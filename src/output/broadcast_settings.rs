@@ -18,6 +18,7 @@ pub const KEYS: &[&str] = &[
     "program_info",
     "language",
     "adapter",
+    "receivers",
 ];
 
 /// Adapter of a broadcast that names none.
@@ -34,6 +35,8 @@ pub struct BroadcastSettings {
     pub name: Option<String>,
     /// Manufacturer data to advertise, if set.
     pub manufacturer: Option<ManufacturerData>,
+    /// LE Audio receivers bluebridge tells, as a Broadcast Assistant, to play this broadcast (`receivers`).
+    pub receivers: Vec<bluer::Address>,
 }
 
 impl BroadcastSettings {
@@ -121,11 +124,17 @@ impl BroadcastSettings {
             .validate()
             .map_err(|e| SettingError::at(keys.kind_span.clone(), format!("output: {e}")))?;
         let adapter = keys.adapter()?;
+        let receivers = match keys.take::<Vec<String>>("receivers")? {
+            None => Vec::new(),
+            Some(r) => parse_receivers(r.get_ref())
+                .map_err(|e| SettingError::at(r.span(), format!("output.receivers: {e}")))?,
+        };
         let settings = Self {
             config,
             adapter,
             name,
             manufacturer,
+            receivers,
         };
         // Everything must fit one extended advertising set; without a configured name, with the longest default.
         let worst_name = "n".repeat(advertising::BROADCAST_NAME_MAX);
@@ -164,8 +173,36 @@ impl BroadcastSettings {
 
     /// `check-config`'s words for it.
     pub fn describe(&self) -> (Option<String>, Vec<String>) {
-        (None, self.adapter.iter().map(|a| format!("adapter {a}")).collect())
+        let mut words: Vec<String> = self.adapter.iter().map(|a| format!("adapter {a}")).collect();
+        if !self.receivers.is_empty() {
+            let list: Vec<String> = self.receivers.iter().map(|a| a.to_string()).collect();
+            words.push(format!("assists {}", list.join(", ")));
+        }
+        (None, words)
     }
+}
+
+/// Most receivers one broadcast output assists.
+pub const RECEIVERS_MAX: usize = 16;
+
+/// `["AA:BB:CC:DD:EE:FF", …]` → addresses; the error names the bad one.
+fn parse_receivers(list: &[String]) -> Result<Vec<bluer::Address>, String> {
+    if list.len() > RECEIVERS_MAX {
+        return Err(format!("{} receivers; at most {RECEIVERS_MAX}", list.len()));
+    }
+    let mut out: Vec<bluer::Address> = Vec::new();
+    for text in list {
+        let a = text
+            .parse::<bluer::Address>()
+            .ok()
+            .filter(|_| text.len() == 17)
+            .ok_or_else(|| format!("{text:?} is not a Bluetooth address like 00:11:22:33:44:55"))?;
+        if out.contains(&a) {
+            return Err(format!("{text} is listed twice"));
+        }
+        out.push(a);
+    }
+    Ok(out)
 }
 
 /// `{ company = 87, data = "hex" }` → [`ManufacturerData`]; the error says what is wrong.

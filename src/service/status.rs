@@ -4,7 +4,8 @@ use super::controller::Controller;
 use super::HEALTHY_TICK_AGE_NS;
 use crate::config::SourceSpec;
 use crate::control::protocol::{
-    DelayReport, EngineReport, OutputReport, SourceReport, Speaker, SpeakersReport, StateReport, StatusReport,
+    DelayReport, EngineReport, OutputReport, ReceiverReport, SourceReport, Speaker, SpeakersReport, StateReport,
+    StatusReport,
 };
 use crate::output::player::PlayerStatus;
 use crate::output::{OutputSettings, OutputSpec};
@@ -118,6 +119,10 @@ impl Controller {
                             .collect(),
                         _ => Vec::new(),
                     },
+                    receivers: crate::bluez::assistant::receivers(&spec.name)
+                        .into_iter()
+                        .map(|(address, state)| ReceiverReport { address, state })
+                        .collect(),
                     handoff_late_us: s.handoff_late,
                     calibrated: self.state.outputs.get(&spec.name).and_then(|o| o.calibrated.clone()),
                 }

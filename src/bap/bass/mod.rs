@@ -369,5 +369,6 @@ impl<'a> Reader<'a> {
     }
 }
 
+pub mod keeper;
 #[cfg(test)]
 mod tests;

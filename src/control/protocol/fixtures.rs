@@ -47,6 +47,10 @@ pub(crate) fn report() -> StatusReport {
             counters: [("underrun_frames".to_string(), 3)].into_iter().collect(),
             error: None,
             notes: vec!["not advertised: Broadcast Name (BlueZ 5.82 cannot)".into()],
+            receivers: vec![ReceiverReport {
+                address: "00:11:22:33:44:55".into(),
+                state: "bis-synced 0x1".into(),
+            }],
             handoff_late_us: Some(LatenessSummary {
                 count: 200,
                 min_us: 1.0,

@@ -127,6 +127,9 @@ impl StatusReport {
             for n in &o.notes {
                 let _ = writeln!(s, "  note: {n}");
             }
+            for r in &o.receivers {
+                let _ = writeln!(s, "  receiver {}: {}", r.address, r.state);
+            }
         }
         let _ = writeln!(s, "\nstate: {}", self.state.path);
         for p in &self.state.problems {

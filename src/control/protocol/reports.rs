@@ -105,6 +105,10 @@ pub struct OutputReport {
     /// What the output cannot do on this machine, though it plays (a broadcast's identity on an old BlueZ).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
+    /// A broadcast's receivers (`receivers = […]`) and each one's state as its BASS reports it (`bis-synced 0x1`,
+    /// `pa-synced`, `bad-code`, `failed (PA sync)`, `disconnected`, …); absent for other outputs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub receivers: Vec<ReceiverReport>,
     /// How late the output's writer handed its blocks over against their due time, over its last window (outputs
     /// with a writer of their own: `pipe`; absent for the others).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -112,6 +116,15 @@ pub struct OutputReport {
     /// How its calibration was last measured (when, how confident, against what); absent if never.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub calibrated: Option<crate::calibrate::session::CalibrationRecord>,
+}
+
+/// One receiver a broadcast assists.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReceiverReport {
+    /// Its address.
+    pub address: String,
+    /// Its state (see [`OutputReport::receivers`]).
+    pub state: String,
 }
 
 /// The parts of an output's delay, ms.
