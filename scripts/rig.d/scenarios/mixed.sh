@@ -40,6 +40,18 @@ BC=3; [ "${RIG_MIXED_ONE_ADAPTER:-}" = 1 ] && BC=0   # bluebridge's broadcasting
 A0=$(addr 0); A1=$(addr 1); A2=$(addr 2); ABC=$(addr $BC)
 log "bluebridge hci0=$A0 (a2dp), hci$BC=$ABC (broadcast); A2DP recording sink hci1=$A1; broadcast sink hci2=$A2; broadcast $CHANNELS"
 
+if [ "$MIXED_SOURCE" = sendspin ]; then
+  # Started first: importing aiosendspin takes ~40 s under TCG, hidden behind the sink's set-up and the pairing.
+  step "the reference Sendspin server (aiosendspin) on the guest's loopback"
+  mkdir -p /opt/venv
+  mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000,cache=loose,ro sendspin /opt/venv
+  check sendspin-venv $? "$(ls /opt/venv/lib/python3.13/site-packages/aiosendspin/__init__.py 2>&1); guest $(python3 -V 2>&1), venv $(sed -n 's/^version = //p' /opt/venv/pyvenv.cfg)"
+  ip link set lo up 2>/dev/null
+  /opt/venv/bin/python "$IN/sendspin-server.py" --port 8927 --players 2 --seconds 600 --signal tone --codec pcm \
+    --encrypted-only --trust-after-ms 0 > "$O/sendspin-server.jsonl" 2> "$O/sendspin-server.log" &
+  SS=$!
+fi
+
 step "A2DP recording sink on hci1 (bluebridge-sink-recorder, Delay 150 ms)"
 if ! command -v bluebridge-sink-recorder > /dev/null; then
   check recorder-binary FAIL "no bluebridge-sink-recorder beside the bluebridge binary (cargo build --release builds it)"
@@ -57,14 +69,6 @@ bb_pair 0 1 "$A1"
 
 SOURCE=
 if [ "$MIXED_SOURCE" = sendspin ]; then
-  step "the reference Sendspin server (aiosendspin) on the guest's loopback"
-  mkdir -p /opt/venv
-  mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000,cache=loose,ro sendspin /opt/venv
-  check sendspin-venv $? "$(/opt/venv/bin/python -c 'import sys, aiosendspin; print("Python", sys.version.split()[0], "aiosendspin", aiosendspin.__file__)' 2>&1 | tail -1)"
-  ip link set lo up 2>/dev/null
-  /opt/venv/bin/python "$IN/sendspin-server.py" --port 8927 --players 2 --seconds 600 --signal tone --codec pcm \
-    --encrypted-only --trust-after-ms 0 > "$O/sendspin-server.jsonl" 2> "$O/sendspin-server.log" &
-  SS=$!
   wait_for 120 grep -q '"listening"' "$O/sendspin-server.jsonl"
   check sendspin-server $? "$(head -1 "$O/sendspin-server.jsonl"; tail -2 "$O/sendspin-server.log" | tr '\n' ';' | cut -c1-300)"
   SOURCE='kind = "sendspin"
