@@ -1,7 +1,7 @@
 //! One Sendspin player connection: connects to the server's WebSocket URL, runs the Noise handshake and the hello
 //! exchange ([`super::link`]; or, in the server's transition mode, a plain `client/hello`), syncs its clock into the shared [`ServerClock`] estimate, reports `client/state` (available once
-//! the clock is synced, then after every volume or mute change), turns PCM chunks into timeline audio stamped with
-//! their server play times, and reconnects with exponential backoff ([`BACKOFF_MIN_MS`] doubling to
+//! the clock is synced, then after every volume or mute change), decodes chunks (PCM, FLAC or Opus,
+//! [`super::playback`]) into timeline audio stamped with their server play times, and reconnects with exponential backoff ([`BACKOFF_MIN_MS`] doubling to
 //! [`BACKOFF_MAX_MS`], back to the minimum after a connection that was activated and lasted [`HEALTHY_AFTER_MS`]; a
 //! player the server does not trust yet waits [`link::UNTRUSTED_WAIT_MS`] connected, then backs off likewise).
 //!
@@ -13,10 +13,10 @@
 
 use super::link::{Incoming, Security};
 use super::meet::Meet;
-use super::proto::audio::{decode_frame, decode_pcm};
-use super::proto::hello::{offered, player_formats};
+use super::playback::{ChunkError, Stream};
+use super::proto::audio::decode_frame;
+use super::proto::hello::player_formats;
 use super::proto::state::{ClientState, Command, PlayerState, SUPPORTED_COMMANDS};
-use super::proto::stream::PcmFormat;
 use super::proto::time::ClientTime;
 use super::proto::{decode_server_text, ServerMessage};
 use crate::snapcast::SnapEvent;
@@ -114,7 +114,7 @@ pub async fn run(
             server_clock: server_clock.clone(),
             events: &events,
             volume,
-            format: None,
+            stream: None,
             samples: 0,
             available_sent: false,
             connected: false,
@@ -166,7 +166,7 @@ struct Session<'a> {
     server_clock: SharedServerClock,
     events: &'a mpsc::Sender<SnapEvent>,
     volume: (u8, bool),
-    format: Option<PcmFormat>,
+    stream: Option<Stream>,
     samples: usize,
     available_sent: bool,
     connected: bool,
@@ -247,7 +247,7 @@ impl Session<'_> {
                             }
                         }
                         Incoming::Binary(b) => {
-                            if !self.audio(&b).await {
+                            if !self.audio(&b).await? {
                                 return Ok(());
                             }
                         }
@@ -311,33 +311,36 @@ impl Session<'_> {
                     return Ok(Some(self.state()));
                 }
             }
-            ServerMessage::StreamStart(s) => match s.player.map(|p| {
-                if offered(&player_formats(), &p) {
-                    p.pcm()
-                } else {
-                    Err(format!(
-                        "stream/start format {}/{} Hz/{} ch/{} bit is not one this player offered",
-                        p.codec.chars().take(16).collect::<String>(),
-                        p.sample_rate,
-                        p.channels,
-                        p.bit_depth
-                    ))
+            ServerMessage::StreamStart(s) => {
+                if let Some(p) = s.player {
+                    // A stream the player cannot play (a format it never listed, a codec header that lies or does
+                    // not decode) ends the connection: the server gets a fresh start after the backoff.
+                    let stream =
+                        Stream::start(&player_formats(), &p).map_err(|e| format!("cannot play this stream: {e}"))?;
+                    tracing::info!(
+                        output = self.cfg.name,
+                        format = stream.describe(),
+                        "sendspin: stream start"
+                    );
+                    // The spec: a format change mid-stream keeps the chunks already buffered (the new ones follow
+                    // them on the same timeline), so the timeline is reset only when what it holds changes.
+                    let f = stream.format();
+                    if self.stream.as_ref().map(Stream::format) != Some(f) {
+                        self.reset_timeline(f).await;
+                    }
+                    self.stream = Some(stream);
                 }
-            }) {
-                Some(Ok(f)) => {
-                    tracing::info!(output = self.cfg.name, ?f, "sendspin: stream start");
-                    self.format = Some(f);
+            }
+            ServerMessage::StreamClear => {
+                if let Some(s) = &mut self.stream {
+                    s.restart();
+                    let f = s.format();
                     self.reset_timeline(f).await;
                 }
-                Some(Err(e)) => {
-                    tracing::warn!(output = self.cfg.name, "sendspin: cannot play this stream: {e}");
-                    self.format = None;
-                }
-                None => {}
-            },
-            ServerMessage::StreamClear | ServerMessage::StreamEnd => {
-                if let Some(f) = self.format {
-                    self.reset_timeline(f).await;
+            }
+            ServerMessage::StreamEnd => {
+                if let Some(s) = self.stream.take() {
+                    self.reset_timeline(s.format()).await;
                 }
             }
             ServerMessage::Command(c) => match c.command() {
@@ -369,14 +372,8 @@ impl Session<'_> {
         Ok(None)
     }
 
-    async fn reset_timeline(&self, f: PcmFormat) {
-        let _ = self
-            .events
-            .send(SnapEvent::Format(AudioFormat {
-                rate_hz: f.rate_hz,
-                channels: f.channels,
-            }))
-            .await;
+    async fn reset_timeline(&self, f: AudioFormat) {
+        let _ = self.events.send(SnapEvent::Format(f)).await;
     }
 
     /// Logs a skipped binary frame: the 1st, 10th, 100th… of a connection (a server sending nothing but bad frames
@@ -393,22 +390,22 @@ impl Session<'_> {
         }
     }
 
-    /// Handles a binary frame; false when the owner went away.
-    async fn audio(&mut self, b: &[u8]) -> bool {
+    /// Handles a binary frame; false when the owner went away, an error when the stream does not decode.
+    async fn audio(&mut self, b: &[u8]) -> Result<bool, String> {
         let chunk = match decode_frame(b) {
             Ok(c) => c,
             Err(e) => {
                 self.skipped(format_args!("{e}"));
-                return true;
+                return Ok(true);
             }
         };
-        let Some(f) = self.format else {
+        if self.stream.is_none() {
             self.skipped(format_args!("audio before a playable stream/start"));
-            return true;
-        };
+            return Ok(true);
+        }
         let Some(start_ns) = chunk.timestamp_us.checked_mul(1000) else {
             self.skipped(format_args!("chunk timestamp {} µs out of range", chunk.timestamp_us));
-            return true;
+            return Ok(true);
         };
         let server_now = self
             .server_clock
@@ -421,22 +418,25 @@ impl Session<'_> {
                     "chunk stamped {} µs, over 60 s from the server's now",
                     chunk.timestamp_us
                 ));
-                return true;
+                return Ok(true);
             }
         }
-        match decode_pcm(chunk.payload, f) {
-            Ok(samples) => self
+        let decoded = self.stream.as_mut().expect("checked above").decode(chunk.payload);
+        match decoded {
+            // The first decoded sample plays at the chunk's timestamp, for every codec (see `playback`).
+            Ok(samples) => Ok(self
                 .events
                 .send(SnapEvent::Audio {
                     start: ServerTime::from_ns(start_ns),
                     samples,
                 })
                 .await
-                .is_ok(),
-            Err(e) => {
+                .is_ok()),
+            Err(ChunkError::Skipped(e)) => {
                 self.skipped(format_args!("{e}"));
-                true
+                Ok(true)
             }
+            Err(e @ ChunkError::Broken(_)) => Err(e.to_string()),
         }
     }
 }

@@ -3,7 +3,7 @@
 //! - [`proto`]: the JSON messages and the binary audio frame, pure encode/decode with a bound on every size
 //!   (fuzzed in `fuzz/`).
 //! - [`client`]: one WebSocket connection per output, as a Sendspin player: hello, clock sync into the shared
-//!   server-clock estimate, PCM chunks onto the timeline by their server timestamps, volume and mute commands,
+//!   server-clock estimate, chunks (PCM, FLAC, Opus: [`playback`]) onto the timeline by their server timestamps, volume and mute commands,
 //!   reconnects with backoff.
 //!
 //! - [`secure`]: the Noise KKpsk2 handshake and the encrypted framing servers require by default (pure).
@@ -22,6 +22,7 @@ pub mod link;
 pub mod listen;
 pub mod mdns;
 pub mod meet;
+pub mod playback;
 pub mod proto;
 pub mod secure;
 

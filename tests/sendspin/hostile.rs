@@ -1,9 +1,10 @@
 //! `bluebridge run` (one `pipe` output, a Sendspin source) against a scripted hostile Sendspin server on
 //! loopback. Each connection gets the next case, in a cycle: malformed JSON for a hello, unknown message types and
 //! broken JSON mid-session, an oversized frame, chunks with wild timestamps, stream/starts that lie about the
-//! format (one the player never offered, a codec it does not play, PCM that is not whole frames), a stall (the
-//! server reads, never answers), and a flood (audio as fast as TCP carries it, stamped inside the buffer window, plus
-//! a burst of text). Every case must leave a clear line in bluebridge's log, the player must reconnect (with
+//! format (one the player never offered), a stall (the server reads, never answers), a flood (audio as fast as TCP
+//! carries it, stamped inside the buffer window, plus a burst of text), a FLAC codec header that lies (its STREAMINFO
+//! says 44.1 kHz, the message 48 kHz) and a stream whose chunks do not decode (PCM that is not whole frames). A
+//! stream the player cannot play ends the connection; a chunk that does not decode is skipped, a run of them ends it. Every case must leave a clear line in bluebridge's log, the player must reconnect (with
 //! backoff) each time, the service must stay up and keep its output playing, and its resident memory must stay
 //! bounded over the run (~2 min; `BLUEBRIDGE_HOSTILE_SECS` lengthens it).
 
@@ -52,7 +53,27 @@ const CASES: &[(&str, &str)] = &[
     ("format lie", "is not one this player offered"),
     ("stall", "nothing from the server for 10000 ms"),
     ("flood", "sendspin: connected"),
+    (
+        "header lie",
+        "flac codec_header says 44100 Hz, 2 ch, 16 bit, stream/start says 48000 Hz",
+    ),
+    ("undecodable chunks", "the stream does not decode (25 chunks in a row)"),
 ];
+
+/// `fLaC` + a STREAMINFO block for 16-bit stereo at `rate` Hz, Base64 (as aiosendspin sends it).
+fn streaminfo_b64(rate: u32) -> String {
+    use base64::Engine as _;
+    let mut h = b"fLaC\x80\x00\x00\x22".to_vec();
+    let mut si = [0u8; 34];
+    si[0..2].copy_from_slice(&4608u16.to_be_bytes());
+    si[2..4].copy_from_slice(&4608u16.to_be_bytes());
+    si[10] = (rate >> 12) as u8;
+    si[11] = (rate >> 4) as u8;
+    si[12] = ((rate & 0xf) as u8) << 4 | 1 << 1;
+    si[13] = 15 << 4;
+    h.extend_from_slice(&si);
+    base64::engine::general_purpose::STANDARD.encode(h)
+}
 
 fn text(kind: &str, payload: serde_json::Value) -> Message {
     Message::Text(serde_json::json!({"type": kind, "payload": payload}).to_string().into())
@@ -172,25 +193,30 @@ async fn serve(sock: tokio::net::TcpStream, case: usize, flood_bytes: Arc<Atomic
             audio(&tx, now_us() + 1_500_000, 50).await;
         }
         4 => {
-            let lies = [
-                serde_json::json!({"player": {"codec": "pcm", "sample_rate": 384000, "channels": 8, "bit_depth": 32}}),
-                serde_json::json!({"player": {"codec": "flac", "sample_rate": 48000, "channels": 2, "bit_depth": 16,
-                                              "codec_header": "bm90IGZsYWM="}}),
-                serde_json::json!({"player": {"codec": "pcm", "sample_rate": 0, "channels": 0, "bit_depth": 7}}),
-                serde_json::json!({"player": "pcm"}),
-            ];
-            for l in lies {
-                let _ = send(&tx, text("stream/start", l)).await;
-                let _ = send(&tx, chunk(now_us() + 1_000_000, &[1u8; 4 * 480])).await;
-            }
-            // A stream/start that is true, with chunks that are not whole frames.
-            let _ = send(&tx, pcm_start()).await;
-            let _ = send(&tx, chunk(now_us() + 1_000_000, &[1u8; 1001])).await;
+            // A format the player never listed: the connection ends at once.
+            let lie =
+                serde_json::json!({"player": {"codec": "pcm", "sample_rate": 384000, "channels": 8, "bit_depth": 32}});
+            let _ = send(&tx, text("stream/start", lie)).await;
+            let _ = send(&tx, chunk(now_us() + 1_000_000, &[1u8; 4 * 480])).await;
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
         5 => {
             // Reads (the reader task drains), never answers: the player must give up on its own.
             tokio::time::sleep(Duration::from_secs(20)).await;
+        }
+        7 => {
+            let lie = serde_json::json!({"player": {"codec": "flac", "sample_rate": 48000, "channels": 2, "bit_depth": 16,
+                                                    "codec_header": streaminfo_b64(44_100)}});
+            let _ = send(&tx, text("stream/start", lie)).await;
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        8 => {
+            // A true stream/start, then chunks that are not whole frames: skipped, then given up on.
+            let _ = send(&tx, pcm_start()).await;
+            for i in 0..40 {
+                let _ = send(&tx, chunk(now_us() + 1_000_000 + i * 20_000, &[1u8; 1001])).await;
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
         }
         _ => {
             let _ = send(&tx, pcm_start()).await;
@@ -344,7 +370,8 @@ fn a_hostile_sendspin_server_is_logged_survived_and_bounded() {
     }
     for also in [
         "skipped a message: malformed",
-        "stream/start format flac/48000 Hz/2 ch/16 bit is not one this player offered",
+        "cannot play this stream: stream/start format pcm/384000 Hz/8 ch/32 bit is not one this player offered",
+        "skipped a binary frame: pcm chunk is invalid",
         "reconnecting in",
     ] {
         assert!(log.contains(also), "no {also:?} in the log\n{}", tail(&log));

@@ -1,6 +1,7 @@
 //! Two bluebridge players in one group of the reference Sendspin server (aiosendspin 10.2.1, `server.py`): two
 //! `pipe` outputs, "kitchen" with a declared delay of 40 ms and "porch" with none, are two Sendspin players; the
-//! server groups them and streams a click track to both.
+//! server groups them and streams a click track to both. Encrypted, as servers run by default (`--encrypted-only`):
+//! each player makes its identity in the state directory and the server trusts it once it appears.
 //!
 //! - Timing: each click's onset at each pipe (plus the pipe's declared delay: the reader plays it that much later)
 //!   against the play time the server stamped on it, p50/p99 per player. A delay counted twice (by the server
@@ -38,8 +39,9 @@ fn config(dir: &std::path::Path, url: &str) -> std::path::PathBuf {
     std::fs::write(
         &cfg,
         format!(
-            "[service]\ncontrol_socket = \"{}\"\n\n[source]\nkind = \"sendspin\"\nurl = \"{url}\"\n# the plain transition mode (the server runs it); ids are bluebridge-<name>\nencryption = false\n\n{}\n{}",
+            "[service]\ncontrol_socket = \"{}\"\nstate_dir = \"{}\"\n\n[source]\nkind = \"sendspin\"\nurl = \"{url}\"\n\n{}\n{}",
             dir.join("control.sock").display(),
+            dir.join("state").display(),
             out("kitchen", KITCHEN_DELAY_MS),
             out("porch", 0)
         ),
@@ -83,6 +85,9 @@ fn two_players_follow_the_reference_servers_clock_volume_and_mute() {
             format!("{}", SECS + 2.0),
             "--click-interval-ms".into(),
             "500".into(),
+            "--encrypted-only".into(),
+            "--trust-after-ms".into(),
+            "0".into(),
             "--command".into(),
             format!("{VOLUME_AT_S}:kitchen:volume:50"),
             "--command".into(),
@@ -164,7 +169,10 @@ fn two_players_follow_the_reference_servers_clock_volume_and_mute() {
     };
     for name in ["kitchen", "porch"] {
         let p = last_player(&events, name).unwrap_or_else(|| panic!("the server never saw {name}: {events:?}\n{ctx}"));
-        assert_eq!(p["id"], format!("bluebridge-{name}"), "{p}");
+        // Its id is the public key of the identity it made in the state directory.
+        let key = bluebridge::sendspin::identity::key_path(&dir.path().join("state"), name);
+        let id = bluebridge::sendspin::identity::read_key(&key).unwrap().client_id();
+        assert_eq!(p["id"], id.as_str(), "{p}");
         let reported = p["output_delay_ms"].as_f64().unwrap();
         let own = total_ms(name);
         eprintln!("{name}: the server has output_delay_ms {reported}, bluebridge's status total {own:.2} ms");

@@ -3,12 +3,13 @@
 Runs the reference `SendspinServer` in-process, mounts its WebSocket handler on its own aiohttp route (no mDNS:
 `start_server()` always starts it), uses CLOCK_MONOTONIC as the server clock (so its timestamps are the test
 machine's monotonic clock in microseconds), waits for `--players` players, groups them and streams a click track
-(PCM, s16 stereo: a Gaussian click every --click-interval-ms). Everything it sees is printed as one JSON object per line on stdout:
+(PCM, s16 stereo: a Gaussian click every --click-interval-ms; `--signal tone`: bluebridge's own test signal, a
+440 Hz tone with the click at 0.1 s of every second, for the rig). Everything it sees is printed as one JSON object per line on stdout:
   {"event": "listening", "port": P}
   {"event": "connection"}                  a WebSocket connection arrived (before any handshake)
   {"event": "client", "id": ..., "name": ...}
   {"event": "trusted", "id": ...}          the client id was trusted for unpaired playback (--trust-after-ms)
-  {"event": "player", "id": ..., "name": ..., "output_delay_ms": ..., "volume": ..., "muted": ...}
+  {"event": "player", "id": ..., "name": ..., "output_delay_ms": ..., "volume": ..., "muted": ..., "codec": ...}
   {"event": "click", "play_us": T}       scheduled play time (server clock = CLOCK_MONOTONIC, µs) of a click onset
   {"event": "command", "name": N, "command": C, "value": V, "at_us": T}   a --command was sent (server clock, µs)
   {"event": "ref_click", "play_us": T}   --ref-client: the reference player's compute_play_time() of a click (µs)
@@ -20,6 +21,9 @@ off (the library's default). An encrypted player plays only once the server trus
 playback, which Music Assistant does when the user accepts the player: `--trust-after-ms N` does it N ms after the
 client first appears (`SendspinServer.trust_unpaired`, which re-activates a connected client); -1 (the default)
 never trusts anyone.
+`--codec flac|pcm|opus` makes the server stream that codec to every player, as an operator's choice does
+(`PlayerV1Role.set_preferred_format(None, codec=…)`: the first format of that codec in the player's list); without
+it the server picks the first format of the player's list it can encode.
 `--command AT_S:NAME:volume:V` / `--command AT_S:NAME:mute:true|false` (repeatable) sends that player command
 through the server's own player role (`set_volume`, `set_mute`) AT_S seconds after the stream started.
 """
@@ -36,6 +40,7 @@ import time
 from aiohttp import web
 
 from aiosendspin.audio.format import AudioFormat
+from aiosendspin.models.types import AudioCodec
 from aiosendspin.noise.keys import Identity
 from aiosendspin.noise.trust_store import InMemoryServerPairingStore
 from aiosendspin.server.server import ClientAddedEvent, SendspinServer
@@ -63,6 +68,9 @@ async def main() -> None:
     ap.add_argument("--chunk-ms", type=int, default=20)
     ap.add_argument("--encrypted-only", action="store_true")
     ap.add_argument("--trust-after-ms", type=int, default=-1)
+    ap.add_argument("--codec", choices=["flac", "pcm", "opus"])
+    ap.add_argument("--signal", choices=["clicks", "tone"], default="clicks")
+    ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--command", action="append", default=[], metavar="AT_S:NAME:volume|mute:VALUE")
     ap.add_argument("--mdns-host", default=None, metavar="IP",
                     help="run the server as Music Assistant does (start_server: its own listener on IP:--port, "
@@ -108,7 +116,7 @@ async def main() -> None:
         await server.start_server(port=args.port, host=args.mdns_host, advertise_addresses=[args.mdns_host])
         emit(event="listening", port=args.port, path=SendspinServer.API_PATH)
     else:
-        runner = await serve_loopback(server, args.port)
+        runner = await serve_loopback(server, args.host, args.port)
     if args.ref_client is not None:
         ref = loop.create_task(run_ref_client(f"ws://127.0.0.1:{LISTENING['port']}{SendspinServer.API_PATH}",
                                               args.ref_client, args.rate))
@@ -121,7 +129,7 @@ async def main() -> None:
         await server.close()
 
 
-async def serve_loopback(server: SendspinServer, port: int) -> web.AppRunner:
+async def serve_loopback(server: SendspinServer, host: str, port: int) -> web.AppRunner:
     """The server's WebSocket handler on its own loopback route (no mDNS)."""
 
     async def on_connect(request: web.Request) -> web.StreamResponse:
@@ -132,7 +140,7 @@ async def serve_loopback(server: SendspinServer, port: int) -> web.AppRunner:
     app.router.add_get(SendspinServer.API_PATH, on_connect)
     runner = web.AppRunner(app)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", port)
+    site = web.TCPSite(runner, host, port)
     await site.start()
     port = site._server.sockets[0].getsockname()[1]  # noqa: SLF001
     emit(event="listening", port=port, path=SendspinServer.API_PATH)
@@ -187,21 +195,50 @@ async def stream_clicks(server: SendspinServer, args: argparse.Namespace, added:
     for c in clients[1:]:
         await group.add_client(c)
 
+    if args.codec is not None:
+        for c in clients:
+            # The role appears once the server activated it (right after trusting an encrypted player).
+            for _ in range(100):
+                if c.role("player@v1") is not None:
+                    break
+                await asyncio.sleep(0.05)
+            role = c.role("player@v1")
+            if role is None or not role.set_preferred_format(None, codec=AudioCodec(args.codec)):
+                emit(event="codec_error", name=c.name, codec=args.codec)
+
     def report_players() -> None:
         for c in clients:
             role = c.role("player@v1")
             if role is None:
                 continue
             emit(event="player", id=c.client_id, name=c.name, output_delay_ms=role.output_delay_ms,
-                 volume=role.volume, muted=role.muted)
+                 volume=role.volume, muted=role.muted,
+                 codec=role.preferred_codec.value if role.preferred_codec else None)
 
     fmt = AudioFormat(sample_rate=args.rate, bit_depth=16, channels=2)
     chunk = args.rate * args.chunk_ms // 1000
-    interval = args.rate * args.click_interval_ms // 1000
-    # The click: a Gaussian pulse (sigma 1.5 frames, peak 0.8) centred exactly on frame CENTRE of each interval, as
-    # bluebridge's own test signal, so its time is known to a fraction of a frame.
-    centre = 64
-    pulse = {d: round(0.8 * 32767 * math.exp(-0.5 * (d / 1.5) ** 2)) for d in range(-8, 9)}
+    if args.signal == "tone":
+        # bluebridge's own test signal (`source/tone.rs` TestSignal): a 440 Hz tone at 0.1 and a Gaussian click
+        # (sigma 1.5 frames, peak 0.8) centred on frame 4800 of every second, so the rig's analyses judge it as
+        # they judge the tone source.
+        interval, centre = args.rate, args.rate // 10
+
+        def value(n: int) -> float:
+            d = n % interval - centre
+            click = 0.8 * math.exp(-0.5 * (d / 1.5) ** 2) if abs(d) < 12 else 0.0
+            return 0.1 * math.sin(2 * math.pi * 440 * n / args.rate) + click
+    else:
+        # The click: a Gaussian pulse (sigma 1.5 frames, peak 0.8) centred exactly on frame CENTRE of each interval,
+        # as bluebridge's own test signal, so its time is known to a fraction of a frame.
+        interval, centre = args.rate * args.click_interval_ms // 1000, 64
+
+        def value(n: int) -> float:
+            d = n % interval - centre
+            return 0.8 * math.exp(-0.5 * (d / 1.5) ** 2) if abs(d) <= 8 else 0.0
+    # One interval of the signal, computed once (it repeats exactly): s16 stereo.
+    period = bytearray()
+    for n in range(interval):
+        period += max(-32768, min(32767, round(32767 * value(n)))).to_bytes(2, "little", signed=True) * 2
     commands = []
     for spec in args.command:
         at_s, name, what, value = spec.split(":")
@@ -230,14 +267,11 @@ async def stream_clicks(server: SendspinServer, args: argparse.Namespace, added:
     total = int(args.seconds * args.rate)
     last_report = 0.0
     while frame < total:
-        pcm = bytearray(chunk * 4)
-        clicks = []
-        for i in range(chunk):
-            d = (frame + i) % interval - centre
-            if d in pulse:
-                if d == 0:
-                    clicks.append(i)
-                pcm[i * 4 : i * 4 + 4] = pulse[d].to_bytes(2, "little", signed=True) * 2
+        pos = frame % interval
+        pcm = bytearray(period[pos * 4 : (pos + chunk) * 4])
+        while len(pcm) < chunk * 4:
+            pcm += period[: chunk * 4 - len(pcm)]
+        clicks = [i for i in range(chunk) if (frame + i) % interval == centre]
         stream.prepare_audio(bytes(pcm), fmt)
         start_us = await stream.commit_audio()
         for i in clicks:

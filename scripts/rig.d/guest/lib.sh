@@ -176,23 +176,26 @@ bb_pair() {
 #   buffer_ms=MS        the tone source's buffer (300)
 #   preset=NAME         the broadcast preset (48_2_1); the one place a scenario's preset goes into the config
 #   extra=TOML          other [[output]] tables, written before the broadcast output
+#   source=TOML         the [source] table's lines instead of the tone source (buffer_ms is then unused)
 #   raw=TOML            a line of the broadcast output as it is (e.g. manufacturer_data = { company = 87, … })
 #   anything else       a `key = "value"` line of the broadcast output (channels, broadcast_code, …); an empty
 #                       value leaves the line out (e.g. broadcast_code="$CODE" with no code)
 bb_broadcast_start() {
-  local idx=$1 buffer_ms=300 preset=48_2_1 extra="" lines="" kv k v; shift
+  local idx=$1 buffer_ms=300 preset=48_2_1 extra="" lines="" source="" kv k v; shift
   for kv in "$@"; do
     k=${kv%%=*}; v=${kv#*=}
     case "$k" in
       buffer_ms) buffer_ms=$v;;
       preset) preset=$v;;
       extra) extra=$v;;
+      source) source=$v;;
       raw) [ -n "$v" ] && lines+="$v"$'\n';;
       *) [ -n "$v" ] && lines+="$k = \"$v\""$'\n';;
     esac
   done
   {
-    printf '[source]\nkind = "tone"\nbuffer_ms = %s\n\n' "$buffer_ms"
+    if [ -n "$source" ]; then printf '[source]\n%s\n\n' "$source"
+    else printf '[source]\nkind = "tone"\nbuffer_ms = %s\n\n' "$buffer_ms"; fi
     printf '[service]\ncontrol_socket = "/tmp/bb.sock"\nstate_dir = "/tmp/bb-state"\n\n'
     [ -n "$extra" ] && printf '%s\n\n' "$extra"
     printf '[[output]]\nname = "auracast"\nkind = "broadcast"\nadapter = "hci%s"\npreset = "%s"\n%s' \

@@ -21,6 +21,17 @@
 # Tolerances are those of a2dp-timing (15 ms on |p95| stream error and |p50| arrival) and broadcast (10 ms on |p95|).
 # RIG_MIXED_CHANNELS=stereo for two BIS (mono by default: one LC3 encoder less for the emulated CPU, which carries
 # an A2DP stream, its recorder and the broadcast here).
+#
+# MIXED_SOURCE=sendspin (scenario mixed-sendspin): the source is the reference Sendspin server instead of the tone
+# source. aiosendspin 10.2.1 (tests/sendspin/server.py, from the venv scripts/sendspin-server-setup builds, mounted
+# read-only at /opt/venv: `# rig: sendspin=yes`) runs in the guest on loopback, encrypted-only, trusts both players
+# once they appear (each output is a player of its own) and streams bluebridge's test signal (`--signal tone`, the
+# same samples as the tone source) as PCM (the guest's CPU is better spent on SBC and LC3 than on FLAC). The server's
+# clock is the guest's CLOCK_MONOTONIC, so the play time it stamps on a click is the one the analyses need: its
+# first click's play time stands in for the tone source's origin (origin = play - 0.1 s - BUFFER_MS), written to
+# sendspin-origin.log in the line format the analyses read.
+MIXED_SOURCE=${MIXED_SOURCE:-tone}
+ORIGIN_LOG=$O/bluebridge.log
 TOL_MS=${RIG_TIMING_TOL_MS:-15}
 SECS=${RIG_MIXED_SECS:-20}              # recorded by the A2DP sink from its first packet
 BUFFER_MS=500                           # > Delay 150 ms + codec + bluebridge's queue
@@ -28,6 +39,18 @@ CHANNELS=${RIG_MIXED_CHANNELS:-mono}
 BC=3; [ "${RIG_MIXED_ONE_ADAPTER:-}" = 1 ] && BC=0   # bluebridge's broadcasting adapter
 A0=$(addr 0); A1=$(addr 1); A2=$(addr 2); ABC=$(addr $BC)
 log "bluebridge hci0=$A0 (a2dp), hci$BC=$ABC (broadcast); A2DP recording sink hci1=$A1; broadcast sink hci2=$A2; broadcast $CHANNELS"
+
+if [ "$MIXED_SOURCE" = sendspin ]; then
+  # Started first: importing aiosendspin takes ~40 s under TCG, hidden behind the sink's set-up and the pairing.
+  step "the reference Sendspin server (aiosendspin) on the guest's loopback"
+  mkdir -p /opt/venv
+  mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000,cache=loose,ro sendspin /opt/venv
+  check sendspin-venv $? "$(ls /opt/venv/lib/python3.13/site-packages/aiosendspin/__init__.py 2>&1); guest $(python3 -V 2>&1), venv $(sed -n 's/^version = //p' /opt/venv/pyvenv.cfg)"
+  ip link set lo up 2>/dev/null
+  /opt/venv/bin/python "$IN/sendspin-server.py" --port 8927 --players 2 --seconds 600 --signal tone --codec pcm \
+    --encrypted-only --trust-after-ms 0 > "$O/sendspin-server.jsonl" 2> "$O/sendspin-server.log" &
+  SS=$!
+fi
 
 step "A2DP recording sink on hci1 (bluebridge-sink-recorder, Delay 150 ms)"
 if ! command -v bluebridge-sink-recorder > /dev/null; then
@@ -44,8 +67,16 @@ check recorder-up $? "$(grep -E 'registered|rror' "$O/recorder-a.log" | sed 's/^
 step "pair: bluebridge pair from hci0 to the A2DP sink"
 bb_pair 0 1 "$A1"
 
-step "run bluebridge: tone source (buffer ${BUFFER_MS} ms), an a2dp output on hci0 and a broadcast output on hci$BC"
-bb_broadcast_start $BC buffer_ms=$BUFFER_MS preset=48_2_1 channels="$CHANNELS" extra="[[output]]
+SOURCE=
+if [ "$MIXED_SOURCE" = sendspin ]; then
+  wait_for 120 grep -q '"listening"' "$O/sendspin-server.jsonl"
+  check sendspin-server $? "$(head -1 "$O/sendspin-server.jsonl"; tail -2 "$O/sendspin-server.log" | tr '\n' ';' | cut -c1-300)"
+  SOURCE='kind = "sendspin"
+url = "ws://127.0.0.1:8927/sendspin"'
+fi
+
+step "run bluebridge: $MIXED_SOURCE source (buffer ${BUFFER_MS} ms), an a2dp output on hci0 and a broadcast output on hci$BC"
+bb_broadcast_start $BC buffer_ms=$BUFFER_MS source="$SOURCE" preset=48_2_1 channels="$CHANNELS" extra="[[output]]
 name = \"speaker\"
 kind = \"a2dp\"
 address = \"$A1\"
@@ -70,11 +101,33 @@ kill -0 $BB 2>/dev/null
 check bluebridge-alive $? "bluebridge still running (one process throughout)"
 step "stop bluebridge (SIGTERM)"
 bb_stop "$BB"
+if [ "$MIXED_SOURCE" = sendspin ]; then
+  kill "$SS" 2>/dev/null; wait "$SS" 2>/dev/null
+  # Both outputs were players of the server's group, under their output names.
+  for n in speaker auracast; do
+    grep -q "\"event\": \"player\", \"id\": \"[^\"]*\", \"name\": \"$n\"" "$O/sendspin-server.jsonl"
+    check "sendspin-player-$n" $? "$(grep "\"name\": \"$n\"" "$O/sendspin-server.jsonl" | tail -1 | cut -c1-300)"
+  done
+  # The server's first click stands in for the tone source's frame 0 (see the header).
+  ORIGIN_LOG=$O/sendspin-origin.log
+  python3 -S - "$O/sendspin-server.jsonl" $BUFFER_MS > "$ORIGIN_LOG" <<'PY'
+import json, sys
+for line in open(sys.argv[1]):
+    e = json.loads(line)
+    if e.get('event') == 'click':
+        print('tone source: frame 0 captured at CLOCK_MONOTONIC %d ns (the Sendspin server\'s first click at %.0f us, less 0.1 s and the buffer)'
+              % (round(e['play_us'] * 1000 - 0.1e9 - float(sys.argv[2]) * 1e6), e['play_us']))
+        break
+PY
+  cat "$ORIGIN_LOG"
+  bb_origin() { sed -n 's/.*frame 0 captured at CLOCK_MONOTONIC \(-\?[0-9]*\) ns.*/\1/p' "$ORIGIN_LOG" | head -1; }
+  check sendspin-clicks "$([ -n "$(bb_origin)" ] && echo PASS || echo FAIL)" "first click scheduled by the server: origin $(bb_origin)"
+fi
 figure resyncs "$(grep -c 're-synchronising' "$O/bluebridge.log")"
 figure starved "$(grep -c 'starved for' "$O/bluebridge.log")"
 
 step "A2DP sink: time at the sink vs play time - Delay (tolerance ${TOL_MS} ms)"
-python3 -S "$IN/analyze_timing.py" --log "$O/bluebridge.log" --buffer-ms $BUFFER_MS --tolerance-ms "$TOL_MS" \
+python3 -S "$IN/analyze_timing.py" --log "$ORIGIN_LOG" --buffer-ms $BUFFER_MS --tolerance-ms "$TOL_MS" \
   "a=$O/recorder-a.jsonl" > "$O/timing-a2dp.txt" 2>&1
 cat "$O/timing-a2dp.txt"
 v() { sed -n "s/^$1=//p" "$O/timing-a2dp.txt"; }
@@ -96,7 +149,7 @@ step "skew: the two sinks' errors for the same click"
 # As in analyze_timing.py (and a2dp-timing's skew), only the A2DP clicks from the first one within the tolerance
 # on: before it the speaker's Delay report had not been followed yet (the first click of a run arrives ~Delay late,
 # 150.7 ms on 3 Dec), which is the start-up transition the a2dp checks leave out too (figure skew_transition).
-python3 -S - "$O/bluebridge.log" "$O/recorder-a.jsonl" "$O/timing-bcast.txt" $BUFFER_MS "$TOL_MS" > "$O/skew.txt" 2>&1 <<'PY'
+python3 -S - "$ORIGIN_LOG" "$O/recorder-a.jsonl" "$O/timing-bcast.txt" $BUFFER_MS "$TOL_MS" > "$O/skew.txt" 2>&1 <<'PY'
 import json, re, sys
 log, rec, bc, buf, tol = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4]), float(sys.argv[5])
 origin = int(re.search(r'frame 0 captured at CLOCK_MONOTONIC (-?\d+) ns', re.sub(r'\x1b\[[0-9;]*m', '', open(log).read())).group(1))

@@ -28,8 +28,8 @@ pub use fifo::{
 pub use processes::{realtime_command, realtime_self};
 pub use results::{Deviation, Parts, Signed, SnapcastBench, STATUS_PERIOD};
 
-pub(crate) use processes::Children;
 use processes::free_port;
+pub(crate) use processes::Children;
 
 use crate::control::protocol::{Request, StatusReport};
 use crate::report::ClickDetector;

@@ -5,16 +5,16 @@ use serde::{Deserialize, Serialize};
 /// The role this player takes.
 pub const PLAYER_ROLE: &str = "player@v1";
 
-/// A PCM format the player accepts (`player@v1_support.supported_formats`).
+/// A format the player accepts (`player@v1_support.supported_formats`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SupportedFormat {
-    /// `pcm` (this slice accepts PCM only).
+    /// `flac`, `pcm` or `opus`.
     pub codec: &'static str,
     /// Channels.
     pub channels: u16,
     /// Frames per second.
     pub sample_rate: u32,
-    /// Bits per sample.
+    /// Bits per sample (ignored for `opus`: the spec and aiosendspin's `SupportedAudioFormat.matches`).
     pub bit_depth: u16,
 }
 
@@ -83,28 +83,43 @@ pub fn buffer_capacity_bytes(ahead_ms: u32, formats: &[SupportedFormat]) -> u32 
     (per_s * ahead_ms as u64 / 1000).min(u32::MAX as u64) as u32
 }
 
-/// The formats this player lists in its hello, in order of preference: 16-bit stereo PCM at 48 and 44.1 kHz.
+/// The formats this player lists in its hello, in order of preference (the spec: "first is preferred";
+/// aiosendspin 10.2.1 takes the first one it can encode, `server/roles/player/v1.py` `_ensure_preferred_format`,
+/// unless the operator or the player's `client/state` picked another): 16-bit stereo FLAC at 48 and 44.1 kHz
+/// (lossless at about half PCM's bandwidth, which counts when every speaker is a player of its own), the same as
+/// PCM (every server can send it; the spec asks each player to list FLAC or PCM), then Opus at 48 kHz (lossy: only
+/// when the operator chooses it, e.g. for a weak Wi-Fi link).
 pub fn player_formats() -> Vec<SupportedFormat> {
-    let pcm = |sample_rate| SupportedFormat {
-        codec: "pcm",
+    let f = |codec, sample_rate| SupportedFormat {
+        codec,
         channels: 2,
         sample_rate,
         bit_depth: 16,
     };
-    vec![pcm(48_000), pcm(44_100)]
+    vec![
+        f("flac", 48_000),
+        f("flac", 44_100),
+        f("pcm", 48_000),
+        f("pcm", 44_100),
+        f("opus", 48_000),
+    ]
 }
 
 /// Whether `f` (a `stream/start` format) is one of `offered` (the spec: the server's format MUST be one the player
-/// listed; one it did not is a lie, refused rather than guessed at).
+/// listed; one it did not is a lie, refused rather than guessed at). Opus ignores the bit depth, as the spec says
+/// (aiosendspin announces Opus as 16-bit whatever was listed).
 pub fn offered(offered: &[SupportedFormat], f: &super::stream::StreamFormat) -> bool {
     offered.iter().any(|o| {
-        o.codec == f.codec && o.sample_rate == f.sample_rate && o.channels == f.channels && o.bit_depth == f.bit_depth
+        o.codec == f.codec
+            && o.sample_rate == f.sample_rate
+            && o.channels == f.channels
+            && (o.codec == "opus" || o.bit_depth == f.bit_depth)
     })
 }
 
 impl ClientHello {
-    /// The hello of a player named `name` with id `client_id` that plays 16-bit stereo PCM at 48 or 44.1 kHz and
-    /// buffers `ahead_ms` of it (see [`buffer_capacity_bytes`]).
+    /// The hello of a player named `name` with id `client_id` that plays [`player_formats`] and buffers `ahead_ms`
+    /// of them (see [`buffer_capacity_bytes`]).
     pub fn player(client_id: &str, name: &str, ahead_ms: u32) -> Self {
         let supported_formats = player_formats();
         Self {
@@ -180,10 +195,15 @@ mod tests {
         assert_eq!(v["type"], "client/hello");
         assert_eq!(v["payload"]["client_id"], "bluebridge-k");
         assert_eq!(v["payload"]["supported_roles"][0], "player@v1");
-        assert_eq!(
-            v["payload"]["player@v1_support"]["supported_formats"][0]["sample_rate"],
-            48_000
-        );
+        let formats = &v["payload"]["player@v1_support"]["supported_formats"];
+        assert_eq!(formats[0]["sample_rate"], 48_000);
+        let codecs: Vec<_> = formats
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["codec"].as_str().unwrap())
+            .collect();
+        assert_eq!(codecs, ["flac", "flac", "pcm", "pcm", "opus"]);
         // 3 s of 48 kHz stereo s16, the fastest format listed.
         assert_eq!(v["payload"]["player@v1_support"]["buffer_capacity"], 576_000);
         assert!(v["payload"].get("unpaired_access").is_none());
@@ -219,6 +239,24 @@ mod tests {
         let m = decode_server_text(r#"{"payload":{"activities":["playback"]},"type":"server/activate"}"#).unwrap();
         let ServerMessage::Activate(a) = m else { panic!("{m:?}") };
         assert_eq!(a.active_roles, None);
+    }
+
+    #[test]
+    fn a_stream_start_is_checked_against_the_list_ignoring_opus_bit_depth() {
+        let f = |codec: &str, sample_rate, bit_depth| super::super::stream::StreamFormat {
+            codec: codec.into(),
+            sample_rate,
+            channels: 2,
+            bit_depth,
+            codec_header: None,
+        };
+        let list = player_formats();
+        assert!(offered(&list, &f("flac", 44_100, 16)));
+        assert!(offered(&list, &f("opus", 48_000, 16)));
+        assert!(offered(&list, &f("opus", 48_000, 24)));
+        assert!(!offered(&list, &f("flac", 48_000, 24)));
+        assert!(!offered(&list, &f("opus", 44_100, 16)));
+        assert!(!offered(&list, &f("mp3", 48_000, 16)));
     }
 
     #[test]
