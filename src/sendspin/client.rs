@@ -20,6 +20,7 @@ use super::proto::state::{ClientState, Command, PlayerState, SUPPORTED_COMMANDS}
 use super::proto::time::ClientTime;
 use super::proto::{decode_server_text, ServerMessage};
 use crate::snapcast::SnapEvent;
+use crate::timeline::backoff::Backoff;
 use crate::timeline::server_clock::SharedServerClock;
 use crate::timeline::{AudioFormat, Clock, ServerTime};
 use std::sync::Arc;
@@ -101,7 +102,7 @@ pub async fn run(
     mut output_delay_ms: watch::Receiver<u32>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let mut backoff_ms = BACKOFF_MIN_MS;
+    let mut backoff = Backoff::new(BACKOFF_MIN_MS, BACKOFF_MAX_MS);
     let mut volume = (100u8, false);
     loop {
         if *shutdown.borrow() {
@@ -126,17 +127,15 @@ pub async fn run(
             Err(r) => r,
         };
         volume = s.volume;
-        if s.connected && started.elapsed() >= Duration::from_millis(HEALTHY_AFTER_MS) {
-            backoff_ms = BACKOFF_MIN_MS;
-        }
+        let healthy = s.connected && started.elapsed() >= Duration::from_millis(HEALTHY_AFTER_MS);
+        let dial_delay_ms = backoff.next_delay_ms(healthy, false);
         // A listening player does not dial: it takes the server's next connection (after a short pause, so a peer
         // that fails every setup at once cannot spin it).
         let delay_ms = if cfg.meet.is_listen() {
             BACKOFF_MIN_MS
         } else {
-            backoff_ms
+            dial_delay_ms
         };
-        backoff_ms = (backoff_ms * 2).min(BACKOFF_MAX_MS);
         if cfg.meet.is_listen() {
             tracing::warn!(
                 output = cfg.name,

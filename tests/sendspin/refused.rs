@@ -18,7 +18,9 @@ const RUN_S: u64 = 9;
 /// Runs the server (`server.py` with `args`) and bluebridge (one `sim` output, `source` lines) for [`RUN_S`];
 /// returns the server's events and bluebridge's log, or None when the test cannot run here.
 fn run(name: &str, server_args: &[&str], source: &str) -> Option<(Vec<serde_json::Value>, String)> {
-    unavailable(name)?;
+    if unavailable(name).is_some() {
+        return None;
+    }
     let root = server_root();
     let script = format!("srv/server-{name}-{}.py", std::process::id());
     std::fs::copy(
