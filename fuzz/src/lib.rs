@@ -5,6 +5,7 @@
 
 use bluebridge::a2dp::sbc_caps::{self, SbcQuality};
 use bluebridge::bap::base::Base;
+use bluebridge::bap::bass::ReceiveState;
 use bluebridge::bap::ltv::{parse_ltvs, CodecConfig};
 use bluebridge::codec::sbc::Sbc;
 use bluebridge::config::Config;
@@ -48,6 +49,7 @@ pub const TARGETS: &[Target] = &[
     ("sendspin_text", sendspin_text),
     ("sendspin_frame", sendspin_frame),
     ("sendspin_secure", sendspin_secure),
+    ("bass_state", bass_state),
 ];
 
 /// The Sendspin encryption's parsers of outside input. The first byte picks one: 0 `server/init` (a key it
@@ -268,5 +270,18 @@ pub fn state(data: &[u8]) {
     if s.validate().is_ok() {
         let saved = serde_json::to_vec_pretty(&s).expect("a loaded state serialises");
         assert_eq!(serde_json::from_slice::<State>(&saved).expect("re-load"), s);
+    }
+}
+
+/// A Broadcast Receive State as an LE Audio receiver's BASS server sends it (the assistant reads and is notified
+/// of it): what decodes holds no more than the input carried (15 header bytes, 5 per subgroup, its metadata).
+pub fn bass_state(data: &[u8]) {
+    if let Ok(Some(s)) = ReceiveState::decode(data) {
+        let metadata: usize = s.subgroups.iter().map(|g| g.metadata.len()).sum();
+        assert!(
+            15 + 5 * s.subgroups.len() + metadata <= data.len(),
+            "decoded more than the input held"
+        );
+        let _ = s.playing();
     }
 }

@@ -217,3 +217,22 @@ fn malformed_receive_states_are_refused() {
     reserved_enc[13] = 9;
     assert!(ReceiveState::decode(&reserved_enc).is_err());
 }
+
+#[test]
+fn the_fuzz_seeds_are_receive_states() {
+    let synced = ReceiveState::decode(include_bytes!("../../../fuzz/seeds/bass_state/synced-one-bis"))
+        .unwrap()
+        .unwrap();
+    assert!(synced.playing());
+    assert_eq!(synced.source.broadcast_id, 0x12_34_56);
+    let bad = ReceiveState::decode(include_bytes!("../../../fuzz/seeds/bass_state/bad-code-metadata"))
+        .unwrap()
+        .unwrap();
+    assert!(matches!(bad.encryption, BigEncryption::BadCode(_)));
+    assert_eq!(bad.subgroups[0].metadata.len(), 4);
+    let two = ReceiveState::decode(include_bytes!("../../../fuzz/seeds/bass_state/no-sync-two-subgroups"))
+        .unwrap()
+        .unwrap();
+    assert_eq!(two.subgroups.len(), 2);
+    assert!(!two.playing());
+}
