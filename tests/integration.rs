@@ -12,6 +12,8 @@ mod sendspin_refused;
 mod sendspin_support;
 #[path = "sendspin/sync.rs"]
 mod sendspin_sync;
+#[path = "sendspin/tone.rs"]
+mod sendspin_tone;
 mod service;
 #[path = "snapcast/flood.rs"]
 mod snap_flood;

@@ -26,7 +26,9 @@
 # source. aiosendspin 10.2.1 (tests/sendspin/server.py, from the venv scripts/sendspin-server-setup builds, mounted
 # read-only at /opt/venv: `# rig: sendspin=yes`) runs in the guest on loopback, encrypted-only, trusts both players
 # once they appear (each output is a player of its own) and streams bluebridge's test signal (`--signal tone`, the
-# same samples as the tone source) as PCM (the guest's CPU is better spent on SBC and LC3 than on FLAC). The server's
+# same samples as the tone source) as PCM (the guest's CPU is better spent on SBC and LC3 than on FLAC), in 100 ms
+# chunks (20 ms chunks cost the server ~4.4 % of a host core, ~0.5-0.9 vCPU under TCG; see
+# FINDINGS.md); a `rebase` event (the server fell behind and moved its timeline) fails sendspin-no-rebase. The server's
 # clock is the guest's CLOCK_MONOTONIC, so the play time it stamps on a click is the one the analyses need: its
 # first click's play time stands in for the tone source's origin (origin = play - 0.1 s - BUFFER_MS), written to
 # sendspin-origin.log in the line format the analyses read.
@@ -48,7 +50,7 @@ if [ "$MIXED_SOURCE" = sendspin ]; then
   check sendspin-venv $? "$(ls /opt/venv/lib/python3.13/site-packages/aiosendspin/__init__.py 2>&1); guest $(python3 -V 2>&1), venv $(sed -n 's/^version = //p' /opt/venv/pyvenv.cfg)"
   ip link set lo up 2>/dev/null
   /opt/venv/bin/python "$IN/sendspin-server.py" --port 8927 --players 2 --seconds 600 --signal tone --codec pcm \
-    --encrypted-only --trust-after-ms 0 > "$O/sendspin-server.jsonl" 2> "$O/sendspin-server.log" &
+    --chunk-ms 100 --encrypted-only --trust-after-ms 0 > "$O/sendspin-server.jsonl" 2> "$O/sendspin-server.log" &
   SS=$!
 fi
 
@@ -122,6 +124,11 @@ PY
   cat "$ORIGIN_LOG"
   bb_origin() { sed -n 's/.*frame 0 captured at CLOCK_MONOTONIC \(-\?[0-9]*\) ns.*/\1/p' "$ORIGIN_LOG" | head -1; }
   check sendspin-clicks "$([ -n "$(bb_origin)" ] && echo PASS || echo FAIL)" "first click scheduled by the server: origin $(bb_origin)"
+  # A server that fell behind its send-ahead floor moved its timeline on (a gap, and every later click off the
+  # origin above): that is the server starving, not bluebridge (FINDINGS.md, mixed-sendspin).
+  REBASES=$(grep -c '"event": "rebase"' "$O/sendspin-server.jsonl")
+  figure sendspin_rebases "$REBASES"
+  check sendspin-no-rebase "$([ "$REBASES" = 0 ] && echo PASS || echo FAIL)" "$REBASES rebases: $(grep '"rebase"' "$O/sendspin-server.jsonl" | head -3 | tr '\n' ';' | cut -c1-300)"
 fi
 figure resyncs "$(grep -c 're-synchronising' "$O/bluebridge.log")"
 figure starved "$(grep -c 'starved for' "$O/bluebridge.log")"
