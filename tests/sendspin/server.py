@@ -35,7 +35,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import math
+import os
 import sys
 import time
 
@@ -84,6 +86,10 @@ async def main() -> None:
                          "server; it prints {\"event\": \"ref_click\", \"play_us\": T} with the play time its "
                          "compute_play_time() gives each click it receives")
     args = ap.parse_args()
+    if os.environ.get("SENDSPIN_DEBUG_LOG"):
+        # Diagnosis: the library's debug log to a file (stderr is a pipe the test reads only at the end).
+        logging.basicConfig(filename=os.environ["SENDSPIN_DEBUG_LOG"], level=logging.DEBUG,
+                            format="%(asctime)s.%(msecs)03d %(name)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
 
     loop = asyncio.get_running_loop()
     server = SendspinServer(
