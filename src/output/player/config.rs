@@ -109,7 +109,8 @@ pub struct PlayerStatus {
     pub kind: String,
     /// Locked to the timeline (false while waiting for audio or a clock).
     pub synced: bool,
-    /// The output reaches its sink (see [`Output::linked`](crate::output::Output::linked)); false: its audio is dropped for now.
+    /// The output reaches its sink (see [`Output::linked`](crate::output::Output::linked)); false: its audio is
+    /// dropped for now.
     pub linked: bool,
     /// Last measured error (actual − wanted source time), µs.
     pub error_us: f64,
@@ -132,7 +133,8 @@ pub struct PlayerStatus {
     pub write_errors: u64,
     /// Output counters.
     pub counters: Vec<(String, u64)>,
-    /// The output writer's hand-off lateness (see [`Output::handoff_lateness`](crate::output::Output::handoff_lateness)).
+    /// The output writer's hand-off lateness (see
+    /// [`Output::handoff_lateness`](crate::output::Output::handoff_lateness)).
     pub handoff_late: Option<LatenessSummary>,
     /// The device applies the volume (AVRCP absolute volume): its level and maximum; None: software volume.
     pub device_volume: Option<(u16, u16)>,
