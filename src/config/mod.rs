@@ -6,7 +6,7 @@
 //!
 //! [[output]]
 //! name = "kitchen"               # unique; also the speaker's identity towards the group server
-//! kind = "sim"                   # sim | file | a2dp | pipe | broadcast (output::KINDS); sim, file, pipe and
+//! kind = "sim"                   # sim | file | a2dp | pipe | broadcast | local (output::KINDS); sim, file, pipe and
 //!                                # broadcast work with defaults, a2dp needs `address`
 //! offset_ms = 0                  # manual per-output offset, may be negative
 //!
