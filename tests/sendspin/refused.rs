@@ -7,7 +7,7 @@
 //!
 //! Skips as `sendspin_sync` does without the venv or root.
 
-use super::sendspin_support::{server_root, unavailable};
+use super::sendspin_support::{server_root, unavailable, Player};
 use std::io::BufRead;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -63,24 +63,17 @@ fn run(name: &str, server_args: &[&str], source: &str) -> Option<(Vec<serde_json
         ),
     )
     .unwrap();
-    let mut bb = Command::new(env!("CARGO_BIN_EXE_bluebridge"))
-        .args(["run", "--config", cfg.to_str().unwrap()])
-        .stderr(std::fs::File::create(dir.path().join("bb.log")).unwrap())
-        .spawn()
-        .unwrap();
+    let bb = Player::start(&cfg, dir.path().join("bb.log"));
     let mut events = vec![first];
     let until = Instant::now() + Duration::from_secs(RUN_S);
     while let Ok(v) = rx.recv_timeout(until.saturating_duration_since(Instant::now())) {
         events.push(v);
     }
-    // SAFETY: kill(2) on our own child.
-    unsafe { libc::kill(bb.id() as i32, libc::SIGTERM) };
-    let _ = bb.wait();
+    let mut log = bb.stop();
     let _ = server.kill();
     let _ = server.wait();
     let _ = reader.join();
     let _ = std::fs::remove_file(root.join(&script));
-    let mut log = std::fs::read_to_string(dir.path().join("bb.log")).unwrap_or_default();
     let key = bluebridge::sendspin::identity::key_path(&dir.path().join("state"), "bb");
     if let Ok(k) = bluebridge::sendspin::identity::read_key(&key) {
         log.push_str(&format!("\nTEST: client id {}\n", k.client_id()));

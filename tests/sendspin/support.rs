@@ -142,3 +142,29 @@ pub fn last_player<'a>(events: &'a [serde_json::Value], name: &str) -> Option<&'
         .rev()
         .find(|e| e["event"] == "player" && e["name"] == name)
 }
+
+/// `bluebridge run --config CFG` with its log in `log`; stopped with SIGTERM by [`Player::stop`].
+pub struct Player {
+    child: Child,
+    log: std::path::PathBuf,
+}
+
+impl Player {
+    /// Starts bluebridge on `cfg`, its stderr into `log`.
+    pub fn start(cfg: &std::path::Path, log: std::path::PathBuf) -> Player {
+        let child = Command::new(env!("CARGO_BIN_EXE_bluebridge"))
+            .args(["run", "--config", cfg.to_str().unwrap()])
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        Player { child, log }
+    }
+
+    /// Stops it (SIGTERM, then waits) and returns its log.
+    pub fn stop(mut self) -> String {
+        // SAFETY: kill(2) on our own child.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let _ = self.child.wait();
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}

@@ -9,8 +9,7 @@
 //!
 //! Without the venv (or root) it says so and passes, unless `BLUEBRIDGE_CI` is set (see `sendspin_support`).
 
-use super::sendspin_support::{unavailable, Server};
-use std::process::Command;
+use super::sendspin_support::{unavailable, Player, Server};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -127,17 +126,10 @@ fn plays_the_test_signal(test: &str, codec: Option<&str>) {
         ),
     )
     .unwrap();
-    let mut bb = Command::new(env!("CARGO_BIN_EXE_bluebridge"))
-        .args(["run", "--config", cfg.to_str().unwrap()])
-        .stderr(std::fs::File::create(dir.path().join("bb.log")).unwrap())
-        .spawn()
-        .unwrap();
+    let bb = Player::start(&cfg, dir.path().join("bb.log"));
     // `done` comes 2 s after the last chunk was sent, i.e. once it has played.
     let (events, err) = server.finish(Duration::from_secs(40));
-    // SAFETY: kill(2) on our own child.
-    unsafe { libc::kill(bb.id() as i32, libc::SIGTERM) };
-    let _ = bb.wait();
-    let log = std::fs::read_to_string(dir.path().join("bb.log")).unwrap_or_default();
+    let log = bb.stop();
     assert!(
         events.iter().any(|e| e["event"] == "done"),
         "the server did not finish: {events:?}\nserver: {err}\n{log}"
