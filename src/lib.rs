@@ -12,6 +12,7 @@
 //! Pure logic (protocol, clocks, timeline, drift control) never touches sockets or D-Bus, so it tests anywhere.
 
 pub mod a2dp;
+pub mod audio;
 pub mod bap;
 pub mod bench;
 pub mod bluez;

@@ -11,14 +11,9 @@ use crate::snap_support::{FifoWriter, SnapServer, StreamSpec};
 use bluebridge::report::Percentiles;
 use bluebridge::source::tone::TestSignal;
 use bluebridge::timeline::LocalTime;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
-use bluebridge::bench::snapcast::{realtime_command, timed_clicks};
-
-/// snapclient, under `chrt -f` at bluebridge's engine priority when that is allowed here.
-fn snapclient() -> Command {
-    realtime_command("snapclient")
-}
+use bluebridge::bench::snapcast::{reference_snapclient, timed_clicks};
 
 fn mkfifo(p: &std::path::Path) {
     let c = std::ffi::CString::new(p.to_str().unwrap()).unwrap();
@@ -66,21 +61,7 @@ fn bluebridge_plays_clicks_when_snapclient_does() {
         .stderr(std::fs::File::create(dir.path().join("bb.log")).unwrap())
         .spawn()
         .unwrap();
-    let mut sc = snapclient()
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &server.stream_port.to_string(),
-            "--hostID",
-            "reference",
-            "-i",
-            "1",
-        ])
-        .arg(format!("--player=file:filename={}", theirs.display()))
-        .args(["--logsink", "null"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
+    let mut sc = reference_snapclient(server.stream_port, "reference", &theirs)
         .spawn()
         .expect("snapclient (run scripts/setup)");
     let ours_clicks = ours_clicks.join().unwrap();

@@ -6,9 +6,10 @@
 //! has not returned any buffer (the disk is [`QUEUE_BLOCKS`] blocks behind), the block is dropped and counted
 //! (a gap in the recording) and the real-time path goes on.
 
-use super::local_clocked::LocalClocked;
+use super::local_clocked::{self, LocalClocked};
 use super::player::BLOCK_FRAMES;
-use super::{Output, OutputError, OutputStatus, OUTPUT_FORMAT};
+use super::writer_thread;
+use super::{Output, OutputError, OUTPUT_FORMAT};
 use crate::timeline::LocalTime;
 use std::io;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError, TrySendError};
@@ -103,19 +104,10 @@ impl FileOutput {
     /// Writes to `sink` (named `path` in messages) on a writer thread of its own.
     pub fn with_sink(path: &str, sink: Box<dyn SampleSink>) -> Result<Self, OutputError> {
         let (blocks_tx, blocks_rx) = sync_channel::<Vec<i16>>(QUEUE_BLOCKS);
-        let (free_tx, free_rx) = sync_channel::<Vec<i16>>(QUEUE_BLOCKS);
-        for _ in 0..QUEUE_BLOCKS {
-            free_tx
-                .try_send(Vec::with_capacity(BLOCK_FRAMES * 2))
-                .expect("the pool fits its channel");
-        }
-        let writer = std::thread::Builder::new()
-            .name(format!("file {path}"))
-            .spawn(move || writer_thread(sink, blocks_rx, free_tx))
-            .map_err(|e| OutputError::Io {
-                what: format!("cannot start the writer for {path}"),
-                error: e,
-            })?;
+        let (free_tx, free_rx) = writer_thread::buffer_pool(QUEUE_BLOCKS, || Vec::with_capacity(BLOCK_FRAMES * 2));
+        let writer = writer_thread::spawn(format!("file {path}"), path, move || {
+            write_blocks(sink, blocks_rx, free_tx)
+        })?;
         Ok(Self {
             path: path.to_string(),
             blocks: Some(blocks_tx),
@@ -146,7 +138,7 @@ impl FileOutput {
 
 /// Writes each block to `sink` and hands its buffer back; ends when the output closes (and completes the file)
 /// or at the first error (the output then reports it).
-fn writer_thread(
+fn write_blocks(
     mut sink: Box<dyn SampleSink>,
     blocks: Receiver<Vec<i16>>,
     free: SyncSender<Vec<i16>>,
@@ -164,9 +156,7 @@ impl Output for FileOutput {
     fn kind(&self) -> &'static str {
         "file"
     }
-    fn status(&mut self, now: LocalTime) -> OutputStatus {
-        self.clock.status(now)
-    }
+    local_clocked::paced_by_its_local_clock!();
     fn write(&mut self, _now: LocalTime, frames: &[i16]) -> Result<(), OutputError> {
         let Some(blocks) = &self.blocks else {
             return Err(OutputError::Other(format!("{} is closed", self.path)));
@@ -196,20 +186,13 @@ impl Output for FileOutput {
         self.clock.wrote(frames);
         Ok(())
     }
-    fn paced_by_local_clock(&self) -> bool {
-        true
-    }
-
-    fn take_markers(&mut self) -> Vec<LocalTime> {
-        self.clock.take_markers()
-    }
     fn counters(&self) -> Vec<(&'static str, u64)> {
-        vec![
-            ("frames", self.clock.written_frames()),
-            ("underruns", self.clock.underruns),
+        let mut c = self.clock.counters();
+        c.extend([
             ("dropped_blocks", self.dropped_blocks),
             ("dropped_frames", self.dropped_frames),
-        ]
+        ]);
+        c
     }
     /// Waits for the writer to write what is queued and complete the file.
     fn close(&mut self) -> Result<(), OutputError> {

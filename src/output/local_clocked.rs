@@ -180,11 +180,34 @@ impl LocalClocked {
         self.written_frames += (frames.len() / 2) as u64;
     }
 
+    /// The clock's counters, first in an output's [`super::Output::counters`]: frames written and underruns.
+    pub fn counters(&self) -> Vec<(&'static str, u64)> {
+        vec![("frames", self.written_frames), ("underruns", self.underruns)]
+    }
+
     /// Marker acoustic times found since the last call.
     pub fn take_markers(&mut self) -> Vec<LocalTime> {
         std::mem::take(&mut self.markers)
     }
 }
+
+/// The [`super::Output`] methods of an output that a [`LocalClocked`] in its field `clock` paces on its own (the
+/// `file` and `pipe` outputs): the clock's status and markers, and that it consumes at the local clock's rate.
+/// Expands inside `impl Output for …`.
+macro_rules! paced_by_its_local_clock {
+    () => {
+        fn status(&mut self, now: $crate::timeline::LocalTime) -> $crate::output::OutputStatus {
+            self.clock.status(now)
+        }
+        fn paced_by_local_clock(&self) -> bool {
+            true
+        }
+        fn take_markers(&mut self) -> Vec<$crate::timeline::LocalTime> {
+            self.clock.take_markers()
+        }
+    };
+}
+pub(crate) use paced_by_its_local_clock;
 
 #[cfg(test)]
 mod tests {

@@ -25,6 +25,7 @@ pub mod resample;
 pub mod settings;
 pub mod sim;
 pub mod volume;
+pub mod writer_thread;
 
 pub use kinds::{OutputSettings, OutputSpec, KINDS};
 

@@ -7,9 +7,10 @@
 //! none (it is that many blocks behind), the block is dropped and counted. A FIFO without a reader is retried; a
 //! reader that goes away (EPIPE) is waited for again.
 
-use super::local_clocked::LocalClocked;
+use super::local_clocked::{self, LocalClocked};
 use super::player::BLOCK_FRAMES;
-use super::{Output, OutputError, OutputStatus};
+use super::writer_thread;
+use super::{Output, OutputError};
 use crate::timeline::lateness::{LatenessHistogram, LatenessSummary, WakeLead};
 use crate::timeline::{Clock, LocalTime, SystemClock};
 use std::io::Write;
@@ -47,24 +48,15 @@ impl PipeOutput {
     /// Starts a writer for `path` (`-` for stdout); `delay_ns` is the reader's declared delay.
     pub fn open(path: &str, delay_ns: i64) -> Result<Self, OutputError> {
         let (tx, rx) = sync_channel::<(LocalTime, Vec<u8>)>(QUEUE_BLOCKS);
-        let (free_tx, free_rx) = sync_channel::<Vec<u8>>(QUEUE_BLOCKS);
-        for _ in 0..QUEUE_BLOCKS {
-            free_tx
-                .try_send(Vec::with_capacity(BLOCK_FRAMES * 4))
-                .expect("the pool fits its channel");
-        }
+        let (free_tx, free_rx) = writer_thread::buffer_pool(QUEUE_BLOCKS, || Vec::with_capacity(BLOCK_FRAMES * 4));
         let path_owned = path.to_string();
         let write_errors = Arc::new(AtomicU64::new(0));
         let errs = write_errors.clone();
         let lateness: Arc<Mutex<Option<LatenessSummary>>> = Arc::default();
         let late = lateness.clone();
-        let thread = std::thread::Builder::new()
-            .name(format!("pipe {path}"))
-            .spawn(move || writer_thread(&path_owned, rx, &free_tx, &errs, &late))
-            .map_err(|e| OutputError::Io {
-                what: format!("cannot start the writer for {path}"),
-                error: e,
-            })?;
+        let thread = writer_thread::spawn(format!("pipe {path}"), path, move || {
+            write_when_due(&path_owned, rx, &free_tx, &errs, &late)
+        })?;
         Ok(Self {
             tx: Some(tx),
             free: free_rx,
@@ -101,7 +93,7 @@ pub fn set_blocking(f: &impl std::os::fd::AsRawFd) -> std::io::Result<()> {
     Ok(())
 }
 
-fn writer_thread(
+fn write_when_due(
     path: &str,
     rx: Receiver<(LocalTime, Vec<u8>)>,
     free: &SyncSender<Vec<u8>>,
@@ -171,9 +163,7 @@ impl Output for PipeOutput {
     fn kind(&self) -> &'static str {
         "pipe"
     }
-    fn status(&mut self, now: LocalTime) -> OutputStatus {
-        self.clock.status(now)
-    }
+    local_clocked::paced_by_its_local_clock!();
     fn write(&mut self, _now: LocalTime, frames: &[i16]) -> Result<(), OutputError> {
         let first = self.clock.written_frames();
         // Due when its first frame is rendered, minus the reader's delay (which the clock adds to the sink).
@@ -196,24 +186,17 @@ impl Output for PipeOutput {
         self.clock.wrote(frames);
         Ok(())
     }
-    fn paced_by_local_clock(&self) -> bool {
-        true
-    }
-
-    fn take_markers(&mut self) -> Vec<LocalTime> {
-        self.clock.take_markers()
-    }
     fn handoff_lateness(&self) -> Option<LatenessSummary> {
         // Never wait on the writer thread (this runs on the real-time loop): None for this status, then.
         self.lateness.try_lock().ok().and_then(|l| *l)
     }
     fn counters(&self) -> Vec<(&'static str, u64)> {
-        vec![
-            ("frames", self.clock.written_frames()),
-            ("underruns", self.clock.underruns),
+        let mut c = self.clock.counters();
+        c.extend([
             ("dropped_blocks", self.dropped_blocks.load(Ordering::Relaxed)),
             ("write_errors", self.write_errors.load(Ordering::Relaxed)),
-        ]
+        ]);
+        c
     }
     fn close(&mut self) -> Result<(), OutputError> {
         self.tx = None;

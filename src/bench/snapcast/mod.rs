@@ -25,7 +25,7 @@ mod tests;
 pub use fifo::{
     mkfifo, reader_floor, timed_clicks, timed_clicks_and_levels, Level, FIRST_BYTE_TIMEOUT, LEVEL_WINDOW_FRAMES,
 };
-pub use processes::{realtime_command, realtime_self};
+pub use processes::{realtime_command, realtime_self, reference_snapclient};
 pub use results::{Deviation, Parts, Signed, SnapcastBench, STATUS_PERIOD};
 
 use processes::free_port;
@@ -242,21 +242,7 @@ pub fn run(bluebridge: &Path, seconds: f64) -> Result<SnapcastBench, String> {
             got
         })
     };
-    let sc = realtime_command("snapclient")
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &stream_port.to_string(),
-            "--hostID",
-            "bench-snapclient",
-            "-i",
-            "1",
-        ])
-        .arg(format!("--player=file:filename={}", theirs.display()))
-        .args(["--logsink", "null"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
+    let sc = reference_snapclient(stream_port, "bench-snapclient", &theirs)
         .spawn()
         .map_err(|e| format!("starting snapclient: {e}"))?;
     kids.procs.push(sc);

@@ -9,6 +9,27 @@ pub fn realtime_self() -> bool {
     crate::timeline::clock::SystemClock::realtime_priority(RT_PRIORITY).is_ok()
 }
 
+/// The reference player: `snapclient` (real-time where allowed, as [`realtime_command`]) joining the server on
+/// 127.0.0.1:`stream_port` as `host_id` and writing what it plays to `file` (its file player), quietly.
+pub fn reference_snapclient(stream_port: u16, host_id: &str, file: &std::path::Path) -> Command {
+    let mut c = realtime_command("snapclient");
+    c.args([
+        "-h",
+        "127.0.0.1",
+        "-p",
+        &stream_port.to_string(),
+        "--hostID",
+        host_id,
+        "-i",
+        "1",
+    ])
+    .arg(format!("--player=file:filename={}", file.display()))
+    .args(["--logsink", "null"])
+    .stdout(Stdio::null())
+    .stderr(Stdio::null());
+    c
+}
+
 /// `program` under `chrt -f RT_PRIORITY` when that is allowed here, else plain.
 pub fn realtime_command(program: &str) -> Command {
     let rt = Command::new("chrt")

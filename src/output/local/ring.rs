@@ -1,7 +1,7 @@
 //! The lock-free hand-off from the engine to a sound card's callback thread.
 //!
-//! The engine converts audio to the device's rate and channel count and pushes interleaved `f32` samples into a
-//! single-producer single-consumer ring ([`rtrb`]); the card's callback pops them, converts each to the device's
+//! The engine converts audio to the device's rate and channel count and pushes interleaved `f32` samples into the
+//! shared frame ring ([`crate::audio::ring`]); the card's callback pops them, converts each to the device's
 //! sample format and plays silence for whatever is missing (an underrun, counted). Nothing on the callback side
 //! allocates, locks or blocks: the ring, the stamp ring and the counters are preallocated atomics.
 //!
@@ -9,11 +9,11 @@
 //! the local time at which that card frame is played. The engine fits the card's clock to these stamps
 //! ([`crate::timeline::envelope_clock`]), so it knows when every frame it writes will be heard.
 
+use crate::audio::ring::{frame_ring, FrameConsumer, FrameProducer, XrunWatch};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
-/// Stamps the ring holds when the engine does not take them (at one per 10 ms period: 2.5 s).
-pub const STAMP_CAPACITY: usize = 256;
+pub use crate::audio::ring::STAMP_CAPACITY;
 
 /// One callback's timing: card frame `card_frame` (frames the card was given since the stream started, silence
 /// included) is ring frame `ring_frame` (frames taken from the ring so far) and plays at local time
@@ -52,61 +52,55 @@ pub struct RingCounters {
 
 /// Creates a ring for `capacity_frames` frames of `channels` interleaved samples.
 pub fn ring(capacity_frames: usize, channels: usize) -> (RingWriter, RingReader) {
-    let (samples_tx, samples_rx) = rtrb::RingBuffer::new(capacity_frames * channels);
+    let (frames_tx, frames_rx) = frame_ring(capacity_frames, channels);
     let (stamps_tx, stamps_rx) = rtrb::RingBuffer::new(STAMP_CAPACITY);
     let counters = Arc::new(RingCounters::default());
-    (
-        RingWriter {
-            samples: samples_tx,
-            stamps: stamps_rx,
-            counters: counters.clone(),
-            channels,
-            written_frames: 0,
-        },
-        RingReader {
-            samples: samples_rx,
-            stamps: stamps_tx,
-            counters,
-            channels,
-            card_frames: 0,
-            ring_frames: 0,
-            primed: false,
-            xruns_seen: 0,
-        },
-    )
+    let writer = RingWriter {
+        frames: frames_tx,
+        stamps: stamps_rx,
+        counters: counters.clone(),
+        written_frames: 0,
+    };
+    let reader = RingReader {
+        frames: frames_rx,
+        stamps: stamps_tx,
+        counters,
+        card_frames: 0,
+        ring_frames: 0,
+        primed: false,
+        xruns: XrunWatch::default(),
+    };
+    (writer, reader)
 }
 
 /// The engine's end.
 pub struct RingWriter {
-    samples: rtrb::Producer<f32>,
+    frames: FrameProducer,
     stamps: rtrb::Consumer<Stamp>,
     counters: Arc<RingCounters>,
-    channels: usize,
     written_frames: u64,
 }
 
 impl RingWriter {
     /// Pushes as many whole frames of `interleaved` as fit; returns how many frames were pushed.
     pub fn push(&mut self, interleaved: &[f32]) -> usize {
-        let frames = (interleaved.len() / self.channels).min(self.free_frames());
+        let frames = (interleaved.len() / self.frames.channels()).min(self.free_frames());
         if frames == 0 {
             return 0;
         }
-        let n = frames * self.channels;
-        let chunk = self.samples.write_chunk_uninit(n).expect("checked free space");
-        chunk.fill_from_iter(interleaved[..n].iter().copied());
+        self.frames.push_frames(frames, interleaved.iter().copied());
         self.written_frames += frames as u64;
         frames
     }
 
     /// Frames that fit now.
     pub fn free_frames(&self) -> usize {
-        self.samples.slots() / self.channels
+        self.frames.free_frames()
     }
 
     /// Frames pushed and not yet taken by the callback.
     pub fn queued_frames(&self) -> usize {
-        (self.samples.buffer().capacity() - self.samples.slots()) / self.channels
+        self.frames.queued_frames()
     }
 
     /// Frames pushed since the ring was made (ring frame index of the next frame pushed).
@@ -128,22 +122,21 @@ impl RingWriter {
 
     /// True when the reader was dropped (the stream is gone).
     pub fn is_abandoned(&self) -> bool {
-        self.samples.is_abandoned()
+        self.frames.is_abandoned()
     }
 }
 
 /// The callback's end. Its methods never allocate, lock or block.
 pub struct RingReader {
-    samples: rtrb::Consumer<f32>,
+    frames: FrameConsumer,
     stamps: rtrb::Producer<Stamp>,
     counters: Arc<RingCounters>,
-    channels: usize,
     card_frames: u64,
     ring_frames: u64,
     /// Audio has arrived at least once (silence before the first audio is not an underrun).
     primed: bool,
     /// The xrun count the last callback saw.
-    xruns_seen: u64,
+    xruns: XrunWatch,
 }
 
 impl RingReader {
@@ -158,26 +151,23 @@ impl RingReader {
         playback_local_ns: i64,
         device_delay_ns: i64,
     ) {
-        let ch = self.channels;
+        let ch = self.frames.channels();
         let want_frames = out.len() / ch;
-        let xruns = self.counters.xruns.load(Ordering::Relaxed);
         let stamp = Stamp {
             card_frame: self.card_frames,
             ring_frame: self.ring_frames,
             playback_local_ns,
             device_delay_ns,
-            after_xrun: xruns != self.xruns_seen,
+            after_xrun: self.xruns.moved(&self.counters.xruns),
         };
-        self.xruns_seen = xruns;
         if self.stamps.push(stamp).is_err() {
             self.counters.stamps_dropped.fetch_add(1, Ordering::Relaxed);
         }
-        let frames = (self.samples.slots() / ch).min(want_frames);
+        let frames = self.frames.available_frames().min(want_frames);
         let n = frames * ch;
         if n > 0 {
-            // The chunk's iterator commits each sample it hands out; `out` has room for all n.
-            let chunk = self.samples.read_chunk(n).expect("checked available");
-            for (o, s) in out.iter_mut().zip(chunk) {
+            // `out` has room for all n samples, and each is committed as it is handed out.
+            for (o, s) in out.iter_mut().zip(self.frames.pop_frames(frames)) {
                 *o = convert(s);
             }
             self.primed = true;

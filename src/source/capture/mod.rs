@@ -142,31 +142,26 @@ impl CaptureSource {
                 })
                 .map_err(|e| DeviceError::Host(format!("cannot start the capture thread: {e}")))?
         };
-        Ok(Self::with_link(
-            timeline,
-            server_clock,
-            Some(link),
-            rx,
-            stop,
-            Some(supervisor),
-        ))
+        let mut source = Self::with_link(timeline, server_clock, Some(link), rx);
+        source.stop = stop;
+        source.supervisor = Some(supervisor);
+        Ok(source)
     }
 
+    /// The source on `link` and the later ones from `links`, with no supervisor thread (tests feed the links).
     fn with_link(
         timeline: SharedTimeline,
         server_clock: SharedServerClock,
         link: Option<Link>,
         links: mpsc::Receiver<Link>,
-        stop: Arc<AtomicBool>,
-        supervisor: Option<std::thread::JoinHandle<()>>,
     ) -> Self {
         Self {
             timeline,
             server_clock,
             link,
             links,
-            stop,
-            supervisor,
+            stop: Arc::default(),
+            supervisor: None,
             reopens: 0,
             logged_gaps: 0,
         }
@@ -272,14 +267,7 @@ mod tests {
             ingest: CaptureIngest::new(48_000, 2),
             buf: Vec::new(),
         };
-        let mut src = CaptureSource::with_link(
-            timeline.clone(),
-            clock.clone(),
-            Some(link),
-            rx,
-            Arc::new(AtomicBool::new(false)),
-            None,
-        );
+        let mut src = CaptureSource::with_link(timeline.clone(), clock.clone(), Some(link), rx);
         src.pump(LocalTime::from_ns(0));
         assert_eq!(clock.lock().unwrap().offset_ns(), None, "nothing captured: no clock");
         let data = vec![0.25f32; 960 * 2];
@@ -306,14 +294,7 @@ mod tests {
             ingest: CaptureIngest::new(48_000, 1),
             buf: Vec::new(),
         };
-        let mut src = CaptureSource::with_link(
-            timeline.clone(),
-            clock,
-            Some(link(r1)),
-            rx,
-            Arc::new(AtomicBool::new(false)),
-            None,
-        );
+        let mut src = CaptureSource::with_link(timeline.clone(), clock, Some(link(r1)), rx);
         w1.counters().failed.store(true, Ordering::Relaxed);
         src.pump(LocalTime::from_ns(0));
         assert!(src.link.is_none());

@@ -1,18 +1,18 @@
 //! The lock-free hand-off from a capture device's callback thread to the engine.
 //!
-//! Every callback pushes its frames (interleaved `f32`, the device's channel count) into a single-producer
-//! single-consumer ring ([`rtrb`]) and then one [`Stamp`]: which card frame the callback's data starts with, how
+//! Every callback pushes its frames (interleaved `f32`, the device's channel count) into the shared frame ring
+//! ([`crate::audio::ring`]) and then one [`Stamp`]: which card frame the callback's data starts with, how
 //! many frames it holds and when its first frame was captured on the local clock. The samples are committed before
 //! the stamp, so when the engine sees a stamp, that callback's frames are there. A callback whose data does not fit
 //! (the engine fell behind) is dropped whole and counted; the card-frame count still advances, so the next stamp
 //! shows the gap and nothing after it is misplaced in time. Nothing on the callback side allocates, locks or
 //! blocks: the rings and counters are preallocated.
 
+use crate::audio::ring::{frame_ring, FrameConsumer, FrameProducer, XrunWatch};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
-/// Stamps the ring holds when the engine does not take them (at one per 10 ms period: 2.5 s).
-pub const STAMP_CAPACITY: usize = 256;
+pub use crate::audio::ring::STAMP_CAPACITY;
 
 /// One callback's data: `frames` frames starting at card frame `card_frame` (frames the device delivered since the
 /// stream started, dropped ones included), the first captured at local time `capture_local_ns`.
@@ -46,36 +46,31 @@ pub struct CaptureCounters {
 
 /// Creates a ring for `capacity_frames` frames of `channels` interleaved samples.
 pub fn ring(capacity_frames: usize, channels: usize) -> (CaptureWriter, CaptureReader) {
-    let channels = channels.max(1);
-    let (samples_tx, samples_rx) = rtrb::RingBuffer::new(capacity_frames.max(1) * channels);
+    let (frames_tx, frames_rx) = frame_ring(capacity_frames.max(1), channels.max(1));
     let (stamps_tx, stamps_rx) = rtrb::RingBuffer::new(STAMP_CAPACITY);
     let counters = Arc::new(CaptureCounters::default());
-    (
-        CaptureWriter {
-            samples: samples_tx,
-            stamps: stamps_tx,
-            counters: counters.clone(),
-            channels,
-            card_frames: 0,
-            xruns_seen: 0,
-        },
-        CaptureReader {
-            samples: samples_rx,
-            stamps: stamps_rx,
-            counters,
-            channels,
-        },
-    )
+    let writer = CaptureWriter {
+        frames: frames_tx,
+        stamps: stamps_tx,
+        counters: counters.clone(),
+        card_frames: 0,
+        xruns: XrunWatch::default(),
+    };
+    let reader = CaptureReader {
+        frames: frames_rx,
+        stamps: stamps_rx,
+        counters,
+    };
+    (writer, reader)
 }
 
 /// The callback's end. Its methods never allocate, lock or block.
 pub struct CaptureWriter {
-    samples: rtrb::Producer<f32>,
+    frames: FrameProducer,
     stamps: rtrb::Producer<Stamp>,
     counters: Arc<CaptureCounters>,
-    channels: usize,
     card_frames: u64,
-    xruns_seen: u64,
+    xruns: XrunWatch,
 }
 
 impl CaptureWriter {
@@ -84,23 +79,19 @@ impl CaptureWriter {
     pub fn write<T: Copy>(&mut self, data: &[T], to_f32: impl Fn(T) -> f32, capture_local_ns: i64) {
         let c = &self.counters;
         c.callbacks.fetch_add(1, Ordering::Relaxed);
-        let frames = data.len() / self.channels;
+        let frames = data.len() / self.frames.channels();
         if frames == 0 {
             return;
         }
-        let n = frames * self.channels;
-        let xruns = c.xruns.load(Ordering::Relaxed);
-        let after_xrun = xruns != self.xruns_seen;
-        self.xruns_seen = xruns;
+        let after_xrun = self.xruns.moved(&c.xruns);
         let card_frame = self.card_frames;
         self.card_frames += frames as u64;
-        if self.samples.slots() < n || self.stamps.slots() == 0 {
+        if self.frames.free_frames() < frames || self.stamps.slots() == 0 {
             c.overflows.fetch_add(1, Ordering::Relaxed);
             c.overflow_frames.fetch_add(frames as u64, Ordering::Relaxed);
             return;
         }
-        let chunk = self.samples.write_chunk_uninit(n).expect("checked free space");
-        chunk.fill_from_iter(data[..n].iter().map(|&s| to_f32(s)));
+        self.frames.push_frames(frames, data.iter().map(|&s| to_f32(s)));
         // After the samples: a stamp the engine sees always has its frames in the ring.
         let _ = self.stamps.push(Stamp {
             card_frame,
@@ -118,10 +109,9 @@ impl CaptureWriter {
 
 /// The engine's end.
 pub struct CaptureReader {
-    samples: rtrb::Consumer<f32>,
+    frames: FrameConsumer,
     stamps: rtrb::Consumer<Stamp>,
     counters: Arc<CaptureCounters>,
-    channels: usize,
 }
 
 impl CaptureReader {
@@ -129,17 +119,15 @@ impl CaptureReader {
     /// kept, so a reused buffer stops allocating). None when there is none.
     pub fn pop(&mut self, out: &mut Vec<f32>) -> Option<Stamp> {
         let stamp = self.stamps.pop().ok()?;
-        let n = stamp.frames as usize * self.channels;
         out.clear();
         // The writer committed these samples before pushing the stamp.
-        let chunk = self.samples.read_chunk(n).expect("a stamp's samples are in the ring");
-        out.extend(chunk);
+        out.extend(self.frames.pop_frames(stamp.frames as usize));
         Some(stamp)
     }
 
     /// The device's channel count.
     pub fn channels(&self) -> usize {
-        self.channels
+        self.frames.channels()
     }
 
     /// The counters.
