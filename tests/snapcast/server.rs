@@ -43,15 +43,38 @@ async fn collect(server: &SnapServer, h: &mut Harness, stream: &str, signal: Vec
 
 /// Chunk starts must advance by exactly the audio they carry (to the microsecond of the wire stamps).
 fn assert_contiguous(rx: &Received, rate_hz: u32) {
+    // Each chunk starts where the one before ended, to 2 µs. The one exception is snapserver's own: when its pipe
+    // reader finds it read later than its next tick (a loaded host), it resyncs and restarts its stream time at now
+    // (server/streamreader/asio_stream.hpp, do_read: "Read took longer"), moving the timestamps forward with the samples
+    // still contiguous (seen once in a full integration run under load: a 158 ms jump). So a forward jump is
+    // allowed a few times; a chunk that overlaps the one before, or a run of jumps, fails.
     assert!(rx.starts_ns.len() > 20, "only {} chunks", rx.starts_ns.len());
+    let mut jumps = Vec::new();
     for w in rx.starts_ns.windows(2) {
         let ((t0, n0), (t1, _)) = (w[0], w[1]);
         let expect_ns = n0 as i64 * 1_000_000_000 / rate_hz as i64;
+        let off_ns = t1 - t0 - expect_ns;
         assert!(
-            (t1 - t0 - expect_ns).abs() <= 2_000,
-            "chunk at {t0} with {n0} frames, next at {t1}"
+            off_ns >= -2_000,
+            "chunk at {t0} with {n0} frames, next at {t1}: overlaps by {} ns",
+            -off_ns
+        );
+        if off_ns > 2_000 {
+            jumps.push(format!("chunk at {t0} with {n0} frames, next at {t1}"));
+        }
+    }
+    if !jumps.is_empty() {
+        eprintln!(
+            "timestamps moved forward {} times (snapserver resyncs): {jumps:?}",
+            jumps.len()
         );
     }
+    assert!(
+        jumps.len() <= 2,
+        "{} of {} chunks are not contiguous with the one before: {jumps:?}",
+        jumps.len(),
+        rx.starts_ns.len()
+    );
 }
 
 async fn lossless(codec: &'static str, name: &str) {
