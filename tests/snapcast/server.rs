@@ -44,10 +44,10 @@ async fn collect(server: &SnapServer, h: &mut Harness, stream: &str, signal: Vec
 /// Chunk starts must advance by exactly the audio they carry (to the microsecond of the wire stamps).
 fn assert_contiguous(rx: &Received, rate_hz: u32) {
     // Each chunk starts where the one before ended, to 2 µs. The one exception is snapserver's own: when its pipe
-    // reader finds it read later than its next tick (a loaded host), it resyncs and restarts its stream time at now
-    // (server/streamreader/asio_stream.hpp, do_read: "Read took longer"), moving the timestamps forward with the samples
-    // still contiguous (seen once in a full integration run under load: a 158 ms jump). So a forward jump is
-    // allowed a few times; a chunk that overlaps the one before, or a run of jumps, fails.
+    // reader finds it read later than its next tick (a loaded host), it resyncs and restarts its stream time at
+    // now (server/streamreader/asio_stream.hpp, do_read: "Read took longer"), moving the timestamps forward with
+    // the samples still contiguous (seen once in a full integration run under load: a 158 ms jump). So a forward
+    // jump is allowed a few times; a chunk that overlaps the one before, or a run of jumps, fails.
     assert!(rx.starts_ns.len() > 20, "only {} chunks", rx.starts_ns.len());
     let mut jumps = Vec::new();
     for w in rx.starts_ns.windows(2) {
