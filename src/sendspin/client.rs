@@ -11,7 +11,7 @@
 //!
 //! [`ServerClock`]: crate::timeline::server_clock::ServerClock
 
-use super::error::ConnectionError;
+use super::error::{quoted, ConnectionError};
 use super::link::{Incoming, Security};
 use super::meet::Meet;
 use super::playback::{ChunkError, Stream, MAX_BAD_CHUNKS};
@@ -51,6 +51,9 @@ pub const MAX_CHUNK_SKEW_NS: i64 = 60_000_000_000;
 /// of its fastest format, which fits in the timeline's
 /// [`DEFAULT_CAPACITY_NS`](crate::timeline::buffer::DEFAULT_CAPACITY_NS) (4 s) with a second to spare.
 pub const BUFFER_AHEAD_MS: u32 = 3_000;
+/// `group/update`s are logged at most once per this interval (the rest at debug, counted in the next line), ms: a
+/// server flooding them gets a line a second, not one per message.
+pub const GROUP_LOG_INTERVAL_MS: u64 = 1_000;
 /// Startup lead the player asks for, ms.
 pub const REQUIRED_LEAD_TIME_MS: u32 = 250;
 /// Ongoing buffer the player asks the server to keep, ms.
@@ -122,6 +125,8 @@ pub async fn run(
             connected: false,
             output_delay_ms: *output_delay_ms.borrow_and_update(),
             skipped_frames: 0,
+            group_logged: None,
+            groups_unlogged: 0,
         };
         let reason = match s.serve(&mut output_delay_ms, &mut shutdown).await {
             Ok(()) => return,
@@ -179,6 +184,9 @@ struct Session<'a> {
     connected: bool,
     output_delay_ms: u32,
     skipped_frames: u64,
+    /// When a `group/update` was last logged at info, and how many came since without.
+    group_logged: Option<tokio::time::Instant>,
+    groups_unlogged: u64,
 }
 
 impl Session<'_> {
@@ -363,7 +371,24 @@ impl Session<'_> {
                 Err(e) => tracing::warn!(output = self.cfg.name, "sendspin: {e}"),
             },
             ServerMessage::GroupUpdate(g) => {
-                tracing::info!(output = self.cfg.name, group = ?g.group_name, state = ?g.playback_state, "sendspin: group")
+                let group = g.group_name.as_deref().map(quoted);
+                let state = g.playback_state.as_deref().map(quoted);
+                let now = tokio::time::Instant::now();
+                let interval = Duration::from_millis(GROUP_LOG_INTERVAL_MS);
+                if self.group_logged.is_some_and(|t| now < t + interval) {
+                    self.groups_unlogged += 1;
+                    tracing::debug!(output = self.cfg.name, group = ?group, state = ?state, "sendspin: group");
+                } else {
+                    tracing::info!(
+                        output = self.cfg.name,
+                        group = ?group,
+                        state = ?state,
+                        unlogged_before = self.groups_unlogged,
+                        "sendspin: group"
+                    );
+                    self.group_logged = Some(now);
+                    self.groups_unlogged = 0;
+                }
             }
             ServerMessage::Activate(a) => {
                 if a.active_roles
