@@ -95,7 +95,8 @@ pub fn sendspin_secure(data: &[u8]) {
 }
 
 /// The Sendspin text-message decoder: any bytes (as text) either fail with a typed error or decode; a decoded
-/// command, stream format (its PCM layout and its decoder setup) and time reply are read on as the client reads them.
+/// command, stream format (its decoder setup and the decoder it builds) and time reply are read on as the client
+/// reads them.
 pub fn sendspin_text(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
     match decode_server_text(&text) {
@@ -104,7 +105,6 @@ pub fn sendspin_text(data: &[u8]) {
         }
         Ok(ServerMessage::StreamStart(s)) => {
             if let Some(p) = s.player {
-                let _ = p.pcm();
                 // The codec setup and the decoder it builds (the lying-header checks) must never panic.
                 if let Ok(setup) = decoder_setup(&p) {
                     let _ = bluebridge::snapcast::decoder::new_decoder(setup.codec, &setup.header);

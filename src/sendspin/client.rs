@@ -11,9 +11,10 @@
 //!
 //! [`ServerClock`]: crate::timeline::server_clock::ServerClock
 
+use super::error::{quoted, ConnectionError};
 use super::link::{Incoming, Security};
 use super::meet::Meet;
-use super::playback::{ChunkError, Stream};
+use super::playback::{ChunkError, Stream, MAX_BAD_CHUNKS};
 use super::proto::audio::decode_frame;
 use super::proto::hello::player_formats;
 use super::proto::state::{ClientState, Command, PlayerState, SUPPORTED_COMMANDS};
@@ -50,6 +51,9 @@ pub const MAX_CHUNK_SKEW_NS: i64 = 60_000_000_000;
 /// of its fastest format, which fits in the timeline's
 /// [`DEFAULT_CAPACITY_NS`](crate::timeline::buffer::DEFAULT_CAPACITY_NS) (4 s) with a second to spare.
 pub const BUFFER_AHEAD_MS: u32 = 3_000;
+/// `group/update`s are logged at most once per this interval (the rest at debug, counted in the next line), ms: a
+/// server flooding them gets a line a second, not one per message.
+pub const GROUP_LOG_INTERVAL_MS: u64 = 1_000;
 /// Startup lead the player asks for, ms.
 pub const REQUIRED_LEAD_TIME_MS: u32 = 250;
 /// Ongoing buffer the player asks the server to keep, ms.
@@ -121,6 +125,8 @@ pub async fn run(
             connected: false,
             output_delay_ms: *output_delay_ms.borrow_and_update(),
             skipped_frames: 0,
+            group_logged: None,
+            groups_unlogged: 0,
         };
         let reason = match s.serve(&mut output_delay_ms, &mut shutdown).await {
             Ok(()) => return,
@@ -149,7 +155,14 @@ pub async fn run(
                 "sendspin: {reason}; reconnecting in {delay_ms} ms"
             );
         }
-        if s.connected && events.send(SnapEvent::Disconnected { reason }).await.is_err() {
+        if s.connected
+            && events
+                .send(SnapEvent::Disconnected {
+                    reason: reason.to_string(),
+                })
+                .await
+                .is_err()
+        {
             return;
         }
         tokio::select! {
@@ -171,6 +184,9 @@ struct Session<'a> {
     connected: bool,
     output_delay_ms: u32,
     skipped_frames: u64,
+    /// When a `group/update` was last logged at info, and how many came since without.
+    group_logged: Option<tokio::time::Instant>,
+    groups_unlogged: u64,
 }
 
 impl Session<'_> {
@@ -183,10 +199,10 @@ impl Session<'_> {
         &mut self,
         delay_ms: &mut watch::Receiver<u32>,
         shutdown: &mut watch::Receiver<bool>,
-    ) -> Result<(), String> {
+    ) -> Result<(), ConnectionError> {
         let setup = self.cfg.meet.open(&self.cfg.name, &self.cfg.security, BUFFER_AHEAD_MS);
         let (mut ws, met, peer) = tokio::select! {
-            r = setup => r.map_err(|e| e.reason)?,
+            r = setup => r?,
             _ = shutdown.changed() => return Ok(()),
         };
         tracing::info!(
@@ -216,7 +232,7 @@ impl Session<'_> {
                     let gap = if requests < SYNC_BURST { SYNC_BURST_INTERVAL_MS } else { SYNC_INTERVAL_MS };
                     next_request = tokio::time::Instant::now() + Duration::from_millis(gap);
                 }
-                _ = silence => return Err(format!("nothing from the server for {SILENCE_TIMEOUT_MS} ms")),
+                _ = silence => return Err(ConnectionError::Silence { ms: SILENCE_TIMEOUT_MS }),
                 stop = shutdown.changed() => {
                     if stop.is_err() || *shutdown.borrow() {
                         ws.goodbye("shutdown").await;
@@ -285,7 +301,7 @@ impl Session<'_> {
     }
 
     /// Handles a text message; returns what to send back. A message it cannot read is logged and skipped.
-    async fn text(&mut self, t: &str) -> Result<Option<String>, String> {
+    async fn text(&mut self, t: &str) -> Result<Option<String>, ConnectionError> {
         let received_us = self.now_us();
         let msg = match decode_server_text(t) {
             Ok(m) => m,
@@ -314,8 +330,7 @@ impl Session<'_> {
                 if let Some(p) = s.player {
                     // A stream the player cannot play (a format it never listed, a codec header that lies or does
                     // not decode) ends the connection: the server gets a fresh start after the backoff.
-                    let stream =
-                        Stream::start(&player_formats(), &p).map_err(|e| format!("cannot play this stream: {e}"))?;
+                    let stream = Stream::start(&player_formats(), &p)?;
                     tracing::info!(
                         output = self.cfg.name,
                         format = stream.describe(),
@@ -356,13 +371,30 @@ impl Session<'_> {
                 Err(e) => tracing::warn!(output = self.cfg.name, "sendspin: {e}"),
             },
             ServerMessage::GroupUpdate(g) => {
-                tracing::info!(output = self.cfg.name, group = ?g.group_name, state = ?g.playback_state, "sendspin: group")
+                let group = g.group_name.as_deref().map(quoted);
+                let state = g.playback_state.as_deref().map(quoted);
+                let now = tokio::time::Instant::now();
+                let interval = Duration::from_millis(GROUP_LOG_INTERVAL_MS);
+                if self.group_logged.is_some_and(|t| now < t + interval) {
+                    self.groups_unlogged += 1;
+                    tracing::debug!(output = self.cfg.name, group = ?group, state = ?state, "sendspin: group");
+                } else {
+                    tracing::info!(
+                        output = self.cfg.name,
+                        group = ?group,
+                        state = ?state,
+                        unlogged_before = self.groups_unlogged,
+                        "sendspin: group"
+                    );
+                    self.group_logged = Some(now);
+                    self.groups_unlogged = 0;
+                }
             }
             ServerMessage::Activate(a) => {
                 if a.active_roles
                     .is_some_and(|r| !r.iter().any(|r| r == super::proto::hello::PLAYER_ROLE))
                 {
-                    return Err("the server deactivated the player role (it no longer trusts this player)".into());
+                    return Err(ConnectionError::Deactivated);
                 }
             }
             ServerMessage::Hello(_) => tracing::warn!(output = self.cfg.name, "sendspin: a second server/hello"),
@@ -390,7 +422,7 @@ impl Session<'_> {
     }
 
     /// Handles a binary frame; false when the owner went away, an error when the stream does not decode.
-    async fn audio(&mut self, b: &[u8]) -> Result<bool, String> {
+    async fn audio(&mut self, b: &[u8]) -> Result<bool, ConnectionError> {
         let chunk = match decode_frame(b) {
             Ok(c) => c,
             Err(e) => {
@@ -435,7 +467,10 @@ impl Session<'_> {
                 self.skipped(format_args!("{e}"));
                 Ok(true)
             }
-            Err(e @ ChunkError::Broken(_)) => Err(e.to_string()),
+            Err(ChunkError::Broken(last)) => Err(ConnectionError::Undecodable {
+                chunks: MAX_BAD_CHUNKS,
+                last,
+            }),
         }
     }
 }

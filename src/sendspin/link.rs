@@ -7,6 +7,8 @@
 //! noise/handshake ×2, then server/hello → client/hello → server/activate. Plain: client/hello → server/hello (which
 //! lists the active roles).
 
+use super::error::quoted;
+pub use super::error::ConnectionError;
 use super::proto::hello::{ClientHello, PLAYER_ROLE};
 use super::proto::{decode_server_text, ServerMessage, MAX_FRAME_BYTES, MAX_TEXT_BYTES};
 use super::secure::handshake::{ClientInit, Keypair};
@@ -90,24 +92,6 @@ pub struct Met {
     pub server_id: String,
 }
 
-/// The setup failed; `untrusted` tells the caller the server never activated the player (not a fault to hurry).
-#[derive(Debug)]
-pub struct SetupError {
-    /// What happened.
-    pub reason: String,
-    /// The server kept the player waiting unactivated for [`UNTRUSTED_WAIT_MS`].
-    pub untrusted: bool,
-}
-
-impl From<String> for SetupError {
-    fn from(reason: String) -> Self {
-        Self {
-            reason,
-            untrusted: false,
-        }
-    }
-}
-
 /// Connects to `url`, runs the handshake `security` asks for, says hello as `name` (a player holding
 /// `buffer_ahead_ms` of audio), and waits until the server activates the player role.
 pub async fn connect(
@@ -115,19 +99,30 @@ pub async fn connect(
     name: &str,
     security: &Security,
     buffer_ahead_ms: u32,
-) -> Result<(Link, Met), SetupError> {
+) -> Result<(Link, Met), ConnectionError> {
     let connect = tokio_tungstenite::connect_async_with_config(url, Some(ws_config()), true);
     let (ws, _) = tokio::time::timeout(Duration::from_millis(CONNECT_TIMEOUT_MS), connect)
         .await
-        .map_err(|_| format!("no connection within {CONNECT_TIMEOUT_MS} ms"))?
-        .map_err(|e| format!("connect: {e}"))?;
+        .map_err(|_| ConnectionError::ConnectTimeout {
+            url: url.to_string(),
+            ms: CONNECT_TIMEOUT_MS,
+        })?
+        .map_err(|e| ConnectionError::Connect {
+            url: url.to_string(),
+            source: Box::new(e),
+        })?;
     setup(ws, name, security, buffer_ahead_ms).await
 }
 
 /// The same setup as [`connect`] on a WebSocket that is already open: one the player dialled, or one a server
 /// opened to the player's listener (server-initiated, aiosendspin's `connect_to_client`). The player speaks first
 /// either way (`server/connection.py` `_establish_transport` reads the client's first frame on both).
-pub async fn setup(ws: Ws, name: &str, security: &Security, buffer_ahead_ms: u32) -> Result<(Link, Met), SetupError> {
+pub async fn setup(
+    ws: Ws,
+    name: &str,
+    security: &Security,
+    buffer_ahead_ms: u32,
+) -> Result<(Link, Met), ConnectionError> {
     let mut link = Link { ws, secure: None };
     match security {
         Security::Plain(id) => {
@@ -135,19 +130,29 @@ pub async fn setup(ws: Ws, name: &str, security: &Security, buffer_ahead_ms: u32
                 .await?;
             let text = link.raw_text("server/hello").await?;
             if let Err(SecureError::Refused { reason }) = super::secure::init::parse_server_init(&text) {
-                return Err(format!(
-                    "the server refused the unencrypted hello (server/error {reason:?}): it requires encryption, \
-                     remove `encryption = false` from [source]"
-                )
-                .into());
+                return Err(ConnectionError::PlainRefused {
+                    reason: quoted(&reason),
+                });
             }
             let hello = match decode_server_text(&text) {
                 Ok(ServerMessage::Hello(h)) => h,
-                Ok(other) => return Err(format!("expected server/hello, got {other:?}").into()),
-                Err(e) => return Err(format!("expected server/hello: {e}").into()),
+                Ok(other) => {
+                    return Err(ConnectionError::Unexpected {
+                        what: "server/hello",
+                        got: other.kind(),
+                    })
+                }
+                Err(source) => {
+                    return Err(ConnectionError::Proto {
+                        what: "server/hello",
+                        source,
+                    })
+                }
             };
             if !hello.active_roles.iter().any(|r| r == PLAYER_ROLE) {
-                return Err(format!("the server did not activate the player role ({:?})", hello.active_roles).into());
+                return Err(ConnectionError::NotActivated {
+                    roles: hello.active_roles.iter().map(|r| quoted(r)).collect(),
+                });
             }
             Ok((
                 link,
@@ -161,7 +166,12 @@ pub async fn setup(ws: Ws, name: &str, security: &Security, buffer_ahead_ms: u32
             let server_id = link.handshake(keys).await?;
             let hello = match link.next_message("server/hello").await? {
                 ServerMessage::Hello(h) => h,
-                other => return Err(format!("expected server/hello, got {other:?}").into()),
+                other => {
+                    return Err(ConnectionError::Unexpected {
+                        what: "server/hello",
+                        got: other.kind(),
+                    })
+                }
             };
             link.send_text(ClientHello::secure_player(name, buffer_ahead_ms).encode())
                 .await?;
@@ -179,13 +189,13 @@ pub async fn setup(ws: Ws, name: &str, security: &Security, buffer_ahead_ms: u32
 
 impl Link {
     /// Steps 1–4 of the handshake; returns the server's id.
-    async fn handshake(&mut self, keys: &Keypair) -> Result<String, String> {
+    async fn handshake(&mut self, keys: &Keypair) -> Result<String, ConnectionError> {
         let (init, text) = ClientInit::start(keys, Suite::ChaChaPoly);
         self.send_raw(Message::Text(text.into())).await?;
         let server_init = self.raw_text("server/init").await?;
-        let awaiting = init.server_init(&server_init).map_err(|e| e.to_string())?;
+        let awaiting = init.server_init(&server_init)?;
         let m1 = self.raw_text("Noise message 1").await?;
-        let est = awaiting.message1(&m1).map_err(|e| e.to_string())?;
+        let est = awaiting.message1(&m1)?;
         if est.credential_mismatch {
             tracing::warn!(
                 server = est.server_id,
@@ -201,7 +211,7 @@ impl Link {
 
     /// Waits for a `server/activate` with the player role. The first one without it says why in the log; after
     /// [`UNTRUSTED_WAIT_MS`] without one the setup fails with `untrusted`.
-    async fn await_activation(&mut self, name: &str, client_id: &str, server: &str) -> Result<(), SetupError> {
+    async fn await_activation(&mut self, name: &str, client_id: &str, server: &str) -> Result<(), ConnectionError> {
         let until = Instant::now() + Duration::from_millis(UNTRUSTED_WAIT_MS);
         let mut told = false;
         loop {
@@ -210,15 +220,18 @@ impl Link {
             let msg = match tokio::time::timeout_at(deadline, self.recv()).await {
                 Ok(m) => m?,
                 Err(_) if told => {
-                    return Err(SetupError {
-                        reason: format!(
-                            "the server has not accepted player {name:?} (client id {client_id}) within \
-                             {UNTRUSTED_WAIT_MS} ms"
-                        ),
-                        untrusted: true,
+                    return Err(ConnectionError::Untrusted {
+                        name: name.to_string(),
+                        client_id: client_id.to_string(),
+                        ms: UNTRUSTED_WAIT_MS,
                     })
                 }
-                Err(_) => return Err(format!("no server/activate within {HANDSHAKE_TIMEOUT_MS} ms").into()),
+                Err(_) => {
+                    return Err(ConnectionError::Timeout {
+                        what: "server/activate",
+                        ms: HANDSHAKE_TIMEOUT_MS,
+                    })
+                }
             };
             let Incoming::Text(t) = msg else { continue };
             match decode_server_text(&t) {
@@ -246,67 +259,73 @@ impl Link {
     }
 
     /// The next text message, read as a server message, within [`HANDSHAKE_TIMEOUT_MS`].
-    async fn next_message(&mut self, what: &str) -> Result<ServerMessage, String> {
+    async fn next_message(&mut self, what: &'static str) -> Result<ServerMessage, ConnectionError> {
         let deadline = Instant::now() + Duration::from_millis(HANDSHAKE_TIMEOUT_MS);
         loop {
-            let msg = tokio::time::timeout_at(deadline, self.recv())
-                .await
-                .map_err(|_| format!("no {what} within {HANDSHAKE_TIMEOUT_MS} ms"))??;
+            let msg =
+                tokio::time::timeout_at(deadline, self.recv())
+                    .await
+                    .map_err(|_| ConnectionError::Timeout {
+                        what,
+                        ms: HANDSHAKE_TIMEOUT_MS,
+                    })??;
             if let Incoming::Text(t) = msg {
-                return decode_server_text(&t).map_err(|e| format!("expected {what}: {e}"));
+                return decode_server_text(&t).map_err(|source| ConnectionError::Proto { what, source });
             }
         }
     }
 
     /// A cleartext TEXT frame of the handshake, within [`HANDSHAKE_TIMEOUT_MS`].
-    async fn raw_text(&mut self, what: &str) -> Result<String, String> {
+    async fn raw_text(&mut self, what: &'static str) -> Result<String, ConnectionError> {
         let deadline = Instant::now() + Duration::from_millis(HANDSHAKE_TIMEOUT_MS);
         loop {
-            let msg = tokio::time::timeout_at(deadline, self.ws.next())
-                .await
-                .map_err(|_| format!("no {what} within {HANDSHAKE_TIMEOUT_MS} ms"))?;
+            let msg =
+                tokio::time::timeout_at(deadline, self.ws.next())
+                    .await
+                    .map_err(|_| ConnectionError::Timeout {
+                        what,
+                        ms: HANDSHAKE_TIMEOUT_MS,
+                    })?;
             match msg {
                 Some(Ok(Message::Text(t))) => return Ok(t.to_string()),
-                Some(Ok(Message::Binary(_))) => return Err(format!("expected {what} (TEXT), got a BINARY frame")),
-                Some(Ok(Message::Close(c))) => {
-                    return Err(format!("the server closed the connection awaiting {what}: {c:?}"))
-                }
+                Some(Ok(Message::Binary(b))) => return Err(ConnectionError::BinaryInHandshake { what, len: b.len() }),
+                Some(Ok(Message::Close(c))) => return Err(ConnectionError::closed(Some(what), c.as_ref())),
                 Some(Ok(_)) => {}
-                Some(Err(e)) => return Err(format!("read: {e}")),
-                None => return Err(format!("the server closed the connection awaiting {what}")),
+                Some(Err(e)) => return Err(ConnectionError::read(e)),
+                None => return Err(ConnectionError::closed(Some(what), None)),
             }
         }
     }
 
     /// The next message. Cancel-safe (a fragment already read stays in the reassembly).
-    pub async fn recv(&mut self) -> Result<Incoming, String> {
+    pub async fn recv(&mut self) -> Result<Incoming, ConnectionError> {
         loop {
             let msg = match self.ws.next().await {
                 Some(Ok(m)) => m,
-                Some(Err(e)) => return Err(format!("read: {e}")),
-                None => return Err("server closed the connection".into()),
+                Some(Err(e)) => return Err(ConnectionError::read(e)),
+                None => return Err(ConnectionError::closed(None, None)),
             };
             match (msg, self.secure.as_mut()) {
                 (Message::Text(t), None) => return Ok(Incoming::Text(t.to_string())),
                 (Message::Binary(b), None) => return Ok(Incoming::Binary(b.to_vec())),
-                (Message::Binary(b), Some(tr)) => match tr.open(&b).map_err(|e| e.to_string())? {
+                (Message::Binary(b), Some(tr)) => match tr.open(&b)? {
                     Some(Plain::Text(t)) => return Ok(Incoming::Text(t)),
                     Some(Plain::Binary(b)) => return Ok(Incoming::Binary(b)),
                     None => {}
                 },
-                (Message::Text(_), Some(_)) => return Err("a TEXT frame after the Noise handshake".into()),
-                (Message::Close(c), _) => return Err(format!("server closed the connection: {c:?}")),
+                (Message::Text(t), Some(_)) => return Err(ConnectionError::TextAfterHandshake { len: t.len() }),
+                (Message::Close(c), _) => return Err(ConnectionError::closed(None, c.as_ref())),
                 _ => {}
             }
         }
     }
 
     /// Sends a text (JSON) message, encrypted when the link is.
-    pub async fn send_text(&mut self, text: String) -> Result<(), String> {
+    pub async fn send_text(&mut self, text: String) -> Result<(), ConnectionError> {
         match self.secure.as_mut() {
             None => self.send_raw(Message::Text(text.into())).await,
             Some(tr) => {
-                let frames = tr.seal_text(&text).map_err(|e| e.to_string())?;
+                let frames = tr.seal_text(&text)?;
                 for f in frames {
                     debug_assert!(f.len() <= MAX_NOISE_FRAME_BYTES);
                     self.send_raw(Message::Binary(f.into())).await?;
@@ -316,11 +335,11 @@ impl Link {
         }
     }
 
-    async fn send_raw(&mut self, m: Message) -> Result<(), String> {
+    async fn send_raw(&mut self, m: Message) -> Result<(), ConnectionError> {
         match tokio::time::timeout(Duration::from_millis(WRITE_TIMEOUT_MS), self.ws.send(m)).await {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(format!("write: {e}")),
-            Err(_) => Err(format!("write stalled for {WRITE_TIMEOUT_MS} ms")),
+            Ok(Err(e)) => Err(ConnectionError::Write(Box::new(e))),
+            Err(_) => Err(ConnectionError::WriteStalled { ms: WRITE_TIMEOUT_MS }),
         }
     }
 

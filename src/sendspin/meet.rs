@@ -3,7 +3,7 @@
 //! advertises `_sendspin._tcp` and a server connects to its listener, [`super::listen`]). Past the open WebSocket
 //! all three run the same setup ([`super::link::setup`]).
 
-use super::link::{self, Link, Met, Security, SetupError};
+use super::link::{self, ConnectionError, Link, Met, Security};
 use super::listen::Accepted;
 use std::sync::Arc;
 use tokio::sync::{mpsc, watch};
@@ -87,7 +87,7 @@ impl Meet {
         name: &str,
         security: &Security,
         buffer_ahead_ms: u32,
-    ) -> Result<(Link, Met, String), SetupError> {
+    ) -> Result<(Link, Met, String), ConnectionError> {
         match self {
             Self::Url(url) => {
                 let (l, m) = link::connect(url, name, security, buffer_ahead_ms).await?;
@@ -101,7 +101,7 @@ impl Meet {
                 let url = rx
                     .wait_for(Option::is_some)
                     .await
-                    .map_err(|_| "mDNS discovery stopped".to_string())?
+                    .map_err(|_| ConnectionError::DiscoveryStopped)?
                     .clone()
                     .expect("waited for Some");
                 let (l, m) = link::connect(&url, name, security, buffer_ahead_ms).await?;
@@ -113,7 +113,7 @@ impl Meet {
                     .await
                     .recv()
                     .await
-                    .ok_or_else(|| "the players' listener stopped".to_string())?;
+                    .ok_or(ConnectionError::ListenerStopped)?;
                 let peer = format!("ws://{} (it dialled)", accepted.peer);
                 let (l, m) = link::setup(accepted.ws, name, security, buffer_ahead_ms).await?;
                 Ok((l, m, peer))

@@ -9,6 +9,8 @@
 //! - [`secure`]: the Noise KKpsk2 handshake and the encrypted framing servers require by default (pure).
 //! - [`identity`]: each output's X25519 keypair, kept in the state directory (its client_id).
 //! - [`link`]: the connection up to playing: WebSocket, handshake, hello, activation.
+//! - [`error`]: why a connection ended ([`ConnectionError`](error::ConnectionError)), each cause naming the bad
+//!   input.
 //! - [`meet`]: where a player's connections come from: a configured URL, a server found over mDNS, or a server
 //!   dialling the player's [`listen`]er after finding its [`mdns`] record.
 //!
@@ -17,6 +19,7 @@
 
 pub mod client;
 pub mod delay;
+pub mod error;
 pub mod identity;
 pub mod link;
 pub mod listen;

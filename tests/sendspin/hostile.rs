@@ -377,6 +377,14 @@ fn a_hostile_sendspin_server_is_logged_survived_and_bounded() {
         assert!(log.contains(also), "no {also:?} in the log\n{}", tail(&log));
     }
     assert!(!log.contains("panicked"), "a panic:\n{}", tail(&log));
+    // A flood of 2 000 group/updates is logged at most once a second (GROUP_LOG_INTERVAL_MS), not once a message.
+    let floods = log.matches("sendspin: connected").count().div_ceil(CASES.len() - 1);
+    let group_lines = log.matches("sendspin: group").count();
+    eprintln!("  group/update flood: {group_lines} log lines over {floods} floods");
+    assert!(
+        group_lines <= 10 * floods.max(1),
+        "{group_lines} group lines for {floods} floods: the flood is logged message by message"
+    );
     assert!(
         flood_bytes.load(Ordering::Relaxed) > 10_000_000,
         "the flood never got going"

@@ -22,7 +22,7 @@ pub struct AudioChunk<'a> {
     pub payload: &'a [u8],
 }
 
-/// Reads a binary frame. Other binary types (artwork, visualizer) are a [`ProtoError::Binary`] the caller skips.
+/// Reads a binary frame. Other binary types (artwork, visualizer) are a [`ProtoError::NotAudio`] the caller skips.
 pub fn decode_frame(frame: &[u8]) -> Result<AudioChunk<'_>, ProtoError> {
     if frame.len() > MAX_FRAME_BYTES {
         return Err(ProtoError::TooLarge {
@@ -32,16 +32,19 @@ pub fn decode_frame(frame: &[u8]) -> Result<AudioChunk<'_>, ProtoError> {
         });
     }
     let Some(&kind) = frame.first() else {
-        return Err(ProtoError::Binary("empty".into()));
+        return Err(ProtoError::Short {
+            len: 0,
+            header: HEADER_BYTES,
+        });
     };
     if kind != AUDIO_CHUNK {
-        return Err(ProtoError::Binary(format!("type {kind} is not a player audio chunk")));
+        return Err(ProtoError::NotAudio(kind));
     }
     if frame.len() < HEADER_BYTES {
-        return Err(ProtoError::Binary(format!(
-            "{} bytes, shorter than the {HEADER_BYTES}-byte header",
-            frame.len()
-        )));
+        return Err(ProtoError::Short {
+            len: frame.len(),
+            header: HEADER_BYTES,
+        });
     }
     Ok(AudioChunk {
         timestamp_us: i64::from_be_bytes(frame[1..9].try_into().expect("8 bytes")),
@@ -55,10 +58,10 @@ pub fn decode_pcm(payload: &[u8], f: PcmFormat) -> Result<Vec<f32>, ProtoError> 
     let bps = f.bytes_per_sample as usize;
     let frame = bps * f.channels as usize;
     if frame == 0 || payload.len() % frame != 0 {
-        return Err(ProtoError::Binary(format!(
-            "PCM payload of {} bytes is not whole {frame}-byte frames",
-            payload.len()
-        )));
+        return Err(ProtoError::PartialFrame {
+            len: payload.len(),
+            frame_bytes: frame,
+        });
     }
     Ok(match bps {
         2 => payload
@@ -73,7 +76,7 @@ pub fn decode_pcm(payload: &[u8], f: PcmFormat) -> Result<Vec<f32>, ProtoError> 
             .chunks_exact(4)
             .map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]) as f32 / 2_147_483_648.0)
             .collect(),
-        _ => return Err(ProtoError::Binary(format!("{bps} bytes per sample"))),
+        _ => return Err(ProtoError::SampleBytes(f.bytes_per_sample)),
     })
 }
 
@@ -99,9 +102,13 @@ mod tests {
 
     #[test]
     fn short_foreign_and_oversized_frames_are_errors() {
-        assert!(decode_frame(&[]).is_err());
-        assert!(decode_frame(&[4, 0, 0]).is_err());
-        assert!(decode_frame(&[8; 20]).is_err());
+        assert_eq!(decode_frame(&[]), Err(ProtoError::Short { len: 0, header: 13 }));
+        assert_eq!(decode_frame(&[4, 0, 0]), Err(ProtoError::Short { len: 3, header: 13 }));
+        assert_eq!(decode_frame(&[8; 20]), Err(ProtoError::NotAudio(8)));
+        assert_eq!(
+            ProtoError::NotAudio(8).to_string(),
+            "binary frame: type 8 is not a player audio chunk"
+        );
         assert!(matches!(
             decode_frame(&vec![4; MAX_FRAME_BYTES + 1]),
             Err(ProtoError::TooLarge { .. })
@@ -121,7 +128,11 @@ mod tests {
         assert_eq!(decode_pcm(&[0x00, 0x00, 0x40], f(3)).unwrap(), vec![0.5]);
         assert_eq!(decode_pcm(&[0, 0, 0, 0xc0], f(4)).unwrap(), vec![-0.5]);
         let stereo = PcmFormat { channels: 2, ..f(2) };
-        assert!(decode_pcm(&[0; 6], stereo).is_err());
+        assert_eq!(
+            decode_pcm(&[0; 6], stereo),
+            Err(ProtoError::PartialFrame { len: 6, frame_bytes: 4 })
+        );
+        assert_eq!(decode_pcm(&[0; 2], f(1)), Err(ProtoError::SampleBytes(1)));
     }
 
     fn hex(s: &str) -> Vec<u8> {

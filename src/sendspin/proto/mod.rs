@@ -52,9 +52,28 @@ pub enum ProtoError {
     /// A well-formed message of a type a player does not handle.
     #[error("unknown message type {0:?}")]
     UnknownType(String),
-    /// A binary frame shorter than its header or of a type a player does not handle.
-    #[error("binary frame: {0}")]
-    Binary(String),
+    /// A binary frame of a type a player does not handle (artwork, visualizer, or one the server made up).
+    #[error("binary frame: type {0} is not a player audio chunk")]
+    NotAudio(u8),
+    /// A binary frame shorter than the header its type byte announces (an empty frame has 0 bytes).
+    #[error("binary frame: {len} bytes, shorter than the {header}-byte header")]
+    Short {
+        /// Its length.
+        len: usize,
+        /// The header's length.
+        header: usize,
+    },
+    /// A PCM payload that is not whole frames of the stream's format.
+    #[error("PCM payload of {len} bytes is not whole {frame_bytes}-byte frames")]
+    PartialFrame {
+        /// Its length.
+        len: usize,
+        /// Bytes per frame (all channels).
+        frame_bytes: usize,
+    },
+    /// A PCM layout other than 2, 3 or 4 bytes per sample.
+    #[error("PCM of {0} bytes per sample (2, 3 or 4)")]
+    SampleBytes(u16),
     /// A list with more entries than [`MAX_LIST_ENTRIES`].
     #[error("{what} has {len} entries, over the {MAX_LIST_ENTRIES}-entry bound")]
     TooManyEntries {
@@ -87,6 +106,24 @@ pub enum ServerMessage {
     GroupUpdate(stream::GroupUpdate),
     /// A message a player receives and has nothing to do with (`server/state`: metadata and controller state).
     Ignored(String),
+}
+
+impl ServerMessage {
+    /// Its wire type (`server/hello`, `stream/start`, …), for messages that name what came instead of what was
+    /// awaited.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Hello(_) => "server/hello",
+            Self::Activate(_) => "server/activate",
+            Self::Time(_) => "server/time",
+            Self::Command(_) => "server/command",
+            Self::StreamStart(_) => "stream/start",
+            Self::StreamClear => "stream/clear",
+            Self::StreamEnd => "stream/end",
+            Self::GroupUpdate(_) => "group/update",
+            Self::Ignored(_) => "server/state",
+        }
+    }
 }
 
 #[derive(Deserialize)]

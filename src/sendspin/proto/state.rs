@@ -72,23 +72,37 @@ pub enum Command {
     Mute(bool),
 }
 
+/// Why a `server/command` is not followed (it is logged and skipped; the connection goes on).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CommandError {
+    /// No `player` object (a command for another role).
+    #[error("server/command without a player part")]
+    NoPlayerPart,
+    /// A known command without the field it needs.
+    #[error("server/command {command:?} without its {field:?} field")]
+    MissingField {
+        /// The command.
+        command: &'static str,
+        /// The field it needs.
+        field: &'static str,
+    },
+    /// A command this player does not follow (not in [`SUPPORTED_COMMANDS`]; its name cut to 32 characters).
+    #[error("server/command {0:?} not supported (this player follows volume and mute)")]
+    Unsupported(String),
+}
+
 impl ServerCommand {
-    /// The command this player follows, or the reason it does not (unknown command, missing or bad value).
-    pub fn command(&self) -> Result<Command, String> {
-        let p = self.player.as_ref().ok_or("server/command without a player part")?;
+    /// The command this player follows, or the reason it does not (unknown command, missing value).
+    pub fn command(&self) -> Result<Command, CommandError> {
+        let p = self.player.as_ref().ok_or(CommandError::NoPlayerPart)?;
+        let missing = |command, field| CommandError::MissingField { command, field };
         match p.command.as_str() {
             "volume" => p
                 .volume
                 .map(|v| Command::Volume(v.clamp(0, 100) as u8))
-                .ok_or_else(|| "volume command without a volume".into()),
-            "mute" => p
-                .mute
-                .map(Command::Mute)
-                .ok_or_else(|| "mute command without mute".into()),
-            other => Err(format!(
-                "command {:?} not supported",
-                other.chars().take(32).collect::<String>()
-            )),
+                .ok_or(missing("volume", "volume")),
+            "mute" => p.mute.map(Command::Mute).ok_or(missing("mute", "mute")),
+            other => Err(CommandError::Unsupported(other.chars().take(32).collect())),
         }
     }
 }
@@ -98,7 +112,7 @@ mod tests {
     use super::super::{decode_server_text, ServerMessage};
     use super::*;
 
-    fn cmd(text: &str) -> Result<Command, String> {
+    fn cmd(text: &str) -> Result<Command, CommandError> {
         match decode_server_text(text).unwrap() {
             ServerMessage::Command(c) => c.command(),
             m => panic!("{m:?}"),
@@ -119,12 +133,24 @@ mod tests {
             cmd(r#"{"type":"server/command","payload":{"player":{"command":"mute","mute":true}}}"#),
             Ok(Command::Mute(true))
         );
-        assert!(cmd(r#"{"type":"server/command","payload":{"player":{"command":"mute"}}}"#).is_err());
-        assert!(cmd(
-            r#"{"type":"server/command","payload":{"player":{"command":"set_output_delay","output_delay_ms":5}}}"#
-        )
-        .is_err());
-        assert!(cmd(r#"{"type":"server/command","payload":{}}"#).is_err());
+        assert_eq!(
+            cmd(r#"{"type":"server/command","payload":{"player":{"command":"mute"}}}"#),
+            Err(CommandError::MissingField {
+                command: "mute",
+                field: "mute"
+            })
+        );
+        let unsupported =
+            cmd(r#"{"type":"server/command","payload":{"player":{"command":"set_output_delay","output_delay_ms":5}}}"#);
+        assert_eq!(unsupported, Err(CommandError::Unsupported("set_output_delay".into())));
+        assert_eq!(
+            unsupported.unwrap_err().to_string(),
+            "server/command \"set_output_delay\" not supported (this player follows volume and mute)"
+        );
+        assert_eq!(
+            cmd(r#"{"type":"server/command","payload":{}}"#),
+            Err(CommandError::NoPlayerPart)
+        );
     }
 
     #[test]
