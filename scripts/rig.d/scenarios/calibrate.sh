@@ -85,7 +85,7 @@ cp /run/phone.wav "$O/phone-44k1.wav"   # analysed at the end, when the sinks no
 
 step "calibrate --all with the loopback as the microphone"
 T_CAL0=$(mono)
-bb 180 calibrate --all --mic "$MIC" --json --socket /tmp/bb.sock > "$O/calibrate.json"
+bb 180 calibrate --all --repeat 2 --mic "$MIC" --json --socket /tmp/bb.sock > "$O/calibrate.json"
 check calibrate-ran $? "$(tr -d '\n ' < "$O/calibrate.json" | cut -c1-400)"
 T_CAL1=$(mono)
 figure calibrate_s "$(( (T_CAL1 - T_CAL0) / 1000000000 ))"
@@ -132,3 +132,4 @@ figure mixer_late "$(sed -n 's/^.* \([0-9]*\) samples late.*$/\1/p' "$O/mixer.lo
 figure mixer_underruns "$(sed -n 's/^.* \([0-9]*\) underruns.*$/\1/p' "$O/mixer.log")"
 figure resyncs "$(grep -c 're-synchronising' "$O/bluebridge.log")"
 figure starved "$(grep -c 'starved for' "$O/bluebridge.log")"
+for x in a b; do figure "speaker_resumes_$x" "$(grep -c 'speaker: the stream moved' "$O/recorder-$x.log")"; done

@@ -1,0 +1,228 @@
+//! The rig speaker's schedule (pure): when each packet of a stream sounds, from the packets' arrival times alone.
+//!
+//! A speaker plays from a buffer on the schedule the source sent on: frame `n` sounds at `base + n / 48 kHz` (plus
+//! the speaker's latency, which [`super::Speaker`] adds). `base` starts as the lower envelope of
+//! `arrival − first_frame / 48 kHz`: the earliest a packet came, which is where the emulated link did not hold it
+//! back. The envelope only moves earlier (a faster packet: the link's floor found), never later, so a stretch of
+//! slow packets does not move the room; a packet that comes later than its place is played from the buffer at its
+//! place all the same.
+//!
+//! **Underrun and resume.** A packet more than the speaker's buffer (`buffer_ns`) behind the schedule cannot be
+//! played at its place: the buffer ran dry. One such packet, or a burst of them (a packet the link held and the
+//! ones queued behind it, or a sender that stalled and caught up), does not change the schedule: it is handed on
+//! as late as it is (the mixer drops what is too late to play) and the packets after it are on time again. When
+//! *every* packet for [`RESUME_AFTER_NS`] of arrivals is behind, the sender's schedule has moved (bluebridge
+//! restarts its output's schedule ≥ 290 ms later after a stall over 250 ms, `output/local_clocked.rs`): the
+//! speaker resumes on the new one, with the lower envelope of that run as its base, as a real speaker resumes
+//! after an underrun (silence, then the stream again from where it now is). A single late packet can thus never
+//! move the room, and a moved stream is followed after 100 ms instead of being dropped until an old floor ages out.
+
+/// Frames per second of the stream.
+const RATE_HZ: f64 = 48_000.0;
+/// Packets all behind for this long (by arrival) are a moved schedule, not a held packet; ns. A held packet and
+/// the ones queued behind it arrive together, within a few ms; a moved sender's packets keep coming at its pace.
+pub const RESUME_AFTER_NS: i64 = 100_000_000;
+
+/// A packet's offset: when frame 0 would have sounded had the packet come on schedule.
+fn offset_ns(first_frame: u64, arrival_ns: i64) -> i64 {
+    arrival_ns - (first_frame as f64 * 1e9 / RATE_HZ).round() as i64
+}
+
+/// A run of packets all behind the schedule.
+#[derive(Debug, Clone, Copy)]
+struct Behind {
+    /// Arrival of its first packet.
+    since_ns: i64,
+    /// The lower envelope of its offsets.
+    floor_ns: i64,
+}
+
+/// Where a packet was placed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Placed {
+    /// The base in force for it: its first frame sounds at `base_ns + first_frame / 48 kHz` (+ latency).
+    pub base_ns: i64,
+    /// The packet came more than the buffer behind its place.
+    pub behind: bool,
+    /// The speaker resumed on a moved schedule with this packet; by how much the base moved, ns.
+    pub resumed_by_ns: Option<i64>,
+}
+
+/// The speaker's schedule for one stream.
+#[derive(Debug)]
+pub struct Schedule {
+    buffer_ns: i64,
+    base_ns: Option<i64>,
+    behind: Option<Behind>,
+    /// Times the speaker resumed on a moved schedule.
+    pub resumes: u64,
+}
+
+impl Schedule {
+    /// A speaker that can play a packet up to `buffer_ns` after its place on the schedule.
+    pub fn new(buffer_ns: i64) -> Self {
+        Self {
+            buffer_ns,
+            base_ns: None,
+            behind: None,
+            resumes: 0,
+        }
+    }
+
+    /// Forgets the stream (a new one: its frames restart from 0).
+    pub fn restart(&mut self) {
+        self.base_ns = None;
+        self.behind = None;
+    }
+
+    /// The base in force (None before the first packet).
+    pub fn base_ns(&self) -> Option<i64> {
+        self.base_ns
+    }
+
+    /// A packet whose first frame is `first_frame` (frames since the stream began) arrived at `arrival_ns`.
+    pub fn push(&mut self, first_frame: u64, arrival_ns: i64) -> Placed {
+        let off = offset_ns(first_frame, arrival_ns);
+        let Some(base) = self.base_ns else {
+            self.base_ns = Some(off);
+            return Placed {
+                base_ns: off,
+                behind: false,
+                resumed_by_ns: None,
+            };
+        };
+        if off - base <= self.buffer_ns {
+            self.behind = None;
+            let base = base.min(off);
+            self.base_ns = Some(base);
+            return Placed {
+                base_ns: base,
+                behind: false,
+                resumed_by_ns: None,
+            };
+        }
+        let run = self.behind.get_or_insert(Behind {
+            since_ns: arrival_ns,
+            floor_ns: off,
+        });
+        run.floor_ns = run.floor_ns.min(off);
+        if arrival_ns - run.since_ns < RESUME_AFTER_NS {
+            return Placed {
+                base_ns: base,
+                behind: true,
+                resumed_by_ns: None,
+            };
+        }
+        let new = run.floor_ns;
+        self.behind = None;
+        self.base_ns = Some(new);
+        self.resumes += 1;
+        Placed {
+            base_ns: new,
+            behind: false,
+            resumed_by_ns: Some(new - base),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: i64 = 1_000_000;
+    /// 960 frames = 20 ms per packet.
+    const PKT: u64 = 960;
+
+    /// Feeds packets `k` (first frame k × 960) arriving at `at(k)`; returns each placement.
+    fn feed(s: &mut Schedule, ks: std::ops::Range<u64>, at: impl Fn(u64) -> i64) -> Vec<Placed> {
+        ks.map(|k| s.push(k * PKT, at(k))).collect()
+    }
+
+    #[test]
+    fn the_base_is_the_earliest_arrival_and_never_moves_later() {
+        let mut s = Schedule::new(100 * MS);
+        // Sent on a 20 ms pace from t = 1000 ms; the link adds 2–9 ms, once only 1 ms (packet 7).
+        let link = |k: u64| if k == 7 { MS } else { 2 * MS + (k as i64 * 37 % 8) * MS };
+        let p = feed(&mut s, 0..50, |k| 1000 * MS + k as i64 * 20 * MS + link(k));
+        assert_eq!(p[0].base_ns, 1002 * MS);
+        assert!(p[1..7].iter().all(|p| p.base_ns <= 1002 * MS));
+        assert!(
+            p[7..].iter().all(|p| p.base_ns == 1001 * MS && !p.behind),
+            "{:?}",
+            &p[7..]
+        );
+        // Ten seconds of a slower link (30 ms more): the schedule stays where it was.
+        let p = feed(&mut s, 50..550, |k| 1000 * MS + k as i64 * 20 * MS + 32 * MS);
+        assert!(p.iter().all(|p| p.base_ns == 1001 * MS && !p.behind));
+        assert_eq!(s.resumes, 0);
+    }
+
+    #[test]
+    fn a_held_packet_and_a_stalled_sender_do_not_move_the_schedule() {
+        let mut s = Schedule::new(100 * MS);
+        let on_time = |k: u64| 1000 * MS + k as i64 * 20 * MS + 3 * MS;
+        feed(&mut s, 0..20, on_time);
+        // The link holds packet 20 for 180 ms; 20–28 then arrive together, 29 on time.
+        let held = |k: u64| {
+            if k < 29 {
+                on_time(20) + 180 * MS + (k - 20) as i64 * MS / 4
+            } else {
+                on_time(k)
+            }
+        };
+        let p = feed(&mut s, 20..40, held);
+        assert!(p[..2].iter().all(|p| p.behind), "{:?}", &p[..2]);
+        assert!(
+            p.iter().all(|p| p.base_ns == 1003 * MS && p.resumed_by_ns.is_none()),
+            "{p:?}"
+        );
+        // The sender stalls 240 ms (no packet) and then sends what is due at once.
+        let stall = |k: u64| if k < 52 { on_time(40) + 240 * MS } else { on_time(k) };
+        let p = feed(&mut s, 40..70, stall);
+        assert!(p[0].behind);
+        assert!(
+            p.iter().all(|p| p.base_ns == 1003 * MS && p.resumed_by_ns.is_none()),
+            "{p:?}"
+        );
+        assert_eq!(s.resumes, 0);
+    }
+
+    #[test]
+    fn a_moved_schedule_is_followed_after_a_tenth_of_a_second_of_late_packets() {
+        let mut s = Schedule::new(100 * MS);
+        feed(&mut s, 0..100, |k| 1000 * MS + k as i64 * 20 * MS + 3 * MS);
+        // The sender stalls and restarts its schedule 300 ms later; its packets keep their 20 ms pace, the link
+        // adds 3–6 ms to each.
+        let moved = |k: u64| 1300 * MS + k as i64 * 20 * MS + 3 * MS + (k as i64 % 4) * MS;
+        let p = feed(&mut s, 100..140, moved);
+        // Packets 100–104 (arrivals 0–80 ms into the run) are behind and keep the old base (the mixer drops
+        // them); the sixth, 100 ms into the run, resumes on the run's floor.
+        assert!(
+            p[..5].iter().all(|p| p.behind && p.base_ns == 1003 * MS),
+            "{:?}",
+            &p[..6]
+        );
+        assert_eq!(p[5].resumed_by_ns, Some(300 * MS), "{:?}", p[5]);
+        assert!(
+            p[5..].iter().all(|p| !p.behind && p.base_ns == 1303 * MS),
+            "{:?}",
+            &p[5..]
+        );
+        assert_eq!(s.resumes, 1);
+    }
+
+    #[test]
+    fn a_run_of_late_packets_broken_by_one_on_time_does_not_resume() {
+        let mut s = Schedule::new(100 * MS);
+        let on_time = |k: u64| 1000 * MS + k as i64 * 20 * MS + 3 * MS;
+        feed(&mut s, 0..20, on_time);
+        // A slow link: 150 ms behind, except every fourth packet (60 ms between on-time ones).
+        let p = feed(&mut s, 20..80, |k| on_time(k) + if k % 4 == 0 { 0 } else { 150 * MS });
+        assert!(p.iter().all(|p| p.base_ns == 1003 * MS && p.resumed_by_ns.is_none()));
+        assert_eq!(p.iter().filter(|p| p.behind).count(), 45);
+        // A new stream starts over.
+        s.restart();
+        assert_eq!(s.base_ns(), None);
+        assert_eq!(s.push(0, 5000 * MS).base_ns, 5000 * MS);
+    }
+}
