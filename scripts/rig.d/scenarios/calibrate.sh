@@ -48,7 +48,7 @@ id=0
 for x in a b; do
   eval "snk=\$SNK_$x; d=\$DELAY_$x; l=\$LAT_$x"
   BLUEBRIDGE_LOG=info bluebridge-sink-recorder --adapter "hci$snk" --seconds 400 --json "/run/recorder-$x.jsonl" \
-    --delay-ms "$d" --sound-to /run/mix.sock --latency-ms "$l" --sink-id $id 2> "$O/recorder-$x.log" &
+    --delay-ms "$d" --sound-to /run/mix.sock --latency-ms "$l" --sink-id $id --packet-lines 2> "$O/recorder-$x.log" &
   eval "REC_$x=\$!"; id=$((id + 1))
   wait_for 20 grep -q "sink endpoint registered on hci$snk" "$O/recorder-$x.log"
   check "recorder-up-$x" $? "$(grep -E 'registered|rror' "$O/recorder-$x.log" | sed 's/^.*\(INFO\|ERROR\) //' | tr '\n' ';' | cut -c1-300)"
@@ -132,4 +132,4 @@ figure mixer_late "$(sed -n 's/^.* \([0-9]*\) samples late.*$/\1/p' "$O/mixer.lo
 figure mixer_underruns "$(sed -n 's/^.* \([0-9]*\) underruns.*$/\1/p' "$O/mixer.log")"
 figure resyncs "$(grep -c 're-synchronising' "$O/bluebridge.log")"
 figure starved "$(grep -c 'starved for' "$O/bluebridge.log")"
-for x in a b; do figure "speaker_resumes_$x" "$(grep -c 'speaker: the stream moved' "$O/recorder-$x.log")"; done
+for x in a b; do figure "speaker_resumes_$x" "$(grep -c 'speaker: the stream moved' "$O/recorder-$x.log")"; figure "speaker_restores_$x" "$(grep -c 'speaker: back on the schedule' "$O/recorder-$x.log")"; done

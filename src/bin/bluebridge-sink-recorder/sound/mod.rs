@@ -41,6 +41,8 @@ pub struct Speaker {
     id: u8,
     latency_ns: i64,
     schedule: Schedule,
+    /// The last packet came over the buffer late: what it held does not sound.
+    last_behind: bool,
     buf: Vec<u8>,
     /// Datagrams the mixer did not take (it is not there, or its queue is full).
     pub unsent: u64,
@@ -66,6 +68,7 @@ impl Speaker {
             id,
             latency_ns,
             schedule: Schedule::new((latency_ns - MIXER_LEAD_NS).min(MAX_BUFFER_NS)),
+            last_behind: false,
             buf: Vec::with_capacity(MAX_DATAGRAM),
             unsent: 0,
         })
@@ -76,8 +79,12 @@ impl Speaker {
         self.schedule.restart();
     }
 
-    /// When frame position `pos` of the stream sounds (after the packet holding it was played).
+    /// When frame position `pos` of the stream sounds (after the packet holding it was played); None when that
+    /// packet came over the buffer late (it does not sound).
     pub fn sound_ns(&self, pos: f64) -> Option<i64> {
+        if self.last_behind {
+            return None;
+        }
         self.schedule
             .base_ns()
             .map(|b| b + (pos * 1e9 / RATE_HZ).round() as i64 + self.latency_ns)
@@ -87,6 +94,7 @@ impl Speaker {
     /// frame `first_frame` and arrived at `arrival_ns`.
     pub fn play(&mut self, first_frame: u64, arrival_ns: i64, pcm: &[i16], ch: usize) {
         let placed = self.schedule.push(first_frame, arrival_ns);
+        self.last_behind = placed.behind;
         if let Some(moved) = placed.resumed_by_ns {
             tracing::warn!(
                 "speaker: the stream moved by {:+.1} ms (every packet for {} ms came over the buffer late); \
@@ -95,6 +103,18 @@ impl Speaker {
                 schedule::RESUME_AFTER_NS / 1_000_000,
                 self.schedule.resumes
             );
+        }
+        if let Some(moved) = placed.restored_by_ns {
+            tracing::warn!(
+                "speaker: back on the schedule before the resume ({:+.1} ms) at frame {first_frame}: the link was \
+                 slow, the stream had not moved; {} times so far",
+                moved as f64 / 1e6,
+                self.schedule.restores
+            );
+        }
+        if placed.behind {
+            // What does not sound is not sent (the mixer would drop most of it as late anyway).
+            return;
         }
         for (i, chunk) in pcm.chunks(4096 * ch).enumerate() {
             let frame = first_frame + 4096 * i as u64;
