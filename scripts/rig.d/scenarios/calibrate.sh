@@ -8,7 +8,7 @@
 
 # The room: snd-aloop. One `bluebridge-sink-recorder --mixer` owns the loopback's playback side (device 0); the
 # two A2DP sinks (recorders on hci2 and hci3, `--sound-to`) send it every decoded packet due at the speaker's
-# schedule (lower envelope of packet arrivals, see src/bin/bluebridge-sink-recorder/sound.rs) + a latency drawn
+# schedule (lower envelope of packet arrivals, see src/bin/bluebridge-sink-recorder/sound/schedule.rs) + a latency drawn
 # here at random and told to nobody but the sink. Each sink reports a Delay that is something else, so it is heard
 # HIDDEN = latency - Delay late. bluebridge's microphone is the loopback's capture side (device 1) through cpal
 # (`calibrate --mic`). Without a microphone latency the calibration is relative (errors against the mean), so

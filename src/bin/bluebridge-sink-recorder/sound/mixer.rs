@@ -217,9 +217,17 @@ pub fn run_mixer(device: &str, listen: &Path, period_frames: i64, stop: &AtomicB
                 anchors.clear();
                 if let Err(r) = pcm.try_recover(e, true) {
                     // Seen in a starved guest: writei failed with EIO (its wait timed out), which try_recover
-                    // does not take; prepare once more before giving up.
-                    tracing::warn!("mixer: recovering from an underrun failed ({r}); preparing again");
-                    pcm.prepare().context("preparing after a failed recovery")?;
+                    // does not take, and the stream still running (prepare alone then fails with EBUSY): stop
+                    // it and prepare again, a few times before giving up.
+                    tracing::warn!("mixer: recovering from an underrun failed ({r}); stopping and preparing again");
+                    let mut tries = 0;
+                    while let Err(p) = pcm.drop().and_then(|()| pcm.prepare()) {
+                        tries += 1;
+                        if tries >= 20 {
+                            return Err(p).context("preparing the device after a failed recovery (20 tries)");
+                        }
+                        std::thread::sleep(std::time::Duration::from_millis(50));
+                    }
                 }
                 // The mapping stays: what is written next sounds now + delay, so skip to that frame (the frames
                 // in between are lost, their slots cleared).

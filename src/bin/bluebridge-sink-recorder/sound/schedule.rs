@@ -25,6 +25,9 @@ const RATE_HZ: f64 = 48_000.0;
 /// the ones queued behind it arrive together, within a few ms; a moved sender's packets keep coming at its pace.
 /// (100 ms resumed on the loaded link's slow stretches 7 times in one run.)
 pub const RESUME_AFTER_NS: i64 = 300_000_000;
+/// A resume not undone within this long (by arrival) stands: the next one keeps its own base to go back to, ns.
+/// (Seen: a stream that moved for good 3 s after its start, then slow stretches of the link a minute later.)
+pub const CONFIRM_AFTER_NS: i64 = 5_000_000_000;
 
 /// A packet's offset: when frame 0 would have sounded had the packet come on schedule.
 fn offset_ns(first_frame: u64, arrival_ns: i64) -> i64 {
@@ -60,8 +63,9 @@ pub struct Schedule {
     buffer_ns: i64,
     base_ns: Option<i64>,
     behind: Option<Behind>,
-    /// The base before the last resume (until a packet is on time against it again).
-    before_resume_ns: Option<i64>,
+    /// The base before the last resume and when that resume was (until a packet is on time against that base
+    /// again, or the resume stands, [`CONFIRM_AFTER_NS`]).
+    before_resume_ns: Option<(i64, i64)>,
     /// Times the speaker resumed on a moved schedule.
     pub resumes: u64,
     /// Times a resume was undone (the stream came back on its old schedule).
@@ -106,7 +110,13 @@ impl Schedule {
             self.base_ns = Some(off);
             return placed;
         };
-        if let Some(old) = self.before_resume_ns.filter(|&old| off - old <= self.buffer_ns) {
+        if self
+            .before_resume_ns
+            .is_some_and(|(_, at)| arrival_ns - at > CONFIRM_AFTER_NS)
+        {
+            self.before_resume_ns = None;
+        }
+        if let Some((old, _)) = self.before_resume_ns.filter(|&(old, _)| off - old <= self.buffer_ns) {
             // On time against the schedule before the resume: the stream had not moved.
             self.before_resume_ns = None;
             self.behind = None;
@@ -137,7 +147,7 @@ impl Schedule {
         let new = run.floor_ns;
         self.behind = None;
         self.base_ns = Some(new);
-        self.before_resume_ns.get_or_insert(base);
+        self.before_resume_ns.get_or_insert((base, arrival_ns));
         self.resumes += 1;
         placed.base_ns = new;
         placed.resumed_by_ns = Some(new - base);
@@ -272,5 +282,22 @@ mod tests {
         s.restart();
         assert_eq!(s.base_ns(), None);
         assert_eq!(s.push(0, 5000 * MS).base_ns, 5000 * MS);
+    }
+
+    #[test]
+    fn a_resume_that_stood_for_5_s_is_not_undone_and_a_later_false_one_goes_back_to_its_own_base() {
+        let mut s = Schedule::new(100 * MS);
+        // The first packets came 1 s early (seen at a stream's start), then the stream runs 1 s later for good.
+        feed(&mut s, 0..50, |k| 1000 * MS + k as i64 * 20 * MS);
+        let p = feed(&mut s, 50..400, |k| 2000 * MS + k as i64 * 20 * MS + 3 * MS);
+        assert_eq!(p[15].resumed_by_ns, Some(1003 * MS));
+        // 6 s later the link is slow for 400 ms (the speaker resumes on it), then on time again.
+        let p = feed(&mut s, 400..440, |k| {
+            2003 * MS + k as i64 * 20 * MS + if k < 420 { 150 * MS } else { 0 }
+        });
+        assert_eq!(p[15].resumed_by_ns, Some(150 * MS), "{:?}", p[15]);
+        assert_eq!(p[20].restored_by_ns, Some(-150 * MS), "{:?}", p[20]);
+        assert!(p[20..].iter().all(|p| p.base_ns == 2003 * MS));
+        assert_eq!((s.resumes, s.restores), (2, 1));
     }
 }
