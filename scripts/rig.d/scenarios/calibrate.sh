@@ -8,12 +8,17 @@
 
 # The room: snd-aloop. One `bluebridge-sink-recorder --mixer` owns the loopback's playback side (device 0); the
 # two A2DP sinks (recorders on hci2 and hci3, `--sound-to`) send it every decoded packet due at the speaker's
-# schedule (lower envelope of packet arrivals, see src/bin/bluebridge-sink-recorder/sound.rs) + a latency drawn
+# schedule (lower envelope of packet arrivals, see src/bin/bluebridge-sink-recorder/sound/schedule.rs) + a latency drawn
 # here at random and told to nobody but the sink. Each sink reports a Delay that is something else, so it is heard
 # HIDDEN = latency - Delay late. bluebridge's microphone is the loopback's capture side (device 1) through cpal
 # (`calibrate --mic`). Without a microphone latency the calibration is relative (errors against the mean), so
 # each sink's measured error must equal HIDDEN - mean(HIDDEN) within CAL_TOL_MS; the clicks of both sinks (their
 # sound times, from the recorders) must then sound within SKEW_TOL_MS of each other.
+# Gating: `recovered-*` and `from-recording-*` (the measurement is right) and `skew-after` (the point of it: the
+# issue's 2 ms; the room's sound times are the speaker model's, which no longer wobble, and a click whose packet
+# came over the speaker's buffer late has no sound time, so the bound is on bluebridge, not on the link). Still
+# `default=no`: the mixer's underrun recovery can move the room by a few ms between two sinks' measurements under
+# a host stall (FINDINGS.md, 7 Dec evening).
 CAL_TOL_MS=${RIG_CAL_TOL_MS:-1}
 SKEW_TOL_MS=${RIG_CAL_SKEW_MS:-2}
 BUFFER_MS=500
@@ -22,6 +27,9 @@ MIC="hw:CARD=Loopback,DEV=1"
 # emulated link for up to ~100 ms; a sample due before it arrives is lost).
 DELAY_a=100; DELAY_b=60
 LAT_a=${RIG_CAL_LAT_A:-$((250 + RANDOM % 120))}; LAT_b=${RIG_CAL_LAT_B:-$((250 + RANDOM % 120))}
+# The two hidden errors at least 20 ms apart (a draw 4 ms apart proved little: run 11, FINDINGS.md).
+while [ -z "${RIG_CAL_LAT_B:-}" ] && [ $(( (LAT_a - DELAY_a) - (LAT_b - DELAY_b) )) -gt -20 ] \
+  && [ $(( (LAT_a - DELAY_a) - (LAT_b - DELAY_b) )) -lt 20 ]; do LAT_b=$((250 + RANDOM % 120)); done
 SRC_a=0; SNK_a=2; SRC_b=1; SNK_b=3
 A0=$(addr 0); A1=$(addr 1); A2=$(addr 2); A3=$(addr 3)
 log "hidden: sink a latency $LAT_a ms, Delay $DELAY_a ms; sink b latency $LAT_b ms, Delay $DELAY_b ms"
@@ -48,7 +56,7 @@ id=0
 for x in a b; do
   eval "snk=\$SNK_$x; d=\$DELAY_$x; l=\$LAT_$x"
   BLUEBRIDGE_LOG=info bluebridge-sink-recorder --adapter "hci$snk" --seconds 400 --json "/run/recorder-$x.jsonl" \
-    --delay-ms "$d" --sound-to /run/mix.sock --latency-ms "$l" --sink-id $id 2> "$O/recorder-$x.log" &
+    --delay-ms "$d" --sound-to /run/mix.sock --latency-ms "$l" --sink-id $id --packet-lines 2> "$O/recorder-$x.log" &
   eval "REC_$x=\$!"; id=$((id + 1))
   wait_for 20 grep -q "sink endpoint registered on hci$snk" "$O/recorder-$x.log"
   check "recorder-up-$x" $? "$(grep -E 'registered|rror' "$O/recorder-$x.log" | sed 's/^.*\(INFO\|ERROR\) //' | tr '\n' ';' | cut -c1-300)"
@@ -85,7 +93,7 @@ cp /run/phone.wav "$O/phone-44k1.wav"   # analysed at the end, when the sinks no
 
 step "calibrate --all with the loopback as the microphone"
 T_CAL0=$(mono)
-bb 180 calibrate --all --mic "$MIC" --json --socket /tmp/bb.sock > "$O/calibrate.json"
+bb 180 calibrate --all --repeat 2 --mic "$MIC" --json --socket /tmp/bb.sock > "$O/calibrate.json"
 check calibrate-ran $? "$(tr -d '\n ' < "$O/calibrate.json" | cut -c1-400)"
 T_CAL1=$(mono)
 figure calibrate_s "$(( (T_CAL1 - T_CAL0) / 1000000000 ))"
@@ -132,3 +140,4 @@ figure mixer_late "$(sed -n 's/^.* \([0-9]*\) samples late.*$/\1/p' "$O/mixer.lo
 figure mixer_underruns "$(sed -n 's/^.* \([0-9]*\) underruns.*$/\1/p' "$O/mixer.log")"
 figure resyncs "$(grep -c 're-synchronising' "$O/bluebridge.log")"
 figure starved "$(grep -c 'starved for' "$O/bluebridge.log")"
+for x in a b; do figure "speaker_resumes_$x" "$(grep -c 'speaker: the stream moved' "$O/recorder-$x.log")"; figure "speaker_restores_$x" "$(grep -c 'speaker: back on the schedule' "$O/recorder-$x.log")"; done

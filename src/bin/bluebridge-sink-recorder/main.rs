@@ -59,7 +59,7 @@ struct Args {
     /// sink's schedule + --latency-ms (the rig's calibration room).
     #[arg(long, requires = "latency_ms")]
     sound_to: Option<PathBuf>,
-    /// With --sound-to: the hidden latency, ms after the schedule the source sent on (0 to 2000).
+    /// With --sound-to: the hidden latency, ms after the schedule the source sent on (200 to 2000).
     #[arg(long)]
     latency_ms: Option<f64>,
     /// With --sound-to: this sink's number in the mixer's counters (0 to 3).
@@ -72,7 +72,7 @@ struct Args {
     /// With --mixer: the datagram socket to listen on.
     #[arg(long)]
     listen: Option<PathBuf>,
-    /// With --mixer: the device period, frames (the device buffer is 4 periods).
+    /// With --mixer: the device period, frames (the device buffer is 6 periods).
     #[arg(long, default_value_t = 480)]
     mixer_period_frames: i64,
 }

@@ -1,36 +1,24 @@
-//! The recorder as a loudspeaker, for the rig's `calibrate` scenario: `--sound-to SOCKET --latency-ms L` sends
-//! every decoded packet to the one mixer (`--mixer DEVICE --listen SOCKET`, [`run_mixer`]), which writes it into
-//! an `snd-aloop` playback device so that it *sounds* (is captured on the loopback's other side) at a known
-//! CLOCK_MONOTONIC time.
+//! The rig room's mixer (`--mixer DEVICE --listen SOCKET`): one process owns the `snd-aloop` playback side (two
+//! sinks cannot both open it) and writes into it what every [`super::Speaker`] sends, each sample at its due time.
 //!
-//! **The speaker model** ([`Speaker`]): a speaker plays from a buffer on the schedule the source sent on, not at
-//! each packet's arrival. Frame `n` of the stream sounds at `base + n / 48 kHz + L`, where `base` is the lower
-//! envelope of `arrival − first_frame / 48 kHz` over the packets of the last [`BASE_WINDOW_NS`] (the earliest a
-//! packet came, which is where the emulated link did not hold it back), and `L` is the hidden latency the
-//! scenario drew. bluebridge sends on play time − its Delay report, so this speaker is heard `L − Delay` late.
-//!
-//! **The mixer**: one process owns the playback side (two sinks cannot both open it). Frame `f` it writes
-//! sounds at `t0 + f / 48 kHz`; `t0` is taken once, after the prefill, as `now + delay / rate − written / rate`
-//! (snd-aloop plays on the system timer, so the mapping holds without drift; after an underrun, which it counts,
-//! it skips to the frame that sounds at `now + delay`). A constant error in `t0` is common to every sink and cancels in a
-//! relative calibration. The mixer runs SCHED_FIFO where allowed, and a status whose delay read was not bracketed
-//! tightly by two clock reads is not believed (under load such statuses looked like jumps, and following them moved
-//! the room by ±10–20 ms). Datagrams: `[sink id u8][due_ns i64 LE][mono i16 LE …]`; a sample due before the
-//! frame being written (late) or more than the ring ahead is dropped and counted.
+//! Frame `f` it writes sounds at `t0 + f / 48 kHz`; `t0` is taken once, after the prefill, as
+//! `now + delay / rate − written / rate` (snd-aloop plays on the system timer, so the mapping holds without drift;
+//! after an underrun, which it counts, it skips to the frame that sounds at `now + delay`). A constant error in `t0`
+//! is common to every sink and cancels in a relative calibration. The mixer runs SCHED_FIFO where allowed, and a
+//! status whose delay read was not bracketed tightly by two clock reads is not believed (under load such statuses
+//! looked like jumps, and following them moved the room by ±10–20 ms). Datagrams:
+//! `[sink id u8][due_ns i64 LE][mono i16 LE …]`; a sample due before the frame being written (late) or more than
+//! the ring ahead is dropped and counted.
 
-use anyhow::{bail, Context, Result};
+use super::{MAX_DATAGRAM, RATE_HZ};
+use anyhow::{Context, Result};
 use std::collections::VecDeque;
 use std::os::unix::net::UnixDatagram;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-const RATE_HZ: f64 = 48_000.0;
-/// Packets this far back make the speaker's base (its lower envelope of arrivals).
-/// (8 s: with 2 s the floor of the emulated link's delay moved by ±1–2.5 ms under a loaded host, so the room's
-/// skew did too, before and after a calibration alike.)
-pub const BASE_WINDOW_NS: i64 = 8_000_000_000;
 /// The mixer's device buffer, periods (with 20 ms periods, 120 ms: 40 ms underran under TCG).
-const BUFFER_PERIODS: i64 = 6;
+pub const BUFFER_PERIODS: i64 = 6;
 /// The mixer takes its mapping once this much has been written (the first statuses after the start are off).
 const SETTLE_FRAMES: i64 = 48_000;
 /// The mapping is the lower envelope of the last [`ENVELOPE_STATUSES`] clean statuses (one per period: 0.5 s with
@@ -43,112 +31,6 @@ const ENVELOPE_STATUSES: usize = 25;
 const JUMP_MS: f64 = 40.0;
 /// A status whose delay read took longer than this (between two clock reads) is not used for the mapping, ns.
 const CLEAN_STATUS_NS: i64 = 1_000_000;
-/// Largest datagram: id + stamp + 4096 mono samples.
-const MAX_DATAGRAM: usize = 9 + 2 * 4096;
-
-/// The lower envelope of `arrival − frame / rate` over a sliding window (pure).
-#[derive(Default)]
-pub struct Base {
-    /// (arrival_ns, base_ns), base increasing from front to back (a monotonic deque for the minimum).
-    window: VecDeque<(i64, i64)>,
-}
-
-impl Base {
-    /// Forgets the past (a new stream: its frames restart their schedule).
-    pub fn restart(&mut self) {
-        self.window.clear();
-    }
-
-    /// A packet whose first frame is `first_frame` arrived at `arrival_ns`; returns the base now in force.
-    pub fn push(&mut self, first_frame: u64, arrival_ns: i64) -> i64 {
-        let base = arrival_ns - (first_frame as f64 * 1e9 / RATE_HZ).round() as i64;
-        while self.window.back().is_some_and(|&(_, b)| b >= base) {
-            self.window.pop_back();
-        }
-        self.window.push_back((arrival_ns, base));
-        while self
-            .window
-            .front()
-            .is_some_and(|&(a, _)| a < arrival_ns - BASE_WINDOW_NS)
-        {
-            self.window.pop_front();
-        }
-        self.window.front().map_or(base, |&(_, b)| b)
-    }
-}
-
-/// The sink's sound: sends each decoded packet to the mixer, due at its place on the speaker's schedule.
-pub struct Speaker {
-    sock: UnixDatagram,
-    to: PathBuf,
-    id: u8,
-    latency_ns: i64,
-    base: Base,
-    /// The base of the last packet (a click's sound time uses it).
-    pub last_base_ns: Option<i64>,
-    buf: Vec<u8>,
-    /// Datagrams the mixer did not take (it is not there, or its queue is full).
-    pub unsent: u64,
-}
-
-impl Speaker {
-    /// A speaker `id` heard `latency_ms` after its schedule, sending to the mixer's socket `to`.
-    pub fn new(to: &Path, id: u8, latency_ms: f64) -> Result<Self> {
-        if !(0.0..=2000.0).contains(&latency_ms) {
-            bail!("--latency-ms must be 0 to 2000, not {latency_ms}");
-        }
-        let sock = UnixDatagram::unbound().context("a datagram socket for --sound-to")?;
-        sock.set_nonblocking(true)?;
-        Ok(Self {
-            sock,
-            to: to.to_path_buf(),
-            id,
-            latency_ns: (latency_ms * 1e6).round() as i64,
-            base: Base::default(),
-            last_base_ns: None,
-            buf: Vec::with_capacity(MAX_DATAGRAM),
-            unsent: 0,
-        })
-    }
-
-    /// A new stream.
-    pub fn restart(&mut self) {
-        self.base.restart();
-        self.last_base_ns = None;
-    }
-
-    /// When frame position `pos` of the stream sounds (after the packet holding it was played).
-    pub fn sound_ns(&self, pos: f64) -> Option<i64> {
-        self.last_base_ns
-            .map(|b| b + (pos * 1e9 / RATE_HZ).round() as i64 + self.latency_ns)
-    }
-
-    /// Plays a decoded packet (`pcm`: `ch` interleaved channels; its left channel is sent) that starts at stream
-    /// frame `first_frame` and arrived at `arrival_ns`.
-    pub fn play(&mut self, first_frame: u64, arrival_ns: i64, pcm: &[i16], ch: usize) {
-        let base = self.base.push(first_frame, arrival_ns);
-        self.last_base_ns = Some(base);
-        let due = base + (first_frame as f64 * 1e9 / RATE_HZ).round() as i64 + self.latency_ns;
-        for chunk in pcm.chunks(4096 * ch) {
-            self.buf.clear();
-            self.buf.push(self.id);
-            self.buf.extend_from_slice(&due.to_le_bytes());
-            for f in chunk.chunks_exact(ch) {
-                self.buf.extend_from_slice(&f[0].to_le_bytes());
-            }
-            if self.sock.send_to(&self.buf, &self.to).is_err() {
-                self.unsent += 1;
-                if self.unsent.is_power_of_two() {
-                    tracing::warn!(
-                        "the mixer at {} took no audio; {} packets so far",
-                        self.to.display(),
-                        self.unsent
-                    );
-                }
-            }
-        }
-    }
-}
 
 /// What the mixer counted.
 pub struct MixerSummary {
@@ -335,9 +217,17 @@ pub fn run_mixer(device: &str, listen: &Path, period_frames: i64, stop: &AtomicB
                 anchors.clear();
                 if let Err(r) = pcm.try_recover(e, true) {
                     // Seen in a starved guest: writei failed with EIO (its wait timed out), which try_recover
-                    // does not take; prepare once more before giving up.
-                    tracing::warn!("mixer: recovering from an underrun failed ({r}); preparing again");
-                    pcm.prepare().context("preparing after a failed recovery")?;
+                    // does not take, and the stream still running (prepare alone then fails with EBUSY): stop
+                    // it and prepare again, a few times before giving up.
+                    tracing::warn!("mixer: recovering from an underrun failed ({r}); stopping and preparing again");
+                    let mut tries = 0;
+                    while let Err(p) = pcm.drop().and_then(|()| pcm.prepare()) {
+                        tries += 1;
+                        if tries >= 20 {
+                            return Err(p).context("preparing the device after a failed recovery (20 tries)");
+                        }
+                        std::thread::sleep(std::time::Duration::from_millis(50));
+                    }
                 }
                 // The mapping stays: what is written next sounds now + delay, so skip to that frame (the frames
                 // in between are lost, their slots cleared).
@@ -364,18 +254,6 @@ pub fn run_mixer(device: &str, listen: &Path, period_frames: i64, stop: &AtomicB
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_base_is_the_lower_envelope_and_forgets_after_its_window() {
-        let mut b = Base::default();
-        let ms = 1_000_000i64;
-        // 480 frames = 10 ms per packet; packet 1 is held back 30 ms, packet 2 comes on time.
-        assert_eq!(b.push(0, 1000 * ms), 1000 * ms);
-        assert_eq!(b.push(480, 1040 * ms), 1000 * ms);
-        assert_eq!(b.push(960, 1019 * ms), 999 * ms);
-        // 8.5 s later everything before has left the window: the base follows a later schedule.
-        assert_eq!(b.push(960 + 48_000 * 17 / 2, 9519 * ms + 5 * ms), 1004 * ms);
-    }
 
     #[test]
     fn the_ring_places_samples_at_their_frame_and_counts_late_ones() {
