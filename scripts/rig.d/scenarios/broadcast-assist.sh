@@ -1,8 +1,9 @@
-# rig: about=Broadcast Assistant (issue 14 part 2), feasibility: BlueZ 5.87 on a newer guest kernel (run with RIG_KERNEL_SUITE=sid) as the receiver's BASS scan delegator on hci1; bluebridge broadcasts on hci0 with receivers = [hci1] and, over hci1's BASS (GATT), adds its broadcast; the scenario never gives hci1 the broadcast's address: hci1's own HCI trace must show it creating the PA sync (and BIG sync) to hci0 after the Add Source
+# rig: about=Broadcast Assistant (issue 14 part 2), BlueZ 5.87 on sid's guest kernel as the receiver's BASS scan delegator on hci1; bluebridge broadcasts on hci0 with receivers = [hci1] and, over hci1's BASS (GATT), adds its broadcast; the scenario never gives hci1 the broadcast's address: hci1's own HCI trace must show it creating the PA sync (and BIG sync) to hci0 after the Add Source
 # rig: controllers=2
 # rig: bluetoothd=-E -K
 # rig: btvirt=sid
 # rig: bluez=sid
+# rig: kernel=sid
 # rig: timeout=300
 # rig: bin=required
 # rig: default=no
@@ -23,15 +24,22 @@ wait_for 30 sh -c "! kill -0 $OLD 2>/dev/null"; sleep 1
 wait_for 30 have_adapters 2 && wait_for 20 have_powered 2
 check bluetoothd-again $? "$("$BTD_PROG" --version) -f /tmp/main.conf"
 
-step "receiver hci1: LE only, advertising, bondable; hci0 pairs with it (bluebridge pair)"
+step "receiver hci1: LE only, a connectable advertisement (bluetoothctl advertise), bondable; hci0 pairs with it"
 # (the kernel refuses BR/EDR off while powered; without privacy off hci1 advertises from a resolvable private
 # address and hci0 never finds 00:AA:01:01:00:01)
-# Connectable before it advertises: btvirt refuses new advertising parameters while advertising (Command Disallowed),
-# so `advertising on` first left hci1 advertising non-connectable (run 2); and on the 7.2 kernel discoverable alone
-# (LE only) starts no advertising at all (run 4: no HCI command on hci1 after Set Discoverable).
-mgmt 1 power off; mgmt 1 bredr off; mgmt 1 privacy off; mgmt 1 power on; mgmt 1 connectable on; mgmt 1 advertising on
+# mgmt's own advertising (`btmgmt advertising on`) does not work here: on 6.12 it advertised non-connectable when set
+# before `connectable on` (btvirt answers new parameters while advertising with Command Disallowed, run 2), and on
+# the 7.2 kernel `discov yes` alone sent hci1 no HCI command (run 4) and `advertising on` failed LE Set Extended
+# Advertising Data/Parameters (0x2037 -38, 0x2036 -16, run 5). An LEAdvertisement1 (what a receiver's own software
+# registers) goes through mgmt Add Extended Advertising, the path bluebridge's broadcast advertisement takes on hci0.
+mgmt 1 power off; mgmt 1 bredr off; mgmt 1 privacy off; mgmt 1 power on
+mgmt 1 connectable on; mgmt 1 discov yes; mgmt 1 bondable on; mgmt 1 io-cap 3
 check receiver-le-only "$(t 10 btmgmt --index 1 info | grep 'current settings' | grep -qv 'br/edr' && echo PASS || echo FAIL)" \
   "$(t 10 btmgmt --index 1 info | grep 'current settings')"
+agent_start
+btc "select $A1"; btc "advertise.discoverable on"; btc "advertise.name on"; btc "advertise peripheral"
+wait_for 10 grep -q 'Advertising object registered' "$O/bluetoothctl.log"
+check receiver-advertises $? "$(btctl_clean "$O/bluetoothctl.log" | grep -i 'advertis' | tail -3 | tr '\n' ';')"
 bb_pair 0 1 "$A1"
 
 step "receiver hci1: a broadcast sink endpoint (bluetoothctl, no scan: it learns of the broadcast only over BASS)"
@@ -86,7 +94,7 @@ figure rx_bytes_one "$(stat -c%s "$O/rx-one.bin")"
 
 step "receiver's controller power-cycled: bluebridge tells it again"
 N0=$(grep -c "assist $A1: bis-synced" "$O/bluebridge.log")
-mgmt 1 power off; sleep 3; T0=$(up); mgmt 1 power on; mgmt 1 connectable on; mgmt 1 advertising on
+mgmt 1 power off; sleep 3; T0=$(up); mgmt 1 power on
 wait_for 120 sh -c "[ \$(grep -c 'assist $A1: bis-synced' $O/bluebridge.log) -gt $N0 ]"
 check assist-again $? "$(sed 's/\x1b\[[0-9;]*m//g' "$O/bluebridge.log" | grep -o "assist $A1: .*" | tail -6 | tr '\n' ';')"
 receiver_take two && wait_for 30 test -s /tmp/rx-two.bin
