@@ -13,6 +13,12 @@ log "broadcaster/assistant hci0=$A0; receiver (delegator) hci1=$A1; kernel $(una
 figure guest_kernel "$(uname -r)"
 # bluetoothd claims the receiver's BASS for its own plugin (-E) and exports it read-only unless main.conf says
 # otherwise (src/gatt-client.c); bluebridge writes the control point itself.
+# bluebridge doctor on a config with receivers: gatt-export-claimed MISSING under the rig's bluetoothd -E (no
+# main.conf), ok once it reads a main.conf with read-write (it follows the running bluetoothd's -f)
+printf '[source]\nkind = "tone"\n\n[[output]]\nname = "auracast"\nkind = "broadcast"\nadapter = "hci0"\nreceivers = ["%s"]\n' "$A1" > /tmp/doctor.toml
+doctor_line() { t 30 bluebridge doctor --config /tmp/doctor.toml 2>&1 | grep -A1 'gatt-export-claimed' | tr -s ' ' | tr '\n' ';'; }
+D1=$(doctor_line)
+check doctor-export-missing "$(echo "$D1" | grep -q '^MISSING gatt-export-claimed.*fix: add `ExportClaimedServices = read-write`' && echo PASS || echo FAIL)" "$D1"
 step "bluetoothd again, with [GATT] ExportClaimedServices = read-write"
 printf '[GATT]\nExportClaimedServices = read-write\n' > /tmp/main.conf
 BTD_PROG=$(tr '\0' '\n' < "/proc/$(pgrep -x bluetoothd | head -1)/cmdline" | head -1)
@@ -23,6 +29,8 @@ wait_for 30 sh -c "! kill -0 $OLD 2>/dev/null"; sleep 1
 "$BTD_PROG" -n -d -E -K -f /tmp/main.conf > "$O/bluetoothd-2.log" 2>&1 &
 wait_for 30 have_adapters 2 && wait_for 20 have_powered 2
 check bluetoothd-again $? "$("$BTD_PROG" --version) -f /tmp/main.conf"
+D2=$(doctor_line)
+check doctor-export-ok "$(echo "$D2" | grep -q '^ok gatt-export-claimed: /tmp/main.conf exports' && echo PASS || echo FAIL)" "$D2"
 
 step "receiver hci1: LE only, a connectable advertisement (bluetoothctl advertise), bondable; hci0 pairs with it"
 # (the kernel refuses BR/EDR off while powered; without privacy off hci1 advertises from a resolvable private
@@ -40,7 +48,23 @@ agent_start
 btc "select $A1"; btc "advertise.discoverable on"; btc "advertise.name on"; btc "advertise peripheral"
 wait_for 10 grep -q 'Advertising object registered' "$O/bluetoothctl.log"
 check receiver-advertises $? "$(btctl_clean "$O/bluetoothctl.log" | grep -i 'advertis' | tail -3 | tr '\n' ';')"
-bb_pair 0 1 "$A1"
+# `bluebridge pair` finds an LE-only receiver (its LE scan after the BR/EDR inquiry) and gets as far as SMP; in this
+# one-bluetoothd rig the receiver's side of a just-works pairing then asks the *default* agent for authorization,
+# which is bluebridge pair's own (it rejects: run 2, MGMT User Confirmation Negative Reply on hci1), where a real
+# receiver answers itself. So hci0 pairs through the rig's bluetoothctl, whose agent says yes for hci1.
+bb 40 pair "$A1" --adapter hci0 --seconds 20 >> "$O/bluebridge.log"
+figure bluebridge_pair_le "rc=$? found=$([ -n "$(dev_prop 0 "$A1" Address)" ] && echo yes || echo no) paired=$(dev_prop 0 "$A1" Paired)"
+if ! prop_is 0 "$A1" Paired true; then
+  btc "default-agent"; btc "select $A0"; btc "scan le"
+  wait_for 30 grep -q "Device $A1" "$O/bluetoothctl.log"
+  btc "scan off"; btc "pair $A1"
+  wait_for 30 grep -q 'Accept pairing\|Pairing successful' "$O/bluetoothctl.log"
+  grep -q 'Accept pairing' "$O/bluetoothctl.log" && btc yes
+  wait_for 30 prop_is 0 "$A1" Paired true
+fi
+check pair-hci0 "$(prop_is 0 "$A1" Paired true && echo PASS || echo FAIL)" \
+  "Paired=$(dev_prop 0 "$A1" Paired); $(btctl_clean "$O/bluetoothctl.log" | grep -i 'pair\|fail' | tail -4 | tr '\n' ';')"
+set_trusted 1 "$A0"; set_trusted 0 "$A1"
 
 step "receiver hci1: a broadcast sink endpoint (bluetoothctl, no scan: it learns of the broadcast only over BASS)"
 LOG="$O/btctl-sink.log"
