@@ -76,8 +76,13 @@ pub(super) fn gatt_export(needs: &Needs, facts: &MachineFacts, out: &mut Vec<Fin
         return;
     }
     let b = &facts.bluez;
-    let experimental = b.running_args.as_deref().is_some_and(|a| switches_from_args(a).experimental)
-        || b.main_conf.as_deref().is_some_and(|t| switches_from_main_conf(t).experimental);
+    let experimental = b
+        .running_args
+        .as_deref()
+        .is_some_and(|a| switches_from_args(a).experimental)
+        || b.main_conf
+            .as_deref()
+            .is_some_and(|t| switches_from_main_conf(t).experimental);
     let conf = b
         .running_args
         .as_deref()
@@ -96,26 +101,34 @@ pub(super) fn gatt_export(needs: &Needs, facts: &MachineFacts, out: &mut Vec<Fin
     let fix = Some(format!(
         "add `ExportClaimedServices = read-write` under [GATT] in {conf} and sudo systemctl restart bluetooth"
     ));
-    let (level, detail) = match b.main_conf.as_deref().map(export_claimed_from_main_conf) {
-        Some(ExportClaimed::ReadWrite) => (
-            Level::Ok,
-            format!("{conf} exports the receivers' BASS read-write ([GATT] ExportClaimedServices)"),
-        ),
-        Some(ExportClaimed::No) => (
-            Level::Missing,
-            format!(
-                "{outputs} assist receivers, and {conf} hides the BASS that bluetoothd (-E) claims \
-                 (ExportClaimedServices = no)"
+    let (level, detail) =
+        match b.main_conf.as_deref().map(export_claimed_from_main_conf) {
+            Some(ExportClaimed::ReadWrite) => (
+                Level::Ok,
+                format!("{conf} exports the receivers' BASS read-write ([GATT] ExportClaimedServices)"),
             ),
-        ),
-        r => (
-            Level::Missing,
-            format!(
+            Some(ExportClaimed::No) => (
+                Level::Missing,
+                format!(
+                    "{outputs} assist receivers, and {conf} hides the BASS that bluetoothd (-E) claims \
+                 (ExportClaimedServices = no)"
+                ),
+            ),
+            r => {
+                (
+                    Level::Missing,
+                    format!(
                 "{outputs} assist receivers, and bluetoothd (-E) claims their BASS and exports it read-only{}: \
                  bluebridge's Add Source is refused (NotAuthorized)",
                 if r.is_none() { format!(" ({conf} not readable)") } else { String::new() }
             ),
-        ),
-    };
-    out.push(found("gatt-export-claimed", level, detail, if level == Level::Ok { None } else { fix }));
+                )
+            }
+        };
+    out.push(found(
+        "gatt-export-claimed",
+        level,
+        detail,
+        if level == Level::Ok { None } else { fix },
+    ));
 }

@@ -312,15 +312,24 @@ fn export_claimed_is_read_as_bluetoothd_reads_it() {
         f("[GATT]\nExportClaimedServices = read-write\nExportClaimedServices = off\n"),
         No
     );
-    assert_eq!(f("[GATT]\nCache = always\n\n[CSIS]\n[GATT]\nExportClaimedServices = no\n"), No);
+    assert_eq!(
+        f("[GATT]\nCache = always\n\n[CSIS]\n[GATT]\nExportClaimedServices = no\n"),
+        No
+    );
 }
 
 #[test]
 fn config_file_comes_from_bluetoothd_args() {
     let a = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-    assert_eq!(config_file_from_args(&a(&["-E", "-f", "/tmp/main.conf"])), Some("/tmp/main.conf"));
+    assert_eq!(
+        config_file_from_args(&a(&["-E", "-f", "/tmp/main.conf"])),
+        Some("/tmp/main.conf")
+    );
     assert_eq!(config_file_from_args(&a(&["-f/tmp/x"])), Some("/tmp/x"));
-    assert_eq!(config_file_from_args(&a(&["--configfile=/tmp/y", "-E"])), Some("/tmp/y"));
+    assert_eq!(
+        config_file_from_args(&a(&["--configfile=/tmp/y", "-E"])),
+        Some("/tmp/y")
+    );
     assert_eq!(config_file_from_args(&a(&["--configfile", "/tmp/z"])), Some("/tmp/z"));
     assert_eq!(config_file_from_args(&a(&["-n", "-d", "-E", "-K"])), None);
 }
@@ -334,14 +343,20 @@ fn assisting_needs_read_write_export() {
     let g = f.iter().find(|x| x.item == "gatt-export-claimed").unwrap();
     assert!(g.detail.contains("read-only"), "{}", g.detail);
     let fix = g.fix.as_deref().unwrap();
-    assert!(fix.contains("ExportClaimedServices = read-write") && fix.contains("/etc/bluetooth/main.conf"), "{fix}");
+    assert!(
+        fix.contains("ExportClaimedServices = read-write") && fix.contains("/etc/bluetooth/main.conf"),
+        "{fix}"
+    );
     // the file the running bluetoothd reads is the one named
     m.bluez.running_args = Some(vec!["-E".into(), "-K".into(), "-f".into(), "/tmp/main.conf".into()]);
     m.bluez.main_conf = Some("[GATT]\nExportClaimedServices = no\n".into());
     let f = check(&assisting(), &m);
     let g = f.iter().find(|x| x.item == "gatt-export-claimed").unwrap();
     assert_eq!(g.level, Level::Missing);
-    assert!(g.detail.contains("hides") && g.fix.as_deref().unwrap().contains("/tmp/main.conf"), "{g:#?}");
+    assert!(
+        g.detail.contains("hides") && g.fix.as_deref().unwrap().contains("/tmp/main.conf"),
+        "{g:#?}"
+    );
     m.bluez.main_conf = Some("[GATT]\nExportClaimedServices = read-write\n".into());
     let f = check(&assisting(), &m);
     assert!(!failed(&f), "{f:#?}");
