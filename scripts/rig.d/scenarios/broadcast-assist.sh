@@ -112,8 +112,9 @@ sleep 5
 first() { grep -n -m1 -E "$1" "$O/btmon.txt" | cut -d: -f1; }
 # the first ATT Write Request whose next lines name the control point (0x2bc7): the Add Source
 W=$(awk '/ATT: Write Request/{w=NR} w && NR<=w+3 && /2bc7|Scan Control Point/{print w; exit}' "$O/btmon.txt")
-P=$(first '^< HCI Command: LE Periodic Advertising Create Sync .*\[hci1\]')
-B=$(first '^< HCI Command: LE BIG Create Sync .*\[hci1\]')
+# by opcode: btmon shortens the names of commands ("LE Periodic Adv.. (0x08|0x0044)", run 4)
+P=$(first '^< HCI Command: .*\(0x08\|0x0044\).*\[hci1\]')
+B=$(first '^< HCI Command: .*\(0x08\|0x006b\).*\[hci1\]')
 check receiver-pa-create-sync "$([ -n "$P" ] && [ -n "$W" ] && [ "$P" -gt "$W" ] && echo PASS || echo FAIL)" \
   "first BASS write at trace line ${W:-none}, PA Create Sync at ${P:-none}: $([ -n "$P" ] && sed -n "${P},$((P + 9))p" "$O/btmon.txt" | tr '\n' ';' | tr -s ' ')"
 check receiver-big-create-sync "$([ -n "$B" ] && echo PASS || echo FAIL)" \
@@ -124,6 +125,8 @@ figure rx_bytes_one "$(stat -c%s "$O/rx-one.bin")"
 step "receiver's controller power-cycled: bluebridge tells it again"
 N0=$(grep -c "assist $A1: bis-synced" "$O/bluebridge.log")
 mgmt 1 power off; sleep 3; T0=$(up); mgmt 1 power on
+# run 4: no advertising command on hci1 after the power-on, so hci0's reconnect found nothing: advertise again
+btc "select $A1"; btc "advertise off"; btc "advertise peripheral"
 wait_for 120 sh -c "[ \$(grep -c 'assist $A1: bis-synced' $O/bluebridge.log) -gt $N0 ]"
 check assist-again $? "$(sed 's/\x1b\[[0-9;]*m//g' "$O/bluebridge.log" | grep -o "assist $A1: .*" | tail -6 | tr '\n' ';')"
 receiver_take two && wait_for 30 test -s /tmp/rx-two.bin
