@@ -34,6 +34,9 @@ pub const RECEIVE_STATE_UUID: &str = "00002bc8-0000-1000-8000-00805f9b34fb";
 pub const DEFAULT_SID: u8 = 0;
 /// Longest wait for a connection and for BlueZ to resolve the receiver's services.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Longest wait for one GATT operation (read, subscribe, write): BlueZ's own D-Bus timeout is minutes (run 2 of
+/// `broadcast-assist`: a read that started SMP pairing answered after 130 s).
+const GATT_TIMEOUT: Duration = Duration::from_secs(20);
 /// How often the link is checked while nothing happens.
 const POLL: Duration = Duration::from_secs(1);
 /// Most Broadcast Receive State characteristics read from one receiver.
@@ -58,9 +61,20 @@ pub enum AssistError {
     /// Took too long.
     #[error("{0} timed out after {CONNECT_TIMEOUT:?}")]
     Timeout(String),
+    /// A GATT operation took too long.
+    #[error("{0}: no answer within {1:?}")]
+    Slow(String, Duration),
     /// A value from the receiver did not decode.
     #[error("{0}")]
     Protocol(String),
+}
+
+/// `op` (a BlueZ call doing `what`), given up after [`GATT_TIMEOUT`].
+async fn bounded<T>(what: String, op: impl std::future::Future<Output = bluer::Result<T>>) -> Result<T, AssistError> {
+    match tokio::time::timeout(GATT_TIMEOUT, op).await {
+        Ok(r) => r.map_err(bz(what)),
+        Err(_) => Err(AssistError::Slow(what, GATT_TIMEOUT)),
+    }
 }
 
 fn bz(what: impl Into<String>) -> impl FnOnce(bluer::Error) -> AssistError {
@@ -207,15 +221,9 @@ async fn connect(
     let mut notes: Notes = SelectAll::new();
     let mut values = Vec::new();
     for (i, c) in states.iter().enumerate() {
-        let v = c
-            .read()
-            .await
-            .map_err(bz(format!("reading {receiver}'s receive state {i}")))?;
+        let v = bounded(format!("reading {receiver}'s receive state {i}"), c.read()).await?;
         values.push(decode(receiver, i, &v));
-        let n = c
-            .notify()
-            .await
-            .map_err(bz(format!("subscribing to {receiver}'s receive state {i}")))?;
+        let n = bounded(format!("subscribing to {receiver}'s receive state {i}"), c.notify()).await?;
         notes.push(Box::pin(n.map(move |v| (i, v))));
     }
     Ok((
@@ -235,7 +243,15 @@ async fn write(control_point: &Characteristic, receiver: Address, op: &Operation
         op_type: WriteOp::Request,
         ..Default::default()
     };
-    control_point.write_ext(&bytes, &req).await.map_err(|err| {
+    let written = tokio::time::timeout(GATT_TIMEOUT, control_point.write_ext(&bytes, &req))
+        .await
+        .map_err(|_| {
+            AssistError::Slow(
+                format!("writing {} to {receiver}'s BASS control point", op_name(op)),
+                GATT_TIMEOUT,
+            )
+        })?;
+    written.map_err(|err| {
         let hint = if err.kind == bluer::ErrorKind::NotAuthorized {
             " (bluetoothd claims the receiver's BASS for its own plugin and exports it read-only: set \
              `ExportClaimedServices = read-write` in the [GATT] section of /etc/bluetooth/main.conf and restart \

@@ -35,7 +35,7 @@ pub struct BluezFacts {
     pub on_dbus: bool,
     /// The running bluetoothd's arguments (after the program), if one runs.
     pub running_args: Option<Vec<String>>,
-    /// `/etc/bluetooth/main.conf`, if readable.
+    /// bluetoothd's configuration (`/etc/bluetooth/main.conf`, or the running one's `-f FILE`), if readable.
     pub main_conf: Option<String>,
     /// Adapters (empty when BlueZ could not be asked).
     pub adapters: Vec<AdapterFacts>,
@@ -142,11 +142,17 @@ pub fn gather() -> MachineFacts {
 fn bluez() -> BluezFacts {
     let version = crate::bluez::version::installed();
     let (on_dbus, adapters) = bluez_dbus();
+    let running_args = running_bluetoothd();
+    // The file the running bluetoothd reads (`-f FILE`), else the default.
+    let conf = running_args
+        .as_deref()
+        .and_then(crate::doctor::checks::config_file_from_args)
+        .unwrap_or(MAIN_CONF);
     BluezFacts {
         version,
         on_dbus,
-        running_args: running_bluetoothd(),
-        main_conf: std::fs::read_to_string(MAIN_CONF).ok(),
+        main_conf: std::fs::read_to_string(conf).ok(),
+        running_args,
         adapters,
     }
 }

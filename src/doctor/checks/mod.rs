@@ -53,6 +53,8 @@ pub struct BroadcastNeed {
     pub sample_rate_hz: u32,
     /// It has manufacturer data configured.
     pub manufacturer: bool,
+    /// How many receivers it assists (`receivers`).
+    pub receivers: usize,
 }
 
 /// What the config needs of the machine.
@@ -80,6 +82,7 @@ impl Needs {
                     adapter: b.adapter().to_string(),
                     sample_rate_hz: b.config.preset.sample_rate_hz,
                     manufacturer: b.manufacturer.is_some(),
+                    receivers: b.receivers.len(),
                 }),
                 OutputSettings::Local(l) => n.locals.push((o.name.clone(), l.device.clone())),
                 // sim, file, pipe (and a new kind until it names a need here) ask nothing of the machine.
@@ -120,6 +123,7 @@ pub fn check(needs: &Needs, facts: &MachineFacts) -> Vec<Finding> {
     if !needs.broadcasts.is_empty() || facts.bluez.on_dbus {
         flags(needs, facts, &mut out);
     }
+    gatt_export(needs, facts, &mut out);
     adapters(needs, facts, &mut out);
     iso_socket(needs, facts, &mut out);
     lc3(needs, facts, &mut out);
@@ -139,6 +143,7 @@ pub fn failed(findings: &[Finding]) -> bool {
 
 mod adapters;
 mod bluez;
+mod gatt;
 mod host;
 mod lc3;
 #[cfg(test)]
@@ -147,6 +152,8 @@ mod tests;
 use adapters::{adapters, iso_socket};
 use bluez::{bluez, dbus_policy, flags};
 pub use bluez::{switches_from_args, switches_from_main_conf, Switches};
+use gatt::gatt_export;
+pub use gatt::{config_file_from_args, export_claimed_from_main_conf, ExportClaimed};
 use host::{realtime, sound};
 use lc3::lc3;
 pub use lc3::parse_lc3_version;

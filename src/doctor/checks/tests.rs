@@ -8,6 +8,7 @@ fn broadcast(rate: u32) -> Needs {
             adapter: "hci0".into(),
             sample_rate_hz: rate,
             manufacturer: false,
+            receivers: 0,
         }],
         realtime: true,
         ..Needs::default()
@@ -281,8 +282,93 @@ fn needs_come_from_the_config() {
             output: "hall".into(),
             adapter: "hci1".into(),
             sample_rate_hz: 16_000,
-            manufacturer: false
+            manufacturer: false,
+            receivers: 0,
         }]
     );
     assert!(n.realtime && n.a2dp.is_empty() && n.locals.is_empty());
+}
+
+fn assisting() -> Needs {
+    let mut n = broadcast(48_000);
+    n.broadcasts[0].receivers = 1;
+    n
+}
+
+#[test]
+fn export_claimed_is_read_as_bluetoothd_reads_it() {
+    use ExportClaimed::*;
+    let f = export_claimed_from_main_conf;
+    assert_eq!(f(""), ReadOnly);
+    assert_eq!(f("[GATT]\nExportClaimedServices = read-write\n"), ReadWrite);
+    assert_eq!(f("[GATT]\nExportClaimedServices=read-write"), ReadWrite);
+    // the stock file's commented line, another section's key, an unknown value
+    assert_eq!(f("[GATT]\n#ExportClaimedServices = read-write\n"), ReadOnly);
+    assert_eq!(f("[General]\nExportClaimedServices = read-write\n"), ReadOnly);
+    assert_eq!(f("[GATT]\nExportClaimedServices = Read-Write\n"), ReadOnly);
+    // GKeyFile: `#` after a value is part of it; the last repeated key counts
+    assert_eq!(f("[GATT]\nExportClaimedServices = read-write # assistant\n"), ReadOnly);
+    assert_eq!(
+        f("[GATT]\nExportClaimedServices = read-write\nExportClaimedServices = off\n"),
+        No
+    );
+    assert_eq!(
+        f("[GATT]\nCache = always\n\n[CSIS]\n[GATT]\nExportClaimedServices = no\n"),
+        No
+    );
+}
+
+#[test]
+fn config_file_comes_from_bluetoothd_args() {
+    let a = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    assert_eq!(
+        config_file_from_args(&a(&["-E", "-f", "/tmp/main.conf"])),
+        Some("/tmp/main.conf")
+    );
+    assert_eq!(config_file_from_args(&a(&["-f/tmp/x"])), Some("/tmp/x"));
+    assert_eq!(
+        config_file_from_args(&a(&["--configfile=/tmp/y", "-E"])),
+        Some("/tmp/y")
+    );
+    assert_eq!(config_file_from_args(&a(&["--configfile", "/tmp/z"])), Some("/tmp/z"));
+    assert_eq!(config_file_from_args(&a(&["-n", "-d", "-E", "-K"])), None);
+}
+
+#[test]
+fn assisting_needs_read_write_export() {
+    let mut m = good();
+    // -E and no main.conf: the default, read-only
+    let f = check(&assisting(), &m);
+    assert_eq!(missing(&f), vec!["gatt-export-claimed"], "{f:#?}");
+    let g = f.iter().find(|x| x.item == "gatt-export-claimed").unwrap();
+    assert!(g.detail.contains("read-only"), "{}", g.detail);
+    let fix = g.fix.as_deref().unwrap();
+    assert!(
+        fix.contains("ExportClaimedServices = read-write") && fix.contains("/etc/bluetooth/main.conf"),
+        "{fix}"
+    );
+    // the file the running bluetoothd reads is the one named
+    m.bluez.running_args = Some(vec!["-E".into(), "-K".into(), "-f".into(), "/tmp/main.conf".into()]);
+    m.bluez.main_conf = Some("[GATT]\nExportClaimedServices = no\n".into());
+    let f = check(&assisting(), &m);
+    let g = f.iter().find(|x| x.item == "gatt-export-claimed").unwrap();
+    assert_eq!(g.level, Level::Missing);
+    assert!(
+        g.detail.contains("hides") && g.fix.as_deref().unwrap().contains("/tmp/main.conf"),
+        "{g:#?}"
+    );
+    m.bluez.main_conf = Some("[GATT]\nExportClaimedServices = read-write\n".into());
+    let f = check(&assisting(), &m);
+    assert!(!failed(&f), "{f:#?}");
+    assert_eq!(level_of(&f, "gatt-export-claimed"), Level::Ok);
+}
+
+#[test]
+fn export_is_not_asked_without_receivers_or_experimental() {
+    let f = check(&broadcast(48_000), &good());
+    assert!(f.iter().all(|x| x.item != "gatt-export-claimed"), "{f:#?}");
+    let mut m = good();
+    m.bluez.running_args = Some(vec!["-K".into()]);
+    let f = check(&assisting(), &m);
+    assert_eq!(level_of(&f, "gatt-export-claimed"), Level::Info);
 }
