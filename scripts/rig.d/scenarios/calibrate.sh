@@ -4,7 +4,6 @@
 # rig: timeout=480
 # rig: bin=required
 # rig: retry=1
-# rig: default=no
 
 # The room: snd-aloop. One `bluebridge-sink-recorder --mixer` owns the loopback's playback side (device 0); the
 # two A2DP sinks (recorders on hci2 and hci3, `--sound-to`) send it every decoded packet due at the speaker's
