@@ -54,6 +54,8 @@ if [ "$MIXED_SOURCE" = sendspin ]; then
     > "$O/sendspin-server.jsonl" 2> "$O/sendspin-server.log" &
   SS=$!
 fi
+# mono: CLOCK_MONOTONIC in s (the clock of the server's timestamps, bluebridge's and the sinks').
+mono() { python3 -S -c 'import time; print("%.3f" % time.monotonic())'; }
 # cpu_snap FILE: /proc/stat's total and every process's stat line, for cpu_share.py (who had the CPU).
 cpu_snap() { { head -1 /proc/stat; cat /proc/[0-9]*/stat 2>/dev/null | tr -d '\0'; } > "$1"; }
 # The sink's recording: SECS from its first packet (the tone source plays from the start); with a Sendspin source
@@ -95,7 +97,7 @@ check a2dp-streaming $? "$(grep -E 'acquired|streaming:' "$O/bluebridge.log" | s
 A2DP_SECS=$SECS   # the seconds of the test signal the A2DP sink's recording should hold
 if [ "$MIXED_SOURCE" = sendspin ]; then
   # Both sinks are judged on what they hear of the Sendspin stream: wait for it at both outputs and for the server's
-  # first click to be due (CLOCK_MONOTONIC µs; /proc/uptime runs on the same clock in a guest that never suspends).
+  # first click to be due (the server's clock is CLOCK_MONOTONIC, µs; /proc/uptime is not: 2-24 s apart, 7 Dec).
   step "wait for the Sendspin stream at both outputs"
   ss_started() {
     local l; l=$(sed 's/\x1b\[[0-9;]*m//g' "$O/bluebridge.log")
@@ -105,10 +107,11 @@ if [ "$MIXED_SOURCE" = sendspin ]; then
   wait_for 90 ss_started
   check sendspin-stream $? "$(sed 's/\x1b\[[0-9;]*m//g' "$O/bluebridge.log" | grep -E 'stream start' | sed 's/^.*INFO //' | tr '\n' ';' | cut -c1-300)"
   T0_S=$(sed -n 's/.*"click", "play_us": \([0-9.]*\).*/\1/p' "$O/sendspin-server.jsonl" | head -1 | awk '{ printf "%.3f", $1 / 1e6 }')
-  sleep "$(awk -v t="$T0_S" '{ d = t - $1; print (d > 0 ? d : 0) }' /proc/uptime)"
-  log "the server's first click is due at ${T0_S} s"
+  sleep "$(awk -v t="$T0_S" -v n="$(mono)" 'BEGIN { d = t - n; print (d > 0 ? d : 0) }')"
+  log "the server's first click is due at ${T0_S} s (CLOCK_MONOTONIC)"
 fi
 iso_sink_join 2 "$ABC" /tmp/bis-rx.bin
+W0_S=$(mono)   # the window the sinks are judged on starts here (CLOCK_MONOTONIC, s)
 check broadcast-synced $? "try $ISO_SINK_TRIES: $(grep -v '^$' "$O/isotest-hci2.log" | tail -3 | tr '\n' ';')"
 figure bcast_sink_tries "$ISO_SINK_TRIES"
 bluebridge status --json --socket /tmp/bb.sock > "$O/status.json" 2>> "$O/bluebridge.log"
@@ -116,20 +119,20 @@ bluebridge status --json --socket /tmp/bb.sock > "$O/status.json" 2>> "$O/bluebr
 step "record ${SECS} s on the A2DP sink while the broadcast sink receives"
 cpu_snap /tmp/cpu-0
 if [ "$MIXED_SOURCE" = sendspin ]; then
-  # SECS of broadcast from the moment it was joined; the A2DP sink heard the stream from its first click on.
-  T_STOP=$(awk -v s="$SECS" '{ printf "%.3f", $1 + s }' /proc/uptime)
+  # SECS of broadcast from the moment it was joined; the A2DP sink's window is counted from the origin click
+  # (after the stop, below).
   sleep "$SECS"
-  A2DP_SECS=$(awk -v a="$T0_S" -v b="$T_STOP" 'BEGIN { printf "%d", b - a }')
-  figure a2dp_window_s "$A2DP_SECS"
 else
   wait_for $((SECS + 60)) sh -c "! kill -0 $REC 2>/dev/null"
 fi
 cpu_snap /tmp/cpu-1
+iso_sink_stop "$ISO_SINK_PID"
+kill -INT "$REC" 2>/dev/null; T_STOP=$(mono); wait "$REC"; rc=$?
 python3 -S "$IN/cpu_share.py" /tmp/cpu-0 /tmp/cpu-1 > "$O/cpu-share.txt" 2>&1
 cat "$O/cpu-share.txt"
 figure guest_busy_pct "$(sed -n 's/^busy_pct=//p' "$O/cpu-share.txt")"
-iso_sink_stop "$ISO_SINK_PID"
-kill -INT "$REC" 2>/dev/null; wait "$REC"; rc=$?
+figure cpu_pct_server "$(sed -n 's/^cpu_pct_python[0-9.]*=//p' "$O/cpu-share.txt" | head -1)"
+figure cpu_pct_bluebridge "$(sed -n 's/^cpu_pct_bluebridge=//p' "$O/cpu-share.txt")"
 check recorder "$rc" "exit status $rc: $(tail -1 "$O/recorder-a.log" | cut -c1-300)"
 cp /run/recorder-a.jsonl "$O/"
 # The 5.87 emulator crashes (GPF) when the BIG ends while a receiver is still synced: take the receiver away first.
@@ -146,26 +149,40 @@ if [ "$MIXED_SOURCE" = sendspin ]; then
     grep -q "\"event\": \"player\", \"id\": \"[^\"]*\", \"name\": \"$n\"" "$O/sendspin-server.jsonl"
     check "sendspin-player-$n" $? "$(grep "\"name\": \"$n\"" "$O/sendspin-server.jsonl" | tail -1 | cut -c1-300)"
   done
-  # The server's first click stands in for the tone source's frame 0 (see the header).
+  # A server that fell behind its send-ahead floor moved its timeline on (`rebase`: a gap, and every later click
+  # off the clicks before). One whose gap is heard before the window (at_us < W0 - 3 s: the server fills at most
+  # 2.5 s + the largest output delay ahead) is the stream's start-up under TCG (run 2, 7 Dec: one of 51 ms at the
+  # stream's first commits); the origin is then the first click after it. Any later one fails sendspin-no-rebase.
+  # The origin click stands in for the tone source's frame 0 (see the header).
   ORIGIN_LOG=$O/sendspin-origin.log
-  python3 -S - "$O/sendspin-server.jsonl" $BUFFER_MS > "$ORIGIN_LOG" <<'PY'
+  python3 -S - "$O/sendspin-server.jsonl" $BUFFER_MS "$W0_S" > "$ORIGIN_LOG" <<'PY'
 import json, sys
-for line in open(sys.argv[1]):
-    e = json.loads(line)
-    if e.get('event') == 'click':
-        print('tone source: frame 0 captured at CLOCK_MONOTONIC %d ns (the Sendspin server\'s first click at %.0f us, less 0.1 s and the buffer)'
-              % (round(e['play_us'] * 1000 - 0.1e9 - float(sys.argv[2]) * 1e6), e['play_us']))
-        break
+events = [json.loads(line) for line in open(sys.argv[1])]
+early_before_us = float(sys.argv[3]) * 1e6 - 3e6
+early = [i for i, e in enumerate(events) if e.get('event') == 'rebase' and e['at_us'] < early_before_us]
+late = [e for e in events if e.get('event') == 'rebase' and e['at_us'] >= early_before_us]
+start = early[-1] + 1 if early else 0
+click = next((e for e in events[start:] if e.get('event') == 'click'), None)
+print('rebases_early=%d' % len(early))
+print('rebases_late=%d' % len(late))
+for e in late[:3]:
+    print('late_rebase=%s' % json.dumps(e))
+if click:
+    print('origin_play_s=%.6f' % (click['play_us'] / 1e6))
+    print('tone source: frame 0 captured at CLOCK_MONOTONIC %d ns (the Sendspin server\'s click at %.0f us, less 0.1 s and the buffer)'
+          % (round(click['play_us'] * 1000 - 0.1e9 - float(sys.argv[2]) * 1e6), click['play_us']))
 PY
   cat "$ORIGIN_LOG"
+  ov() { sed -n "s/^$1=//p" "$ORIGIN_LOG" | head -1; }
   bb_origin() { sed -n 's/.*frame 0 captured at CLOCK_MONOTONIC \(-\?[0-9]*\) ns.*/\1/p' "$ORIGIN_LOG" | head -1; }
-  check sendspin-clicks "$([ -n "$(bb_origin)" ] && echo PASS || echo FAIL)" "first click scheduled by the server: origin $(bb_origin)"
-  # A server that fell behind its send-ahead floor moved its timeline on (a gap, and every later click off the
-  # origin above): that is the server starving, not bluebridge (FINDINGS.md, mixed-sendspin).
-  REBASES=$(grep -c '"event": "rebase"' "$O/sendspin-server.jsonl")
-  figure sendspin_rebases "$REBASES"
+  check sendspin-clicks "$([ -n "$(bb_origin)" ] && echo PASS || echo FAIL)" "origin click scheduled by the server: origin $(bb_origin)"
+  figure sendspin_rebases "$(grep -c '"event": "rebase"' "$O/sendspin-server.jsonl")"
+  figure sendspin_rebases_early "$(ov rebases_early)"
   figure sendspin_late_chunks "$(grep -c 'ate binary' "$O/sendspin-server.log")"
-  check sendspin-no-rebase "$([ "$REBASES" = 0 ] && echo PASS || echo FAIL)" "$REBASES rebases: $(grep '"rebase"' "$O/sendspin-server.jsonl" | head -3 | tr '\n' ';' | cut -c1-300)"
+  check sendspin-no-rebase "$([ "$(ov rebases_late)" = 0 ] && echo PASS || echo FAIL)" "$(ov rebases_late) rebases from 3 s before the window on ($(ov rebases_early) before): $(ov late_rebase | tr '\n' ';' | cut -c1-300)"
+  # The A2DP sink heard the stream from the origin click to the stop.
+  A2DP_SECS=$(awk -v a="$(ov origin_play_s)" -v b="$T_STOP" 'BEGIN { printf "%d", b - a }')
+  figure a2dp_window_s "$A2DP_SECS"
 fi
 figure resyncs "$(grep -c 're-synchronising' "$O/bluebridge.log")"
 figure starved "$(grep -c 'starved for' "$O/bluebridge.log")"
