@@ -109,24 +109,25 @@ if [ "$MIXED_SOURCE" = sendspin ]; then
   T0_S=$(sed -n 's/.*"click", "play_us": \([0-9.]*\).*/\1/p' "$O/sendspin-server.jsonl" | head -1 | awk '{ printf "%.3f", $1 / 1e6 }')
   sleep "$(awk -v t="$T0_S" -v n="$(mono)" 'BEGIN { d = t - n; print (d > 0 ? d : 0) }')"
   log "the server's first click is due at ${T0_S} s (CLOCK_MONOTONIC)"
-  # bluebridge's estimate of the server's clock starts off in a starved guest (~30 ms, run 3, 7 Dec) and slews back
-  # at up to 1000 ppm, which a fixed-rate reference reads as spoiled seconds: the window starts once both outputs
-  # follow the server's clock (|correction_ppm| <= 100), a bounded wait whose length is a figure.
-  python3 -S - > "$O/sendspin-settle.txt" 2>&1 <<'PY'
-import json, subprocess, time
+  # bluebridge's estimate of the server's clock moves 5-30 ms at each of its first exchanges in a starved guest, and
+  # both outputs re-synchronise each time (run 4, 7 Dec: 26 in the first ~15 s, a second apart; then none): the
+  # window starts once no output re-synchronised for 5 s, a bounded wait (60 s) whose length is a figure. That
+  # start-up is bluebridge's to improve (FINDINGS.md, mixed-sendspin); what the sinks hear after it is judged.
+  python3 -S - "$O/bluebridge.log" > "$O/sendspin-settle.txt" 2>&1 <<'PY'
+import sys, time
 t0 = time.monotonic()
+def resyncs():
+    return open(sys.argv[1], errors='replace').read().count('re-synchronising')
+last, since = resyncs(), time.monotonic()
 while True:
-    out = subprocess.run(['bluebridge', 'status', '--json', '--socket', '/tmp/bb.sock'], capture_output=True).stdout
-    try:
-        ppm = {o['name']: o.get('correction_ppm') for o in json.loads(out)['outputs']}
-    except (ValueError, KeyError):
-        ppm = {}
-    done = len(ppm) == 2 and all(v is not None and abs(v) <= 100 for v in ppm.values())
-    if done or time.monotonic() - t0 > 90:
-        print('settle_s=%.1f' % (time.monotonic() - t0) if done else 'settle_s=never')
-        print('correction_ppm=%s' % json.dumps(ppm))
+    time.sleep(0.5)
+    n = resyncs()
+    if n != last:
+        last, since = n, time.monotonic()
+    if time.monotonic() - since >= 5 or time.monotonic() - t0 > 60:
+        print('settle_s=%.1f' % (time.monotonic() - t0) if time.monotonic() - since >= 5 else 'settle_s=never')
+        print('resyncs_before=%d' % n)
         break
-    time.sleep(1)
 PY
   cat "$O/sendspin-settle.txt"
   figure sendspin_settle_s "$(sed -n 's/^settle_s=//p' "$O/sendspin-settle.txt")"
