@@ -41,6 +41,9 @@ import os
 import sys
 import time
 
+# aiosendspin imports PyAV lazily at the stream's first commit; imported here, before the server listens, its cost
+# (seconds under the rig's emulator) is paid during set-up instead of next to the first chunks.
+import av  # noqa: F401
 from aiohttp import web
 
 from aiosendspin.audio.format import AudioFormat

@@ -2,7 +2,7 @@
 # rig: controllers=4
 # rig: bluetoothd=-E -K
 # rig: btvirt=sid
-# rig: timeout=420
+# rig: timeout=600
 # rig: bin=required
 # rig: sendspin=yes
 # rig: default=no
