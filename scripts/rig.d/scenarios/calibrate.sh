@@ -15,9 +15,9 @@
 # sound times, from the recorders) must then sound within SKEW_TOL_MS of each other.
 # Gating: `recovered-*` and `from-recording-*` (the measurement is right) and `skew-after` (the point of it: the
 # issue's 2 ms; the room's sound times are the speaker model's, which no longer wobble, and a click whose packet
-# came over the speaker's buffer late has no sound time, so the bound is on bluebridge, not on the link). Still
-# `default=no`: the mixer's underrun recovery can move the room by a few ms between two sinks' measurements under
-# a host stall (FINDINGS.md, 7 Dec evening).
+# came over the speaker's buffer late has no sound time, so the bound is on bluebridge, not on the link). In the
+# default set since three passes in a row (runs 11-13); `retry=1` because the mixer's underrun recovery can move
+# the room by a few ms between two sinks' measurements under a host stall (FINDINGS.md, 7 Dec evening).
 CAL_TOL_MS=${RIG_CAL_TOL_MS:-1}
 SKEW_TOL_MS=${RIG_CAL_SKEW_MS:-2}
 BUFFER_MS=500
