@@ -5,9 +5,9 @@
 //!
 //! **The speaker model** ([`Speaker`]): a speaker plays from a buffer on the schedule the source sent on, not at
 //! each packet's arrival. Frame `n` of the stream sounds at `base + n / 48 kHz + L`, where `base` is the speaker's
-//! [`Schedule`] (the lower envelope of `arrival − first_frame / 48 kHz`, followed to a moved stream after an
-//! underrun of 100 ms) and `L` is the hidden latency the scenario drew. bluebridge sends on play time − its Delay
-//! report, so this speaker is heard `L − Delay` late. Its buffer is `L` less the mixer's lead ([`MIXER_LEAD_NS`]):
+//! [`Schedule`] (the lower envelope of `arrival − first_frame / 48 kHz`, followed to a moved stream after
+//! [`schedule::RESUME_AFTER_NS`] of packets all late) and `L` is the hidden latency the scenario drew. bluebridge
+//! sends on play time − its Delay report, so this speaker is heard `L − Delay` late. Its buffer is `L` less the mixer's lead ([`MIXER_LEAD_NS`]):
 //! a packet later than that behind its place cannot be played there.
 //!
 //! **The mixer**: [`mixer`].
@@ -16,12 +16,13 @@ mod mixer;
 mod schedule;
 
 pub use mixer::run_mixer;
-use schedule::Schedule;
+use schedule::{frames_ns, Schedule};
 
 use anyhow::{bail, Context, Result};
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 
+/// Frames per second of the stream and of the mixer.
 const RATE_HZ: f64 = 48_000.0;
 /// Largest datagram: id + stamp + 4096 mono samples.
 const MAX_DATAGRAM: usize = 9 + 2 * 4096;
@@ -85,9 +86,7 @@ impl Speaker {
         if self.last_behind {
             return None;
         }
-        self.schedule
-            .base_ns()
-            .map(|b| b + (pos * 1e9 / RATE_HZ).round() as i64 + self.latency_ns)
+        self.schedule.base_ns().map(|b| b + frames_ns(pos) + self.latency_ns)
     }
 
     /// Plays a decoded packet (`pcm`: `ch` interleaved channels; its left channel is sent) that starts at stream
@@ -118,7 +117,7 @@ impl Speaker {
         }
         for (i, chunk) in pcm.chunks(4096 * ch).enumerate() {
             let frame = first_frame + 4096 * i as u64;
-            let due = placed.base_ns + (frame as f64 * 1e9 / RATE_HZ).round() as i64 + self.latency_ns;
+            let due = placed.base_ns + frames_ns(frame as f64) + self.latency_ns;
             self.buf.clear();
             self.buf.push(self.id);
             self.buf.extend_from_slice(&due.to_le_bytes());

@@ -18,9 +18,9 @@
 //! at a time (seen: runs of packets 140–390 ms behind, then on time again), which a resume cannot tell from a
 //! move; so the base before a resume is kept, and the first packet on time against it again puts it back exactly
 //! (the stream had not moved, the link had only been slow). A single late packet can thus never move the room.
-//!
-//! /// Frames per second of the stream.
-const RATE_HZ: f64 = 48_000.0;
+
+use super::RATE_HZ;
+
 /// Packets all behind for this long (by arrival) are a moved schedule, not a held packet; ns. A held packet and
 /// the ones queued behind it arrive together, within a few ms; a moved sender's packets keep coming at its pace.
 /// (100 ms resumed on the loaded link's slow stretches 7 times in one run.)
@@ -29,9 +29,14 @@ pub const RESUME_AFTER_NS: i64 = 300_000_000;
 /// (Seen: a stream that moved for good 3 s after its start, then slow stretches of the link a minute later.)
 pub const CONFIRM_AFTER_NS: i64 = 5_000_000_000;
 
+/// How long `frames` frames of the stream last, ns (fractional frames: a click's position).
+pub fn frames_ns(frames: f64) -> i64 {
+    (frames * 1e9 / RATE_HZ).round() as i64
+}
+
 /// A packet's offset: when frame 0 would have sounded had the packet come on schedule.
 fn offset_ns(first_frame: u64, arrival_ns: i64) -> i64 {
-    arrival_ns - (first_frame as f64 * 1e9 / RATE_HZ).round() as i64
+    arrival_ns - frames_ns(first_frame as f64)
 }
 
 /// A run of packets all behind the schedule.
