@@ -35,7 +35,9 @@ pub struct BluezFacts {
     pub on_dbus: bool,
     /// The running bluetoothd's arguments (after the program), if one runs.
     pub running_args: Option<Vec<String>>,
-    /// bluetoothd's configuration (`/etc/bluetooth/main.conf`, or the running one's `-f FILE`), if readable.
+    /// The file bluetoothd reads its configuration from: the running one's `-f FILE`, else [`MAIN_CONF`].
+    pub main_conf_path: String,
+    /// That file's text, if readable.
     pub main_conf: Option<String>,
     /// Adapters (empty when BlueZ could not be asked).
     pub adapters: Vec<AdapterFacts>,
@@ -95,8 +97,8 @@ pub struct MachineFacts {
     pub euid: u32,
 }
 
-/// bluetoothd's configuration.
-const MAIN_CONF: &str = "/etc/bluetooth/main.conf";
+/// bluetoothd's configuration file when it is not given `-f`.
+pub const MAIN_CONF: &str = "/etc/bluetooth/main.conf";
 /// Linux `AF_BLUETOOTH`.
 const AF_BLUETOOTH: libc::c_int = 31;
 /// Linux `BTPROTO_ISO`.
@@ -144,14 +146,16 @@ fn bluez() -> BluezFacts {
     let (on_dbus, adapters) = bluez_dbus();
     let running_args = running_bluetoothd();
     // The file the running bluetoothd reads (`-f FILE`), else the default.
-    let conf = running_args
+    let main_conf_path = running_args
         .as_deref()
         .and_then(crate::doctor::checks::config_file_from_args)
-        .unwrap_or(MAIN_CONF);
+        .unwrap_or(MAIN_CONF)
+        .to_string();
     BluezFacts {
         version,
         on_dbus,
-        main_conf: std::fs::read_to_string(conf).ok(),
+        main_conf: std::fs::read_to_string(&main_conf_path).ok(),
+        main_conf_path,
         running_args,
         adapters,
     }

@@ -5,7 +5,7 @@
 //! `read-only`, `read-write`, anything else read-only) and `src/gatt-client.c` (the claimed + read-only check in
 //! the characteristic's WriteValue).
 
-use super::{found, Finding, Level, Needs, MAIN_CONF};
+use super::{found, Finding, Level, Needs};
 use crate::doctor::checks::bluez::{switches_from_args, switches_from_main_conf};
 use crate::doctor::facts::MachineFacts;
 
@@ -83,11 +83,7 @@ pub(super) fn gatt_export(needs: &Needs, facts: &MachineFacts, out: &mut Vec<Fin
         || b.main_conf
             .as_deref()
             .is_some_and(|t| switches_from_main_conf(t).experimental);
-    let conf = b
-        .running_args
-        .as_deref()
-        .and_then(config_file_from_args)
-        .unwrap_or(MAIN_CONF);
+    let conf = &b.main_conf_path;
     let outputs = assisted.join(", ");
     if !experimental {
         out.push(found(

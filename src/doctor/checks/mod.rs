@@ -12,7 +12,7 @@ pub const BROADCAST_MIN_BLUEZ: BluezVersion = BluezVersion::new(5, 82);
 /// broadcast works around it (its own low-pass and decimation, `docs/configuration.md`), so it is a warning.
 pub const LC3_FIXED_DOWNSAMPLING: (u32, u32, u32) = (1, 1, 0);
 /// Where bluetoothd's configuration lives (for the fixes' words).
-const MAIN_CONF: &str = "/etc/bluetooth/main.conf";
+use crate::doctor::facts::MAIN_CONF;
 
 /// How a finding counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -22,6 +22,7 @@ fn good() -> MachineFacts {
             version: Some(BluezVersion::new(5, 87)),
             on_dbus: true,
             running_args: Some(vec!["-E".into(), "-K".into()]),
+            main_conf_path: "/etc/bluetooth/main.conf".into(),
             main_conf: None,
             adapters: vec![AdapterFacts {
                 name: "hci0".into(),
@@ -349,6 +350,7 @@ fn assisting_needs_read_write_export() {
     );
     // the file the running bluetoothd reads is the one named
     m.bluez.running_args = Some(vec!["-E".into(), "-K".into(), "-f".into(), "/tmp/main.conf".into()]);
+    m.bluez.main_conf_path = "/tmp/main.conf".into(); // as facts::gather derives it from -f
     m.bluez.main_conf = Some("[GATT]\nExportClaimedServices = no\n".into());
     let f = check(&assisting(), &m);
     let g = f.iter().find(|x| x.item == "gatt-export-claimed").unwrap();
