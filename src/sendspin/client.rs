@@ -22,6 +22,7 @@ use super::proto::time::ClientTime;
 use super::proto::{decode_server_text, ServerMessage};
 use crate::snapcast::SnapEvent;
 use crate::timeline::backoff::Backoff;
+use crate::timeline::log_throttle::LogThrottle;
 use crate::timeline::server_clock::SharedServerClock;
 use crate::timeline::{AudioFormat, Clock, ServerTime};
 use std::sync::Arc;
@@ -125,8 +126,8 @@ pub async fn run(
             connected: false,
             output_delay_ms: *output_delay_ms.borrow_and_update(),
             skipped_frames: 0,
-            group_logged: None,
-            groups_unlogged: 0,
+            groups: 0,
+            group_log: LogThrottle::new(Duration::from_millis(GROUP_LOG_INTERVAL_MS)),
         };
         let reason = match s.serve(&mut output_delay_ms, &mut shutdown).await {
             Ok(()) => return,
@@ -184,9 +185,9 @@ struct Session<'a> {
     connected: bool,
     output_delay_ms: u32,
     skipped_frames: u64,
-    /// When a `group/update` was last logged at info, and how many came since without.
-    group_logged: Option<tokio::time::Instant>,
-    groups_unlogged: u64,
+    /// `group/update`s this connection, and their info lines (one per [`GROUP_LOG_INTERVAL_MS`] at most).
+    groups: u64,
+    group_log: LogThrottle,
 }
 
 impl Session<'_> {
@@ -373,21 +374,16 @@ impl Session<'_> {
             ServerMessage::GroupUpdate(g) => {
                 let group = g.group_name.as_deref().map(quoted);
                 let state = g.playback_state.as_deref().map(quoted);
-                let now = tokio::time::Instant::now();
-                let interval = Duration::from_millis(GROUP_LOG_INTERVAL_MS);
-                if self.group_logged.is_some_and(|t| now < t + interval) {
-                    self.groups_unlogged += 1;
-                    tracing::debug!(output = self.cfg.name, group = ?group, state = ?state, "sendspin: group");
-                } else {
-                    tracing::info!(
+                self.groups += 1;
+                match self.group_log.due(tokio::time::Instant::now().into_std(), self.groups) {
+                    Some(n) => tracing::info!(
                         output = self.cfg.name,
                         group = ?group,
                         state = ?state,
-                        unlogged_before = self.groups_unlogged,
+                        unlogged_before = n - 1,
                         "sendspin: group"
-                    );
-                    self.group_logged = Some(now);
-                    self.groups_unlogged = 0;
+                    ),
+                    None => tracing::debug!(output = self.cfg.name, group = ?group, state = ?state, "sendspin: group"),
                 }
             }
             ServerMessage::Activate(a) => {

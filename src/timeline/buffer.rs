@@ -12,6 +12,7 @@
 //!   beyond the bound the oldest chunks are dropped, counted ([`TimelineBuffer::overflow_dropped`]) and logged at
 //!   most once per [`OVERFLOW_LOG_INTERVAL`].
 
+use super::log_throttle::LogThrottle;
 use super::{AudioFormat, ServerTime};
 use std::collections::VecDeque;
 
@@ -60,8 +61,8 @@ pub struct TimelineBuffer {
     /// Chunks and bytes dropped by the size bound, in total.
     overflow_chunks: u64,
     overflow_bytes: u64,
-    /// When an overflow was last logged, and the chunk count then.
-    overflow_logged: Option<(std::time::Instant, u64)>,
+    /// Overflow lines, at most one per [`OVERFLOW_LOG_INTERVAL`].
+    overflow_log: LogThrottle,
 }
 
 /// Bytes a chunk counts against the size bound.
@@ -89,7 +90,7 @@ impl TimelineBuffer {
             held_bytes: 0,
             overflow_chunks: 0,
             overflow_bytes: 0,
-            overflow_logged: None,
+            overflow_log: LogThrottle::new(OVERFLOW_LOG_INTERVAL),
         }
     }
 
@@ -226,20 +227,16 @@ impl TimelineBuffer {
 
     /// Logs the overflow drops, at most once per [`OVERFLOW_LOG_INTERVAL`].
     fn log_overflow(&mut self, max: usize) {
-        let now = std::time::Instant::now();
-        let since = match self.overflow_logged {
-            Some((at, _)) if now.duration_since(at) < OVERFLOW_LOG_INTERVAL => return,
-            Some((_, n)) => n,
-            None => 0,
+        let Some(dropped) = self.overflow_log.due(std::time::Instant::now(), self.overflow_chunks) else {
+            return;
         };
         tracing::warn!(
-            dropped_chunks = self.overflow_chunks - since,
+            dropped_chunks = dropped,
             total_dropped_chunks = self.overflow_chunks,
             total_dropped_bytes = self.overflow_bytes,
             max_bytes = max,
             "source sends audio faster than real time: oldest audio dropped to keep the buffer under {max} bytes"
         );
-        self.overflow_logged = Some((now, self.overflow_chunks));
     }
 
     /// Drops audio that ends before `t` (players have passed it).

@@ -9,6 +9,7 @@ pub mod delay;
 pub mod drift;
 pub mod envelope_clock;
 pub mod lateness;
+pub mod log_throttle;
 pub mod server_clock;
 pub mod shared;
 

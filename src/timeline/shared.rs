@@ -12,6 +12,7 @@
 //! ([`SharedTimeline::inbox_dropped`]) and logs at most once per [`crate::timeline::buffer::OVERFLOW_LOG_INTERVAL`].
 
 use super::buffer::{Chunk, TimelineBuffer, TimelineError, DEFAULT_CAPACITY_NS, OVERFLOW_LOG_INTERVAL};
+use super::log_throttle::LogThrottle;
 use super::AudioFormat;
 use std::sync::atomic::{AtomicU16, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
@@ -52,8 +53,8 @@ struct Inner {
     dropped: AtomicU64,
     /// Sample bytes in the queue.
     queued_bytes: AtomicUsize,
-    /// Chunks dropped when last logged.
-    dropped_logged: Mutex<Option<(std::time::Instant, u64)>>,
+    /// Drop lines, at most one per [`OVERFLOW_LOG_INTERVAL`].
+    dropped_log: Mutex<LogThrottle>,
 }
 
 /// A timeline shared between one source (which sends to it) and its players (which read it). Cloning shares it.
@@ -88,7 +89,7 @@ impl SharedTimeline {
             channels: AtomicU16::new(format.channels),
             dropped: AtomicU64::new(0),
             queued_bytes: AtomicUsize::new(0),
-            dropped_logged: Mutex::new(None),
+            dropped_log: Mutex::new(LogThrottle::new(OVERFLOW_LOG_INTERVAL)),
         }))
     }
 
@@ -187,19 +188,14 @@ impl SharedTimeline {
 
     fn dropped(&self, n: u64) {
         let total = self.0.dropped.fetch_add(n, Ordering::Relaxed) + n;
-        let mut logged = unpoison(self.0.dropped_logged.lock());
-        let now = std::time::Instant::now();
-        let since = match *logged {
-            Some((at, _)) if now.duration_since(at) < OVERFLOW_LOG_INTERVAL => return,
-            Some((_, n)) => n,
-            None => 0,
+        let Some(dropped) = unpoison(self.0.dropped_log.lock()).due(std::time::Instant::now(), total) else {
+            return;
         };
         tracing::warn!(
-            dropped = total - since,
+            dropped,
             total_dropped = total,
             "timeline: {INBOX_ENTRIES} chunks queued and none read (is an output running?); dropping new audio"
         );
-        *logged = Some((now, total));
     }
 }
 
